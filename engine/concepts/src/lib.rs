@@ -1,0 +1,5 @@
+//! The domain vocabulary every `crm` crate speaks: CRM records, roles, capabilities,
+//! step jobs and results. No I/O lives here.
+
+pub mod capability;
+pub mod step;

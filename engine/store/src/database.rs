@@ -1,0 +1,119 @@
+//! Connecting, migrating, and creating throwaway databases for tests and benchmarks.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to Postgres at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// The migrations in `migrations/`, embedded at build time so the binary carries its schema.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: PgPool,
+}
+
+impl Db {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let opts: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .map_err(|source| DbError::Connect { url: redact(url), source })?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|source| DbError::Connect { url: redact(url), source })?;
+        Ok(Db { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates a fresh database named `name` next to the one `admin_url` points at, applies
+    /// the migrations, and returns its URL. Tests use one database each so they run in parallel.
+    pub async fn create_scratch(admin_url: &str, name: &str) -> Result<String, DbError> {
+        let admin: PgConnectOptions = admin_url
+            .parse()
+            .map_err(|source| DbError::Connect { url: redact(admin_url), source })?;
+        let mut conn = sqlx::PgConnection::connect_with(&admin)
+            .await
+            .map_err(|source| DbError::Connect { url: redact(admin_url), source })?;
+        let quoted = format!("\"{}\"", name.replace('"', ""));
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await?;
+        conn.close().await?;
+        let url = with_database(admin_url, name);
+        let db = Db::connect(&url, 2).await?;
+        db.migrate().await?;
+        db.pool.close().await;
+        Ok(url)
+    }
+
+    /// Drops a scratch database; errors are ignored because this runs in test teardown.
+    pub async fn drop_scratch(admin_url: &str, name: &str) {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+            let quoted = format!("\"{}\"", name.replace('"', ""));
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// `postgres://u@h:5432/db?x` with the database replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host_part = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+/// Hides a password in a URL before it reaches a log or an error message.
+pub fn redact(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://")
+        && let Some(at) = url[scheme_end + 3..].find('@')
+    {
+        let creds = &url[scheme_end + 3..scheme_end + 3 + at];
+        if let Some(colon) = creds.find(':') {
+            return format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[scheme_end + 3 + at..]);
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn swaps_database_and_redacts() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}
