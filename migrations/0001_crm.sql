@@ -3,6 +3,36 @@
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
+-- Fuzzy search works on words, not on whole rows: names repeat a small vocabulary (a
+-- million contacts share a few thousand first and last names), so trigram matching a
+-- query against every row means rechecking thousands of rows per query. Instead each
+-- searchable record keeps its lower-cased words in a `words` array (GIN-indexed), every
+-- word seen lands in the small `search_words` dictionary (trigram-indexed), and a query
+-- first corrects its words against the dictionary, then finds records by exact words.
+CREATE FUNCTION crm_words(t text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT COALESCE(array_agg(DISTINCT w ORDER BY w), '{}')
+    FROM regexp_split_to_table(lower(COALESCE(t, '')), '[^[:alnum:]]+') AS w
+    WHERE w <> '' AND length(w) <= 60
+$$;
+
+CREATE TABLE search_words (
+    word TEXT PRIMARY KEY
+);
+CREATE INDEX search_words_trgm ON search_words USING gin (word gin_trgm_ops);
+
+-- Statement-level, so a COPY of a million rows adds its words in one INSERT. Words are
+-- never removed: a stale word only costs a lookup that finds no record.
+CREATE FUNCTION crm_collect_words() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO search_words (word)
+    SELECT DISTINCT w FROM new_rows, unnest(new_rows.words) AS w
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
 CREATE TABLE users (
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name             TEXT NOT NULL CHECK (length(btrim(name)) BETWEEN 1 AND 200),
@@ -35,9 +65,14 @@ CREATE TABLE companies (
     custom     JSONB NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(custom) = 'object'),
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    deleted_at TIMESTAMPTZ
+    deleted_at TIMESTAMPTZ,
+    words      TEXT[] GENERATED ALWAYS AS (crm_words(name)) STORED
 );
-CREATE INDEX companies_name_trgm ON companies USING gin (name gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX companies_words ON companies USING gin (words) WHERE deleted_at IS NULL;
+CREATE TRIGGER companies_words_insert AFTER INSERT ON companies
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
+CREATE TRIGGER companies_words_update AFTER UPDATE ON companies
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
 CREATE INDEX companies_owner ON companies (owner_id, id) WHERE deleted_at IS NULL;
 
 CREATE TABLE contacts (
@@ -51,13 +86,21 @@ CREATE TABLE contacts (
     custom     JSONB NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(custom) = 'object'),
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    deleted_at TIMESTAMPTZ
+    deleted_at TIMESTAMPTZ,
+    words      TEXT[] GENERATED ALWAYS AS (crm_words(name)) STORED,
+    -- "+1 (555) 010-2030" and "5550102030" find each other
+    phone_digits TEXT GENERATED ALWAYS AS (NULLIF(regexp_replace(phone, '[^0-9]', '', 'g'), '')) STORED
 );
 -- Unique among live contacts only: a deleted contact frees its address.
 CREATE UNIQUE INDEX contacts_email_live_key ON contacts (lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL;
-CREATE INDEX contacts_name_trgm ON contacts USING gin (name gin_trgm_ops) WHERE deleted_at IS NULL;
-CREATE INDEX contacts_email_trgm ON contacts USING gin (email gin_trgm_ops) WHERE deleted_at IS NULL;
-CREATE INDEX contacts_phone_trgm ON contacts USING gin (phone gin_trgm_ops) WHERE deleted_at IS NULL;
+-- email prefix search ("ann@", "ann.lee@exa")
+CREATE INDEX contacts_email_prefix ON contacts (lower(email) text_pattern_ops) WHERE deleted_at IS NULL;
+CREATE INDEX contacts_words ON contacts USING gin (words) WHERE deleted_at IS NULL;
+CREATE INDEX contacts_phone_trgm ON contacts USING gin (phone_digits gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE TRIGGER contacts_words_insert AFTER INSERT ON contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
+CREATE TRIGGER contacts_words_update AFTER UPDATE ON contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
 CREATE INDEX contacts_owner ON contacts (owner_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_company ON contacts (company_id) WHERE deleted_at IS NULL;
 
@@ -100,9 +143,14 @@ CREATE TABLE deals (
     updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     stage_changed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     deleted_at     TIMESTAMPTZ,
+    words          TEXT[] GENERATED ALWAYS AS (crm_words(title)) STORED,
     FOREIGN KEY (stage_id, pipeline_id) REFERENCES stages (id, pipeline_id)
 );
-CREATE INDEX deals_title_trgm ON deals USING gin (title gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX deals_words ON deals USING gin (words) WHERE deleted_at IS NULL;
+CREATE TRIGGER deals_words_insert AFTER INSERT ON deals
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
+CREATE TRIGGER deals_words_update AFTER UPDATE ON deals
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
 CREATE INDEX deals_stage ON deals (stage_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX deals_owner ON deals (owner_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX deals_contact ON deals (contact_id) WHERE deleted_at IS NULL;

@@ -1,1 +1,214 @@
-//! crm-bot
+//! crm-bot: the Telegram bot, a separate process that runs the CRM from a chat. It talks
+//! to Telegram through teloxide and to the engine only through the engine's HTTP API.
+//!
+//! The moving parts: `updates` (long polling or webhook, one FIFO worker per chat),
+//! `handlers` (commands, buttons, dialogues), `outbound` (the rate-limited send queue),
+//! `completions` (workflow results from the engine's SSE stream, edited into the chat),
+//! and `local_api` (a Bot-API-compatible server for tests and benchmarks).
+
+pub mod callback;
+pub mod command;
+pub mod completions;
+pub mod config;
+pub mod dialogue;
+pub mod engine;
+mod handlers;
+pub mod local_api;
+pub mod outbound;
+pub mod render;
+pub mod text;
+mod updates;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use teloxide::Bot;
+use teloxide::payloads::SetWebhookSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::BotCommand;
+
+pub use config::{BotConfig, WebhookConfig};
+pub use handlers::BUILTIN as BUILTIN_COMMANDS;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::engine::{EngineClient, EngineError};
+use crate::handlers::{Ctx, Identity, WorkflowCatalog};
+use crate::outbound::Outbound;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("bad bot configuration: {0}")]
+    Config(String),
+    #[error("Telegram refused the bot: {0}")]
+    Telegram(#[from] teloxide::RequestError),
+    #[error("the engine refused the bot: {0}")]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// How often deployed workflows are re-read for their bot commands.
+const WORKFLOW_REFRESH: Duration = Duration::from_secs(30);
+/// How long `crm up` may take to bring the engine up before the bot gives up.
+const ENGINE_WAIT: Duration = Duration::from_secs(60);
+
+fn telegram_client(poll_timeout: Duration) -> Result<reqwest::Client, BotError> {
+    // Longer than a long poll, or every idle poll would time out.
+    teloxide::net::default_reqwest_settings()
+        .timeout(poll_timeout + Duration::from_secs(15))
+        .build()
+        .map_err(|e| BotError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+async fn wait_for_engine(
+    engine: &EngineClient,
+    stop: &CancellationToken,
+) -> Result<crm_concepts::user::User, BotError> {
+    let deadline = tokio::time::Instant::now() + ENGINE_WAIT;
+    loop {
+        match engine.get::<crm_concepts::user::User>(None, "/api/me", &[]).await {
+            Ok(me) => return Ok(me),
+            Err(EngineError::Transport(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for the engine");
+                tokio::select! {
+                    () = stop.cancelled() => return Err(BotError::Config("stopped while waiting for the engine".into())),
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn register_commands(bot: &Bot, workflows: &WorkflowCatalog) {
+    let mut commands: Vec<BotCommand> =
+        handlers::BUILTIN.iter().map(|(name, _, desc)| BotCommand::new(*name, *desc)).collect();
+    for w in workflows.commands() {
+        let desc =
+            if w.description.chars().count() >= 3 { w.description.clone() } else { format!("Run {}", w.workflow) };
+        commands.push(BotCommand::new(w.command.clone(), text::ellipsize(&desc, 256)));
+    }
+    commands.truncate(100);
+    if let Err(e) = bot.set_my_commands(commands).await {
+        tracing::warn!(error = %e, "setMyCommands failed");
+    }
+}
+
+/// Runs the bot until `stop` is cancelled.
+pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotError> {
+    if config.token.trim().is_empty() {
+        return Err(BotError::Config("the bot token is empty (set CRM_BOT_TOKEN)".into()));
+    }
+    if config.engine_token.trim().is_empty() {
+        return Err(BotError::Config(
+            "the engine token is empty (set CRM_ENGINE_TOKEN to an admin's API token)".into(),
+        ));
+    }
+    let api_url = reqwest::Url::parse(&config.api_url)
+        .map_err(|e| BotError::Config(format!("CRM_BOT_API_URL {:?}: {e}", config.api_url)))?;
+    let bot = Bot::with_client(config.token.clone(), telegram_client(config.poll_timeout)?).set_api_url(api_url);
+    let me = bot.get_me().await?;
+    let username = me.user.username.clone().unwrap_or_default();
+    let engine = EngineClient::new(&config.engine_url, &config.engine_token)?;
+    let admin = wait_for_engine(&engine, &stop).await?;
+    if !admin.role.is_admin() {
+        return Err(BotError::Config(format!(
+            "the engine token belongs to {} ({}); the bot needs an admin's token to act for chat users",
+            admin.name, admin.role
+        )));
+    }
+    tracing::info!(bot = %username, engine = %config.engine_url, "bot starting");
+
+    let (out, out_task) = Outbound::start(bot.clone(), config.limits);
+    let ctx = Arc::new(Ctx {
+        engine: engine.clone(),
+        out: out.clone(),
+        bot: bot.clone(),
+        username,
+        identity: Identity::new(engine.clone()),
+        dialogues: Default::default(),
+        workflows: WorkflowCatalog::default(),
+        default_currency: config.default_currency.clone(),
+    });
+    if let Err(e) = ctx.workflows.refresh(&engine).await {
+        tracing::warn!(error = %e, "cannot list workflows yet; only built-in commands for now");
+    }
+    register_commands(&bot, &ctx.workflows).await;
+
+    let mut tasks = Vec::new();
+    {
+        let (ctx, bot, stop) = (ctx.clone(), bot.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(WORKFLOW_REFRESH) => {}
+                }
+                match ctx.workflows.refresh(&ctx.engine).await {
+                    Ok(true) => register_commands(&bot, &ctx.workflows).await,
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "workflow refresh failed"),
+                }
+            }
+        }));
+    }
+    let cursor_file = match &config.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Some(dir.join("bot-completions.cursor"))
+        }
+        None => None,
+    };
+    let completions = completions::CompletionStream { engine: engine.clone(), out: out.clone(), cursor_file };
+    tasks.push(tokio::spawn(completions.run(stop.clone())));
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let source = match &config.webhook {
+        None => {
+            bot.delete_webhook().await?;
+            tokio::spawn(updates::poll(bot.clone(), config.poll_timeout, tx, stop.clone()))
+        }
+        Some(hook) => {
+            let url = reqwest::Url::parse(&hook.public_url)
+                .map_err(|e| BotError::Config(format!("CRM_BOT_WEBHOOK_URL {:?}: {e}", hook.public_url)))?;
+            let path = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
+            bot.set_webhook(url).secret_token(hook.secret.clone()).allowed_updates(updates::ALLOWED).await?;
+            let (listen, secret, stop) = (hook.listen, hook.secret.clone(), stop.clone());
+            tokio::spawn(async move {
+                if let Err(e) = updates::serve_webhook(listen, path, secret, tx, stop.clone()).await {
+                    tracing::error!(error = %e, "webhook server failed");
+                    stop.cancel();
+                }
+            })
+        }
+    };
+
+    let mut dispatcher = updates::Dispatcher::new(ctx.clone());
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            u = rx.recv() => match u {
+                Some(u) => dispatcher.push(u),
+                None => break,
+            },
+        }
+    }
+    stop.cancel();
+    tracing::info!("bot stopping");
+    // Updates already received are still answered.
+    while let Ok(u) = rx.try_recv() {
+        dispatcher.push(u);
+    }
+    let _ = source.await;
+    dispatcher.drain(Duration::from_secs(10)).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(ctx);
+    drop(out);
+    if tokio::time::timeout(Duration::from_secs(10), out_task).await.is_err() {
+        tracing::warn!("some outgoing messages were not sent before shutdown");
+    }
+    Ok(())
+}

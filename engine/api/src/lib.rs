@@ -1,1 +1,118 @@
-//! crm-api
+//! The engine's HTTP API (axum): CRM records, search, users, health, and the OpenAPI
+//! document. Every error has the shape `{"error": {"code", "message", "fields"}}`.
+//!
+//! Route groups live in `routes/`, one module each, merged in [`router`].
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use crm_store::Db;
+
+use crate::error::ApiError;
+
+/// Request bodies above this are refused with 413 before they are parsed.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach. Cloned per request: keep fields cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    /// for `/readyz`; a client connects lazily, so the API starts even while Redis is down
+    pub redis: redis::Client,
+    /// a handler that runs longer is answered with 503 (streams are not affected: the
+    /// limit covers producing the response head, not sending an event stream)
+    pub request_timeout: Duration,
+    /// starts runs for webhooks, inside the transaction that records the delivery
+    pub run_starter: Arc<dyn crm_triggers::RunStarter>,
+    /// starts, cancels and follows runs; `None` in an API without an engine (tests of the
+    /// record routes), where the run routes answer 503
+    pub scheduler: Option<crm_scheduler::Scheduler>,
+}
+
+impl AppState {
+    pub fn new(db: Db, redis: redis::Client) -> AppState {
+        AppState {
+            db,
+            redis,
+            request_timeout: Duration::from_secs(30),
+            run_starter: Arc::new(crm_triggers::StoreStarter::new()),
+            scheduler: None,
+        }
+    }
+
+    pub fn with_scheduler(mut self, scheduler: crm_scheduler::Scheduler) -> AppState {
+        self.scheduler = Some(scheduler);
+        self
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::openapi::router())
+        .merge(routes::contacts::router())
+        .merge(routes::companies::router())
+        .merge(routes::pipelines::router())
+        .merge(routes::deals::router())
+        .merge(routes::tasks::router())
+        .merge(routes::notes::router())
+        .merge(routes::search::router())
+        .merge(routes::users::router())
+        .merge(routes::invites::router())
+        .merge(routes::hooks::router())
+        .merge(routes::schedules::router())
+        .merge(routes::workflows::router())
+        .merge(routes::runs::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(%method, %path, "request timed out");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response()
+        }
+    }
+}

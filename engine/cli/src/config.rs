@@ -17,6 +17,45 @@ pub struct Config {
     pub listen: String,
     /// CRM_DATA_DIR: precompiled component cache and other local state
     pub data_dir: PathBuf,
+    /// CRM_DB_MAX_CONNECTIONS: Postgres pool size of `crm serve`
+    pub db_max_connections: u32,
+    /// CRM_REQUEST_TIMEOUT_SECS: an API request that takes longer is answered with 503
+    pub request_timeout_secs: u64,
+    /// CRM_BOT_TOKEN: the Telegram bot token; `crm up` starts the bot when it is set
+    pub bot_token: Option<String>,
+    /// CRM_BOT_API_URL: the Bot API server (Telegram's, or a local Bot API server)
+    pub bot_api_url: String,
+    /// CRM_ENGINE_URL: the engine API the bot talks to; default `http://` + `listen`
+    pub engine_url: Option<String>,
+    /// CRM_ENGINE_TOKEN: an admin's API token for the bot (`crm token create`)
+    pub engine_token: Option<String>,
+    /// CRM_BOT_WEBHOOK_URL: public HTTPS URL for webhook mode; long polling when unset
+    pub bot_webhook_url: Option<String>,
+    /// CRM_BOT_WEBHOOK_LISTEN: where the bot listens for webhook posts
+    pub bot_webhook_listen: String,
+    /// CRM_BOT_WEBHOOK_SECRET: the secret Telegram sends with each webhook post
+    pub bot_webhook_secret: Option<String>,
+    /// CRM_BOT_POLL_TIMEOUT_SECS: long-poll duration of getUpdates
+    pub bot_poll_timeout_secs: u64,
+    /// CRM_BOT_CHAT_INTERVAL_MS: least time between two messages to one chat
+    pub bot_chat_interval_ms: u64,
+    /// CRM_BOT_GLOBAL_PER_SECOND: most messages per second over all chats
+    pub bot_global_per_second: usize,
+    /// CRM_REDIS_PREFIX: prefix of every Redis key of this installation (engine and workers)
+    pub redis_prefix: String,
+    /// CRM_STEP_LOST_AFTER_SECS: a step on Redis this long past its timeout without a
+    /// result is retried as lost (workers reclaim dead workers' steps much sooner)
+    pub step_lost_after_secs: u64,
+    /// CRM_RESULTS_VISIBILITY_SECS: results a dead engine read but never applied are
+    /// claimed by another engine after this long
+    pub results_visibility_secs: u64,
+    /// CRM_WORKER_CONCURRENCY: steps one `crm worker` runs at the same time
+    pub worker_concurrency: usize,
+    /// CRM_WORKER_VISIBILITY_SECS: a step held this long by a silent worker is taken over
+    /// by another (running workers keep their own steps fresh)
+    pub worker_visibility_secs: u64,
+    /// CRM_WORKER_MAX_MEMORY_MB: the largest memory cap a step may have on this worker
+    pub worker_max_memory_mb: u64,
 }
 
 impl Default for Config {
@@ -26,6 +65,24 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from(".crm"),
+            db_max_connections: 16,
+            request_timeout_secs: 30,
+            bot_token: None,
+            bot_api_url: "https://api.telegram.org".into(),
+            engine_url: None,
+            engine_token: None,
+            bot_webhook_url: None,
+            bot_webhook_listen: "127.0.0.1:8443".into(),
+            bot_webhook_secret: None,
+            bot_poll_timeout_secs: 25,
+            bot_chat_interval_ms: 1000,
+            bot_global_per_second: 30,
+            redis_prefix: "crm".into(),
+            step_lost_after_secs: 120,
+            results_visibility_secs: 15,
+            worker_concurrency: 64,
+            worker_visibility_secs: 30,
+            worker_max_memory_mb: 512,
         }
     }
 }
@@ -40,11 +97,11 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(|k| std::env::var(k).ok());
+        config.apply_env(|k| std::env::var(k).ok())?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = get("CRM_DATABASE_URL") {
             self.database_url = v;
         }
@@ -57,6 +114,57 @@ impl Config {
         if let Some(v) = get("CRM_DATA_DIR") {
             self.data_dir = v.into();
         }
+        if let Some(v) = get("CRM_DB_MAX_CONNECTIONS") {
+            self.db_max_connections = v.parse().context("CRM_DB_MAX_CONNECTIONS must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_REQUEST_TIMEOUT_SECS") {
+            self.request_timeout_secs = v.parse().context("CRM_REQUEST_TIMEOUT_SECS must be a number of seconds")?;
+        }
+        for (key, slot) in [
+            ("CRM_BOT_TOKEN", &mut self.bot_token),
+            ("CRM_ENGINE_URL", &mut self.engine_url),
+            ("CRM_ENGINE_TOKEN", &mut self.engine_token),
+            ("CRM_BOT_WEBHOOK_URL", &mut self.bot_webhook_url),
+            ("CRM_BOT_WEBHOOK_SECRET", &mut self.bot_webhook_secret),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = if v.trim().is_empty() { None } else { Some(v) };
+            }
+        }
+        if let Some(v) = get("CRM_BOT_API_URL") {
+            self.bot_api_url = v;
+        }
+        if let Some(v) = get("CRM_BOT_WEBHOOK_LISTEN") {
+            self.bot_webhook_listen = v;
+        }
+        if let Some(v) = get("CRM_BOT_POLL_TIMEOUT_SECS") {
+            self.bot_poll_timeout_secs = v.parse().context("CRM_BOT_POLL_TIMEOUT_SECS must be a number of seconds")?;
+        }
+        if let Some(v) = get("CRM_BOT_CHAT_INTERVAL_MS") {
+            self.bot_chat_interval_ms = v.parse().context("CRM_BOT_CHAT_INTERVAL_MS must be a number of milliseconds")?;
+        }
+        if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
+            self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_REDIS_PREFIX") {
+            self.redis_prefix = v;
+        }
+        if let Some(v) = get("CRM_STEP_LOST_AFTER_SECS") {
+            self.step_lost_after_secs = v.parse().context("CRM_STEP_LOST_AFTER_SECS must be a number of seconds")?;
+        }
+        if let Some(v) = get("CRM_WORKER_CONCURRENCY") {
+            self.worker_concurrency = v.parse().context("CRM_WORKER_CONCURRENCY must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_WORKER_VISIBILITY_SECS") {
+            self.worker_visibility_secs = v.parse().context("CRM_WORKER_VISIBILITY_SECS must be a number of seconds")?;
+        }
+        if let Some(v) = get("CRM_WORKER_MAX_MEMORY_MB") {
+            self.worker_max_memory_mb = v.parse().context("CRM_WORKER_MAX_MEMORY_MB must be a number of MiB")?;
+        }
+        if let Some(v) = get("CRM_RESULTS_VISIBILITY_SECS") {
+            self.results_visibility_secs = v.parse().context("CRM_RESULTS_VISIBILITY_SECS must be a number of seconds")?;
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,56 @@ struct Cli {
 enum Command {
     /// Apply database migrations and exit.
     Migrate,
+    /// Serve the engine's HTTP API.
+    Serve(commands::serve::ServeArgs),
+    /// Start the whole local stack in one process tree (applies migrations first).
+    Up(commands::up::UpArgs),
+    /// CRM users and their roles.
+    User {
+        #[command(subcommand)]
+        command: commands::user::UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: commands::token::TokenCommand,
+    },
+    /// Load realistic sample companies, contacts, deals and tasks.
+    DemoData(commands::demo_data::DemoDataArgs),
+    /// The Telegram bot (needs CRM_BOT_TOKEN and CRM_ENGINE_TOKEN).
+    Bot(commands::bot::BotArgs),
+    /// Run workflow steps from Redis in a sandboxed worker process.
+    Worker(commands::worker::WorkerArgs),
+    /// Step components: check one, or run one locally without Postgres or Redis.
+    Component {
+        #[command(subcommand)]
+        command: commands::component::ComponentCommand,
+    },
+    /// Performance measurements.
+    Bench {
+        #[command(subcommand)]
+        command: commands::bench::BenchCommand,
+    },
+    /// Cron schedules of the deployed workflows.
+    Schedule {
+        #[command(subcommand)]
+        command: commands::schedule::ScheduleCommand,
+    },
+    /// Webhook triggers: their signing secrets.
+    Webhook {
+        #[command(subcommand)]
+        command: commands::webhook::WebhookCommand,
+    },
+    /// Workflows: deploy, list, show, disable, enable, roll back.
+    Workflow {
+        #[command(subcommand)]
+        command: commands::workflow::WorkflowCommand,
+    },
+    /// Workflow runs: start, list, show, cancel.
+    Run {
+        #[command(subcommand)]
+        command: commands::run::RunCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +88,19 @@ fn main() -> std::process::ExitCode {
         let config = Config::load(cli.config.as_deref())?;
         match cli.command {
             Command::Migrate => commands::migrate::run(&config).await,
+            Command::Serve(args) => commands::serve::run(&config, args).await,
+            Command::Up(args) => commands::up::run(&config, cli.config.as_deref(), args).await,
+            Command::User { command } => commands::user::run(&config, command).await,
+            Command::Token { command } => commands::token::run(&config, command).await,
+            Command::DemoData(args) => commands::demo_data::run(&config, args).await,
+            Command::Bot(args) => commands::bot::run(&config, args).await,
+            Command::Worker(args) => commands::worker::run(&config, args).await,
+            Command::Component { command } => commands::component::run(command).await,
+            Command::Bench { command } => commands::bench::run(&config, command).await,
+            Command::Schedule { command } => commands::schedule::run(&config, command).await,
+            Command::Webhook { command } => commands::webhook::run(&config, command).await,
+            Command::Workflow { command } => commands::workflow::run(&config, command).await,
+            Command::Run { command } => commands::run::run(&config, command).await,
         }
     });
     match result {

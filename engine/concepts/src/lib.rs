@@ -3,3 +3,8 @@
 
 pub mod capability;
 pub mod step;
+pub mod manifest;
+pub mod run;
+pub mod template;
+pub mod records;
+pub mod user;

@@ -1,1 +1,11 @@
-//! crm-guests
+//! The guest components of `workflows/`, built for `wasm32-wasip2` by this crate's build
+//! script, as paths the engine and its tests can load: `crm_guests::LEAD_SCORE` and so on.
+//! The examples are real steps later workflows use; the `fixture-*` components are hostile
+//! or trivial steps for the runtime's tests and benchmark.
+
+include!(concat!(env!("OUT_DIR"), "/components.rs"));
+
+/// The bytes of a built component.
+pub fn bytes(path: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}

@@ -1,5 +1,35 @@
 //! Postgres, the source of truth: CRM records, users and tokens, activity and outbox.
+//!
+//! Every write goes through one of the record modules (`contacts::create`, `deals::move_stage`,
+//! …), which validate the input and write the record, an activity entry and an outbox event
+//! in one transaction.
 
+pub mod activity;
+pub mod audit;
+pub mod companies;
+pub mod components;
+pub mod contacts;
+pub mod cursor;
 pub mod database;
+pub mod deals;
+pub mod error;
+pub mod invites;
+pub mod notes;
+pub mod notifications;
+pub mod pipelines;
+pub mod runs;
+pub mod sample;
+pub mod search;
+pub mod secrets;
+mod table;
+pub mod tasks;
+pub mod tokens;
+pub mod users;
+pub mod validate;
+pub mod workflow_error;
+pub mod workflow_state;
+pub mod workflows;
 
+pub use crm_concepts::records::Actor;
 pub use database::{Db, DbError};
+pub use error::StoreError;

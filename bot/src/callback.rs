@@ -1,0 +1,122 @@
+//! Inline button payloads. Telegram caps `callback_data` at 64 bytes, so every button
+//! carries a compact code (`mv:12:4`) instead of JSON. Parsing is strict: a payload from
+//! an older bot version or a forged one parses to `None` and the press is answered as
+//! stale, never acted upon.
+
+use crm_concepts::records::{Id, RecordKind};
+
+/// Telegram's limit on `callback_data`.
+pub const MAX_CALLBACK_DATA: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callback {
+    /// show the card of a record
+    Open(RecordKind, Id),
+    /// show the stages a deal can move to
+    MoveMenu(Id),
+    /// move deal to stage
+    Move { deal: Id, stage: Id },
+    /// list the deals in a stage
+    Stage(Id),
+    /// mark a task done
+    TaskDone(Id),
+    /// start a note dialogue on a record
+    Note(RecordKind, Id),
+    /// start an edit dialogue on a contact or deal
+    Edit(RecordKind, Id),
+    /// pick option `choice` in dialogue `nonce`; a press for an older dialogue is stale
+    Choice { nonce: u32, choice: u16 },
+}
+
+fn kind_code(kind: RecordKind) -> Option<&'static str> {
+    match kind {
+        RecordKind::Contact => Some("c"),
+        RecordKind::Company => Some("o"),
+        RecordKind::Deal => Some("d"),
+        RecordKind::Task => Some("t"),
+        RecordKind::Pipeline | RecordKind::Note | RecordKind::User => None,
+    }
+}
+
+fn kind_from_code(code: &str) -> Option<RecordKind> {
+    match code {
+        "c" => Some(RecordKind::Contact),
+        "o" => Some(RecordKind::Company),
+        "d" => Some(RecordKind::Deal),
+        "t" => Some(RecordKind::Task),
+        _ => None,
+    }
+}
+
+impl Callback {
+    /// The payload for a button. Kinds without a button code fall back to a stale payload
+    /// rather than panicking; no caller builds those.
+    pub fn encode(self) -> String {
+        let kind = |k: RecordKind| kind_code(k).unwrap_or("?");
+        let data = match self {
+            Callback::Open(k, id) => format!("o:{}:{id}", kind(k)),
+            Callback::MoveMenu(deal) => format!("mm:{deal}"),
+            Callback::Move { deal, stage } => format!("mv:{deal}:{stage}"),
+            Callback::Stage(stage) => format!("st:{stage}"),
+            Callback::TaskDone(task) => format!("td:{task}"),
+            Callback::Note(k, id) => format!("n:{}:{id}", kind(k)),
+            Callback::Edit(k, id) => format!("e:{}:{id}", kind(k)),
+            Callback::Choice { nonce, choice } => format!("dc:{nonce}:{choice}"),
+        };
+        // i64 ids and u32/u16 numbers bound every form above to at most 44 bytes.
+        debug_assert!(data.len() <= MAX_CALLBACK_DATA);
+        data
+    }
+
+    pub fn parse(data: &str) -> Option<Callback> {
+        if data.len() > MAX_CALLBACK_DATA {
+            return None;
+        }
+        let parts: Vec<&str> = data.split(':').collect();
+        let id = |s: &str| s.parse::<Id>().ok().filter(|&v| v > 0);
+        Some(match parts.as_slice() {
+            ["o", k, i] => Callback::Open(kind_from_code(k)?, id(i)?),
+            ["mm", d] => Callback::MoveMenu(id(d)?),
+            ["mv", d, s] => Callback::Move { deal: id(d)?, stage: id(s)? },
+            ["st", s] => Callback::Stage(id(s)?),
+            ["td", t] => Callback::TaskDone(id(t)?),
+            ["n", k, i] => Callback::Note(kind_from_code(k)?, id(i)?),
+            ["e", k, i] => Callback::Edit(kind_from_code(k)?, id(i)?),
+            ["dc", n, c] => Callback::Choice { nonce: n.parse().ok()?, choice: c.parse().ok()? },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_payload_round_trips_within_64_bytes() {
+        let max = Id::MAX;
+        let all = [
+            Callback::Open(RecordKind::Contact, max),
+            Callback::Open(RecordKind::Company, 1),
+            Callback::MoveMenu(max),
+            Callback::Move { deal: max, stage: max },
+            Callback::Stage(max),
+            Callback::TaskDone(max),
+            Callback::Note(RecordKind::Deal, max),
+            Callback::Edit(RecordKind::Contact, max),
+            Callback::Choice { nonce: u32::MAX, choice: u16::MAX },
+        ];
+        for cb in all {
+            let data = cb.encode();
+            assert!(data.len() <= MAX_CALLBACK_DATA, "{data} is {} bytes", data.len());
+            assert_eq!(Callback::parse(&data), Some(cb));
+        }
+    }
+
+    #[test]
+    fn forged_or_old_payloads_are_rejected() {
+        for data in ["", "mv:1", "mv:a:b", "mv:-1:2", "o:x:1", "zz:1", "mv:1:2:3", "td:0", &"9".repeat(65)] {
+            assert_eq!(Callback::parse(data), None, "{data}");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Dialogues that fill a record field by field. State lives in memory, one dialogue per
+//! (chat, user): a bot restart forgets unfinished dialogues (nothing was written yet — a
+//! record is created or changed only by the last answer, in one API call), and the user
+//! starts over. Dialogues idle for 30 minutes are forgotten.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crm_concepts::records::{Id, RecordKind};
+use serde_json::{Map, Value};
+
+const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// What a dialogue produces when its last field is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    AddContact,
+    EditContact(Id),
+    AddDeal,
+    EditDeal(Id),
+    AddTask,
+    Note(RecordKind, Id),
+}
+
+impl FormKind {
+    /// For "Cancelled …" and "Nothing was saved" messages.
+    pub fn describe(self) -> String {
+        match self {
+            FormKind::AddContact => "adding a contact".into(),
+            FormKind::EditContact(id) => format!("editing contact #{id}"),
+            FormKind::AddDeal => "adding a deal".into(),
+            FormKind::EditDeal(id) => format!("editing deal #{id}"),
+            FormKind::AddTask => "adding a task".into(),
+            FormKind::Note(kind, id) => format!("the note on {kind} #{id}"),
+        }
+    }
+
+    /// The fields asked, in order. Edits ask which field first, then just that one.
+    pub fn fields(self) -> Vec<Field> {
+        match self {
+            FormKind::AddContact => vec![Field::Name, Field::Email, Field::Phone, Field::Company],
+            FormKind::AddDeal => vec![Field::Title, Field::Amount, Field::Contact, Field::Stage, Field::ExpectedClose],
+            FormKind::AddTask => vec![Field::Title, Field::Due],
+            FormKind::Note(..) => vec![Field::Body],
+            FormKind::EditContact(_) | FormKind::EditDeal(_) => Vec::new(),
+        }
+    }
+
+    /// The fields an edit may change.
+    pub fn editable(self) -> &'static [Field] {
+        match self {
+            FormKind::EditContact(_) => &[Field::Name, Field::Email, Field::Phone, Field::Company],
+            FormKind::EditDeal(_) => &[Field::Title, Field::Amount, Field::Contact, Field::ExpectedClose],
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Email,
+    Phone,
+    Company,
+    Title,
+    Amount,
+    Contact,
+    Stage,
+    ExpectedClose,
+    Due,
+    Body,
+}
+
+impl Field {
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::Name => "Name",
+            Field::Email => "Email",
+            Field::Phone => "Phone",
+            Field::Company => "Company",
+            Field::Title => "Title",
+            Field::Amount => "Amount",
+            Field::Contact => "Contact",
+            Field::Stage => "Stage",
+            Field::ExpectedClose => "Expected close",
+            Field::Due => "Due",
+            Field::Body => "Text",
+        }
+    }
+
+    /// Whether `-` may leave it empty.
+    pub fn optional(self) -> bool {
+        matches!(
+            self,
+            Field::Email | Field::Phone | Field::Company | Field::Contact | Field::ExpectedClose | Field::Due
+        )
+    }
+
+    /// The API field names this answer fills (an amount fills two).
+    pub fn api_keys(self) -> &'static [&'static str] {
+        match self {
+            Field::Name => &["name"],
+            Field::Email => &["email"],
+            Field::Phone => &["phone"],
+            Field::Company => &["company_id"],
+            Field::Title => &["title"],
+            Field::Amount => &["amount_minor", "currency"],
+            Field::Contact => &["contact_id"],
+            Field::Stage => &["stage_id"],
+            Field::ExpectedClose => &["expected_close"],
+            Field::Due => &["due_at"],
+            Field::Body => &["body"],
+        }
+    }
+
+    pub fn for_api_key(key: &str) -> Option<Field> {
+        [
+            Field::Name,
+            Field::Email,
+            Field::Phone,
+            Field::Company,
+            Field::Title,
+            Field::Amount,
+            Field::Contact,
+            Field::Stage,
+            Field::ExpectedClose,
+            Field::Due,
+            Field::Body,
+        ]
+        .into_iter()
+        .find(|f| f.api_keys().contains(&key))
+    }
+}
+
+/// One choice offered as a button.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub label: String,
+    pub action: ChoiceAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChoiceAction {
+    /// edit dialogues: ask for this field
+    PickField(Field),
+    /// set the current field to this value
+    Value(Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct Dialogue {
+    /// ties buttons to this dialogue; a press on an older dialogue's button is stale
+    pub nonce: u32,
+    pub kind: FormKind,
+    pub fields: Vec<Field>,
+    pub pos: usize,
+    /// the request body being assembled, with API field names
+    pub values: Map<String, Value>,
+    pub choices: Vec<Choice>,
+    touched: Instant,
+}
+
+impl Dialogue {
+    pub fn current(&self) -> Option<Field> {
+        self.fields.get(self.pos).copied()
+    }
+
+    /// Records the answer for the current field and moves on.
+    pub fn set(&mut self, values: Vec<(&str, Value)>) {
+        for (k, v) in values {
+            self.values.insert(k.to_string(), v);
+        }
+        self.pos += 1;
+        self.choices.clear();
+    }
+
+    pub fn is_complete(&self) -> bool {
+        !self.fields.is_empty() && self.pos >= self.fields.len()
+    }
+
+    /// Goes back to `field` after the engine refused its value.
+    pub fn rewind_to(&mut self, field: Field) -> bool {
+        match self.fields.iter().position(|f| *f == field) {
+            Some(i) => {
+                self.pos = i;
+                self.choices.clear();
+                for key in field.api_keys() {
+                    self.values.remove(*key);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Dialogues {
+    map: Mutex<HashMap<(i64, i64), Dialogue>>,
+    nonce: AtomicU32,
+}
+
+impl Dialogues {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Dialogue>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a dialogue, replacing any other of the same user in the chat.
+    pub fn start(&self, chat: i64, user: i64, kind: FormKind) -> Dialogue {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let d = Dialogue {
+            nonce,
+            kind,
+            fields: kind.fields(),
+            pos: 0,
+            values: Map::new(),
+            choices: Vec::new(),
+            touched: Instant::now(),
+        };
+        let mut map = self.lock();
+        map.retain(|_, d| d.touched.elapsed() < IDLE_LIMIT);
+        map.insert((chat, user), d.clone());
+        d
+    }
+
+    pub fn get(&self, chat: i64, user: i64) -> Option<Dialogue> {
+        let mut map = self.lock();
+        match map.get(&(chat, user)) {
+            Some(d) if d.touched.elapsed() >= IDLE_LIMIT => {
+                map.remove(&(chat, user));
+                None
+            }
+            other => other.cloned(),
+        }
+    }
+
+    pub fn put(&self, chat: i64, user: i64, mut d: Dialogue) {
+        d.touched = Instant::now();
+        self.lock().insert((chat, user), d);
+    }
+
+    pub fn end(&self, chat: i64, user: i64) -> Option<Dialogue> {
+        self.lock().remove(&(chat, user))
+    }
+
+    pub fn active(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialogues_are_per_chat_user_and_nonces_differ() {
+        let ds = Dialogues::default();
+        let a = ds.start(1, 1, FormKind::AddContact);
+        let b = ds.start(2, 2, FormKind::AddDeal);
+        assert_ne!(a.nonce, b.nonce);
+        assert_eq!(ds.get(1, 1).unwrap().kind, FormKind::AddContact);
+        assert!(ds.get(1, 2).is_none());
+        let c = ds.start(1, 1, FormKind::AddTask);
+        assert_eq!(ds.get(1, 1).unwrap().nonce, c.nonce);
+        assert_eq!(ds.active(), 2);
+        assert!(ds.end(1, 1).is_some() && ds.get(1, 1).is_none());
+    }
+
+    #[test]
+    fn rewinding_clears_the_refused_answer() {
+        let ds = Dialogues::default();
+        let mut d = ds.start(1, 1, FormKind::AddContact);
+        d.set(vec![("name", Value::from("Ann"))]);
+        d.set(vec![("email", Value::from("taken@x.io"))]);
+        assert!(d.rewind_to(Field::for_api_key("email").unwrap()));
+        assert_eq!(d.current(), Some(Field::Email));
+        assert!(!d.values.contains_key("email") && d.values.contains_key("name"));
+    }
+}

@@ -1,0 +1,206 @@
+//! Finding and showing contacts, companies, deals and tasks.
+
+use crm_concepts::records::{Company, Contact, Deal, Id, Page, Pipeline, RecordKind, SearchHit, Task};
+
+use super::Req;
+use crate::callback::Callback;
+use crate::engine::EngineError;
+use crate::render;
+
+const SEARCH_LIMIT: usize = 8;
+const MAX_QUERY_CHARS: usize = 200;
+
+fn icon(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Contact => "👤",
+        RecordKind::Company => "🏢",
+        RecordKind::Deal => "💼",
+        RecordKind::Task => "⬜",
+        _ => "•",
+    }
+}
+
+pub async fn find(req: &Req<'_>, query: &str, kind: Option<RecordKind>) {
+    let query = query.trim();
+    if query.is_empty() {
+        req.reply("Usage: /find TEXT — e.g. /find Ann, /find acme. Misspellings are fine.");
+        return;
+    }
+    if query.chars().count() > MAX_QUERY_CHARS {
+        req.reply(&format!("That search text is too long; use at most {MAX_QUERY_CHARS} characters."));
+        return;
+    }
+    let kinds = match kind {
+        Some(k) => k.plural().to_string(),
+        None => "contacts,companies,deals".into(),
+    };
+    let found: Result<Page<SearchHit>, EngineError> = req
+        .ctx
+        .engine
+        .get(
+            req.acting(),
+            "/api/search",
+            &[("q", query.to_string()), ("kinds", kinds), ("limit", SEARCH_LIMIT.to_string())],
+        )
+        .await;
+    let hits = match found {
+        Ok(page) => page.items,
+        Err(e) => return req.fail(&e),
+    };
+    let shown = crate::text::ellipsize(query, 60);
+    if hits.is_empty() {
+        req.reply(&format!("Nothing found for “{shown}”."));
+        return;
+    }
+    let mut lines = vec![format!("Found for “{shown}”:")];
+    let mut rows = Vec::new();
+    for (i, hit) in hits.iter().enumerate() {
+        let subtitle = hit.subtitle.as_deref().map(|s| format!(" — {s}")).unwrap_or_default();
+        lines.push(format!("{}. {} {}{}", i + 1, icon(hit.kind), hit.title, subtitle));
+        rows.push(vec![(format!("{} {}", icon(hit.kind), hit.title), Callback::Open(hit.kind, hit.id))]);
+    }
+    req.reply_with(&lines.join("\n"), render::keyboard(rows));
+}
+
+/// `/contacts`, `/companies`, `/deals`: the newest ten, or a search when text is given.
+pub async fn list(req: &Req<'_>, kind: RecordKind, args: &str) {
+    if !args.trim().is_empty() {
+        return find(req, args, Some(kind)).await;
+    }
+    let query = [("limit", "10".to_string()), ("sort", "-created_at".to_string())];
+    let path = format!("/api/{}", kind.plural());
+    let engine = &req.ctx.engine;
+    let items: Result<Vec<(String, Id)>, EngineError> = match kind {
+        RecordKind::Contact => engine
+            .get::<Page<Contact>>(req.acting(), &path, &query)
+            .await
+            .map(|p| p.items.into_iter().map(|c| (c.name, c.id)).collect()),
+        RecordKind::Company => engine
+            .get::<Page<Company>>(req.acting(), &path, &query)
+            .await
+            .map(|p| p.items.into_iter().map(|c| (c.name, c.id)).collect()),
+        _ => engine
+            .get::<Page<Deal>>(req.acting(), &path, &query)
+            .await
+            .map(|p| p.items.into_iter().map(|d| (d.title, d.id)).collect()),
+    };
+    let items = match items {
+        Ok(items) => items,
+        Err(e) => return req.fail(&e),
+    };
+    if items.is_empty() {
+        req.reply(&format!("There are no {} yet.", kind.plural()));
+        return;
+    }
+    let text = format!("Newest {} (tap to open):", kind.plural());
+    let rows = items
+        .into_iter()
+        .map(|(title, id)| vec![(format!("{} {title}", icon(kind)), Callback::Open(kind, id))])
+        .collect();
+    req.reply_with(&text, render::keyboard(rows));
+}
+
+pub async fn pipelines(req: &Req<'_>) -> Result<Vec<Pipeline>, EngineError> {
+    let page: Page<Pipeline> = req.ctx.engine.get(req.acting(), "/api/pipelines", &[]).await?;
+    Ok(page.items)
+}
+
+/// A deal's card and its buttons: one per other stage of its pipeline, then note/edit.
+pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, EngineError> {
+    let pipelines = pipelines(req).await?;
+    let contact = match deal.contact_id {
+        Some(id) => req.ctx.engine.get::<Contact>(req.acting(), &format!("/api/contacts/{id}"), &[]).await.ok(),
+        None => None,
+    };
+    let text = render::deal_card(deal, &pipelines, contact.as_ref());
+    let mut rows: render::Rows = Vec::new();
+    if let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) {
+        let moves: Vec<(String, Callback)> = p
+            .stages
+            .iter()
+            .filter(|s| s.id != deal.stage_id)
+            .map(|s| (format!("→ {}", s.name), Callback::Move { deal: deal.id, stage: s.id }))
+            .collect();
+        rows.extend(moves.chunks(2).map(<[_]>::to_vec));
+    }
+    rows.push(vec![
+        ("📝 Note".into(), Callback::Note(RecordKind::Deal, deal.id)),
+        ("✏️ Edit".into(), Callback::Edit(RecordKind::Deal, deal.id)),
+    ]);
+    Ok((text, rows))
+}
+
+/// Sends a record's card; returns the notice for the button press.
+pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
+    let engine = &req.ctx.engine;
+    let path = format!("/api/{}/{id}", kind.plural());
+    let shown: Result<render::View, EngineError> = async {
+        match kind {
+            RecordKind::Contact => {
+                let c: Contact = engine.get(req.acting(), &path, &[]).await?;
+                let company = match c.company_id {
+                    Some(cid) => engine.get::<Company>(req.acting(), &format!("/api/companies/{cid}"), &[]).await.ok(),
+                    None => None,
+                };
+                let rows = vec![vec![
+                    ("📝 Note".to_string(), Callback::Note(kind, id)),
+                    ("✏️ Edit".to_string(), Callback::Edit(kind, id)),
+                ]];
+                Ok((render::contact_card(&c, company.as_ref()), rows))
+            }
+            RecordKind::Company => {
+                let c: Company = engine.get(req.acting(), &path, &[]).await?;
+                let people: Page<Contact> = engine
+                    .get(req.acting(), "/api/contacts", &[("company_id", id.to_string()), ("limit", "10".into())])
+                    .await?;
+                let mut rows: render::Rows = people
+                    .items
+                    .iter()
+                    .map(|p| vec![(format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))])
+                    .collect();
+                rows.push(vec![("📝 Note".to_string(), Callback::Note(kind, id))]);
+                Ok((render::company_card(&c, &people.items), rows))
+            }
+            RecordKind::Deal => {
+                let d: Deal = engine.get(req.acting(), &path, &[]).await?;
+                deal_view(req, &d).await
+            }
+            _ => {
+                let t: Task = engine.get(req.acting(), &path, &[]).await?;
+                let mut rows = Vec::new();
+                if !t.done {
+                    rows.push(vec![("✅ Done".to_string(), Callback::TaskDone(t.id))]);
+                }
+                Ok((render::task_line(&t), rows))
+            }
+        }
+    }
+    .await;
+    match shown {
+        Ok((text, rows)) => {
+            req.reply_with(&text, render::keyboard(rows));
+            None
+        }
+        Err(e) if e.is_not_found() => Some(format!("That {kind} no longer exists.")),
+        Err(e) => {
+            super::log_engine_error(&e);
+            Some(e.for_chat())
+        }
+    }
+}
+
+/// `/note KIND ID [TEXT]`: with text, saves at once; without, asks for it.
+pub async fn note_command(req: &Req<'_>, args: &str) {
+    let usage = "Usage: /note contact|company|deal|task ID [TEXT] — e.g. /note deal 12 Called, they want a demo. \
+Or open a record and tap 📝 Note.";
+    let mut parts = args.trim().splitn(3, char::is_whitespace);
+    let kind = parts.next().and_then(|k| k.to_lowercase().parse::<RecordKind>().ok());
+    let id = parts.next().and_then(super::parse_id);
+    let text = parts.next().unwrap_or("").trim();
+    match (kind, id) {
+        (Some(kind @ (RecordKind::Contact | RecordKind::Company | RecordKind::Deal | RecordKind::Task)), Some(id)) => {
+            super::forms::start_note(req, kind, id, text).await
+        }
+        _ => req.reply(usage),
+    }
+}

@@ -1,0 +1,311 @@
+//! Workflows from the chat: `/run NAME ARGS`, the commands deployed workflows declare, and
+//! `/runs`. The bot answers "running…" at once; the completion stream later edits that
+//! message into the result (see `completions`).
+
+use std::sync::RwLock;
+
+use crm_concepts::manifest::{ArgKind, ArgSpec, Trigger};
+use crm_concepts::run::{Notify, RunRequest};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{BUILTIN, Req};
+use crate::command::split_args;
+use crate::engine::{EngineClient, EngineError};
+
+/// A bot command a deployed workflow declares in its manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowCommand {
+    pub command: String,
+    pub workflow: String,
+    pub description: String,
+    pub args: Vec<ArgSpec>,
+}
+
+impl WorkflowCommand {
+    pub fn usage(&self) -> String {
+        let mut usage = format!("/{}", self.command);
+        for a in &self.args {
+            let name = a.name.to_uppercase();
+            usage.push(' ');
+            usage.push_str(&if a.required { name } else { format!("[{name}]") });
+        }
+        usage
+    }
+
+    pub fn usage_line(&self) -> String {
+        let desc =
+            if self.description.is_empty() { format!("runs {}", self.workflow) } else { self.description.clone() };
+        format!("{} — {desc}", self.usage())
+    }
+}
+
+#[derive(Deserialize)]
+struct WorkflowItem {
+    name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    triggers: Vec<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WorkflowList {
+    Page { items: Vec<WorkflowItem> },
+    Bare(Vec<WorkflowItem>),
+}
+
+/// The workflows' bot commands, refreshed from `GET /api/workflows`.
+#[derive(Default)]
+pub struct WorkflowCatalog {
+    commands: RwLock<Vec<WorkflowCommand>>,
+    names: RwLock<Vec<String>>,
+}
+
+impl WorkflowCatalog {
+    pub fn commands(&self) -> Vec<WorkflowCommand> {
+        self.commands.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn find(&self, command: &str) -> Option<WorkflowCommand> {
+        self.commands.read().unwrap_or_else(|p| p.into_inner()).iter().find(|c| c.command == command).cloned()
+    }
+
+    fn for_workflow(&self, workflow: &str) -> Option<WorkflowCommand> {
+        self.commands.read().unwrap_or_else(|p| p.into_inner()).iter().find(|c| c.workflow == workflow).cloned()
+    }
+
+    /// Reloads the list; returns whether the commands changed (so `setMyCommands` is
+    /// called only then). Built-in names win over a workflow declaring the same command.
+    pub async fn refresh(&self, engine: &EngineClient) -> Result<bool, EngineError> {
+        let list: WorkflowList = engine.get(None, "/api/workflows", &[("limit", "200".to_string())]).await?;
+        let items = match list {
+            WorkflowList::Page { items } | WorkflowList::Bare(items) => items,
+        };
+        let mut commands: Vec<WorkflowCommand> = Vec::new();
+        let mut names = Vec::new();
+        for w in items.into_iter().filter(|w| w.enabled) {
+            names.push(w.name.clone());
+            for t in w.triggers {
+                let Ok(Trigger::BotCommand { command, description, args }) = serde_json::from_value::<Trigger>(t)
+                else {
+                    continue;
+                };
+                let command = command.trim_start_matches('/').to_lowercase();
+                if !crate::command::is_valid_name(&command)
+                    || BUILTIN.iter().any(|(b, _, _)| *b == command)
+                    || commands.iter().any(|c| c.command == command)
+                {
+                    tracing::warn!(workflow = %w.name, %command, "workflow bot command skipped (invalid or taken)");
+                    continue;
+                }
+                commands.push(WorkflowCommand { command, workflow: w.name.clone(), description, args });
+            }
+        }
+        commands.sort_by(|a, b| a.command.cmp(&b.command));
+        let mut current = self.commands.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *current != commands;
+        *current = commands;
+        *self.names.write().unwrap_or_else(|p| p.into_inner()) = names;
+        Ok(changed)
+    }
+}
+
+/// Maps the words after a command onto the declared arguments, typed.
+pub fn build_input(args: &[ArgSpec], text: &str, usage: &str) -> Result<Value, String> {
+    let tokens = split_args(text).map_err(|e| format!("{e}. Usage: {usage}"))?;
+    let mut input = Map::new();
+    let mut rest = tokens.into_iter();
+    for (i, spec) in args.iter().enumerate() {
+        let token = if spec.kind == ArgKind::Text && i + 1 == args.len() {
+            let all: Vec<String> = rest.by_ref().collect();
+            if all.is_empty() { None } else { Some(all.join(" ")) }
+        } else {
+            rest.next()
+        };
+        let Some(token) = token else {
+            if spec.required {
+                return Err(format!("Missing {}. Usage: {usage}", spec.name.to_uppercase()));
+            }
+            continue;
+        };
+        let bad = |what: &str| {
+            format!(
+                "{} must be {what}, not “{}”. Usage: {usage}",
+                spec.name.to_uppercase(),
+                crate::text::ellipsize(&token, 40)
+            )
+        };
+        let value = match spec.kind {
+            ArgKind::String | ArgKind::Text => json!(token),
+            ArgKind::Integer => json!(token.trim_start_matches('#').parse::<i64>().map_err(|_| bad("a whole number"))?),
+            ArgKind::Number => {
+                let n = token
+                    .replace(',', ".")
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| bad("a number"))?;
+                json!(n)
+            }
+            ArgKind::Boolean => match token.to_lowercase().as_str() {
+                "yes" | "true" | "1" | "on" => json!(true),
+                "no" | "false" | "0" | "off" => json!(false),
+                _ => return Err(bad("yes or no")),
+            },
+        };
+        input.insert(spec.name.clone(), value);
+    }
+    let extra: Vec<String> = rest.collect();
+    if !extra.is_empty() {
+        return Err(format!("Too many arguments ({}). Usage: {usage}", crate::text::ellipsize(&extra.join(" "), 40)));
+    }
+    Ok(Value::Object(input))
+}
+
+/// `/run WORKFLOW ARGS`
+pub async fn run_command(req: &Req<'_>, args: &str) {
+    let args = args.trim();
+    let (workflow, rest) = match args.find(char::is_whitespace) {
+        Some(i) => (&args[..i], args[i..].trim()),
+        None => (args, ""),
+    };
+    if workflow.is_empty() {
+        let known = req.ctx.workflows.names.read().unwrap_or_else(|p| p.into_inner()).join(", ");
+        let known = if known.is_empty() { "none deployed yet".to_string() } else { known };
+        req.reply(&format!("Usage: /run WORKFLOW [ARGS]. Workflows: {known}"));
+        return;
+    }
+    let input = match req.ctx.workflows.for_workflow(workflow) {
+        Some(cmd) => build_input(
+            &cmd.args,
+            rest,
+            &format!("/run {workflow} {}", cmd.usage().split_once(' ').map_or("", |x| x.1)),
+        ),
+        None => split_args(rest).map(|a| if a.is_empty() { json!({}) } else { json!({ "args": a }) }),
+    };
+    match input {
+        Ok(input) => start_run(req, workflow, input).await,
+        Err(msg) => req.reply(&msg),
+    }
+}
+
+/// A command declared by a workflow; false when no workflow declares `name`.
+pub async fn workflow_command(req: &Req<'_>, name: &str, args: &str) -> bool {
+    let Some(cmd) = req.ctx.workflows.find(name) else { return false };
+    match build_input(&cmd.args, args, &cmd.usage()) {
+        Ok(input) => start_run(req, &cmd.workflow, input).await,
+        Err(msg) => req.reply(&msg),
+    }
+    true
+}
+
+#[derive(Deserialize)]
+struct RunCreated {
+    id: uuid::Uuid,
+}
+
+async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
+    let out = &req.ctx.out;
+    let shown = crate::text::ellipsize(workflow, 60);
+    let message_id = match out.send_and_wait(req.chat, &format!("⏳ Running {shown}…"), None).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "could not send the running message");
+            return;
+        }
+    };
+    let request = RunRequest {
+        workflow: workflow.to_string(),
+        input,
+        acting_user: Some(req.user.id),
+        notify: Some(Notify { chat_id: req.chat.0, message_id: Some(i64::from(message_id.0)) }),
+        // One run per running-message, even if this request is retried.
+        idempotency_key: Some(format!("tg:{}:{}", req.chat.0, message_id.0)),
+        trigger: Some("bot".into()),
+    };
+    let created: Result<RunCreated, EngineError> = req.ctx.engine.post(req.acting(), "/api/runs", &request).await;
+    match created {
+        Ok(run) => tracing::info!(run = %run.id, workflow, "run started from chat"),
+        Err(e) => {
+            super::log_engine_error(&e);
+            let why = if e.is_not_found() {
+                format!("there is no workflow named “{shown}”. See /help.")
+            } else {
+                e.for_chat()
+            };
+            out.edit(req.chat, message_id, &format!("❌ Could not start {shown}: {why}"), None, true);
+        }
+    }
+}
+
+/// `/runs`: the ten most recent runs this user may see.
+pub async fn recent(req: &Req<'_>) {
+    let page: Result<Value, EngineError> =
+        req.ctx.engine.get(req.acting(), "/api/runs", &[("limit", "10".to_string())]).await;
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => return req.fail(&e),
+    };
+    let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    if items.is_empty() {
+        req.reply("No workflow runs yet. Start one with /run WORKFLOW.");
+        return;
+    }
+    let mut lines = vec!["Recent runs:".to_string()];
+    for r in items {
+        let status = r.get("status").and_then(Value::as_str).unwrap_or("?");
+        let icon = match status {
+            "succeeded" => "✅",
+            "failed" => "❌",
+            "cancelled" => "🚫",
+            "running" => "⏳",
+            _ => "🕒",
+        };
+        let workflow = r.get("workflow").and_then(Value::as_str).unwrap_or("?");
+        let id = r.get("id").and_then(Value::as_str).map(|s| s.chars().take(8).collect::<String>()).unwrap_or_default();
+        let when = r
+            .get("created_at")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(16).collect::<String>())
+            .unwrap_or_default();
+        let error = r
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .map(|m| format!(" — {}", crate::text::ellipsize(m, 80)))
+            .unwrap_or_default();
+        lines.push(format!("{icon} {workflow} · {status} · {when} · {id}{error}"));
+    }
+    req.reply(&lines.join("\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(name: &str, kind: ArgKind, required: bool) -> ArgSpec {
+        ArgSpec { name: name.into(), kind, required, description: String::new() }
+    }
+
+    #[test]
+    fn arguments_are_typed_and_checked() {
+        let spec = vec![arg("deal_id", ArgKind::Integer, true), arg("note", ArgKind::Text, false)];
+        assert_eq!(
+            build_input(&spec, "42 call them back", "u").unwrap(),
+            json!({"deal_id": 42, "note": "call them back"})
+        );
+        assert_eq!(build_input(&spec, "#7", "u").unwrap(), json!({"deal_id": 7}));
+        assert!(build_input(&spec, "", "u").unwrap_err().contains("Missing DEAL_ID"));
+        assert!(build_input(&spec, "forty", "u").unwrap_err().contains("whole number"));
+        let flags = vec![arg("force", ArgKind::Boolean, true)];
+        assert_eq!(build_input(&flags, "yes", "u").unwrap(), json!({"force": true}));
+        assert!(build_input(&flags, "yes no", "u").unwrap_err().contains("Too many"));
+        assert!(build_input(&flags, "\"yes", "u").is_err());
+    }
+}

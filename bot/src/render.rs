@@ -1,0 +1,127 @@
+//! How records look in a chat. Plain text only: no parse mode, so names with `*`, `<` or
+//! right-to-left marks are shown as typed and can never break a message.
+
+use chrono::{DateTime, Utc};
+use crm_concepts::records::{Company, Contact, Deal, Pipeline, Task};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+use crate::callback::Callback;
+use crate::text::ellipsize;
+
+/// Button labels longer than this are cut; Telegram shows little more on a phone.
+pub const LABEL_CHARS: usize = 40;
+
+/// Buttons row by row, each a label and what it does.
+pub type Rows = Vec<Vec<(String, Callback)>>;
+
+/// A message: its text and its buttons.
+pub type View = (String, Rows);
+
+pub fn keyboard(rows: Rows) -> Option<InlineKeyboardMarkup> {
+    let rows: Vec<Vec<InlineKeyboardButton>> = rows
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.into_iter()
+                .map(|(label, cb)| InlineKeyboardButton::callback(ellipsize(&label, LABEL_CHARS), cb.encode()))
+                .collect()
+        })
+        .collect();
+    if rows.is_empty() { None } else { Some(InlineKeyboardMarkup::new(rows)) }
+}
+
+/// `1,500.00 USD`
+pub fn money(amount_minor: i64, currency: &str) -> String {
+    let whole = amount_minor / 100;
+    let cents = (amount_minor % 100).abs();
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    format!("{sign}{grouped}.{cents:02} {currency}")
+}
+
+pub fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+pub fn contact_card(c: &Contact, company: Option<&Company>) -> String {
+    let mut lines = vec![format!("👤 {} (contact #{})", c.name, c.id)];
+    if let Some(e) = &c.email {
+        lines.push(format!("✉️ {e}"));
+    }
+    if let Some(p) = &c.phone {
+        lines.push(format!("📞 {p}"));
+    }
+    match (company, c.company_id) {
+        (Some(co), _) => lines.push(format!("🏢 {}", co.name)),
+        (None, Some(id)) => lines.push(format!("🏢 company #{id}")),
+        _ => {}
+    }
+    if !c.tags.is_empty() {
+        lines.push(format!("🏷 {}", c.tags.join(", ")));
+    }
+    lines.join("\n")
+}
+
+pub fn company_card(c: &Company, contacts: &[Contact]) -> String {
+    let mut lines = vec![format!("🏢 {} (company #{})", c.name, c.id)];
+    if let Some(d) = &c.domain {
+        lines.push(format!("🌐 {d}"));
+    }
+    if let Some(p) = &c.phone {
+        lines.push(format!("📞 {p}"));
+    }
+    if !contacts.is_empty() {
+        lines.push(format!("People: {}", contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    lines.join("\n")
+}
+
+pub fn stage_name(pipelines: &[Pipeline], stage_id: i64) -> String {
+    pipelines
+        .iter()
+        .flat_map(|p| p.stages.iter())
+        .find(|s| s.id == stage_id)
+        .map_or_else(|| format!("stage #{stage_id}"), |s| s.name.clone())
+}
+
+pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>) -> String {
+    let mut lines = vec![
+        format!("💼 {} (deal #{})", d.title, d.id),
+        format!("💰 {}", money(d.amount_minor, &d.currency)),
+        format!("📍 {} · {}", stage_name(pipelines, d.stage_id), d.status.as_str()),
+    ];
+    if let Some(c) = contact {
+        lines.push(format!("👤 {}", c.name));
+    }
+    if let Some(date) = d.expected_close {
+        lines.push(format!("📅 expected close {date}"));
+    }
+    lines.join("\n")
+}
+
+pub fn task_line(t: &Task) -> String {
+    let mark = if t.done { "✅" } else { "⬜" };
+    match t.due_at {
+        Some(due) => format!("{mark} {} — due {}", t.title, when(due)),
+        None => format!("{mark} {}", t.title),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(150_000, "USD"), "1,500.00 USD");
+        assert_eq!(money(5, "EUR"), "0.05 EUR");
+        assert_eq!(money(123_456_789, "USD"), "1,234,567.89 USD");
+    }
+}

@@ -1,0 +1,128 @@
+//! `/api/workflows`: deploy (manifest + components), list, show, disable, enable, roll back.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use crm_scheduler::deploy::{self, DeployError};
+use crm_store::workflow_error::WorkflowError;
+use crm_store::workflows::{self, Deployed, WorkflowDetail, WorkflowSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::extract::{Caller, Json, Path};
+
+/// A deploy carries its components base64-encoded: room for a few large (Python or
+/// JavaScript) components.
+pub const DEPLOY_BODY_LIMIT: usize = 96 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/workflows", get(list).post(deploy_workflow).layer(DefaultBodyLimit::max(DEPLOY_BODY_LIMIT)))
+        .route("/api/workflows/{name}", get(show))
+        .route("/api/workflows/{name}/disable", post(disable))
+        .route("/api/workflows/{name}/enable", post(enable))
+        .route("/api/workflows/{name}/rollback", post(rollback))
+}
+
+/// Maps the run store's errors onto the API's codes.
+pub fn workflow_error(e: WorkflowError) -> ApiError {
+    match e {
+        WorkflowError::WorkflowNotFound(_) | WorkflowError::VersionNotFound { .. } | WorkflowError::RunNotFound(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        WorkflowError::Disabled(_) | WorkflowError::Conflict(_) => ApiError::conflict(e.to_string()),
+        WorkflowError::Validation { field, message } => ApiError::validation(field, message),
+        WorkflowError::InvalidQuery(m) => ApiError::bad_request(m),
+        WorkflowError::Unavailable(m) => ApiError::unavailable(m),
+        WorkflowError::Db(_) => ApiError::internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    /// workflow.toml as text
+    manifest: String,
+    /// component reference in the manifest -> base64 of the component
+    #[serde(default)]
+    components: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct List {
+    items: Vec<WorkflowSummary>,
+    next_cursor: Option<String>,
+}
+
+async fn deploy_workflow(
+    State(s): State<AppState>,
+    c: Caller,
+    Json(body): Json<DeployBody>,
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
+    c.require_admin()?;
+    let mut uploads = BTreeMap::new();
+    for (reference, b64) in body.components {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| ApiError::validation(format!("components.{reference}"), format!("not base64: {e}")))?;
+        uploads.insert(reference, bytes);
+    }
+    match deploy::deploy(&s.db, &body.manifest, &uploads, Some(c.user.id)).await {
+        Ok(d) => Ok((if d.created { StatusCode::CREATED } else { StatusCode::OK }, Json(d))),
+        Err(DeployError::Manifest(m)) => {
+            let mut e = ApiError::validation("manifest", m.to_string());
+            e.message = m.to_string();
+            e.fields = m.errors.into_iter().map(|f| FieldError { field: f.field, message: f.message }).collect();
+            Err(e)
+        }
+        Err(DeployError::Store(e)) => Err(workflow_error(e)),
+        Err(DeployError::Component(e)) => Err(e.into()),
+    }
+}
+
+async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<List>, ApiError> {
+    let items = workflows::list(&s.db.pool).await.map_err(workflow_error)?;
+    Ok(Json(List { items, next_cursor: None }))
+}
+
+async fn show(State(s): State<AppState>, _: Caller, Path(name): Path<String>) -> Result<Json<WorkflowDetail>, ApiError> {
+    Ok(Json(workflows::get(&s.db.pool, &name).await.map_err(workflow_error)?))
+}
+
+async fn disable(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<WorkflowSummary>, ApiError> {
+    c.require_admin()?;
+    Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await.map_err(workflow_error)?))
+}
+
+async fn enable(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<WorkflowSummary>, ApiError> {
+    c.require_admin()?;
+    Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await.map_err(workflow_error)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    /// the version to make current; default the one before the current
+    version: Option<i32>,
+}
+
+async fn rollback(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<WorkflowSummary>, ApiError> {
+    c.require_admin()?;
+    // The body is optional: empty means "the version before the current one".
+    let to = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RollbackBody>(&body).map_err(|e| ApiError::bad_request(e.to_string()))?.version
+    };
+    Ok(Json(workflows::rollback(&s.db.pool, &name, to).await.map_err(workflow_error)?))
+}

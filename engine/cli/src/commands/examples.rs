@@ -1,0 +1,118 @@
+//! The example automations of `workflows/`, which `crm up` deploys on a fresh install so the
+//! CRM automates from the first start: a daily stale-deals digest (cron), lead scoring of
+//! new contacts and a won-deal celebration (record events), and an inbound lead form
+//! (webhook). Each is deployed only while no workflow of its name exists, so disabling,
+//! replacing or rolling back an example is never undone by the next `crm up`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use crm_concepts::manifest::{Manifest, Trigger};
+use crm_store::workflow_error::WorkflowError;
+
+/// (workflow name, manifest), compiled in so the binary carries its examples.
+pub const AUTOMATIONS: &[(&str, &str)] = &[
+    (
+        "stale-deals-digest",
+        include_str!("../../../../workflows/stale-deals-digest/workflow.toml"),
+    ),
+    (
+        "score-new-leads",
+        include_str!("../../../../workflows/score-new-leads/workflow.toml"),
+    ),
+    (
+        "celebrate-won-deal",
+        include_str!("../../../../workflows/celebrate-won-deal/workflow.toml"),
+    ),
+    (
+        "inbound-lead",
+        include_str!("../../../../workflows/inbound-lead/workflow.toml"),
+    ),
+];
+
+/// Deploys the examples not yet present; returns a line to print for each one deployed.
+pub async fn deploy_missing(db: &crm_store::Db) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (name, source) in AUTOMATIONS {
+        match crm_store::workflows::get(&db.pool, name).await {
+            Ok(_) => continue,
+            Err(WorkflowError::WorkflowNotFound(_)) => {}
+            Err(e) => return Err(e).with_context(|| format!("looking up workflow {name}")),
+        }
+        let manifest =
+            Manifest::from_toml(source).with_context(|| format!("example workflow {name}"))?;
+        let mut uploads = BTreeMap::new();
+        for step in &manifest.steps {
+            let (_, path) = crm_guests::ALL
+                .iter()
+                .find(|(package, _)| *package == step.component)
+                .with_context(|| {
+                    format!(
+                        "example workflow {name}: component {} is not built",
+                        step.component
+                    )
+                })?;
+            let bytes = std::fs::read(path).with_context(|| format!("reading component {path}"))?;
+            uploads.insert(step.component.clone(), bytes);
+        }
+        let deployed = crm_scheduler::deploy::deploy(db, source, &uploads, None)
+            .await
+            .with_context(|| format!("deploying example workflow {name}"))?;
+        lines.push(format!(
+            "deployed example {} version {}: {}",
+            deployed.name,
+            deployed.version,
+            describe(&manifest)
+        ));
+    }
+    Ok(lines)
+}
+
+/// "daily at 0 0 9 * * * (UTC)", "on contact created", "POST /hooks/inbound-lead (secret X)".
+fn describe(manifest: &Manifest) -> String {
+    let parts: Vec<String> = manifest
+        .triggers
+        .iter()
+        .map(|t| match t {
+            Trigger::Cron {
+                schedule, timezone, ..
+            } => format!("cron {schedule} ({timezone})"),
+            Trigger::RecordEvent {
+                record, actions, ..
+            } => {
+                let actions = if actions.is_empty() {
+                    "changed".to_string()
+                } else {
+                    actions.join("/")
+                };
+                format!("on {record} {actions}")
+            }
+            Trigger::Webhook { path, secret } => {
+                let secret = secret.clone().unwrap_or_else(|| path.clone());
+                format!("POST /hooks/{path} (set its secret: crm webhook secret {secret})")
+            }
+            Trigger::BotCommand { command, .. } => format!("/{command}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_parses_and_names_built_components() {
+        for (name, source) in AUTOMATIONS {
+            let m = Manifest::from_toml(source).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&m.name, name);
+            for step in &m.steps {
+                assert!(
+                    crm_guests::ALL.iter().any(|(p, _)| *p == step.component),
+                    "{name}: {}",
+                    step.component
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `crm serve`: the engine's HTTP API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (default: CRM_LISTEN); port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Apply pending database migrations before serving.
+    #[arg(long)]
+    pub migrate: bool,
+}
+
+pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let db = connect(config).await?;
+    if args.migrate {
+        db.migrate().await.context("applying migrations")?;
+    }
+    let (listener, addr) = bind(&listen).await?;
+    // Tests and `crm up` read this line to learn the port.
+    println!("crm api listening on http://{addr}");
+    serve(config, db, listener, shutdown_signal()).await
+}
+
+pub async fn connect(config: &Config) -> anyhow::Result<crm_store::Db> {
+    crm_store::Db::connect(&config.database_url, config.db_max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to {}",
+                crm_store::database::redact(&config.database_url)
+            )
+        })
+}
+
+pub async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    Ok((listener, addr))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    config: &Config,
+    db: crm_store::Db,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let redis = redis::Client::open(config.redis_url.as_str()).with_context(|| {
+        format!(
+            "invalid CRM_REDIS_URL {}",
+            crm_store::database::redact(&config.redis_url)
+        )
+    })?;
+    let mut state = crm_api::AppState::new(db, redis);
+    state.request_timeout = Duration::from_secs(config.request_timeout_secs);
+    // The run scheduler (dispatcher, results applier, reconciler) lives in this process.
+    let scheduler = crate::commands::run::start_scheduler(config, &state.db).await?;
+    let waker = scheduler.clone();
+    state.run_starter =
+        std::sync::Arc::new(crm_triggers::StoreStarter::with_commit_hook(move |_| {
+            waker.wake_dispatcher()
+        }));
+    let state = state.with_scheduler(scheduler.clone());
+    // Cron ticks and record events: every replica runs them, Postgres arbitrates.
+    let triggers = crm_triggers::spawn(state.db.pool.clone(), state.run_starter.clone());
+    let served = crm_api::serve(listener, state, shutdown)
+        .await
+        .context("serving the API");
+    triggers.shutdown().await;
+    scheduler.shutdown().await;
+    served
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,195 @@
+//! `crm up`: the whole local stack as one process tree. The API runs in this process;
+//! every other role (worker, bot, …) runs as a child `crm <role>` with the same
+//! configuration, restarted if it dies, and stopped when `crm up` stops.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use crm_concepts::records::{Actor, PageRequest};
+use crm_concepts::user::{NewUser, Role};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::commands::serve;
+use crate::config::Config;
+
+/// A role of the stack started as a child process: `crm <args…>`.
+struct Child {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+/// The children of `crm up`. Adding a role to the local stack is adding one line here.
+const CHILDREN: &[Child] = &[Child {
+    name: "worker",
+    args: &["worker"],
+}];
+
+/// How long a child gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Address of the API (default: CRM_LISTEN).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
+    crm_store::Db::ensure_database(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "creating the database {}",
+                crm_store::database::redact(&config.database_url)
+            )
+        })?;
+    let db = serve::connect(config).await?;
+    db.migrate().await.context("applying migrations")?;
+    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let (listener, addr) = serve::bind(&listen).await?;
+    let first_token = bootstrap_admin(&db).await?;
+    let examples = crate::commands::examples::deploy_missing(&db).await?;
+
+    println!("crm is up");
+    println!(
+        "  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)"
+    );
+    println!(
+        "  Postgres   {}",
+        crm_store::database::redact(&config.database_url)
+    );
+    println!(
+        "  Redis      {}",
+        crm_store::database::redact(&config.redis_url)
+    );
+    for child in CHILDREN {
+        println!("  {:<10} crm {}", child.name, child.args.join(" "));
+    }
+    match first_token {
+        Some((user_id, secret)) => {
+            println!("first start: created admin user {user_id}; its API token (shown once):");
+            println!("  export CRM_TOKEN={secret}");
+        }
+        None => println!("API token:  crm token create --user 1   (users: crm user list)"),
+    }
+    println!("try:        curl -H \"Authorization: Bearer $CRM_TOKEN\" http://{addr}/api/me");
+    for line in &examples {
+        println!("{line}");
+    }
+    println!("schedules:  crm schedule list");
+    println!("stop with Ctrl-C");
+
+    let exe = std::env::current_exe().context("finding the crm executable")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let supervisors: Vec<_> = CHILDREN
+        .iter()
+        .map(|child| {
+            tokio::spawn(supervise(
+                child,
+                exe.clone(),
+                config_path.map(Path::to_path_buf),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+
+    let stop = stop_tx.clone();
+    let result = serve::serve(config, db, listener, async move {
+        serve::shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    for s in supervisors {
+        let _ = s.await;
+    }
+    result
+}
+
+/// On a database without users, creates an admin and a token so a newcomer can call the
+/// API at once. Returns the user id and the secret.
+async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option<(i64, String)>> {
+    let users = crm_store::users::list(
+        db,
+        &PageRequest {
+            limit: Some(1),
+            ..PageRequest::default()
+        },
+    )
+    .await?;
+    if !users.items.is_empty() {
+        return Ok(None);
+    }
+    let admin = crm_store::users::create(
+        db,
+        &Actor::system(),
+        NewUser {
+            name: "Admin".into(),
+            email: None,
+            role: Role::Admin,
+            telegram_user_id: None,
+        },
+    )
+    .await?;
+    let (_, secret) = crm_store::tokens::create(db, admin.id, "crm up").await?;
+    Ok(Some((admin.id, secret)))
+}
+
+/// Runs one child until `stop` turns true, restarting it (with backoff) when it exits.
+async fn supervise(
+    child: &'static Child,
+    exe: PathBuf,
+    config_path: Option<PathBuf>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut cmd = Command::new(&exe);
+        if let Some(p) = &config_path {
+            cmd.arg("--config").arg(p);
+        }
+        cmd.args(child.args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let mut proc = match cmd.spawn() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(child = child.name, error = %e, "cannot start");
+                return;
+            }
+        };
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            status = proc.wait() => {
+                tracing::warn!(child = child.name, ?status, "exited; restarting in {backoff:?}");
+            }
+            _ = stop.changed() => {
+                terminate(child.name, &mut proc).await;
+                return;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn terminate(name: &str, proc: &mut tokio::process::Child) {
+    if let Some(pid) = proc.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(STOP_GRACE, proc.wait()).await.is_err() {
+        tracing::warn!(child = name, "did not stop in time; killing");
+        let _ = proc.kill().await;
+    }
+}

@@ -1,0 +1,537 @@
+//! The Telegram bot, end to end: the real `crm bot` process against a Bot-API-compatible
+//! server on loopback (`crm_bot::local_api`) and a real engine (`crm serve` on a scratch
+//! database). The tests play Telegram users and check both what the chat shows and what
+//! the CRM holds afterwards.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crm_bot::local_api::{Call, LocalBotApi, TgUser};
+use crm_concepts::records::Actor;
+use crm_concepts::user::{NewUser, Role};
+use serde_json::{Value, json};
+use support::TestStack;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "4242:local-test-token";
+
+struct Harness {
+    stack: TestStack,
+    api: LocalBotApi,
+    bot: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.bot.kill();
+        let _ = self.bot.wait();
+    }
+}
+
+impl Harness {
+    async fn start(purpose: &str) -> Harness {
+        Harness::launch(TestStack::start(purpose).await, &[], "getUpdates").await
+    }
+
+    /// Starts `crm bot` against `stack` (with extra environment for the bot); it is ready
+    /// once it calls `ready` (getUpdates when polling, setWebhook with a webhook).
+    async fn launch(stack: TestStack, env: &[(&str, &str)], ready: &str) -> Harness {
+        let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
+        let data = tempfile::tempdir().expect("temp dir");
+        let bot = Command::new(env!("CARGO_BIN_EXE_crm"))
+            .arg("bot")
+            .env("CRM_BOT_TOKEN", TOKEN)
+            .env("CRM_BOT_API_URL", api.url())
+            .env("CRM_ENGINE_URL", &stack.url)
+            .env("CRM_ENGINE_TOKEN", &stack.admin_token)
+            .env("CRM_DATA_DIR", data.path())
+            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crm bot");
+        let h = Harness { stack, api, bot, _data: data };
+        h.api.wait_for(0, WAIT, |c| c.method == ready && c.result.is_some()).await.expect("the bot never got ready");
+        h
+    }
+
+    /// A Telegram user linked to a new CRM user with `role`.
+    async fn user(&self, telegram_id: i64, name: &str, role: Role) -> (TgUser, i64) {
+        let user = crm_store::users::create(
+            &self.stack.db,
+            &Actor::system(),
+            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id) },
+        )
+        .await
+        .expect("create linked user");
+        (TgUser::new(telegram_id, name), user.id)
+    }
+
+    /// Sends `text` as `from` and returns the bot's next message or edit in that chat.
+    async fn say(&self, from: &TgUser, text: &str) -> Call {
+        let since = self.api.seq();
+        self.api.send_text(from, text);
+        self.api.reply(from.id, since, WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
+    }
+
+    /// Presses a button and waits for the press to be answered; returns the answer call.
+    async fn press(&self, from: &TgUser, message_id: i64, data: &str) -> Call {
+        let since = self.api.seq();
+        let id = self.api.press(from, message_id, data);
+        let answer = self
+            .api
+            .wait_for(since, WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == id)
+            .await
+            .unwrap_or_else(|e| panic!("button {data} not answered: {e}"));
+        assert!(self.api.answered(&id));
+        answer
+    }
+
+    /// Waits until the bot has taken every update, then a little longer, so a test can
+    /// check that something did *not* happen.
+    async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.api.pending_updates() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+
+    fn replies_to(&self, chat: i64) -> Vec<Call> {
+        self.api.calls().into_iter().filter(|c| c.is_reply_to(chat)).collect()
+    }
+}
+
+fn button<'a>(call: &'a Call, label_part: &str) -> (String, String) {
+    call.buttons()
+        .into_iter()
+        .find(|(label, _)| label.contains(label_part))
+        .unwrap_or_else(|| panic!("no button with {label_part:?} in {:?}", call.buttons()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_gets_one_polite_refusal_and_no_data() {
+    let h = Harness::start("bot_unknown").await;
+    let (status, _) = h.stack.post("/api/contacts", json!({"name": "Secret Sam", "email": "sam@example.com"})).await;
+    assert_eq!(status, 201);
+    let stranger = TgUser::new(777, "Stranger");
+
+    let first = h.say(&stranger, "/find Sam").await;
+    assert!(first.text().contains("don't know you"), "{}", first.text());
+    h.api.send_text(&stranger, "/contacts");
+    h.api.send_text(&stranger, "hello?");
+    h.api.send_text(&stranger, "/start not-a-real-code");
+    h.settle().await;
+
+    let replies = h.replies_to(stranger.id);
+    let texts: Vec<&str> = replies.iter().map(Call::text).collect();
+    assert!(texts.iter().all(|t| !t.contains("Sam") && !t.contains("sam@")), "data leaked: {texts:?}");
+    // One refusal, and one clear answer to the bad invite code.
+    assert_eq!(texts.iter().filter(|t| t.contains("don't know you")).count(), 1, "{texts:?}");
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("invite code is invalid"), "{texts:?}");
+
+    // A button press from a stranger is answered, and reveals nothing.
+    let answer = h.press(&stranger, first.message_id().unwrap_or(1), "o:c:1").await;
+    assert!(answer.params["text"].as_str().unwrap_or("").contains("not registered"), "{:?}", answer.params);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_are_redeemed_once_with_start_code() {
+    let h = Harness::start("bot_invite").await;
+    let (admin, _) = h.user(1001, "Alice Admin", Role::Admin).await;
+    let (viewer, _) = h.user(1002, "Vera Viewer", Role::Viewer).await;
+
+    let refused = h.say(&viewer, "/invite manager").await;
+    assert!(refused.text().contains("Only admins"), "{}", refused.text());
+    let usage = h.say(&admin, "/invite emperor").await;
+    assert!(usage.text().contains("Usage: /invite"), "{}", usage.text());
+
+    let invite = h.say(&admin, "/invite manager").await;
+    let code = invite
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("/start "))
+        .unwrap_or_else(|| panic!("no code in {:?}", invite.text()))
+        .to_string();
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT code_hash FROM invites").fetch_all(&h.stack.db.pool).await.expect("invites");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], code.as_bytes(), "the code must be stored hashed");
+
+    let newcomer = TgUser::new(2001, "Nina Newcomer");
+    let welcome = h.say(&newcomer, &format!("/start {code}")).await;
+    assert!(welcome.text().contains("Welcome, Nina Newcomer"), "{}", welcome.text());
+    assert!(welcome.text().contains("manager"), "{}", welcome.text());
+    let (status, user) = h.stack.get("/api/users/by-telegram/2001").await;
+    assert_eq!(status, 200);
+    assert_eq!(user["role"], "manager");
+    // The new user can use the CRM at once.
+    let found = h.say(&newcomer, "/find nobody-here").await;
+    assert!(found.text().contains("Nothing found"), "{}", found.text());
+
+    // The same code again, by someone else: refused, and no user created.
+    let latecomer = TgUser::new(2002, "Larry Late");
+    let again = h.say(&latecomer, &format!("/start {code}")).await;
+    assert!(again.text().contains("invalid, expired or already used"), "{}", again.text());
+    let (status, _) = h.stack.get("/api/users/by-telegram/2002").await;
+    assert_eq!(status, 404);
+
+    // `crm user invite` makes codes too.
+    let out = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["user", "invite", "--role", "viewer", "--expires-in", "1h"])
+        .env("CRM_DATABASE_URL", &h.stack.db_url)
+        .output()
+        .expect("crm user invite");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli_code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let welcome = h.say(&latecomer, &format!("/start {cli_code}")).await;
+    assert!(welcome.text().contains("you are a viewer"), "{}", welcome.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_is_added_by_dialogue_field_by_field() {
+    let h = Harness::start("bot_dialogue").await;
+    let (max, _) = h.user(3001, "Max Manager", Role::Manager).await;
+    let (status, acme) = h.stack.post("/api/companies", json!({"name": "Acme Rockets"})).await;
+    assert_eq!(status, 201);
+
+    let ask = h.say(&max, "/addcontact").await;
+    assert!(ask.text().contains("name"), "{}", ask.text());
+    let ask = h.say(&max, "  Zoë   O'Brien-שלום 😀 ").await;
+    assert!(ask.text().contains("Email"), "{}", ask.text());
+    let refused = h.say(&max, "zoe at example").await;
+    assert!(refused.text().contains("is not an email address"), "{}", refused.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM contacts").await, 0, "nothing is written mid-dialogue");
+    let ask = h.say(&max, "zoe@example.com").await;
+    assert!(ask.text().contains("Phone"), "{}", ask.text());
+    let ask = h.say(&max, "-").await;
+    assert!(ask.text().contains("company"), "{}", ask.text());
+    let done = h.say(&max, "acme rockts").await;
+    assert!(done.text().contains("Contact added"), "{}", done.text());
+
+    let (status, page) = h.stack.get("/api/contacts?q=zoe").await;
+    assert_eq!(status, 200);
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["name"], "Zoë O'Brien-שלום 😀");
+    assert_eq!(items[0]["email"], "zoe@example.com");
+    assert_eq!(items[0]["phone"], Value::Null);
+    assert_eq!(items[0]["company_id"], acme["id"]);
+
+    // /cancel leaves nothing behind.
+    h.say(&max, "/adddeal").await;
+    h.say(&max, "Half a deal").await;
+    let cancelled = h.say(&max, "/cancel").await;
+    assert!(cancelled.text().contains("Nothing was saved"), "{}", cancelled.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM deals").await, 0);
+    let nothing = h.say(&max, "stray text").await;
+    assert!(nothing.text().contains("/help"), "{}", nothing.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_is_moved_between_stages_by_button() {
+    let h = Harness::start("bot_pipeline").await;
+    let (max, _) = h.user(4001, "Max Manager", Role::Manager).await;
+    let (vic, _) = h.user(4002, "Vic Viewer", Role::Viewer).await;
+    let (status, deal) = h.stack.post("/api/deals", json!({"title": "Rocket fuel", "amount_minor": 250_000})).await;
+    assert_eq!(status, 201, "{deal}");
+    let (_, pipelines) = h.stack.get("/api/pipelines").await;
+    let stages = pipelines["items"][0]["stages"].as_array().expect("stages").clone();
+    let stage_id = |name: &str| stages.iter().find(|s| s["name"] == name).expect("stage")["id"].as_i64().expect("id");
+
+    let board = h.say(&max, "/pipeline").await;
+    assert!(board.text().contains("Rocket fuel") && board.text().contains("2,500.00 USD"), "{}", board.text());
+    let (_, open) = button(&board, "Rocket fuel");
+
+    let since = h.api.seq();
+    h.press(&max, board.message_id().expect("board id"), &open).await;
+    let card = h.api.reply(max.id, since, WAIT).await.expect("deal card");
+    assert!(card.text().contains("Lead"), "{}", card.text());
+    let (_, to_qualified) = button(&card, "Qualified");
+    assert!(card.buttons().iter().all(|(_, data)| data.len() <= 64));
+
+    // A viewer pressing the same button is refused and nothing moves.
+    let refused = h.press(&vic, card.message_id().expect("card id"), &to_qualified).await;
+    assert!(refused.params["text"].as_str().unwrap_or("").contains("role"), "{:?}", refused.params);
+    let (_, unchanged) = h.stack.get(&format!("/api/deals/{}", deal["id"])).await;
+    assert_eq!(unchanged["stage_id"].as_i64(), Some(stage_id("Lead")));
+
+    let since = h.api.seq();
+    let answer = h.press(&max, card.message_id().expect("card id"), &to_qualified).await;
+    assert!(answer.params["text"].as_str().unwrap_or("").contains("Moved to Qualified"), "{:?}", answer.params);
+    let edit = h
+        .api
+        .wait_for(since, WAIT, |c| c.method == "editMessageText" && c.message_id() == card.message_id())
+        .await
+        .expect("the card is redrawn");
+    assert!(edit.text().contains("Qualified"), "{}", edit.text());
+    let (_, moved) = h.stack.get(&format!("/api/deals/{}", deal["id"])).await;
+    assert_eq!(moved["stage_id"].as_i64(), Some(stage_id("Qualified")));
+
+    // Stale buttons: a deal that is gone, and a payload this bot never made.
+    let (status, _) = h.stack.delete(&format!("/api/deals/{}", deal["id"])).await;
+    assert!(status.is_success());
+    let gone = h.press(&max, card.message_id().expect("card id"), &to_qualified).await;
+    assert!(gone.params["text"].as_str().unwrap_or("").contains("no longer exists"), "{:?}", gone.params);
+    let forged = h.press(&max, card.message_id().expect("card id"), "mv:1:2:3").await;
+    assert!(forged.params["text"].as_str().unwrap_or("").contains("expired"), "{:?}", forged.params);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_and_notes_from_the_chat() {
+    let h = Harness::start("bot_tasks").await;
+    let (max, max_id) = h.user(5001, "Max Manager", Role::Manager).await;
+    let due_today = chrono::Utc::now().date_naive().and_hms_opt(23, 0, 0).expect("time").and_utc();
+    let (status, _) = h
+        .stack
+        .post("/api/tasks", json!({"title": "Call Ann", "assignee_id": max_id, "due_at": due_today.to_rfc3339()}))
+        .await;
+    assert_eq!(status, 201);
+
+    let added = h.say(&max, "/addtask Send the proposal").await;
+    assert!(added.text().contains("Task added"), "{}", added.text());
+    let today = h.say(&max, "/today").await;
+    assert!(today.text().contains("Call Ann") && !today.text().contains("Send the proposal"), "{}", today.text());
+    let list = h.say(&max, "/tasks").await;
+    assert!(list.text().contains("Call Ann") && list.text().contains("Send the proposal"), "{}", list.text());
+    let (_, done) = button(&list, "Call Ann");
+    let since = h.api.seq();
+    let answer = h.press(&max, list.message_id().expect("list id"), &done).await;
+    assert!(answer.params["text"].as_str().unwrap_or("").contains("Done"), "{:?}", answer.params);
+    assert_eq!(h.stack.count("SELECT count(*) FROM tasks WHERE done").await, 1);
+    let redrawn = h
+        .api
+        .wait_for(since, WAIT, |c| c.method == "editMessageText" && c.message_id() == list.message_id())
+        .await
+        .expect("the list is redrawn");
+    assert!(!redrawn.text().contains("Call Ann") && redrawn.text().contains("Send the proposal"), "{}", redrawn.text());
+
+    let (_, deal) = h.stack.post("/api/deals", json!({"title": "Noted deal"})).await;
+    let noted = h.say(&max, &format!("/note deal {} They want a demo 🚀", deal["id"])).await;
+    assert!(noted.text().contains("Note #"), "{}", noted.text());
+    let (_, notes) = h.stack.get(&format!("/api/notes?deal_id={}", deal["id"])).await;
+    assert_eq!(notes["items"][0]["body"], "They want a demo 🚀");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_reply_and_changes_nothing() {
+    let h = Harness::start("bot_bad_input").await;
+    let (max, _) = h.user(6001, "Max Manager", Role::Manager).await;
+
+    let commands = h.api.wait_for(0, WAIT, |c| c.method == "setMyCommands").await.expect("commands registered");
+    let registered: Vec<String> = commands.params["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| c["command"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let help = h.say(&max, "/help").await;
+    for (name, _, _) in crm_bot::BUILTIN_COMMANDS {
+        assert!(registered.iter().any(|r| r == name), "{name} not registered");
+        assert!(help.text().contains(&format!("/{name}")), "{name} not in /help");
+    }
+
+    let cases: &[(&str, &str)] = &[
+        ("/frobnicate now", "Unknown command /frobnicate"),
+        ("/find", "Usage: /find"),
+        ("/editcontact abc", "Usage: /editcontact ID"),
+        ("/note planet 5 hi", "Usage: /note"),
+        ("/run", "Usage: /run"),
+        ("/ what", "does not look like a command"),
+        ("مرحبا بالعالم", "/help"),
+    ];
+    for (text, expected) in cases {
+        let reply = h.say(&max, text).await;
+        assert!(reply.text().contains(expected), "{text:?} → {:?}", reply.text());
+    }
+    let long = format!("/find {}", "ẞ".repeat(3000));
+    let reply = h.say(&max, &long).await;
+    assert!(reply.text().contains("too long"), "{}", reply.text());
+
+    let since = h.api.seq();
+    h.api.send_sticker(&max);
+    let reply = h.api.reply(max.id, since, WAIT).await.expect("reply to a sticker");
+    assert!(reply.text().contains("text messages only"), "{}", reply.text());
+
+    let original = h.say(&max, "/addtask Edit me").await;
+    let since = h.api.seq();
+    h.api.edit_text(&max, original.message_id().unwrap_or(1) - 1, "/addtask Edited twice");
+    let reply = h.api.reply(max.id, since, WAIT).await.expect("reply to an edit");
+    assert!(reply.text().contains("Edits are not acted on"), "{}", reply.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM tasks").await, 1, "an edit must not repeat a command");
+
+    // A dialogue answer that is far too long is refused, and the dialogue goes on.
+    h.say(&max, "/addcontact").await;
+    let reply = h.say(&max, &"n".repeat(400)).await;
+    assert!(reply.text().contains("the most is 300"), "{}", reply.text());
+    let reply = h.say(&max, "Short Name").await;
+    assert!(reply.text().contains("Email"), "{}", reply.text());
+    h.say(&max, "/cancel").await;
+    assert_eq!(h.stack.count("SELECT count(*) FROM contacts").await, 0);
+
+    // Every reply fitted Telegram's limits (the server refuses anything else).
+    let failed: Vec<String> = h.api.calls().iter().filter_map(|c| c.error.clone()).collect();
+    assert!(failed.is_empty(), "Telegram refused: {failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_users_in_dialogues_at_once_do_not_mix() {
+    let h = Harness::start("bot_many").await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        people.push(h.user(7000 + i, &format!("Seller {i}"), Role::Manager).await.0);
+    }
+    // Interleave: every user starts, then every user answers each step in turn.
+    let steps = |i: usize| {
+        vec!["/addcontact".to_string(), format!("Person {i} 👋"), format!("p{i}@example.com"), "-".into(), "-".into()]
+    };
+    for step in 0..5 {
+        let since = h.api.seq();
+        for (i, p) in people.iter().enumerate() {
+            h.api.send_text(p, &steps(i)[step]);
+        }
+        for p in &people {
+            h.api.reply(p.id, since, WAIT).await.unwrap_or_else(|e| panic!("step {step} of {}: {e}", p.first_name));
+        }
+    }
+    let (_, page) = h.stack.get("/api/contacts?limit=50").await;
+    let mut got: Vec<(String, String)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["email"].as_str().unwrap_or("").to_string()))
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = (0..6).map(|i| (format!("Person {i} 👋"), format!("p{i}@example.com"))).collect();
+    assert_eq!(got, want);
+}
+
+/// A `crm worker` for the scenario's Redis prefix, killed on drop.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
+    let prefix = format!("crm_t_botrun_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let options = support::Options { env: vec![("CRM_REDIS_PREFIX".into(), prefix.clone())], args: Vec::new() };
+    let stack = TestStack::start_with("bot_runs", options).await;
+    let workflow_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/qualify-lead");
+    let deployed = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["workflow", "deploy", workflow_dir, "--engine", &stack.url, "--token", &stack.admin_token])
+        .output()
+        .expect("crm workflow deploy");
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+    let data = tempfile::tempdir().expect("temp dir");
+    let _worker = Worker(
+        Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args(["worker", "--concurrency", "4"])
+            .env("CRM_DATABASE_URL", &stack.db_url)
+            .env("CRM_REDIS_URL", support::redis_url())
+            .env("CRM_REDIS_PREFIX", &prefix)
+            .env("CRM_DATA_DIR", data.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crm worker"),
+    );
+    let h = Harness::launch(stack, &[], "getUpdates").await;
+    let (max, _) = h.user(8001, "Max Manager", Role::Manager).await;
+    let (status, lena) = h.stack.post("/api/contacts", json!({"name": "Lena Lead", "email": "lena@example.com"})).await;
+    assert_eq!(status, 201, "{lena}");
+
+    // The workflow's own command is registered and listed.
+    let help = h.say(&max, "/help").await;
+    assert!(help.text().contains("/qualify CONTACT_ID"), "{}", help.text());
+    let registered = h.api.calls().into_iter().filter(|c| c.method == "setMyCommands").last().expect("commands");
+    assert!(registered.params["commands"].as_array().expect("list").iter().any(|c| c["command"] == "qualify"));
+
+    let running = h.say(&max, &format!("/qualify {}", lena["id"])).await;
+    assert!(running.text().contains("Running qualify-lead"), "{}", running.text());
+    let since = running.seq;
+    let result = h
+        .api
+        .wait_for(since, Duration::from_secs(60), |c| {
+            c.method == "editMessageText" && c.message_id() == running.message_id() && c.result.is_some()
+        })
+        .await
+        .expect("the running message is edited into the result");
+    assert!(result.text().contains("Lena Lead"), "{}", result.text());
+    assert!(!result.text().contains("Could not qualify"), "{}", result.text());
+
+    // A failing run: the same message flow, with the workflow's failure text.
+    let running = h.say(&max, "/run qualify-lead 999999").await;
+    assert!(running.text().contains("Running qualify-lead"), "{}", running.text());
+    let failed = h
+        .api
+        .wait_for(running.seq, Duration::from_secs(60), |c| {
+            c.method == "editMessageText" && c.message_id() == running.message_id() && c.result.is_some()
+        })
+        .await
+        .expect("the failure replaces the running message");
+    assert!(failed.text().contains("Could not qualify contact 999999"), "{}", failed.text());
+
+    // Malformed arguments never start a run.
+    let refused = h.say(&max, "/qualify forty-two").await;
+    assert!(refused.text().contains("CONTACT_ID must be a whole number"), "{}", refused.text());
+    let refused = h.say(&max, "/run no-such-workflow").await;
+    let refused = if refused.text().starts_with('⏳') {
+        h.api
+            .wait_for(refused.seq, WAIT, |c| c.method == "editMessageText" && c.message_id() == refused.message_id())
+            .await
+            .expect("the refusal replaces the running message")
+    } else {
+        refused
+    };
+    assert!(refused.text().contains("no workflow named"), "{}", refused.text());
+
+    let runs = h.say(&max, "/runs").await;
+    assert!(runs.text().contains("qualify-lead · succeeded"), "{}", runs.text());
+    assert!(runs.text().contains("qualify-lead · failed"), "{}", runs.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM runs").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_takes_updates_posted_with_the_secret() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let listen = format!("127.0.0.1:{port}");
+    let hook = format!("http://{listen}/telegram/hook");
+    let env = [
+        ("CRM_BOT_WEBHOOK_URL", hook.as_str()),
+        ("CRM_BOT_WEBHOOK_LISTEN", listen.as_str()),
+        ("CRM_BOT_WEBHOOK_SECRET", "s3cret-token"),
+    ];
+    let h = Harness::launch(TestStack::start("bot_webhook").await, &env, "setWebhook").await;
+    let set = h.api.calls().into_iter().find(|c| c.method == "setWebhook").expect("setWebhook");
+    assert_eq!(set.params["url"], hook.as_str());
+    let (max, _) = h.user(9001, "Max Manager", Role::Manager).await;
+
+    let reply = h.say(&max, "/help").await;
+    assert!(reply.text().contains("/pipeline"), "{}", reply.text());
+    assert!(h.api.calls().iter().all(|c| c.method != "getUpdates"), "webhook mode must not poll");
+
+    // A post without the secret is refused and does nothing.
+    let forged = reqwest::Client::new()
+        .post(&hook)
+        .json(&json!({"update_id": 999, "message": {"message_id": 1, "date": 0, "text": "/tasks",
+            "chat": {"id": 9001, "type": "private", "first_name": "Max"},
+            "from": {"id": 9001, "is_bot": false, "first_name": "Max"}}}))
+        .send()
+        .await
+        .expect("post to the webhook");
+    assert_eq!(forged.status(), 401);
+}

@@ -1,0 +1,124 @@
+//! Crashes with real processes: a worker SIGKILLed mid-step, Redis losing every key
+//! mid-run, the engine SIGKILLed and restarted mid-run. Every run still completes, and the
+//! history shows no step result applied twice.
+//!
+//! Redis loss is simulated by deleting every key under the test's own prefix (SCAN + DEL):
+//! to the engine and workers of the test that is exactly a FLUSHALL, while other tests
+//! sharing the machine's Redis keep their data.
+
+mod flows;
+
+use std::time::{Duration, Instant};
+
+use flows::Flow;
+use serde_json::json;
+use uuid::Uuid;
+
+/// A chain of slow steps (each sleeps `ms` inside the component), so a crash lands while
+/// steps are running.
+fn slow_chain(name: &str, steps: usize, ms: u64) -> String {
+    let mut m = format!("name = \"{name}\"\nversion = \"1\"\n");
+    for i in 0..steps {
+        m.push_str(&format!(
+            "\n[[steps]]\nid = \"s{i}\"\ncomponent = \"fixture-slow\"\nconfig = {{ ms = {ms} }}\ntimeout = \"10s\"\n"
+        ));
+        if i > 0 {
+            m.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
+        }
+    }
+    m
+}
+
+async fn start_runs(flow: &Flow, workflow: &str, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(flow.start_run(workflow, json!({"n": i})).await);
+    }
+    ids
+}
+
+async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn applied_results(flow: &Flow, ids: &[Uuid]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM step_attempts WHERE run_id = ANY($1) AND applied")
+        .bind(ids)
+        .fetch_one(&flow.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_step_loses_no_run() {
+    let mut flow = Flow::start("rec_worker").await;
+    flow.deploy_manifest(&slow_chain("slow-pair", 2, 800));
+    let doomed = flow.start_worker_named(4, "doomed");
+    let ids = start_runs(&flow, "slow-pair", 4).await;
+
+    // The doomed worker has taken steps and is sleeping inside them: kill it there.
+    wait_until("the worker holds steps", Duration::from_secs(20), async || flow.jobs_in_progress().await > 0).await;
+    let held = flow.jobs_in_progress().await;
+    flow.kill_worker(doomed);
+    assert_eq!(applied_results(&flow, &ids).await, 0, "killed before finishing any step");
+
+    // A live worker takes the dead one's steps over once they are idle past the
+    // visibility timeout (2 s here).
+    flow.start_worker_named(4, "survivor");
+    let statuses = flow.wait_final(&ids, Duration::from_secs(60)).await;
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
+    flow.assert_clean_history(&ids).await;
+    let workers: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT worker FROM step_attempts WHERE run_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&flow.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(workers, vec!["survivor"], "the {held} steps the dead worker held were finished by the survivor");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_losing_everything_mid_run_loses_no_run() {
+    let mut flow = Flow::start("rec_redis").await;
+    flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
+    flow.start_worker(8);
+    let ids = start_runs(&flow, "slow-three", 6).await;
+
+    // Some steps done, others in flight: Redis forgets every job, result, group and marker.
+    wait_until("a first result is applied", Duration::from_secs(30), async || applied_results(&flow, &ids).await > 0)
+        .await;
+    let deleted = flow.wipe_redis().await;
+    assert!(deleted > 0);
+
+    let statuses = flow.wait_final(&ids, Duration::from_secs(60)).await;
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
+    flow.assert_clean_history(&ids).await;
+    let (_, metrics) = flow.get("/api/scheduler/metrics").await;
+    assert!(metrics["redis_resets"].as_u64().unwrap() >= 1, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_killed_and_restarted_mid_run_loses_no_run() {
+    let mut flow = Flow::start("rec_engine").await;
+    flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
+    flow.start_worker(8);
+    let ids = start_runs(&flow, "slow-three", 6).await;
+
+    wait_until("a first result is applied", Duration::from_secs(30), async || applied_results(&flow, &ids).await > 0)
+        .await;
+    flow.kill_engine();
+    // Workers keep finishing steps; their results wait on Redis for an engine.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    flow.start_engine().await;
+
+    let statuses = flow.wait_final(&ids, Duration::from_secs(60)).await;
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
+    flow.assert_clean_history(&ids).await;
+    // and the restarted engine serves the whole history
+    let (_, run) = flow.get(&format!("/api/runs/{}", ids[0])).await;
+    assert_eq!(run["steps"].as_array().unwrap().len(), 3);
+}

@@ -1,0 +1,750 @@
+//! A workflow manifest (`workflows/<name>/workflow.toml`): what starts a run, which WASM
+//! steps it has and how they depend on each other, what each step may do, and how the
+//! result reads in a chat. Parsing is strict (unknown keys are errors) and validation
+//! collects every problem at once, each with the field it concerns, so an author fixes a
+//! manifest in one pass.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capability::{Capability, Grants};
+use crate::step::StepLimits;
+use crate::template::Template;
+
+/// The longest a step may be allowed to run; beyond this a workflow should be split.
+pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// More attempts than this only hides a broken step.
+pub const MAX_ATTEMPTS: u32 = 20;
+pub const MAX_STEPS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    /// the author's version label (e.g. `1.2.0`); deploys also get a sequence number
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub result: ResultSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Trigger {
+    /// `/command arg…` in the Telegram bot
+    BotCommand {
+        command: String,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        args: Vec<ArgSpec>,
+    },
+    /// a schedule with seconds: `sec min hour day-of-month month day-of-week [year]`
+    Cron {
+        schedule: String,
+        #[serde(default = "utc")]
+        timezone: String,
+        /// the run's input for every firing
+        #[serde(default = "empty_object")]
+        input: serde_json::Value,
+    },
+    /// a change of a CRM record, optionally narrowed by a filter
+    RecordEvent {
+        record: String,
+        /// `created`, `updated`, `deleted`; empty means all three
+        #[serde(default)]
+        actions: Vec<String>,
+        #[serde(default)]
+        filter: EventFilter,
+    },
+    /// `POST /hooks/<path>`, signed with HMAC-SHA256 by the named secret when given
+    Webhook {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+    },
+}
+
+/// One argument of a bot command, in order: `/qualify 42` fills the first argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgSpec {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: ArgKind,
+    #[serde(default = "yes")]
+    pub required: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgKind {
+    #[default]
+    String,
+    Integer,
+    Number,
+    Boolean,
+    /// the rest of the message, spaces included; only valid as the last argument
+    Text,
+}
+
+/// Narrows a record-event trigger: every listed field must have changed, and every
+/// `equals` field must hold the given value after the change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    #[serde(default)]
+    pub changed: Vec<String>,
+    #[serde(default)]
+    pub equals: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub id: String,
+    /// a component crate of `workflows/` (e.g. `lead-scoring`), a `.wasm` path relative to
+    /// the manifest, or `sha256:<hex>` of a component the engine already stores
+    pub component: String,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// e.g. `"5s"`, `"250ms"`, `"2m"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// Retries apply to retryable errors only; the delay before attempt n+1 is
+/// `min(backoff * 2^(n-1), max_backoff)`, scaled by a random factor in [0.5, 1.0] so a
+/// burst of failures does not come back as a burst.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff")]
+    pub backoff: String,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: String,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: default_attempts(), backoff: default_backoff(), max_backoff: default_max_backoff() }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the attempt after `attempt` (1-based); `jitter` in [0, 1].
+    pub fn delay_after(&self, attempt: u32, jitter: f64) -> Duration {
+        let base = parse_duration(&self.backoff).unwrap_or(Duration::from_millis(200));
+        let cap = parse_duration(&self.max_backoff).unwrap_or(Duration::from_secs(30));
+        let exp = attempt.saturating_sub(1).min(30);
+        let raw = base.saturating_mul(1u32 << exp).min(cap);
+        raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// How a finished run reads in a chat. Templates use `{{path}}` into
+/// `{workflow, run_id, status, input, result, error, steps: {<id>: {output, status}}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultSpec {
+    /// the step whose output is the run's result; default: the only step nothing depends
+    /// on, or an object of all such steps' outputs
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_template: Option<String>,
+}
+
+pub const DEFAULT_SUCCESS_TEMPLATE: &str = "✅ {{workflow}} finished.";
+pub const DEFAULT_FAILURE_TEMPLATE: &str = "❌ {{workflow}} failed at step {{error.step}}: {{error.message}}";
+
+fn utc() -> String {
+    "UTC".into()
+}
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+fn yes() -> bool {
+    true
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_backoff() -> String {
+    "200ms".into()
+}
+fn default_max_backoff() -> String {
+    "30s".into()
+}
+
+/// One problem in a manifest, located by a path such as `steps[2].needs[0]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything wrong with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid workflow manifest")?;
+        for e in &self.errors {
+            write!(f, "\n  {}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ManifestError {
+    fn one(field: &str, message: impl Into<String>) -> Self {
+        ManifestError { errors: vec![FieldError { field: field.into(), message: message.into() }] }
+    }
+}
+
+impl Manifest {
+    /// Parses TOML and validates everything that does not need the component store.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest = Manifest::from_toml(text)?;
+        manifest.validate(|_| true)?;
+        Ok(manifest)
+    }
+
+    /// Parses TOML without validating; call [`Manifest::validate`] next.
+    pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
+        toml::from_str(text).map_err(|e| {
+            let field = e.span().map(|s| line_col(text, s.start)).unwrap_or_else(|| "manifest".into());
+            ManifestError::one(&field, e.message().to_string())
+        })
+    }
+
+    /// Checks the manifest; `component_known` says whether a step's component reference
+    /// can be resolved (the deploy passes what was uploaded or is stored).
+    pub fn validate(&self, component_known: impl Fn(&str) -> bool) -> Result<(), ManifestError> {
+        let mut v = Vec::new();
+        let mut err = |field: String, message: String| v.push(FieldError { field, message });
+
+        if !is_name(&self.name) {
+            err("name".into(), format!("{:?} is not a valid workflow name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter", self.name));
+        }
+        if self.version.trim().is_empty() || self.version.len() > 64 {
+            err("version".into(), "must be a non-empty label of at most 64 characters, e.g. \"1.0.0\"".into());
+        }
+        if self.description.len() > 2000 {
+            err("description".into(), "must be at most 2000 characters".into());
+        }
+        self.validate_triggers(&mut err);
+
+        if self.steps.is_empty() {
+            err("steps".into(), "a workflow needs at least one step".into());
+        }
+        if self.steps.len() > MAX_STEPS {
+            err("steps".into(), format!("at most {MAX_STEPS} steps are allowed"));
+        }
+        let mut ids = HashMap::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if !is_name(&s.id) {
+                err(format!("steps[{i}].id"), format!("{:?} is not a valid step id: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter", s.id));
+            } else if ids.insert(s.id.as_str(), i).is_some() {
+                err(format!("steps[{i}].id"), format!("duplicate step id {:?}", s.id));
+            }
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            if s.component.trim().is_empty() {
+                err(format!("steps[{i}].component"), "missing component".into());
+            } else if !component_known(&s.component) {
+                err(format!("steps[{i}].component"), format!("unknown component {:?}: build it in workflows/ or give a path to a .wasm file", s.component));
+            }
+            let mut seen = BTreeSet::new();
+            for (j, n) in s.needs.iter().enumerate() {
+                if !ids.contains_key(n.as_str()) {
+                    err(format!("steps[{i}].needs[{j}]"), format!("step {:?} needs {:?}, which is not a step of this workflow", s.id, n));
+                } else if n == &s.id {
+                    err(format!("steps[{i}].needs[{j}]"), format!("step {:?} cannot depend on itself", s.id));
+                } else if !seen.insert(n) {
+                    err(format!("steps[{i}].needs[{j}]"), format!("{n:?} is listed twice"));
+                }
+            }
+            if !s.config.is_object() {
+                err(format!("steps[{i}].config"), "must be a table".into());
+            }
+            for (j, c) in s.capabilities.iter().enumerate() {
+                if let Err(e) = c.parse::<Capability>() {
+                    err(format!("steps[{i}].capabilities[{j}]"), e.to_string());
+                }
+            }
+            if let Some(t) = &s.timeout {
+                match parse_duration(t) {
+                    Ok(d) if d.is_zero() || d > MAX_STEP_TIMEOUT => {
+                        err(format!("steps[{i}].timeout"), format!("must be between 1ms and {}s", MAX_STEP_TIMEOUT.as_secs()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => err(format!("steps[{i}].timeout"), e),
+                }
+            }
+            if let Some(m) = s.memory_mb
+                && !(1..=4096).contains(&m)
+            {
+                err(format!("steps[{i}].memory_mb"), "must be between 1 and 4096".into());
+            }
+            if !(1..=MAX_ATTEMPTS).contains(&s.retry.max_attempts) {
+                err(format!("steps[{i}].retry.max_attempts"), format!("must be between 1 and {MAX_ATTEMPTS}"));
+            }
+            for (name, value) in [("backoff", &s.retry.backoff), ("max_backoff", &s.retry.max_backoff)] {
+                if let Err(e) = parse_duration(value) {
+                    err(format!("steps[{i}].retry.{name}"), e);
+                }
+            }
+        }
+        if let Some(cycle) = self.find_cycle() {
+            err("steps".into(), format!("dependency cycle: {}", cycle.join(" -> ")));
+        }
+
+        if let Some(out) = &self.result.output
+            && !ids.contains_key(out.as_str())
+        {
+            err("result.output".into(), format!("{out:?} is not a step of this workflow"));
+        }
+        for (field, t) in [("result.template", &self.result.template), ("result.failure_template", &self.result.failure_template)] {
+            let Some(t) = t else { continue };
+            match Template::parse(t) {
+                Ok(tpl) => {
+                    for path in tpl.paths() {
+                        if let Some(msg) = check_template_path(&path, &ids) {
+                            err(field.into(), msg);
+                        }
+                    }
+                }
+                Err(e) => err(field.into(), e.to_string()),
+            }
+        }
+        if v.is_empty() { Ok(()) } else { Err(ManifestError { errors: v }) }
+    }
+
+    fn validate_triggers(&self, err: &mut impl FnMut(String, String)) {
+        let mut commands = BTreeSet::new();
+        for (i, t) in self.triggers.iter().enumerate() {
+            let at = |f: &str| format!("triggers[{i}].{f}");
+            match t {
+                Trigger::BotCommand { command, description, args } => {
+                    let ok = !command.is_empty()
+                        && command.len() <= 32
+                        && command.starts_with(|c: char| c.is_ascii_lowercase())
+                        && command.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    if !ok {
+                        err(at("command"), format!("{command:?} is not a valid bot command: 1-32 lowercase letters, digits or '_', starting with a letter (Telegram's rule)"));
+                    } else if !commands.insert(command.as_str()) {
+                        err(at("command"), format!("command {command:?} is declared twice"));
+                    }
+                    if description.len() > 256 {
+                        err(at("description"), "must be at most 256 characters (Telegram's limit)".into());
+                    }
+                    let mut names = BTreeSet::new();
+                    let mut optional_seen = false;
+                    for (j, a) in args.iter().enumerate() {
+                        if !is_name(&a.name) {
+                            err(at(&format!("args[{j}].name")), format!("{:?} is not a valid argument name", a.name));
+                        } else if !names.insert(a.name.as_str()) {
+                            err(at(&format!("args[{j}].name")), format!("argument {:?} is declared twice", a.name));
+                        }
+                        if a.kind == ArgKind::Text && j + 1 != args.len() {
+                            err(at(&format!("args[{j}].type")), "a `text` argument takes the rest of the message, so it must come last".into());
+                        }
+                        if a.required && optional_seen {
+                            err(at(&format!("args[{j}].required")), "a required argument cannot follow an optional one".into());
+                        }
+                        optional_seen |= !a.required;
+                    }
+                }
+                Trigger::Cron { schedule, timezone, input } => {
+                    if let Err(e) = parse_cron(schedule) {
+                        err(at("schedule"), e);
+                    }
+                    if timezone.parse::<chrono_tz::Tz>().is_err() {
+                        err(at("timezone"), format!("unknown time zone {timezone:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""));
+                    }
+                    if !input.is_object() {
+                        err(at("input"), "must be a table".into());
+                    }
+                }
+                Trigger::RecordEvent { record, actions, filter } => {
+                    if !RECORD_KINDS.contains(&record.as_str()) {
+                        err(at("record"), format!("unknown record kind {record:?}: expected one of {}", RECORD_KINDS.join(", ")));
+                    }
+                    for (j, a) in actions.iter().enumerate() {
+                        if !["created", "updated", "deleted"].contains(&a.as_str()) {
+                            err(at(&format!("actions[{j}]")), format!("unknown action {a:?}: expected created, updated or deleted"));
+                        }
+                    }
+                    for (j, f) in filter.changed.iter().enumerate() {
+                        if !is_field(f) {
+                            err(at(&format!("filter.changed[{j}]")), format!("{f:?} is not a field name"));
+                        }
+                    }
+                    for f in filter.equals.keys() {
+                        if !is_field(f) {
+                            err(at(&format!("filter.equals.{f}")), format!("{f:?} is not a field name"));
+                        }
+                    }
+                }
+                Trigger::Webhook { path, secret } => {
+                    let ok = !path.is_empty()
+                        && path.len() <= 100
+                        && path.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+                    if !ok {
+                        err(at("path"), format!("{path:?} is not a valid webhook path: 1-100 letters, digits, '-' or '_'"));
+                    }
+                    if let Some(s) = secret
+                        && format!("secret:{s}").parse::<Capability>().is_err()
+                    {
+                        err(at("secret"), format!("{s:?} is not a valid secret name"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first dependency cycle found, as step ids with the first repeated at the end.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        let index: HashMap<&str, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        // 0 = unvisited, 1 = on the current path, 2 = done
+        let mut state = vec![0u8; self.steps.len()];
+        let mut path = Vec::new();
+        fn visit(
+            i: usize,
+            m: &Manifest,
+            index: &HashMap<&str, usize>,
+            state: &mut [u8],
+            path: &mut Vec<usize>,
+        ) -> Option<Vec<String>> {
+            state[i] = 1;
+            path.push(i);
+            for n in &m.steps[i].needs {
+                let Some(&j) = index.get(n.as_str()) else { continue };
+                if state[j] == 1 {
+                    let from = path.iter().position(|&p| p == j).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[from..].iter().map(|&p| m.steps[p].id.clone()).collect();
+                    cycle.push(m.steps[j].id.clone());
+                    return Some(cycle);
+                }
+                if state[j] == 0
+                    && let Some(c) = visit(j, m, index, state, path)
+                {
+                    return Some(c);
+                }
+            }
+            path.pop();
+            state[i] = 2;
+            None
+        }
+        for i in 0..self.steps.len() {
+            if state[i] == 0
+                && let Some(c) = visit(i, self, &index, &mut state, &mut path)
+            {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepSpec> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Steps that list `id` in their `needs`.
+    pub fn dependents<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a StepSpec> + 'a {
+        self.steps.iter().filter(move |s| s.needs.iter().any(|n| n == id))
+    }
+
+    /// Steps no other step depends on: their outputs make the default result.
+    pub fn sinks(&self) -> Vec<&StepSpec> {
+        self.steps.iter().filter(|s| self.dependents(&s.id).next().is_none()).collect()
+    }
+
+    pub fn bot_commands(&self) -> impl Iterator<Item = &Trigger> {
+        self.triggers.iter().filter(|t| matches!(t, Trigger::BotCommand { .. }))
+    }
+}
+
+impl StepSpec {
+    /// The granted capabilities (validated manifests only hold valid strings).
+    pub fn grants(&self) -> Grants {
+        Grants::new(self.capabilities.iter().filter_map(|c| c.parse().ok()))
+    }
+
+    pub fn limits(&self) -> StepLimits {
+        let mut l = StepLimits::default();
+        if let Some(t) = self.timeout.as_deref().and_then(|t| parse_duration(t).ok()) {
+            l.timeout_ms = t.as_millis() as u64;
+        }
+        if let Some(m) = self.memory_mb {
+            l.memory_bytes = m << 20;
+        }
+        l
+    }
+}
+
+pub const RECORD_KINDS: [&str; 5] = ["contact", "company", "deal", "task", "note"];
+
+/// `2s`, `250ms`, `1m`, `1h`, `1500us`: an integer followed by a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration: write e.g. \"500ms\", \"5s\" or \"2m\""))?;
+    let d = match unit.trim() {
+        "us" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("{s:?} has no known unit: use us, ms, s, m or h")),
+    };
+    Ok(d)
+}
+
+/// Parses a seconds-level cron expression (six or seven fields), with a message that
+/// shows the expected shape, since the most common mistake is a five-field Unix line.
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if fields == 5 {
+        return Err(format!(
+            "{expr:?} has 5 fields; crm schedules have seconds: \"sec min hour day-of-month month day-of-week [year]\", e.g. \"0 {expr}\""
+        ));
+    }
+    cron::Schedule::from_str(expr).map_err(|e| {
+        format!("{expr:?} is not a valid cron expression ({e}); expected \"sec min hour day-of-month month day-of-week [year]\", e.g. \"0 0 9 * * Mon-Fri\"")
+    })
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn is_field(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+fn check_template_path(path: &[String], steps: &HashMap<&str, usize>) -> Option<String> {
+    const ROOTS: [&str; 7] = ["workflow", "run_id", "status", "input", "result", "error", "steps"];
+    let root = path.first()?;
+    if !ROOTS.contains(&root.as_str()) {
+        return Some(format!("unknown template variable {:?}: use one of {}", path.join("."), ROOTS.join(", ")));
+    }
+    if root == "steps" {
+        let Some(step) = path.get(1) else {
+            return Some("`steps` needs a step id, e.g. {{steps.score.output}}".into());
+        };
+        if !steps.contains_key(step.as_str()) {
+            return Some(format!("template refers to step {step:?}, which is not a step of this workflow"));
+        }
+        if let Some(f) = path.get(2)
+            && f != "output"
+            && f != "status"
+        {
+            return Some(format!("{:?}: a step has `output` and `status`", path.join(".")));
+        }
+    }
+    None
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    format!("line {line}, column {col}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "qualify-lead"
+version = "1.0.0"
+description = "Score a lead and follow up"
+
+[[triggers]]
+kind = "bot_command"
+command = "qualify"
+description = "Score a lead"
+args = [{ name = "contact_id", type = "integer" }]
+
+[[triggers]]
+kind = "cron"
+schedule = "0 0 9 * * Mon-Fri"
+timezone = "Europe/Berlin"
+
+[[triggers]]
+kind = "record_event"
+record = "deal"
+actions = ["updated"]
+filter = { changed = ["stage_id"], equals = { status = "won" } }
+
+[[triggers]]
+kind = "webhook"
+path = "lead-form"
+secret = "LEAD_FORM_HMAC"
+
+[[steps]]
+id = "score"
+component = "lead-scoring"
+capabilities = ["records:read", "log"]
+timeout = "5s"
+retry = { max_attempts = 4, backoff = "100ms" }
+
+[[steps]]
+id = "follow_up"
+component = "create-follow-up-task"
+needs = ["score"]
+config = { days = 3 }
+capabilities = ["records:write"]
+
+[[steps]]
+id = "compose"
+component = "compose.wasm"
+needs = ["score", "follow_up"]
+
+[result]
+output = "compose"
+template = "{{steps.compose.output.text}}"
+"#;
+
+    fn errors(text: &str) -> Vec<FieldError> {
+        Manifest::parse(text).unwrap_err().errors
+    }
+
+    fn with(replace: &str, by: &str) -> String {
+        assert!(GOOD.contains(replace), "{replace}");
+        GOOD.replacen(replace, by, 1)
+    }
+
+    #[test]
+    fn parses_every_trigger_kind_and_step_field() {
+        let m = Manifest::parse(GOOD).unwrap();
+        assert_eq!(m.triggers.len(), 4);
+        assert_eq!(m.steps[1].needs, vec!["score"]);
+        assert_eq!(m.steps[0].limits().timeout_ms, 5000);
+        assert_eq!(m.steps[0].retry.max_attempts, 4);
+        assert!(m.steps[0].grants().has(&Capability::RecordsRead));
+        assert_eq!(m.sinks().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["compose"]);
+        assert_eq!(m.steps[1].config["days"], 3);
+    }
+
+    #[test]
+    fn rejects_cycles_missing_and_self_dependencies() {
+        let e = errors(&with(r#"id = "score"
+component = "lead-scoring""#, r#"id = "score"
+component = "lead-scoring"
+needs = ["compose"]"#));
+        assert!(e.iter().any(|e| e.message.contains("dependency cycle: score -> compose -> score")), "{e:?}");
+        let e = errors(&with(r#"needs = ["score"]"#, r#"needs = ["scroe"]"#));
+        assert_eq!(e[0].field, "steps[1].needs[0]");
+        assert!(e[0].message.contains("\"scroe\", which is not a step"));
+        let e = errors(&with(r#"needs = ["score"]"#, r#"needs = ["follow_up"]"#));
+        assert!(e[0].message.contains("cannot depend on itself"));
+    }
+
+    #[test]
+    fn rejects_unknown_capability_and_component() {
+        let e = errors(&with(r#""records:write""#, r#""fs:/etc""#));
+        assert_eq!(e[0].field, "steps[1].capabilities[0]");
+        assert!(e[0].message.contains("unknown capability \"fs:/etc\""));
+        let m: Manifest = toml::from_str(GOOD).unwrap();
+        let e = m.validate(|c| c != "compose.wasm").unwrap_err().errors;
+        assert_eq!(e[0].field, "steps[2].component");
+        assert!(e[0].message.contains("unknown component \"compose.wasm\""));
+    }
+
+    #[test]
+    fn rejects_bad_cron_and_time_zone() {
+        let e = errors(&with("0 0 9 * * Mon-Fri", "0 9 * * 1-5"));
+        assert_eq!(e[0].field, "triggers[1].schedule");
+        assert!(e[0].message.contains("has 5 fields"), "{}", e[0].message);
+        let e = errors(&with("0 0 9 * * Mon-Fri", "0 0 25 * * *"));
+        assert!(e[0].message.contains("not a valid cron expression"));
+        let e = errors(&with("Europe/Berlin", "Mars/Olympus"));
+        assert!(e[0].message.contains("unknown time zone"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let e = errors(&with("timeout = \"5s\"", "timeout = \"5 parsecs\"").replace("max_attempts = 4", "max_attempts = 0"));
+        let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["steps[0].timeout", "steps[0].retry.max_attempts"]);
+        let e = errors(&with("[result]", "[result]\nstyle = 1"));
+        assert!(e[0].message.contains("unknown field `style`"), "{e:?}");
+        assert!(e[0].field.starts_with("line "), "{e:?}");
+        let e = errors(&with("{{steps.compose.output.text}}", "{{steps.nope.output}}"));
+        assert!(e[0].message.contains("\"nope\""));
+        let e = errors(&with("command = \"qualify\"", "command = \"Qualify Lead\""));
+        assert!(e[0].message.contains("not a valid bot command"));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_up_to_the_cap_with_jitter() {
+        let p = RetryPolicy { max_attempts: 5, backoff: "100ms".into(), max_backoff: "1s".into() };
+        assert_eq!(p.delay_after(1, 1.0), Duration::from_millis(100));
+        assert_eq!(p.delay_after(3, 1.0), Duration::from_millis(400));
+        assert_eq!(p.delay_after(9, 1.0), Duration::from_secs(1));
+        assert_eq!(p.delay_after(3, 0.0), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    /// Every manifest shipped in `workflows/` parses and validates.
+    #[test]
+    fn shipped_manifests_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path().join("workflow.toml");
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let m = Manifest::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(Some(m.name.as_str()), entry.file_name().to_str(), "{}: name matches its folder", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 3, "found only {checked} manifests in {}", dir.display());
+    }
+}

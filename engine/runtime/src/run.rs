@@ -1,0 +1,230 @@
+//! Running one step: a fresh store with its limits, the call, and the reading of what
+//! came back (or why nothing did).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crm_concepts::step::{LogLevel, LogLine, StepError, StepOutcome, StepUsage};
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::{StepContext, StepInput};
+use crate::error::{DeadlineExceeded, Evidence, classify, from_guest};
+use crate::runtime::{Prepared, Runtime, StepCall};
+use crate::services::Services;
+use crate::state::StepState;
+
+/// Longest step id a guest may name in `next`.
+const MAX_STEP_ID: usize = 100;
+
+/// The result of one step, as the worker publishes it.
+#[derive(Debug, Clone)]
+pub struct StepRun {
+    pub outcome: StepOutcome,
+    pub usage: StepUsage,
+    pub logs: Vec<LogLine>,
+}
+
+pub(crate) async fn run_step<S: Services>(
+    rt: &Runtime<S>,
+    component: &Prepared<S>,
+    call: StepCall<'_>,
+    services: Arc<S>,
+) -> StepRun {
+    let started = Instant::now();
+    let ticks_at_start = rt.ticks();
+    let timeout = Duration::from_millis(call.limits.timeout_ms.max(1));
+    let deadline = started + timeout;
+    let input = guest_input(&call);
+    // A job cannot ask for more memory than the pool reserves per instance.
+    let mut limits = call.limits.clone();
+    limits.memory_bytes = limits.memory_bytes.min(rt.config().max_memory_bytes);
+    let call = StepCall {
+        limits: &limits,
+        ..call
+    };
+    let state = StepState::new(
+        call.cx,
+        call.grants,
+        call.limits,
+        services,
+        rt.http().clone(),
+        deadline,
+    );
+    let mut store = new_store(rt, state);
+
+    let result = async {
+        let step = component.pre.instantiate_async(&mut store).await?;
+        step.call_run(&mut store, &input).await
+    }
+    .await;
+
+    let state = store.data_mut();
+    let (stderr, stderr_dropped) = state.stderr.take();
+    let (stdout, stdout_dropped) = state.stdout.take();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let outcome = match result {
+        Ok(Ok(out)) => read_output(out, call.limits.output_bytes),
+        Ok(Err(guest_error)) => StepOutcome::Failed {
+            error: from_guest(guest_error),
+        },
+        Err(err) => {
+            let evidence = Evidence {
+                limits: call.limits,
+                memory_denied: state.limiter.memory_denied,
+                table_denied: state.limiter.table_denied,
+                denied: state.denied.as_ref().map(|m| m.to_string()),
+                stderr: &stderr,
+            };
+            StepOutcome::Failed {
+                error: classify(&err, &evidence),
+            }
+        }
+    };
+
+    let mut logs = std::mem::take(&mut state.log.lines);
+    push_stream(
+        &mut logs,
+        "stdout",
+        LogLevel::Info,
+        &String::from_utf8_lossy(&stdout),
+        stdout_dropped,
+    );
+    push_stream(&mut logs, "stderr", LogLevel::Warn, &stderr, stderr_dropped);
+    if state.log.dropped > 0 {
+        logs.push(LogLine {
+            level: LogLevel::Warn,
+            message: format!(
+                "{} log line(s) dropped: the step's log is capped at {} bytes",
+                state.log.dropped, call.limits.log_bytes
+            ),
+            fields: serde_json::Value::Null,
+        });
+    }
+    let usage = StepUsage {
+        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        epochs: rt.ticks().saturating_sub(ticks_at_start),
+        peak_memory_bytes: state.limiter.peak_memory as u64,
+        log_lines: u32::try_from(logs.len()).unwrap_or(u32::MAX),
+    };
+    StepRun {
+        outcome,
+        usage,
+        logs,
+    }
+}
+
+fn new_store<S: Services>(rt: &Runtime<S>, state: StepState<S>) -> Store<StepState<S>> {
+    let mut store = Store::new(rt.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    // Every tick the step yields to the executor (so one busy step cannot starve the
+    // others on its thread) and is stopped once past its deadline.
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            return Err(DeadlineExceeded.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// Creates the store and instance exactly as a step run does, without calling `run`:
+/// what the benchmark reports as the cost of instantiation.
+pub(crate) async fn instantiate_only<S: Services>(
+    rt: &Runtime<S>,
+    component: &Prepared<S>,
+    call: StepCall<'_>,
+    services: Arc<S>,
+) -> Result<(), StepError> {
+    let deadline = Instant::now() + Duration::from_millis(call.limits.timeout_ms.max(1));
+    let state = StepState::new(
+        call.cx,
+        call.grants,
+        call.limits,
+        services,
+        rt.http().clone(),
+        deadline,
+    );
+    let mut store = new_store(rt, state);
+    component
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map(drop)
+        .map_err(|e| StepError::permanent("trap", format!("instantiating: {e:#}")))
+}
+
+fn guest_input(call: &StepCall<'_>) -> StepInput {
+    let key = &call.cx.key;
+    StepInput {
+        context: StepContext {
+            workflow: call.cx.workflow.clone(),
+            run_id: key.run_id.to_string(),
+            step: key.step.clone(),
+            attempt: key.attempt,
+            acting_user: call.cx.acting_user,
+        },
+        run_input: call.input.run_input.to_string(),
+        deps: call
+            .input
+            .deps
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        config: call.input.config.to_string(),
+    }
+}
+
+fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
+    if out.output.len() as u64 > cap {
+        return StepOutcome::Failed {
+            error: StepError::permanent(
+                "output_too_large",
+                format!(
+                    "the step returned {} bytes of output, over its {cap} byte limit",
+                    out.output.len()
+                ),
+            ),
+        };
+    }
+    let output = match serde_json::from_str(&out.output) {
+        Ok(v) => v,
+        Err(e) => {
+            return StepOutcome::Failed {
+                error: StepError::permanent(
+                    "invalid_output",
+                    format!("the step's output is not valid JSON: {e}"),
+                ),
+            };
+        }
+    };
+    if let Some(next) = &out.next
+        && let Some(bad) = next.iter().find(|s| s.is_empty() || s.len() > MAX_STEP_ID)
+    {
+        return StepOutcome::Failed {
+            error: StepError::permanent("invalid_output", format!("{bad:?} is not a step id")),
+        };
+    }
+    StepOutcome::Ok {
+        output,
+        next: out.next,
+    }
+}
+
+/// Captured stdout/stderr become log lines, one per line of text.
+fn push_stream(logs: &mut Vec<LogLine>, stream: &str, level: LogLevel, text: &str, dropped: u64) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        logs.push(LogLine {
+            level,
+            message: line.to_string(),
+            fields: serde_json::json!({ "stream": stream }),
+        });
+    }
+    if dropped > 0 {
+        logs.push(LogLine {
+            level: LogLevel::Warn,
+            message: format!("{dropped} byte(s) of {stream} dropped past the capture cap"),
+            fields: serde_json::json!({ "stream": stream }),
+        });
+    }
+}

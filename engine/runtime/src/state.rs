@@ -1,0 +1,129 @@
+//! The data of one step's `Store`: its WASI context (no files, no env, no sockets), its
+//! grants, limits, captured output and log, and the services its imports reach.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crm_concepts::capability::{Capability, Grants, MissingCapability};
+use crm_concepts::step::{LogLevel, LogLine, StepLimits};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capture::CappedPipe;
+use crate::limiter::Limiter;
+use crate::services::{CallContext, Services};
+
+pub struct StepState<S> {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) services: Arc<S>,
+    pub(crate) cx: CallContext,
+    pub(crate) deadline: Instant,
+    pub(crate) http: reqwest::Client,
+    pub(crate) log: LogBuffer,
+    pub(crate) stdout: CappedPipe,
+    pub(crate) stderr: CappedPipe,
+    /// set when the step called an import it holds no grant for
+    pub(crate) denied: Option<MissingCapability>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Denied(pub MissingCapability);
+
+impl<S: Services> StepState<S> {
+    pub(crate) fn new(
+        cx: CallContext,
+        grants: Arc<Grants>,
+        limits: &StepLimits,
+        services: Arc<S>,
+        http: reqwest::Client,
+        deadline: Instant,
+    ) -> StepState<S> {
+        let cap = usize::try_from(limits.log_bytes).unwrap_or(usize::MAX);
+        let stdout = CappedPipe::new(cap);
+        let stderr = CappedPipe::new(cap);
+        // The builder grants nothing by default: no preopened directories, no environment
+        // variables, no arguments, no network. Clocks and randomness are the host's.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        StepState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits.memory_bytes),
+            grants,
+            services,
+            cx,
+            deadline,
+            http,
+            log: LogBuffer::new(cap),
+            stdout,
+            stderr,
+            denied: None,
+        }
+    }
+
+    /// `Ok` when granted; otherwise remembers the refusal and returns the trap that ends
+    /// the step, so a guest cannot ignore it.
+    pub(crate) fn require(&mut self, cap: Capability) -> wasmtime::Result<()> {
+        match self.grants.require(cap) {
+            Ok(()) => Ok(()),
+            Err(missing) => {
+                self.denied = Some(missing.clone());
+                Err(Denied(missing).into())
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> WasiView for StepState<S> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The step's log lines, capped in total bytes; lines past the cap are counted.
+#[derive(Debug)]
+pub(crate) struct LogBuffer {
+    cap: usize,
+    used: usize,
+    pub lines: Vec<LogLine>,
+    pub dropped: u32,
+}
+
+impl LogBuffer {
+    fn new(cap: usize) -> LogBuffer {
+        LogBuffer {
+            cap,
+            used: 0,
+            lines: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    pub fn push(&mut self, level: LogLevel, message: String, fields: serde_json::Value) {
+        let size = message.len()
+            + if fields.is_null() {
+                0
+            } else {
+                fields.to_string().len()
+            };
+        if self.used + size > self.cap {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.used += size;
+        self.lines.push(LogLine {
+            level,
+            message,
+            fields,
+        });
+    }
+}

@@ -1,0 +1,263 @@
+//! Applying step results. The applier reads a batch from the results stream and applies
+//! it in one transaction: record every attempt, move each run's state machine, write the
+//! changed rows set-wise. After the commit it sends the steps that became ready, publishes
+//! the completions, and only then acknowledges the results, so a crash anywhere leaves
+//! either an unapplied result on the stream or an applied one that a redelivery cannot
+//! apply twice (results are idempotent by (run, step, attempt)).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use crm_concepts::run::{AttemptStatus, Completion};
+use crm_concepts::step::{StepError, StepOutcome, StepResult, StepUsage};
+use crm_store::runs::{self, AttemptRecord};
+use crm_store::workflow_error::WorkflowError;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::confirmer::Key;
+use crate::jobs::{self, RunContext};
+use crate::machine::{Applied, RunMachine};
+use crate::scheduler::Core;
+
+/// Something that ends an attempt: a worker's result, or the engine's verdict that the
+/// attempt was lost.
+pub(crate) enum Incoming {
+    Result(StepResult),
+    Lost { run_id: Uuid, step: String, attempt: i32, after: Duration },
+}
+
+impl Incoming {
+    fn key(&self) -> Key {
+        match self {
+            Incoming::Result(r) => (r.key.run_id, r.key.step.clone(), r.key.attempt as i32),
+            Incoming::Lost { run_id, step, attempt, .. } => (*run_id, step.clone(), *attempt),
+        }
+    }
+}
+
+pub(crate) async fn run_applier(core: Arc<Core>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let read = tokio::select! {
+            r = core.transport.receive(&core.config.consumer, core.config.batch, Duration::from_millis(200)) => r,
+            _ = stop.cancelled() => return,
+        };
+        let (ids, results) = match read {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading step results failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let incoming: Vec<Incoming> = results.into_iter().map(Incoming::Result).collect();
+        match apply(&core, incoming).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(100);
+                if let Err(e) = core.transport.ack(&ids).await {
+                    // Unacked results come back and are recognised as already applied.
+                    tracing::warn!(error = %e, "acknowledging results failed");
+                }
+            }
+            Err(e) => {
+                // Left unacknowledged: the stream delivers them again after the
+                // visibility timeout (the reconciler claims them).
+                tracing::error!(error = %e, results = ids.len(), "applying step results failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Applies results (and lost verdicts) in one transaction, then sends what became ready
+/// and publishes what finished.
+pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
+    // The same attempt twice in one batch (a redelivery): the first one counts.
+    let mut seen = std::collections::HashSet::new();
+    let incoming: Vec<Incoming> = incoming.into_iter().filter(|i| seen.insert(i.key())).collect();
+    let mut run_ids: Vec<Uuid> = incoming.iter().map(|i| i.key().0).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+
+    let mut tx = core.pool.begin().await?;
+    let (run_rows, step_rows) = runs::lock_runs(&mut tx, &run_ids).await?;
+    let mut steps_by_run: HashMap<Uuid, Vec<runs::StepState>> = HashMap::new();
+    for s in step_rows {
+        steps_by_run.entry(s.run_id).or_default().push(s);
+    }
+    let mut machines: HashMap<Uuid, RunMachine> = HashMap::with_capacity(run_rows.len());
+    for run in run_rows {
+        let v = core.versions.get(&run.workflow, run.version).await?;
+        let steps = steps_by_run.remove(&run.id).unwrap_or_default();
+        machines.insert(run.id, RunMachine::new(v, run, steps));
+    }
+
+    let now = Utc::now();
+    let mut attempts = Vec::with_capacity(incoming.len());
+    let mut applied_keys = Vec::with_capacity(incoming.len());
+    {
+        let mut rng = rand::rng();
+        for item in &incoming {
+            let key = item.key();
+            let Some(m) = machines.get_mut(&key.0) else {
+                // Not a run of this database (a stray result on a shared Redis): nothing to do.
+                continue;
+            };
+            let (applied, record) = match item {
+                Incoming::Result(r) => {
+                    let applied = match &r.outcome {
+                        StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
+                        StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),
+                    };
+                    let (status, error) = match &r.outcome {
+                        StepOutcome::Ok { .. } => (AttemptStatus::Succeeded, None),
+                        StepOutcome::Failed { error } => (AttemptStatus::Failed, serde_json::to_value(error).ok()),
+                    };
+                    let record = AttemptRecord {
+                        run_id: key.0,
+                        step: key.1.clone(),
+                        attempt: key.2,
+                        status,
+                        worker: r.worker.clone(),
+                        error,
+                        logs: serde_json::to_value(&r.logs).unwrap_or_default(),
+                        usage: serde_json::to_value(&r.usage).unwrap_or_default(),
+                        applied: applied == Applied::Yes,
+                    };
+                    (applied, record)
+                }
+                Incoming::Lost { after, .. } => {
+                    let error = StepError::retryable(
+                        "lost",
+                        format!("no result arrived within {}s of sending the step; the worker or Redis lost it", after.as_secs()),
+                    );
+                    let applied = m.fail(&key.1, key.2, &error, now, rng.random::<f64>());
+                    let record = AttemptRecord {
+                        run_id: key.0,
+                        step: key.1.clone(),
+                        attempt: key.2,
+                        status: AttemptStatus::Lost,
+                        worker: "engine".into(),
+                        error: serde_json::to_value(&error).ok(),
+                        logs: serde_json::json!([]),
+                        usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                        applied: applied == Applied::Yes,
+                    };
+                    (applied, record)
+                }
+            };
+            if applied == Applied::Yes {
+                applied_keys.push(key);
+            }
+            attempts.push(record);
+        }
+    }
+
+    let fallback = now + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
+    let mut step_updates = Vec::new();
+    let mut run_updates = Vec::new();
+    let mut completions = Vec::new();
+    let mut jobs_now = Vec::new();
+    for m in machines.values_mut() {
+        let ready = m.take_ready();
+        let (s, r) = m.updates(&ready, fallback);
+        step_updates.extend(s);
+        if let Some(r) = r {
+            if r.status.is_final() {
+                completions.push(m.completion(r.rendered.clone().unwrap_or_default(), r.result.clone()));
+            }
+            run_updates.push(r);
+        }
+        let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
+        for r in ready.iter().filter(|r| r.not_before.is_none()) {
+            if let Some(job) = jobs::build(&m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
+                jobs_now.push(job);
+            }
+        }
+    }
+
+    let fresh = runs::write_changes(&mut tx, &attempts, &step_updates, &run_updates).await?;
+    if fresh < applied_keys.len() as i64 {
+        // An applied result whose attempt row already existed means two engines applied
+        // the same attempt, which the run lock rules out; refuse rather than corrupt.
+        return Err(WorkflowError::Conflict("an attempt was recorded twice; batch rolled back".into()));
+    }
+    tx.commit().await?;
+
+    core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
+    core.metrics.results_applied.fetch_add(applied_keys.len() as u64, Ordering::Relaxed);
+    core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64, Ordering::Relaxed);
+    core.confirmer.settled(applied_keys.iter());
+    if !jobs_now.is_empty() {
+        crate::dispatch::send_now(core, jobs_now).await;
+    }
+    if step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)) {
+        // a retry with a short backoff: let the dispatcher look sooner than its poll
+        core.dispatch_wake.notify_one();
+    }
+    publish(core, &completions).await;
+    Ok(())
+}
+
+pub(crate) async fn publish(core: &Arc<Core>, completions: &[Completion]) {
+    if let Err(e) = core.completions.publish(completions).await {
+        tracing::warn!(error = %e, runs = completions.len(), "publishing completions failed; they are republished after Redis recovers");
+    }
+}
+
+pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowError> {
+    let mut tx = core.pool.begin().await?;
+    let (mut run_rows, steps) = runs::lock_runs(&mut tx, &[id]).await?;
+    let run = run_rows.pop().ok_or(WorkflowError::RunNotFound(id))?;
+    let v = core.versions.get(&run.workflow, run.version).await?;
+    let mut m = RunMachine::new(v, run, steps);
+    if !m.cancel() {
+        return Ok(false);
+    }
+    let (steps, run) = m.updates(&[], Utc::now());
+    let completion = run.as_ref().map(|r| m.completion(r.rendered.clone().unwrap_or_default(), None));
+    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
+    Ok(true)
+}
+
+/// Completions of these runs, rebuilt from their rows (for republishing).
+pub(crate) async fn completions_of(core: &Arc<Core>, ids: &[Uuid]) -> Result<Vec<Completion>, WorkflowError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows = sqlx::query_as::<_, (Uuid, String, String, Option<String>, Option<serde_json::Value>, Option<i64>, Option<serde_json::Value>, Option<serde_json::Value>)>(
+            "SELECT id, workflow, status, rendered, notify, acting_user, result, error FROM runs WHERE id = ANY($1) AND finished_at IS NOT NULL",
+        )
+        .bind(chunk)
+        .fetch_all(&core.pool)
+        .await?;
+        for (run_id, workflow, status, rendered, notify, acting_user, result, error) in rows {
+            let Ok(status) = status.parse() else { continue };
+            out.push(Completion {
+                run_id,
+                workflow,
+                status,
+                rendered: rendered.unwrap_or_default(),
+                notify: notify.and_then(|n| serde_json::from_value(n).ok()),
+                acting_user,
+                result,
+                error: error.and_then(|e| serde_json::from_value(e).ok()),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,133 @@
+//! Getting ready steps onto Redis. The fast path sends a step right after the transaction
+//! that made it ready commits; the dispatcher is the outbox relay behind it: it claims due
+//! outbox rows with `FOR UPDATE SKIP LOCKED` (so engines never send the same row at once),
+//! sends them pipelined, and marks them enqueued in the same transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crm_concepts::step::StepJob;
+use crm_store::runs;
+use crm_store::workflow_error::WorkflowError;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::jobs::{self, RunContext};
+use crate::scheduler::Core;
+
+/// Sends jobs whose rows are committed; the dispatcher covers for a failure here.
+pub(crate) async fn send_now(core: &Arc<Core>, jobs: Vec<StepJob>) {
+    match core.transport.send(&jobs).await {
+        Ok(()) => {
+            core.metrics.steps_sent_fast.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            core.confirmer.sent(jobs.into_iter().map(|j| (j.key.run_id, j.key.step, j.key.attempt as i32)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = jobs.len(), "sending steps failed; the dispatcher will send them");
+            core.dispatch_wake.notify_one();
+        }
+    }
+}
+
+pub(crate) async fn run_dispatcher(core: Arc<Core>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        match dispatch_once(&core, core.config.batch as i64).await {
+            Ok(n) => {
+                backoff = Duration::from_millis(100);
+                if n > 0 {
+                    continue;
+                }
+                tokio::select! {
+                    _ = core.dispatch_wake.notified() => {}
+                    _ = tokio::time::sleep(core.config.dispatch_poll) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatching steps failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Sends one batch of due outbox rows; returns how many.
+pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize, DispatchError> {
+    let mut tx = core.pool.begin().await.map_err(WorkflowError::from)?;
+    let due = runs::claim_due(&mut tx, limit).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut run_ids: Vec<Uuid> = due.iter().map(|d| d.run_id).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    let mut outputs: HashMap<Uuid, BTreeMap<String, Value>> = HashMap::new();
+    for (run, step, output) in runs::outputs_of(&mut tx, &run_ids).await? {
+        outputs.entry(run).or_default().insert(step, output);
+    }
+    let mut jobs = Vec::with_capacity(due.len());
+    let mut keys = Vec::with_capacity(due.len());
+    for d in &due {
+        let v = core.versions.get(&d.workflow, d.version).await?;
+        let Some(spec) = v.manifest.step(&d.step) else { continue };
+        let run_outputs = outputs.get(&d.run_id);
+        let deps = spec
+            .needs
+            .iter()
+            .filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone())))
+            .collect();
+        let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
+        if let Some(job) = jobs::build(&v, &ctx, &d.step, d.attempt, deps) {
+            jobs.push(job);
+            keys.push((d.run_id, d.step.clone(), d.attempt));
+        }
+    }
+    core.transport.send(&jobs).await.map_err(|e| DispatchError::Transport(e.to_string()))?;
+    runs::mark_enqueued(&mut tx, &keys).await?;
+    tx.commit().await.map_err(WorkflowError::from)?;
+    core.metrics.steps_dispatched.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+    Ok(due.len())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] WorkflowError),
+    #[error("sending to Redis: {0}")]
+    Transport(String),
+}
+
+/// Writes `enqueued_at` for fast-path steps still unfinished a moment after sending.
+pub(crate) async fn run_confirmer(core: Arc<Core>, stop: CancellationToken) {
+    let tick = Duration::from_millis(200).min(core.config.fast_path_grace / 4);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.cancelled() => return,
+        }
+        let due = core.confirmer.due(tick);
+        if due.is_empty() {
+            continue;
+        }
+        let result = async {
+            let mut conn = core.pool.acquire().await?;
+            runs::mark_enqueued(&mut conn, &due).await
+        }
+        .await;
+        if let Err(e) = result {
+            // Not fatal: the dispatcher sends these steps again once their grace is over.
+            tracing::warn!(error = %e, steps = due.len(), "confirming sent steps failed");
+        }
+    }
+}

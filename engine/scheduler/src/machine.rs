@@ -1,0 +1,528 @@
+//! The state machine of one run: what a step's result does to the run. Pure logic over the
+//! rows the applier locked, so every rule (dependencies, branching, retries, dead letters,
+//! completion) is tested without a database.
+//!
+//! Rules:
+//! - A step is ready when every step it needs is final and none of them failed, and at
+//!   least one of them *took the edge* to it: succeeded without a `next`, or with a `next`
+//!   that names it. Otherwise it is skipped (and so may its successors be). A join after a
+//!   branch therefore runs with whichever branch ran.
+//! - A retryable error is retried with backoff until `max_attempts`, then the step is
+//!   dead-lettered; a permanent error fails the step at once. Either fails the run, and
+//!   the run's other unfinished steps are cancelled.
+//! - A run succeeds when every step is final and none failed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crm_concepts::manifest::{DEFAULT_FAILURE_TEMPLATE, DEFAULT_SUCCESS_TEMPLATE};
+use crm_concepts::run::{Completion, RunError, RunStatus, StepStatus};
+use crm_concepts::step::StepError;
+use crm_concepts::template::Template;
+use crm_store::runs::{RunState, RunUpdate, StepState, StepUpdate};
+use crm_store::workflows::WorkflowVersion;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A step the machine made ready: send it to Redis once the transaction commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub run_id: Uuid,
+    pub step: String,
+    pub attempt: i32,
+    /// `None`: send now; `Some(t)`: a retry that waits out its backoff until `t`
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+pub struct RunMachine {
+    pub version: Arc<WorkflowVersion>,
+    pub run: RunState,
+    steps: BTreeMap<String, StepState>,
+    changed: std::collections::BTreeSet<String>,
+    /// the error of each step's latest failed attempt in this batch
+    last_errors: BTreeMap<String, Value>,
+    run_changed: bool,
+    error: Option<RunError>,
+    ready: Vec<Ready>,
+}
+
+/// What happened to one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// the result moved the run on
+    Yes,
+    /// a duplicate or late delivery, or a run that is over: recorded, not applied
+    Stale,
+}
+
+impl RunMachine {
+    pub fn new(version: Arc<WorkflowVersion>, run: RunState, steps: impl IntoIterator<Item = StepState>) -> Self {
+        RunMachine {
+            version,
+            run,
+            steps: steps.into_iter().map(|s| (s.step.clone(), s)).collect(),
+            changed: Default::default(),
+            last_errors: Default::default(),
+            run_changed: false,
+            error: None,
+            ready: Vec::new(),
+        }
+    }
+
+    /// The step rows of a new run: steps without dependencies start queued.
+    pub fn initial_steps(version: &WorkflowVersion) -> Vec<(String, bool)> {
+        version.manifest.steps.iter().map(|s| (s.id.clone(), s.needs.is_empty())).collect()
+    }
+
+    fn current(&self, step: &str, attempt: i32) -> bool {
+        !self.run.status.is_final()
+            && self.steps.get(step).is_some_and(|s| s.status == StepStatus::Queued && s.attempt == attempt)
+    }
+
+    fn touch_run(&mut self) {
+        if self.run.status == RunStatus::Queued {
+            self.run.status = RunStatus::Running;
+            self.run_changed = true;
+        }
+    }
+
+    pub fn succeed(&mut self, step: &str, attempt: i32, output: Value, next: Option<Vec<String>>) -> Applied {
+        if !self.current(step, attempt) {
+            return Applied::Stale;
+        }
+        if let Some(chosen) = &next {
+            let successors: Vec<&str> = self.version.manifest.dependents(step).map(|s| s.id.as_str()).collect();
+            if let Some(bad) = chosen.iter().find(|c| !successors.contains(&c.as_str())) {
+                let err = StepError::permanent(
+                    "bad_next",
+                    format!(
+                        "step chose {bad:?} as its next step, but its successors are [{}]",
+                        successors.join(", ")
+                    ),
+                );
+                return self.fail(step, attempt, &err, Utc::now(), 0.0);
+            }
+        }
+        self.touch_run();
+        let s = self.steps.get_mut(step).expect("checked by current()");
+        s.status = StepStatus::Succeeded;
+        s.output = Some(output);
+        s.next = next;
+        self.changed.insert(step.to_string());
+        self.advance();
+        Applied::Yes
+    }
+
+    /// `jitter` in [0, 1] scales the backoff (the caller draws it, so tests are exact).
+    pub fn fail(&mut self, step: &str, attempt: i32, error: &StepError, now: DateTime<Utc>, jitter: f64) -> Applied {
+        if !self.current(step, attempt) {
+            return Applied::Stale;
+        }
+        self.touch_run();
+        let version = self.version.clone();
+        let Some(spec) = version.manifest.step(step) else { return Applied::Stale };
+        let max = spec.retry.max_attempts as i32;
+        let err_json = serde_json::to_value(error).unwrap_or(Value::Null);
+        let s = self.steps.get_mut(step).expect("checked by current()");
+        if error.is_retryable() && attempt < max {
+            let delay = spec.retry.delay_after(attempt as u32, jitter);
+            let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            s.attempt = attempt + 1;
+            s.status = StepStatus::Queued;
+            self.ready.push(Ready { run_id: self.run.id, step: step.to_string(), attempt: attempt + 1, not_before: Some(at) });
+            // remembered for the row update: the error of the last attempt
+            self.changed.insert(step.to_string());
+            self.last_errors.insert(step.to_string(), err_json);
+            return Applied::Yes;
+        }
+        s.status = if error.is_retryable() { StepStatus::DeadLetter } else { StepStatus::Failed };
+        self.changed.insert(step.to_string());
+        self.last_errors.insert(step.to_string(), err_json);
+        let message = if error.is_retryable() {
+            format!("{} (gave up after {attempt} attempts)", error.message)
+        } else {
+            error.message.clone()
+        };
+        self.error = Some(RunError { step: Some(step.to_string()), code: error.code.clone(), message });
+        self.finish_failed();
+        Applied::Yes
+    }
+
+    /// Ends the run as cancelled (no-op on a finished run).
+    pub fn cancel(&mut self) -> bool {
+        if self.run.status.is_final() {
+            return false;
+        }
+        self.cancel_open_steps();
+        self.run.status = RunStatus::Cancelled;
+        self.error = Some(RunError { step: None, code: "cancelled".into(), message: "the run was cancelled".into() });
+        self.run_changed = true;
+        true
+    }
+
+    fn cancel_open_steps(&mut self) {
+        for s in self.steps.values_mut() {
+            if !s.status.is_final() {
+                s.status = StepStatus::Cancelled;
+                self.changed.insert(s.step.clone());
+            }
+        }
+        self.ready.clear();
+    }
+
+    fn finish_failed(&mut self) {
+        self.cancel_open_steps();
+        self.run.status = RunStatus::Failed;
+        self.run_changed = true;
+    }
+
+    /// Settles waiting steps whose dependencies are final, until nothing changes (a skip
+    /// can settle the steps after it), then finishes the run if every step is final.
+    fn advance(&mut self) {
+        let version = self.version.clone();
+        loop {
+            let mut progressed = false;
+            for spec in &version.manifest.steps {
+                let Some(s) = self.steps.get(&spec.id) else { continue };
+                if s.status != StepStatus::Waiting {
+                    continue;
+                }
+                let mut all_final = true;
+                let mut taken = false;
+                for n in &spec.needs {
+                    match self.steps.get(n) {
+                        Some(d) if d.status == StepStatus::Succeeded => {
+                            taken |= d.next.as_ref().is_none_or(|next| next.iter().any(|x| x == &spec.id));
+                        }
+                        Some(d) if d.status.is_final() => {}
+                        _ => all_final = false,
+                    }
+                }
+                if !all_final {
+                    continue;
+                }
+                let s = self.steps.get_mut(&spec.id).expect("present");
+                if taken {
+                    s.status = StepStatus::Queued;
+                    s.attempt = 1;
+                    self.ready.push(Ready { run_id: self.run.id, step: spec.id.clone(), attempt: 1, not_before: None });
+                } else {
+                    s.status = StepStatus::Skipped;
+                }
+                self.changed.insert(spec.id.clone());
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if self.steps.values().all(|s| s.status.is_final()) {
+            self.run.status = RunStatus::Succeeded;
+            self.run_changed = true;
+        }
+    }
+
+    /// The outputs of the succeeded steps a step needs: its `deps`.
+    pub fn deps_of(&self, step: &str) -> BTreeMap<String, Value> {
+        let Some(spec) = self.version.manifest.step(step) else { return BTreeMap::new() };
+        spec.needs
+            .iter()
+            .filter_map(|n| {
+                let d = self.steps.get(n)?;
+                (d.status == StepStatus::Succeeded).then(|| (n.clone(), d.output.clone().unwrap_or(Value::Null)))
+            })
+            .collect()
+    }
+
+    pub fn take_ready(&mut self) -> Vec<Ready> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Row updates for everything that changed, and the run's update if it changed.
+    /// Steps the caller sends at once get `fallback` as the dispatcher's due time.
+    pub fn updates(&mut self, ready: &[Ready], fallback: DateTime<Utc>) -> (Vec<StepUpdate>, Option<RunUpdate>) {
+        let mut steps = Vec::new();
+        for id in std::mem::take(&mut self.changed) {
+            let s = &self.steps[&id];
+            let dispatch_after = ready
+                .iter()
+                .find(|r| r.step == id && r.attempt == s.attempt)
+                .map(|r| r.not_before.unwrap_or(fallback));
+            steps.push(StepUpdate {
+                run_id: self.run.id,
+                step: id.clone(),
+                status: s.status,
+                attempt: s.attempt,
+                output: if s.status == StepStatus::Succeeded { s.output.clone() } else { None },
+                error: self.last_errors.get(&id).cloned(),
+                next: s.next.clone(),
+                dispatch_after,
+            });
+        }
+        if !std::mem::take(&mut self.run_changed) {
+            return (steps, None);
+        }
+        let (result, rendered) = if self.run.status.is_final() {
+            let result = (self.run.status == RunStatus::Succeeded).then(|| self.result());
+            let rendered = self.render(result.as_ref());
+            (result, Some(rendered))
+        } else {
+            (None, None)
+        };
+        let update = RunUpdate { id: self.run.id, status: self.run.status, result, rendered, error: self.error.clone() };
+        (steps, Some(update))
+    }
+
+    /// The run's result: the chosen step's output, else the only final step's output,
+    /// else an object of every final step's output.
+    fn result(&self) -> Value {
+        let m = &self.version.manifest;
+        let output = |id: &str| {
+            self.steps
+                .get(id)
+                .filter(|s| s.status == StepStatus::Succeeded)
+                .and_then(|s| s.output.clone())
+                .unwrap_or(Value::Null)
+        };
+        if let Some(id) = &m.result.output {
+            return output(id);
+        }
+        let sinks = m.sinks();
+        if sinks.len() == 1 {
+            return output(&sinks[0].id);
+        }
+        Value::Object(sinks.iter().map(|s| (s.id.clone(), output(&s.id))).collect())
+    }
+
+    fn render(&self, result: Option<&Value>) -> String {
+        let m = &self.version.manifest;
+        let succeeded = self.run.status == RunStatus::Succeeded;
+        let src = if succeeded {
+            m.result.template.as_deref().unwrap_or(DEFAULT_SUCCESS_TEMPLATE)
+        } else if self.run.status == RunStatus::Cancelled {
+            "{{workflow}} was cancelled."
+        } else {
+            m.result.failure_template.as_deref().unwrap_or(DEFAULT_FAILURE_TEMPLATE)
+        };
+        let steps: serde_json::Map<String, Value> = self
+            .steps
+            .values()
+            .map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})))
+            .collect();
+        let ctx = json!({
+            "workflow": self.run.workflow,
+            "run_id": self.run.id,
+            "status": self.run.status,
+            "input": self.run.input,
+            "result": result,
+            "error": self.error,
+            "steps": steps,
+        });
+        // Validated at deploy; an unparsable template here would be a bug, so fall back to
+        // the plain default rather than lose the completion.
+        match Template::parse(src) {
+            Ok(t) => t.render(&ctx),
+            Err(_) => format!("{} {}", self.run.workflow, self.run.status),
+        }
+    }
+
+    pub fn completion(&self, rendered: String, result: Option<Value>) -> Completion {
+        Completion {
+            run_id: self.run.id,
+            workflow: self.run.workflow.clone(),
+            status: self.run.status,
+            rendered,
+            notify: self.run.notify.clone(),
+            acting_user: self.run.acting_user,
+            result,
+            error: self.error.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_concepts::manifest::Manifest;
+
+    fn version(toml: &str) -> Arc<WorkflowVersion> {
+        let manifest = Manifest::parse(toml).unwrap();
+        Arc::new(WorkflowVersion {
+            workflow: manifest.name.clone(),
+            version: 1,
+            label: manifest.version.clone(),
+            components: manifest.steps.iter().map(|s| (s.component.clone(), "d".repeat(64))).collect(),
+            manifest,
+            deployed_by: None,
+            deployed_at: Utc::now(),
+        })
+    }
+
+    fn start(v: &Arc<WorkflowVersion>) -> RunMachine {
+        let id = Uuid::now_v7();
+        let run = RunState {
+            id,
+            workflow: v.workflow.clone(),
+            version: 1,
+            status: RunStatus::Queued,
+            input: json!({"contact_id": 7}),
+            acting_user: None,
+            notify: None,
+        };
+        let steps = RunMachine::initial_steps(v).into_iter().map(|(step, ready)| StepState {
+            run_id: id,
+            step,
+            status: if ready { StepStatus::Queued } else { StepStatus::Waiting },
+            attempt: i32::from(ready),
+            output: None,
+            next: None,
+        });
+        RunMachine::new(v.clone(), run, steps)
+    }
+
+    fn status(m: &RunMachine, step: &str) -> StepStatus {
+        m.steps[step].status
+    }
+
+    const CHAIN: &str = r#"
+name = "chain"
+version = "1"
+[[steps]]
+id = "a"
+component = "c"
+retry = { max_attempts = 3, backoff = "100ms", max_backoff = "1s" }
+[[steps]]
+id = "b"
+component = "c"
+needs = ["a"]
+[[steps]]
+id = "c"
+component = "c"
+needs = ["b"]
+[result]
+template = "got {{steps.c.output.n}} from {{input.contact_id}}"
+failure_template = "{{error.step}} broke: {{error.code}}"
+"#;
+
+    #[test]
+    fn outputs_flow_along_the_chain_and_the_run_succeeds_with_rendered_text() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        assert_eq!(m.succeed("a", 1, json!({"n": 1}), None), Applied::Yes);
+        let ready = m.take_ready();
+        assert_eq!(ready.iter().map(|r| r.step.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), json!({"n": 1}))]));
+        assert_eq!(m.run.status, RunStatus::Running);
+        m.succeed("b", 1, json!({"n": 2}), None);
+        m.succeed("c", 1, json!({"n": 3}), None);
+        let (steps, run) = m.updates(&[], Utc::now());
+        assert_eq!(steps.len(), 3);
+        let run = run.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(run.result, Some(json!({"n": 3})));
+        assert_eq!(run.rendered.as_deref(), Some("got 3 from 7"));
+    }
+
+    #[test]
+    fn duplicate_and_late_results_are_stale() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        assert_eq!(m.succeed("a", 1, json!(1), None), Applied::Yes);
+        assert_eq!(m.succeed("a", 1, json!(2), None), Applied::Stale);
+        assert_eq!(m.succeed("b", 2, json!(2), None), Applied::Stale);
+        assert_eq!(m.steps["a"].output, Some(json!(1)));
+    }
+
+    #[test]
+    fn retryable_errors_back_off_then_dead_letter_and_fail_the_run() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        let now = Utc::now();
+        let err = StepError::retryable("unavailable", "db down");
+        assert_eq!(m.fail("a", 1, &err, now, 1.0), Applied::Yes);
+        let r = m.take_ready();
+        assert_eq!((r[0].attempt, r[0].not_before), (2, Some(now + chrono::Duration::milliseconds(100))));
+        m.fail("a", 2, &err, now, 1.0);
+        assert_eq!(m.take_ready()[0].not_before, Some(now + chrono::Duration::milliseconds(200)));
+        m.fail("a", 3, &err, now, 1.0);
+        assert!(m.take_ready().is_empty());
+        assert_eq!(status(&m, "a"), StepStatus::DeadLetter);
+        assert_eq!(status(&m, "b"), StepStatus::Cancelled);
+        let (_, run) = m.updates(&[], now);
+        let run = run.unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert!(run.error.unwrap().message.contains("gave up after 3 attempts"));
+        assert_eq!(run.rendered.as_deref(), Some("a broke: unavailable"));
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        m.fail("a", 1, &StepError::permanent("invalid_input", "no contact"), Utc::now(), 0.5);
+        assert_eq!(status(&m, "a"), StepStatus::Failed);
+        assert_eq!(m.run.status, RunStatus::Failed);
+    }
+
+    const BRANCH: &str = r#"
+name = "branch"
+version = "1"
+[[steps]]
+id = "score"
+component = "c"
+[[steps]]
+id = "hot"
+component = "c"
+needs = ["score"]
+[[steps]]
+id = "cold"
+component = "c"
+needs = ["score"]
+[[steps]]
+id = "after_cold"
+component = "c"
+needs = ["cold"]
+[[steps]]
+id = "join"
+component = "c"
+needs = ["hot", "cold"]
+"#;
+
+    #[test]
+    fn branching_skips_untaken_successors_and_joins_run_with_the_taken_branch() {
+        let v = version(BRANCH);
+        let mut m = start(&v);
+        m.succeed("score", 1, json!({"grade": "hot"}), Some(vec!["hot".into()]));
+        assert_eq!(status(&m, "hot"), StepStatus::Queued);
+        assert_eq!(status(&m, "cold"), StepStatus::Skipped);
+        assert_eq!(status(&m, "after_cold"), StepStatus::Skipped);
+        assert_eq!(status(&m, "join"), StepStatus::Waiting);
+        m.succeed("hot", 1, json!("h"), None);
+        assert_eq!(status(&m, "join"), StepStatus::Queued);
+        assert_eq!(m.deps_of("join"), BTreeMap::from([("hot".to_string(), json!("h"))]));
+        m.succeed("join", 1, json!("done"), None);
+        assert_eq!(m.run.status, RunStatus::Succeeded);
+    }
+
+    #[test]
+    fn choosing_a_step_that_is_not_a_successor_fails_the_step() {
+        let v = version(BRANCH);
+        let mut m = start(&v);
+        m.succeed("score", 1, json!({}), Some(vec!["join".into()]));
+        assert_eq!(status(&m, "score"), StepStatus::Failed);
+        assert_eq!(m.error.as_ref().unwrap().code, "bad_next");
+    }
+
+    #[test]
+    fn cancel_ends_open_steps_and_ignores_later_results() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        assert!(m.cancel());
+        assert!(!m.cancel());
+        assert_eq!(status(&m, "a"), StepStatus::Cancelled);
+        assert_eq!(m.succeed("a", 1, json!(1), None), Applied::Stale);
+        let (_, run) = m.updates(&[], Utc::now());
+        assert_eq!(run.unwrap().status, RunStatus::Cancelled);
+    }
+}

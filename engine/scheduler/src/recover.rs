@@ -1,0 +1,138 @@
+//! Recovery: Postgres is the truth, Redis is transport, and this loop makes Redis catch up
+//! with Postgres whenever it falls behind.
+//!
+//! - **Redis lost its data** (FLUSHALL, a restart without persistence): Redis holds a
+//!   marker key naming its "epoch"; Postgres remembers the last epoch seen. A missing or
+//!   different marker means every step Postgres holds as queued may be gone from Redis, so
+//!   all of them go back to the outbox (the dispatcher sends them again; consumer groups
+//!   are recreated on first use) and recent completions are published again. Exactly one
+//!   engine wins the swap of the epoch in Postgres and does the requeue.
+//! - **Results held by a dead engine** are claimed back after a visibility timeout.
+//! - **Steps nobody answers** (a job lost between a worker and Redis): after the step's
+//!   timeout plus `lost_after`, the attempt is recorded as `lost` and retried like any
+//!   retryable failure. Workers reclaim jobs of dead workers much sooner (XAUTOCLAIM);
+//!   this is the last line.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crm_store::runs;
+use crm_store::workflow_error::WorkflowError;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::apply::{self, Incoming};
+use crate::scheduler::Core;
+
+const EPOCH_STATE_KEY: &str = "redis_epoch";
+
+pub(crate) async fn run_reconciler(core: Arc<Core>, stop: CancellationToken) {
+    let mut known_epoch: Option<String> = None;
+    loop {
+        if let Err(e) = check_epoch(&core, &mut known_epoch).await {
+            tracing::warn!(error = %e, "checking Redis for lost data failed");
+        }
+        match core.transport.claim_stale_results(&core.config.consumer, core.config.results_visibility, core.config.batch).await {
+            Ok((ids, results)) if !ids.is_empty() => {
+                tracing::info!(results = ids.len(), "claimed results left by another engine");
+                match apply::apply(&core, results.into_iter().map(Incoming::Result).collect()).await {
+                    Ok(()) => {
+                        let _ = core.transport.ack(&ids).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "applying claimed results failed"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming stale results failed"),
+        }
+        if let Err(e) = sweep_lost(&core).await {
+            tracing::warn!(error = %e, "sweeping lost steps failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(core.config.reconcile_every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecoverError {
+    #[error(transparent)]
+    Store(#[from] WorkflowError),
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(), RecoverError> {
+    let epoch = core
+        .transport
+        .epoch(&Uuid::new_v4().simple().to_string())
+        .await
+        .map_err(|e| RecoverError::Redis(e.to_string()))?;
+    if known.as_deref() == Some(epoch.as_str()) {
+        return Ok(());
+    }
+    let previous = runs::swap_state(&core.pool, EPOCH_STATE_KEY, &epoch).await?;
+    *known = Some(epoch.clone());
+    match previous {
+        // first start against this database, or another engine already handled it
+        None => Ok(()),
+        Some(p) if p == epoch => Ok(()),
+        Some(_) => {
+            core.metrics.redis_resets.fetch_add(1, Ordering::Relaxed);
+            core.confirmer.clear();
+            core.transport.ensure_groups().await.map_err(|e| RecoverError::Redis(e.to_string()))?;
+            let keep = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
+            let n = runs::requeue_in_flight(&core.pool, keep).await?;
+            tracing::warn!(steps = n, "Redis lost its data: steps in flight were put back in the outbox");
+            core.dispatch_wake.notify_one();
+            republish_since(core, Utc::now() - chrono::Duration::minutes(10)).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Publishes again the completions of runs finished since `since` (at start: whatever a
+/// previous process may have finished without publishing).
+pub(crate) async fn republish_recent(core: Arc<Core>, since: DateTime<Utc>) {
+    if let Err(e) = republish_since(&core, since).await {
+        tracing::warn!(error = %e, "republishing recent completions failed");
+    }
+}
+
+async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<(), WorkflowError> {
+    let ids = runs::finished_since(&core.pool, since).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let completions = apply::completions_of(core, &ids).await?;
+    for chunk in completions.chunks(500) {
+        apply::publish(core, chunk).await;
+    }
+    tracing::info!(runs = completions.len(), "republished recent completions");
+    Ok(())
+}
+
+async fn sweep_lost(core: &Arc<Core>) -> Result<(), WorkflowError> {
+    let now = Utc::now();
+    let lost_after = chrono::Duration::from_std(core.config.lost_after).unwrap_or_default();
+    let candidates = runs::in_flight_since(&core.pool, now - lost_after, 500).await?;
+    let mut lost = Vec::new();
+    for (run_id, step, attempt, enqueued_at, workflow, version) in candidates {
+        let v = core.versions.get(&workflow, version).await?;
+        let timeout = v.manifest.step(&step).map(|s| s.limits().timeout_ms).unwrap_or(0);
+        let deadline = enqueued_at + chrono::Duration::milliseconds(timeout as i64) + lost_after;
+        if deadline < now {
+            let after = (now - enqueued_at).to_std().unwrap_or_default();
+            lost.push(Incoming::Lost { run_id, step, attempt, after: Duration::from_secs(after.as_secs()) });
+        }
+    }
+    if !lost.is_empty() {
+        core.metrics.steps_lost.fetch_add(lost.len() as u64, Ordering::Relaxed);
+        tracing::warn!(steps = lost.len(), "steps got no result in time; retrying them");
+        apply::apply(core, lost).await?;
+    }
+    Ok(())
+}

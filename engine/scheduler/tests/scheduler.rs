@@ -1,0 +1,381 @@
+//! The scheduler against real Postgres and Redis, with the test playing the worker's side
+//! of the queue: it reads each job and answers with the result the scenario needs (a
+//! retryable error, a duplicate delivery, silence), which real WASM steps cannot be made
+//! to do on cue. The full path with real `crm worker` processes is in engine/cli/tests.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crm_concepts::run::{RunRequest, RunStatus};
+use crm_concepts::step::{StepError, StepJob, StepOutcome, StepResult, StepUsage};
+use crm_queue::Queue;
+use crm_scheduler::{Scheduler, SchedulerConfig};
+use crm_store::Db;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The smallest bytes the deploy accepts as a component; no worker runs them here.
+const FAKE_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+struct Setup {
+    db: Db,
+    db_name: String,
+    redis_url: String,
+    prefix: String,
+    scheduler: Scheduler,
+    worker: Queue,
+}
+
+fn admin_pg() -> String {
+    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Setup {
+    async fn new(purpose: &str, manifests: &[&str]) -> Setup {
+        let suffix = Uuid::new_v4().simple().to_string()[..10].to_string();
+        let db_name = format!("crm_t_sched_{purpose}_{suffix}");
+        let url = Db::create_scratch(&admin_pg(), &db_name).await.unwrap();
+        let db = Db::connect(&url, 8).await.unwrap();
+        for m in manifests {
+            deploy(&db, m).await;
+        }
+        let redis_url = std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("crm_t_sched_{purpose}_{suffix}");
+        let mut config = SchedulerConfig::new(prefix.clone());
+        config.fast_path_grace = Duration::from_millis(500);
+        config.reconcile_every = Duration::from_millis(100);
+        config.lost_after = Duration::from_secs(2);
+        let scheduler = Scheduler::start(db.pool.clone(), &redis_url, config).await.unwrap();
+        let worker = Queue::connect(&redis_url, &prefix).await.unwrap();
+        Setup { db, db_name, redis_url, prefix, scheduler, worker }
+    }
+
+    async fn submit(&self, workflow: &str, input: Value) -> Uuid {
+        let req = RunRequest {
+            workflow: workflow.into(),
+            input,
+            acting_user: None,
+            notify: None,
+            idempotency_key: None,
+            trigger: None,
+        };
+        self.scheduler.submit(req).await.unwrap().id
+    }
+
+    /// The next job, as a worker would take it.
+    async fn job(&self) -> (String, StepJob) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut jobs = self.worker.read_jobs("test-worker", 1, Duration::from_millis(200)).await.unwrap();
+            if let Some(j) = jobs.pop() {
+                return (j.id, j.job);
+            }
+            assert!(Instant::now() < deadline, "no job arrived within 10 s");
+        }
+    }
+
+    async fn answer(&self, entry: &str, job: &StepJob, outcome: StepOutcome) {
+        let result = StepResult {
+            key: job.key.clone(),
+            outcome,
+            usage: StepUsage { duration_us: 42, ..Default::default() },
+            logs: vec![],
+            worker: "test-worker".into(),
+        };
+        self.worker.publish_result_and_ack(&result, entry).await.unwrap();
+    }
+
+    async fn ok(&self, entry: &str, job: &StepJob, output: Value) {
+        self.answer(entry, job, StepOutcome::Ok { output, next: None }).await;
+    }
+
+    async fn status(&self, id: Uuid) -> RunStatus {
+        crm_store::runs::get(&self.db.pool, id).await.unwrap().summary.status
+    }
+
+    async fn wait_final(&self, id: Uuid) -> crm_store::runs::RunRecord {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let run = crm_store::runs::get(&self.db.pool, id).await.unwrap();
+            if run.summary.status.is_final() {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} still {} after 10 s", run.summary.status);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn attempts(&self, id: Uuid) -> Vec<(String, i32, String, bool)> {
+        sqlx::query_as("SELECT step, attempt, status, applied FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt")
+            .bind(id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Simulates Redis losing everything of this installation (FLUSHALL without touching
+    /// other tests' keys on the shared Redis).
+    async fn wipe_redis(&self) {
+        let mut conn = redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
+        if !keys.is_empty() {
+            let () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+        }
+    }
+
+    async fn teardown(self) {
+        self.scheduler.shutdown().await;
+        self.wipe_redis().await;
+        self.db.pool.close().await;
+        Db::drop_scratch(&admin_pg(), &self.db_name).await;
+    }
+}
+
+async fn deploy(db: &Db, manifest: &str) -> i32 {
+    let m = crm_concepts::manifest::Manifest::from_toml(manifest).unwrap();
+    let uploads: BTreeMap<String, Vec<u8>> = m
+        .steps
+        .iter()
+        .map(|s| {
+            // distinct bytes per component name, so each gets its own digest
+            let mut b = FAKE_COMPONENT.to_vec();
+            b.extend_from_slice(s.component.as_bytes());
+            (s.component.clone(), b)
+        })
+        .collect();
+    crm_scheduler::deploy::deploy(db, manifest, &uploads, None).await.unwrap().version
+}
+
+const CHAIN: &str = r#"
+name = "chain"
+version = "1"
+[[steps]]
+id = "a"
+component = "comp-a"
+retry = { max_attempts = 3, backoff = "50ms", max_backoff = "100ms" }
+[[steps]]
+id = "b"
+component = "comp-b"
+needs = ["a"]
+config = { flavour = "b" }
+[[steps]]
+id = "c"
+component = "comp-c"
+needs = ["b"]
+retry = { max_attempts = 2, backoff = "10ms" }
+[result]
+template = "c said {{steps.c.output.said}}"
+"#;
+
+#[tokio::test]
+async fn outputs_flow_through_a_chain_and_every_attempt_is_recorded_once() {
+    let s = Setup::new("chain", &[CHAIN]).await;
+    let id = s.submit("chain", json!({"n": 1})).await;
+    assert_eq!(s.status(id).await, RunStatus::Queued);
+
+    let (e, job) = s.job().await;
+    assert_eq!((job.key.step.as_str(), job.key.attempt), ("a", 1));
+    assert_eq!(job.input.run_input, json!({"n": 1}));
+    s.ok(&e, &job, json!({"from": "a"})).await;
+
+    let (e, job) = s.job().await;
+    assert_eq!(job.key.step, "b");
+    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
+    assert_eq!(job.input.config, json!({"flavour": "b"}));
+    // a duplicate delivery of the same result must not be applied twice
+    s.ok(&e, &job, json!({"from": "b"})).await;
+    s.ok(&e, &job, json!({"from": "b", "dup": true})).await;
+
+    let (e, job) = s.job().await;
+    assert_eq!(job.key.step, "c");
+    s.ok(&e, &job, json!({"said": "hello"})).await;
+
+    let run = s.wait_final(id).await;
+    assert_eq!(run.summary.status, RunStatus::Succeeded);
+    assert_eq!(run.result, Some(json!({"said": "hello"})));
+    assert_eq!(run.rendered.as_deref(), Some("c said hello"));
+    let attempts = s.attempts(id).await;
+    assert_eq!(
+        attempts,
+        vec![
+            ("a".into(), 1, "succeeded".into(), true),
+            ("b".into(), 1, "succeeded".into(), true),
+            ("c".into(), 1, "succeeded".into(), true)
+        ]
+    );
+    let b: Value = sqlx::query_scalar("SELECT output FROM run_steps WHERE run_id = $1 AND step = 'b'")
+        .bind(id)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(b, json!({"from": "b"}));
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dead_letter() {
+    let s = Setup::new("retry", &[CHAIN]).await;
+
+    // retried, then succeeds
+    let id = s.submit("chain", json!({})).await;
+    let (e, job) = s.job().await;
+    let started = Instant::now();
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable("unavailable", "try later") }).await;
+    let (e, job) = s.job().await;
+    assert_eq!((job.key.step.as_str(), job.key.attempt), ("a", 2));
+    assert!(started.elapsed() >= Duration::from_millis(20), "the retry waited out its backoff");
+    s.ok(&e, &job, json!(1)).await;
+    let (e, job) = s.job().await;
+    // permanent: no retry, the run fails and names the step
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::permanent("invalid_input", "bad config") }).await;
+    let run = s.wait_final(id).await;
+    assert_eq!(run.summary.status, RunStatus::Failed);
+    let err = run.summary.error.unwrap();
+    assert_eq!((err.step.as_deref(), err.code.as_str()), (Some("b"), "invalid_input"));
+    let steps: Vec<(String, String)> = sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
+        .bind(id)
+        .fetch_all(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(steps, vec![("a".into(), "succeeded".into()), ("b".into(), "failed".into()), ("c".into(), "cancelled".into())]);
+
+    // exhausted: dead letter after max_attempts
+    let id = s.submit("chain", json!({})).await;
+    for attempt in 1..=3 {
+        let (e, job) = s.job().await;
+        assert_eq!(job.key.attempt, attempt);
+        s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable("unavailable", "down") }).await;
+    }
+    let run = s.wait_final(id).await;
+    assert_eq!(run.summary.status, RunStatus::Failed);
+    assert!(run.summary.error.unwrap().message.contains("gave up after 3 attempts"));
+    let status: String = sqlx::query_scalar("SELECT status FROM run_steps WHERE run_id = $1 AND step = 'a'")
+        .bind(id)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "dead_letter");
+    assert_eq!(s.attempts(id).await.len(), 3);
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_run_survives_redis_losing_its_data() {
+    let s = Setup::new("wipe", &[CHAIN]).await;
+    let id = s.submit("chain", json!({})).await;
+    let (e, job) = s.job().await;
+    s.ok(&e, &job, json!("a")).await;
+    // b is now on Redis (or on its way); Redis forgets everything
+    let _ = s.job().await;
+    s.wipe_redis().await;
+    // the reconciler notices the new Redis epoch and sends b again
+    let (e, job) = s.job().await;
+    assert_eq!((job.key.step.as_str(), job.key.attempt), ("b", 1));
+    s.ok(&e, &job, json!("b")).await;
+    let (e, job) = s.job().await;
+    s.ok(&e, &job, json!({"said": "c"})).await;
+    assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
+    assert_eq!(s.attempts(id).await.len(), 3);
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_step_nobody_answers_is_retried_as_lost() {
+    let quick = CHAIN.replace("id = \"a\"\n", "id = \"a\"\ntimeout = \"300ms\"\n");
+    assert!(quick.contains("300ms"));
+    let s = Setup::new("lost", &[&quick]).await;
+    let id = s.submit("chain", json!({})).await;
+    let (_e, job) = s.job().await;
+    assert_eq!(job.key.attempt, 1);
+    // no answer: after its timeout plus lost_after the engine retries it
+    let (e, job) = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (e, j) = s.job().await;
+            if j.key.attempt == 2 {
+                return (e, j);
+            }
+        }
+    })
+    .await
+    .expect("the lost step came back as attempt 2");
+    s.ok(&e, &job, json!("a")).await;
+    let (_e, next) = s.job().await;
+    assert_eq!(next.key.step, "b", "the retried attempt's result moved the run on");
+    let attempts = s.attempts(id).await;
+    assert_eq!(attempts[0], ("a".into(), 1, "lost".into(), true));
+    assert_eq!(attempts[1], ("a".into(), 2, "succeeded".into(), true));
+    s.teardown().await;
+}
+
+const BRANCH: &str = r#"
+name = "branch"
+version = "1"
+[[steps]]
+id = "decide"
+component = "comp-a"
+[[steps]]
+id = "yes"
+component = "comp-b"
+needs = ["decide"]
+[[steps]]
+id = "no"
+component = "comp-b"
+needs = ["decide"]
+"#;
+
+#[tokio::test]
+async fn a_step_chooses_its_successors() {
+    let s = Setup::new("branch", &[BRANCH]).await;
+    let id = s.submit("branch", json!({})).await;
+    let (e, job) = s.job().await;
+    s.answer(&e, &job, StepOutcome::Ok { output: json!({}), next: Some(vec!["yes".into()]) }).await;
+    let (e, job) = s.job().await;
+    assert_eq!(job.key.step, "yes");
+    s.ok(&e, &job, json!("went yes")).await;
+    let run = s.wait_final(id).await;
+    assert_eq!(run.summary.status, RunStatus::Succeeded);
+    let no: String = sqlx::query_scalar("SELECT status FROM run_steps WHERE run_id = $1 AND step = 'no'")
+        .bind(id)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(no, "skipped");
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_cancel_and_version_pinning() {
+    let s = Setup::new("idem", &[CHAIN]).await;
+    let req = |input: Value| RunRequest {
+        workflow: "chain".into(),
+        input,
+        acting_user: None,
+        notify: None,
+        idempotency_key: Some("k1".into()),
+        trigger: None,
+    };
+    let first = s.scheduler.submit(req(json!({"x": 1}))).await.unwrap();
+    let again = s.scheduler.submit(req(json!({"x": 1}))).await.unwrap();
+    assert_eq!((again.id, again.created), (first.id, false));
+    let clash = s.scheduler.submit(req(json!({"x": 2}))).await.unwrap_err();
+    assert!(clash.to_string().contains("different input"), "{clash}");
+
+    // a new version deployed mid-run: the run keeps the version it started with
+    let (e, job) = s.job().await;
+    let v1_b: String = sqlx::query_scalar("SELECT components->>'comp-b' FROM workflow_versions WHERE version = 1")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(deploy(&s.db, &CHAIN.replace("comp-b", "comp-b2")).await, 2);
+    s.ok(&e, &job, json!("a")).await;
+    let (_e, job) = s.job().await;
+    assert_eq!(job.component, v1_b);
+
+    let summary = s.scheduler.cancel(first.id).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    let late = s.attempts(first.id).await.len();
+    assert_eq!(late, 1);
+    let unknown = s.scheduler.submit(RunRequest { workflow: "nope".into(), ..req(json!({})) }).await.unwrap_err();
+    assert!(unknown.to_string().contains("not found"));
+    s.teardown().await;
+}

@@ -1,0 +1,276 @@
+//! Deals move through the stages of one pipeline; their status follows the stage's kind
+//! (a won/lost stage closes the deal and stamps `closed_at`).
+
+use chrono::Utc;
+use crm_concepts::records::{
+    Actor, Deal, DealFilter, DealPatch, DealStatus, Id, NewDeal, Page, PageRequest, RecordKind,
+    Stage,
+};
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+
+use crate::Db;
+use crate::error::StoreError;
+use crate::table::{self, CREATED_AT, ID, SortKey, Table, UPDATED_AT, ensure_exists};
+use crate::{companies, contacts, pipelines, search, users, validate};
+
+pub(crate) const TABLE: Table = Table {
+    name: "deals",
+    kind: RecordKind::Deal,
+    soft_delete: true,
+    has_updated_at: true,
+    sorts: &[
+        CREATED_AT,
+        UPDATED_AT,
+        ID,
+        SortKey {
+            name: "title",
+            expr: "t.title",
+            sql_type: "text",
+        },
+        SortKey {
+            name: "amount_minor",
+            expr: "t.amount_minor",
+            sql_type: "bigint",
+        },
+        SortKey {
+            name: "stage_changed_at",
+            expr: "t.stage_changed_at",
+            sql_type: "timestamptz",
+        },
+        SortKey {
+            name: "expected_close",
+            expr: "COALESCE(t.expected_close, 'infinity'::date)",
+            sql_type: "date",
+        },
+    ],
+    default_sort: "-created_at",
+};
+
+pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreError> {
+    validate::text("title", &new.title, 300)?;
+    validate::amount("amount_minor", new.amount_minor)?;
+    let currency = new.currency.clone().unwrap_or_else(|| "USD".to_string());
+    validate::currency("currency", &currency)?;
+    validate::tags("tags", &new.tags)?;
+    validate::custom("custom", &new.custom)?;
+    let mut tx = db.pool.begin().await?;
+    let stage = match (new.pipeline_id, new.stage_id) {
+        (pipeline_id, Some(stage_id)) => {
+            let stage = pipelines::find_stage(&mut tx, stage_id)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::validation("stage_id", format!("stage {stage_id} does not exist"))
+                })?;
+            if let Some(p) = pipeline_id {
+                check_stage_in(&stage, p)?;
+            }
+            stage
+        }
+        (Some(p), None) => pipelines::first_stage(&mut tx, Some(p))
+            .await?
+            .ok_or_else(|| {
+                StoreError::validation("pipeline_id", format!("pipeline {p} does not exist"))
+            })?,
+        (None, None) => pipelines::first_stage(&mut tx, None)
+            .await?
+            .ok_or_else(|| {
+                StoreError::validation("pipeline_id", "no pipeline exists yet: create one first")
+            })?,
+    };
+    ensure_exists(&mut tx, &contacts::TABLE, new.contact_id, "contact_id").await?;
+    ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
+    ensure_exists(&mut tx, &users::TABLE, new.owner_id, "owner_id").await?;
+
+    let mut fields = table::to_fields(&new)?;
+    fields.insert("currency".into(), json!(currency));
+    enter_stage(&mut fields, &stage, None);
+    let after = TABLE.create_audited(&mut tx, actor, &fields).await?;
+    tx.commit().await?;
+    table::to_record(after)
+}
+
+pub async fn get(db: &Db, id: Id) -> Result<Deal, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    table::to_record(TABLE.get(&mut conn, id).await?)
+}
+
+pub async fn update(db: &Db, actor: &Actor, id: Id, patch: DealPatch) -> Result<Deal, StoreError> {
+    apply(db, actor, id, patch, "updated").await
+}
+
+/// Moves a deal to another stage of its pipeline.
+pub async fn move_stage(db: &Db, actor: &Actor, id: Id, stage_id: Id) -> Result<Deal, StoreError> {
+    apply(
+        db,
+        actor,
+        id,
+        DealPatch {
+            stage_id: Some(stage_id),
+            ..DealPatch::default()
+        },
+        "moved",
+    )
+    .await
+}
+
+pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    TABLE.delete_audited(&mut tx, actor, id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn list(
+    db: &Db,
+    filter: &DealFilter,
+    page: &PageRequest,
+) -> Result<Page<Deal>, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    let q = filter
+        .q
+        .as_deref()
+        .map(search::normalize)
+        .filter(|q| !q.is_empty());
+    let matcher = match q {
+        Some(q) => Some(search::Matcher::new(&mut conn, q).await?),
+        None => None,
+    };
+    let rows = TABLE
+        .list(&mut conn, page, |qb| {
+            let mut eq = |col: &str, v: Option<Id>| {
+                if let Some(v) = v {
+                    qb.push(format!(" AND t.{col} = ")).push_bind(v);
+                }
+            };
+            eq("pipeline_id", filter.pipeline_id);
+            eq("stage_id", filter.stage_id);
+            eq("owner_id", filter.owner_id);
+            eq("contact_id", filter.contact_id);
+            eq("company_id", filter.company_id);
+            if let Some(s) = filter.status {
+                qb.push(" AND t.status = ").push_bind(s.as_str());
+            }
+            if let Some(m) = &matcher {
+                m.push_filter(qb, RecordKind::Deal, search::Pass::Loose);
+            }
+        })
+        .await?;
+    table::to_records(rows)
+}
+
+async fn apply(
+    db: &Db,
+    actor: &Actor,
+    id: Id,
+    patch: DealPatch,
+    action: &str,
+) -> Result<Deal, StoreError> {
+    if let Some(t) = &patch.title {
+        validate::text("title", t, 300)?;
+    }
+    if let Some(a) = patch.amount_minor {
+        validate::amount("amount_minor", a)?;
+    }
+    if let Some(c) = &patch.currency {
+        validate::currency("currency", c)?;
+    }
+    if let Some(t) = &patch.tags {
+        validate::tags("tags", t)?;
+    }
+    if let Some(c) = &patch.custom {
+        validate::custom("custom", c)?;
+    }
+    let mut tx = db.pool.begin().await?;
+    let before = TABLE.lock(&mut tx, id).await?;
+    let current: Deal = table::to_record(before.clone())?;
+    ensure_exists(
+        &mut tx,
+        &contacts::TABLE,
+        patch.contact_id.flatten(),
+        "contact_id",
+    )
+    .await?;
+    ensure_exists(
+        &mut tx,
+        &companies::TABLE,
+        patch.company_id.flatten(),
+        "company_id",
+    )
+    .await?;
+    ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
+
+    let mut fields = table::to_fields(&patch)?;
+    fields.remove("pipeline_id");
+    fields.remove("stage_id");
+    if patch.pipeline_id.is_some() || patch.stage_id.is_some() {
+        let stage = target_stage(&mut tx, &current, patch.pipeline_id, patch.stage_id).await?;
+        if stage.id != current.stage_id {
+            enter_stage(&mut fields, &stage, Some(&current));
+        }
+    }
+    let after = TABLE
+        .update_audited(&mut tx, actor, &before, &fields, action)
+        .await?;
+    tx.commit().await?;
+    table::to_record(after.unwrap_or(before))
+}
+
+/// The stage a patch asks for: the named stage (which must be in the target pipeline), or
+/// the first stage of a newly named pipeline, or the current stage.
+async fn target_stage(
+    conn: &mut PgConnection,
+    current: &Deal,
+    pipeline_id: Option<Id>,
+    stage_id: Option<Id>,
+) -> Result<Stage, StoreError> {
+    let pipeline = pipeline_id.unwrap_or(current.pipeline_id);
+    match stage_id {
+        Some(s) => {
+            let stage = pipelines::find_stage(conn, s).await?.ok_or_else(|| {
+                StoreError::validation("stage_id", format!("stage {s} does not exist"))
+            })?;
+            check_stage_in(&stage, pipeline)?;
+            Ok(stage)
+        }
+        None => pipelines::first_stage(conn, Some(pipeline))
+            .await?
+            .ok_or_else(|| {
+                StoreError::validation("pipeline_id", format!("pipeline {pipeline} does not exist"))
+            }),
+    }
+}
+
+fn check_stage_in(stage: &Stage, pipeline_id: Id) -> Result<(), StoreError> {
+    if stage.pipeline_id == pipeline_id {
+        Ok(())
+    } else {
+        Err(StoreError::validation(
+            "stage_id",
+            format!(
+                "stage {} belongs to pipeline {}, not to pipeline {pipeline_id}",
+                stage.id, stage.pipeline_id
+            ),
+        ))
+    }
+}
+
+/// Sets the columns that entering `stage` implies. A deal that stays closed with the same
+/// outcome keeps its original `closed_at`.
+fn enter_stage(fields: &mut Map<String, Value>, stage: &Stage, current: Option<&Deal>) {
+    let status = stage.kind.deal_status();
+    let now = Utc::now();
+    let closed_at = match (status, current) {
+        (DealStatus::Open, _) => None,
+        (s, Some(c)) if c.status == s => c.closed_at,
+        _ => Some(now),
+    };
+    fields.insert("pipeline_id".into(), json!(stage.pipeline_id));
+    fields.insert("stage_id".into(), json!(stage.id));
+    fields.insert("status".into(), json!(status));
+    fields.insert("closed_at".into(), json!(closed_at));
+    // a new deal takes the database's now() like its created_at
+    if current.is_some() {
+        fields.insert("stage_changed_at".into(), json!(now));
+    }
+}

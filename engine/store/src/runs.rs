@@ -1,0 +1,719 @@
+//! Runs, their steps and every attempt's result. The scheduler's writes are set-based
+//! (one statement per batch, arrays bound with UNNEST), so a batch of a thousand results
+//! costs a handful of round trips, not thousands.
+
+use chrono::{DateTime, Utc};
+use crm_concepts::run::{AttemptStatus, Notify, RunError, RunStatus, StepStatus};
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::workflow_error::WorkflowError;
+
+/// A run to insert, with all its steps (`ready` ones start queued at attempt 1).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: Uuid,
+    pub workflow: String,
+    pub version: i32,
+    pub input: serde_json::Value,
+    pub acting_user: Option<i64>,
+    pub notify: Option<Notify>,
+    pub idempotency_key: Option<String>,
+    pub trigger: String,
+    pub steps: Vec<(String, bool)>,
+    /// when the dispatcher may send the ready steps (the inserting engine sends them at
+    /// once; this is the dispatcher's fallback)
+    pub dispatch_after: DateTime<Utc>,
+}
+
+/// What inserting one [`NewRun`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created,
+    /// an earlier run holds the idempotency key
+    Existing { id: Uuid, status: RunStatus, same_input: bool },
+}
+
+/// Inserts runs and their steps in the caller's transaction; the result matches `runs`
+/// one to one. Callers that start runs inside their own transaction (triggers) use this
+/// directly; the dispatcher picks their ready steps up once `dispatch_after` passes.
+pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec<Inserted>, WorkflowError> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = runs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut workflows = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut users = Vec::with_capacity(n);
+    let mut notifies = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut triggers = Vec::with_capacity(n);
+    for r in runs {
+        ids.push(r.id);
+        workflows.push(r.workflow.as_str());
+        versions.push(r.version);
+        inputs.push(&r.input);
+        users.push(r.acting_user);
+        notifies.push(r.notify.as_ref().map(|n| serde_json::to_value(n).unwrap_or_default()));
+        keys.push(r.idempotency_key.as_deref());
+        triggers.push(r.trigger.as_str());
+    }
+    let mut s_runs = Vec::new();
+    let mut s_steps = Vec::new();
+    let mut s_status = Vec::new();
+    let mut s_attempt = Vec::new();
+    let mut s_after: Vec<Option<DateTime<Utc>>> = Vec::new();
+    for r in runs {
+        for (step, ready) in &r.steps {
+            s_runs.push(r.id);
+            s_steps.push(step.as_str());
+            s_status.push(if *ready { "queued" } else { "waiting" });
+            s_attempt.push(i32::from(*ready));
+            s_after.push(ready.then_some(r.dispatch_after));
+        }
+    }
+    // One statement: the runs, and the steps of those that went in (a run whose
+    // idempotency key is taken inserts nothing). Atomic on its own, one round trip.
+    let created: Vec<Uuid> = sqlx::query_scalar(
+        "WITH r AS (
+            INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger)
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[])
+            ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id
+         ), s AS (
+            INSERT INTO run_steps (run_id, step, status, attempt, dispatch_after, queued_at)
+            SELECT u.r, u.s, u.st, u.a, u.d, CASE WHEN u.st = 'queued' THEN now() END
+            FROM UNNEST($9::uuid[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) AS u (r, s, st, a, d)
+            JOIN r ON r.id = u.r
+         )
+         SELECT id FROM r",
+    )
+    .bind(&ids)
+    .bind(&workflows)
+    .bind(&versions)
+    .bind(&inputs)
+    .bind(&users)
+    .bind(&notifies)
+    .bind(&keys)
+    .bind(&triggers)
+    .bind(&s_runs)
+    .bind(&s_steps)
+    .bind(&s_status)
+    .bind(&s_attempt)
+    .bind(&s_after)
+    .fetch_all(&mut *conn)
+    .await?;
+    let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+
+    let clashed: Vec<&NewRun> = runs.iter().filter(|r| !created.contains(&r.id)).collect();
+    let mut existing = std::collections::HashMap::new();
+    if !clashed.is_empty() {
+        let wf: Vec<&str> = clashed.iter().map(|r| r.workflow.as_str()).collect();
+        let key: Vec<&str> = clashed.iter().map(|r| r.idempotency_key.as_deref().unwrap_or_default()).collect();
+        let rows = sqlx::query(
+            "SELECT r.id, r.workflow, r.idempotency_key, r.status, r.input FROM runs r
+             JOIN UNNEST($1::text[], $2::text[]) AS u (w, k) ON r.workflow = u.w AND r.idempotency_key = u.k",
+        )
+        .bind(&wf)
+        .bind(&key)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let k: (String, String) = (row.try_get("workflow")?, row.try_get("idempotency_key")?);
+            existing.insert(k, (row.try_get::<Uuid, _>("id")?, status_of(&row)?, row.try_get::<serde_json::Value, _>("input")?));
+        }
+    }
+    runs.iter()
+        .map(|r| {
+            if created.contains(&r.id) {
+                return Ok(Inserted::Created);
+            }
+            let k = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
+            // A run without a key always inserts, so a clash always has a key and a row;
+            // if it is gone (deleted meanwhile), say so rather than guess.
+            let (id, status, input) = existing
+                .get(&k)
+                .ok_or_else(|| WorkflowError::Conflict("the run holding this idempotency key was removed; retry".into()))?;
+            Ok(Inserted::Existing { id: *id, status: *status, same_input: input == &r.input })
+        })
+        .collect()
+}
+
+fn status_of(row: &PgRow) -> Result<RunStatus, sqlx::Error> {
+    let s: String = row.try_get("status")?;
+    s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
+}
+
+fn step_status_of(row: &PgRow) -> Result<StepStatus, sqlx::Error> {
+    let s: String = row.try_get("status")?;
+    s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
+}
+
+/// A run as the scheduler needs it to apply results.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub id: Uuid,
+    pub workflow: String,
+    pub version: i32,
+    pub status: RunStatus,
+    pub input: serde_json::Value,
+    pub acting_user: Option<i64>,
+    pub notify: Option<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepState {
+    pub run_id: Uuid,
+    pub step: String,
+    pub status: StepStatus,
+    pub attempt: i32,
+    pub output: Option<serde_json::Value>,
+    pub next: Option<Vec<String>>,
+}
+
+/// Locks the runs (in id order, so two appliers never deadlock) and reads them with their
+/// steps. Everything that changes a run's state takes this lock first.
+pub async fn lock_runs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(Vec<RunState>, Vec<StepState>), WorkflowError> {
+    // One round trip: each run's columns come once per step, which costs less than a
+    // second query.
+    let rows = sqlx::query(
+        "SELECT r.id, r.workflow, r.version, r.status, r.input, r.acting_user, r.notify,
+                s.step, s.status AS step_status, s.attempt, s.output, s.next
+         FROM runs r JOIN run_steps s ON s.run_id = r.id
+         WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut runs: Vec<RunState> = Vec::with_capacity(ids.len());
+    let mut steps = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: Uuid = r.try_get("id")?;
+        if runs.last().is_none_or(|last| last.id != id) {
+            runs.push(RunState {
+                id,
+                workflow: r.try_get("workflow")?,
+                version: r.try_get("version")?,
+                status: status_of(r)?,
+                input: r.try_get("input")?,
+                acting_user: r.try_get("acting_user")?,
+                notify: r
+                    .try_get::<Option<serde_json::Value>, _>("notify")?
+                    .and_then(|n| serde_json::from_value(n).ok()),
+            });
+        }
+        let st: String = r.try_get("step_status")?;
+        steps.push(StepState {
+            run_id: id,
+            step: r.try_get("step")?,
+            status: st.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            attempt: r.try_get("attempt")?,
+            output: r.try_get("output")?,
+            next: r.try_get("next")?,
+        });
+    }
+    Ok((runs, steps))
+}
+
+/// A step's new state, written by the applier.
+#[derive(Debug, Clone)]
+pub struct StepUpdate {
+    pub run_id: Uuid,
+    pub step: String,
+    pub status: StepStatus,
+    pub attempt: i32,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub next: Option<Vec<String>>,
+    /// for queued steps: when the dispatcher may send it (after a backoff, or as fallback)
+    pub dispatch_after: Option<DateTime<Utc>>,
+}
+
+/// One attempt's result as it came back (or `lost` when it never did).
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub run_id: Uuid,
+    pub step: String,
+    pub attempt: i32,
+    pub status: AttemptStatus,
+    pub worker: String,
+    pub error: Option<serde_json::Value>,
+    pub logs: serde_json::Value,
+    pub usage: serde_json::Value,
+    /// false when the result came after the step had moved on
+    pub applied: bool,
+}
+
+/// A run's new state, written by the applier.
+#[derive(Debug, Clone)]
+pub struct RunUpdate {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub result: Option<serde_json::Value>,
+    pub rendered: Option<String>,
+    pub error: Option<RunError>,
+}
+
+/// Writes a batch's changes in one statement: the attempt records (a key already present
+/// is a duplicate delivery and is skipped), the steps' and the runs' new states. Returns
+/// how many attempt records were new.
+pub async fn write_changes(
+    conn: &mut PgConnection,
+    attempts: &[AttemptRecord],
+    steps: &[StepUpdate],
+    runs: &[RunUpdate],
+) -> Result<i64, WorkflowError> {
+    let a_run: Vec<Uuid> = attempts.iter().map(|a| a.run_id).collect();
+    let a_step: Vec<&str> = attempts.iter().map(|a| a.step.as_str()).collect();
+    let a_attempt: Vec<i32> = attempts.iter().map(|a| a.attempt).collect();
+    let a_status: Vec<&str> = attempts.iter().map(|a| a.status.as_str()).collect();
+    let a_worker: Vec<&str> = attempts.iter().map(|a| a.worker.as_str()).collect();
+    let a_error: Vec<Option<&serde_json::Value>> = attempts.iter().map(|a| a.error.as_ref()).collect();
+    let a_logs: Vec<&serde_json::Value> = attempts.iter().map(|a| &a.logs).collect();
+    let a_usage: Vec<&serde_json::Value> = attempts.iter().map(|a| &a.usage).collect();
+    let a_applied: Vec<bool> = attempts.iter().map(|a| a.applied).collect();
+
+    let s_run: Vec<Uuid> = steps.iter().map(|u| u.run_id).collect();
+    let s_step: Vec<&str> = steps.iter().map(|u| u.step.as_str()).collect();
+    let s_status: Vec<&str> = steps.iter().map(|u| u.status.as_str()).collect();
+    let s_attempt: Vec<i32> = steps.iter().map(|u| u.attempt).collect();
+    let s_output: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| u.output.as_ref()).collect();
+    let s_error: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| u.error.as_ref()).collect();
+    // Postgres has no array of arrays of varying length: `next` travels as JSON.
+    let s_next: Vec<Option<serde_json::Value>> =
+        steps.iter().map(|u| u.next.as_ref().map(|n| serde_json::json!(n))).collect();
+    let s_after: Vec<Option<DateTime<Utc>>> = steps.iter().map(|u| u.dispatch_after).collect();
+
+    let r_id: Vec<Uuid> = runs.iter().map(|u| u.id).collect();
+    let r_status: Vec<&str> = runs.iter().map(|u| u.status.as_str()).collect();
+    let r_result: Vec<Option<&serde_json::Value>> = runs.iter().map(|u| u.result.as_ref()).collect();
+    let r_rendered: Vec<Option<&str>> = runs.iter().map(|u| u.rendered.as_deref()).collect();
+    let r_error: Vec<Option<serde_json::Value>> =
+        runs.iter().map(|u| u.error.as_ref().and_then(|e| serde_json::to_value(e).ok())).collect();
+
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH a AS (
+            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::bool[])
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+         ), s AS (
+            UPDATE run_steps s SET
+                status = u.st, attempt = u.a, output = COALESCE(u.o, s.output), error = u.e,
+                next = CASE WHEN u.n IS NULL THEN s.next ELSE ARRAY(SELECT jsonb_array_elements_text(u.n)) END,
+                dispatch_after = u.d,
+                enqueued_at = NULL,
+                queued_at = CASE WHEN u.st = 'queued' AND s.status <> 'queued' THEN now() ELSE s.queued_at END,
+                finished_at = CASE WHEN u.st IN ('waiting', 'queued') THEN NULL ELSE now() END
+            FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
+                 AS u (r, s, st, a, o, e, n, d)
+            WHERE s.run_id = u.r AND s.step = u.s
+            RETURNING 1
+         ), r AS (
+            UPDATE runs r SET status = u.st, result = u.res, rendered = u.ren, error = u.e,
+                started_at = COALESCE(r.started_at, now()),
+                finished_at = CASE WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN now() END
+            FROM UNNEST($18::uuid[], $19::text[], $20::jsonb[], $21::text[], $22::jsonb[]) AS u (id, st, res, ren, e)
+            WHERE r.id = u.id
+            RETURNING 1
+         )
+         -- data-modifying CTEs always run to completion, read or not
+         SELECT count(*) FROM a",
+    )
+    .bind(&a_run)
+    .bind(&a_step)
+    .bind(&a_attempt)
+    .bind(&a_status)
+    .bind(&a_worker)
+    .bind(&a_error)
+    .bind(&a_logs)
+    .bind(&a_usage)
+    .bind(&a_applied)
+    .bind(&s_run)
+    .bind(&s_step)
+    .bind(&s_status)
+    .bind(&s_attempt)
+    .bind(&s_output)
+    .bind(&s_error)
+    .bind(&s_next)
+    .bind(&s_after)
+    .bind(&r_id)
+    .bind(&r_status)
+    .bind(&r_result)
+    .bind(&r_rendered)
+    .bind(&r_error)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(inserted)
+}
+
+/// A step ready to go to Redis, with what its job needs from the run.
+#[derive(Debug, Clone)]
+pub struct DueStep {
+    pub run_id: Uuid,
+    pub step: String,
+    pub attempt: i32,
+    pub workflow: String,
+    pub version: i32,
+    pub input: serde_json::Value,
+    pub acting_user: Option<i64>,
+}
+
+/// Claims up to `limit` steps of the outbox whose time has come. The rows stay locked
+/// (SKIP LOCKED keeps other engines off them) until the caller marks them enqueued and
+/// commits, so each is sent by one engine at a time.
+pub async fn claim_due(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueStep>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT s.run_id, s.step, s.attempt, r.workflow, r.version, r.input, r.acting_user
+         FROM run_steps s JOIN runs r ON r.id = s.run_id
+         WHERE s.status = 'queued' AND s.enqueued_at IS NULL AND s.dispatch_after <= now()
+         ORDER BY s.dispatch_after
+         LIMIT $1
+         FOR UPDATE OF s SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueStep {
+                run_id: r.try_get("run_id")?,
+                step: r.try_get("step")?,
+                attempt: r.try_get("attempt")?,
+                workflow: r.try_get("workflow")?,
+                version: r.try_get("version")?,
+                input: r.try_get("input")?,
+                acting_user: r.try_get("acting_user")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Outputs of the succeeded steps of these runs: the inputs of their successors.
+pub async fn outputs_of(
+    conn: &mut PgConnection,
+    run_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, serde_json::Value)>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT run_id, step, output FROM run_steps WHERE run_id = ANY($1) AND status = 'succeeded'",
+    )
+    .bind(run_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("run_id")?,
+                r.try_get("step")?,
+                r.try_get::<Option<serde_json::Value>, _>("output")?.unwrap_or(serde_json::Value::Null),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Records that these attempts are on Redis. Only the attempt still queued is marked:
+/// a step that finished or moved on meanwhile is left alone.
+pub async fn mark_enqueued(conn: &mut PgConnection, keys: &[(Uuid, String, i32)]) -> Result<u64, WorkflowError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let runs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let steps: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    let attempts: Vec<i32> = keys.iter().map(|k| k.2).collect();
+    let n = sqlx::query(
+        "UPDATE run_steps s SET enqueued_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::int[]) AS u (r, s, a)
+         WHERE s.run_id = u.r AND s.step = u.s AND s.attempt = u.a AND s.status = 'queued' AND s.enqueued_at IS NULL",
+    )
+    .bind(&runs)
+    .bind(&steps)
+    .bind(&attempts)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// After Redis lost its data: every queued step goes back to the outbox, due now, except
+/// those still waiting out a retry backoff longer than `keep_backoff_beyond`.
+pub async fn requeue_in_flight(pool: &PgPool, keep_backoff_beyond: DateTime<Utc>) -> Result<u64, WorkflowError> {
+    let n = sqlx::query(
+        "UPDATE run_steps SET enqueued_at = NULL, dispatch_after = now()
+         WHERE status = 'queued' AND (enqueued_at IS NOT NULL OR dispatch_after <= $1)",
+    )
+    .bind(keep_backoff_beyond)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// Steps on Redis for longer than their deadline allows: `(run, step, attempt)`.
+/// `timeouts` maps nothing here; the caller filters by each step's own timeout.
+pub async fn in_flight_since(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, String, i32, DateTime<Utc>, String, i32)>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT s.run_id, s.step, s.attempt, s.enqueued_at, r.workflow, r.version
+         FROM run_steps s JOIN runs r ON r.id = s.run_id
+         WHERE s.status = 'queued' AND s.enqueued_at IS NOT NULL AND s.enqueued_at < $1
+         ORDER BY s.enqueued_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("run_id")?,
+                r.try_get("step")?,
+                r.try_get("attempt")?,
+                r.try_get("enqueued_at")?,
+                r.try_get("workflow")?,
+                r.try_get("version")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Runs that finished after `since`, for republishing completions Redis may have lost.
+pub async fn finished_since(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<Uuid>, WorkflowError> {
+    let ids = sqlx::query_scalar("SELECT id FROM runs WHERE finished_at > $1 ORDER BY finished_at")
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+    Ok(ids)
+}
+
+/// Reads and replaces a value in `scheduler_state`, returning the previous one.
+pub async fn swap_state(pool: &PgPool, key: &str, value: &str) -> Result<Option<String>, WorkflowError> {
+    let mut tx = pool.begin().await?;
+    let old: Option<String> = sqlx::query_scalar("SELECT value FROM scheduler_state WHERE key = $1 FOR UPDATE")
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO scheduler_state (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = $2, at = now()",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(old)
+}
+
+// ---- history -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: Uuid,
+    pub workflow: String,
+    pub version: i32,
+    pub status: RunStatus,
+    pub trigger: String,
+    pub acting_user: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// submit to finish, when finished
+    pub duration_ms: Option<f64>,
+    pub error: Option<RunError>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub input: serde_json::Value,
+    pub notify: Option<Notify>,
+    pub idempotency_key: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub rendered: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub status: StepStatus,
+    pub attempt: i32,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub next: Option<Vec<String>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub enqueued_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<f64>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub status: AttemptStatus,
+    pub worker: String,
+    pub error: Option<serde_json::Value>,
+    pub logs: serde_json::Value,
+    pub usage: serde_json::Value,
+    pub applied: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+fn summary_of(r: &PgRow) -> Result<RunSummary, sqlx::Error> {
+    let created_at: DateTime<Utc> = r.try_get("created_at")?;
+    let finished_at: Option<DateTime<Utc>> = r.try_get("finished_at")?;
+    Ok(RunSummary {
+        id: r.try_get("id")?,
+        workflow: r.try_get("workflow")?,
+        version: r.try_get("version")?,
+        status: status_of(r)?,
+        trigger: r.try_get("trigger")?,
+        acting_user: r.try_get("acting_user")?,
+        created_at,
+        started_at: r.try_get("started_at")?,
+        finished_at,
+        duration_ms: finished_at.map(|f| millis(f - created_at)),
+        error: r.try_get::<Option<serde_json::Value>, _>("error")?.and_then(|e| serde_json::from_value(e).ok()),
+    })
+}
+
+fn millis(d: chrono::TimeDelta) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
+}
+
+/// Filters and page of a run list; runs come newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: i64,
+    pub cursor: Option<String>,
+}
+
+pub async fn list(pool: &PgPool, q: &RunQuery) -> Result<(Vec<RunSummary>, Option<String>), WorkflowError> {
+    let after = match &q.cursor {
+        Some(c) => Some(decode_cursor(c)?),
+        None => None,
+    };
+    let limit = q.limit.clamp(1, 200);
+    let rows = sqlx::query(
+        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error
+         FROM runs
+         WHERE ($1::text IS NULL OR workflow = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $5",
+    )
+    .bind(q.workflow.as_deref())
+    .bind(q.status.map(|s| s.as_str()))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut items = rows.iter().map(summary_of).collect::<Result<Vec<_>, _>>()?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|l| encode_cursor(l.created_at, l.id))
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{}_{}", at.timestamp_micros(), id.simple())
+}
+
+fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), WorkflowError> {
+    let bad = || WorkflowError::InvalidQuery("cursor is not one this API handed out".into());
+    let (t, id) = c.split_once('_').ok_or_else(bad)?;
+    let t = DateTime::from_timestamp_micros(t.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((t, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<RunRecord, WorkflowError> {
+    let r = sqlx::query(
+        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error,
+                input, notify, idempotency_key, result, rendered
+         FROM runs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(WorkflowError::RunNotFound(id))?;
+    Ok(RunRecord {
+        summary: summary_of(&r)?,
+        input: r.try_get("input")?,
+        notify: r.try_get::<Option<serde_json::Value>, _>("notify")?.and_then(|n| serde_json::from_value(n).ok()),
+        idempotency_key: r.try_get("idempotency_key")?,
+        result: r.try_get("result")?,
+        rendered: r.try_get("rendered")?,
+    })
+}
+
+/// A run's steps with every attempt, in no particular order (the caller orders them by
+/// the manifest).
+pub async fn steps(pool: &PgPool, id: Uuid) -> Result<Vec<StepRecord>, WorkflowError> {
+    let attempts = sqlx::query(
+        "SELECT step, attempt, status, worker, error, logs, usage, applied, received_at
+         FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let mut by_step: std::collections::HashMap<String, Vec<AttemptView>> = Default::default();
+    for a in &attempts {
+        let s: String = a.try_get("status")?;
+        by_step.entry(a.try_get("step")?).or_default().push(AttemptView {
+            attempt: a.try_get("attempt")?,
+            status: s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            worker: a.try_get("worker")?,
+            error: a.try_get("error")?,
+            logs: a.try_get("logs")?,
+            usage: a.try_get("usage")?,
+            applied: a.try_get("applied")?,
+            received_at: a.try_get("received_at")?,
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT step, status, attempt, output, error, next, queued_at, enqueued_at, finished_at
+         FROM run_steps WHERE run_id = $1",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let step: String = r.try_get("step")?;
+            let queued_at: Option<DateTime<Utc>> = r.try_get("queued_at")?;
+            let finished_at: Option<DateTime<Utc>> = r.try_get("finished_at")?;
+            Ok(StepRecord {
+                attempts: by_step.remove(&step).unwrap_or_default(),
+                step,
+                status: step_status_of(r)?,
+                attempt: r.try_get("attempt")?,
+                output: r.try_get("output")?,
+                error: r.try_get("error")?,
+                next: r.try_get("next")?,
+                queued_at,
+                enqueued_at: r.try_get("enqueued_at")?,
+                finished_at,
+                duration_ms: queued_at.zip(finished_at).map(|(q, f)| millis(f - q)),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

@@ -1,0 +1,383 @@
+//! The shared mechanics of a record table: read one row as JSON, insert or update the
+//! columns named by a JSON object (through `jsonb_populate_record`, so every column keeps
+//! its SQL type), soft-delete, and list with filters and keyset pagination.
+//!
+//! Rows travel as `to_jsonb(row)` minus the search columns derived from them ([`DERIVED`]):
+//! the same value is the API's record, the activity log's
+//! before/after and the outbox payload, so the three never disagree.
+
+use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use crate::audit;
+use crate::cursor::Cursor;
+use crate::error::StoreError;
+
+/// A field a list can be sorted by: `expr` must be non-null for keyset pagination.
+pub struct SortKey {
+    pub name: &'static str,
+    pub expr: &'static str,
+    pub sql_type: &'static str,
+}
+
+pub struct Table {
+    pub name: &'static str,
+    pub kind: RecordKind,
+    /// rows are hidden with `deleted_at` rather than removed
+    pub soft_delete: bool,
+    pub has_updated_at: bool,
+    pub sorts: &'static [SortKey],
+    pub default_sort: &'static str,
+}
+
+/// Generated search columns: not part of a record, and not news when they change.
+const DERIVED: &str = "'{words,phone_digits}'::text[]";
+
+/// The JSON of row `alias` without the derived columns.
+fn row_json(alias: &str) -> String {
+    format!("(to_jsonb({alias}.*) - {DERIVED})")
+}
+
+pub const CREATED_AT: SortKey = SortKey {
+    name: "created_at",
+    expr: "t.created_at",
+    sql_type: "timestamptz",
+};
+pub const UPDATED_AT: SortKey = SortKey {
+    name: "updated_at",
+    expr: "t.updated_at",
+    sql_type: "timestamptz",
+};
+pub const ID: SortKey = SortKey {
+    name: "id",
+    expr: "t.id",
+    sql_type: "bigint",
+};
+
+impl Table {
+    fn live(&self) -> &'static str {
+        if self.soft_delete {
+            "t.deleted_at IS NULL"
+        } else {
+            "TRUE"
+        }
+    }
+
+    pub async fn get(&self, conn: &mut PgConnection, id: Id) -> Result<Value, StoreError> {
+        self.fetch(conn, id, "").await
+    }
+
+    /// Reads the row and locks it until the transaction ends, so concurrent changes to the
+    /// same record serialize and each activity entry's `before` is exact.
+    pub async fn lock(&self, conn: &mut PgConnection, id: Id) -> Result<Value, StoreError> {
+        self.fetch(conn, id, " FOR UPDATE").await
+    }
+
+    async fn fetch(
+        &self,
+        conn: &mut PgConnection,
+        id: Id,
+        suffix: &str,
+    ) -> Result<Value, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} t WHERE t.id = $1 AND {}{suffix}",
+            row_json("t"),
+            self.name,
+            self.live()
+        );
+        let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.map(|r| r.0).ok_or(StoreError::not_found(self.kind, id))
+    }
+
+    pub async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        fields: &Map<String, Value>,
+    ) -> Result<Value, StoreError> {
+        let cols = column_list(fields)?;
+        let sql = format!(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {json}",
+            t = self.name,
+            json = row_json(self.name)
+        );
+        let (v,): (Value,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(Value::Object(fields.clone()))
+            .fetch_one(conn)
+            .await?;
+        Ok(v)
+    }
+
+    pub async fn update(
+        &self,
+        conn: &mut PgConnection,
+        id: Id,
+        fields: &Map<String, Value>,
+    ) -> Result<Value, StoreError> {
+        let cols = column_list(fields)?;
+        let (targets, sources) = if self.has_updated_at {
+            (
+                format!("{cols}, updated_at"),
+                format!("{}, now()", prefixed(fields)),
+            )
+        } else {
+            (cols.clone(), prefixed(fields))
+        };
+        let sql = format!(
+            "UPDATE {t} SET ({targets}) = (SELECT {sources} FROM jsonb_populate_record(NULL::{t}, $2) r)
+             WHERE id = $1 RETURNING {json}",
+            t = self.name,
+            json = row_json(self.name)
+        );
+        let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(Value::Object(fields.clone()))
+            .fetch_optional(conn)
+            .await?;
+        row.map(|r| r.0).ok_or(StoreError::not_found(self.kind, id))
+    }
+
+    /// Inserts and logs the creation.
+    pub async fn create_audited(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        fields: &Map<String, Value>,
+    ) -> Result<Value, StoreError> {
+        let after = self.insert(conn, fields).await?;
+        let id = record_id(&after)?;
+        audit::record_change(conn, actor, self.kind, id, "created", None, Some(&after)).await?;
+        Ok(after)
+    }
+
+    /// Applies `fields` to a row the caller has locked. Returns `None` when nothing would
+    /// change, so that an empty or idempotent patch writes no activity and no event.
+    pub async fn update_audited(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        before: &Value,
+        fields: &Map<String, Value>,
+        action: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let unchanged = fields.iter().all(|(k, v)| before.get(k) == Some(v));
+        if fields.is_empty() || unchanged {
+            return Ok(None);
+        }
+        let id = record_id(before)?;
+        let after = self.update(conn, id, fields).await?;
+        if audit::diff(before, &after).is_empty() {
+            // e.g. a timestamp given in another notation for the same instant
+            return Ok(None);
+        }
+        audit::record_change(
+            conn,
+            actor,
+            self.kind,
+            id,
+            action,
+            Some(before),
+            Some(&after),
+        )
+        .await?;
+        Ok(Some(after))
+    }
+
+    pub async fn delete_audited(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: Id,
+    ) -> Result<(), StoreError> {
+        let before = self.lock(conn, id).await?;
+        let sql = if self.soft_delete {
+            format!("UPDATE {} SET deleted_at = now() WHERE id = $1", self.name)
+        } else {
+            format!("DELETE FROM {} WHERE id = $1", self.name)
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        audit::record_change(conn, actor, self.kind, id, "deleted", Some(&before), None).await?;
+        Ok(())
+    }
+
+    /// One page of live rows. `filter` appends ` AND …` conditions on alias `t`.
+    pub async fn list(
+        &self,
+        conn: &mut PgConnection,
+        page: &PageRequest,
+        filter: impl FnOnce(&mut QueryBuilder<Postgres>),
+    ) -> Result<Page<Value>, StoreError> {
+        let limit = page.limit.unwrap_or(PageRequest::DEFAULT_LIMIT);
+        if !(1..=PageRequest::MAX_LIMIT).contains(&limit) {
+            return Err(StoreError::InvalidQuery(format!(
+                "limit must be 1 to {}",
+                PageRequest::MAX_LIMIT
+            )));
+        }
+        let sort_text = page
+            .sort
+            .clone()
+            .unwrap_or_else(|| self.default_sort.to_string());
+        let (desc, sort_name) = match sort_text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, sort_text.as_str()),
+        };
+        let key = self
+            .sorts
+            .iter()
+            .find(|s| s.name == sort_name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.sorts.iter().map(|s| s.name).collect();
+                StoreError::InvalidQuery(format!(
+                    "cannot sort by {sort_name:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })?;
+        let cursor = page.cursor.as_deref().map(Cursor::decode).transpose()?;
+        if let Some(c) = &cursor
+            && c.sort != sort_text
+        {
+            return Err(StoreError::InvalidQuery(
+                "cursor belongs to a different sort".into(),
+            ));
+        }
+
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {} AS rec, ({})::text AS k, t.id AS id FROM {} t WHERE {}",
+            row_json("t"),
+            key.expr,
+            self.name,
+            self.live()
+        ));
+        filter(&mut qb);
+        if let Some(c) = &cursor {
+            qb.push(format!(
+                " AND ({}, t.id) {} (CAST(",
+                key.expr,
+                if desc { "<" } else { ">" }
+            ));
+            qb.push_bind(c.key.clone());
+            qb.push(format!(" AS {}), ", key.sql_type));
+            qb.push_bind(c.id);
+            qb.push(")");
+        }
+        let dir = if desc { "DESC" } else { "ASC" };
+        qb.push(format!(" ORDER BY {} {dir}, t.id {dir} LIMIT ", key.expr));
+        qb.push_bind(i64::from(limit) + 1);
+
+        let rows = qb.build().fetch_all(conn).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            items.push(row.try_get::<Value, _>("rec")?);
+            last = Some((row.try_get::<String, _>("k")?, row.try_get::<i64, _>("id")?));
+        }
+        let next_cursor = match last {
+            Some((key, id)) if rows.len() > limit as usize => Some(
+                Cursor {
+                    sort: sort_text.clone(),
+                    key,
+                    id,
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Fails with a validation error naming `field` unless the referenced row exists (and,
+/// for soft-deleted tables, is live): a deal cannot point at a deleted contact.
+pub async fn ensure_exists(
+    conn: &mut PgConnection,
+    table: &Table,
+    id: Option<Id>,
+    field: &str,
+) -> Result<(), StoreError> {
+    let Some(id) = id else { return Ok(()) };
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} t WHERE t.id = $1 AND {})",
+        table.name,
+        table.live()
+    );
+    let (exists,): (bool,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::validation(
+            field,
+            format!("{} {id} does not exist", table.kind),
+        ))
+    }
+}
+
+pub fn to_record<T: DeserializeOwned>(v: Value) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+}
+
+pub fn to_records<T: DeserializeOwned>(page: Page<Value>) -> Result<Page<T>, StoreError> {
+    let items = page
+        .items
+        .into_iter()
+        .map(to_record)
+        .collect::<Result<Vec<T>, _>>()?;
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// A serializable input as a JSON object of columns.
+pub fn to_fields<T: serde::Serialize>(input: &T) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::to_value(input) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(StoreError::InvalidQuery("input must be an object".into())),
+        Err(e) => Err(StoreError::Db(sqlx::Error::Encode(Box::new(e)))),
+    }
+}
+
+fn record_id(v: &Value) -> Result<Id, StoreError> {
+    v.get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("row without an id".into())))
+}
+
+/// Column names come from our own input structs, never from request keys, but they are
+/// spliced into SQL, so refuse anything that is not a plain identifier.
+fn column_list(fields: &Map<String, Value>) -> Result<String, StoreError> {
+    for k in fields.keys() {
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::InvalidQuery(format!(
+                "not a column name: {k:?}"
+            )));
+        }
+    }
+    Ok(fields
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+fn prefixed(fields: &Map<String, Value>) -> String {
+    fields
+        .keys()
+        .map(|k| format!("r.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,88 @@
+//! CRM users: who owns records, who acts, and with which role.
+
+use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
+use crm_concepts::user::{NewUser, User};
+
+use crate::Db;
+use crate::error::StoreError;
+use crate::table::{self, CREATED_AT, ID, SortKey, Table};
+use crate::validate;
+
+pub(crate) const TABLE: Table = Table {
+    name: "users",
+    kind: RecordKind::User,
+    soft_delete: false,
+    has_updated_at: false,
+    sorts: &[
+        CREATED_AT,
+        ID,
+        SortKey {
+            name: "name",
+            expr: "t.name",
+            sql_type: "text",
+        },
+    ],
+    default_sort: "id",
+};
+
+pub async fn create(db: &Db, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
+    validate::text("name", &new.name, 200)?;
+    validate::email("email", new.email.as_deref())?;
+    let mut tx = db.pool.begin().await?;
+    let after = TABLE
+        .create_audited(&mut tx, actor, &table::to_fields(&new)?)
+        .await?;
+    tx.commit().await?;
+    table::to_record(after)
+}
+
+pub async fn get(db: &Db, id: Id) -> Result<User, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    table::to_record(TABLE.get(&mut conn, id).await?)
+}
+
+/// The CRM user a Telegram account is linked to, if any.
+pub async fn by_telegram(db: &Db, telegram_user_id: i64) -> Result<Option<User>, StoreError> {
+    let row: Option<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT to_jsonb(t.*) FROM users t WHERE t.telegram_user_id = $1 AND t.disabled_at IS NULL",
+    )
+    .bind(telegram_user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| table::to_record(r.0)).transpose()
+}
+
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT to_jsonb(t.*) FROM users t WHERE lower(t.email) = lower($1)")
+            .bind(email)
+            .fetch_optional(&db.pool)
+            .await?;
+    row.map(|r| table::to_record(r.0)).transpose()
+}
+
+/// Links (or with `None` unlinks) a Telegram account; one account links to one user.
+pub async fn link_telegram(
+    db: &Db,
+    actor: &Actor,
+    user_id: Id,
+    telegram_user_id: Option<i64>,
+) -> Result<User, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let before = TABLE.lock(&mut tx, user_id).await?;
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "telegram_user_id".into(),
+        serde_json::json!(telegram_user_id),
+    );
+    let after = TABLE
+        .update_audited(&mut tx, actor, &before, &fields, "updated")
+        .await?;
+    tx.commit().await?;
+    table::to_record(after.unwrap_or(before))
+}
+
+pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<User>, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    table::to_records(TABLE.list(&mut conn, page, |_| {}).await?)
+}

@@ -1,0 +1,213 @@
+//! Webhook intake: `POST /hooks/{path}` with a signed JSON body starts one run of the
+//! workflow whose webhook trigger has that path; the body is the run's input.
+//!
+//! A request is accepted when its `X-Crm-Signature` is the HMAC-SHA256 of
+//! `X-Crm-Timestamp + "." + body` under the trigger's secret, its timestamp is within
+//! [`REPLAY_WINDOW_SECS`] of the server clock, and the same signature has not been
+//! accepted before. The signature is recorded in the transaction that starts the run, so
+//! a replayed request inside the window hits the primary key and starts nothing; outside
+//! the window the timestamp check refuses it.
+//!
+//! The key is the named secret the trigger gives (`secret = "NAME"`, the path when absent),
+//! kept in the same `secrets` store steps read with `secret:NAME`; set one with
+//! `crm webhook secret NAME` or `POST /api/webhook-secrets/{name}`. A hook whose secret is
+//! not set refuses every request: there are no unsigned webhooks.
+
+use chrono::{DateTime, Utc};
+use crm_concepts::run::RunRequest;
+use rand::RngCore;
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::catalog::WebhookTrigger;
+use crate::error::WebhookError;
+use crate::signature;
+use crate::starter::{RunStarter, StartRunError};
+
+/// How far a request's timestamp may be from the server clock, either way.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+/// The largest body accepted; a lead form or a payment notice is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Generated secrets: 32 random bytes, hex.
+const SECRET_BYTES: usize = 32;
+
+/// The signed parts of one request, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub path: &'a str,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// What an accepted request started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub run_id: Uuid,
+    pub workflow: String,
+}
+
+/// The webhook trigger of an enabled workflow with this path.
+async fn find_trigger(pool: &PgPool, path: &str) -> Result<Option<WebhookTrigger>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT w.name, t.trigger
+         FROM workflows w
+         JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
+         CROSS JOIN LATERAL jsonb_array_elements(v.manifest -> 'triggers') AS t (trigger)
+         WHERE w.enabled AND t.trigger ->> 'kind' = 'webhook' AND t.trigger ->> 'path' = $1
+         ORDER BY w.name LIMIT 1",
+    )
+    .bind(path)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().next().and_then(|row| {
+        let workflow: String = row.try_get("name").ok()?;
+        let trigger: Value = row.try_get("trigger").ok()?;
+        let secret = trigger
+            .get("secret")
+            .and_then(Value::as_str)
+            .unwrap_or(path)
+            .to_string();
+        Some(WebhookTrigger {
+            workflow,
+            path: path.to_string(),
+            secret,
+        })
+    }))
+}
+
+/// Verifies a request and starts its run. Every refusal starts nothing.
+pub async fn accept(
+    pool: &PgPool,
+    starter: &dyn RunStarter,
+    request: SignedRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<Accepted, WebhookError> {
+    let trigger = find_trigger(pool, request.path)
+        .await?
+        .ok_or_else(|| WebhookError::UnknownHook(request.path.to_string()))?;
+    let secret: Option<String> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+        .bind(&trigger.secret)
+        .fetch_optional(pool)
+        .await?;
+    let Some(secret) = secret else {
+        return Err(WebhookError::NoSecret {
+            path: trigger.path,
+            secret: trigger.secret,
+        });
+    };
+    let sig = signature::verify(
+        secret.as_bytes(),
+        request.timestamp,
+        request.signature,
+        request.body,
+        now,
+        REPLAY_WINDOW_SECS,
+    )?;
+    let input: Value =
+        serde_json::from_slice(request.body).map_err(|e| WebhookError::BadBody(e.to_string()))?;
+    if !input.is_object() {
+        return Err(WebhookError::BadBody(
+            "expected a JSON object such as {\"name\": \"Ann\"}".into(),
+        ));
+    }
+
+    let mut tx = pool.begin().await?;
+    // The run id is not known yet; the delivery row is written first so that a concurrent
+    // replay of the same request waits on it and then fails, instead of both starting runs.
+    let fresh = sqlx::query(
+        "INSERT INTO webhook_deliveries (path, signature, run_id) VALUES ($1, $2, $3)
+         ON CONFLICT (path, signature) DO NOTHING",
+    )
+    .bind(&trigger.path)
+    .bind(&sig[..])
+    .bind(Uuid::nil())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Err(WebhookError::Replayed);
+    }
+    let run = RunRequest {
+        workflow: trigger.workflow.clone(),
+        input,
+        acting_user: None,
+        notify: None,
+        idempotency_key: Some(format!("webhook:{}", hex::encode(&sig[..16]))),
+        trigger: Some("webhook".into()),
+    };
+    let run_id = match starter.start_run(&mut tx, run).await {
+        Ok(id) => id,
+        Err(StartRunError::Unavailable(_)) => {
+            return Err(WebhookError::UnknownHook(request.path.to_string()));
+        }
+        Err(StartRunError::Failed(message)) => {
+            return Err(WebhookError::Trigger(
+                crate::error::TriggerError::StartRun {
+                    workflow: trigger.workflow,
+                    message,
+                },
+            ));
+        }
+    };
+    sqlx::query("UPDATE webhook_deliveries SET run_id = $3 WHERE path = $1 AND signature = $2")
+        .bind(&trigger.path)
+        .bind(&sig[..])
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO triggered_runs (run_id, workflow, source) VALUES ($1, $2, 'webhook')")
+        .bind(run_id)
+        .bind(&trigger.workflow)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    starter.committed(&[run_id]);
+    Ok(Accepted {
+        run_id,
+        workflow: trigger.workflow,
+    })
+}
+
+/// Sets the secret `name` (generating one when `value` is `None`) and returns it: the only
+/// time it is shown.
+pub async fn set_secret(
+    pool: &PgPool,
+    name: &str,
+    value: Option<&str>,
+) -> Result<String, WebhookError> {
+    let secret = match value {
+        Some(v) => v.to_string(),
+        None => {
+            let mut bytes = [0u8; SECRET_BYTES];
+            rand::rng().fill_bytes(&mut bytes);
+            format!("whsec_{}", hex::encode(bytes))
+        }
+    };
+    if secret.len() < 16 {
+        return Err(WebhookError::BadSecret(
+            "a webhook secret must be at least 16 characters".into(),
+        ));
+    }
+    if name.is_empty()
+        || name.len() > 253
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(WebhookError::BadSecret(format!(
+            "{name:?} is not a valid secret name: letters, digits, '-', '.' or '_'"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO secrets (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+    )
+    .bind(name)
+    .bind(&secret)
+    .execute(pool)
+    .await?;
+    Ok(secret)
+}

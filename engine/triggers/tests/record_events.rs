@@ -1,0 +1,253 @@
+//! Record events against a real Postgres: concurrent writes and competing consumers give
+//! exactly one run per matching change; filters; a workflow's own writes do not retrigger it.
+
+mod support;
+
+use std::collections::HashSet;
+
+use crm_concepts::records::{Actor, NewContact, NewDeal};
+use crm_concepts::run::RunRequest;
+use crm_triggers::events::{self, MAX_CHAIN};
+use crm_triggers::{RunStarter, StoreStarter};
+use serde_json::json;
+
+async fn drain(pool: &sqlx::PgPool, starter: &StoreStarter) -> usize {
+    let mut runs = 0;
+    loop {
+        let stats = events::process_batch(pool, starter)
+            .await
+            .expect("consumer pass");
+        runs += stats.runs;
+        if stats.events == 0 {
+            return runs;
+        }
+    }
+}
+
+fn contact(name: &str) -> NewContact {
+    serde_json::from_value(json!({ "name": name })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
+    let s = support::Scratch::new("events_concurrent").await;
+    support::deploy(&s.db, &support::one_step("on-contact", "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n")).await;
+    support::deploy(
+        &s.db,
+        &support::one_step(
+            "on-deal",
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n",
+        ),
+    )
+    .await;
+
+    // Writers and two consumers run at the same time.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut consumers = Vec::new();
+    for _ in 0..2 {
+        let pool = s.pool(4).await;
+        let stop = stop.clone();
+        consumers.push(tokio::spawn(async move {
+            let starter = StoreStarter::new();
+            while !stop.is_cancelled() {
+                events::process_batch(&pool, &starter)
+                    .await
+                    .expect("consumer pass");
+            }
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let db = s.db.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                crm_store::contacts::create(
+                    &db,
+                    &Actor::system(),
+                    contact(&format!("Lead {w}-{i}")),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    stop.cancel();
+    for c in consumers {
+        c.await.unwrap();
+    }
+    drain(&s.db.pool, &StoreStarter::new()).await;
+
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+    let runs: Vec<(serde_json::Value,)> =
+        sqlx::query_as("SELECT input FROM runs WHERE workflow = 'on-contact'")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(runs.len(), 200, "one run per created contact");
+    let contacts: HashSet<i64> = runs
+        .iter()
+        .map(|(i,)| i["contact_id"].as_i64().expect("contact_id in input"))
+        .collect();
+    assert_eq!(contacts.len(), 200, "no contact got two runs");
+    let on_deal: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = 'on-deal'")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(on_deal, 0, "contacts do not trigger deal workflows");
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
+    let s = support::Scratch::new("events_filter").await;
+    support::deploy(
+        &s.db,
+        &support::one_step(
+            "celebrate",
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\nactions = [\"updated\"]\nfilter = { changed = [\"status\"], equals = { status = \"won\" } }\n",
+        ),
+    )
+    .await;
+    let actor = Actor::system();
+    let deal = crm_store::deals::create(
+        &s.db,
+        &actor,
+        serde_json::from_value::<NewDeal>(json!({"title": "Big one"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let stages: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, kind FROM stages ORDER BY position")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    let qualified = stages[1].0;
+    let won = stages.iter().find(|(_, k)| k == "won").unwrap().0;
+    crm_store::deals::move_stage(&s.db, &actor, deal.id, qualified)
+        .await
+        .unwrap();
+    crm_store::deals::move_stage(&s.db, &actor, deal.id, won)
+        .await
+        .unwrap();
+    let patch = serde_json::from_value(json!({"title": "Big one (signed)"})).unwrap();
+    crm_store::deals::update(&s.db, &actor, deal.id, patch)
+        .await
+        .unwrap();
+
+    assert_eq!(drain(&s.db.pool, &StoreStarter::new()).await, 1);
+    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(input["deal_id"], deal.id);
+    assert_eq!(input["changes"]["status"], json!(["open", "won"]));
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
+    let s = support::Scratch::new("events_loops").await;
+    let on_update = |name: &str| {
+        support::one_step(
+            name,
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"updated\"]\n",
+        )
+    };
+    support::deploy(&s.db, &on_update("enrich")).await;
+    support::deploy(&s.db, &on_update("audit")).await;
+    let starter = StoreStarter::new();
+    let c = crm_store::contacts::create(&s.db, &Actor::system(), contact("Ann"))
+        .await
+        .unwrap();
+    drain(&s.db.pool, &starter).await;
+
+    // A person edits the contact: both workflows run.
+    let patch = |n: &str| serde_json::from_value(json!({ "phone": n })).unwrap();
+    crm_store::contacts::update(&s.db, &Actor::system(), c.id, patch("1"))
+        .await
+        .unwrap();
+    assert_eq!(drain(&s.db.pool, &starter).await, 2);
+    let enrich_run: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM runs WHERE workflow = 'enrich'")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+
+    // The enrich run writes to the contact: audit runs, enrich does not run again.
+    let by_run = Actor {
+        user_id: None,
+        origin_run: Some(enrich_run),
+    };
+    crm_store::contacts::update(&s.db, &by_run, c.id, patch("2"))
+        .await
+        .unwrap();
+    assert_eq!(drain(&s.db.pool, &starter).await, 1);
+    let audit_runs: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT id FROM runs WHERE workflow = 'audit' ORDER BY created_at")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit_runs.len(), 2);
+    let chain: Vec<String> =
+        sqlx::query_scalar("SELECT chain FROM triggered_runs WHERE run_id = $1")
+            .bind(audit_runs[1].0)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(chain, vec!["enrich"]);
+
+    // ... and that audit run's write reaches neither audit (itself) nor enrich (upstream).
+    let by_audit = Actor {
+        user_id: None,
+        origin_run: Some(audit_runs[1].0),
+    };
+    crm_store::contacts::update(&s.db, &by_audit, c.id, patch("3"))
+        .await
+        .unwrap();
+    assert_eq!(drain(&s.db.pool, &starter).await, 0);
+
+    // A chain already at the limit starts nothing more, whatever the workflow.
+    let mut tx = s.db.pool.begin().await.unwrap();
+    let deep = starter
+        .start_run(
+            &mut tx,
+            RunRequest {
+                workflow: "enrich".into(),
+                input: json!({}),
+                acting_user: None,
+                notify: None,
+                idempotency_key: None,
+                trigger: None,
+            },
+        )
+        .await
+        .unwrap();
+    let long_chain: Vec<String> = (0..MAX_CHAIN - 1).map(|i| format!("w{i}")).collect();
+    sqlx::query("INSERT INTO triggered_runs (run_id, workflow, source, chain) VALUES ($1, 'enrich', 'event', $2)")
+        .bind(deep)
+        .bind(&long_chain)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    crm_store::contacts::update(
+        &s.db,
+        &Actor {
+            user_id: None,
+            origin_run: Some(deep),
+        },
+        c.id,
+        patch("4"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(drain(&s.db.pool, &starter).await, 0);
+    s.drop().await;
+}

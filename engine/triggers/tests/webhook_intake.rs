@@ -1,0 +1,168 @@
+//! Webhook intake against a real Postgres: a signed request starts one run with the body as
+//! its input; unsigned, stale, forged and replayed requests are refused and start nothing.
+
+mod support;
+
+use chrono::Utc;
+use crm_triggers::StoreStarter;
+use crm_triggers::WebhookError;
+use crm_triggers::signature::{SignatureError, sign};
+use crm_triggers::webhook::{self, REPLAY_WINDOW_SECS, SignedRequest};
+
+async fn runs(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_fresh_correctly_signed_requests_start_runs() {
+    let s = support::Scratch::new("webhook_intake").await;
+    support::deploy(
+        &s.db,
+        &support::one_step(
+            "lead-form",
+            "[[triggers]]\nkind = \"webhook\"\npath = \"leads\"\nsecret = \"LEADS_HMAC\"\n",
+        ),
+    )
+    .await;
+    let starter = StoreStarter::new();
+    let pool = &s.db.pool;
+    let body = br#"{"name": "Ann Lee", "email": "ann@example.com"}"#;
+    let now = Utc::now();
+    let ts = now.timestamp().to_string();
+    let req = |sig: Option<&'static str>, ts: Option<&'static str>| SignedRequest {
+        path: "leads",
+        timestamp: ts,
+        signature: sig,
+        body,
+    };
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+
+    // No secret set yet: refused, and the message says how to set one.
+    let e = webhook::accept(pool, &starter, req(None, None), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, WebhookError::NoSecret { .. })
+            && e.to_string().contains("crm webhook secret LEADS_HMAC"),
+        "{e}"
+    );
+
+    let secret = webhook::set_secret(pool, "LEADS_HMAC", None).await.unwrap();
+    let good = leak(sign(secret.as_bytes(), now.timestamp(), body));
+    let ts: &'static str = leak(ts);
+
+    let unsigned = webhook::accept(pool, &starter, req(None, Some(ts)), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            unsigned,
+            WebhookError::Signature(SignatureError::MissingSignature)
+        ),
+        "{unsigned}"
+    );
+    let forged = leak(sign(b"not-the-secret-at-all", now.timestamp(), body));
+    let e = webhook::accept(pool, &starter, req(Some(forged), Some(ts)), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, WebhookError::Signature(SignatureError::Mismatch)),
+        "{e}"
+    );
+    let old = now.timestamp() - REPLAY_WINDOW_SECS - 1;
+    let stale_sig = leak(sign(secret.as_bytes(), old, body));
+    let e = webhook::accept(
+        pool,
+        &starter,
+        req(Some(stale_sig), Some(leak(old.to_string()))),
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, WebhookError::Signature(SignatureError::Stale { .. })),
+        "{e}"
+    );
+    let e = webhook::accept(
+        pool,
+        &starter,
+        SignedRequest {
+            path: "nope",
+            ..req(Some(good), Some(ts))
+        },
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, WebhookError::UnknownHook(_)), "{e}");
+    assert_eq!(runs(pool).await, 0, "no refused request started a run");
+
+    let accepted = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now)
+        .await
+        .unwrap();
+    assert_eq!(accepted.workflow, "lead-form");
+    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs WHERE id = $1")
+        .bind(accepted.run_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"name": "Ann Lee", "email": "ann@example.com"})
+    );
+
+    let replay = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now)
+        .await
+        .unwrap_err();
+    assert!(matches!(replay, WebhookError::Replayed), "{replay}");
+    assert_eq!(runs(pool).await, 1);
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_one_request_start_one_run() {
+    let s = support::Scratch::new("webhook_race").await;
+    support::deploy(
+        &s.db,
+        &support::one_step(
+            "hook",
+            "[[triggers]]\nkind = \"webhook\"\npath = \"hook\"\n",
+        ),
+    )
+    .await;
+    let secret = webhook::set_secret(&s.db.pool, "hook", Some("a-shared-secret-of-some-length"))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let body: &'static [u8] = b"{\"n\": 1}";
+    let sig: &'static str =
+        Box::leak(sign(secret.as_bytes(), now.timestamp(), body).into_boxed_str());
+    let ts: &'static str = Box::leak(now.timestamp().to_string().into_boxed_str());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = s.db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = SignedRequest {
+                path: "hook",
+                timestamp: Some(ts),
+                signature: Some(sig),
+                body,
+            };
+            webhook::accept(&pool, &StoreStarter::new(), req, now).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WebhookError::Replayed) => {}
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(runs(&s.db.pool).await, 1);
+    s.drop().await;
+}
