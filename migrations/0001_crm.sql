@@ -74,6 +74,8 @@ CREATE TRIGGER companies_words_insert AFTER INSERT ON companies
 CREATE TRIGGER companies_words_update AFTER UPDATE ON companies
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
 CREATE INDEX companies_owner ON companies (owner_id, id) WHERE deleted_at IS NULL;
+-- keyset pages in the default order (newest first) without sorting the table
+CREATE INDEX companies_created ON companies (created_at, id) WHERE deleted_at IS NULL;
 
 CREATE TABLE contacts (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -103,6 +105,7 @@ CREATE TRIGGER contacts_words_update AFTER UPDATE ON contacts
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_collect_words();
 CREATE INDEX contacts_owner ON contacts (owner_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_company ON contacts (company_id) WHERE deleted_at IS NULL;
+CREATE INDEX contacts_created ON contacts (created_at, id) WHERE deleted_at IS NULL;
 
 CREATE TABLE pipelines (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -154,6 +157,7 @@ CREATE TRIGGER deals_words_update AFTER UPDATE ON deals
 CREATE INDEX deals_stage ON deals (stage_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX deals_owner ON deals (owner_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX deals_contact ON deals (contact_id) WHERE deleted_at IS NULL;
+CREATE INDEX deals_created ON deals (created_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX deals_open_stale ON deals (stage_changed_at) WHERE deleted_at IS NULL AND status = 'open';
 
 CREATE TABLE tasks (
@@ -176,6 +180,8 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_due_open ON tasks (assignee_id, due_at) WHERE deleted_at IS NULL AND NOT done;
 CREATE INDEX tasks_deal ON tasks (deal_id) WHERE deleted_at IS NULL;
 CREATE INDEX tasks_contact ON tasks (contact_id) WHERE deleted_at IS NULL;
+-- the default task order: soonest due first, undated last (crm_store::tasks sorts by this expression)
+CREATE INDEX tasks_due ON tasks ((COALESCE(due_at, 'infinity'::timestamptz)), id) WHERE deleted_at IS NULL;
 
 CREATE TABLE notes (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -195,6 +201,7 @@ CREATE INDEX notes_contact ON notes (contact_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX notes_company ON notes (company_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX notes_deal ON notes (deal_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX notes_task ON notes (task_id, id) WHERE deleted_at IS NULL;
+CREATE INDEX notes_created ON notes (created_at, id) WHERE deleted_at IS NULL;
 
 -- Every change, who made it, and the record before and after.
 CREATE TABLE activity (

@@ -53,6 +53,17 @@ CREATE TABLE triggered_runs (
     UNIQUE (outbox_id, workflow)
 );
 
+-- Firings whose run could not be started even on its own (after the batch failed
+-- repeatedly): kept for an operator instead of blocking every later event.
+CREATE TABLE trigger_failures (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow  TEXT NOT NULL,
+    source    TEXT NOT NULL CHECK (source IN ('cron', 'event', 'webhook')),
+    outbox_id BIGINT,
+    error     TEXT NOT NULL,
+    at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 -- Record-event consumers sleep on LISTEN crm_outbox and wake at each committed write.
 CREATE FUNCTION crm_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -4,6 +4,7 @@
 //! The moving parts: `updates` (long polling or webhook, one FIFO worker per chat),
 //! `handlers` (commands, buttons, dialogues), `outbound` (the rate-limited send queue),
 //! `completions` (workflow results from the engine's SSE stream, edited into the chat),
+//! `notifications` (messages workflows leave for CRM users, sent to their private chats),
 //! and `local_api` (a Bot-API-compatible server for tests and benchmarks).
 
 pub mod callback;
@@ -14,6 +15,7 @@ pub mod dialogue;
 pub mod engine;
 mod handlers;
 pub mod local_api;
+pub mod notifications;
 pub mod outbound;
 pub mod render;
 pub mod text;
@@ -162,6 +164,8 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
     };
     let completions = completions::CompletionStream { engine: engine.clone(), out: out.clone(), cursor_file };
     tasks.push(tokio::spawn(completions.run(stop.clone())));
+    let notifications = notifications::NotificationStream { engine: engine.clone(), out: out.clone() };
+    tasks.push(tokio::spawn(notifications.run(stop.clone())));
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let source = match &config.webhook {

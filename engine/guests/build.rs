@@ -16,6 +16,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("INBOUND_LEAD", "inbound-lead"),
     ("QUALIFY_SUMMARY", "qualify-summary"),
     ("ECHO", "fixture-echo"),
+    ("NOT_A_STEP", "fixture-not-a-step"),
     ("COUNTER", "fixture-counter"),
     ("HTTP_GET", "fixture-http-get"),
     ("SLOW", "fixture-slow"),
@@ -51,15 +52,8 @@ fn is_inherited_build_var(key: &str) -> bool {
     ];
     // Kept: CARGO_HOME (where the registry lives), CARGO_MAKEFLAGS (the jobserver, so the
     // nested build shares the outer build's CPU budget), network/registry settings.
-    const KEEP_PREFIXES: &[&str] = &[
-        "CARGO_HOME",
-        "CARGO_MAKEFLAGS",
-        "CARGO_NET_",
-        "CARGO_HTTP_",
-        "CARGO_REGISTR",
-    ];
-    EXACT.contains(&key)
-        || (key.starts_with("CARGO_") && !KEEP_PREFIXES.iter().any(|p| key.starts_with(p)))
+    const KEEP_PREFIXES: &[&str] = &["CARGO_HOME", "CARGO_MAKEFLAGS", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTR"];
+    EXACT.contains(&key) || (key.starts_with("CARGO_") && !KEEP_PREFIXES.iter().any(|p| key.starts_with(p)))
 }
 
 fn watch(dir: &Path) {
@@ -81,12 +75,8 @@ fn watch(dir: &Path) {
 }
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists");
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.join("../..").canonicalize().expect("the repository root exists");
     let workflows = root.join("workflows");
     let target_dir = root.join("target").join("wasm-guests");
     println!("cargo:rerun-if-changed={}", workflows.display());
@@ -97,13 +87,7 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&workflows)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
         .arg(&target_dir);
     for (key, _) in std::env::vars_os() {
         if let Some(key) = key.to_str()
@@ -112,9 +96,7 @@ fn main() {
             cmd.env_remove(key);
         }
     }
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
     if !status.success() {
         panic!(
             "building the guest components in {} failed ({status}); is the target installed? \
@@ -125,28 +107,17 @@ fn main() {
 
     let out_dir = target_dir.join("wasm32-wasip2").join("release");
     let mut code = String::new();
-    let mut all = String::from(
-        "/// Every component: (package name, path).\npub const ALL: &[(&str, &str)] = &[\n",
-    );
+    let mut all = String::from("/// Every component: (package name, path).\npub const ALL: &[(&str, &str)] = &[\n");
     for (constant, package) in COMPONENTS {
         let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(
-            file.is_file(),
-            "the guest build did not produce {}",
-            file.display()
-        );
+        assert!(file.is_file(), "the guest build did not produce {}", file.display());
         let path = file.display().to_string();
-        writeln!(
-            code,
-            "/// The `{package}` component (`wasm32-wasip2`, release)."
-        )
-        .unwrap();
+        writeln!(code, "/// The `{package}` component (`wasm32-wasip2`, release).").unwrap();
         writeln!(code, "pub const {constant}: &str = {path:?};").unwrap();
         writeln!(all, "    ({package:?}, {constant}),").unwrap();
     }
     all.push_str("];\n");
     code.push_str(&all);
-    let generated =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("components.rs");
+    let generated = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("components.rs");
     std::fs::write(&generated, code).expect("writing the generated component list");
 }

@@ -6,6 +6,7 @@ mod forms;
 mod pipeline;
 mod records;
 mod runs;
+mod schedules;
 mod tasks;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("note", "contact|company|deal ID [TEXT]", "Add a note to a record"),
     ("run", "WORKFLOW [ARGS]", "Run a workflow"),
     ("runs", "", "Recent workflow runs and their status"),
+    ("schedules", "", "Scheduled workflows and when they run next"),
     ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
     ("cancel", "", "Stop the current dialogue"),
     ("start", "[CODE]", "Start, or redeem an invite code"),
@@ -193,6 +195,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "today" => tasks::mine(req, true).await,
         "run" => runs::run_command(req, args).await,
         "runs" => runs::recent(req).await,
+        "schedules" => schedules::list(req).await,
         "invite" => access::invite(req, args).await,
         other => {
             if !runs::workflow_command(req, other, args).await {

@@ -50,34 +50,22 @@ impl Caller {
         if self.user.role.can_write() {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "role {} cannot change records",
-                self.user.role
-            )))
+            Err(ApiError::forbidden(format!("role {} cannot change records", self.user.role)))
         }
     }
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.user.role.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("this needs an admin"))
-        }
+        if self.user.role.is_admin() { Ok(()) } else { Err(ApiError::forbidden("this needs an admin")) }
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing Authorization: Bearer <token> header")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
         let secret = header
             .to_str()
             .ok()
@@ -89,15 +77,10 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))?;
 
         let Some(acting) = parts.headers.get(ACTING_USER_HEADER) else {
-            return Ok(Caller {
-                token_user_id: token_user.id,
-                user: token_user,
-            });
+            return Ok(Caller { token_user_id: token_user.id, user: token_user });
         };
         if !token_user.role.is_admin() {
-            return Err(ApiError::forbidden(
-                "only admin tokens may act for another user",
-            ));
+            return Err(ApiError::forbidden("only admin tokens may act for another user"));
         }
         let acting_id: Id = acting
             .to_str()
@@ -107,16 +90,11 @@ impl FromRequestParts<AppState> for Caller {
         let user = match users::get(&state.db, acting_id).await {
             Ok(u) if u.disabled_at.is_none() => u,
             Ok(_) | Err(crm_store::StoreError::NotFound { .. }) => {
-                return Err(ApiError::forbidden(format!(
-                    "acting user {acting_id} does not exist or is disabled"
-                )));
+                return Err(ApiError::forbidden(format!("acting user {acting_id} does not exist or is disabled")));
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Caller {
-            user,
-            token_user_id: token_user.id,
-        })
+        Ok(Caller { user, token_user_id: token_user.id })
     }
 }
 
@@ -128,10 +106,7 @@ pub struct Writer(pub Caller);
 impl FromRequestParts<AppState> for Writer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require_write()?;
         Ok(Writer(caller))
@@ -145,10 +120,7 @@ pub struct Admin(pub Caller);
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require_admin()?;
         Ok(Admin(caller))

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::schedules::router())
         .merge(routes::workflows::router())
         .merge(routes::runs::router())
+        .merge(routes::notifications::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -84,9 +85,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 async fn not_found() -> ApiError {
@@ -94,11 +93,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this route",
-    )
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
 }
 
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -107,12 +102,8 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(%method, %path, "request timed out");
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took too long",
-            )
-            .into_response()
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
+                .into_response()
         }
     }
 }

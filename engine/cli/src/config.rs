@@ -49,6 +49,9 @@ pub struct Config {
     /// CRM_RESULTS_VISIBILITY_SECS: results a dead engine read but never applied are
     /// claimed by another engine after this long
     pub results_visibility_secs: u64,
+    /// CRM_SCHEDULER_DURABILITY: `runs` (default: run creation waits for the disk, step
+    /// transitions do not) or `strict` (every scheduler commit waits for the disk)
+    pub scheduler_durability: String,
     /// CRM_WORKER_CONCURRENCY: steps one `crm worker` runs at the same time
     pub worker_concurrency: usize,
     /// CRM_WORKER_VISIBILITY_SECS: a step held this long by a silent worker is taken over
@@ -80,6 +83,7 @@ impl Default for Config {
             redis_prefix: "crm".into(),
             step_lost_after_secs: 120,
             results_visibility_secs: 15,
+            scheduler_durability: "runs".into(),
             worker_concurrency: 64,
             worker_visibility_secs: 30,
             worker_max_memory_mb: 512,
@@ -163,6 +167,9 @@ impl Config {
         }
         if let Some(v) = get("CRM_RESULTS_VISIBILITY_SECS") {
             self.results_visibility_secs = v.parse().context("CRM_RESULTS_VISIBILITY_SECS must be a number of seconds")?;
+        }
+        if let Some(v) = get("CRM_SCHEDULER_DURABILITY") {
+            self.scheduler_durability = v;
         }
         Ok(())
     }

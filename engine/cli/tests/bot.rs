@@ -22,6 +22,25 @@ struct Harness {
     api: LocalBotApi,
     bot: Child,
     _data: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+fn spawn_bot(api: &LocalBotApi, stack: &TestStack, data: &std::path::Path, env: &[(String, String)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_crm"))
+        .arg("bot")
+        .env("CRM_BOT_TOKEN", TOKEN)
+        .env("CRM_BOT_API_URL", api.url())
+        .env("CRM_ENGINE_URL", &stack.url)
+        .env("CRM_ENGINE_TOKEN", &stack.admin_token)
+        .env("CRM_DATA_DIR", data)
+        .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start crm bot")
 }
 
 impl Drop for Harness {
@@ -41,24 +60,24 @@ impl Harness {
     async fn launch(stack: TestStack, env: &[(&str, &str)], ready: &str) -> Harness {
         let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
         let data = tempfile::tempdir().expect("temp dir");
-        let bot = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("bot")
-            .env("CRM_BOT_TOKEN", TOKEN)
-            .env("CRM_BOT_API_URL", api.url())
-            .env("CRM_ENGINE_URL", &stack.url)
-            .env("CRM_ENGINE_TOKEN", &stack.admin_token)
-            .env("CRM_DATA_DIR", data.path())
-            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm bot");
-        let h = Harness { stack, api, bot, _data: data };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let bot = spawn_bot(&api, &stack, data.path(), &env);
+        let h = Harness { stack, api, bot, _data: data, env };
         h.api.wait_for(0, WAIT, |c| c.method == ready && c.result.is_some()).await.expect("the bot never got ready");
         h
+    }
+
+    /// Kills the bot (SIGKILL: no goodbye) and leaves it down until `start_bot`.
+    fn kill_bot(&mut self) {
+        let _ = self.bot.kill();
+        let _ = self.bot.wait();
+    }
+
+    /// Starts the bot again with the same settings and data directory.
+    async fn start_bot(&mut self) {
+        let since = self.api.seq();
+        self.bot = spawn_bot(&self.api, &self.stack, self._data.path(), &self.env);
+        self.api.wait_for(since, WAIT, |c| c.method == "getUpdates").await.expect("the bot never polled again");
     }
 
     /// A Telegram user linked to a new CRM user with `role`.
@@ -108,7 +127,7 @@ impl Harness {
     }
 }
 
-fn button<'a>(call: &'a Call, label_part: &str) -> (String, String) {
+fn button(call: &Call, label_part: &str) -> (String, String) {
     call.buttons()
         .into_iter()
         .find(|(label, _)| label.contains(label_part))
@@ -449,7 +468,7 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
             .spawn()
             .expect("start crm worker"),
     );
-    let h = Harness::launch(stack, &[], "getUpdates").await;
+    let mut h = Harness::launch(stack, &[], "getUpdates").await;
     let (max, _) = h.user(8001, "Max Manager", Role::Manager).await;
     let (status, lena) = h.stack.post("/api/contacts", json!({"name": "Lena Lead", "email": "lena@example.com"})).await;
     assert_eq!(status, 201, "{lena}");
@@ -457,7 +476,7 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
     // The workflow's own command is registered and listed.
     let help = h.say(&max, "/help").await;
     assert!(help.text().contains("/qualify CONTACT_ID"), "{}", help.text());
-    let registered = h.api.calls().into_iter().filter(|c| c.method == "setMyCommands").last().expect("commands");
+    let registered = h.api.calls().into_iter().rfind(|c| c.method == "setMyCommands").expect("commands");
     assert!(registered.params["commands"].as_array().expect("list").iter().any(|c| c["command"] == "qualify"));
 
     let running = h.say(&max, &format!("/qualify {}", lena["id"])).await;
@@ -503,6 +522,36 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
     assert!(runs.text().contains("qualify-lead · succeeded"), "{}", runs.text());
     assert!(runs.text().contains("qualify-lead · failed"), "{}", runs.text());
     assert_eq!(h.stack.count("SELECT count(*) FROM runs").await, 2);
+
+    // A run that finishes while the bot is down still reaches its chat: the bot resumes the
+    // completion stream after the last event it handled (Last-Event-ID, kept on disk).
+    h.kill_bot();
+    let (status, run) = h
+        .stack
+        .post(
+            "/api/runs",
+            json!({"workflow": "qualify-lead", "input": {"contact_id": lena["id"]},
+                   "notify": {"chat_id": max.id, "message_id": runs.message_id()}}),
+        )
+        .await;
+    assert!(status.is_success(), "{run}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, r) = h.stack.get(&format!("/api/runs/{}", run["id"].as_str().unwrap_or_default())).await;
+        if r["status"] == "succeeded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the run did not finish: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let since = h.api.seq();
+    h.start_bot().await;
+    let resumed = h
+        .api
+        .wait_for(since, WAIT, |c| c.method == "editMessageText" && c.message_id() == runs.message_id())
+        .await
+        .expect("the completion that happened while the bot was down is delivered");
+    assert!(resumed.text().contains("Lena Lead"), "{}", resumed.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,4 +583,93 @@ async fn webhook_mode_takes_updates_posted_with_the_secret() {
         .await
         .expect("post to the webhook");
     assert_eq!(forged.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_code_works_once_even_when_raced_and_not_after_expiry() {
+    let stack = TestStack::start("bot_invite_race").await;
+    let (status, created) = stack.post("/api/invites", json!({"role": "viewer"})).await;
+    assert_eq!(status, 201, "{created}");
+    let code = created["code"].as_str().expect("code").to_string();
+    let redeem = |tg: i64| {
+        stack.post("/api/invites/redeem", json!({"code": code, "telegram_user_id": tg, "name": format!("Racer {tg}")}))
+    };
+    let (a, b) = tokio::join!(redeem(31), redeem(32));
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 422], "{a:?} {b:?}");
+    assert_eq!(stack.count("SELECT count(*) FROM users WHERE telegram_user_id IN (31, 32)").await, 1);
+
+    let (_, short) = stack.post("/api/invites", json!({"role": "manager", "expires_in": 1})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) =
+        stack.post("/api/invites/redeem", json!({"code": short["code"], "telegram_user_id": 33, "name": "Late"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "code");
+
+    // Only admins make invites; a viewer token is refused.
+    let (status, _) = support::send(
+        stack.request_as(&stack.viewer_token, reqwest::Method::POST, "/api/invites").json(&json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_is_added_and_edited_by_dialogue_with_buttons() {
+    let h = Harness::start("bot_deal_dialogue").await;
+    let (max, _) = h.user(9101, "Max Manager", Role::Manager).await;
+    for name in ["Ann Lee", "Ann Leeds"] {
+        let (status, _) = h.stack.post("/api/contacts", json!({"name": name})).await;
+        assert_eq!(status, 201);
+    }
+
+    h.say(&max, "/adddeal").await;
+    let ask = h.say(&max, "Solar panels 🌞").await;
+    assert!(ask.text().contains("Amount"), "{}", ask.text());
+    let refused = h.say(&max, "lots").await;
+    assert!(refused.text().contains("Type an amount"), "{}", refused.text());
+    let ask = h.say(&max, "12 500.50 eur").await;
+    assert!(ask.text().contains("contact"), "{}", ask.text());
+    // Two contacts match: the bot offers them as buttons.
+    let choices = h.say(&max, "ann le").await;
+    assert!(choices.text().contains("Which one"), "{}", choices.text());
+    let (_, leeds) = button(&choices, "Ann Leeds");
+    let since = h.api.seq();
+    h.press(&max, choices.message_id().expect("id"), &leeds).await;
+    let stage_q = h.api.reply(max.id, since, WAIT).await.expect("stage question");
+    assert!(stage_q.text().contains("Contact: Ann Leeds") && stage_q.text().contains("stage"), "{}", stage_q.text());
+    let (_, proposal) = button(&stage_q, "Proposal");
+    let since = h.api.seq();
+    h.press(&max, stage_q.message_id().expect("id"), &proposal).await;
+    // The same button again belongs to a finished step: stale.
+    let stale = h.press(&max, stage_q.message_id().expect("id"), &proposal).await;
+    assert!(stale.params["text"].as_str().unwrap_or("").contains("ended"), "{:?}", stale.params);
+    let close_q = h.api.reply(max.id, since, WAIT).await.expect("close date question");
+    assert!(close_q.text().contains("Expected close"), "{}", close_q.text());
+    let done = h.say(&max, "2027-01-15").await;
+    assert!(done.text().contains("Deal added") && done.text().contains("12,500.50 EUR"), "{}", done.text());
+    assert!(done.text().contains("Proposal") && done.text().contains("Ann Leeds"), "{}", done.text());
+
+    let (_, deals) = h.stack.get("/api/deals").await;
+    let deal = deals["items"][0].clone();
+    assert_eq!(deal["title"], "Solar panels 🌞");
+    assert_eq!(deal["amount_minor"], 1_250_050);
+    assert_eq!(deal["currency"], "EUR");
+    assert_eq!(deal["expected_close"], "2027-01-15");
+
+    // Edit: ✏️ on the card, pick the field, type the value.
+    let (_, edit) = button(&done, "Edit");
+    let since = h.api.seq();
+    h.press(&max, done.message_id().expect("id"), &edit).await;
+    let fields = h.api.reply(max.id, since, WAIT).await.expect("field choice");
+    let (_, amount) = button(&fields, "Amount");
+    let since = h.api.seq();
+    h.press(&max, fields.message_id().expect("id"), &amount).await;
+    let ask = h.api.reply(max.id, since, WAIT).await.expect("amount question");
+    assert!(ask.text().contains("Amount"), "{}", ask.text());
+    let updated = h.say(&max, "$99").await;
+    assert!(updated.text().contains("Deal updated") && updated.text().contains("99.00 USD"), "{}", updated.text());
+    let (_, after) = h.stack.get(&format!("/api/deals/{}", deal["id"])).await;
+    assert_eq!((after["amount_minor"].as_i64(), after["title"].as_str()), (Some(9_900), Some("Solar panels 🌞")));
 }

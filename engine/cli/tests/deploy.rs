@@ -36,17 +36,25 @@ async fn deploys_make_versions_and_runs_follow_enable_disable_and_rollback() {
     assert!(flow.deploy("qualify-lead").contains("qualify-lead is unchanged: version 1"));
 
     let source = std::fs::read_to_string(flows::workflows_dir().join("qualify-lead/workflow.toml")).unwrap();
-    let changed = source.replace("version = \"1.0.0\"", "version = \"1.1.0\"").replace("due_in_days = 1", "due_in_days = 2");
+    let changed =
+        source.replace("version = \"1.0.0\"", "version = \"1.1.0\"").replace("due_in_days = 1", "due_in_days = 2");
     assert!(flow.deploy_manifest(&changed).contains("deployed qualify-lead version 2 (1.1.0)"));
 
     let (_, list) = flow.get("/api/workflows").await;
     let w = &list["items"][0];
-    assert_eq!((w["name"].as_str(), w["current_version"].as_i64(), w["enabled"].as_bool()), (Some("qualify-lead"), Some(2), Some(true)));
+    assert_eq!(
+        (w["name"].as_str(), w["current_version"].as_i64(), w["enabled"].as_bool()),
+        (Some("qualify-lead"), Some(2), Some(true))
+    );
     let bot = w["triggers"].as_array().unwrap().iter().find(|t| t["kind"] == "bot_command").unwrap();
     assert_eq!(bot["command"], "qualify");
-    assert_eq!(bot["args"][0], json!({"name": "contact_id", "type": "integer", "required": true, "description": "the contact's id"}));
+    assert_eq!(
+        bot["args"][0],
+        json!({"name": "contact_id", "type": "integer", "required": true, "description": "the contact's id"})
+    );
     let (_, detail) = flow.get("/api/workflows/qualify-lead").await;
-    let versions: Vec<i64> = detail["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> =
+        detail["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, vec![2, 1]);
     assert_eq!(detail["manifest"]["steps"][1]["config"]["due_in_days"], 2);
 
@@ -123,7 +131,9 @@ component = "missing"
     assert!(fields(&body)[0].0.starts_with("line 1"), "{body}");
 
     // a component stored by an earlier deploy can be named by digest
-    let (status, body) = flow.post("/api/workflows", json!({"manifest": one.replace("\"x\"", "\"echo\""), "components": {"echo": echo}})).await;
+    let (status, body) = flow
+        .post("/api/workflows", json!({"manifest": one.replace("\"x\"", "\"echo\""), "components": {"echo": echo}}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (_, detail) = flow.get("/api/workflows/one").await;
     let digest = detail["versions"][0]["components"]["echo"].as_str().unwrap().to_string();

@@ -12,18 +12,10 @@ use serde_json::json;
 use worker_support::WorkerHarness;
 
 fn limits(timeout_ms: u64, memory_mb: u64) -> StepLimits {
-    StepLimits {
-        timeout_ms,
-        memory_bytes: memory_mb << 20,
-        output_bytes: 1 << 20,
-        log_bytes: 16 << 10,
-    }
+    StepLimits { timeout_ms, memory_bytes: memory_mb << 20, output_bytes: 1 << 20, log_bytes: 16 << 10 }
 }
 
-fn error_of(
-    results: &std::collections::BTreeMap<String, StepResult>,
-    step: &str,
-) -> (String, String, ErrorKind) {
+fn error_of(results: &std::collections::BTreeMap<String, StepResult>, step: &str) -> (String, String, ErrorKind) {
     match &results[step].outcome {
         StepOutcome::Failed { error } => (error.code.clone(), error.message.clone(), error.kind),
         StepOutcome::Ok { output, .. } => {
@@ -32,10 +24,7 @@ fn error_of(
     }
 }
 
-fn output_of(
-    results: &std::collections::BTreeMap<String, StepResult>,
-    step: &str,
-) -> serde_json::Value {
+fn output_of(results: &std::collections::BTreeMap<String, StepResult>, step: &str) -> serde_json::Value {
     match &results[step].outcome {
         StepOutcome::Ok { output, .. } => output.clone(),
         StepOutcome::Failed { error } => panic!("{step} failed: {error}"),
@@ -49,63 +38,15 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
     let pid = h.pid();
 
     let jobs = vec![
-        h.job(
-            "fixture-infinite-loop",
-            "loop",
-            &[],
-            limits(500, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-memory-bomb",
-            "bomb",
-            &[],
-            limits(5_000, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-deep-recursion",
-            "recursion",
-            &[],
-            limits(5_000, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-read-passwd",
-            "passwd",
-            &["log"],
-            limits(5_000, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-open-socket",
-            "socket",
-            &[],
-            limits(5_000, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-write-without-grant",
-            "write",
-            &["records:read"],
-            limits(5_000, 32),
-            json!({}),
-        ),
-        h.job(
-            "fixture-huge-output",
-            "huge",
-            &[],
-            limits(10_000, 256),
-            json!({}),
-        ),
+        h.job("fixture-infinite-loop", "loop", &[], limits(500, 32), json!({})),
+        h.job("fixture-memory-bomb", "bomb", &[], limits(5_000, 32), json!({})),
+        h.job("fixture-deep-recursion", "recursion", &[], limits(5_000, 32), json!({})),
+        h.job("fixture-read-passwd", "passwd", &["log"], limits(5_000, 32), json!({})),
+        h.job("fixture-open-socket", "socket", &[], limits(5_000, 32), json!({})),
+        h.job("fixture-write-without-grant", "write", &["records:read"], limits(5_000, 32), json!({})),
+        h.job("fixture-huge-output", "huge", &[], limits(10_000, 256), json!({})),
         h.job("fixture-panic", "panic", &[], limits(5_000, 32), json!({})),
-        h.job(
-            "fixture-echo",
-            "normal",
-            &[],
-            limits(5_000, 32),
-            json!({"hello": "world"}),
-        ),
+        h.job("fixture-echo", "normal", &[], limits(5_000, 32), json!({"hello": "world"})),
     ];
     let results = h.run(&jobs, Duration::from_secs(120)).await;
 
@@ -115,42 +56,20 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
         ("recursion", "stack_overflow", "call stack"),
         ("passwd", "guest", "cannot read /etc/passwd"),
         ("socket", "invalid_component", "wasi:sockets/"),
-        (
-            "write",
-            "capability_denied",
-            "capability `records:write` was not granted",
-        ),
-        (
-            "huge",
-            "output_too_large",
-            "104857602 bytes of output, over its 1048576 byte limit",
-        ),
+        ("write", "capability_denied", "capability `records:write` was not granted"),
+        ("huge", "output_too_large", "104857602 bytes of output, over its 1048576 byte limit"),
         ("panic", "trap", "panicked: index out of bounds"),
     ];
     for (step, code, text) in expect {
         let (got_code, message, kind) = error_of(&results, step);
         assert_eq!(got_code, code, "{step}: {message}");
-        assert!(
-            message.contains(text),
-            "{step}: {message:?} should mention {text:?}"
-        );
-        assert_eq!(
-            kind,
-            ErrorKind::Permanent,
-            "{step}: retrying a hostile step cannot help"
-        );
+        assert!(message.contains(text), "{step}: {message:?} should mention {text:?}");
+        assert_eq!(kind, ErrorKind::Permanent, "{step}: retrying a hostile step cannot help");
     }
-    assert_eq!(
-        output_of(&results, "normal")["run_input"],
-        json!({"hello": "world"})
-    );
+    assert_eq!(output_of(&results, "normal")["run_input"], json!({"hello": "world"}));
     assert!(results.values().all(|r| r.worker == "test-worker"));
     // The limits were enforced on the steps, not on the worker: peak memory stayed capped.
-    assert!(
-        results["bomb"].usage.peak_memory_bytes <= 32 << 20,
-        "{:?}",
-        results["bomb"].usage
-    );
+    assert!(results["bomb"].usage.peak_memory_bytes <= 32 << 20, "{:?}", results["bomb"].usage);
 
     // Same process, still alive, and still working: a real step on real records.
     assert!(h.alive(), "the worker died:\n{}", h.log());
@@ -182,13 +101,7 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
     .expect("create deal");
 
     let jobs = vec![
-        h.job(
-            "lead-score",
-            "score",
-            &["records:read", "log"],
-            limits(5_000, 64),
-            json!({"contact_id": contact.id}),
-        ),
+        h.job("lead-score", "score", &["records:read", "log"], limits(5_000, 64), json!({"contact_id": contact.id})),
         h.job(
             "follow-up-task",
             "follow-up",
@@ -204,21 +117,12 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
     // + the creation of the contact 2 = 62: warm.
     assert_eq!(score["score"], 62, "{score}");
     assert_eq!(score["grade"], "warm");
-    assert!(
-        results["score"]
-            .logs
-            .iter()
-            .any(|l| l.message == "lead scored"),
-        "{:?}",
-        results["score"].logs
-    );
+    assert!(results["score"].logs.iter().any(|l| l.message == "lead scored"), "{:?}", results["score"].logs);
 
     let task = output_of(&results, "follow-up");
     assert_eq!(task["title"], "Call Ann Lee");
     assert_eq!(task["created"], true);
-    let stored = crm_store::tasks::get(&h.db, task["task_id"].as_i64().expect("task id"))
-        .await
-        .expect("task stored");
+    let stored = crm_store::tasks::get(&h.db, task["task_id"].as_i64().expect("task id")).await.expect("task stored");
     assert_eq!(stored.contact_id, Some(contact.id));
 
     assert!(h.alive(), "the worker died:\n{}", h.log());

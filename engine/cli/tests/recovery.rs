@@ -72,12 +72,11 @@ async fn a_worker_killed_mid_step_loses_no_run() {
     let statuses = flow.wait_final(&ids, Duration::from_secs(60)).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
     flow.assert_clean_history(&ids).await;
-    let workers: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT worker FROM step_attempts WHERE run_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&flow.db.pool)
-            .await
-            .unwrap();
+    let workers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT worker FROM step_attempts WHERE run_id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&flow.db.pool)
+        .await
+        .unwrap();
     assert_eq!(workers, vec!["survivor"], "the {held} steps the dead worker held were finished by the survivor");
 }
 

@@ -29,7 +29,9 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
     flow.start_worker(8);
 
     // A warm lead (reachable, a sizeable open deal) and a cold one (nothing known).
-    let ann = create(&flow, "/api/contacts", json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100"})).await;
+    let ann =
+        create(&flow, "/api/contacts", json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100"}))
+            .await;
     create(
         &flow,
         "/api/deals",
@@ -72,7 +74,10 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
         let attempts = s["attempts"].as_array().unwrap();
         assert_eq!(attempts.len(), 1, "{}", s["step"]);
         let a = &attempts[0];
-        assert_eq!((a["attempt"].as_i64(), a["status"].as_str(), a["applied"].as_bool()), (Some(1), Some("succeeded"), Some(true)));
+        assert_eq!(
+            (a["attempt"].as_i64(), a["status"].as_str(), a["applied"].as_bool()),
+            (Some(1), Some("succeeded"), Some(true))
+        );
         assert!(!a["worker"].as_str().unwrap().is_empty());
         assert!(a["usage"]["duration_us"].as_u64().unwrap() > 0, "{}", a["usage"]);
         assert!(s["duration_ms"].as_f64().is_some());
@@ -108,9 +113,7 @@ async fn completions_stream_to_the_bot_and_resume_after_a_reconnect() {
     flow.deploy("bench-three-steps");
     flow.start_worker(4);
 
-    let open = || {
-        flow.request(reqwest::Method::GET, "/api/completions").timeout(Duration::from_secs(60)).send()
-    };
+    let open = || flow.request(reqwest::Method::GET, "/api/completions").timeout(Duration::from_secs(60)).send();
     let resp = open().await.unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
     let mut events = resp.bytes_stream();

@@ -13,17 +13,8 @@ use worker_support::WorkerHarness;
 async fn runs_many_steps_and_reports_their_usage() {
     let mut h = WorkerHarness::prepare("worker_many").await;
     h.start_worker(&[]).await;
-    let jobs: Vec<_> = (0..50)
-        .map(|i| {
-            h.job(
-                "fixture-echo",
-                &format!("s{i}"),
-                &[],
-                StepLimits::default(),
-                json!({"i": i}),
-            )
-        })
-        .collect();
+    let jobs: Vec<_> =
+        (0..50).map(|i| h.job("fixture-echo", &format!("s{i}"), &[], StepLimits::default(), json!({"i": i}))).collect();
     let results = h.run(&jobs, Duration::from_secs(60)).await;
     assert_eq!(results.len(), 50);
     for (i, job) in jobs.iter().enumerate() {
@@ -33,17 +24,9 @@ async fn runs_many_steps_and_reports_their_usage() {
             StepOutcome::Ok { output, .. } => assert_eq!(output["run_input"], json!({"i": i})),
             StepOutcome::Failed { error } => panic!("step {i} failed: {error}"),
         }
-        assert!(
-            r.usage.duration_us > 0 && r.usage.peak_memory_bytes > 0,
-            "{:?}",
-            r.usage
-        );
+        assert!(r.usage.duration_us > 0 && r.usage.peak_memory_bytes > 0, "{:?}", r.usage);
     }
-    assert_eq!(
-        h.queue.jobs_len().await.unwrap(),
-        0,
-        "every job was acked and removed"
-    );
+    assert_eq!(h.queue.jobs_len().await.unwrap(), 0, "every job was acked and removed");
     h.finish().await;
 }
 
@@ -51,19 +34,12 @@ async fn runs_many_steps_and_reports_their_usage() {
 async fn sigterm_drains_the_steps_in_flight_before_exiting() {
     let mut h = WorkerHarness::prepare("worker_drain").await;
     h.start_worker(&[]).await;
-    let slow = StepLimits {
-        timeout_ms: 2_000,
-        ..StepLimits::default()
-    };
+    let slow = StepLimits { timeout_ms: 2_000, ..StepLimits::default() };
     let job = h.job("fixture-infinite-loop", "slow", &[], slow, json!({}));
     h.queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
     let started = Instant::now();
     while h.queue.pending_jobs().await.unwrap() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the worker never took the job:\n{}",
-            h.log()
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "the worker never took the job:\n{}", h.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -75,39 +51,18 @@ async fn sigterm_drains_the_steps_in_flight_before_exiting() {
         StepOutcome::Failed { error } => assert_eq!(error.code, "timeout", "{error}"),
         StepOutcome::Ok { output, .. } => panic!("an endless loop returned {output}"),
     }
-    assert_eq!(
-        h.queue.pending_jobs().await.unwrap(),
-        0,
-        "the drained job was acked"
-    );
-    assert!(
-        h.queue
-            .live_workers(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_empty(),
-        "the worker deregistered"
-    );
+    assert_eq!(h.queue.pending_jobs().await.unwrap(), 0, "the drained job was acked");
+    assert!(h.queue.live_workers(Duration::from_secs(60)).await.unwrap().is_empty(), "the worker deregistered");
     h.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_held_by_a_dead_worker_is_taken_over() {
     let mut h = WorkerHarness::prepare("worker_takeover").await;
-    let job = h.job(
-        "fixture-echo",
-        "orphan",
-        &[],
-        StepLimits::default(),
-        json!({"left": "behind"}),
-    );
+    let job = h.job("fixture-echo", "orphan", &[], StepLimits::default(), json!({"left": "behind"}));
     h.queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
     // A worker that read the job and died before answering.
-    let held = h
-        .queue
-        .read_jobs("dead-worker", 1, Duration::ZERO)
-        .await
-        .unwrap();
+    let held = h.queue.read_jobs("dead-worker", 1, Duration::ZERO).await.unwrap();
     assert_eq!(held.len(), 1);
 
     h.start_worker(&[("CRM_WORKER_VISIBILITY_SECS", "1")]).await;

@@ -251,7 +251,13 @@ impl Manifest {
         let mut err = |field: String, message: String| v.push(FieldError { field, message });
 
         if !is_name(&self.name) {
-            err("name".into(), format!("{:?} is not a valid workflow name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter", self.name));
+            err(
+                "name".into(),
+                format!(
+                    "{:?} is not a valid workflow name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter",
+                    self.name
+                ),
+            );
         }
         if self.version.trim().is_empty() || self.version.len() > 64 {
             err("version".into(), "must be a non-empty label of at most 64 characters, e.g. \"1.0.0\"".into());
@@ -270,7 +276,13 @@ impl Manifest {
         let mut ids = HashMap::new();
         for (i, s) in self.steps.iter().enumerate() {
             if !is_name(&s.id) {
-                err(format!("steps[{i}].id"), format!("{:?} is not a valid step id: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter", s.id));
+                err(
+                    format!("steps[{i}].id"),
+                    format!(
+                        "{:?} is not a valid step id: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter",
+                        s.id
+                    ),
+                );
             } else if ids.insert(s.id.as_str(), i).is_some() {
                 err(format!("steps[{i}].id"), format!("duplicate step id {:?}", s.id));
             }
@@ -279,12 +291,21 @@ impl Manifest {
             if s.component.trim().is_empty() {
                 err(format!("steps[{i}].component"), "missing component".into());
             } else if !component_known(&s.component) {
-                err(format!("steps[{i}].component"), format!("unknown component {:?}: build it in workflows/ or give a path to a .wasm file", s.component));
+                err(
+                    format!("steps[{i}].component"),
+                    format!(
+                        "unknown component {:?}: build it in workflows/ or give a path to a .wasm file",
+                        s.component
+                    ),
+                );
             }
             let mut seen = BTreeSet::new();
             for (j, n) in s.needs.iter().enumerate() {
                 if !ids.contains_key(n.as_str()) {
-                    err(format!("steps[{i}].needs[{j}]"), format!("step {:?} needs {:?}, which is not a step of this workflow", s.id, n));
+                    err(
+                        format!("steps[{i}].needs[{j}]"),
+                        format!("step {:?} needs {:?}, which is not a step of this workflow", s.id, n),
+                    );
                 } else if n == &s.id {
                     err(format!("steps[{i}].needs[{j}]"), format!("step {:?} cannot depend on itself", s.id));
                 } else if !seen.insert(n) {
@@ -301,9 +322,10 @@ impl Manifest {
             }
             if let Some(t) = &s.timeout {
                 match parse_duration(t) {
-                    Ok(d) if d.is_zero() || d > MAX_STEP_TIMEOUT => {
-                        err(format!("steps[{i}].timeout"), format!("must be between 1ms and {}s", MAX_STEP_TIMEOUT.as_secs()))
-                    }
+                    Ok(d) if d.is_zero() || d > MAX_STEP_TIMEOUT => err(
+                        format!("steps[{i}].timeout"),
+                        format!("must be between 1ms and {}s", MAX_STEP_TIMEOUT.as_secs()),
+                    ),
                     Ok(_) => {}
                     Err(e) => err(format!("steps[{i}].timeout"), e),
                 }
@@ -331,7 +353,9 @@ impl Manifest {
         {
             err("result.output".into(), format!("{out:?} is not a step of this workflow"));
         }
-        for (field, t) in [("result.template", &self.result.template), ("result.failure_template", &self.result.failure_template)] {
+        for (field, t) in
+            [("result.template", &self.result.template), ("result.failure_template", &self.result.failure_template)]
+        {
             let Some(t) = t else { continue };
             match Template::parse(t) {
                 Ok(tpl) => {
@@ -358,7 +382,12 @@ impl Manifest {
                         && command.starts_with(|c: char| c.is_ascii_lowercase())
                         && command.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
                     if !ok {
-                        err(at("command"), format!("{command:?} is not a valid bot command: 1-32 lowercase letters, digits or '_', starting with a letter (Telegram's rule)"));
+                        err(
+                            at("command"),
+                            format!(
+                                "{command:?} is not a valid bot command: 1-32 lowercase letters, digits or '_', starting with a letter (Telegram's rule)"
+                            ),
+                        );
                     } else if !commands.insert(command.as_str()) {
                         err(at("command"), format!("command {command:?} is declared twice"));
                     }
@@ -374,10 +403,16 @@ impl Manifest {
                             err(at(&format!("args[{j}].name")), format!("argument {:?} is declared twice", a.name));
                         }
                         if a.kind == ArgKind::Text && j + 1 != args.len() {
-                            err(at(&format!("args[{j}].type")), "a `text` argument takes the rest of the message, so it must come last".into());
+                            err(
+                                at(&format!("args[{j}].type")),
+                                "a `text` argument takes the rest of the message, so it must come last".into(),
+                            );
                         }
                         if a.required && optional_seen {
-                            err(at(&format!("args[{j}].required")), "a required argument cannot follow an optional one".into());
+                            err(
+                                at(&format!("args[{j}].required")),
+                                "a required argument cannot follow an optional one".into(),
+                            );
                         }
                         optional_seen |= !a.required;
                     }
@@ -387,7 +422,12 @@ impl Manifest {
                         err(at("schedule"), e);
                     }
                     if timezone.parse::<chrono_tz::Tz>().is_err() {
-                        err(at("timezone"), format!("unknown time zone {timezone:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""));
+                        err(
+                            at("timezone"),
+                            format!(
+                                "unknown time zone {timezone:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""
+                            ),
+                        );
                     }
                     if !input.is_object() {
                         err(at("input"), "must be a table".into());
@@ -395,11 +435,17 @@ impl Manifest {
                 }
                 Trigger::RecordEvent { record, actions, filter } => {
                     if !RECORD_KINDS.contains(&record.as_str()) {
-                        err(at("record"), format!("unknown record kind {record:?}: expected one of {}", RECORD_KINDS.join(", ")));
+                        err(
+                            at("record"),
+                            format!("unknown record kind {record:?}: expected one of {}", RECORD_KINDS.join(", ")),
+                        );
                     }
                     for (j, a) in actions.iter().enumerate() {
                         if !["created", "updated", "deleted"].contains(&a.as_str()) {
-                            err(at(&format!("actions[{j}]")), format!("unknown action {a:?}: expected created, updated or deleted"));
+                            err(
+                                at(&format!("actions[{j}]")),
+                                format!("unknown action {a:?}: expected created, updated or deleted"),
+                            );
                         }
                     }
                     for (j, f) in filter.changed.iter().enumerate() {
@@ -418,7 +464,10 @@ impl Manifest {
                         && path.len() <= 100
                         && path.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
                     if !ok {
-                        err(at("path"), format!("{path:?} is not a valid webhook path: 1-100 letters, digits, '-' or '_'"));
+                        err(
+                            at("path"),
+                            format!("{path:?} is not a valid webhook path: 1-100 letters, digits, '-' or '_'"),
+                        );
                     }
                     if let Some(s) = secret
                         && format!("secret:{s}").parse::<Capability>().is_err()
@@ -446,7 +495,9 @@ impl Manifest {
             state[i] = 1;
             path.push(i);
             for n in &m.steps[i].needs {
-                let Some(&j) = index.get(n.as_str()) else { continue };
+                let Some(&j) = index.get(n.as_str()) else {
+                    continue;
+                };
                 if state[j] == 1 {
                     let from = path.iter().position(|&p| p == j).unwrap_or(0);
                     let mut cycle: Vec<String> = path[from..].iter().map(|&p| m.steps[p].id.clone()).collect();
@@ -662,10 +713,13 @@ template = "{{steps.compose.output.text}}"
 
     #[test]
     fn rejects_cycles_missing_and_self_dependencies() {
-        let e = errors(&with(r#"id = "score"
-component = "lead-scoring""#, r#"id = "score"
+        let e = errors(&with(
+            r#"id = "score"
+component = "lead-scoring""#,
+            r#"id = "score"
 component = "lead-scoring"
-needs = ["compose"]"#));
+needs = ["compose"]"#,
+        ));
         assert!(e.iter().any(|e| e.message.contains("dependency cycle: score -> compose -> score")), "{e:?}");
         let e = errors(&with(r#"needs = ["score"]"#, r#"needs = ["scroe"]"#));
         assert_eq!(e[0].field, "steps[1].needs[0]");
@@ -698,7 +752,9 @@ needs = ["compose"]"#));
 
     #[test]
     fn reports_every_problem_with_its_field() {
-        let e = errors(&with("timeout = \"5s\"", "timeout = \"5 parsecs\"").replace("max_attempts = 4", "max_attempts = 0"));
+        let e = errors(
+            &with("timeout = \"5s\"", "timeout = \"5 parsecs\"").replace("max_attempts = 4", "max_attempts = 0"),
+        );
         let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["steps[0].timeout", "steps[0].retry.max_attempts"]);
         let e = errors(&with("[result]", "[result]\nstyle = 1"));
@@ -741,7 +797,12 @@ mod examples {
             let path = entry.path().join("workflow.toml");
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let m = Manifest::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert_eq!(Some(m.name.as_str()), entry.file_name().to_str(), "{}: name matches its folder", path.display());
+                assert_eq!(
+                    Some(m.name.as_str()),
+                    entry.file_name().to_str(),
+                    "{}: name matches its folder",
+                    path.display()
+                );
                 checked += 1;
             }
         }

@@ -28,10 +28,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(user_id: Id) -> Actor {
-        Actor {
-            user_id: Some(user_id),
-            origin_run: None,
-        }
+        Actor { user_id: Some(user_id), origin_run: None }
     }
     /// Changes made by the system itself (demo data, migrations of data).
     pub fn system() -> Actor {
@@ -157,23 +154,11 @@ pub struct NewCompany {
 pub struct CompanyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub domain: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub phone: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
@@ -230,29 +215,13 @@ pub struct NewContact {
 pub struct ContactPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub email: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub phone: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub company_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
@@ -364,9 +333,7 @@ impl FromStr for DealStatus {
             "open" => Ok(DealStatus::Open),
             "won" => Ok(DealStatus::Won),
             "lost" => Ok(DealStatus::Lost),
-            other => Err(format!(
-                "unknown deal status {other:?}: expected open, won or lost"
-            )),
+            other => Err(format!("unknown deal status {other:?}: expected open, won or lost")),
         }
     }
 }
@@ -438,29 +405,13 @@ pub struct DealPatch {
     pub pipeline_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_id: Option<Id>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub company_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub expected_close: Option<Option<NaiveDate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
@@ -527,38 +478,18 @@ pub struct NewTask {
 pub struct TaskPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub due_at: Option<Option<DateTime<Utc>>>,
     /// `true` completes the task (sets done_at), `false` reopens it
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub assignee_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub company_id: Option<Option<Id>>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<Option<Id>>,
 }
 
@@ -695,10 +626,7 @@ mod tests {
         let p: ContactPatch = serde_json::from_str(r#"{"email": null}"#).unwrap();
         assert_eq!(p.email, Some(None));
         assert_eq!(p.phone, None);
-        assert_eq!(
-            serde_json::to_value(&p).unwrap(),
-            serde_json::json!({"email": null})
-        );
+        assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!({"email": null}));
     }
 
     #[test]
@@ -709,14 +637,8 @@ mod tests {
 
     #[test]
     fn record_kind_parses_both_forms() {
-        assert_eq!(
-            "contacts".parse::<RecordKind>().unwrap(),
-            RecordKind::Contact
-        );
-        assert_eq!(
-            "company".parse::<RecordKind>().unwrap(),
-            RecordKind::Company
-        );
+        assert_eq!("contacts".parse::<RecordKind>().unwrap(), RecordKind::Contact);
+        assert_eq!("company".parse::<RecordKind>().unwrap(), RecordKind::Company);
         assert!("people".parse::<RecordKind>().is_err());
     }
 }

@@ -44,7 +44,9 @@ impl Template {
                     .iter()
                     .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
             {
-                return Err(TemplateError(format!("`{{{{{expr}}}}}` is not a variable path such as {{{{steps.score.output}}}}")));
+                return Err(TemplateError(format!(
+                    "`{{{{{expr}}}}}` is not a variable path such as {{{{steps.score.output}}}}"
+                )));
             }
             parts.push(Part::Var(path));
             rest = &after[close + 2..];
@@ -109,7 +111,10 @@ mod tests {
 
     #[test]
     fn renders_paths_strings_numbers_and_missing_values() {
-        let t = Template::parse("Lead {{input.name}} scored {{ steps.score.output.score }}/100{{nothing.here}}; tags {{input.tags.1}}").unwrap();
+        let t = Template::parse(
+            "Lead {{input.name}} scored {{ steps.score.output.score }}/100{{nothing.here}}; tags {{input.tags.1}}",
+        )
+        .unwrap();
         let ctx = json!({"input": {"name": "Ann", "tags": ["a", "b"]}, "steps": {"score": {"output": {"score": 87}}}});
         assert_eq!(t.render(&ctx), "Lead Ann scored 87/100; tags b");
         assert_eq!(t.paths()[1], vec!["steps", "score", "output", "score"]);

@@ -7,8 +7,6 @@ use crm_concepts::step::{StepJob, StepResult};
 pub struct JobEntry {
     pub id: String,
     pub job: StepJob,
-    /// how many times the group has handed this entry out (1 on first delivery), when known
-    pub deliveries: Option<u64>,
 }
 
 /// A result read from the results stream; `id` is what the engine acks.

@@ -67,17 +67,10 @@ fn decode<T: DeserializeOwned>(entry: &StreamId) -> Result<T, String> {
 impl Queue {
     /// Connects and creates the streams and consumer groups if they do not exist yet.
     pub async fn connect(redis_url: &str, prefix: &str) -> Result<Queue, QueueError> {
-        let connect_err = |source| QueueError::Connect {
-            url: redis_url.to_string(),
-            source,
-        };
+        let connect_err = |source| QueueError::Connect { url: redis_url.to_string(), source };
         let client = Client::open(redis_url).map_err(connect_err)?;
-        let conn = ConnectionManager::new(client.clone())
-            .await
-            .map_err(connect_err)?;
-        let blocking = Self::blocking_connection(&client)
-            .await
-            .map_err(connect_err)?;
+        let conn = ConnectionManager::new(client.clone()).await.map_err(connect_err)?;
+        let blocking = Self::blocking_connection(&client).await.map_err(connect_err)?;
         let queue = Queue {
             client,
             conn,
@@ -108,8 +101,7 @@ impl Queue {
     pub async fn ensure_groups(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         for (stream, group) in [(&self.jobs, WORKERS_GROUP), (&self.results, ENGINE_GROUP)] {
-            let created: Result<(), RedisError> =
-                conn.xgroup_create_mkstream(stream, group, "0").await;
+            let created: Result<(), RedisError> = conn.xgroup_create_mkstream(stream, group, "0").await;
             if let Err(e) = created
                 && e.code() != Some("BUSYGROUP")
             {
@@ -134,11 +126,7 @@ impl Queue {
         }
         let mut pipe = redis::pipe();
         for job in jobs {
-            pipe.cmd("XADD")
-                .arg(&self.jobs)
-                .arg("*")
-                .arg(FIELD)
-                .arg(serde_json::to_vec(job)?);
+            pipe.cmd("XADD").arg(&self.jobs).arg("*").arg(FIELD).arg(serde_json::to_vec(job)?);
         }
         Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }
@@ -152,26 +140,17 @@ impl Queue {
         block: Duration,
     ) -> Result<Vec<StreamId>, QueueError> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(max.max(1));
+        cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(max.max(1));
         if !block.is_zero() {
-            cmd.arg("BLOCK")
-                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX));
+            cmd.arg("BLOCK").arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX));
         }
         cmd.arg("STREAMS").arg(stream).arg(">");
         let mut conn = self.blocking.clone();
         let limit = block + BLOCK_SLACK;
         let reply: Result<Option<StreamReadReply>, RedisError> =
-            tokio::time::timeout(limit, cmd.query_async(&mut conn))
-                .await
-                .map_err(|_| QueueError::Timeout(limit))?;
+            tokio::time::timeout(limit, cmd.query_async(&mut conn)).await.map_err(|_| QueueError::Timeout(limit))?;
         match reply {
-            Ok(reply) => Ok(reply
-                .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-                .unwrap_or_default()),
+            Ok(reply) => Ok(reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_default()),
             Err(e) if e.code() == Some("NOGROUP") => {
                 // Redis lost the stream (FLUSHALL, restart): recreate and read again next time.
                 tracing::warn!(stream, "consumer group missing; recreating it");
@@ -184,12 +163,7 @@ impl Queue {
 
     /// Acks and deletes entries whose payload cannot be decoded: nobody can ever process
     /// them, and left pending they would be reclaimed forever.
-    async fn drop_poison(
-        &self,
-        stream: &str,
-        group: &str,
-        ids: &[String],
-    ) -> Result<(), QueueError> {
+    async fn drop_poison(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), QueueError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -205,11 +179,7 @@ impl Queue {
         let mut poison = Vec::new();
         for entry in entries {
             match decode::<StepJob>(&entry) {
-                Ok(job) => jobs.push(JobEntry {
-                    deliveries: entry.delivered_count.map(|n| n as u64),
-                    id: entry.id,
-                    job,
-                }),
+                Ok(job) => jobs.push(JobEntry { id: entry.id, job }),
                 Err(e) => {
                     tracing::error!(id = %entry.id, "dropping an undecodable job: {e}");
                     poison.push(entry.id);
@@ -222,15 +192,8 @@ impl Queue {
 
     /// New jobs for this consumer: up to `max`, waiting up to `block` when there are none
     /// (`Duration::ZERO`: do not wait).
-    pub async fn read_jobs(
-        &self,
-        consumer: &str,
-        max: usize,
-        block: Duration,
-    ) -> Result<Vec<JobEntry>, QueueError> {
-        let entries = self
-            .read_group(&self.jobs, WORKERS_GROUP, consumer, max, block)
-            .await?;
+    pub async fn read_jobs(&self, consumer: &str, max: usize, block: Duration) -> Result<Vec<JobEntry>, QueueError> {
+        let entries = self.read_group(&self.jobs, WORKERS_GROUP, consumer, max, block).await?;
         self.jobs_from(entries).await
     }
 
@@ -242,9 +205,7 @@ impl Queue {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<JobEntry>, QueueError> {
-        let entries = self
-            .autoclaim(&self.jobs, WORKERS_GROUP, consumer, min_idle, max)
-            .await?;
+        let entries = self.autoclaim(&self.jobs, WORKERS_GROUP, consumer, min_idle, max).await?;
         self.jobs_from(entries).await
     }
 
@@ -306,21 +267,13 @@ impl Queue {
     }
 
     /// Publishes a result and acks its job in one transaction.
-    pub async fn publish_result_and_ack(
-        &self,
-        result: &StepResult,
-        job_entry_id: &str,
-    ) -> Result<(), QueueError> {
-        self.publish_results_and_ack(&[(result.clone(), job_entry_id.to_string())])
-            .await
+    pub async fn publish_result_and_ack(&self, result: &StepResult, job_entry_id: &str) -> Result<(), QueueError> {
+        self.publish_results_and_ack(&[(result.clone(), job_entry_id.to_string())]).await
     }
 
     /// Publishes results and acks (and deletes) their jobs in one MULTI/EXEC: either the
     /// results are out and the jobs done, or nothing changed and the jobs will be retried.
-    pub async fn publish_results_and_ack(
-        &self,
-        batch: &[(StepResult, String)],
-    ) -> Result<(), QueueError> {
+    pub async fn publish_results_and_ack(&self, batch: &[(StepResult, String)]) -> Result<(), QueueError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -328,19 +281,10 @@ impl Queue {
         pipe.atomic();
         let mut ids = Vec::with_capacity(batch.len());
         for (result, job_id) in batch {
-            pipe.cmd("XADD")
-                .arg(&self.results)
-                .arg("*")
-                .arg(FIELD)
-                .arg(serde_json::to_vec(result)?)
-                .ignore();
+            pipe.cmd("XADD").arg(&self.results).arg("*").arg(FIELD).arg(serde_json::to_vec(result)?).ignore();
             ids.push(job_id.as_str());
         }
-        pipe.cmd("XACK")
-            .arg(&self.jobs)
-            .arg(WORKERS_GROUP)
-            .arg(&ids)
-            .ignore();
+        pipe.cmd("XACK").arg(&self.jobs).arg(WORKERS_GROUP).arg(&ids).ignore();
         pipe.cmd("XDEL").arg(&self.jobs).arg(&ids).ignore();
         let () = pipe.query_async(&mut self.conn.clone()).await?;
         Ok(())
@@ -353,9 +297,7 @@ impl Queue {
         max: usize,
         block: Duration,
     ) -> Result<Vec<ResultEntry>, QueueError> {
-        let entries = self
-            .read_group(&self.results, ENGINE_GROUP, consumer, max, block)
-            .await?;
+        let entries = self.read_group(&self.results, ENGINE_GROUP, consumer, max, block).await?;
         self.results_from(entries).await
     }
 
@@ -366,9 +308,7 @@ impl Queue {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<ResultEntry>, QueueError> {
-        let entries = self
-            .autoclaim(&self.results, ENGINE_GROUP, consumer, min_idle, max)
-            .await?;
+        let entries = self.autoclaim(&self.results, ENGINE_GROUP, consumer, min_idle, max).await?;
         self.results_from(entries).await
     }
 
@@ -377,18 +317,14 @@ impl Queue {
         let mut poison = Vec::new();
         for entry in entries {
             match decode::<StepResult>(&entry) {
-                Ok(result) => results.push(ResultEntry {
-                    id: entry.id,
-                    result,
-                }),
+                Ok(result) => results.push(ResultEntry { id: entry.id, result }),
                 Err(e) => {
                     tracing::error!(id = %entry.id, "dropping an undecodable result: {e}");
                     poison.push(entry.id);
                 }
             }
         }
-        self.drop_poison(&self.results, ENGINE_GROUP, &poison)
-            .await?;
+        self.drop_poison(&self.results, ENGINE_GROUP, &poison).await?;
         Ok(results)
     }
 
@@ -398,11 +334,7 @@ impl Queue {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(&self.results)
-            .arg(ENGINE_GROUP)
-            .arg(ids)
-            .ignore();
+        pipe.cmd("XACK").arg(&self.results).arg(ENGINE_GROUP).arg(ids).ignore();
         pipe.cmd("XDEL").arg(&self.results).arg(ids).ignore();
         let () = pipe.query_async(&mut self.conn.clone()).await?;
         Ok(())
@@ -426,16 +358,9 @@ impl Queue {
     pub async fn live_workers(&self, max_age: Duration) -> Result<Vec<WorkerInfo>, QueueError> {
         let mut conn = self.conn.clone();
         let cutoff = now_ms() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-        let () = conn
-            .zrembyscore(&self.workers, "-inf", format!("({cutoff}"))
-            .await?;
-        let live: Vec<(String, i64)> = conn
-            .zrangebyscore_withscores(&self.workers, cutoff, "+inf")
-            .await?;
-        Ok(live
-            .into_iter()
-            .map(|(id, last_seen_ms)| WorkerInfo { id, last_seen_ms })
-            .collect())
+        let () = conn.zrembyscore(&self.workers, "-inf", format!("({cutoff}")).await?;
+        let live: Vec<(String, i64)> = conn.zrangebyscore_withscores(&self.workers, cutoff, "+inf").await?;
+        Ok(live.into_iter().map(|(id, last_seen_ms)| WorkerInfo { id, last_seen_ms }).collect())
     }
 
     /// Entries in the jobs stream not yet acked-and-deleted (queued or in flight).
@@ -445,11 +370,8 @@ impl Queue {
 
     /// Jobs handed to a worker and not yet acked (running, or held by a dead worker).
     pub async fn pending_jobs(&self) -> Result<u64, QueueError> {
-        let reply: Value = redis::cmd("XPENDING")
-            .arg(&self.jobs)
-            .arg(WORKERS_GROUP)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let reply: Value =
+            redis::cmd("XPENDING").arg(&self.jobs).arg(WORKERS_GROUP).query_async(&mut self.conn.clone()).await?;
         // The summary form answers [count, first-id, last-id, consumers].
         Ok(match reply {
             Value::Array(items) => match items.first() {

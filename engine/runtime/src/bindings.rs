@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use crm::automation::records::{
-    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal,
-    DealFilter, DealPatch, DealStatus, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note,
-    NoteFilter, NotePatch, RecordKind, Task, TaskFilter, TaskPatch,
+    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
+    DealStatus, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task,
+    TaskFilter, TaskPatch,
 };
 pub use crm::automation::types::{ErrorKind, HostError, StepContext};

@@ -25,10 +25,7 @@ pub struct CappedPipe {
 
 impl CappedPipe {
     pub fn new(cap: usize) -> CappedPipe {
-        CappedPipe {
-            cap,
-            buffer: Arc::default(),
-        }
+        CappedPipe { cap, buffer: Arc::default() }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -84,11 +81,7 @@ impl OutputStream for CappedPipe {
 }
 
 impl AsyncWrite for CappedPipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

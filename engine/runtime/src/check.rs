@@ -20,29 +20,13 @@ pub struct ComponentReport {
 
 /// Checks the bytes are a component of the `crm:automation/step` world that links
 /// against this host; the error says what is wrong in the terms of the author.
-pub async fn check<S: Services>(
-    rt: &Runtime<S>,
-    bytes: Vec<u8>,
-) -> Result<ComponentReport, StepError> {
+pub async fn check<S: Services>(rt: &Runtime<S>, bytes: Vec<u8>) -> Result<ComponentReport, StepError> {
     check_kind(&bytes)?;
     let digest = digest_of(&bytes);
     let size = bytes.len();
     let prepared = rt.load(&digest, Arc::new(bytes)).await?;
     let component = prepared.pre.instance_pre().component();
-    let imports: Vec<String> = component
-        .component_type()
-        .imports(rt.engine())
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let crm_imports = imports
-        .iter()
-        .filter(|n| n.starts_with("crm:automation/"))
-        .cloned()
-        .collect();
-    Ok(ComponentReport {
-        digest,
-        size,
-        imports,
-        crm_imports,
-    })
+    let imports: Vec<String> = component.component_type().imports(rt.engine()).map(|(n, _)| n.to_string()).collect();
+    let crm_imports = imports.iter().filter(|n| n.starts_with("crm:automation/")).cloned().collect();
+    Ok(ComponentReport { digest, size, imports, crm_imports })
 }

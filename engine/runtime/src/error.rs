@@ -24,11 +24,7 @@ pub(crate) struct Evidence<'a> {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{} MiB", bytes >> 20)
-    } else {
-        format!("{bytes} bytes")
-    }
+    if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
 pub(crate) fn classify(err: &wasmtime::Error, ev: &Evidence<'_>) -> StepError {
@@ -38,21 +34,13 @@ pub(crate) fn classify(err: &wasmtime::Error, ev: &Evidence<'_>) -> StepError {
     if err.downcast_ref::<Denied>().is_some() {
         return StepError::permanent("capability_denied", format!("{err}"));
     }
-    if err.downcast_ref::<DeadlineExceeded>().is_some()
-        || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt))
-    {
+    if err.downcast_ref::<DeadlineExceeded>().is_some() || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return StepError::permanent(
             "timeout",
-            format!(
-                "the step ran longer than its {} ms time limit and was stopped",
-                ev.limits.timeout_ms
-            ),
+            format!("the step ran longer than its {} ms time limit and was stopped", ev.limits.timeout_ms),
         );
     }
-    if let Some(wanted) = ev
-        .memory_denied
-        .or_else(|| err.downcast_ref::<MemoryLimitHit>().map(|m| m.wanted))
-    {
+    if let Some(wanted) = ev.memory_denied.or_else(|| err.downcast_ref::<MemoryLimitHit>().map(|m| m.wanted)) {
         return StepError::permanent(
             "memory_limit",
             format!(
@@ -63,16 +51,10 @@ pub(crate) fn classify(err: &wasmtime::Error, ev: &Evidence<'_>) -> StepError {
         );
     }
     if let Some(wanted) = ev.table_denied {
-        return StepError::permanent(
-            "trap",
-            format!("the step tried to grow a table to {wanted} elements"),
-        );
+        return StepError::permanent("trap", format!("the step tried to grow a table to {wanted} elements"));
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return StepError::permanent(
-            "trap",
-            format!("the step called exit({}) instead of returning", exit.0),
-        );
+        return StepError::permanent("trap", format!("the step called exit({}) instead of returning", exit.0));
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => StepError::permanent(
@@ -95,11 +77,7 @@ fn panic_message(stderr: &str) -> Option<String> {
     let (location, message) = rest.split_once('\n').unwrap_or((rest, ""));
     let location = location.trim_end_matches(':');
     let message = message.lines().next().unwrap_or("").trim();
-    Some(if message.is_empty() {
-        location.to_string()
-    } else {
-        format!("{message} (at {location})")
-    })
+    Some(if message.is_empty() { location.to_string() } else { format!("{message} (at {location})") })
 }
 
 /// A guest's own error keeps its retryable flag; its code becomes part of the message so
@@ -112,11 +90,7 @@ pub(crate) fn from_guest(e: crate::bindings::crm::automation::types::StepError) 
     };
     let code: String = e.code.chars().take(64).collect();
     let message: String = e.message.chars().take(4096).collect();
-    StepError {
-        kind,
-        code: "guest".into(),
-        message: format!("{code}: {message}"),
-    }
+    StepError { kind, code: "guest".into(), message: format!("{code}: {message}") }
 }
 
 #[cfg(test)]
@@ -128,9 +102,7 @@ mod tests {
         let stderr = "\nthread '<unnamed>' panicked at fixtures/panic/src/lib.rs:9:16:\nindex out of bounds: the len is 0 but the index is 7\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(
             panic_message(stderr).as_deref(),
-            Some(
-                "index out of bounds: the len is 0 but the index is 7 (at fixtures/panic/src/lib.rs:9:16)"
-            )
+            Some("index out of bounds: the len is 0 but the index is 7 (at fixtures/panic/src/lib.rs:9:16)")
         );
         assert_eq!(panic_message("nothing here"), None);
     }

@@ -49,35 +49,18 @@ impl Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self
-            .memory_now
-            .saturating_sub(current)
-            .saturating_add(desired);
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_now.saturating_sub(current).saturating_add(desired);
         if total > self.memory_cap {
             self.memory_denied = Some(total);
-            return Err(MemoryLimitHit {
-                wanted: total,
-                cap: self.memory_cap,
-            }
-            .into());
+            return Err(MemoryLimitHit { wanted: total, cap: self.memory_cap }.into());
         }
         self.memory_now = total;
         self.peak_memory = self.peak_memory.max(total);
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
             self.table_denied = Some(desired);
             return Err(TableLimitHit { wanted: desired }.into());

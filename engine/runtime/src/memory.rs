@@ -28,9 +28,9 @@ use serde::Deserialize;
 use serde::de::Error as _;
 
 use crate::bindings::{
-    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal,
-    DealFilter, DealPatch, DealStatus, HostError, NewCompany, NewContact, NewDeal, NewNote,
-    NewTask, Note, NoteFilter, NotePatch, RecordKind, Task, TaskFilter, TaskPatch,
+    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
+    DealStatus, HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind,
+    Task, TaskFilter, TaskPatch,
 };
 use crate::services::{CallContext, HostResult, RecordsHost, WorkflowHost, list_limit};
 
@@ -89,11 +89,7 @@ fn parse_time(text: &str) -> Result<i64, String> {
             _ => return Err(format!("{text:?}: relative times end in d, h or m")),
         };
         let delta = n.saturating_mul(unit_ms);
-        return Ok(if sign == '-' {
-            now_ms() - delta
-        } else {
-            now_ms() + delta
-        });
+        return Ok(if sign == '-' { now_ms() - delta } else { now_ms() + delta });
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
@@ -288,9 +284,7 @@ fn kind(k: FKind) -> RecordKind {
 
 fn custom_text(v: serde_json::Value, what: &str) -> Result<String, FixtureError> {
     if !v.is_object() {
-        return Err(FixtureError::Invalid(format!(
-            "{what}: `custom` must be an object"
-        )));
+        return Err(FixtureError::Invalid(format!("{what}: `custom` must be an object")));
     }
     Ok(v.to_string())
 }
@@ -379,11 +373,7 @@ impl MemoryServices {
             );
         }
         for t in f.tasks {
-            let done_at = if t.done {
-                Some(t.done_at.unwrap_or(t.created_at).0)
-            } else {
-                None
-            };
+            let done_at = if t.done { Some(t.done_at.unwrap_or(t.created_at).0) } else { None };
             d.tasks.insert(
                 t.id,
                 Task {
@@ -427,11 +417,7 @@ impl MemoryServices {
             });
         }
         d.secrets = f.secrets;
-        d.state = f
-            .state
-            .into_iter()
-            .map(|(k, v)| (k, v.to_string()))
-            .collect();
+        d.state = f.state.into_iter().map(|(k, v)| (k, v.to_string())).collect();
         let max_id = [
             d.contacts.keys().max(),
             d.companies.keys().max(),
@@ -445,9 +431,7 @@ impl MemoryServices {
         .copied()
         .unwrap_or(0);
         d.next_id = max_id + 1;
-        Ok(MemoryServices {
-            data: Mutex::new(d),
-        })
+        Ok(MemoryServices { data: Mutex::new(d) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -474,28 +458,21 @@ fn matches_query(query: &Option<String>, fields: &[Option<&str>]) -> bool {
         return true;
     };
     let q = q.to_lowercase();
-    fields
-        .iter()
-        .flatten()
-        .any(|f| f.to_lowercase().contains(&q))
+    fields.iter().flatten().any(|f| f.to_lowercase().contains(&q))
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), HostError> {
     let len = name.trim().chars().count();
     if len == 0 || len > 300 {
-        return Err(HostError::Invalid(format!(
-            "{what}: must be 1 to 300 characters"
-        )));
+        return Err(HostError::Invalid(format!("{what}: must be 1 to 300 characters")));
     }
     Ok(())
 }
 
 /// Merges a JSON object patch into a JSON object text: `null` values remove keys.
 fn merge_custom(current: &str, patch: &str) -> String {
-    let mut base: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(current).unwrap_or_default();
-    let patch: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(patch).unwrap_or_default();
+    let mut base: serde_json::Map<String, serde_json::Value> = serde_json::from_str(current).unwrap_or_default();
+    let patch: serde_json::Map<String, serde_json::Value> = serde_json::from_str(patch).unwrap_or_default();
     for (k, v) in patch {
         if v.is_null() {
             base.remove(&k);
@@ -526,11 +503,7 @@ impl Data {
 
 impl RecordsHost for MemoryServices {
     async fn get_contact(&self, _cx: &CallContext, id: i64) -> HostResult<Contact> {
-        self.lock()
-            .contacts
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| not_found("contact", id))
+        self.lock().contacts.get(&id).cloned().ok_or_else(|| not_found("contact", id))
     }
 
     async fn find_contacts(&self, _cx: &CallContext, f: ContactFilter) -> HostResult<Vec<Contact>> {
@@ -538,12 +511,7 @@ impl RecordsHost for MemoryServices {
         Ok(d.contacts
             .values()
             .rev()
-            .filter(|c| {
-                matches_query(
-                    &f.query,
-                    &[Some(&c.name), c.email.as_deref(), c.phone.as_deref()],
-                )
-            })
+            .filter(|c| matches_query(&f.query, &[Some(&c.name), c.email.as_deref(), c.phone.as_deref()]))
             .filter(|c| f.owner_id.is_none_or(|o| c.owner_id == Some(o)))
             .filter(|c| f.company_id.is_none_or(|o| c.company_id == Some(o)))
             .filter(|c| f.tag.as_ref().is_none_or(|t| c.tags.contains(t)))
@@ -556,15 +524,9 @@ impl RecordsHost for MemoryServices {
         check_name(&new.name, "name")?;
         let mut d = self.lock();
         if let Some(email) = &new.email
-            && d.contacts.values().any(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
+            && d.contacts.values().any(|c| c.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
         {
-            return Err(HostError::Conflict(format!(
-                "a contact with email {email} exists"
-            )));
+            return Err(HostError::Conflict(format!("a contact with email {email} exists")));
         }
         let id = d.take_id();
         let now = now_ms();
@@ -585,20 +547,12 @@ impl RecordsHost for MemoryServices {
         Ok(c)
     }
 
-    async fn update_contact(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: ContactPatch,
-    ) -> HostResult<Contact> {
+    async fn update_contact(&self, cx: &CallContext, id: i64, p: ContactPatch) -> HostResult<Contact> {
         if let Some(name) = &p.name {
             check_name(name, "name")?;
         }
         let mut d = self.lock();
-        let c = d
-            .contacts
-            .get_mut(&id)
-            .ok_or_else(|| not_found("contact", id))?;
+        let c = d.contacts.get_mut(&id).ok_or_else(|| not_found("contact", id))?;
         if let Some(v) = p.name {
             c.name = v;
         }
@@ -627,18 +581,10 @@ impl RecordsHost for MemoryServices {
     }
 
     async fn get_company(&self, _cx: &CallContext, id: i64) -> HostResult<Company> {
-        self.lock()
-            .companies
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| not_found("company", id))
+        self.lock().companies.get(&id).cloned().ok_or_else(|| not_found("company", id))
     }
 
-    async fn find_companies(
-        &self,
-        _cx: &CallContext,
-        f: CompanyFilter,
-    ) -> HostResult<Vec<Company>> {
+    async fn find_companies(&self, _cx: &CallContext, f: CompanyFilter) -> HostResult<Vec<Company>> {
         let d = self.lock();
         Ok(d.companies
             .values()
@@ -672,20 +618,12 @@ impl RecordsHost for MemoryServices {
         Ok(c)
     }
 
-    async fn update_company(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: CompanyPatch,
-    ) -> HostResult<Company> {
+    async fn update_company(&self, cx: &CallContext, id: i64, p: CompanyPatch) -> HostResult<Company> {
         if let Some(name) = &p.name {
             check_name(name, "name")?;
         }
         let mut d = self.lock();
-        let c = d
-            .companies
-            .get_mut(&id)
-            .ok_or_else(|| not_found("company", id))?;
+        let c = d.companies.get_mut(&id).ok_or_else(|| not_found("company", id))?;
         if let Some(v) = p.name {
             c.name = v;
         }
@@ -711,11 +649,7 @@ impl RecordsHost for MemoryServices {
     }
 
     async fn get_deal(&self, _cx: &CallContext, id: i64) -> HostResult<Deal> {
-        self.lock()
-            .deals
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| not_found("deal", id))
+        self.lock().deals.get(&id).cloned().ok_or_else(|| not_found("deal", id))
     }
 
     async fn find_deals(&self, _cx: &CallContext, f: DealFilter) -> HostResult<Vec<Deal>> {
@@ -730,10 +664,7 @@ impl RecordsHost for MemoryServices {
             .filter(|x| f.owner_id.is_none_or(|v| x.owner_id == Some(v)))
             .filter(|x| f.contact_id.is_none_or(|v| x.contact_id == Some(v)))
             .filter(|x| f.company_id.is_none_or(|v| x.company_id == Some(v)))
-            .filter(|x| {
-                f.stage_changed_before
-                    .is_none_or(|v| x.stage_changed_at < v)
-            })
+            .filter(|x| f.stage_changed_before.is_none_or(|v| x.stage_changed_at < v))
             .take(list_limit(f.limit))
             .cloned()
             .collect())
@@ -742,9 +673,7 @@ impl RecordsHost for MemoryServices {
     async fn create_deal(&self, cx: &CallContext, new: NewDeal) -> HostResult<Deal> {
         check_name(&new.title, "title")?;
         if new.amount_minor < 0 {
-            return Err(HostError::Invalid(
-                "amount_minor: must not be negative".into(),
-            ));
+            return Err(HostError::Invalid("amount_minor: must not be negative".into()));
         }
         let mut d = self.lock();
         let id = d.take_id();
@@ -821,11 +750,7 @@ impl RecordsHost for MemoryServices {
     }
 
     async fn get_task(&self, _cx: &CallContext, id: i64) -> HostResult<Task> {
-        self.lock()
-            .tasks
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| not_found("task", id))
+        self.lock().tasks.get(&id).cloned().ok_or_else(|| not_found("task", id))
     }
 
     async fn find_tasks(&self, _cx: &CallContext, f: TaskFilter) -> HostResult<Vec<Task>> {
@@ -835,10 +760,7 @@ impl RecordsHost for MemoryServices {
             .rev()
             .filter(|t| f.assignee_id.is_none_or(|v| t.assignee_id == Some(v)))
             .filter(|t| f.done.is_none_or(|v| t.done == v))
-            .filter(|t| {
-                f.due_before
-                    .is_none_or(|v| t.due_at.is_some_and(|due| due < v))
-            })
+            .filter(|t| f.due_before.is_none_or(|v| t.due_at.is_some_and(|due| due < v)))
             .filter(|t| f.contact_id.is_none_or(|v| t.contact_id == Some(v)))
             .filter(|t| f.company_id.is_none_or(|v| t.company_id == Some(v)))
             .filter(|t| f.deal_id.is_none_or(|v| t.deal_id == Some(v)))
@@ -849,14 +771,9 @@ impl RecordsHost for MemoryServices {
 
     async fn create_task(&self, cx: &CallContext, new: NewTask) -> HostResult<Task> {
         check_name(&new.title, "title")?;
-        let links = [new.contact_id, new.company_id, new.deal_id]
-            .iter()
-            .flatten()
-            .count();
+        let links = [new.contact_id, new.company_id, new.deal_id].iter().flatten().count();
         if links > 1 {
-            return Err(HostError::Invalid(
-                "a task links to at most one of contact, company, deal".into(),
-            ));
+            return Err(HostError::Invalid("a task links to at most one of contact, company, deal".into()));
         }
         let mut d = self.lock();
         if let Some(deal) = new.deal_id
@@ -916,11 +833,7 @@ impl RecordsHost for MemoryServices {
     }
 
     async fn get_note(&self, _cx: &CallContext, id: i64) -> HostResult<Note> {
-        self.lock()
-            .notes
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| not_found("note", id))
+        self.lock().notes.get(&id).cloned().ok_or_else(|| not_found("note", id))
     }
 
     async fn find_notes(&self, _cx: &CallContext, f: NoteFilter) -> HostResult<Vec<Note>> {
@@ -939,18 +852,11 @@ impl RecordsHost for MemoryServices {
 
     async fn create_note(&self, cx: &CallContext, new: NewNote) -> HostResult<Note> {
         if new.body.trim().is_empty() || new.body.chars().count() > 20_000 {
-            return Err(HostError::Invalid(
-                "body: must be 1 to 20000 characters".into(),
-            ));
+            return Err(HostError::Invalid("body: must be 1 to 20000 characters".into()));
         }
-        let links = [new.contact_id, new.company_id, new.deal_id, new.task_id]
-            .iter()
-            .flatten()
-            .count();
+        let links = [new.contact_id, new.company_id, new.deal_id, new.task_id].iter().flatten().count();
         if links != 1 {
-            return Err(HostError::Invalid(
-                "a note belongs to exactly one of contact, company, deal, task".into(),
-            ));
+            return Err(HostError::Invalid("a note belongs to exactly one of contact, company, deal, task".into()));
         }
         let mut d = self.lock();
         let id = d.take_id();
@@ -976,9 +882,7 @@ impl RecordsHost for MemoryServices {
         let n = d.notes.get_mut(&id).ok_or_else(|| not_found("note", id))?;
         if let Some(body) = p.body {
             if body.trim().is_empty() || body.chars().count() > 20_000 {
-                return Err(HostError::Invalid(
-                    "body: must be 1 to 20000 characters".into(),
-                ));
+                return Err(HostError::Invalid("body: must be 1 to 20000 characters".into()));
             }
             n.body = body;
         }
@@ -996,12 +900,8 @@ impl RecordsHost for MemoryServices {
         limit: usize,
     ) -> HostResult<Vec<Activity>> {
         let d = self.lock();
-        let mut found: Vec<Activity> = d
-            .activity
-            .iter()
-            .filter(|a| a.record_kind == kind && a.record_id == id)
-            .cloned()
-            .collect();
+        let mut found: Vec<Activity> =
+            d.activity.iter().filter(|a| a.record_kind == kind && a.record_id == id).cloned().collect();
         found.sort_by_key(|a| std::cmp::Reverse(a.at));
         found.truncate(limit);
         Ok(found)
@@ -1024,18 +924,11 @@ impl WorkflowHost for MemoryServices {
     }
 
     async fn secret(&self, _cx: &CallContext, name: &str) -> HostResult<String> {
-        self.lock()
-            .secrets
-            .get(name)
-            .cloned()
-            .ok_or_else(|| HostError::NotFound(format!("no secret named {name}")))
+        self.lock().secrets.get(name).cloned().ok_or_else(|| HostError::NotFound(format!("no secret named {name}")))
     }
 
     async fn notify(&self, _cx: &CallContext, user_id: i64, text: &str) -> HostResult<()> {
-        self.lock().notifications.push(Notification {
-            user_id,
-            text: text.to_string(),
-        });
+        self.lock().notifications.push(Notification { user_id, text: text.to_string() });
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crm_concepts::step::{LogLevel, LogLine, StepError, StepOutcome, StepUsage};
+use crm_concepts::step::{LogLevel, LogLine, StepError, StepLimits, StepOutcome, StepUsage};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{StepContext, StepInput};
@@ -32,24 +32,11 @@ pub(crate) async fn run_step<S: Services>(
 ) -> StepRun {
     let started = Instant::now();
     let ticks_at_start = rt.ticks();
-    let timeout = Duration::from_millis(call.limits.timeout_ms.max(1));
-    let deadline = started + timeout;
+    let limits = clamp(call.limits, rt);
+    let deadline = started + Duration::from_millis(limits.timeout_ms);
     let input = guest_input(&call);
-    // A job cannot ask for more memory than the pool reserves per instance.
-    let mut limits = call.limits.clone();
-    limits.memory_bytes = limits.memory_bytes.min(rt.config().max_memory_bytes);
-    let call = StepCall {
-        limits: &limits,
-        ..call
-    };
-    let state = StepState::new(
-        call.cx,
-        call.grants,
-        call.limits,
-        services,
-        rt.http().clone(),
-        deadline,
-    );
+    let call = StepCall { limits: &limits, ..call };
+    let state = StepState::new(call.cx, call.grants, call.limits, services, rt.http().clone(), deadline);
     let mut store = new_store(rt, state);
 
     let result = async {
@@ -64,9 +51,7 @@ pub(crate) async fn run_step<S: Services>(
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let outcome = match result {
         Ok(Ok(out)) => read_output(out, call.limits.output_bytes),
-        Ok(Err(guest_error)) => StepOutcome::Failed {
-            error: from_guest(guest_error),
-        },
+        Ok(Err(guest_error)) => StepOutcome::Failed { error: from_guest(guest_error) },
         Err(err) => {
             let evidence = Evidence {
                 limits: call.limits,
@@ -75,20 +60,12 @@ pub(crate) async fn run_step<S: Services>(
                 denied: state.denied.as_ref().map(|m| m.to_string()),
                 stderr: &stderr,
             };
-            StepOutcome::Failed {
-                error: classify(&err, &evidence),
-            }
+            StepOutcome::Failed { error: classify(&err, &evidence) }
         }
     };
 
     let mut logs = std::mem::take(&mut state.log.lines);
-    push_stream(
-        &mut logs,
-        "stdout",
-        LogLevel::Info,
-        &String::from_utf8_lossy(&stdout),
-        stdout_dropped,
-    );
+    push_stream(&mut logs, "stdout", LogLevel::Info, &String::from_utf8_lossy(&stdout), stdout_dropped);
     push_stream(&mut logs, "stderr", LogLevel::Warn, &stderr, stderr_dropped);
     if state.log.dropped > 0 {
         logs.push(LogLine {
@@ -106,10 +83,24 @@ pub(crate) async fn run_step<S: Services>(
         peak_memory_bytes: state.limiter.peak_memory as u64,
         log_lines: u32::try_from(logs.len()).unwrap_or(u32::MAX),
     };
-    StepRun {
-        outcome,
-        usage,
-        logs,
+    StepRun { outcome, usage, logs }
+}
+
+/// Longest deadline a job may ask for: a day is far beyond any step, and keeps the
+/// deadline arithmetic far from overflow.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Most captured output and log a step may keep, whatever its job asks for: the log
+/// lives in the worker's memory until the result is published.
+const MAX_LOG_BYTES: u64 = 4 << 20;
+
+/// The job's limits within what this runtime can honour: no more memory than the pool
+/// reserves per instance, a bounded deadline and log.
+fn clamp<S: Services>(limits: &StepLimits, rt: &Runtime<S>) -> StepLimits {
+    StepLimits {
+        timeout_ms: limits.timeout_ms.clamp(1, MAX_TIMEOUT_MS),
+        memory_bytes: limits.memory_bytes.min(rt.config().max_memory_bytes),
+        output_bytes: limits.output_bytes,
+        log_bytes: limits.log_bytes.min(MAX_LOG_BYTES),
     }
 }
 
@@ -136,15 +127,9 @@ pub(crate) async fn instantiate_only<S: Services>(
     call: StepCall<'_>,
     services: Arc<S>,
 ) -> Result<(), StepError> {
-    let deadline = Instant::now() + Duration::from_millis(call.limits.timeout_ms.max(1));
-    let state = StepState::new(
-        call.cx,
-        call.grants,
-        call.limits,
-        services,
-        rt.http().clone(),
-        deadline,
-    );
+    let limits = clamp(call.limits, rt);
+    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let state = StepState::new(call.cx, call.grants, &limits, services, rt.http().clone(), deadline);
     let mut store = new_store(rt, state);
     component
         .pre
@@ -165,12 +150,7 @@ fn guest_input(call: &StepCall<'_>) -> StepInput {
             acting_user: call.cx.acting_user,
         },
         run_input: call.input.run_input.to_string(),
-        deps: call
-            .input
-            .deps
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        deps: call.input.deps.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         config: call.input.config.to_string(),
     }
 }
@@ -180,10 +160,7 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
         return StepOutcome::Failed {
             error: StepError::permanent(
                 "output_too_large",
-                format!(
-                    "the step returned {} bytes of output, over its {cap} byte limit",
-                    out.output.len()
-                ),
+                format!("the step returned {} bytes of output, over its {cap} byte limit", out.output.len()),
             ),
         };
     }
@@ -191,10 +168,7 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
         Ok(v) => v,
         Err(e) => {
             return StepOutcome::Failed {
-                error: StepError::permanent(
-                    "invalid_output",
-                    format!("the step's output is not valid JSON: {e}"),
-                ),
+                error: StepError::permanent("invalid_output", format!("the step's output is not valid JSON: {e}")),
             };
         }
     };
@@ -205,20 +179,13 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
             error: StepError::permanent("invalid_output", format!("{bad:?} is not a step id")),
         };
     }
-    StepOutcome::Ok {
-        output,
-        next: out.next,
-    }
+    StepOutcome::Ok { output, next: out.next }
 }
 
 /// Captured stdout/stderr become log lines, one per line of text.
 fn push_stream(logs: &mut Vec<LogLine>, stream: &str, level: LogLevel, text: &str, dropped: u64) {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        logs.push(LogLine {
-            level,
-            message: line.to_string(),
-            fields: serde_json::json!({ "stream": stream }),
-        });
+        logs.push(LogLine { level, message: line.to_string(), fields: serde_json::json!({ "stream": stream }) });
     }
     if dropped > 0 {
         logs.push(LogLine {

@@ -26,10 +26,7 @@ pub enum RuntimeError {
     #[error("configuring the wasm engine: {0}")]
     Engine(String),
     #[error("creating the component cache {path}: {source}")]
-    CacheDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CacheDir { path: PathBuf, source: std::io::Error },
 }
 
 /// A component ready to run: compiled, linked, type-checked against the `step` world.
@@ -49,6 +46,8 @@ pub struct Runtime<S: 'static> {
     ticks: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     loaded: Mutex<HashMap<Digest, Slot<S>>>,
+    /// components whose (digest-verified) bytes do not compile or link, with the reason
+    refused: Mutex<HashMap<Digest, StepError>>,
 }
 
 impl<S: 'static> Drop for Runtime<S> {
@@ -91,18 +90,13 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
 
 impl<S: Services> Runtime<S> {
     pub fn new(rc: RuntimeConfig) -> Result<Runtime<S>, RuntimeError> {
-        let engine =
-            Engine::new(&engine_config(&rc)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&engine_config(&rc)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         Step::add_to_linker::<_, HasSelf<StepState<S>>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         if let Some(dir) = &rc.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::CacheDir {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::CacheDir { path: dir.clone(), source })?;
         }
         let ticks = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -115,6 +109,7 @@ impl<S: Services> Runtime<S> {
             ticks,
             stop,
             loaded: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         })
     }
 
@@ -133,10 +128,7 @@ impl<S: Services> Runtime<S> {
     }
 
     fn cache_path(&self, digest: &str) -> Option<PathBuf> {
-        self.config
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{digest}.cwasm")))
+        self.config.cache_dir.as_ref().map(|d| d.join(format!("{digest}.cwasm")))
     }
 
     /// Whether the component is prepared in memory or precompiled on disk, so `load_cached`
@@ -159,19 +151,24 @@ impl<S: Services> Runtime<S> {
 
     /// Prepares a component from its bytes (which must hash to `digest`), compiling it
     /// once and caching the compiled code on disk.
-    pub async fn load(
-        &self,
-        digest: &str,
-        bytes: Arc<Vec<u8>>,
-    ) -> Result<Arc<Prepared<S>>, StepError> {
+    pub async fn load(&self, digest: &str, bytes: Arc<Vec<u8>>) -> Result<Arc<Prepared<S>>, StepError> {
         self.prepare(digest, Some(bytes)).await
     }
 
-    async fn prepare(
-        &self,
-        digest: &str,
-        bytes: Option<Arc<Vec<u8>>>,
-    ) -> Result<Arc<Prepared<S>>, StepError> {
+    async fn prepare(&self, digest: &str, bytes: Option<Arc<Vec<u8>>>) -> Result<Arc<Prepared<S>>, StepError> {
+        if let Some(bytes) = &bytes {
+            let actual = digest_of(bytes);
+            if actual != digest {
+                return Err(StepError::permanent(
+                    "invalid_component",
+                    format!("the component bytes hash to {actual}, not the expected {digest}"),
+                ));
+            }
+        }
+        // A digest names fixed bytes: once they failed to compile or link, they always will.
+        if let Some(e) = self.refused.lock().unwrap_or_else(PoisonError::into_inner).get(digest) {
+            return Err(e.clone());
+        }
         let cell = {
             let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             loaded.entry(digest.to_string()).or_default().clone()
@@ -182,31 +179,29 @@ impl<S: Services> Runtime<S> {
             let engine = self.engine.clone();
             let cache = self.cache_path(digest);
             let digest_owned = digest.to_string();
-            let component = tokio::task::spawn_blocking(move || {
-                compile_or_reload(&engine, &digest_owned, bytes, cache)
-            })
-            .await
-            .map_err(|e| {
-                StepError::retryable("worker_busy", format!("compiling the component: {e}"))
-            })??;
+            let component =
+                tokio::task::spawn_blocking(move || compile_or_reload(&engine, &digest_owned, bytes, cache))
+                    .await
+                    .map_err(|e| StepError::retryable("worker_busy", format!("compiling the component: {e}")))??;
             let pre = self.link(&component)?;
-            Ok(Arc::new(Prepared {
-                digest: digest.to_string(),
-                pre,
-            }))
+            Ok(Arc::new(Prepared { digest: digest.to_string(), pre }))
         })
         .await
         .cloned()
+        .inspect_err(|e: &StepError| {
+            if e.code == "invalid_component" {
+                let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+                refused.insert(digest.to_string(), e.clone());
+            }
+        })
     }
 
     fn link(&self, component: &Component) -> Result<StepPre<StepState<S>>, StepError> {
         check_imports(&self.engine, component)?;
-        let instance_pre = self.linker.instantiate_pre(component).map_err(|e| {
-            StepError::permanent(
-                "invalid_component",
-                format!("the component cannot be linked: {e:#}"),
-            )
-        })?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| StepError::permanent("invalid_component", format!("the component cannot be linked: {e:#}")))?;
         StepPre::new(instance_pre).map_err(|e| {
             StepError::permanent(
                 "invalid_component",
@@ -217,12 +212,7 @@ impl<S: Services> Runtime<S> {
 
     /// Runs one step in a fresh store with its own limits and grants. Never panics and
     /// never fails the caller: every failure is a `StepOutcome::Failed` in the result.
-    pub async fn run(
-        &self,
-        component: &Prepared<S>,
-        call: StepCall<'_>,
-        services: Arc<S>,
-    ) -> crate::run::StepRun {
+    pub async fn run(&self, component: &Prepared<S>, call: StepCall<'_>, services: Arc<S>) -> crate::run::StepRun {
         crate::run::run_step(self, component, call, services).await
     }
 
@@ -255,15 +245,13 @@ pub struct StepCall<'a> {
 
 fn spawn_ticker(engine: Engine, tick: Duration, ticks: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
     let tick = tick.max(Duration::from_micros(100));
-    let spawned = std::thread::Builder::new()
-        .name("crm-epoch-ticker".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
-                ticks.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+    let spawned = std::thread::Builder::new().name("crm-epoch-ticker".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+            ticks.fetch_add(1, Ordering::Relaxed);
+        }
+    });
     if let Err(e) = spawned {
         // Without the ticker no deadline fires; the runtime must not run steps at all then.
         tracing::error!("cannot start the epoch ticker thread: {e}");
@@ -294,10 +282,9 @@ pub(crate) fn check_kind(bytes: &[u8]) -> Result<(), StepError> {
             "this is a core WebAssembly module, not a component; build for wasm32-wasip2 \
              (or wrap it with `wasm-tools component new`)",
         )),
-        WasmKind::NotWasm => Err(StepError::permanent(
-            "invalid_component",
-            "this is not WebAssembly (no `\\0asm` header)",
-        )),
+        WasmKind::NotWasm => {
+            Err(StepError::permanent("invalid_component", "this is not WebAssembly (no `\\0asm` header)"))
+        }
     }
 }
 
@@ -319,37 +306,21 @@ fn compile_or_reload(
         }
     }
     let Some(bytes) = bytes else {
-        return Err(StepError::retryable(
-            "component_missing",
-            format!("component {digest} is not in the cache"),
-        ));
+        return Err(StepError::retryable("component_missing", format!("component {digest} is not in the cache")));
     };
-    let actual = digest_of(&bytes);
-    if actual != digest {
-        return Err(StepError::permanent(
-            "invalid_component",
-            format!("the component bytes hash to {actual}, not the expected {digest}"),
-        ));
-    }
+    // The caller checked that the bytes hash to `digest`.
     check_kind(&bytes)?;
-    let compiled = engine.precompile_component(&bytes).map_err(|e| {
-        StepError::permanent(
-            "invalid_component",
-            format!("the component does not compile: {e:#}"),
-        )
-    })?;
+    let compiled = engine
+        .precompile_component(&bytes)
+        .map_err(|e| StepError::permanent("invalid_component", format!("the component does not compile: {e:#}")))?;
     if let Some(path) = &cache
         && let Err(e) = write_atomically(path, &compiled)
     {
         tracing::warn!(path = %path.display(), "cannot cache a compiled component: {e}");
     }
     // SAFETY: the bytes were produced by `precompile_component` of this very engine just above.
-    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| {
-        StepError::permanent(
-            "invalid_component",
-            format!("loading the compiled component: {e:#}"),
-        )
-    })
+    unsafe { Component::deserialize(engine, &compiled) }
+        .map_err(|e| StepError::permanent("invalid_component", format!("loading the compiled component: {e:#}")))
 }
 
 fn reload(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {

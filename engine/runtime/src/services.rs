@@ -10,9 +10,9 @@ use std::future::Future;
 use crm_concepts::step::AttemptKey;
 
 use crate::bindings::{
-    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal,
-    DealFilter, DealPatch, HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note,
-    NoteFilter, NotePatch, RecordKind, Task, TaskFilter, TaskPatch,
+    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
+    HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task,
+    TaskFilter, TaskPatch,
 };
 
 pub type HostResult<T> = Result<T, HostError>;
@@ -36,21 +36,13 @@ pub fn list_limit(limit: Option<u32>) -> usize {
 }
 
 pub trait RecordsHost: Send + Sync + 'static {
-    fn get_contact(
-        &self,
-        cx: &CallContext,
-        id: i64,
-    ) -> impl Future<Output = HostResult<Contact>> + Send;
+    fn get_contact(&self, cx: &CallContext, id: i64) -> impl Future<Output = HostResult<Contact>> + Send;
     fn find_contacts(
         &self,
         cx: &CallContext,
         f: ContactFilter,
     ) -> impl Future<Output = HostResult<Vec<Contact>>> + Send;
-    fn create_contact(
-        &self,
-        cx: &CallContext,
-        new: NewContact,
-    ) -> impl Future<Output = HostResult<Contact>> + Send;
+    fn create_contact(&self, cx: &CallContext, new: NewContact) -> impl Future<Output = HostResult<Contact>> + Send;
     fn update_contact(
         &self,
         cx: &CallContext,
@@ -58,21 +50,13 @@ pub trait RecordsHost: Send + Sync + 'static {
         patch: ContactPatch,
     ) -> impl Future<Output = HostResult<Contact>> + Send;
 
-    fn get_company(
-        &self,
-        cx: &CallContext,
-        id: i64,
-    ) -> impl Future<Output = HostResult<Company>> + Send;
+    fn get_company(&self, cx: &CallContext, id: i64) -> impl Future<Output = HostResult<Company>> + Send;
     fn find_companies(
         &self,
         cx: &CallContext,
         f: CompanyFilter,
     ) -> impl Future<Output = HostResult<Vec<Company>>> + Send;
-    fn create_company(
-        &self,
-        cx: &CallContext,
-        new: NewCompany,
-    ) -> impl Future<Output = HostResult<Company>> + Send;
+    fn create_company(&self, cx: &CallContext, new: NewCompany) -> impl Future<Output = HostResult<Company>> + Send;
     fn update_company(
         &self,
         cx: &CallContext,
@@ -81,58 +65,22 @@ pub trait RecordsHost: Send + Sync + 'static {
     ) -> impl Future<Output = HostResult<Company>> + Send;
 
     fn get_deal(&self, cx: &CallContext, id: i64) -> impl Future<Output = HostResult<Deal>> + Send;
-    fn find_deals(
-        &self,
-        cx: &CallContext,
-        f: DealFilter,
-    ) -> impl Future<Output = HostResult<Vec<Deal>>> + Send;
-    fn create_deal(
-        &self,
-        cx: &CallContext,
-        new: NewDeal,
-    ) -> impl Future<Output = HostResult<Deal>> + Send;
-    fn update_deal(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        patch: DealPatch,
-    ) -> impl Future<Output = HostResult<Deal>> + Send;
+    fn find_deals(&self, cx: &CallContext, f: DealFilter) -> impl Future<Output = HostResult<Vec<Deal>>> + Send;
+    fn create_deal(&self, cx: &CallContext, new: NewDeal) -> impl Future<Output = HostResult<Deal>> + Send;
+    fn update_deal(&self, cx: &CallContext, id: i64, patch: DealPatch)
+    -> impl Future<Output = HostResult<Deal>> + Send;
 
     fn get_task(&self, cx: &CallContext, id: i64) -> impl Future<Output = HostResult<Task>> + Send;
-    fn find_tasks(
-        &self,
-        cx: &CallContext,
-        f: TaskFilter,
-    ) -> impl Future<Output = HostResult<Vec<Task>>> + Send;
-    fn create_task(
-        &self,
-        cx: &CallContext,
-        new: NewTask,
-    ) -> impl Future<Output = HostResult<Task>> + Send;
-    fn update_task(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        patch: TaskPatch,
-    ) -> impl Future<Output = HostResult<Task>> + Send;
+    fn find_tasks(&self, cx: &CallContext, f: TaskFilter) -> impl Future<Output = HostResult<Vec<Task>>> + Send;
+    fn create_task(&self, cx: &CallContext, new: NewTask) -> impl Future<Output = HostResult<Task>> + Send;
+    fn update_task(&self, cx: &CallContext, id: i64, patch: TaskPatch)
+    -> impl Future<Output = HostResult<Task>> + Send;
 
     fn get_note(&self, cx: &CallContext, id: i64) -> impl Future<Output = HostResult<Note>> + Send;
-    fn find_notes(
-        &self,
-        cx: &CallContext,
-        f: NoteFilter,
-    ) -> impl Future<Output = HostResult<Vec<Note>>> + Send;
-    fn create_note(
-        &self,
-        cx: &CallContext,
-        new: NewNote,
-    ) -> impl Future<Output = HostResult<Note>> + Send;
-    fn update_note(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        patch: NotePatch,
-    ) -> impl Future<Output = HostResult<Note>> + Send;
+    fn find_notes(&self, cx: &CallContext, f: NoteFilter) -> impl Future<Output = HostResult<Vec<Note>>> + Send;
+    fn create_note(&self, cx: &CallContext, new: NewNote) -> impl Future<Output = HostResult<Note>> + Send;
+    fn update_note(&self, cx: &CallContext, id: i64, patch: NotePatch)
+    -> impl Future<Output = HostResult<Note>> + Send;
 
     /// Newest first, at most `limit` (already clamped to 1..=MAX_LIST).
     fn record_activity(
@@ -146,35 +94,13 @@ pub trait RecordsHost: Send + Sync + 'static {
 
 /// The workflow-scoped services: key-value state, secrets, chat notifications.
 pub trait WorkflowHost: Send + Sync + 'static {
-    fn state_get(
-        &self,
-        cx: &CallContext,
-        key: &str,
-    ) -> impl Future<Output = HostResult<Option<String>>> + Send;
+    fn state_get(&self, cx: &CallContext, key: &str) -> impl Future<Output = HostResult<Option<String>>> + Send;
     /// `value` is a JSON document.
-    fn state_set(
-        &self,
-        cx: &CallContext,
-        key: &str,
-        value: &str,
-    ) -> impl Future<Output = HostResult<()>> + Send;
-    fn state_delete(
-        &self,
-        cx: &CallContext,
-        key: &str,
-    ) -> impl Future<Output = HostResult<()>> + Send;
-    fn secret(
-        &self,
-        cx: &CallContext,
-        name: &str,
-    ) -> impl Future<Output = HostResult<String>> + Send;
+    fn state_set(&self, cx: &CallContext, key: &str, value: &str) -> impl Future<Output = HostResult<()>> + Send;
+    fn state_delete(&self, cx: &CallContext, key: &str) -> impl Future<Output = HostResult<()>> + Send;
+    fn secret(&self, cx: &CallContext, name: &str) -> impl Future<Output = HostResult<String>> + Send;
     /// Records a chat message for a CRM user; the bot delivers it.
-    fn notify(
-        &self,
-        cx: &CallContext,
-        user_id: i64,
-        text: &str,
-    ) -> impl Future<Output = HostResult<()>> + Send;
+    fn notify(&self, cx: &CallContext, user_id: i64, text: &str) -> impl Future<Output = HostResult<()>> + Send;
 }
 
 /// Everything a step's imports can reach.

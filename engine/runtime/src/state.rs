@@ -47,10 +47,7 @@ impl<S: Services> StepState<S> {
         let stderr = CappedPipe::new(cap);
         // The builder grants nothing by default: no preopened directories, no environment
         // variables, no arguments, no network. Clocks and randomness are the host's.
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
         StepState {
             wasi,
             table: ResourceTable::new(),
@@ -82,10 +79,7 @@ impl<S: Services> StepState<S> {
 
 impl<S: Send + Sync> WasiView for StepState<S> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -100,30 +94,16 @@ pub(crate) struct LogBuffer {
 
 impl LogBuffer {
     fn new(cap: usize) -> LogBuffer {
-        LogBuffer {
-            cap,
-            used: 0,
-            lines: Vec::new(),
-            dropped: 0,
-        }
+        LogBuffer { cap, used: 0, lines: Vec::new(), dropped: 0 }
     }
 
     pub fn push(&mut self, level: LogLevel, message: String, fields: serde_json::Value) {
-        let size = message.len()
-            + if fields.is_null() {
-                0
-            } else {
-                fields.to_string().len()
-            };
+        let size = message.len() + if fields.is_null() { 0 } else { fields.to_string().len() };
         if self.used + size > self.cap {
             self.dropped = self.dropped.saturating_add(1);
             return;
         }
         self.used += size;
-        self.lines.push(LogLine {
-            level,
-            message,
-            fields,
-        });
+        self.lines.push(LogLine { level, message, fields });
     }
 }

@@ -12,12 +12,8 @@ use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
 use serde_json::json;
 
 fn runtime_with_cache(dir: &std::path::Path) -> Runtime<MemoryServices> {
-    Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.to_path_buf()),
-        max_instances: 4,
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
+    Runtime::new(RuntimeConfig { cache_dir: Some(dir.to_path_buf()), max_instances: 4, ..RuntimeConfig::default() })
+        .unwrap()
 }
 
 #[tokio::test]
@@ -27,32 +23,18 @@ async fn a_compiled_component_is_reloaded_from_the_disk_cache() {
     let digest = digest_of(&bytes);
     {
         let rt = runtime_with_cache(dir.path());
-        assert!(
-            rt.load_cached(&digest).await.unwrap().is_none(),
-            "nothing cached yet"
-        );
+        assert!(rt.load_cached(&digest).await.unwrap().is_none(), "nothing cached yet");
         rt.load(&digest, Arc::new(bytes)).await.unwrap();
     }
     assert!(dir.path().join(format!("{digest}.cwasm")).is_file());
 
     // A new runtime (a restarted worker) needs no bytes.
     let rt = runtime_with_cache(dir.path());
-    let component = rt
-        .load_cached(&digest)
-        .await
-        .unwrap()
-        .expect("reloaded from the cache");
+    let component = rt.load_cached(&digest).await.unwrap().expect("reloaded from the cache");
     let i = input(json!({"again": true}), json!(null));
     let limits = StepLimits::default();
-    let call = StepCall {
-        cx: common::cx("s"),
-        input: &i,
-        grants: common::grants(&[]),
-        limits: &limits,
-    };
-    let r = rt
-        .run(&component, call, Arc::new(MemoryServices::empty()))
-        .await;
+    let call = StepCall { cx: common::cx("s"), input: &i, grants: common::grants(&[]), limits: &limits };
+    let r = rt.run(&component, call, Arc::new(MemoryServices::empty())).await;
     assert_eq!(output(&r)["run_input"], json!({"again": true}));
 }
 
@@ -60,11 +42,7 @@ async fn a_compiled_component_is_reloaded_from_the_disk_cache() {
 async fn bytes_that_do_not_match_their_digest_are_refused() {
     let rt = common::runtime();
     let bytes = std::fs::read(crm_guests::ECHO).unwrap();
-    let err = rt
-        .load(&"0".repeat(64), Arc::new(bytes))
-        .await
-        .err()
-        .expect("refused");
+    let err = rt.load(&"0".repeat(64), Arc::new(bytes)).await.err().expect("refused");
     assert_eq!(err.code, "invalid_component");
     assert!(err.message.contains("hash to"), "{err}");
 }
@@ -73,39 +51,17 @@ async fn bytes_that_do_not_match_their_digest_are_refused() {
 async fn check_tells_core_modules_junk_and_other_worlds_apart() {
     let rt = common::runtime();
     let core_module = b"\0asm\x01\0\0\0".to_vec();
-    let e = crm_runtime::check::check(&rt, core_module)
-        .await
-        .unwrap_err();
-    assert!(
-        e.message
-            .contains("core WebAssembly module, not a component"),
-        "{e}"
-    );
+    let e = crm_runtime::check::check(&rt, core_module).await.unwrap_err();
+    assert!(e.message.contains("core WebAssembly module, not a component"), "{e}");
 
-    let e = crm_runtime::check::check(&rt, b"#!/bin/sh\necho hi\n".to_vec())
-        .await
-        .unwrap_err();
+    let e = crm_runtime::check::check(&rt, b"#!/bin/sh\necho hi\n".to_vec()).await.unwrap_err();
     assert!(e.message.contains("not WebAssembly"), "{e}");
 
     // An empty component: valid, but it exports no `run`.
     let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
-    let e = crm_runtime::check::check(&rt, empty_component)
-        .await
-        .unwrap_err();
-    assert!(
-        e.message
-            .contains("does not implement the crm:automation/step world"),
-        "{e}"
-    );
+    let e = crm_runtime::check::check(&rt, empty_component).await.unwrap_err();
+    assert!(e.message.contains("does not implement the crm:automation/step world"), "{e}");
 
-    let report = crm_runtime::check::check(&rt, std::fs::read(crm_guests::LEAD_SCORE).unwrap())
-        .await
-        .unwrap();
-    assert!(
-        report
-            .crm_imports
-            .iter()
-            .any(|i| i.starts_with("crm:automation/records")),
-        "{report:?}"
-    );
+    let report = crm_runtime::check::check(&rt, std::fs::read(crm_guests::LEAD_SCORE).unwrap()).await.unwrap();
+    assert!(report.crm_imports.iter().any(|i| i.starts_with("crm:automation/records")), "{report:?}");
 }

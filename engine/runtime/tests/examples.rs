@@ -12,11 +12,9 @@ use serde_json::json;
 const ALL_RECORDS: &[&str] = &["records:read", "records:write", "log", "notify"];
 
 fn fixture() -> Arc<MemoryServices> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../workflows/lead-score/fixtures.json"
-    ))
-    .expect("the lead-score fixture exists");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/lead-score/fixtures.json"))
+            .expect("the lead-score fixture exists");
     Arc::new(MemoryServices::from_json(&text).expect("the fixture is valid"))
 }
 
@@ -51,18 +49,8 @@ async fn lead_score_grades_from_deals_and_activity_and_branches() {
     let out = output(&cold);
     assert_eq!(out["grade"], "cold", "{out}");
     let reasons = out["reasons"].as_array().unwrap();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r["why"] == "1 overdue task(s)" && r["points"] == -5),
-        "{out}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r["why"] == "1 lost deal(s)" && r["points"] == -10),
-        "{out}"
-    );
+    assert!(reasons.iter().any(|r| r["why"] == "1 overdue task(s)" && r["points"] == -5), "{out}");
+    assert!(reasons.iter().any(|r| r["why"] == "1 lost deal(s)" && r["points"] == -10), "{out}");
 
     let missing = run(
         &rt,
@@ -74,25 +62,11 @@ async fn lead_score_grades_from_deals_and_activity_and_branches() {
     )
     .await;
     let e = failure(&missing);
-    assert_eq!(
-        (e.code.as_str(), e.message.as_str()),
-        ("guest", "not_found: contact 99 does not exist")
-    );
+    assert_eq!((e.code.as_str(), e.message.as_str()), ("guest", "not_found: contact 99 does not exist"));
 
-    let no_input = run(
-        &rt,
-        crm_guests::LEAD_SCORE,
-        input(json!({}), json!(null)),
-        ALL_RECORDS,
-        StepLimits::default(),
-        svc,
-    )
-    .await;
-    assert!(
-        failure(&no_input).message.contains("no `contact_id` field"),
-        "{}",
-        failure(&no_input)
-    );
+    let no_input =
+        run(&rt, crm_guests::LEAD_SCORE, input(json!({}), json!(null)), ALL_RECORDS, StepLimits::default(), svc).await;
+    assert!(failure(&no_input).message.contains("no `contact_id` field"), "{}", failure(&no_input));
 }
 
 #[tokio::test]
@@ -100,28 +74,12 @@ async fn follow_up_task_is_created_once_even_when_the_step_is_retried() {
     let rt = runtime();
     let svc = fixture();
     let i = || input(json!({"deal_id": 10}), json!({"due_in_days": 2}));
-    let first = run(
-        &rt,
-        crm_guests::FOLLOW_UP_TASK,
-        i(),
-        ALL_RECORDS,
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
+    let first = run(&rt, crm_guests::FOLLOW_UP_TASK, i(), ALL_RECORDS, StepLimits::default(), svc.clone()).await;
     let out = output(&first);
     assert_eq!(out["title"], "Follow up: Acme pilot: 20 arms");
     assert_eq!(out["assignee_id"], 2, "the deal's owner gets the task");
     assert_eq!(out["created"], true);
-    let again = run(
-        &rt,
-        crm_guests::FOLLOW_UP_TASK,
-        i(),
-        ALL_RECORDS,
-        StepLimits::default(),
-        svc,
-    )
-    .await;
+    let again = run(&rt, crm_guests::FOLLOW_UP_TASK, i(), ALL_RECORDS, StepLimits::default(), svc).await;
     assert_eq!(output(&again)["created"], false);
     assert_eq!(output(&again)["task_id"], out["task_id"]);
 }
@@ -140,10 +98,7 @@ async fn deal_won_message_is_composed_and_sent_to_the_owner() {
     )
     .await;
     let text = output(&r)["text"].as_str().unwrap().to_string();
-    assert_eq!(
-        text,
-        "🎉 Deal won: Acme spare parts — $3,500.00 with Acme Robotics. Closed in 30 day(s)."
-    );
+    assert_eq!(text, "🎉 Deal won: Acme spare parts — $3,500.00 with Acme Robotics. Closed in 30 day(s).");
     let sent = svc.notifications();
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].user_id, sent[0].text.as_str()), (2, text.as_str()));
@@ -157,11 +112,7 @@ async fn deal_won_message_is_composed_and_sent_to_the_owner() {
         svc,
     )
     .await;
-    assert!(
-        failure(&open).message.starts_with("deal_not_won:"),
-        "{}",
-        failure(&open)
-    );
+    assert!(failure(&open).message.starts_with("deal_not_won:"), "{}", failure(&open));
 }
 
 #[tokio::test]
@@ -169,22 +120,13 @@ async fn stale_deals_lists_open_deals_stuck_in_their_stage() {
     let rt = runtime();
     let svc = fixture();
     let cfg = json!({"days": 3, "if_found": ["remind"], "if_none": []});
-    let r = run(
-        &rt,
-        crm_guests::STALE_DEALS,
-        input(json!({}), cfg),
-        ALL_RECORDS,
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
+    let r =
+        run(&rt, crm_guests::STALE_DEALS, input(json!({}), cfg), ALL_RECORDS, StepLimits::default(), svc.clone()).await;
     let out = output(&r);
     assert_eq!(out["count"], 1, "{out}");
     assert_eq!(out["deals"][0]["id"], 10);
     assert_eq!(out["deals"][0]["days_in_stage"], 5);
-    assert!(
-        matches!(&r.outcome, crm_concepts::step::StepOutcome::Ok { next: Some(n), .. } if n == &["remind"])
-    );
+    assert!(matches!(&r.outcome, crm_concepts::step::StepOutcome::Ok { next: Some(n), .. } if n == &["remind"]));
 
     let none = run(
         &rt,

@@ -28,8 +28,7 @@ async fn serve() -> u16 {
                     "HTTP/1.1 302 Found\r\nlocation: http://example.com/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                         .to_string()
                 } else {
-                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"
-                        .to_string()
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_string()
                 };
                 let _ = sock.write_all(reply.as_bytes()).await;
             });

@@ -13,31 +13,15 @@ use serde_json::json;
 #[tokio::test]
 async fn state_persists_between_runs_and_secrets_need_their_own_grant() {
     let rt = runtime();
-    let svc = Arc::new(
-        MemoryServices::from_json(r#"{"secrets": {"API_KEY": "s3cret"}, "state": {"count": 41}}"#)
-            .unwrap(),
-    );
+    let svc =
+        Arc::new(MemoryServices::from_json(r#"{"secrets": {"API_KEY": "s3cret"}, "state": {"count": 41}}"#).unwrap());
     let caps = &["state", "secret:API_KEY"];
-    let first = run(
-        &rt,
-        crm_guests::COUNTER,
-        input(json!({}), json!(null)),
-        caps,
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
+    let first =
+        run(&rt, crm_guests::COUNTER, input(json!({}), json!(null)), caps, StepLimits::default(), svc.clone()).await;
     assert_eq!(output(&first)["count"], 42);
     assert_eq!(output(&first)["secret_len"], 6);
-    let second = run(
-        &rt,
-        crm_guests::COUNTER,
-        input(json!({}), json!(null)),
-        caps,
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
+    let second =
+        run(&rt, crm_guests::COUNTER, input(json!({}), json!(null)), caps, StepLimits::default(), svc.clone()).await;
     assert_eq!(output(&second)["count"], 43);
     assert_eq!(svc.state()["count"], "43");
 
@@ -63,10 +47,6 @@ async fn state_persists_between_runs_and_secrets_need_their_own_grant() {
         svc.clone(),
     )
     .await;
-    assert!(
-        failure(&no_state).message.contains("`state`"),
-        "{}",
-        failure(&no_state)
-    );
+    assert!(failure(&no_state).message.contains("`state`"), "{}", failure(&no_state));
     assert_eq!(svc.state()["count"], "43", "a refused step changed nothing");
 }

@@ -23,6 +23,7 @@ use crate::confirmer::Key;
 use crate::jobs::{self, RunContext};
 use crate::machine::{Applied, RunMachine};
 use crate::scheduler::Core;
+use crate::transport::Transport;
 
 /// Something that ends an attempt: a worker's result, or the engine's verdict that the
 /// attempt was lost.
@@ -40,14 +41,16 @@ impl Incoming {
     }
 }
 
-pub(crate) async fn run_applier(core: Arc<Core>, stop: CancellationToken) {
+/// One applier: reads a batch, applies it, acknowledges it. Several run side by side (each
+/// with its own blocking connection), so one batch's transaction overlaps the next read.
+pub(crate) async fn run_applier(core: Arc<Core>, transport: Transport, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if stop.is_cancelled() {
             return;
         }
         let read = tokio::select! {
-            r = core.transport.receive(&core.config.consumer, core.config.batch, Duration::from_millis(200)) => r,
+            r = transport.receive(&core.config.consumer, core.config.batch, Duration::from_millis(200)) => r,
             _ = stop.cancelled() => return,
         };
         let (ids, results) = match read {
@@ -66,7 +69,7 @@ pub(crate) async fn run_applier(core: Arc<Core>, stop: CancellationToken) {
         match apply(&core, incoming).await {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
-                if let Err(e) = core.transport.ack(&ids).await {
+                if let Err(e) = transport.ack(&ids).await {
                     // Unacked results come back and are recognised as already applied.
                     tracing::warn!(error = %e, "acknowledging results failed");
                 }
@@ -92,7 +95,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     run_ids.sort_unstable();
     run_ids.dedup();
 
-    let mut tx = core.pool.begin().await?;
+    let mut tx = core.state_pool.begin().await?;
     let (run_rows, step_rows) = runs::lock_runs(&mut tx, &run_ids).await?;
     let mut steps_by_run: HashMap<Uuid, Vec<runs::StepState>> = HashMap::new();
     for s in step_rows {
@@ -142,7 +145,10 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
                 Incoming::Lost { after, .. } => {
                     let error = StepError::retryable(
                         "lost",
-                        format!("no result arrived within {}s of sending the step; the worker or Redis lost it", after.as_secs()),
+                        format!(
+                            "no result arrived within {}s of sending the step; the worker or Redis lost it",
+                            after.as_secs()
+                        ),
                     );
                     let applied = m.fail(&key.1, key.2, &error, now, rng.random::<f64>());
                     let record = AttemptRecord {
@@ -201,14 +207,17 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     core.metrics.results_applied.fetch_add(applied_keys.len() as u64, Ordering::Relaxed);
     core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64, Ordering::Relaxed);
     core.confirmer.settled(applied_keys.iter());
-    if !jobs_now.is_empty() {
-        crate::dispatch::send_now(core, jobs_now).await;
-    }
     if step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)) {
         // a retry with a short backoff: let the dispatcher look sooner than its poll
         core.dispatch_wake.notify_one();
     }
-    publish(core, &completions).await;
+    // Independent round trips: the next steps out and the completions out, together.
+    let send = async {
+        if !jobs_now.is_empty() {
+            crate::dispatch::send_now(core, jobs_now).await;
+        }
+    };
+    tokio::join!(send, publish(core, &completions));
     Ok(())
 }
 
@@ -219,7 +228,7 @@ pub(crate) async fn publish(core: &Arc<Core>, completions: &[Completion]) {
 }
 
 pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowError> {
-    let mut tx = core.pool.begin().await?;
+    let mut tx = core.state_pool.begin().await?;
     let (mut run_rows, steps) = runs::lock_runs(&mut tx, &[id]).await?;
     let run = run_rows.pop().ok_or(WorkflowError::RunNotFound(id))?;
     let v = core.versions.get(&run.workflow, run.version).await?;

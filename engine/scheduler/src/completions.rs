@@ -65,14 +65,23 @@ impl Completions {
     }
 
     pub async fn reader(&self) -> Result<CompletionReader, CompletionsError> {
-        Ok(CompletionReader { conn: self.client.get_multiplexed_async_connection().await?, stream: self.stream.clone() })
+        Ok(CompletionReader {
+            conn: self.client.get_multiplexed_async_connection().await?,
+            stream: self.stream.clone(),
+        })
     }
 
     /// The id of the newest entry, so a reader without a resume point starts after it.
     pub async fn last_id(&self) -> Result<String, CompletionsError> {
         let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XREVRANGE").arg(&self.stream).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
         Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
     }
 }
@@ -113,6 +122,7 @@ impl CompletionReader {
 /// Whether `id` is a stream entry id (`<ms>-<seq>`), as a `Last-Event-ID` must be.
 pub fn is_entry_id(id: &str) -> bool {
     let mut parts = id.splitn(2, '-');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next())
 }

@@ -38,11 +38,8 @@ impl Confirmer {
     pub fn due(&self, older_than: Duration) -> Vec<Key> {
         let now = Instant::now();
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let due: Vec<Key> = sent
-            .iter()
-            .filter(|(_, at)| now.duration_since(**at) >= older_than)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<Key> =
+            sent.iter().filter(|(_, at)| now.duration_since(**at) >= older_than).map(|(k, _)| k.clone()).collect();
         for k in &due {
             sent.remove(k);
         }

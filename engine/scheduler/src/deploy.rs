@@ -45,7 +45,9 @@ pub async fn deploy(
             let what = if bytes.starts_with(b"\0asm") { "a core WebAssembly module" } else { "not WebAssembly" };
             problems.push(FieldError {
                 field: format!("components.{reference}"),
-                message: format!("{what}: build the step as a component for wasm32-wasip2 (`cargo build --target wasm32-wasip2`)"),
+                message: format!(
+                    "{what}: build the step as a component for wasm32-wasip2 (`cargo build --target wasm32-wasip2`)"
+                ),
             });
             continue;
         }
@@ -61,11 +63,10 @@ pub async fn deploy(
     for step in &manifest.steps {
         if let Some(digest) = step.component.strip_prefix(DIGEST_PREFIX)
             && !uploads.contains_key(&step.component)
+            && components::exists(db, digest).await?
         {
-            if components::exists(db, digest).await? {
-                known.insert(step.component.clone());
-                digests.insert(step.component.clone(), digest.to_string());
-            }
+            known.insert(step.component.clone());
+            digests.insert(step.component.clone(), digest.to_string());
         }
     }
     let validation = manifest.validate(|c| known.contains(c));

@@ -64,7 +64,7 @@ pub(crate) async fn run_dispatcher(core: Arc<Core>, stop: CancellationToken) {
 
 /// Sends one batch of due outbox rows; returns how many.
 pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize, DispatchError> {
-    let mut tx = core.pool.begin().await.map_err(WorkflowError::from)?;
+    let mut tx = core.state_pool.begin().await.map_err(WorkflowError::from)?;
     let due = runs::claim_due(&mut tx, limit).await?;
     if due.is_empty() {
         return Ok(0);
@@ -80,13 +80,11 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
     let mut keys = Vec::with_capacity(due.len());
     for d in &due {
         let v = core.versions.get(&d.workflow, d.version).await?;
-        let Some(spec) = v.manifest.step(&d.step) else { continue };
+        let Some(spec) = v.manifest.step(&d.step) else {
+            continue;
+        };
         let run_outputs = outputs.get(&d.run_id);
-        let deps = spec
-            .needs
-            .iter()
-            .filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone())))
-            .collect();
+        let deps = spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect();
         let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
         if let Some(job) = jobs::build(&v, &ctx, &d.step, d.attempt, deps) {
             jobs.push(job);
@@ -121,7 +119,7 @@ pub(crate) async fn run_confirmer(core: Arc<Core>, stop: CancellationToken) {
             continue;
         }
         let result = async {
-            let mut conn = core.pool.acquire().await?;
+            let mut conn = core.state_pool.acquire().await?;
             runs::mark_enqueued(&mut conn, &due).await
         }
         .await;

@@ -42,7 +42,9 @@ pub async fn run_detail(pool: &PgPool, id: Uuid) -> Result<RunDetail, WorkflowEr
         .collect();
     let mut steps = Vec::with_capacity(records.len());
     for spec in &version.manifest.steps {
-        let Some(record) = records.remove(&spec.id) else { continue };
+        let Some(record) = records.remove(&spec.id) else {
+            continue;
+        };
         let started = record.attempt > 0;
         let deps: BTreeMap<&String, &Value> =
             spec.needs.iter().filter_map(|n| outputs.get(n).map(|o| (n, o))).collect();

@@ -16,5 +16,5 @@ mod submit;
 pub mod transport;
 mod versions;
 
-pub use scheduler::{Metrics, Scheduler, SchedulerConfig, StartError};
+pub use scheduler::{Durability, Metrics, Scheduler, SchedulerConfig, StartError};
 pub use submit::Accepted;

@@ -96,10 +96,7 @@ impl RunMachine {
             if let Some(bad) = chosen.iter().find(|c| !successors.contains(&c.as_str())) {
                 let err = StepError::permanent(
                     "bad_next",
-                    format!(
-                        "step chose {bad:?} as its next step, but its successors are [{}]",
-                        successors.join(", ")
-                    ),
+                    format!("step chose {bad:?} as its next step, but its successors are [{}]", successors.join(", ")),
                 );
                 return self.fail(step, attempt, &err, Utc::now(), 0.0);
             }
@@ -121,7 +118,9 @@ impl RunMachine {
         }
         self.touch_run();
         let version = self.version.clone();
-        let Some(spec) = version.manifest.step(step) else { return Applied::Stale };
+        let Some(spec) = version.manifest.step(step) else {
+            return Applied::Stale;
+        };
         let max = spec.retry.max_attempts as i32;
         let err_json = serde_json::to_value(error).unwrap_or(Value::Null);
         let s = self.steps.get_mut(step).expect("checked by current()");
@@ -130,7 +129,12 @@ impl RunMachine {
             let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
             s.attempt = attempt + 1;
             s.status = StepStatus::Queued;
-            self.ready.push(Ready { run_id: self.run.id, step: step.to_string(), attempt: attempt + 1, not_before: Some(at) });
+            self.ready.push(Ready {
+                run_id: self.run.id,
+                step: step.to_string(),
+                attempt: attempt + 1,
+                not_before: Some(at),
+            });
             // remembered for the row update: the error of the last attempt
             self.changed.insert(step.to_string());
             self.last_errors.insert(step.to_string(), err_json);
@@ -184,7 +188,9 @@ impl RunMachine {
         loop {
             let mut progressed = false;
             for spec in &version.manifest.steps {
-                let Some(s) = self.steps.get(&spec.id) else { continue };
+                let Some(s) = self.steps.get(&spec.id) else {
+                    continue;
+                };
                 if s.status != StepStatus::Waiting {
                     continue;
                 }
@@ -225,7 +231,9 @@ impl RunMachine {
 
     /// The outputs of the succeeded steps a step needs: its `deps`.
     pub fn deps_of(&self, step: &str) -> BTreeMap<String, Value> {
-        let Some(spec) = self.version.manifest.step(step) else { return BTreeMap::new() };
+        let Some(spec) = self.version.manifest.step(step) else {
+            return BTreeMap::new();
+        };
         spec.needs
             .iter()
             .filter_map(|n| {
@@ -245,10 +253,8 @@ impl RunMachine {
         let mut steps = Vec::new();
         for id in std::mem::take(&mut self.changed) {
             let s = &self.steps[&id];
-            let dispatch_after = ready
-                .iter()
-                .find(|r| r.step == id && r.attempt == s.attempt)
-                .map(|r| r.not_before.unwrap_or(fallback));
+            let dispatch_after =
+                ready.iter().find(|r| r.step == id && r.attempt == s.attempt).map(|r| r.not_before.unwrap_or(fallback));
             steps.push(StepUpdate {
                 run_id: self.run.id,
                 step: id.clone(),
@@ -270,7 +276,8 @@ impl RunMachine {
         } else {
             (None, None)
         };
-        let update = RunUpdate { id: self.run.id, status: self.run.status, result, rendered, error: self.error.clone() };
+        let update =
+            RunUpdate { id: self.run.id, status: self.run.status, result, rendered, error: self.error.clone() };
         (steps, Some(update))
     }
 
@@ -305,11 +312,8 @@ impl RunMachine {
         } else {
             m.result.failure_template.as_deref().unwrap_or(DEFAULT_FAILURE_TEMPLATE)
         };
-        let steps: serde_json::Map<String, Value> = self
-            .steps
-            .values()
-            .map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})))
-            .collect();
+        let steps: serde_json::Map<String, Value> =
+            self.steps.values().map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output}))).collect();
         let ctx = json!({
             "workflow": self.run.workflow,
             "run_id": self.run.id,

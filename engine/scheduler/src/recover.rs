@@ -34,7 +34,11 @@ pub(crate) async fn run_reconciler(core: Arc<Core>, stop: CancellationToken) {
         if let Err(e) = check_epoch(&core, &mut known_epoch).await {
             tracing::warn!(error = %e, "checking Redis for lost data failed");
         }
-        match core.transport.claim_stale_results(&core.config.consumer, core.config.results_visibility, core.config.batch).await {
+        match core
+            .transport
+            .claim_stale_results(&core.config.consumer, core.config.results_visibility, core.config.batch)
+            .await
+        {
             Ok((ids, results)) if !ids.is_empty() => {
                 tracing::info!(results = ids.len(), "claimed results left by another engine");
                 match apply::apply(&core, results.into_iter().map(Incoming::Result).collect()).await {
@@ -74,7 +78,7 @@ async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(),
     if known.as_deref() == Some(epoch.as_str()) {
         return Ok(());
     }
-    let previous = runs::swap_state(&core.pool, EPOCH_STATE_KEY, &epoch).await?;
+    let previous = runs::swap_state(&core.state_pool, EPOCH_STATE_KEY, &epoch).await?;
     *known = Some(epoch.clone());
     match previous {
         // first start against this database, or another engine already handled it
@@ -85,7 +89,7 @@ async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(),
             core.confirmer.clear();
             core.transport.ensure_groups().await.map_err(|e| RecoverError::Redis(e.to_string()))?;
             let keep = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
-            let n = runs::requeue_in_flight(&core.pool, keep).await?;
+            let n = runs::requeue_in_flight(&core.state_pool, keep).await?;
             tracing::warn!(steps = n, "Redis lost its data: steps in flight were put back in the outbox");
             core.dispatch_wake.notify_one();
             republish_since(core, Utc::now() - chrono::Duration::minutes(10)).await?;

@@ -33,6 +33,8 @@ pub struct SchedulerConfig {
     pub batch: usize,
     /// concurrent run-insert transactions
     pub submitters: usize,
+    /// concurrent result-applying loops
+    pub appliers: usize,
     /// how long the dispatcher leaves a fast-path step to the engine that made it ready
     pub fast_path_grace: Duration,
     /// how long a step may stay on Redis beyond its timeout before it counts as lost
@@ -42,6 +44,30 @@ pub struct SchedulerConfig {
     pub reconcile_every: Duration,
     /// the dispatcher's poll interval when nothing woke it
     pub dispatch_poll: Duration,
+    pub durability: Durability,
+}
+
+/// Which scheduler commits wait for the disk (fsync), traded against latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// every commit is durable
+    Strict,
+    /// run creation is durable (a 202 is a promise); step transitions commit without
+    /// waiting for the disk. A Postgres crash may forget the last fraction of a second of
+    /// transitions: those steps are sent again (outbox grace, lost-step sweep) and their
+    /// results applied again, which at-least-once steps and idempotent results absorb.
+    Runs,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "strict" => Ok(Durability::Strict),
+            "runs" => Ok(Durability::Runs),
+            _ => Err(format!("unknown durability {s:?}: expected strict or runs")),
+        }
+    }
 }
 
 impl SchedulerConfig {
@@ -51,11 +77,13 @@ impl SchedulerConfig {
             consumer: format!("engine-{}", Uuid::new_v4().simple()),
             batch: 1000,
             submitters: 3,
+            appliers: 2,
             fast_path_grace: Duration::from_secs(3),
             lost_after: Duration::from_secs(120),
             results_visibility: Duration::from_secs(15),
             reconcile_every: Duration::from_secs(1),
             dispatch_poll: Duration::from_millis(50),
+            durability: Durability::Runs,
         }
     }
 }
@@ -90,7 +118,10 @@ impl Metrics {
 
 /// Everything the tasks share.
 pub(crate) struct Core {
+    /// durable commits: run creation and reads
     pub pool: PgPool,
+    /// step transitions (applier, dispatcher, reconciler), per [`Durability`]
+    pub state_pool: PgPool,
     pub transport: Transport,
     pub versions: Versions,
     pub confirmer: Confirmer,
@@ -113,16 +144,31 @@ pub struct Scheduler {
 pub enum StartError {
     #[error("cannot reach Redis at {url}: {message}")]
     Redis { url: String, message: String },
+    #[error("cannot open the scheduler's database connections: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 impl Scheduler {
     pub async fn start(pool: PgPool, redis_url: &str, config: SchedulerConfig) -> Result<Scheduler, StartError> {
-        let redis_err = |e: &dyn std::fmt::Display| StartError::Redis { url: redis_url.to_string(), message: e.to_string() };
+        let redis_err =
+            |e: &dyn std::fmt::Display| StartError::Redis { url: redis_url.to_string(), message: e.to_string() };
         let transport = Transport::connect(redis_url, &config.prefix).await.map_err(|e| redis_err(&e))?;
         let completions = Completions::connect(redis_url, &config.prefix).await.map_err(|e| redis_err(&e))?;
+        let state_pool = match config.durability {
+            Durability::Strict => pool.clone(),
+            Durability::Runs => {
+                let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
             pool,
+            state_pool,
             transport,
             confirmer: Confirmer::default(),
             completions,
@@ -139,7 +185,10 @@ impl Scheduler {
         }
         tasks.spawn(crate::dispatch::run_dispatcher(core.clone(), stop.clone()));
         tasks.spawn(crate::dispatch::run_confirmer(core.clone(), stop.clone()));
-        tasks.spawn(crate::apply::run_applier(core.clone(), stop.clone()));
+        for _ in 0..core.config.appliers.max(1) {
+            let reader = core.transport.reader().await.map_err(|e| redis_err(&e))?;
+            tasks.spawn(crate::apply::run_applier(core.clone(), reader, stop.clone()));
+        }
         tasks.spawn(crate::recover::run_reconciler(core.clone(), stop.clone()));
         tasks.spawn(crate::recover::republish_recent(core.clone(), Utc::now() - chrono::Duration::seconds(120)));
         Ok(Scheduler { core, submit_tx, tasks: Arc::new(Mutex::new(tasks)), stop })

@@ -96,7 +96,8 @@ async fn create_batch(core: &Arc<Core>, batch: Vec<Pending>) {
         }
     }
     for (p, a) in batch.into_iter().zip(answers) {
-        let answer = a.unwrap_or_else(|| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())));
+        let answer =
+            a.unwrap_or_else(|| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())));
         let _ = p.reply.send(answer);
     }
 }
@@ -183,7 +184,13 @@ async fn insert(
                         jobs.push(job);
                     }
                 }
-                Ok(Accepted { id: run.id, workflow: run.workflow.clone(), version: run.version, status: RunStatus::Queued, created: true })
+                Ok(Accepted {
+                    id: run.id,
+                    workflow: run.workflow.clone(),
+                    version: run.version,
+                    status: RunStatus::Queued,
+                    created: true,
+                })
             }
             Inserted::Existing { same_input: false, .. } => Err(WorkflowError::Conflict(format!(
                 "idempotency key {:?} was already used for workflow {:?} with a different input",

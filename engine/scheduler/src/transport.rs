@@ -32,6 +32,11 @@ impl Transport {
         Ok(Transport { queue, conn, epoch_key: format!("{prefix}:epoch") })
     }
 
+    /// Another handle with its own blocking connection, for a second concurrent reader.
+    pub async fn reader(&self) -> Result<Transport, TransportError> {
+        Ok(Transport { queue: self.queue.reader().await?, conn: self.conn.clone(), epoch_key: self.epoch_key.clone() })
+    }
+
     /// Recreates the consumer groups (after Redis lost them).
     pub async fn ensure_groups(&self) -> Result<(), TransportError> {
         Ok(self.queue.ensure_groups().await?)
@@ -50,7 +55,12 @@ impl Transport {
     }
 
     /// Results another engine read but never acknowledged (it died mid-batch).
-    pub async fn claim_stale_results(&self, consumer: &str, idle: Duration, max: usize) -> Result<Batch, TransportError> {
+    pub async fn claim_stale_results(
+        &self,
+        consumer: &str,
+        idle: Duration,
+        max: usize,
+    ) -> Result<Batch, TransportError> {
         let entries = self.queue.claim_stale_results(consumer, idle, max).await?;
         Ok(entries.into_iter().map(|e| (e.id, e.result)).unzip())
     }

@@ -106,18 +106,22 @@ impl Setup {
     }
 
     async fn attempts(&self, id: Uuid) -> Vec<(String, i32, String, bool)> {
-        sqlx::query_as("SELECT step, attempt, status, applied FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt")
-            .bind(id)
-            .fetch_all(&self.db.pool)
-            .await
-            .unwrap()
+        sqlx::query_as(
+            "SELECT step, attempt, status, applied FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap()
     }
 
     /// Simulates Redis losing everything of this installation (FLUSHALL without touching
     /// other tests' keys on the shared Redis).
     async fn wipe_redis(&self) {
-        let mut conn = redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
+        let mut conn =
+            redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
         if !keys.is_empty() {
             let () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
         }
@@ -232,12 +236,16 @@ async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dea
     assert_eq!(run.summary.status, RunStatus::Failed);
     let err = run.summary.error.unwrap();
     assert_eq!((err.step.as_deref(), err.code.as_str()), (Some("b"), "invalid_input"));
-    let steps: Vec<(String, String)> = sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
-        .bind(id)
-        .fetch_all(&s.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(steps, vec![("a".into(), "succeeded".into()), ("b".into(), "failed".into()), ("c".into(), "cancelled".into())]);
+    let steps: Vec<(String, String)> =
+        sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
+            .bind(id)
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        steps,
+        vec![("a".into(), "succeeded".into()), ("b".into(), "failed".into()), ("c".into(), "cancelled".into())]
+    );
 
     // exhausted: dead letter after max_attempts
     let id = s.submit("chain", json!({})).await;

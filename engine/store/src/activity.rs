@@ -8,6 +8,7 @@ use crate::table::{self, ID, Table};
 
 const TABLE: Table = Table {
     name: "activity",
+    // only used in not-found messages, which listing never produces
     kind: RecordKind::Contact,
     soft_delete: false,
     has_updated_at: false,
@@ -15,12 +16,7 @@ const TABLE: Table = Table {
     default_sort: "-id",
 };
 
-pub async fn list(
-    db: &Db,
-    kind: RecordKind,
-    record_id: Id,
-    page: &PageRequest,
-) -> Result<Page<Activity>, StoreError> {
+pub async fn list(db: &Db, kind: RecordKind, record_id: Id, page: &PageRequest) -> Result<Page<Activity>, StoreError> {
     let mut conn = db.pool.acquire().await?;
     let rows = TABLE
         .list(&mut conn, page, |qb| {

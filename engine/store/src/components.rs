@@ -17,10 +17,7 @@ pub async fn put(db: &Db, bytes: &[u8]) -> Result<String, StoreError> {
     if bytes.len() > MAX_COMPONENT_BYTES {
         return Err(StoreError::validation(
             "component",
-            format!(
-                "{} bytes is over the {MAX_COMPONENT_BYTES} byte limit",
-                bytes.len()
-            ),
+            format!("{} bytes is over the {MAX_COMPONENT_BYTES} byte limit", bytes.len()),
         ));
     }
     let digest = digest_of(bytes);
@@ -36,10 +33,8 @@ pub async fn put(db: &Db, bytes: &[u8]) -> Result<String, StoreError> {
 
 /// The bytes stored under `digest`, if any.
 pub async fn get(db: &Db, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = sqlx::query("SELECT bytes FROM components WHERE digest = $1")
-        .bind(digest)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT bytes FROM components WHERE digest = $1").bind(digest).fetch_optional(&db.pool).await?;
     Ok(match row {
         Some(r) => Some(r.try_get("bytes")?),
         None => None,
@@ -47,9 +42,7 @@ pub async fn get(db: &Db, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
 }
 
 pub async fn exists(db: &Db, digest: &str) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT 1 AS one FROM components WHERE digest = $1")
-        .bind(digest)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT 1 AS one FROM components WHERE digest = $1").bind(digest).fetch_optional(&db.pool).await?;
     Ok(row.is_some())
 }

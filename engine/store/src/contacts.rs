@@ -14,16 +14,7 @@ pub(crate) const TABLE: Table = Table {
     kind: RecordKind::Contact,
     soft_delete: true,
     has_updated_at: true,
-    sorts: &[
-        CREATED_AT,
-        UPDATED_AT,
-        ID,
-        SortKey {
-            name: "name",
-            expr: "t.name",
-            sql_type: "text",
-        },
-    ],
+    sorts: &[CREATED_AT, UPDATED_AT, ID, SortKey { name: "name", expr: "t.name", sql_type: "text" }],
     default_sort: "-created_at",
 };
 
@@ -36,9 +27,7 @@ pub async fn create(db: &Db, actor: &Actor, new: NewContact) -> Result<Contact, 
     let mut tx = db.pool.begin().await?;
     ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
     ensure_exists(&mut tx, &users::TABLE, new.owner_id, "owner_id").await?;
-    let after = TABLE
-        .create_audited(&mut tx, actor, &table::to_fields(&new)?)
-        .await?;
+    let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
     tx.commit().await?;
     table::to_record(after)
 }
@@ -48,12 +37,7 @@ pub async fn get(db: &Db, id: Id) -> Result<Contact, StoreError> {
     table::to_record(TABLE.get(&mut conn, id).await?)
 }
 
-pub async fn update(
-    db: &Db,
-    actor: &Actor,
-    id: Id,
-    patch: ContactPatch,
-) -> Result<Contact, StoreError> {
+pub async fn update(db: &Db, actor: &Actor, id: Id, patch: ContactPatch) -> Result<Contact, StoreError> {
     if let Some(name) = &patch.name {
         validate::text("name", name, 300)?;
     }
@@ -71,24 +55,15 @@ pub async fn update(
     }
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, id).await?;
-    ensure_exists(
-        &mut tx,
-        &companies::TABLE,
-        patch.company_id.flatten(),
-        "company_id",
-    )
-    .await?;
+    ensure_exists(&mut tx, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
     ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
-    let after = TABLE
-        .update_audited(
-            &mut tx,
-            actor,
-            &before,
-            &table::to_fields(&patch)?,
-            "updated",
-        )
-        .await?;
-    tx.commit().await?;
+    let after = TABLE.update_audited(&mut tx, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    // nothing changed: keep even updated_at as it was
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     table::to_record(after.unwrap_or(before))
 }
 
@@ -99,17 +74,9 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    filter: &ContactFilter,
-    page: &PageRequest,
-) -> Result<Page<Contact>, StoreError> {
+pub async fn list(db: &Db, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>, StoreError> {
     let mut conn = db.pool.acquire().await?;
-    let q = filter
-        .q
-        .as_deref()
-        .map(search::normalize)
-        .filter(|q| !q.is_empty());
+    let q = filter.q.as_deref().map(search::normalize).filter(|q| !q.is_empty());
     let matcher = match q {
         Some(q) => Some(search::Matcher::new(&mut conn, q).await?),
         None => None,

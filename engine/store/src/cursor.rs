@@ -25,9 +25,7 @@ impl Cursor {
 
     pub fn decode(text: &str) -> Result<Cursor, StoreError> {
         let bad = || StoreError::InvalidQuery("cursor is not one this API handed out".into());
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text.trim_end_matches('='))
-            .map_err(|_| bad())?;
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| bad())?;
         serde_json::from_slice(&bytes).map_err(|_| bad())
     }
 }
@@ -38,11 +36,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_garbage() {
-        let c = Cursor {
-            sort: "-created_at".into(),
-            key: "2026-01-01 00:00:00+00".into(),
-            id: 7,
-        };
+        let c = Cursor { sort: "-created_at".into(), key: "2026-01-01 00:00:00+00".into(), id: 7 };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("not base64!").is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode(b"{}")).is_err());

@@ -29,28 +29,19 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         let opts: PgConnectOptions = url
             .parse::<PgConnectOptions>()
-            .map_err(|source| DbError::Connect {
-                url: redact(url),
-                source,
-            })?
+            .map_err(|source| DbError::Connect { url: redact(url), source })?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500))
             // Search corrects typos against its word dictionary with the `%` operator; one
             // typo in a short word leaves little trigram overlap ("jonh"/"john" = 0.25), so
             // the default 0.3 would miss it. Set per session, so search needs no transaction.
-            .options([(
-                "pg_trgm.similarity_threshold",
-                crate::search::WORD_THRESHOLD,
-            )]);
+            .options([("pg_trgm.similarity_threshold", crate::search::WORD_THRESHOLD)]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await
-            .map_err(|source| DbError::Connect {
-                url: redact(url),
-                source,
-            })?;
+            .map_err(|source| DbError::Connect { url: redact(url), source })?;
         Ok(Db { pool })
     }
 
@@ -62,34 +53,23 @@ impl Db {
     /// Creates the database `url` names if it does not exist yet, so a first `crm up` on a
     /// fresh Postgres needs no manual `createdb`.
     pub async fn ensure_database(url: &str) -> Result<(), DbError> {
-        let opts: PgConnectOptions = url.parse().map_err(|source| DbError::Connect {
-            url: redact(url),
-            source,
-        })?;
+        let opts: PgConnectOptions = url.parse().map_err(|source| DbError::Connect { url: redact(url), source })?;
         let Some(name) = opts.get_database().map(str::to_string) else {
             return Ok(());
         };
         let admin = opts.clone().database("postgres");
         let mut conn = sqlx::PgConnection::connect_with(&admin)
             .await
-            .map_err(|source| DbError::Connect {
-                url: redact(url),
-                source,
-            })?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&name)
-                .fetch_one(&mut conn)
-                .await?;
+            .map_err(|source| DbError::Connect { url: redact(url), source })?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             let quoted = format!("\"{}\"", name.replace('"', ""));
             // A concurrent creator wins the race harmlessly: ignore "already exists".
-            if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-                .execute(&mut conn)
-                .await
-            {
-                let duplicate =
-                    matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut conn).await {
+                let duplicate = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
                 if !duplicate {
                     return Err(e.into());
                 }
@@ -102,25 +82,14 @@ impl Db {
     /// Creates a fresh database named `name` next to the one `admin_url` points at, applies
     /// the migrations, and returns its URL. Tests use one database each so they run in parallel.
     pub async fn create_scratch(admin_url: &str, name: &str) -> Result<String, DbError> {
-        let admin: PgConnectOptions = admin_url.parse().map_err(|source| DbError::Connect {
-            url: redact(admin_url),
-            source,
-        })?;
+        let admin: PgConnectOptions =
+            admin_url.parse().map_err(|source| DbError::Connect { url: redact(admin_url), source })?;
         let mut conn = sqlx::PgConnection::connect_with(&admin)
             .await
-            .map_err(|source| DbError::Connect {
-                url: redact(admin_url),
-                source,
-            })?;
+            .map_err(|source| DbError::Connect { url: redact(admin_url), source })?;
         let quoted = quote_database_name(name)?;
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))).execute(&mut conn).await?;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut conn).await?;
         conn.close().await?;
         let url = with_database(admin_url, name);
         let db = Db::connect(&url, 2).await?;
@@ -134,25 +103,17 @@ impl Db {
         if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
             && let Ok(quoted) = quote_database_name(name)
         {
-            let _ = sqlx::query(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
+            let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
 
 /// Database names can't be bind parameters, so only a conservative alphabet is accepted.
 fn quote_database_name(name: &str) -> Result<String, DbError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(format!("\"{name}\""))
-    } else {
-        Err(DbError::BadName(name.to_string()))
-    }
+    let ok = !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok { Ok(format!("\"{name}\"")) } else { Err(DbError::BadName(name.to_string())) }
 }
 
 /// `postgres://u@h:5432/db?x` with the database replaced by `name`.
@@ -180,12 +141,7 @@ pub fn redact(url: &str) -> String {
     {
         let creds = &url[scheme_end + 3..scheme_end + 3 + at];
         if let Some(colon) = creds.find(':') {
-            return format!(
-                "{}{}:***{}",
-                &url[..scheme_end + 3],
-                &creds[..colon],
-                &url[scheme_end + 3 + at..]
-            );
+            return format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[scheme_end + 3 + at..]);
         }
     }
     url.to_string()
@@ -196,14 +152,8 @@ mod tests {
     use super::*;
     #[test]
     fn swaps_database_and_redacts() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/postgres?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
     }

@@ -3,8 +3,7 @@
 
 use chrono::Utc;
 use crm_concepts::records::{
-    Actor, Deal, DealFilter, DealPatch, DealStatus, Id, NewDeal, Page, PageRequest, RecordKind,
-    Stage,
+    Actor, Deal, DealFilter, DealPatch, DealStatus, Id, NewDeal, Page, PageRequest, RecordKind, Stage,
 };
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
@@ -23,26 +22,10 @@ pub(crate) const TABLE: Table = Table {
         CREATED_AT,
         UPDATED_AT,
         ID,
-        SortKey {
-            name: "title",
-            expr: "t.title",
-            sql_type: "text",
-        },
-        SortKey {
-            name: "amount_minor",
-            expr: "t.amount_minor",
-            sql_type: "bigint",
-        },
-        SortKey {
-            name: "stage_changed_at",
-            expr: "t.stage_changed_at",
-            sql_type: "timestamptz",
-        },
-        SortKey {
-            name: "expected_close",
-            expr: "COALESCE(t.expected_close, 'infinity'::date)",
-            sql_type: "date",
-        },
+        SortKey { name: "title", expr: "t.title", sql_type: "text" },
+        SortKey { name: "amount_minor", expr: "t.amount_minor", sql_type: "bigint" },
+        SortKey { name: "stage_changed_at", expr: "t.stage_changed_at", sql_type: "timestamptz" },
+        SortKey { name: "expected_close", expr: "COALESCE(t.expected_close, 'infinity'::date)", sql_type: "date" },
     ],
     default_sort: "-created_at",
 };
@@ -59,9 +42,7 @@ pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreE
         (pipeline_id, Some(stage_id)) => {
             let stage = pipelines::find_stage(&mut tx, stage_id)
                 .await?
-                .ok_or_else(|| {
-                    StoreError::validation("stage_id", format!("stage {stage_id} does not exist"))
-                })?;
+                .ok_or_else(|| StoreError::validation("stage_id", format!("stage {stage_id} does not exist")))?;
             if let Some(p) = pipeline_id {
                 check_stage_in(&stage, p)?;
             }
@@ -69,14 +50,10 @@ pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreE
         }
         (Some(p), None) => pipelines::first_stage(&mut tx, Some(p))
             .await?
-            .ok_or_else(|| {
-                StoreError::validation("pipeline_id", format!("pipeline {p} does not exist"))
-            })?,
+            .ok_or_else(|| StoreError::validation("pipeline_id", format!("pipeline {p} does not exist")))?,
         (None, None) => pipelines::first_stage(&mut tx, None)
             .await?
-            .ok_or_else(|| {
-                StoreError::validation("pipeline_id", "no pipeline exists yet: create one first")
-            })?,
+            .ok_or_else(|| StoreError::validation("pipeline_id", "no pipeline exists yet: create one first"))?,
     };
     ensure_exists(&mut tx, &contacts::TABLE, new.contact_id, "contact_id").await?;
     ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
@@ -101,17 +78,7 @@ pub async fn update(db: &Db, actor: &Actor, id: Id, patch: DealPatch) -> Result<
 
 /// Moves a deal to another stage of its pipeline.
 pub async fn move_stage(db: &Db, actor: &Actor, id: Id, stage_id: Id) -> Result<Deal, StoreError> {
-    apply(
-        db,
-        actor,
-        id,
-        DealPatch {
-            stage_id: Some(stage_id),
-            ..DealPatch::default()
-        },
-        "moved",
-    )
-    .await
+    apply(db, actor, id, DealPatch { stage_id: Some(stage_id), ..DealPatch::default() }, "moved").await
 }
 
 pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
@@ -121,17 +88,9 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    filter: &DealFilter,
-    page: &PageRequest,
-) -> Result<Page<Deal>, StoreError> {
+pub async fn list(db: &Db, filter: &DealFilter, page: &PageRequest) -> Result<Page<Deal>, StoreError> {
     let mut conn = db.pool.acquire().await?;
-    let q = filter
-        .q
-        .as_deref()
-        .map(search::normalize)
-        .filter(|q| !q.is_empty());
+    let q = filter.q.as_deref().map(search::normalize).filter(|q| !q.is_empty());
     let matcher = match q {
         Some(q) => Some(search::Matcher::new(&mut conn, q).await?),
         None => None,
@@ -159,13 +118,7 @@ pub async fn list(
     table::to_records(rows)
 }
 
-async fn apply(
-    db: &Db,
-    actor: &Actor,
-    id: Id,
-    patch: DealPatch,
-    action: &str,
-) -> Result<Deal, StoreError> {
+async fn apply(db: &Db, actor: &Actor, id: Id, patch: DealPatch, action: &str) -> Result<Deal, StoreError> {
     if let Some(t) = &patch.title {
         validate::text("title", t, 300)?;
     }
@@ -184,20 +137,8 @@ async fn apply(
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, id).await?;
     let current: Deal = table::to_record(before.clone())?;
-    ensure_exists(
-        &mut tx,
-        &contacts::TABLE,
-        patch.contact_id.flatten(),
-        "contact_id",
-    )
-    .await?;
-    ensure_exists(
-        &mut tx,
-        &companies::TABLE,
-        patch.company_id.flatten(),
-        "company_id",
-    )
-    .await?;
+    ensure_exists(&mut tx, &contacts::TABLE, patch.contact_id.flatten(), "contact_id").await?;
+    ensure_exists(&mut tx, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
     ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
 
     let mut fields = table::to_fields(&patch)?;
@@ -209,10 +150,13 @@ async fn apply(
             enter_stage(&mut fields, &stage, Some(&current));
         }
     }
-    let after = TABLE
-        .update_audited(&mut tx, actor, &before, &fields, action)
-        .await?;
-    tx.commit().await?;
+    let after = TABLE.update_audited(&mut tx, actor, &before, &fields, action).await?;
+    // nothing changed: keep even updated_at as it was
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     table::to_record(after.unwrap_or(before))
 }
 
@@ -227,17 +171,15 @@ async fn target_stage(
     let pipeline = pipeline_id.unwrap_or(current.pipeline_id);
     match stage_id {
         Some(s) => {
-            let stage = pipelines::find_stage(conn, s).await?.ok_or_else(|| {
-                StoreError::validation("stage_id", format!("stage {s} does not exist"))
-            })?;
+            let stage = pipelines::find_stage(conn, s)
+                .await?
+                .ok_or_else(|| StoreError::validation("stage_id", format!("stage {s} does not exist")))?;
             check_stage_in(&stage, pipeline)?;
             Ok(stage)
         }
         None => pipelines::first_stage(conn, Some(pipeline))
             .await?
-            .ok_or_else(|| {
-                StoreError::validation("pipeline_id", format!("pipeline {pipeline} does not exist"))
-            }),
+            .ok_or_else(|| StoreError::validation("pipeline_id", format!("pipeline {pipeline} does not exist"))),
     }
 }
 
@@ -247,10 +189,7 @@ fn check_stage_in(stage: &Stage, pipeline_id: Id) -> Result<(), StoreError> {
     } else {
         Err(StoreError::validation(
             "stage_id",
-            format!(
-                "stage {} belongs to pipeline {}, not to pipeline {pipeline_id}",
-                stage.id, stage.pipeline_id
-            ),
+            format!("stage {} belongs to pipeline {}, not to pipeline {pipeline_id}", stage.id, stage.pipeline_id),
         ))
     }
 }

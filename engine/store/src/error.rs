@@ -22,10 +22,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> StoreError {
-        StoreError::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
+        StoreError::Validation { field: field.into(), message: message.into() }
     }
 
     pub fn not_found(kind: RecordKind, id: Id) -> StoreError {
@@ -64,11 +61,8 @@ impl From<sqlx::Error> for StoreError {
                 } else {
                     format!("refers to a record that does not exist ({})", db.message())
                 };
-                let field = if constraint == "deals_stage_id_pipeline_id_fkey" {
-                    "stage_id".to_string()
-                } else {
-                    field
-                };
+                let field =
+                    if constraint == "deals_stage_id_pipeline_id_fkey" { "stage_id".to_string() } else { field };
                 StoreError::Validation { field, message }
             }
             Some("23514") => {
@@ -81,26 +75,19 @@ impl From<sqlx::Error> for StoreError {
                     .and_then(|p| p.column())
                     .unwrap_or("record")
                     .to_string();
-                StoreError::Validation {
-                    field,
-                    message: "is required".into(),
-                }
+                StoreError::Validation { field, message: "is required".into() }
             }
             // data exceptions: a value Postgres cannot store (out of range, bad encoding)
-            Some(code) if code.starts_with("22") => StoreError::Validation {
-                field: "record".into(),
-                message: db.message().to_string(),
-            },
+            Some(code) if code.starts_with("22") => {
+                StoreError::Validation { field: "record".into(), message: db.message().to_string() }
+            }
             _ => StoreError::Db(e),
         }
     }
 }
 
 fn column_of(constraint: &str, table: &str, suffix: &str) -> String {
-    let rest = constraint
-        .strip_prefix(table)
-        .and_then(|r| r.strip_prefix('_'))
-        .unwrap_or(constraint);
+    let rest = constraint.strip_prefix(table).and_then(|r| r.strip_prefix('_')).unwrap_or(constraint);
     rest.strip_suffix(suffix).unwrap_or(rest).to_string()
 }
 
@@ -108,9 +95,7 @@ fn conflict_message(constraint: &str) -> String {
     match constraint {
         "contacts_email_live_key" => "a contact with this email already exists".into(),
         "users_email_key" => "a user with this email already exists".into(),
-        "users_telegram_user_id_key" => {
-            "this Telegram user is already linked to another CRM user".into()
-        }
+        "users_telegram_user_id_key" => "this Telegram user is already linked to another CRM user".into(),
         "pipelines_name_key" => "a pipeline with this name already exists".into(),
         "stages_pipeline_id_name_key" => "two stages of a pipeline cannot share a name".into(),
         other => format!("duplicate value ({other})"),
@@ -119,15 +104,13 @@ fn conflict_message(constraint: &str) -> String {
 
 fn check_message(constraint: &str, table: &str) -> (String, String) {
     match constraint {
-        "tasks_check" => (
-            "contact_id".into(),
-            "a task links to at most one record (contact_id, company_id or deal_id)".into(),
-        ),
+        "tasks_check" => {
+            ("contact_id".into(), "a task links to at most one record (contact_id, company_id or deal_id)".into())
+        }
         "tasks_check1" => ("done".into(), "done and done_at disagree".into()),
         "notes_check" => (
             "contact_id".into(),
-            "a note belongs to exactly one record (contact_id, company_id, deal_id or task_id)"
-                .into(),
+            "a note belongs to exactly one record (contact_id, company_id, deal_id or task_id)".into(),
         ),
         _ => {
             let field = column_of(constraint, table, "_check");
@@ -149,14 +132,8 @@ mod tests {
 
     #[test]
     fn names_the_column_of_a_constraint() {
-        assert_eq!(
-            column_of("contacts_company_id_fkey", "contacts", "_fkey"),
-            "company_id"
-        );
-        assert_eq!(
-            column_of("deals_amount_minor_check", "deals", "_check"),
-            "amount_minor"
-        );
+        assert_eq!(column_of("contacts_company_id_fkey", "contacts", "_fkey"), "company_id");
+        assert_eq!(column_of("deals_amount_minor_check", "deals", "_check"), "amount_minor");
         assert_eq!(check_message("tasks_check", "tasks").0, "contact_id");
         assert_eq!(check_message("tasks_check1", "tasks").0, "done");
     }

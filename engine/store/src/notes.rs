@@ -1,8 +1,6 @@
 //! Notes: free text attached to exactly one record, written by the acting user.
 
-use crm_concepts::records::{
-    Actor, Id, NewNote, Note, NoteFilter, NotePatch, Page, PageRequest, RecordKind,
-};
+use crm_concepts::records::{Actor, Id, NewNote, Note, NoteFilter, NotePatch, Page, PageRequest, RecordKind};
 use serde_json::json;
 
 use crate::Db;
@@ -23,10 +21,7 @@ const MAX_BODY: usize = 20_000;
 
 pub async fn create(db: &Db, actor: &Actor, new: NewNote) -> Result<Note, StoreError> {
     validate::text("body", &new.body, MAX_BODY)?;
-    let links = [new.contact_id, new.company_id, new.deal_id, new.task_id]
-        .iter()
-        .filter(|l| l.is_some())
-        .count();
+    let links = [new.contact_id, new.company_id, new.deal_id, new.task_id].iter().filter(|l| l.is_some()).count();
     if links != 1 {
         return Err(StoreError::validation(
             "contact_id",
@@ -56,16 +51,13 @@ pub async fn update(db: &Db, actor: &Actor, id: Id, patch: NotePatch) -> Result<
     }
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, id).await?;
-    let after = TABLE
-        .update_audited(
-            &mut tx,
-            actor,
-            &before,
-            &table::to_fields(&patch)?,
-            "updated",
-        )
-        .await?;
-    tx.commit().await?;
+    let after = TABLE.update_audited(&mut tx, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    // nothing changed: keep even updated_at as it was
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     table::to_record(after.unwrap_or(before))
 }
 
@@ -76,11 +68,7 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    filter: &NoteFilter,
-    page: &PageRequest,
-) -> Result<Page<Note>, StoreError> {
+pub async fn list(db: &Db, filter: &NoteFilter, page: &PageRequest) -> Result<Page<Note>, StoreError> {
     let mut conn = db.pool.acquire().await?;
     let rows = TABLE
         .list(&mut conn, page, |qb| {

@@ -1,19 +1,85 @@
 //! Chat messages steps send to CRM users (capability `notify`); the bot delivers them.
+//!
+//! A notification is pending until the bot reports it delivered, or undeliverable with a
+//! reason (no linked Telegram account, Telegram refused the chat). Pending ones are served
+//! again after every reconnect of the bot, so delivery is at least once, and a row's
+//! outcome is written once: a late second report changes nothing.
 
-use sqlx::Row;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
+use crate::cursor::Cursor;
 use crate::{Db, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The Postgres channel a commit that added notifications signals on (migration 0006).
+pub const CHANNEL: &str = "crm_notifications";
+
+/// The longest reason kept for an undeliverable notification (the column allows 1000).
+pub const MAX_REASON_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Undeliverable,
+}
+
+impl DeliveryStatus {
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        match text {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "undeliverable" => Some(DeliveryStatus::Undeliverable),
+            _ => None,
+        }
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "n.delivered_at IS NULL AND n.undeliverable_at IS NULL",
+            DeliveryStatus::Delivered => "n.delivered_at IS NOT NULL",
+            DeliveryStatus::Undeliverable => "n.undeliverable_at IS NOT NULL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Notification {
     pub id: i64,
     pub user_id: i64,
+    /// the chat to deliver to (a private chat's id is the Telegram user id); `None` while
+    /// the user has not linked Telegram or is disabled
+    pub telegram_user_id: Option<i64>,
     pub text: String,
     pub run_id: Option<Uuid>,
     pub step: Option<String>,
     pub workflow: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub undeliverable_at: Option<DateTime<Utc>>,
+    pub undeliverable_reason: Option<String>,
 }
+
+impl Notification {
+    pub fn status(&self) -> DeliveryStatus {
+        if self.delivered_at.is_some() {
+            DeliveryStatus::Delivered
+        } else if self.undeliverable_at.is_some() {
+            DeliveryStatus::Undeliverable
+        } else {
+            DeliveryStatus::Pending
+        }
+    }
+}
+
+const SELECT: &str =
+    "SELECT n.id, n.user_id, CASE WHEN u.disabled_at IS NULL THEN u.telegram_user_id END AS telegram_user_id,
+        n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason
+    FROM notifications n JOIN users u ON u.id = n.user_id";
 
 /// Who sent a notification: the run and step, for the bot to link back to.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +90,7 @@ pub struct Origin<'a> {
 }
 
 pub async fn add(db: &Db, user_id: i64, text: &str, origin: Origin<'_>) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    let id = sqlx::query_scalar(
         "INSERT INTO notifications (user_id, text, run_id, step, workflow) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(user_id)
@@ -34,38 +100,103 @@ pub async fn add(db: &Db, user_id: i64, text: &str, origin: Origin<'_>) -> Resul
     .bind(origin.workflow)
     .fetch_one(&db.pool)
     .await?;
-    Ok(row.try_get("id")?)
+    Ok(id)
 }
 
-/// Undelivered notifications, oldest first.
+pub async fn get(db: &Db, id: i64) -> Result<Option<Notification>, StoreError> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("{SELECT} WHERE n.id = $1"))).bind(id).fetch_optional(&db.pool).await?)
+}
+
+/// Pending notifications, oldest first.
 pub async fn pending(db: &Db, limit: i64) -> Result<Vec<Notification>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, user_id, text, run_id, step, workflow FROM notifications
-         WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
-    )
+    // Only constant fragments are spliced in; every value is bound.
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "{SELECT} WHERE {} ORDER BY n.id LIMIT $1",
+        DeliveryStatus::Pending.condition()
+    )))
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Notification {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                text: r.try_get("text")?,
-                run_id: r.try_get("run_id")?,
-                step: r.try_get("step")?,
-                workflow: r.try_get("workflow")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 pub async fn mark_delivered(db: &Db, ids: &[i64]) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE notifications SET delivered_at = now() WHERE id = ANY($1) AND delivered_at IS NULL",
+        "UPDATE notifications SET delivered_at = now()
+         WHERE id = ANY($1) AND delivered_at IS NULL AND undeliverable_at IS NULL",
     )
     .bind(ids)
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// Records delivery of a pending notification; returns it as it is now (`None`: no such id).
+pub async fn delivered(db: &Db, id: i64) -> Result<Option<Notification>, StoreError> {
+    mark_delivered(db, &[id]).await?;
+    get(db, id).await
+}
+
+/// Gives up on a pending notification with `reason`; returns it as it is now.
+pub async fn undeliverable(db: &Db, id: i64, reason: &str) -> Result<Option<Notification>, StoreError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(StoreError::validation("reason", "must not be empty"));
+    }
+    let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    sqlx::query(
+        "UPDATE notifications SET undeliverable_at = now(), undeliverable_reason = $2
+         WHERE id = $1 AND delivered_at IS NULL AND undeliverable_at IS NULL",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&db.pool)
+    .await?;
+    get(db, id).await
+}
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub user_id: Option<i64>,
+    pub status: Option<DeliveryStatus>,
+    pub limit: i64,
+    pub cursor: Option<String>,
+}
+
+const LIST_SORT: &str = "-id";
+
+/// Newest first, keyset-paginated; returns the page and the cursor of the next one.
+pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<Notification>, Option<String>), StoreError> {
+    let before = match &q.cursor {
+        Some(text) => {
+            let c = Cursor::decode(text)?;
+            if c.sort != LIST_SORT {
+                return Err(StoreError::InvalidQuery("cursor is not one this API handed out".into()));
+            }
+            Some(c.id)
+        }
+        None => None,
+    };
+    let status = q.status.map_or("TRUE", DeliveryStatus::condition);
+    let sql = format!(
+        "{SELECT} WHERE ({status}) AND ($1::bigint IS NULL OR n.user_id = $1) AND ($2::bigint IS NULL OR n.id < $2)
+         ORDER BY n.id DESC LIMIT $3"
+    );
+    let mut items: Vec<Notification> =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(q.user_id).bind(before).bind(q.limit + 1).fetch_all(&db.pool).await?;
+    let next = if items.len() as i64 > q.limit {
+        items.truncate(q.limit.max(0) as usize);
+        items.last().map(|n| Cursor { sort: LIST_SORT.into(), key: n.id.to_string(), id: n.id }.encode())
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// A listener on [`CHANNEL`]: wakes when notifications were added. It holds one connection
+/// of the pool while it lives.
+pub async fn listener(db: &Db) -> Result<PgListener, StoreError> {
+    let mut listener = PgListener::connect_with(&db.pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
 }

@@ -33,7 +33,11 @@ pub struct NewRun {
 pub enum Inserted {
     Created,
     /// an earlier run holds the idempotency key
-    Existing { id: Uuid, status: RunStatus, same_input: bool },
+    Existing {
+        id: Uuid,
+        status: RunStatus,
+        same_input: bool,
+    },
 }
 
 /// Inserts runs and their steps in the caller's transaction; the result matches `runs`
@@ -124,7 +128,10 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
         .await?;
         for row in rows {
             let k: (String, String) = (row.try_get("workflow")?, row.try_get("idempotency_key")?);
-            existing.insert(k, (row.try_get::<Uuid, _>("id")?, status_of(&row)?, row.try_get::<serde_json::Value, _>("input")?));
+            existing.insert(
+                k,
+                (row.try_get::<Uuid, _>("id")?, status_of(&row)?, row.try_get::<serde_json::Value, _>("input")?),
+            );
         }
     }
     runs.iter()
@@ -135,9 +142,9 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
             let k = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
             // A run without a key always inserts, so a clash always has a key and a row;
             // if it is gone (deleted meanwhile), say so rather than guess.
-            let (id, status, input) = existing
-                .get(&k)
-                .ok_or_else(|| WorkflowError::Conflict("the run holding this idempotency key was removed; retry".into()))?;
+            let (id, status, input) = existing.get(&k).ok_or_else(|| {
+                WorkflowError::Conflict("the run holding this idempotency key was removed; retry".into())
+            })?;
             Ok(Inserted::Existing { id: *id, status: *status, same_input: input == &r.input })
         })
         .collect()
@@ -177,7 +184,10 @@ pub struct StepState {
 
 /// Locks the runs (in id order, so two appliers never deadlock) and reads them with their
 /// steps. Everything that changes a run's state takes this lock first.
-pub async fn lock_runs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(Vec<RunState>, Vec<StepState>), WorkflowError> {
+pub async fn lock_runs(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(Vec<RunState>, Vec<StepState>), WorkflowError> {
     // One round trip: each run's columns come once per step, which costs less than a
     // second query.
     let rows = sqlx::query(
@@ -399,12 +409,11 @@ pub async fn outputs_of(
     conn: &mut PgConnection,
     run_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, String, serde_json::Value)>, WorkflowError> {
-    let rows = sqlx::query(
-        "SELECT run_id, step, output FROM run_steps WHERE run_id = ANY($1) AND status = 'succeeded'",
-    )
-    .bind(run_ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT run_id, step, output FROM run_steps WHERE run_id = ANY($1) AND status = 'succeeded'")
+            .bind(run_ids)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -426,10 +435,19 @@ pub async fn mark_enqueued(conn: &mut PgConnection, keys: &[(Uuid, String, i32)]
     let runs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let steps: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
     let attempts: Vec<i32> = keys.iter().map(|k| k.2).collect();
+    // Rows another transaction holds (an applier finishing that very step) are skipped
+    // rather than waited for: waiting in arbitrary order is how deadlocks start, and the
+    // applier is about to settle the step anyway.
     let n = sqlx::query(
         "UPDATE run_steps s SET enqueued_at = now()
-         FROM UNNEST($1::uuid[], $2::text[], $3::int[]) AS u (r, s, a)
-         WHERE s.run_id = u.r AND s.step = u.s AND s.attempt = u.a AND s.status = 'queued' AND s.enqueued_at IS NULL",
+         FROM (
+            SELECT t.run_id, t.step FROM run_steps t
+            JOIN UNNEST($1::uuid[], $2::text[], $3::int[]) AS u (r, s, a)
+              ON t.run_id = u.r AND t.step = u.s AND t.attempt = u.a
+            WHERE t.status = 'queued' AND t.enqueued_at IS NULL
+            FOR UPDATE OF t SKIP LOCKED
+         ) k
+         WHERE s.run_id = k.run_id AND s.step = k.step",
     )
     .bind(&runs)
     .bind(&steps)

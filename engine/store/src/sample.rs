@@ -563,9 +563,7 @@ const COMPANY_B: &[&str] = &[
     "Studios",
     "Travel",
 ];
-const COMPANY_C: &[&str] = &[
-    "Ltd", "Inc", "LLC", "GmbH", "Group", "Co", "Partners", "AG", "SA", "Holdings",
-];
+const COMPANY_C: &[&str] = &["Ltd", "Inc", "LLC", "GmbH", "Group", "Co", "Partners", "AG", "SA", "Holdings"];
 const PRODUCTS: &[&str] = &[
     "annual licence",
     "pilot",
@@ -588,15 +586,7 @@ const TASKS: &[&str] = &[
     "Email pricing to",
     "Schedule kickoff with",
 ];
-const TAGS: &[&str] = &[
-    "vip",
-    "lead",
-    "partner",
-    "churn-risk",
-    "newsletter",
-    "event-2026",
-    "referral",
-];
+const TAGS: &[&str] = &["vip", "lead", "partner", "churn-risk", "newsletter", "event-2026", "referral"];
 
 pub struct Counts {
     pub companies: u64,
@@ -635,20 +625,11 @@ impl Sample {
     }
 
     pub fn company_name(&mut self) -> String {
-        format!(
-            "{} {} {}",
-            self.pick(COMPANY_A),
-            self.pick(COMPANY_B),
-            self.pick(COMPANY_C)
-        )
+        format!("{} {} {}", self.pick(COMPANY_A), self.pick(COMPANY_B), self.pick(COMPANY_C))
     }
 
     pub fn phone(&mut self) -> String {
-        format!(
-            "+1 555 {:03} {:04}",
-            self.rng.random_range(0..1000),
-            self.rng.random_range(0..10_000)
-        )
+        format!("+1 555 {:03} {:04}", self.rng.random_range(0..1000), self.rng.random_range(0..10_000))
     }
 
     fn tags(&mut self) -> String {
@@ -675,12 +656,7 @@ impl Sample {
             3 if chars.len() > 4 => {
                 // drop a letter
                 let i = self.rng.random_range(1..chars.len() - 1);
-                chars
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, c)| c)
-                    .collect()
+                chars.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c).collect()
             }
             _ => name.to_lowercase(),
         }
@@ -698,24 +674,15 @@ pub async fn load(
     progress: Progress<'_>,
 ) -> Result<Counts, StoreError> {
     let mut conn = db.pool.acquire().await?;
-    let (deals, tasks) = if with_deals {
-        (contacts / 5, contacts / 5)
-    } else {
-        (0, 0)
-    };
+    let (deals, tasks) = if with_deals { (contacts / 5, contacts / 5) } else { (0, 0) };
     let total = companies + contacts + deals + tasks;
     let mut done = 0;
 
-    let owners: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM users WHERE disabled_at IS NULL AND role <> 'viewer'")
-            .fetch_all(&mut *conn)
-            .await?;
+    let owners: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE disabled_at IS NULL AND role <> 'viewer'")
+        .fetch_all(&mut *conn)
+        .await?;
     let owner = |s: &mut Sample| -> String {
-        if owners.is_empty() {
-            String::new()
-        } else {
-            owners[s.rng.random_range(0..owners.len())].to_string()
-        }
+        if owners.is_empty() { String::new() } else { owners[s.rng.random_range(0..owners.len())].to_string() }
     };
 
     let first_company = next_id(&mut conn, "companies").await?;
@@ -725,10 +692,7 @@ pub async fn load(
         companies,
         |i| {
             let name = sample.company_name();
-            let domain = format!(
-                "{}{i}.example.com",
-                name.split(' ').next().unwrap_or("co").to_lowercase()
-            );
+            let domain = format!("{}{i}.example.com", name.split(' ').next().unwrap_or("co").to_lowercase());
             let phone = sample.phone();
             let own = owner(sample);
             let tags = sample.tags();
@@ -739,11 +703,10 @@ pub async fn load(
         progress,
     )
     .await?;
-    let company_ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM companies WHERE id >= $1 ORDER BY id")
-            .bind(first_company)
-            .fetch_all(&mut *conn)
-            .await?;
+    let company_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM companies WHERE id >= $1 ORDER BY id")
+        .bind(first_company)
+        .fetch_all(&mut *conn)
+        .await?;
 
     let first_contact = next_id(&mut conn, "contacts").await?;
     let run = sample.run;
@@ -753,10 +716,7 @@ pub async fn load(
         contacts,
         |i| {
             let name = sample.person_name();
-            let email = format!(
-                "{}.{i}.{run}@example.com",
-                name.to_lowercase().replace([' ', '\''], ".")
-            );
+            let email = format!("{}.{i}.{run}@example.com", name.to_lowercase().replace([' ', '\''], "."));
             let phone = sample.phone();
             let company = if company_ids.is_empty() || sample.rng.random_range(0..10) == 0 {
                 String::new()
@@ -765,12 +725,7 @@ pub async fn load(
             };
             let own = owner(sample);
             let tags = sample.tags();
-            format!(
-                "{},{},{phone},{company},{own},{}\n",
-                csv(&name),
-                csv(&email),
-                csv(&tags)
-            )
+            format!("{},{},{phone},{company},{own},{}\n", csv(&name), csv(&email), csv(&tags))
         },
         &mut done,
         total,
@@ -784,11 +739,10 @@ pub async fn load(
         )
         .fetch_all(&mut *conn)
         .await?;
-        let contact_ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM contacts WHERE id >= $1 ORDER BY id")
-                .bind(first_contact)
-                .fetch_all(&mut *conn)
-                .await?;
+        let contact_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE id >= $1 ORDER BY id")
+            .bind(first_contact)
+            .fetch_all(&mut *conn)
+            .await?;
         let first_deal = next_id(&mut conn, "deals").await?;
         if !stages.is_empty() {
             let now = Utc::now();
@@ -805,38 +759,37 @@ pub async fn load(
                 let own = owner(sample);
                 format!("{},{amount},USD,{pipeline},{stage},{contact},{own},{close},{kind},{closed},{}\n", csv(&title), changed.to_rfc3339())
             }, &mut done, total, progress).await?;
-            let deal_ids: Vec<i64> =
-                sqlx::query_scalar("SELECT id FROM deals WHERE id >= $1 ORDER BY id")
-                    .bind(first_deal)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            copy_rows(&mut conn, "COPY tasks (title, due_at, done, done_at, assignee_id, deal_id) FROM STDIN (FORMAT csv)", tasks, |_| {
-                let deal = deal_ids[sample.rng.random_range(0..deal_ids.len())];
-                let title = format!("{} {}", sample.pick(TASKS), sample.person_name());
-                let due = now + Duration::hours(sample.rng.random_range(-72..24 * 30));
-                let done = sample.rng.random_range(0..4) == 0;
-                let done_at = if done { now.to_rfc3339() } else { String::new() };
-                let own = owner(sample);
-                format!("{},{},{done},{done_at},{own},{deal}\n", csv(&title), due.to_rfc3339())
-            }, &mut done, total, progress).await?;
+            let deal_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM deals WHERE id >= $1 ORDER BY id")
+                .bind(first_deal)
+                .fetch_all(&mut *conn)
+                .await?;
+            copy_rows(
+                &mut conn,
+                "COPY tasks (title, due_at, done, done_at, assignee_id, deal_id) FROM STDIN (FORMAT csv)",
+                tasks,
+                |_| {
+                    let deal = deal_ids[sample.rng.random_range(0..deal_ids.len())];
+                    let title = format!("{} {}", sample.pick(TASKS), sample.person_name());
+                    let due = now + Duration::hours(sample.rng.random_range(-72..24 * 30));
+                    let done = sample.rng.random_range(0..4) == 0;
+                    let done_at = if done { now.to_rfc3339() } else { String::new() };
+                    let own = owner(sample);
+                    format!("{},{},{done},{done_at},{own},{deal}\n", csv(&title), due.to_rfc3339())
+                },
+                &mut done,
+                total,
+                progress,
+            )
+            .await?;
         }
     }
-    sqlx::query("ANALYZE companies, contacts, deals, tasks")
-        .execute(&mut *conn)
-        .await?;
-    Ok(Counts {
-        companies,
-        contacts,
-        deals,
-        tasks,
-    })
+    sqlx::query("ANALYZE companies, contacts, deals, tasks").execute(&mut *conn).await?;
+    Ok(Counts { companies, contacts, deals, tasks })
 }
 
 async fn next_id(conn: &mut PgConnection, table: &str) -> Result<i64, StoreError> {
     let sql = format!("SELECT COALESCE(max(id), 0) + 1 FROM {table}");
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conn).await?)
 }
 
 async fn copy_rows(

@@ -63,12 +63,7 @@ impl WordSpellings {
         }
     }
     fn loose(&self) -> Vec<String> {
-        self.exact
-            .iter()
-            .chain(self.others.iter())
-            .take(MAX_SPELLINGS)
-            .cloned()
-            .collect()
+        self.exact.iter().chain(self.others.iter()).take(MAX_SPELLINGS).cloned().collect()
     }
 }
 
@@ -100,10 +95,7 @@ impl Matcher {
             return Ok(Matcher::Email(q.to_lowercase()));
         }
         let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-        if digits.len() >= 4
-            && q.chars()
-                .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-        {
+        if digits.len() >= 4 && q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
             return Ok(Matcher::Phone(digits));
         }
         // Words are alphanumeric (crm_words splits on everything else), so they carry no
@@ -130,13 +122,7 @@ impl Matcher {
         let mut words: Vec<(i64, WordSpellings)> = Vec::new();
         for (i, query_word, word) in rows {
             if words.last().is_none_or(|(j, _)| *j != i) {
-                words.push((
-                    i,
-                    WordSpellings {
-                        exact: None,
-                        others: Vec::new(),
-                    },
-                ));
+                words.push((i, WordSpellings { exact: None, others: Vec::new() }));
             }
             let Some((_, spellings)) = words.last_mut() else {
                 continue;
@@ -149,16 +135,9 @@ impl Matcher {
         }
         // A word nothing resembles (a stray letter, a typo too far gone) should not veto
         // the others.
-        let words: Vec<WordSpellings> = words
-            .into_iter()
-            .map(|(_, s)| s)
-            .filter(|s| s.exact.is_some() || !s.others.is_empty())
-            .collect();
-        if words.is_empty() {
-            Ok(Matcher::Nothing)
-        } else {
-            Ok(Matcher::Words(words))
-        }
+        let words: Vec<WordSpellings> =
+            words.into_iter().map(|(_, s)| s).filter(|s| s.exact.is_some() || !s.others.is_empty()).collect();
+        if words.is_empty() { Ok(Matcher::Nothing) } else { Ok(Matcher::Words(words)) }
     }
 
     /// Appends ` AND …` restricting alias `t` of `kind`'s table to matches.
@@ -168,17 +147,9 @@ impl Matcher {
                 qb.push(" AND (");
                 for (i, w) in words.iter().enumerate() {
                     if i > 0 {
-                        qb.push(if pass == Pass::AnyWord {
-                            " OR "
-                        } else {
-                            " AND "
-                        });
+                        qb.push(if pass == Pass::AnyWord { " OR " } else { " AND " });
                     }
-                    let set = if pass == Pass::Strict {
-                        w.strict()
-                    } else {
-                        w.loose()
-                    };
+                    let set = if pass == Pass::Strict { w.strict() } else { w.loose() };
                     qb.push("t.words && ").push_bind(set).push("::text[]");
                 }
                 qb.push(")");
@@ -187,13 +158,11 @@ impl Matcher {
                 // A range on the text_pattern_ops index: LIKE with a bound parameter
                 // cannot use it in a generic plan.
                 let upper = format!("{prefix}\u{10FFFF}");
-                qb.push(" AND lower(t.email) ~>=~ ")
-                    .push_bind(prefix.clone());
+                qb.push(" AND lower(t.email) ~>=~ ").push_bind(prefix.clone());
                 qb.push(" AND lower(t.email) ~<~ ").push_bind(upper);
             }
             Matcher::Phone(digits) if kind == RecordKind::Contact => {
-                qb.push(" AND t.phone_digits LIKE ")
-                    .push_bind(format!("%{digits}%"));
+                qb.push(" AND t.phone_digits LIKE ").push_bind(format!("%{digits}%"));
             }
             _ => {
                 qb.push(" AND FALSE");
@@ -248,9 +217,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -261,27 +228,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The best `limit` hits over `kinds` (contacts, companies and deals when empty), best first.
-pub async fn search(
-    db: &Db,
-    q: &str,
-    kinds: &[RecordKind],
-    limit: u32,
-) -> Result<Vec<SearchHit>, StoreError> {
+pub async fn search(db: &Db, q: &str, kinds: &[RecordKind], limit: u32) -> Result<Vec<SearchHit>, StoreError> {
     let q = normalize(q);
     if q.is_empty() {
         return Err(StoreError::InvalidQuery("q must not be empty".into()));
     }
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(StoreError::InvalidQuery(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
+        return Err(StoreError::InvalidQuery(format!("limit must be 1 to {MAX_LIMIT}")));
     }
     let all = [RecordKind::Contact, RecordKind::Company, RecordKind::Deal];
-    let kinds: Vec<RecordKind> = if kinds.is_empty() {
-        all.to_vec()
-    } else {
-        kinds.to_vec()
-    };
+    let kinds: Vec<RecordKind> = if kinds.is_empty() { all.to_vec() } else { kinds.to_vec() };
     if let Some(k) = kinds.iter().find(|k| !all.contains(k)) {
         return Err(StoreError::InvalidQuery(format!(
             "cannot search {}: expected contacts, companies or deals",
@@ -294,12 +250,7 @@ pub async fn search(
     for pass in matcher.passes() {
         let mut hits = ranked(&mut conn, &kinds, &matcher, pass, q, limit).await?;
         if !hits.is_empty() {
-            hits.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then(a.kind.cmp(&b.kind))
-                    .then(a.id.cmp(&b.id))
-            });
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.kind.cmp(&b.kind)).then(a.id.cmp(&b.id)));
             hits.truncate(limit as usize);
             return Ok(hits);
         }
@@ -322,11 +273,7 @@ async fn ranked(
         let (table, title, subtitle) = match kind {
             RecordKind::Contact => ("contacts", "t.name", "COALESCE(t.email, t.phone)"),
             RecordKind::Company => ("companies", "t.name", "t.domain"),
-            _ => (
-                "deals",
-                "t.title",
-                "(SELECT s.name FROM stages s WHERE s.id = t.stage_id)",
-            ),
+            _ => ("deals", "t.title", "(SELECT s.name FROM stages s WHERE s.id = t.stage_id)"),
         };
         if i > 0 {
             qb.push(" UNION ALL ");
@@ -335,33 +282,21 @@ async fn ranked(
             "(SELECT '{}'::text AS kind, c.id, c.title, c.subtitle, GREATEST(word_similarity(",
             kind.as_str()
         ));
-        qb.push_bind(lowered.clone())
-            .push(", lower(c.title)), similarity(")
-            .push_bind(lowered.clone());
+        qb.push_bind(lowered.clone()).push(", lower(c.title)), similarity(").push_bind(lowered.clone());
         qb.push(format!(
             ", lower(c.title)))::float4 AS score FROM (SELECT t.id, {title} AS title, {subtitle} AS subtitle \
              FROM {table} t WHERE t.deleted_at IS NULL"
         ));
         matcher.push_filter(&mut qb, kind, pass);
         qb.push(" LIMIT ").push_bind(CANDIDATES);
-        qb.push(") c ORDER BY score DESC, length(c.title), c.id LIMIT ")
-            .push_bind(i64::from(limit))
-            .push(")");
+        qb.push(") c ORDER BY score DESC, length(c.title), c.id LIMIT ").push_bind(i64::from(limit)).push(")");
     }
-    let rows: Vec<(String, Id, String, Option<String>, f32)> =
-        qb.build_query_as().fetch_all(conn).await?;
+    let rows: Vec<(String, Id, String, Option<String>, f32)> = qb.build_query_as().fetch_all(conn).await?;
     rows.into_iter()
         .map(|(kind, id, title, subtitle, score)| {
-            let kind = kind.parse().map_err(|_| {
-                StoreError::Db(sqlx::Error::Protocol(format!("unexpected kind {kind}")))
-            })?;
-            Ok(SearchHit {
-                kind,
-                id,
-                title,
-                subtitle,
-                score,
-            })
+            let kind =
+                kind.parse().map_err(|_| StoreError::Db(sqlx::Error::Protocol(format!("unexpected kind {kind}"))))?;
+            Ok(SearchHit { kind, id, title, subtitle, score })
         })
         .collect()
 }
@@ -383,10 +318,7 @@ mod tests {
         assert!(is_spelling_of("john", "jonh"));
         assert!(is_spelling_of("johnson", "john"), "a word being typed");
         assert!(!is_spelling_of("joe", "jo"), "too short to guess");
-        assert!(
-            is_spelling_of("alexander", "alexnadr"),
-            "a swap and a dropped letter"
-        );
+        assert!(is_spelling_of("alexander", "alexnadr"), "a swap and a dropped letter");
         assert!(!is_spelling_of("smith", "jones"));
     }
 }

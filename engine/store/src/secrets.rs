@@ -5,10 +5,7 @@ use sqlx::Row;
 use crate::{Db, StoreError};
 
 pub async fn get(db: &Db, name: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query("SELECT value FROM secrets WHERE name = $1").bind(name).fetch_optional(&db.pool).await?;
     Ok(match row {
         Some(r) => Some(r.try_get("value")?),
         None => None,

@@ -40,29 +40,13 @@ fn row_json(alias: &str) -> String {
     format!("(to_jsonb({alias}.*) - {DERIVED})")
 }
 
-pub const CREATED_AT: SortKey = SortKey {
-    name: "created_at",
-    expr: "t.created_at",
-    sql_type: "timestamptz",
-};
-pub const UPDATED_AT: SortKey = SortKey {
-    name: "updated_at",
-    expr: "t.updated_at",
-    sql_type: "timestamptz",
-};
-pub const ID: SortKey = SortKey {
-    name: "id",
-    expr: "t.id",
-    sql_type: "bigint",
-};
+pub const CREATED_AT: SortKey = SortKey { name: "created_at", expr: "t.created_at", sql_type: "timestamptz" };
+pub const UPDATED_AT: SortKey = SortKey { name: "updated_at", expr: "t.updated_at", sql_type: "timestamptz" };
+pub const ID: SortKey = SortKey { name: "id", expr: "t.id", sql_type: "bigint" };
 
 impl Table {
     fn live(&self) -> &'static str {
-        if self.soft_delete {
-            "t.deleted_at IS NULL"
-        } else {
-            "TRUE"
-        }
+        if self.soft_delete { "t.deleted_at IS NULL" } else { "TRUE" }
     }
 
     pub async fn get(&self, conn: &mut PgConnection, id: Id) -> Result<Value, StoreError> {
@@ -75,40 +59,21 @@ impl Table {
         self.fetch(conn, id, " FOR UPDATE").await
     }
 
-    async fn fetch(
-        &self,
-        conn: &mut PgConnection,
-        id: Id,
-        suffix: &str,
-    ) -> Result<Value, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM {} t WHERE t.id = $1 AND {}{suffix}",
-            row_json("t"),
-            self.name,
-            self.live()
-        );
-        let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+    async fn fetch(&self, conn: &mut PgConnection, id: Id, suffix: &str) -> Result<Value, StoreError> {
+        let sql = format!("SELECT {} FROM {} t WHERE t.id = $1 AND {}{suffix}", row_json("t"), self.name, self.live());
+        let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
         row.map(|r| r.0).ok_or(StoreError::not_found(self.kind, id))
     }
 
-    pub async fn insert(
-        &self,
-        conn: &mut PgConnection,
-        fields: &Map<String, Value>,
-    ) -> Result<Value, StoreError> {
+    pub async fn insert(&self, conn: &mut PgConnection, fields: &Map<String, Value>) -> Result<Value, StoreError> {
         let cols = column_list(fields)?;
         let sql = format!(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {json}",
             t = self.name,
             json = row_json(self.name)
         );
-        let (v,): (Value,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(Value::Object(fields.clone()))
-            .fetch_one(conn)
-            .await?;
+        let (v,): (Value,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(Value::Object(fields.clone())).fetch_one(conn).await?;
         Ok(v)
     }
 
@@ -120,10 +85,7 @@ impl Table {
     ) -> Result<Value, StoreError> {
         let cols = column_list(fields)?;
         let (targets, sources) = if self.has_updated_at {
-            (
-                format!("{cols}, updated_at"),
-                format!("{}, now()", prefixed(fields)),
-            )
+            (format!("{cols}, updated_at"), format!("{}, now()", prefixed(fields)))
         } else {
             (cols.clone(), prefixed(fields))
         };
@@ -174,35 +136,18 @@ impl Table {
             // e.g. a timestamp given in another notation for the same instant
             return Ok(None);
         }
-        audit::record_change(
-            conn,
-            actor,
-            self.kind,
-            id,
-            action,
-            Some(before),
-            Some(&after),
-        )
-        .await?;
+        audit::record_change(conn, actor, self.kind, id, action, Some(before), Some(&after)).await?;
         Ok(Some(after))
     }
 
-    pub async fn delete_audited(
-        &self,
-        conn: &mut PgConnection,
-        actor: &Actor,
-        id: Id,
-    ) -> Result<(), StoreError> {
+    pub async fn delete_audited(&self, conn: &mut PgConnection, actor: &Actor, id: Id) -> Result<(), StoreError> {
         let before = self.lock(conn, id).await?;
         let sql = if self.soft_delete {
             format!("UPDATE {} SET deleted_at = now() WHERE id = $1", self.name)
         } else {
             format!("DELETE FROM {} WHERE id = $1", self.name)
         };
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *conn).await?;
         audit::record_change(conn, actor, self.kind, id, "deleted", Some(&before), None).await?;
         Ok(())
     }
@@ -216,37 +161,22 @@ impl Table {
     ) -> Result<Page<Value>, StoreError> {
         let limit = page.limit.unwrap_or(PageRequest::DEFAULT_LIMIT);
         if !(1..=PageRequest::MAX_LIMIT).contains(&limit) {
-            return Err(StoreError::InvalidQuery(format!(
-                "limit must be 1 to {}",
-                PageRequest::MAX_LIMIT
-            )));
+            return Err(StoreError::InvalidQuery(format!("limit must be 1 to {}", PageRequest::MAX_LIMIT)));
         }
-        let sort_text = page
-            .sort
-            .clone()
-            .unwrap_or_else(|| self.default_sort.to_string());
+        let sort_text = page.sort.clone().unwrap_or_else(|| self.default_sort.to_string());
         let (desc, sort_name) = match sort_text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, sort_text.as_str()),
         };
-        let key = self
-            .sorts
-            .iter()
-            .find(|s| s.name == sort_name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.sorts.iter().map(|s| s.name).collect();
-                StoreError::InvalidQuery(format!(
-                    "cannot sort by {sort_name:?}: expected one of {}",
-                    names.join(", ")
-                ))
-            })?;
+        let key = self.sorts.iter().find(|s| s.name == sort_name).ok_or_else(|| {
+            let names: Vec<&str> = self.sorts.iter().map(|s| s.name).collect();
+            StoreError::InvalidQuery(format!("cannot sort by {sort_name:?}: expected one of {}", names.join(", ")))
+        })?;
         let cursor = page.cursor.as_deref().map(Cursor::decode).transpose()?;
         if let Some(c) = &cursor
             && c.sort != sort_text
         {
-            return Err(StoreError::InvalidQuery(
-                "cursor belongs to a different sort".into(),
-            ));
+            return Err(StoreError::InvalidQuery("cursor belongs to a different sort".into()));
         }
 
         let mut qb = QueryBuilder::<Postgres>::new(format!(
@@ -258,11 +188,7 @@ impl Table {
         ));
         filter(&mut qb);
         if let Some(c) = &cursor {
-            qb.push(format!(
-                " AND ({}, t.id) {} (CAST(",
-                key.expr,
-                if desc { "<" } else { ">" }
-            ));
+            qb.push(format!(" AND ({}, t.id) {} (CAST(", key.expr, if desc { "<" } else { ">" }));
             qb.push_bind(c.key.clone());
             qb.push(format!(" AS {}), ", key.sql_type));
             qb.push_bind(c.id);
@@ -280,14 +206,9 @@ impl Table {
             last = Some((row.try_get::<String, _>("k")?, row.try_get::<i64, _>("id")?));
         }
         let next_cursor = match last {
-            Some((key, id)) if rows.len() > limit as usize => Some(
-                Cursor {
-                    sort: sort_text.clone(),
-                    key,
-                    id,
-                }
-                .encode(),
-            ),
+            Some((key, id)) if rows.len() > limit as usize => {
+                Some(Cursor { sort: sort_text.clone(), key, id }.encode())
+            }
             _ => None,
         };
         Ok(Page { items, next_cursor })
@@ -303,23 +224,9 @@ pub async fn ensure_exists(
     field: &str,
 ) -> Result<(), StoreError> {
     let Some(id) = id else { return Ok(()) };
-    let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM {} t WHERE t.id = $1 AND {})",
-        table.name,
-        table.live()
-    );
-    let (exists,): (bool,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
-    if exists {
-        Ok(())
-    } else {
-        Err(StoreError::validation(
-            field,
-            format!("{} {id} does not exist", table.kind),
-        ))
-    }
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} t WHERE t.id = $1 AND {})", table.name, table.live());
+    let (exists,): (bool,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(conn).await?;
+    if exists { Ok(()) } else { Err(StoreError::validation(field, format!("{} {id} does not exist", table.kind))) }
 }
 
 pub fn to_record<T: DeserializeOwned>(v: Value) -> Result<T, StoreError> {
@@ -327,15 +234,8 @@ pub fn to_record<T: DeserializeOwned>(v: Value) -> Result<T, StoreError> {
 }
 
 pub fn to_records<T: DeserializeOwned>(page: Page<Value>) -> Result<Page<T>, StoreError> {
-    let items = page
-        .items
-        .into_iter()
-        .map(to_record)
-        .collect::<Result<Vec<T>, _>>()?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    let items = page.items.into_iter().map(to_record).collect::<Result<Vec<T>, _>>()?;
+    Ok(Page { items, next_cursor: page.next_cursor })
 }
 
 /// A serializable input as a JSON object of columns.
@@ -348,36 +248,20 @@ pub fn to_fields<T: serde::Serialize>(input: &T) -> Result<Map<String, Value>, S
 }
 
 fn record_id(v: &Value) -> Result<Id, StoreError> {
-    v.get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("row without an id".into())))
+    v.get("id").and_then(Value::as_i64).ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("row without an id".into())))
 }
 
 /// Column names come from our own input structs, never from request keys, but they are
 /// spliced into SQL, so refuse anything that is not a plain identifier.
 fn column_list(fields: &Map<String, Value>) -> Result<String, StoreError> {
     for k in fields.keys() {
-        if k.is_empty()
-            || !k
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(StoreError::InvalidQuery(format!(
-                "not a column name: {k:?}"
-            )));
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(StoreError::InvalidQuery(format!("not a column name: {k:?}")));
         }
     }
-    Ok(fields
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(fields.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
 }
 
 fn prefixed(fields: &Map<String, Value>) -> String {
-    fields
-        .keys()
-        .map(|k| format!("r.{k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    fields.keys().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", ")
 }

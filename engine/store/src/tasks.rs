@@ -1,9 +1,7 @@
 //! Tasks: things to do by a time, for an assignee, optionally about one record.
 
 use chrono::Utc;
-use crm_concepts::records::{
-    Actor, Id, NewTask, Page, PageRequest, RecordKind, Task, TaskFilter, TaskPatch,
-};
+use crm_concepts::records::{Actor, Id, NewTask, Page, PageRequest, RecordKind, Task, TaskFilter, TaskPatch};
 use serde_json::json;
 
 use crate::Db;
@@ -20,29 +18,17 @@ pub(crate) const TABLE: Table = Table {
         CREATED_AT,
         UPDATED_AT,
         ID,
-        SortKey {
-            name: "title",
-            expr: "t.title",
-            sql_type: "text",
-        },
-        SortKey {
-            name: "due_at",
-            expr: "COALESCE(t.due_at, 'infinity'::timestamptz)",
-            sql_type: "timestamptz",
-        },
+        SortKey { name: "title", expr: "t.title", sql_type: "text" },
+        SortKey { name: "due_at", expr: "COALESCE(t.due_at, 'infinity'::timestamptz)", sql_type: "timestamptz" },
     ],
     default_sort: "due_at",
 };
 
-const LINKS_MESSAGE: &str =
-    "a task links to at most one record: give only one of contact_id, company_id, deal_id";
+const LINKS_MESSAGE: &str = "a task links to at most one record: give only one of contact_id, company_id, deal_id";
 
 pub async fn create(db: &Db, actor: &Actor, new: NewTask) -> Result<Task, StoreError> {
     validate::text("title", &new.title, 300)?;
-    let links = [new.contact_id, new.company_id, new.deal_id]
-        .iter()
-        .filter(|l| l.is_some())
-        .count();
+    let links = [new.contact_id, new.company_id, new.deal_id].iter().filter(|l| l.is_some()).count();
     if links > 1 {
         return Err(StoreError::validation("contact_id", LINKS_MESSAGE));
     }
@@ -51,9 +37,7 @@ pub async fn create(db: &Db, actor: &Actor, new: NewTask) -> Result<Task, StoreE
     ensure_exists(&mut tx, &contacts::TABLE, new.contact_id, "contact_id").await?;
     ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
     ensure_exists(&mut tx, &deals::TABLE, new.deal_id, "deal_id").await?;
-    let after = TABLE
-        .create_audited(&mut tx, actor, &table::to_fields(&new)?)
-        .await?;
+    let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
     tx.commit().await?;
     table::to_record(after)
 }
@@ -69,17 +53,7 @@ pub async fn update(db: &Db, actor: &Actor, id: Id, patch: TaskPatch) -> Result<
 
 /// Marks a task done; completing a done task changes nothing.
 pub async fn complete(db: &Db, actor: &Actor, id: Id) -> Result<Task, StoreError> {
-    apply(
-        db,
-        actor,
-        id,
-        TaskPatch {
-            done: Some(true),
-            ..TaskPatch::default()
-        },
-        "completed",
-    )
-    .await
+    apply(db, actor, id, TaskPatch { done: Some(true), ..TaskPatch::default() }, "completed").await
 }
 
 pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
@@ -89,11 +63,7 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    filter: &TaskFilter,
-    page: &PageRequest,
-) -> Result<Page<Task>, StoreError> {
+pub async fn list(db: &Db, filter: &TaskFilter, page: &PageRequest) -> Result<Page<Task>, StoreError> {
     let mut conn = db.pool.acquire().await?;
     let rows = TABLE
         .list(&mut conn, page, |qb| {
@@ -117,40 +87,16 @@ pub async fn list(
     table::to_records(rows)
 }
 
-async fn apply(
-    db: &Db,
-    actor: &Actor,
-    id: Id,
-    patch: TaskPatch,
-    action: &str,
-) -> Result<Task, StoreError> {
+async fn apply(db: &Db, actor: &Actor, id: Id, patch: TaskPatch, action: &str) -> Result<Task, StoreError> {
     if let Some(t) = &patch.title {
         validate::text("title", t, 300)?;
     }
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, id).await?;
     let current: Task = table::to_record(before.clone())?;
-    ensure_exists(
-        &mut tx,
-        &users::TABLE,
-        patch.assignee_id.flatten(),
-        "assignee_id",
-    )
-    .await?;
-    ensure_exists(
-        &mut tx,
-        &contacts::TABLE,
-        patch.contact_id.flatten(),
-        "contact_id",
-    )
-    .await?;
-    ensure_exists(
-        &mut tx,
-        &companies::TABLE,
-        patch.company_id.flatten(),
-        "company_id",
-    )
-    .await?;
+    ensure_exists(&mut tx, &users::TABLE, patch.assignee_id.flatten(), "assignee_id").await?;
+    ensure_exists(&mut tx, &contacts::TABLE, patch.contact_id.flatten(), "contact_id").await?;
+    ensure_exists(&mut tx, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
     ensure_exists(&mut tx, &deals::TABLE, patch.deal_id.flatten(), "deal_id").await?;
     let links = [
         patch.contact_id.unwrap_or(current.contact_id),
@@ -170,9 +116,12 @@ async fn apply(
         }
         _ => {}
     }
-    let after = TABLE
-        .update_audited(&mut tx, actor, &before, &fields, action)
-        .await?;
-    tx.commit().await?;
+    let after = TABLE.update_audited(&mut tx, actor, &before, &fields, action).await?;
+    // nothing changed: keep even updated_at as it was
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     table::to_record(after.unwrap_or(before))
 }

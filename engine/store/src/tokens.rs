@@ -32,9 +32,7 @@ pub async fn create(db: &Db, user_id: Id, name: &str) -> Result<(ApiToken, Strin
     .bind(hash(&secret))
     .fetch_optional(&db.pool)
     .await?;
-    let (token,) = row.ok_or_else(|| {
-        StoreError::validation("user_id", format!("user {user_id} does not exist"))
-    })?;
+    let (token,) = row.ok_or_else(|| StoreError::validation("user_id", format!("user {user_id} does not exist")))?;
     Ok((table::to_record(token)?, secret))
 }
 
@@ -66,16 +64,12 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Id)>, S
 }
 
 pub async fn revoke(db: &Db, token_id: Id) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(token_id)
-    .execute(&db.pool)
-    .await?;
+    let done = sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(token_id)
+        .execute(&db.pool)
+        .await?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!(
-            "token {token_id} does not exist or is already revoked"
-        )));
+        return Err(StoreError::Conflict(format!("token {token_id} does not exist or is already revoked")));
     }
     Ok(())
 }

@@ -13,15 +13,7 @@ pub(crate) const TABLE: Table = Table {
     kind: RecordKind::User,
     soft_delete: false,
     has_updated_at: false,
-    sorts: &[
-        CREATED_AT,
-        ID,
-        SortKey {
-            name: "name",
-            expr: "t.name",
-            sql_type: "text",
-        },
-    ],
+    sorts: &[CREATED_AT, ID, SortKey { name: "name", expr: "t.name", sql_type: "text" }],
     default_sort: "id",
 };
 
@@ -29,9 +21,7 @@ pub async fn create(db: &Db, actor: &Actor, new: NewUser) -> Result<User, StoreE
     validate::text("name", &new.name, 200)?;
     validate::email("email", new.email.as_deref())?;
     let mut tx = db.pool.begin().await?;
-    let after = TABLE
-        .create_audited(&mut tx, actor, &table::to_fields(&new)?)
-        .await?;
+    let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
     tx.commit().await?;
     table::to_record(after)
 }
@@ -43,12 +33,11 @@ pub async fn get(db: &Db, id: Id) -> Result<User, StoreError> {
 
 /// The CRM user a Telegram account is linked to, if any.
 pub async fn by_telegram(db: &Db, telegram_user_id: i64) -> Result<Option<User>, StoreError> {
-    let row: Option<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT to_jsonb(t.*) FROM users t WHERE t.telegram_user_id = $1 AND t.disabled_at IS NULL",
-    )
-    .bind(telegram_user_id)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT to_jsonb(t.*) FROM users t WHERE t.telegram_user_id = $1 AND t.disabled_at IS NULL")
+            .bind(telegram_user_id)
+            .fetch_optional(&db.pool)
+            .await?;
     row.map(|r| table::to_record(r.0)).transpose()
 }
 
@@ -71,14 +60,14 @@ pub async fn link_telegram(
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, user_id).await?;
     let mut fields = serde_json::Map::new();
-    fields.insert(
-        "telegram_user_id".into(),
-        serde_json::json!(telegram_user_id),
-    );
-    let after = TABLE
-        .update_audited(&mut tx, actor, &before, &fields, "updated")
-        .await?;
-    tx.commit().await?;
+    fields.insert("telegram_user_id".into(), serde_json::json!(telegram_user_id));
+    let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
+    // nothing changed: keep even updated_at as it was
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     table::to_record(after.unwrap_or(before))
 }
 

@@ -12,16 +12,10 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<(), StoreError> {
         return Err(StoreError::validation(field, "must not be blank"));
     }
     if value.chars().count() > max {
-        return Err(StoreError::validation(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(StoreError::validation(field, format!("must be at most {max} characters")));
     }
     if value.contains('\0') {
-        return Err(StoreError::validation(
-            field,
-            "must not contain NUL characters",
-        ));
+        return Err(StoreError::validation(field, "must not contain NUL characters"));
     }
     Ok(())
 }
@@ -56,25 +50,15 @@ pub fn email(field: &str, value: Option<&str>) -> Result<(), StoreError> {
 pub fn phone(field: &str, value: Option<&str>) -> Result<(), StoreError> {
     let Some(v) = value else { return Ok(()) };
     let ok_char = |c: char| c.is_ascii_digit() || " +-().".contains(c);
-    if v.is_empty()
-        || v.len() > 40
-        || !v.chars().all(ok_char)
-        || !v.chars().any(|c| c.is_ascii_digit())
-    {
-        return Err(StoreError::validation(
-            field,
-            "not a valid phone number (digits, spaces and + - ( ) . only)",
-        ));
+    if v.is_empty() || v.len() > 40 || !v.chars().all(ok_char) || !v.chars().any(|c| c.is_ascii_digit()) {
+        return Err(StoreError::validation(field, "not a valid phone number (digits, spaces and + - ( ) . only)"));
     }
     Ok(())
 }
 
 pub fn tags(field: &str, tags: &[String]) -> Result<(), StoreError> {
     if tags.len() > MAX_TAGS {
-        return Err(StoreError::validation(
-            field,
-            format!("at most {MAX_TAGS} tags"),
-        ));
+        return Err(StoreError::validation(field, format!("at most {MAX_TAGS} tags")));
     }
     for t in tags {
         if t.trim().is_empty() || t.chars().count() > MAX_TAG_LEN || t.contains('\0') {
@@ -98,32 +82,18 @@ pub fn currency(field: &str, code: &str) -> Result<(), StoreError> {
     if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(StoreError::validation(
-            field,
-            "must be a three-letter ISO 4217 code such as USD",
-        ))
+        Err(StoreError::validation(field, "must be a three-letter ISO 4217 code such as USD"))
     }
 }
 
 /// Custom fields are stored as JSONB: keep a single record's blob bounded.
-pub fn custom(
-    field: &str,
-    custom: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), StoreError> {
-    let size = serde_json::to_string(custom)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX);
+pub fn custom(field: &str, custom: &serde_json::Map<String, serde_json::Value>) -> Result<(), StoreError> {
+    let size = serde_json::to_string(custom).map(|s| s.len()).unwrap_or(usize::MAX);
     if size > 64 * 1024 {
-        return Err(StoreError::validation(
-            field,
-            "custom fields must be at most 64 KiB of JSON",
-        ));
+        return Err(StoreError::validation(field, "custom fields must be at most 64 KiB of JSON"));
     }
     if contains_nul(&serde_json::Value::Object(custom.clone())) {
-        return Err(StoreError::validation(
-            field,
-            "must not contain NUL characters",
-        ));
+        return Err(StoreError::validation(field, "must not contain NUL characters"));
     }
     Ok(())
 }
@@ -146,9 +116,7 @@ mod tests {
     fn emails() {
         assert!(email("email", Some("ann@x.io")).is_ok());
         assert!(email("email", Some("o'brien+tag@mail.example.com")).is_ok());
-        for bad in [
-            "ann", "ann@", "@x.io", "ann@x", "a b@x.io", "ann@x.", "a@b@c.io",
-        ] {
+        for bad in ["ann", "ann@", "@x.io", "ann@x", "a b@x.io", "ann@x.", "a@b@c.io"] {
             assert!(email("email", Some(bad)).is_err(), "{bad}");
         }
     }

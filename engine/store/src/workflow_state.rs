@@ -6,13 +6,11 @@ use crate::{Db, StoreError};
 
 /// The value under `key` as JSON text.
 pub async fn get(db: &Db, workflow: &str, key: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query(
-        "SELECT value::text AS value FROM workflow_state WHERE workflow = $1 AND key = $2",
-    )
-    .bind(workflow)
-    .bind(key)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row = sqlx::query("SELECT value::text AS value FROM workflow_state WHERE workflow = $1 AND key = $2")
+        .bind(workflow)
+        .bind(key)
+        .fetch_optional(&db.pool)
+        .await?;
     Ok(match row {
         Some(r) => Some(r.try_get("value")?),
         None => None,

@@ -84,7 +84,8 @@ pub async fn deploy(
     components: &BTreeMap<String, Digest>,
     deployed_by: Option<i64>,
 ) -> Result<Deployed, WorkflowError> {
-    let manifest_json = serde_json::to_value(manifest).map_err(|e| WorkflowError::validation("manifest", e.to_string()))?;
+    let manifest_json =
+        serde_json::to_value(manifest).map_err(|e| WorkflowError::validation("manifest", e.to_string()))?;
     let components_json =
         serde_json::to_value(components).map_err(|e| WorkflowError::validation("components", e.to_string()))?;
     let mut tx = pool.begin().await?;
@@ -114,13 +115,19 @@ pub async fn deploy(
                     .await?;
             }
             tx.commit().await?;
-            return Ok(Deployed { name: manifest.name.clone(), version, label: manifest.version.clone(), created: false });
+            return Ok(Deployed {
+                name: manifest.name.clone(),
+                version,
+                label: manifest.version.clone(),
+                created: false,
+            });
         }
     }
-    let version: i32 = sqlx::query_scalar("SELECT COALESCE(max(version), 0) + 1 FROM workflow_versions WHERE workflow = $1")
-        .bind(&manifest.name)
-        .fetch_one(&mut *tx)
-        .await?;
+    let version: i32 =
+        sqlx::query_scalar("SELECT COALESCE(max(version), 0) + 1 FROM workflow_versions WHERE workflow = $1")
+            .bind(&manifest.name)
+            .fetch_one(&mut *tx)
+            .await?;
     sqlx::query(
         "INSERT INTO workflows (name, current_version) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET current_version = $2, enabled = true, updated_at = now()",
@@ -172,7 +179,9 @@ fn manifest_from(name: &str, json: serde_json::Value) -> Result<Manifest, Workfl
     // Stored manifests were validated at deploy; failing here means the schema of a
     // manifest changed incompatibly, which must surface rather than be skipped.
     serde_json::from_value(json).map_err(|e| {
-        WorkflowError::Db(sqlx::Error::Decode(format!("stored manifest of workflow {name:?} no longer parses: {e}").into()))
+        WorkflowError::Db(sqlx::Error::Decode(
+            format!("stored manifest of workflow {name:?} no longer parses: {e}").into(),
+        ))
     })
 }
 
@@ -269,23 +278,27 @@ pub async fn rollback(pool: &PgPool, name: &str, to: Option<i32>) -> Result<Work
         .await?
         .ok_or_else(|| WorkflowError::WorkflowNotFound(name.to_string()))?;
     let target: Option<i32> = match to {
-        Some(v) => sqlx::query_scalar("SELECT version FROM workflow_versions WHERE workflow = $1 AND version = $2")
-            .bind(name)
-            .bind(v)
-            .fetch_optional(&mut *tx)
-            .await?,
-        None => sqlx::query_scalar(
-            "SELECT max(version) FROM workflow_versions WHERE workflow = $1 AND version < $2",
-        )
-        .bind(name)
-        .bind(current)
-        .fetch_one(&mut *tx)
-        .await?,
+        Some(v) => {
+            sqlx::query_scalar("SELECT version FROM workflow_versions WHERE workflow = $1 AND version = $2")
+                .bind(name)
+                .bind(v)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => {
+            sqlx::query_scalar("SELECT max(version) FROM workflow_versions WHERE workflow = $1 AND version < $2")
+                .bind(name)
+                .bind(current)
+                .fetch_one(&mut *tx)
+                .await?
+        }
     };
     let Some(target) = target else {
         return Err(match to {
             Some(v) => WorkflowError::VersionNotFound { workflow: name.to_string(), version: v },
-            None => WorkflowError::Conflict(format!("workflow {name:?} has no version before {current} to roll back to")),
+            None => {
+                WorkflowError::Conflict(format!("workflow {name:?} has no version before {current} to roll back to"))
+            }
         });
     };
     sqlx::query("UPDATE workflows SET current_version = $2, updated_at = now() WHERE name = $1")

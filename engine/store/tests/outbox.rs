@@ -4,14 +4,11 @@
 use crm_concepts::records::{ContactPatch, NewContact, NewDeal};
 use crm_store::{Actor, Db, StoreError, contacts, deals};
 
-async fn scratch(purpose: &str) -> (Db, String) {
-    let admin = std::env::var("CRM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+async fn scratch(purpose: &str) -> (Db, String, String) {
+    let admin = std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("crm_t_{purpose}_{}", uuid::Uuid::new_v4().simple());
-    let url = Db::create_scratch(&admin, &name)
-        .await
-        .expect("scratch database");
-    (Db::connect(&url, 4).await.expect("connect"), name)
+    let url = Db::create_scratch(&admin, &name).await.expect("scratch database");
+    (Db::connect(&url, 4).await.expect("connect"), admin, name)
 }
 
 async fn outbox(db: &Db) -> Vec<(String, i64, String, serde_json::Value)> {
@@ -23,16 +20,12 @@ async fn outbox(db: &Db) -> Vec<(String, i64, String, serde_json::Value)> {
 
 #[tokio::test]
 async fn one_event_per_committed_change_none_for_rolled_back() {
-    let (db, _name) = scratch("outbox").await;
+    let (db, admin, name) = scratch("outbox").await;
     let actor = Actor::system();
     let ann = contacts::create(
         &db,
         &actor,
-        NewContact {
-            name: "Ann Lee".into(),
-            email: Some("ann@example.com".into()),
-            ..Default::default()
-        },
+        NewContact { name: "Ann Lee".into(), email: Some("ann@example.com".into()), ..Default::default() },
     )
     .await
     .unwrap();
@@ -41,72 +34,35 @@ async fn one_event_per_committed_change_none_for_rolled_back() {
     let dup = contacts::create(
         &db,
         &actor,
-        NewContact {
-            name: "Ann Again".into(),
-            email: Some("ANN@example.com".into()),
-            ..Default::default()
-        },
+        NewContact { name: "Ann Again".into(), email: Some("ANN@example.com".into()), ..Default::default() },
     )
     .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
 
     // A no-op patch is not a change.
+    contacts::update(&db, &actor, ann.id, ContactPatch { name: Some("Ann Lee".into()), ..Default::default() })
+        .await
+        .unwrap();
     contacts::update(
         &db,
         &actor,
         ann.id,
-        ContactPatch {
-            name: Some("Ann Lee".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    contacts::update(
-        &db,
-        &actor,
-        ann.id,
-        ContactPatch {
-            phone: Some(Some("+1 555 0100".into())),
-            ..Default::default()
-        },
+        ContactPatch { phone: Some(Some("+1 555 0100".into())), ..Default::default() },
     )
     .await
     .unwrap();
 
-    let deal = deals::create(
-        &db,
-        &actor,
-        NewDeal {
-            title: "Pilot".into(),
-            contact_id: Some(ann.id),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let bad = deals::create(
-        &db,
-        &actor,
-        NewDeal {
-            title: "Bad".into(),
-            amount_minor: -5,
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(
-        matches!(bad, Err(StoreError::Validation { ref field, .. }) if field == "amount_minor"),
-        "{bad:?}"
-    );
+    let deal =
+        deals::create(&db, &actor, NewDeal { title: "Pilot".into(), contact_id: Some(ann.id), ..Default::default() })
+            .await
+            .unwrap();
+    let bad = deals::create(&db, &actor, NewDeal { title: "Bad".into(), amount_minor: -5, ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::Validation { ref field, .. }) if field == "amount_minor"), "{bad:?}");
 
     contacts::delete(&db, &actor, ann.id).await.unwrap();
 
     let events = outbox(&db).await;
-    let summary: Vec<(&str, i64, &str)> = events
-        .iter()
-        .map(|(k, id, a, _)| (k.as_str(), *id, a.as_str()))
-        .collect();
+    let summary: Vec<(&str, i64, &str)> = events.iter().map(|(k, id, a, _)| (k.as_str(), *id, a.as_str())).collect();
     assert_eq!(
         summary,
         vec![
@@ -116,19 +72,13 @@ async fn one_event_per_committed_change_none_for_rolled_back() {
             ("contact", ann.id, "deleted"),
         ]
     );
-    assert_eq!(
-        events[1].3,
-        serde_json::json!({"phone": [null, "+1 555 0100"]})
-    );
+    assert_eq!(events[1].3, serde_json::json!({"phone": [null, "+1 555 0100"]}));
 
-    let (activity,): (i64,) = sqlx::query_as("SELECT count(*) FROM activity")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let (activity,): (i64,) = sqlx::query_as("SELECT count(*) FROM activity").fetch_one(&db.pool).await.unwrap();
     assert_eq!(activity, 4, "one activity entry per committed change");
-    let (contacts_n,): (i64,) = sqlx::query_as("SELECT count(*) FROM contacts")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let (contacts_n,): (i64,) = sqlx::query_as("SELECT count(*) FROM contacts").fetch_one(&db.pool).await.unwrap();
     assert_eq!(contacts_n, 1, "the rolled-back duplicate left no row");
+
+    db.pool.close().await;
+    Db::drop_scratch(&admin, &name).await;
 }

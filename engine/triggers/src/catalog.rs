@@ -70,26 +70,12 @@ impl Catalog {
     fn add(&mut self, workflow: &str, triggers: Vec<Trigger>) {
         for t in triggers {
             match t {
-                Trigger::Cron {
-                    schedule,
-                    timezone,
-                    input,
-                } => self.cron.push(CronTrigger {
-                    workflow: workflow.to_string(),
-                    schedule,
-                    timezone,
-                    input,
-                }),
-                Trigger::RecordEvent {
-                    record,
-                    actions,
-                    filter,
-                } => self.events.push(EventTrigger {
-                    workflow: workflow.to_string(),
-                    record,
-                    actions,
-                    filter,
-                }),
+                Trigger::Cron { schedule, timezone, input } => {
+                    self.cron.push(CronTrigger { workflow: workflow.to_string(), schedule, timezone, input })
+                }
+                Trigger::RecordEvent { record, actions, filter } => {
+                    self.events.push(EventTrigger { workflow: workflow.to_string(), record, actions, filter })
+                }
                 Trigger::Webhook { path, secret } => self.webhooks.push(WebhookTrigger {
                     workflow: workflow.to_string(),
                     secret: secret.unwrap_or_else(|| path.clone()),

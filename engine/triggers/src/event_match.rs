@@ -21,12 +21,7 @@ pub struct RecordChange {
     pub record: Option<Value>,
 }
 
-pub fn matches(
-    record: &str,
-    actions: &[String],
-    filter: &EventFilter,
-    change: &RecordChange,
-) -> bool {
+pub fn matches(record: &str, actions: &[String], filter: &EventFilter, change: &RecordChange) -> bool {
     if record != change.record_kind {
         return false;
     }
@@ -35,11 +30,7 @@ pub fn matches(
     }
     // A created record "changed" every field it has; a delete changes none.
     let changed = |field: &str| match change.action.as_str() {
-        "created" => change
-            .record
-            .as_ref()
-            .and_then(|r| lookup(r, field))
-            .is_some_and(|v| !v.is_null()),
+        "created" => change.record.as_ref().and_then(|r| lookup(r, field)).is_some_and(|v| !v.is_null()),
         "updated" => change.changes.get(top_level(field)).is_some(),
         _ => false,
     };
@@ -47,11 +38,7 @@ pub fn matches(
         return false;
     }
     filter.equals.iter().all(|(field, want)| {
-        change
-            .record
-            .as_ref()
-            .and_then(|r| lookup(r, field))
-            .is_some_and(|have| values_equal(have, want))
+        change.record.as_ref().and_then(|r| lookup(r, field)).is_some_and(|have| values_equal(have, want))
     })
 }
 
@@ -94,10 +81,7 @@ mod tests {
     }
 
     fn won_filter() -> EventFilter {
-        EventFilter {
-            changed: vec!["status".into()],
-            equals: BTreeMap::from([("status".into(), json!("won"))]),
-        }
+        EventFilter { changed: vec!["status".into()], equals: BTreeMap::from([("status".into(), json!("won"))]) }
     }
 
     #[test]
@@ -112,11 +96,7 @@ mod tests {
 
     #[test]
     fn an_edit_of_an_already_won_deal_does_not_match() {
-        let c = change(
-            "updated",
-            json!({"title": ["a", "b"]}),
-            json!({"status": "won", "title": "b"}),
-        );
+        let c = change("updated", json!({"title": ["a", "b"]}), json!({"status": "won", "title": "b"}));
         assert!(!matches("deal", &["updated".into()], &won_filter(), &c));
     }
 
@@ -125,42 +105,23 @@ mod tests {
         let c = change("created", json!({}), json!({"status": "open"}));
         assert!(matches("deal", &[], &EventFilter::default(), &c));
         assert!(!matches("contact", &[], &EventFilter::default(), &c));
-        assert!(!matches(
-            "deal",
-            &["updated".into(), "deleted".into()],
-            &EventFilter::default(),
-            &c
-        ));
+        assert!(!matches("deal", &["updated".into(), "deleted".into()], &EventFilter::default(), &c));
     }
 
     #[test]
     fn a_created_record_changed_every_field_it_has() {
-        let c = change(
-            "created",
-            json!({}),
-            json!({"email": "a@b.io", "phone": null}),
-        );
-        let f = |field: &str| EventFilter {
-            changed: vec![field.into()],
-            equals: BTreeMap::new(),
-        };
+        let c = change("created", json!({}), json!({"email": "a@b.io", "phone": null}));
+        let f = |field: &str| EventFilter { changed: vec![field.into()], equals: BTreeMap::new() };
         assert!(matches("deal", &[], &f("email"), &c));
         assert!(!matches("deal", &[], &f("phone"), &c));
     }
 
     #[test]
     fn equals_reaches_into_nested_fields_and_compares_numbers_by_value() {
-        let c = change(
-            "created",
-            json!({}),
-            json!({"custom": {"source": "form"}, "amount_minor": 5000}),
-        );
+        let c = change("created", json!({}), json!({"custom": {"source": "form"}, "amount_minor": 5000}));
         let f = EventFilter {
             changed: vec![],
-            equals: BTreeMap::from([
-                ("custom.source".into(), json!("form")),
-                ("amount_minor".into(), json!(5000.0)),
-            ]),
+            equals: BTreeMap::from([("custom.source".into(), json!("form")), ("amount_minor".into(), json!(5000.0))]),
         };
         assert!(matches("deal", &[], &f, &c));
     }

@@ -41,6 +41,8 @@ pub struct PassStats {
     pub events: usize,
     pub runs: usize,
     pub loops_stopped: usize,
+    /// runs that could not be started (careful mode only)
+    pub failed: usize,
 }
 
 /// The chain a run carries: which workflow it is and which came before it.
@@ -50,12 +52,27 @@ struct Origin {
     chain: Vec<String>,
 }
 
+/// How a pass treats a run that cannot be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A failure rolls the whole batch back; it is retried on the next pass.
+    Batch,
+    /// After repeated failures: one event, each run started under a savepoint; a run that
+    /// still cannot be started is recorded in `trigger_failures` and the event is marked
+    /// processed, so one poisonous change cannot hold up every later one.
+    Careful,
+}
+
+/// Consecutive failed batch passes before the consumer switches to [`Mode::Careful`].
+const CAREFUL_AFTER: u32 = 3;
+
 /// Processes one batch of the outbox. Returns what it did; `events == 0` means the outbox
 /// was empty (or every pending row is being processed by another replica).
-pub async fn process_batch(
-    pool: &PgPool,
-    starter: &dyn RunStarter,
-) -> Result<PassStats, TriggerError> {
+pub async fn process_batch(pool: &PgPool, starter: &dyn RunStarter) -> Result<PassStats, TriggerError> {
+    process(pool, starter, Mode::Batch).await
+}
+
+pub async fn process(pool: &PgPool, starter: &dyn RunStarter, mode: Mode) -> Result<PassStats, TriggerError> {
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(
         "SELECT id, actor_id, origin_run, record_kind, record_id, action, changes, record
@@ -63,7 +80,7 @@ pub async fn process_batch(
          ORDER BY id LIMIT $1
          FOR UPDATE SKIP LOCKED",
     )
-    .bind(BATCH)
+    .bind(if mode == Mode::Careful { 1 } else { BATCH })
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
@@ -84,12 +101,9 @@ pub async fn process_batch(
         });
     }
     let catalog = Catalog::load(&mut tx).await?;
-    let mut stats = PassStats {
-        events: changes.len(),
-        ..Default::default()
-    };
+    let mut stats = PassStats { events: changes.len(), ..Default::default() };
     let mut origins: HashMap<Uuid, Option<Origin>> = HashMap::new();
-    let mut started = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
 
     for change in &changes {
         let targets: Vec<&str> = catalog
@@ -115,12 +129,7 @@ pub async fn process_batch(
         };
         let chain: Vec<String> = match &origin {
             None => Vec::new(),
-            Some(o) => o
-                .chain
-                .iter()
-                .cloned()
-                .chain(std::iter::once(o.workflow.clone()))
-                .collect(),
+            Some(o) => o.chain.iter().cloned().chain(std::iter::once(o.workflow.clone())).collect(),
         };
         let mut seen_here = Vec::new();
         for workflow in targets {
@@ -140,62 +149,127 @@ pub async fn process_batch(
                 continue;
             }
             if chain.len() >= MAX_CHAIN {
-                tracing::warn!(
-                    workflow,
-                    outbox_id = change.outbox_id,
-                    ?chain,
-                    "trigger chain too deep: not started"
-                );
+                tracing::warn!(workflow, outbox_id = change.outbox_id, ?chain, "trigger chain too deep: not started");
                 stats.loops_stopped += 1;
                 continue;
             }
-            let request = RunRequest {
-                workflow: workflow.to_string(),
-                input: event_input(change),
-                acting_user: change.actor_id,
-                notify: None,
-                idempotency_key: Some(format!("outbox:{}", change.outbox_id)),
-                trigger: Some("record_event".into()),
-            };
-            match starter.start_run(&mut tx, request).await {
-                Ok(run_id) => {
-                    sqlx::query(
-                        "INSERT INTO triggered_runs (run_id, workflow, source, outbox_id, origin_run, chain)
-                         VALUES ($1, $2, 'event', $3, $4, $5)",
-                    )
-                    .bind(run_id)
-                    .bind(workflow)
-                    .bind(change.outbox_id)
-                    .bind(change.origin_run)
-                    .bind(&chain)
-                    .execute(&mut *tx)
-                    .await?;
-                    started.push(run_id);
-                    stats.runs += 1;
-                }
-                Err(StartRunError::Unavailable(w)) => {
-                    tracing::info!(workflow = %w, outbox_id = change.outbox_id, "workflow unavailable: record event dropped");
-                }
-                Err(StartRunError::Failed(message)) => {
-                    return Err(TriggerError::StartRun {
-                        workflow: workflow.to_string(),
-                        message,
-                    });
-                }
-            }
+            planned.push(Planned {
+                request: RunRequest {
+                    workflow: workflow.to_string(),
+                    input: event_input(change),
+                    acting_user: change.actor_id,
+                    notify: None,
+                    idempotency_key: Some(format!("outbox:{}", change.outbox_id)),
+                    trigger: Some("record_event".into()),
+                },
+                outbox_id: change.outbox_id,
+                origin_run: change.origin_run,
+                chain: chain.clone(),
+            });
         }
     }
 
+    let requests: Vec<RunRequest> = planned.iter().map(|p| p.request.clone()).collect();
+    let results = match mode {
+        Mode::Batch => starter.start_runs(&mut tx, requests).await,
+        Mode::Careful => {
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests {
+                // A savepoint, so a failed start leaves the rest of the transaction usable.
+                sqlx::query("SAVEPOINT trigger_start").execute(&mut *tx).await?;
+                let r = starter.start_run(&mut tx, request).await;
+                let end =
+                    if r.is_ok() { "RELEASE SAVEPOINT trigger_start" } else { "ROLLBACK TO SAVEPOINT trigger_start" };
+                sqlx::query(end).execute(&mut *tx).await?;
+                results.push(r);
+            }
+            results
+        }
+    };
+    let mut triggered = Triggered::default();
+    for (p, result) in planned.iter().zip(results) {
+        match result {
+            Ok(run_id) => {
+                triggered.push(run_id, p);
+                stats.runs += 1;
+            }
+            Err(StartRunError::Unavailable(w)) => {
+                tracing::info!(workflow = %w, outbox_id = p.outbox_id, "workflow unavailable: record event dropped");
+            }
+            Err(StartRunError::Failed(message)) if mode == Mode::Careful => {
+                tracing::error!(workflow = %p.request.workflow, outbox_id = p.outbox_id, error = %message, "cannot start a run for a record event; recorded in trigger_failures");
+                sqlx::query(
+                    "INSERT INTO trigger_failures (workflow, source, outbox_id, error) VALUES ($1, 'event', $2, $3)",
+                )
+                .bind(&p.request.workflow)
+                .bind(p.outbox_id)
+                .bind(&message)
+                .execute(&mut *tx)
+                .await?;
+                stats.failed += 1;
+            }
+            Err(StartRunError::Failed(message)) => {
+                return Err(TriggerError::StartRun { workflow: p.request.workflow.clone(), message });
+            }
+        }
+    }
+    triggered.insert(&mut tx).await?;
+
     let ids: Vec<i64> = changes.iter().map(|c| c.outbox_id).collect();
-    sqlx::query("UPDATE outbox SET processed_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("UPDATE outbox SET processed_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
     tx.commit().await?;
-    if !started.is_empty() {
-        starter.committed(&started);
+    if !triggered.run_ids.is_empty() {
+        starter.committed(&triggered.run_ids);
     }
     Ok(stats)
+}
+
+/// A run the pass means to start, and what to record about it.
+struct Planned {
+    request: RunRequest,
+    outbox_id: i64,
+    origin_run: Option<Uuid>,
+    chain: Vec<String>,
+}
+
+/// `triggered_runs` rows of one pass, inserted with one statement.
+#[derive(Default)]
+struct Triggered {
+    run_ids: Vec<Uuid>,
+    workflows: Vec<String>,
+    outbox_ids: Vec<i64>,
+    origins: Vec<Option<Uuid>>,
+    // Postgres has no arrays of arrays of different lengths: each chain travels as JSON.
+    chains: Vec<Value>,
+}
+
+impl Triggered {
+    fn push(&mut self, run_id: Uuid, p: &Planned) {
+        self.run_ids.push(run_id);
+        self.workflows.push(p.request.workflow.clone());
+        self.outbox_ids.push(p.outbox_id);
+        self.origins.push(p.origin_run);
+        self.chains.push(json!(p.chain));
+    }
+
+    async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.run_ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO triggered_runs (run_id, workflow, source, outbox_id, origin_run, chain)
+             SELECT u.r, u.w, 'event', u.o, u.g, ARRAY(SELECT jsonb_array_elements_text(u.c))
+             FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::uuid[], $5::jsonb[]) AS u (r, w, o, g, c)",
+        )
+        .bind(&self.run_ids)
+        .bind(&self.workflows)
+        .bind(&self.outbox_ids)
+        .bind(&self.origins)
+        .bind(&self.chains)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The workflow of the run that made a change, and that run's own chain. A run that no
@@ -209,13 +283,7 @@ async fn load_origin(conn: &mut PgConnection, run: Uuid) -> Result<Option<Origin
     .bind(run)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| {
-        Ok(Origin {
-            workflow: r.try_get("workflow")?,
-            chain: r.try_get("chain")?,
-        })
-    })
-    .transpose()
+    row.map(|r| Ok(Origin { workflow: r.try_get("workflow")?, chain: r.try_get("chain")? })).transpose()
 }
 
 /// The run's input: the change itself, plus `<kind>_id` so steps written for a bot command
@@ -244,9 +312,13 @@ pub async fn run_consumer(pool: PgPool, starter: Arc<dyn RunStarter>, stop: Canc
         if stop.is_cancelled() {
             return;
         }
-        match process_batch(&pool, starter.as_ref()).await {
+        let mode = if failures >= CAREFUL_AFTER { Mode::Careful } else { Mode::Batch };
+        match process(&pool, starter.as_ref(), mode).await {
             Ok(stats) if stats.events > 0 => {
-                failures = 0;
+                // Careful mode lasts while it keeps meeting events it cannot start.
+                if mode == Mode::Batch || stats.failed == 0 {
+                    failures = 0;
+                }
                 if stats.runs > 0 || stats.loops_stopped > 0 {
                     tracing::debug!(?stats, "record events processed");
                 }

@@ -48,8 +48,5 @@ pub fn spawn(pool: PgPool, starter: Arc<dyn RunStarter>) -> Running {
         stop.clone(),
     ));
     let consumer = tokio::spawn(events::run_consumer(pool, starter, stop.clone()));
-    Running {
-        stop,
-        tasks: vec![ticker, consumer],
-    }
+    Running { stop, tasks: vec![ticker, consumer] }
 }

@@ -74,10 +74,9 @@ struct ScheduleRow {
 /// time it was off. One replica syncs at a time; the others skip.
 pub async fn sync(pool: &PgPool) -> Result<(), TriggerError> {
     let mut tx = pool.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('crm.triggers.sync'))")
-            .fetch_one(&mut *tx)
-            .await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('crm.triggers.sync'))")
+        .fetch_one(&mut *tx)
+        .await?;
     if !locked {
         tx.commit().await?;
         return Ok(());
@@ -185,20 +184,13 @@ pub async fn list(pool: &PgPool, n: usize) -> Result<Vec<ScheduleInfo>, TriggerE
 }
 
 /// Fires the due ticks of every schedule once; returns how many runs this replica started.
-pub async fn fire_due(
-    pool: &PgPool,
-    starter: &dyn RunStarter,
-    config: &TickerConfig,
-) -> Result<usize, TriggerError> {
+pub async fn fire_due(pool: &PgPool, starter: &dyn RunStarter, config: &TickerConfig) -> Result<usize, TriggerError> {
     let schedules = enabled_schedules(pool).await?;
     let mut fired = 0;
     for s in schedules {
         let now = Utc::now();
         // Cheap check outside any transaction; the locked re-read below decides.
-        if s.cron
-            .due_ticks(s.last_tick_at, now, config.catch_up, 1)
-            .is_empty()
-        {
+        if s.cron.due_ticks(s.last_tick_at, now, config.catch_up, 1).is_empty() {
             continue;
         }
         fired += fire_schedule(pool, starter, config, &s).await?;
@@ -224,9 +216,7 @@ async fn fire_schedule(
         tx.commit().await?;
         return Ok(0);
     };
-    let due: Vec<DueTick> =
-        s.cron
-            .due_ticks(last, Utc::now(), config.catch_up, config.max_ticks_per_pass);
+    let due: Vec<DueTick> = s.cron.due_ticks(last, Utc::now(), config.catch_up, config.max_ticks_per_pass);
     let Some(latest) = due.last().map(|d| d.at) else {
         tx.commit().await?;
         return Ok(0);
@@ -258,21 +248,17 @@ async fn fire_schedule(
         };
         match starter.start_run(&mut tx, request).await {
             Ok(run_id) => {
-                sqlx::query(
-                    "UPDATE cron_ticks SET run_id = $3 WHERE schedule_id = $1 AND tick_at = $2",
-                )
-                .bind(s.id)
-                .bind(tick.at)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO triggered_runs (run_id, workflow, source) VALUES ($1, $2, 'cron')",
-                )
-                .bind(run_id)
-                .bind(&s.workflow)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE cron_ticks SET run_id = $3 WHERE schedule_id = $1 AND tick_at = $2")
+                    .bind(s.id)
+                    .bind(tick.at)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO triggered_runs (run_id, workflow, source) VALUES ($1, $2, 'cron')")
+                    .bind(run_id)
+                    .bind(&s.workflow)
+                    .execute(&mut *tx)
+                    .await?;
                 started.push(run_id);
             }
             // Disabled between the sync and now: the tick stays claimed, without a run.
@@ -280,20 +266,15 @@ async fn fire_schedule(
                 tracing::info!(workflow = %w, tick = %tick.at, "workflow unavailable: cron tick dropped");
             }
             Err(StartRunError::Failed(message)) => {
-                return Err(TriggerError::StartRun {
-                    workflow: s.workflow.clone(),
-                    message,
-                });
+                return Err(TriggerError::StartRun { workflow: s.workflow.clone(), message });
             }
         }
     }
-    sqlx::query(
-        "UPDATE trigger_schedules SET last_tick_at = $2 WHERE id = $1 AND last_tick_at < $2",
-    )
-    .bind(s.id)
-    .bind(latest)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE trigger_schedules SET last_tick_at = $2 WHERE id = $1 AND last_tick_at < $2")
+        .bind(s.id)
+        .bind(latest)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     if !started.is_empty() {
         starter.committed(&started);
@@ -323,15 +304,9 @@ async fn next_wake(pool: &PgPool) -> StdDuration {
         return MAX;
     };
     let now = Utc::now();
-    let soonest = schedules
-        .iter()
-        .filter_map(|s| s.cron.next_after(now))
-        .min();
+    let soonest = schedules.iter().filter_map(|s| s.cron.next_after(now)).min();
     match soonest {
-        Some(t) => (t - now + Duration::milliseconds(5))
-            .to_std()
-            .unwrap_or(StdDuration::ZERO)
-            .min(MAX),
+        Some(t) => (t - now + Duration::milliseconds(5)).to_std().unwrap_or(StdDuration::ZERO).min(MAX),
         None => MAX,
     }
 }
@@ -340,28 +315,17 @@ async fn next_wake(pool: &PgPool) -> StdDuration {
 /// (`last_tick_at` and the window itself make those rows useless) and outbox rows processed
 /// more than a week ago (kept that long for diagnosis; the activity log is the history).
 pub async fn prune(pool: &PgPool, webhook_window_secs: i64) -> Result<(), TriggerError> {
-    sqlx::query("DELETE FROM cron_ticks WHERE claimed_at < now() - interval '1 day'")
+    sqlx::query("DELETE FROM cron_ticks WHERE claimed_at < now() - interval '1 day'").execute(pool).await?;
+    sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1)")
+        .bind((webhook_window_secs.saturating_mul(2)) as f64)
         .execute(pool)
         .await?;
-    sqlx::query(
-        "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1)",
-    )
-    .bind((webhook_window_secs.saturating_mul(2)) as f64)
-    .execute(pool)
-    .await?;
-    sqlx::query("DELETE FROM outbox WHERE processed_at < now() - interval '7 days'")
-        .execute(pool)
-        .await?;
+    sqlx::query("DELETE FROM outbox WHERE processed_at < now() - interval '7 days'").execute(pool).await?;
     Ok(())
 }
 
 /// Runs the ticker until `stop` is cancelled.
-pub async fn run_ticker(
-    pool: PgPool,
-    starter: Arc<dyn RunStarter>,
-    config: TickerConfig,
-    stop: CancellationToken,
-) {
+pub async fn run_ticker(pool: PgPool, starter: Arc<dyn RunStarter>, config: TickerConfig, stop: CancellationToken) {
     let mut last_prune = std::time::Instant::now();
     loop {
         if let Err(e) = sync(&pool).await {

@@ -17,17 +17,13 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum SignatureError {
     #[error("missing X-Crm-Timestamp header (unix seconds of when the request was signed)")]
     MissingTimestamp,
-    #[error(
-        "missing X-Crm-Signature header (expected sha256=<hex HMAC-SHA256 of timestamp + \".\" + body>)"
-    )]
+    #[error("missing X-Crm-Signature header (expected sha256=<hex HMAC-SHA256 of timestamp + \".\" + body>)")]
     MissingSignature,
     #[error("X-Crm-Timestamp is not a unix time in seconds")]
     BadTimestamp,
     #[error("X-Crm-Signature is malformed (expected sha256=<64 hex digits>)")]
     MalformedSignature,
-    #[error(
-        "request timestamp is {age_secs} s away from the server clock; outside the {window_secs} s replay window"
-    )]
+    #[error("request timestamp is {age_secs} s away from the server clock; outside the {window_secs} s replay window")]
     Stale { age_secs: i64, window_secs: i64 },
     #[error("signature does not match the request body and timestamp")]
     Mismatch,
@@ -35,15 +31,11 @@ pub enum SignatureError {
 
 /// The signature header value for `body` sent at `timestamp`: what a sender computes.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(keyed(secret, timestamp, body).finalize().into_bytes())
-    )
+    format!("sha256={}", hex::encode(keyed(secret, timestamp, body).finalize().into_bytes()))
 }
 
 fn keyed(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut m =
-        <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    let mut m = <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
     m.update(timestamp.to_string().as_bytes());
     m.update(b".");
     m.update(body);
@@ -62,29 +54,18 @@ pub fn verify(
 ) -> Result<[u8; 32], SignatureError> {
     let timestamp = timestamp_header.ok_or(SignatureError::MissingTimestamp)?;
     let signature = signature_header.ok_or(SignatureError::MissingSignature)?;
-    let timestamp: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
-    let hex_part = signature
-        .trim()
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::MalformedSignature)?;
+    let timestamp: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let hex_part = signature.trim().strip_prefix("sha256=").ok_or(SignatureError::MalformedSignature)?;
     let mut given = [0u8; 32];
     hex::decode_to_slice(hex_part, &mut given).map_err(|_| SignatureError::MalformedSignature)?;
 
     // The window applies both ways: a clock far ahead is as suspicious as a stale request.
     let age_secs = now.timestamp().saturating_sub(timestamp);
     if age_secs.abs() > window_secs {
-        return Err(SignatureError::Stale {
-            age_secs,
-            window_secs,
-        });
+        return Err(SignatureError::Stale { age_secs, window_secs });
     }
     // Verification through the Mac type compares in constant time.
-    keyed(secret, timestamp, body)
-        .verify_slice(&given)
-        .map_err(|_| SignatureError::Mismatch)?;
+    keyed(secret, timestamp, body).verify_slice(&given).map_err(|_| SignatureError::Mismatch)?;
     Ok(given)
 }
 
@@ -110,45 +91,17 @@ mod tests {
         let body = b"{}";
         let ts = now.timestamp().to_string();
         let sig = sign(SECRET, now.timestamp(), body);
-        assert_eq!(
-            verify(SECRET, None, Some(&sig), body, now, 300),
-            Err(SignatureError::MissingTimestamp)
-        );
-        assert_eq!(
-            verify(SECRET, Some(&ts), None, body, now, 300),
-            Err(SignatureError::MissingSignature)
-        );
-        assert_eq!(
-            verify(SECRET, Some("soon"), Some(&sig), body, now, 300),
-            Err(SignatureError::BadTimestamp)
-        );
-        assert_eq!(
-            verify(SECRET, Some(&ts), Some("md5=abc"), body, now, 300),
-            Err(SignatureError::MalformedSignature)
-        );
-        assert_eq!(
-            verify(SECRET, Some(&ts), Some(&sig), b"{\"x\":1}", now, 300),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify(b"other", Some(&ts), Some(&sig), body, now, 300),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(SECRET, None, Some(&sig), body, now, 300), Err(SignatureError::MissingTimestamp));
+        assert_eq!(verify(SECRET, Some(&ts), None, body, now, 300), Err(SignatureError::MissingSignature));
+        assert_eq!(verify(SECRET, Some("soon"), Some(&sig), body, now, 300), Err(SignatureError::BadTimestamp));
+        assert_eq!(verify(SECRET, Some(&ts), Some("md5=abc"), body, now, 300), Err(SignatureError::MalformedSignature));
+        assert_eq!(verify(SECRET, Some(&ts), Some(&sig), b"{\"x\":1}", now, 300), Err(SignatureError::Mismatch));
+        assert_eq!(verify(b"other", Some(&ts), Some(&sig), body, now, 300), Err(SignatureError::Mismatch));
         let old = now.timestamp() - 301;
         let old_sig = sign(SECRET, old, body);
         assert_eq!(
-            verify(
-                SECRET,
-                Some(&old.to_string()),
-                Some(&old_sig),
-                body,
-                now,
-                300
-            ),
-            Err(SignatureError::Stale {
-                age_secs: 301,
-                window_secs: 300
-            })
+            verify(SECRET, Some(&old.to_string()), Some(&old_sig), body, now, 300),
+            Err(SignatureError::Stale { age_secs: 301, window_secs: 300 })
         );
     }
 
@@ -158,9 +111,6 @@ mod tests {
         let body = b"{}";
         let sig = sign(SECRET, now.timestamp() - 10, body);
         let ts = now.timestamp().to_string();
-        assert_eq!(
-            verify(SECRET, Some(&ts), Some(&sig), body, now, 300),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(SECRET, Some(&ts), Some(&sig), body, now, 300), Err(SignatureError::Mismatch));
     }
 }

@@ -64,16 +64,8 @@ async fn find_trigger(pool: &PgPool, path: &str) -> Result<Option<WebhookTrigger
     Ok(rows.into_iter().next().and_then(|row| {
         let workflow: String = row.try_get("name").ok()?;
         let trigger: Value = row.try_get("trigger").ok()?;
-        let secret = trigger
-            .get("secret")
-            .and_then(Value::as_str)
-            .unwrap_or(path)
-            .to_string();
-        Some(WebhookTrigger {
-            workflow,
-            path: path.to_string(),
-            secret,
-        })
+        let secret = trigger.get("secret").and_then(Value::as_str).unwrap_or(path).to_string();
+        Some(WebhookTrigger { workflow, path: path.to_string(), secret })
     }))
 }
 
@@ -84,18 +76,14 @@ pub async fn accept(
     request: SignedRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Accepted, WebhookError> {
-    let trigger = find_trigger(pool, request.path)
-        .await?
-        .ok_or_else(|| WebhookError::UnknownHook(request.path.to_string()))?;
+    let trigger =
+        find_trigger(pool, request.path).await?.ok_or_else(|| WebhookError::UnknownHook(request.path.to_string()))?;
     let secret: Option<String> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
         .bind(&trigger.secret)
         .fetch_optional(pool)
         .await?;
     let Some(secret) = secret else {
-        return Err(WebhookError::NoSecret {
-            path: trigger.path,
-            secret: trigger.secret,
-        });
+        return Err(WebhookError::NoSecret { path: trigger.path, secret: trigger.secret });
     };
     let sig = signature::verify(
         secret.as_bytes(),
@@ -105,12 +93,9 @@ pub async fn accept(
         now,
         REPLAY_WINDOW_SECS,
     )?;
-    let input: Value =
-        serde_json::from_slice(request.body).map_err(|e| WebhookError::BadBody(e.to_string()))?;
+    let input: Value = serde_json::from_slice(request.body).map_err(|e| WebhookError::BadBody(e.to_string()))?;
     if !input.is_object() {
-        return Err(WebhookError::BadBody(
-            "expected a JSON object such as {\"name\": \"Ann\"}".into(),
-        ));
+        return Err(WebhookError::BadBody("expected a JSON object such as {\"name\": \"Ann\"}".into()));
     }
 
     let mut tx = pool.begin().await?;
@@ -144,12 +129,10 @@ pub async fn accept(
             return Err(WebhookError::UnknownHook(request.path.to_string()));
         }
         Err(StartRunError::Failed(message)) => {
-            return Err(WebhookError::Trigger(
-                crate::error::TriggerError::StartRun {
-                    workflow: trigger.workflow,
-                    message,
-                },
-            ));
+            return Err(WebhookError::Trigger(crate::error::TriggerError::StartRun {
+                workflow: trigger.workflow,
+                message,
+            }));
         }
     };
     sqlx::query("UPDATE webhook_deliveries SET run_id = $3 WHERE path = $1 AND signature = $2")
@@ -165,19 +148,12 @@ pub async fn accept(
         .await?;
     tx.commit().await?;
     starter.committed(&[run_id]);
-    Ok(Accepted {
-        run_id,
-        workflow: trigger.workflow,
-    })
+    Ok(Accepted { run_id, workflow: trigger.workflow })
 }
 
 /// Sets the secret `name` (generating one when `value` is `None`) and returns it: the only
 /// time it is shown.
-pub async fn set_secret(
-    pool: &PgPool,
-    name: &str,
-    value: Option<&str>,
-) -> Result<String, WebhookError> {
+pub async fn set_secret(pool: &PgPool, name: &str, value: Option<&str>) -> Result<String, WebhookError> {
     let secret = match value {
         Some(v) => v.to_string(),
         None => {
@@ -187,16 +163,9 @@ pub async fn set_secret(
         }
     };
     if secret.len() < 16 {
-        return Err(WebhookError::BadSecret(
-            "a webhook secret must be at least 16 characters".into(),
-        ));
+        return Err(WebhookError::BadSecret("a webhook secret must be at least 16 characters".into()));
     }
-    if name.is_empty()
-        || name.len() > 253
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-    {
+    if name.is_empty() || name.len() > 253 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
         return Err(WebhookError::BadSecret(format!(
             "{name:?} is not a valid secret name: letters, digits, '-', '.' or '_'"
         )));

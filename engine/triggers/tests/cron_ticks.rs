@@ -12,10 +12,7 @@ use crm_triggers::{RunStarter, StoreStarter};
 use tokio_util::sync::CancellationToken;
 
 fn replica(name: &str) -> TickerConfig {
-    TickerConfig {
-        replica: name.into(),
-        ..TickerConfig::default()
-    }
+    TickerConfig { replica: name.into(), ..TickerConfig::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -23,10 +20,7 @@ async fn competing_tickers_fire_each_tick_exactly_once() {
     let s = support::Scratch::new("cron_compete").await;
     support::deploy(
         &s.db,
-        &support::one_step(
-            "every-second",
-            "[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n",
-        ),
+        &support::one_step("every-second", "[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n"),
     )
     .await;
     let starter: Arc<dyn RunStarter> = Arc::new(StoreStarter::new());
@@ -34,12 +28,7 @@ async fn competing_tickers_fire_each_tick_exactly_once() {
     let mut tasks = Vec::new();
     for name in ["a", "b", "c"] {
         let pool = s.pool(4).await;
-        tasks.push(tokio::spawn(schedules::run_ticker(
-            pool,
-            starter.clone(),
-            replica(name),
-            stop.clone(),
-        )));
+        tasks.push(tokio::spawn(schedules::run_ticker(pool, starter.clone(), replica(name), stop.clone())));
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
     stop.cancel();
@@ -54,24 +43,16 @@ async fn competing_tickers_fire_each_tick_exactly_once() {
             .unwrap();
     assert!(ticks.len() >= 4, "expected a tick a second, got {ticks:?}");
     for pair in ticks.windows(2) {
-        assert_eq!(
-            (pair[1].0 - pair[0].0).num_seconds(),
-            1,
-            "ticks must be consecutive seconds: {ticks:?}"
-        );
+        assert_eq!((pair[1].0 - pair[0].0).num_seconds(), 1, "ticks must be consecutive seconds: {ticks:?}");
     }
-    let runs: Vec<(uuid::Uuid, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, input FROM runs WHERE workflow = 'every-second' AND trigger = 'cron'",
-    )
-    .fetch_all(&s.db.pool)
-    .await
-    .unwrap();
+    let runs: Vec<(uuid::Uuid, serde_json::Value)> =
+        sqlx::query_as("SELECT id, input FROM runs WHERE workflow = 'every-second' AND trigger = 'cron'")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
     assert_eq!(runs.len(), ticks.len(), "one run per tick");
     for (tick_at, _, run_id) in &ticks {
-        let run = runs
-            .iter()
-            .find(|(id, _)| Some(*id) == *run_id)
-            .expect("each tick links its run");
+        let run = runs.iter().find(|(id, _)| Some(*id) == *run_id).expect("each tick links its run");
         assert_eq!(run.1["tick"], serde_json::json!(tick_at.to_rfc3339()));
         assert_eq!(run.1["missed"], 0);
     }
@@ -83,10 +64,7 @@ async fn an_outage_collapses_into_one_run_that_says_how_much_was_missed() {
     let s = support::Scratch::new("cron_outage").await;
     support::deploy(
         &s.db,
-        &support::one_step(
-            "minutely",
-            "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n",
-        ),
+        &support::one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n"),
     )
     .await;
     schedules::sync(&s.db.pool).await.unwrap();
@@ -96,27 +74,13 @@ async fn an_outage_collapses_into_one_run_that_says_how_much_was_missed() {
         .await
         .unwrap();
     let starter = StoreStarter::new();
-    let fired = schedules::fire_due(&s.db.pool, &starter, &replica("a"))
-        .await
-        .unwrap();
+    let fired = schedules::fire_due(&s.db.pool, &starter, &replica("a")).await.unwrap();
     assert_eq!(fired, 1, "one catch-up run, not 180");
-    let missed: i32 = sqlx::query_scalar("SELECT missed FROM cron_ticks")
-        .fetch_one(&s.db.pool)
-        .await
-        .unwrap();
+    let missed: i32 = sqlx::query_scalar("SELECT missed FROM cron_ticks").fetch_one(&s.db.pool).await.unwrap();
     assert!((178..=180).contains(&missed), "missed = {missed}");
-    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs")
-        .fetch_one(&s.db.pool)
-        .await
-        .unwrap();
+    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(input["missed"], missed);
-    assert_eq!(
-        schedules::fire_due(&s.db.pool, &starter, &replica("b"))
-            .await
-            .unwrap(),
-        0,
-        "nothing more is due"
-    );
+    assert_eq!(schedules::fire_due(&s.db.pool, &starter, &replica("b")).await.unwrap(), 0, "nothing more is due");
     s.drop().await;
 }
 
@@ -126,19 +90,14 @@ async fn schedules_follow_deploys_and_show_their_next_fire_times() {
     let daily = |expr: &str| {
         support::one_step(
             "digest",
-            &format!(
-                "[[triggers]]\nkind = \"cron\"\nschedule = \"{expr}\"\ntimezone = \"Europe/Berlin\"\n"
-            ),
+            &format!("[[triggers]]\nkind = \"cron\"\nschedule = \"{expr}\"\ntimezone = \"Europe/Berlin\"\n"),
         )
     };
     support::deploy(&s.db, &daily("0 0 9 * * *")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     let list = schedules::list(&s.db.pool, 3).await.unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(
-        (list[0].workflow.as_str(), list[0].timezone.as_str()),
-        ("digest", "Europe/Berlin")
-    );
+    assert_eq!((list[0].workflow.as_str(), list[0].timezone.as_str()), ("digest", "Europe/Berlin"));
     assert_eq!(list[0].next_fire_times.len(), 3);
     for t in &list[0].next_fire_times {
         let berlin = t.with_timezone(&chrono_tz::Europe::Berlin);
@@ -149,23 +108,11 @@ async fn schedules_follow_deploys_and_show_their_next_fire_times() {
     support::deploy(&s.db, &daily("0 30 8 * * Mon-Fri")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     let list = schedules::list(&s.db.pool, 1).await.unwrap();
-    let enabled: Vec<_> = list
-        .iter()
-        .filter(|l| l.enabled)
-        .map(|l| l.expression.as_str())
-        .collect();
+    let enabled: Vec<_> = list.iter().filter(|l| l.enabled).map(|l| l.expression.as_str()).collect();
     assert_eq!(enabled, vec!["0 30 8 * * Mon-Fri"]);
-    crm_store::workflows::set_enabled(&s.db.pool, "digest", false)
-        .await
-        .unwrap();
+    crm_store::workflows::set_enabled(&s.db.pool, "digest", false).await.unwrap();
     schedules::sync(&s.db.pool).await.unwrap();
-    assert!(
-        schedules::list(&s.db.pool, 1)
-            .await
-            .unwrap()
-            .iter()
-            .all(|l| !l.enabled && l.next_fire_times.is_empty())
-    );
+    assert!(schedules::list(&s.db.pool, 1).await.unwrap().iter().all(|l| !l.enabled && l.next_fire_times.is_empty()));
     s.drop().await;
 }
 
@@ -174,10 +121,7 @@ async fn pruning_drops_only_bookkeeping_nobody_can_need() {
     let s = support::Scratch::new("cron_prune").await;
     support::deploy(
         &s.db,
-        &support::one_step(
-            "minutely",
-            "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n",
-        ),
+        &support::one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n"),
     )
     .await;
     schedules::sync(&s.db.pool).await.unwrap();
@@ -220,22 +164,9 @@ async fn pruning_drops_only_bookkeeping_nobody_can_need() {
         .unwrap();
 
     schedules::prune(pool, 300).await.unwrap();
-    let count = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    };
-    assert_eq!(
-        count("SELECT count(*) FROM cron_ticks").await,
-        1,
-        "the day-old tick goes, the recent one stays"
-    );
-    assert_eq!(
-        count("SELECT count(*) FROM webhook_deliveries").await,
-        0,
-        "both are past twice the 5-minute window"
-    );
+    let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+    assert_eq!(count("SELECT count(*) FROM cron_ticks").await, 1, "the day-old tick goes, the recent one stays");
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 0, "both are past twice the 5-minute window");
     assert_eq!(
         count("SELECT count(*) FROM outbox").await,
         1,

@@ -5,10 +5,7 @@ use crm_concepts::manifest::{Manifest, Trigger};
 use crm_triggers::cron::CronSchedule;
 
 fn manifest(name: &str) -> Manifest {
-    let path = format!(
-        "{}/../../workflows/{name}/workflow.toml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../workflows/{name}/workflow.toml", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Manifest::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -16,14 +13,7 @@ fn manifest(name: &str) -> Manifest {
 #[test]
 fn the_stale_deals_digest_runs_daily() {
     let m = manifest("stale-deals-digest");
-    let [
-        Trigger::Cron {
-            schedule, timezone, ..
-        },
-    ] = m.triggers.as_slice()
-    else {
-        panic!("{:?}", m.triggers)
-    };
+    let [Trigger::Cron { schedule, timezone, .. }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
     let s = CronSchedule::parse(schedule, timezone).unwrap();
     let next = s.upcoming(chrono::Utc::now(), 2);
     assert_eq!((next[1] - next[0]).num_hours(), 24);
@@ -33,26 +23,14 @@ fn the_stale_deals_digest_runs_daily() {
 #[test]
 fn lead_scoring_listens_to_new_contacts() {
     let m = manifest("score-new-leads");
-    let [
-        Trigger::RecordEvent {
-            record, actions, ..
-        },
-    ] = m.triggers.as_slice()
-    else {
-        panic!("{:?}", m.triggers)
-    };
-    assert_eq!(
-        (record.as_str(), actions.as_slice()),
-        ("contact", ["created".to_string()].as_slice())
-    );
+    let [Trigger::RecordEvent { record, actions, .. }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
+    assert_eq!((record.as_str(), actions.as_slice()), ("contact", ["created".to_string()].as_slice()));
 }
 
 #[test]
 fn the_won_deal_celebration_filters_on_status_becoming_won() {
     let m = manifest("celebrate-won-deal");
-    let [Trigger::RecordEvent { record, filter, .. }] = m.triggers.as_slice() else {
-        panic!("{:?}", m.triggers)
-    };
+    let [Trigger::RecordEvent { record, filter, .. }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
     assert_eq!(record, "deal");
     assert_eq!(filter.changed, vec!["status"]);
     assert_eq!(filter.equals.get("status"), Some(&serde_json::json!("won")));
@@ -63,11 +41,6 @@ fn the_won_deal_celebration_filters_on_status_becoming_won() {
 #[test]
 fn the_inbound_lead_form_is_a_signed_webhook() {
     let m = manifest("inbound-lead");
-    let [Trigger::Webhook { path, secret }] = m.triggers.as_slice() else {
-        panic!("{:?}", m.triggers)
-    };
-    assert_eq!(
-        (path.as_str(), secret.as_deref()),
-        ("inbound-lead", Some("INBOUND_LEAD_HMAC"))
-    );
+    let [Trigger::Webhook { path, secret }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
+    assert_eq!((path.as_str(), secret.as_deref()), ("inbound-lead", Some("INBOUND_LEAD_HMAC")));
 }

@@ -14,9 +14,7 @@ use serde_json::json;
 async fn drain(pool: &sqlx::PgPool, starter: &StoreStarter) -> usize {
     let mut runs = 0;
     loop {
-        let stats = events::process_batch(pool, starter)
-            .await
-            .expect("consumer pass");
+        let stats = events::process_batch(pool, starter).await.expect("consumer pass");
         runs += stats.runs;
         if stats.events == 0 {
             return runs;
@@ -31,15 +29,16 @@ fn contact(name: &str) -> NewContact {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
     let s = support::Scratch::new("events_concurrent").await;
-    support::deploy(&s.db, &support::one_step("on-contact", "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n")).await;
     support::deploy(
         &s.db,
         &support::one_step(
-            "on-deal",
-            "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n",
+            "on-contact",
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n",
         ),
     )
     .await;
+    support::deploy(&s.db, &support::one_step("on-deal", "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n"))
+        .await;
 
     // Writers and two consumers run at the same time.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -50,9 +49,7 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
         consumers.push(tokio::spawn(async move {
             let starter = StoreStarter::new();
             while !stop.is_cancelled() {
-                events::process_batch(&pool, &starter)
-                    .await
-                    .expect("consumer pass");
+                events::process_batch(&pool, &starter).await.expect("consumer pass");
             }
         }));
     }
@@ -61,13 +58,7 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
         let db = s.db.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..25 {
-                crm_store::contacts::create(
-                    &db,
-                    &Actor::system(),
-                    contact(&format!("Lead {w}-{i}")),
-                )
-                .await
-                .unwrap();
+                crm_store::contacts::create(&db, &Actor::system(), contact(&format!("Lead {w}-{i}"))).await.unwrap();
             }
         }));
     }
@@ -86,20 +77,13 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
         .unwrap();
     assert_eq!(pending, 0);
     let runs: Vec<(serde_json::Value,)> =
-        sqlx::query_as("SELECT input FROM runs WHERE workflow = 'on-contact'")
-            .fetch_all(&s.db.pool)
-            .await
-            .unwrap();
+        sqlx::query_as("SELECT input FROM runs WHERE workflow = 'on-contact'").fetch_all(&s.db.pool).await.unwrap();
     assert_eq!(runs.len(), 200, "one run per created contact");
-    let contacts: HashSet<i64> = runs
-        .iter()
-        .map(|(i,)| i["contact_id"].as_i64().expect("contact_id in input"))
-        .collect();
+    let contacts: HashSet<i64> =
+        runs.iter().map(|(i,)| i["contact_id"].as_i64().expect("contact_id in input")).collect();
     assert_eq!(contacts.len(), 200, "no contact got two runs");
-    let on_deal: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = 'on-deal'")
-        .fetch_one(&s.db.pool)
-        .await
-        .unwrap();
+    let on_deal: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = 'on-deal'").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(on_deal, 0, "contacts do not trigger deal workflows");
     s.drop().await;
 }
@@ -124,28 +108,16 @@ async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
     .await
     .unwrap();
     let stages: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, kind FROM stages ORDER BY position")
-            .fetch_all(&s.db.pool)
-            .await
-            .unwrap();
+        sqlx::query_as("SELECT id, kind FROM stages ORDER BY position").fetch_all(&s.db.pool).await.unwrap();
     let qualified = stages[1].0;
     let won = stages.iter().find(|(_, k)| k == "won").unwrap().0;
-    crm_store::deals::move_stage(&s.db, &actor, deal.id, qualified)
-        .await
-        .unwrap();
-    crm_store::deals::move_stage(&s.db, &actor, deal.id, won)
-        .await
-        .unwrap();
+    crm_store::deals::move_stage(&s.db, &actor, deal.id, qualified).await.unwrap();
+    crm_store::deals::move_stage(&s.db, &actor, deal.id, won).await.unwrap();
     let patch = serde_json::from_value(json!({"title": "Big one (signed)"})).unwrap();
-    crm_store::deals::update(&s.db, &actor, deal.id, patch)
-        .await
-        .unwrap();
+    crm_store::deals::update(&s.db, &actor, deal.id, patch).await.unwrap();
 
     assert_eq!(drain(&s.db.pool, &StoreStarter::new()).await, 1);
-    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs")
-        .fetch_one(&s.db.pool)
-        .await
-        .unwrap();
+    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(input["deal_id"], deal.id);
     assert_eq!(input["changes"]["status"], json!(["open", "won"]));
     s.drop().await;
@@ -163,31 +135,19 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
     support::deploy(&s.db, &on_update("enrich")).await;
     support::deploy(&s.db, &on_update("audit")).await;
     let starter = StoreStarter::new();
-    let c = crm_store::contacts::create(&s.db, &Actor::system(), contact("Ann"))
-        .await
-        .unwrap();
+    let c = crm_store::contacts::create(&s.db, &Actor::system(), contact("Ann")).await.unwrap();
     drain(&s.db.pool, &starter).await;
 
     // A person edits the contact: both workflows run.
     let patch = |n: &str| serde_json::from_value(json!({ "phone": n })).unwrap();
-    crm_store::contacts::update(&s.db, &Actor::system(), c.id, patch("1"))
-        .await
-        .unwrap();
+    crm_store::contacts::update(&s.db, &Actor::system(), c.id, patch("1")).await.unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 2);
     let enrich_run: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM runs WHERE workflow = 'enrich'")
-            .fetch_one(&s.db.pool)
-            .await
-            .unwrap();
+        sqlx::query_scalar("SELECT id FROM runs WHERE workflow = 'enrich'").fetch_one(&s.db.pool).await.unwrap();
 
     // The enrich run writes to the contact: audit runs, enrich does not run again.
-    let by_run = Actor {
-        user_id: None,
-        origin_run: Some(enrich_run),
-    };
-    crm_store::contacts::update(&s.db, &by_run, c.id, patch("2"))
-        .await
-        .unwrap();
+    let by_run = Actor { user_id: None, origin_run: Some(enrich_run) };
+    crm_store::contacts::update(&s.db, &by_run, c.id, patch("2")).await.unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 1);
     let audit_runs: Vec<(uuid::Uuid,)> =
         sqlx::query_as("SELECT id FROM runs WHERE workflow = 'audit' ORDER BY created_at")
@@ -195,22 +155,16 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
             .await
             .unwrap();
     assert_eq!(audit_runs.len(), 2);
-    let chain: Vec<String> =
-        sqlx::query_scalar("SELECT chain FROM triggered_runs WHERE run_id = $1")
-            .bind(audit_runs[1].0)
-            .fetch_one(&s.db.pool)
-            .await
-            .unwrap();
+    let chain: Vec<String> = sqlx::query_scalar("SELECT chain FROM triggered_runs WHERE run_id = $1")
+        .bind(audit_runs[1].0)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
     assert_eq!(chain, vec!["enrich"]);
 
     // ... and that audit run's write reaches neither audit (itself) nor enrich (upstream).
-    let by_audit = Actor {
-        user_id: None,
-        origin_run: Some(audit_runs[1].0),
-    };
-    crm_store::contacts::update(&s.db, &by_audit, c.id, patch("3"))
-        .await
-        .unwrap();
+    let by_audit = Actor { user_id: None, origin_run: Some(audit_runs[1].0) };
+    crm_store::contacts::update(&s.db, &by_audit, c.id, patch("3")).await.unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 0);
 
     // A chain already at the limit starts nothing more, whatever the workflow.
@@ -237,17 +191,75 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    crm_store::contacts::update(
-        &s.db,
-        &Actor {
-            user_id: None,
-            origin_run: Some(deep),
-        },
-        c.id,
-        patch("4"),
-    )
-    .await
-    .unwrap();
+    crm_store::contacts::update(&s.db, &Actor { user_id: None, origin_run: Some(deep) }, c.id, patch("4"))
+        .await
+        .unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 0);
+    s.drop().await;
+}
+
+/// Starts runs like the store does, except for one workflow whose runs always fail to start.
+struct Poisoned(StoreStarter);
+
+impl RunStarter for Poisoned {
+    fn start_run<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        request: RunRequest,
+    ) -> futures::future::BoxFuture<'a, Result<uuid::Uuid, crm_triggers::StartRunError>> {
+        if request.workflow == "poison" {
+            return Box::pin(async { Err(crm_triggers::StartRunError::Failed("cannot start poison".into())) });
+        }
+        self.0.start_run(conn, request)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_start_is_set_aside_instead_of_blocking_later_events() {
+    let s = support::Scratch::new("events_poison").await;
+    let on_create = |name: &str| {
+        support::one_step(
+            name,
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n",
+        )
+    };
+    support::deploy(&s.db, &on_create("poison")).await;
+    support::deploy(&s.db, &on_create("fine")).await;
+    for name in ["A", "B", "C"] {
+        crm_store::contacts::create(&s.db, &Actor::system(), contact(name)).await.unwrap();
+    }
+    let starter: std::sync::Arc<dyn RunStarter> = std::sync::Arc::new(Poisoned(StoreStarter::new()));
+    let e = events::process_batch(&s.db.pool, starter.as_ref()).await.unwrap_err();
+    assert!(e.to_string().contains("cannot start poison"), "{e}");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs").fetch_one(&s.db.pool).await.unwrap(),
+        0,
+        "a failed batch leaves nothing behind"
+    );
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(events::run_consumer(s.db.pool.clone(), starter, stop.clone()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the consumer is stuck behind the poisonous runs");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    consumer.await.unwrap();
+    let fine: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = 'fine'").fetch_one(&s.db.pool).await.unwrap();
+    assert_eq!(fine, 3, "every event still started the workflow that can run");
+    let failures: Vec<(String, String)> =
+        sqlx::query_as("SELECT workflow, error FROM trigger_failures ORDER BY outbox_id")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failures.len(), 3);
+    assert!(failures.iter().all(|(w, e)| w == "poison" && e == "cannot start poison"));
     s.drop().await;
 }

@@ -10,10 +10,7 @@ use crm_triggers::signature::{SignatureError, sign};
 use crm_triggers::webhook::{self, REPLAY_WINDOW_SECS, SignedRequest};
 
 async fn runs(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM runs")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM runs").fetch_one(pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -41,12 +38,9 @@ async fn only_fresh_correctly_signed_requests_start_runs() {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
 
     // No secret set yet: refused, and the message says how to set one.
-    let e = webhook::accept(pool, &starter, req(None, None), now)
-        .await
-        .unwrap_err();
+    let e = webhook::accept(pool, &starter, req(None, None), now).await.unwrap_err();
     assert!(
-        matches!(e, WebhookError::NoSecret { .. })
-            && e.to_string().contains("crm webhook secret LEADS_HMAC"),
+        matches!(e, WebhookError::NoSecret { .. }) && e.to_string().contains("crm webhook secret LEADS_HMAC"),
         "{e}"
     );
 
@@ -54,69 +48,28 @@ async fn only_fresh_correctly_signed_requests_start_runs() {
     let good = leak(sign(secret.as_bytes(), now.timestamp(), body));
     let ts: &'static str = leak(ts);
 
-    let unsigned = webhook::accept(pool, &starter, req(None, Some(ts)), now)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            unsigned,
-            WebhookError::Signature(SignatureError::MissingSignature)
-        ),
-        "{unsigned}"
-    );
+    let unsigned = webhook::accept(pool, &starter, req(None, Some(ts)), now).await.unwrap_err();
+    assert!(matches!(unsigned, WebhookError::Signature(SignatureError::MissingSignature)), "{unsigned}");
     let forged = leak(sign(b"not-the-secret-at-all", now.timestamp(), body));
-    let e = webhook::accept(pool, &starter, req(Some(forged), Some(ts)), now)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, WebhookError::Signature(SignatureError::Mismatch)),
-        "{e}"
-    );
+    let e = webhook::accept(pool, &starter, req(Some(forged), Some(ts)), now).await.unwrap_err();
+    assert!(matches!(e, WebhookError::Signature(SignatureError::Mismatch)), "{e}");
     let old = now.timestamp() - REPLAY_WINDOW_SECS - 1;
     let stale_sig = leak(sign(secret.as_bytes(), old, body));
-    let e = webhook::accept(
-        pool,
-        &starter,
-        req(Some(stale_sig), Some(leak(old.to_string()))),
-        now,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(e, WebhookError::Signature(SignatureError::Stale { .. })),
-        "{e}"
-    );
-    let e = webhook::accept(
-        pool,
-        &starter,
-        SignedRequest {
-            path: "nope",
-            ..req(Some(good), Some(ts))
-        },
-        now,
-    )
-    .await
-    .unwrap_err();
+    let e = webhook::accept(pool, &starter, req(Some(stale_sig), Some(leak(old.to_string()))), now).await.unwrap_err();
+    assert!(matches!(e, WebhookError::Signature(SignatureError::Stale { .. })), "{e}");
+    let e = webhook::accept(pool, &starter, SignedRequest { path: "nope", ..req(Some(good), Some(ts)) }, now)
+        .await
+        .unwrap_err();
     assert!(matches!(e, WebhookError::UnknownHook(_)), "{e}");
     assert_eq!(runs(pool).await, 0, "no refused request started a run");
 
-    let accepted = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now)
-        .await
-        .unwrap();
+    let accepted = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now).await.unwrap();
     assert_eq!(accepted.workflow, "lead-form");
-    let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs WHERE id = $1")
-        .bind(accepted.run_id)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        input,
-        serde_json::json!({"name": "Ann Lee", "email": "ann@example.com"})
-    );
+    let input: serde_json::Value =
+        sqlx::query_scalar("SELECT input FROM runs WHERE id = $1").bind(accepted.run_id).fetch_one(pool).await.unwrap();
+    assert_eq!(input, serde_json::json!({"name": "Ann Lee", "email": "ann@example.com"}));
 
-    let replay = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now)
-        .await
-        .unwrap_err();
+    let replay = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now).await.unwrap_err();
     assert!(matches!(replay, WebhookError::Replayed), "{replay}");
     assert_eq!(runs(pool).await, 1);
     s.drop().await;
@@ -125,32 +78,17 @@ async fn only_fresh_correctly_signed_requests_start_runs() {
 #[tokio::test]
 async fn concurrent_copies_of_one_request_start_one_run() {
     let s = support::Scratch::new("webhook_race").await;
-    support::deploy(
-        &s.db,
-        &support::one_step(
-            "hook",
-            "[[triggers]]\nkind = \"webhook\"\npath = \"hook\"\n",
-        ),
-    )
-    .await;
-    let secret = webhook::set_secret(&s.db.pool, "hook", Some("a-shared-secret-of-some-length"))
-        .await
-        .unwrap();
+    support::deploy(&s.db, &support::one_step("hook", "[[triggers]]\nkind = \"webhook\"\npath = \"hook\"\n")).await;
+    let secret = webhook::set_secret(&s.db.pool, "hook", Some("a-shared-secret-of-some-length")).await.unwrap();
     let now = Utc::now();
     let body: &'static [u8] = b"{\"n\": 1}";
-    let sig: &'static str =
-        Box::leak(sign(secret.as_bytes(), now.timestamp(), body).into_boxed_str());
+    let sig: &'static str = Box::leak(sign(secret.as_bytes(), now.timestamp(), body).into_boxed_str());
     let ts: &'static str = Box::leak(now.timestamp().to_string().into_boxed_str());
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let pool = s.db.pool.clone();
         tasks.push(tokio::spawn(async move {
-            let req = SignedRequest {
-                path: "hook",
-                timestamp: Some(ts),
-                signature: Some(sig),
-                body,
-            };
+            let req = SignedRequest { path: "hook", timestamp: Some(ts), signature: Some(sig), body };
             webhook::accept(&pool, &StoreStarter::new(), req, now).await
         }));
     }

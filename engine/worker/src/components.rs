@@ -6,10 +6,7 @@ use crm_store::{Db, StoreError};
 
 pub trait ComponentSource: Send + Sync + 'static {
     /// The bytes stored under `digest`, `Ok(None)` when no such component exists.
-    fn fetch(
-        &self,
-        digest: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    fn fetch(&self, digest: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 }
 
 /// The `components` table, filled by deploys.

@@ -22,9 +22,7 @@ impl PgServices {
 fn host_error(e: StoreError) -> HostError {
     match e {
         StoreError::NotFound { .. } => HostError::NotFound(e.to_string()),
-        StoreError::Validation { .. } | StoreError::InvalidQuery(_) => {
-            HostError::Invalid(e.to_string())
-        }
+        StoreError::Validation { .. } | StoreError::InvalidQuery(_) => HostError::Invalid(e.to_string()),
         StoreError::Conflict(m) => HostError::Conflict(m),
         // A database failure is not the step's fault: retrying the step may succeed.
         StoreError::Db(_) => {
@@ -35,10 +33,7 @@ fn host_error(e: StoreError) -> HostError {
 }
 
 fn actor(cx: &CallContext) -> Actor {
-    Actor {
-        user_id: cx.acting_user,
-        origin_run: Some(cx.key.run_id),
-    }
+    Actor { user_id: cx.acting_user, origin_run: Some(cx.key.run_id) }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -46,8 +41,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn time(ms: i64) -> Result<DateTime<Utc>, HostError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| HostError::Invalid(format!("{ms} is not a valid time")))
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| HostError::Invalid(format!("{ms} is not a valid time")))
 }
 
 fn date(text: &str) -> Result<NaiveDate, HostError> {
@@ -61,11 +55,7 @@ fn custom(text: &str) -> Map<String, Value> {
 }
 
 fn page(limit: Option<u32>) -> PageRequest {
-    PageRequest {
-        limit: Some(list_limit(limit) as u32),
-        cursor: None,
-        sort: None,
-    }
+    PageRequest { limit: Some(list_limit(limit) as u32), cursor: None, sort: None }
 }
 
 fn contact(c: rec::Contact) -> wit::Contact {
@@ -177,34 +167,16 @@ fn kind(k: wit::RecordKind) -> rec::RecordKind {
 
 impl RecordsHost for PgServices {
     async fn get_contact(&self, _cx: &CallContext, id: i64) -> HostResult<wit::Contact> {
-        crm_store::contacts::get(&self.db, id)
-            .await
-            .map(contact)
-            .map_err(host_error)
+        crm_store::contacts::get(&self.db, id).await.map(contact).map_err(host_error)
     }
 
-    async fn find_contacts(
-        &self,
-        _cx: &CallContext,
-        f: wit::ContactFilter,
-    ) -> HostResult<Vec<wit::Contact>> {
-        let filter = rec::ContactFilter {
-            owner_id: f.owner_id,
-            company_id: f.company_id,
-            tag: f.tag,
-            q: f.query,
-        };
-        let found = crm_store::contacts::list(&self.db, &filter, &page(f.limit))
-            .await
-            .map_err(host_error)?;
+    async fn find_contacts(&self, _cx: &CallContext, f: wit::ContactFilter) -> HostResult<Vec<wit::Contact>> {
+        let filter = rec::ContactFilter { owner_id: f.owner_id, company_id: f.company_id, tag: f.tag, q: f.query };
+        let found = crm_store::contacts::list(&self.db, &filter, &page(f.limit)).await.map_err(host_error)?;
         Ok(found.items.into_iter().map(contact).collect())
     }
 
-    async fn create_contact(
-        &self,
-        cx: &CallContext,
-        n: wit::NewContact,
-    ) -> HostResult<wit::Contact> {
+    async fn create_contact(&self, cx: &CallContext, n: wit::NewContact) -> HostResult<wit::Contact> {
         let new = rec::NewContact {
             name: n.name,
             email: n.email,
@@ -214,18 +186,10 @@ impl RecordsHost for PgServices {
             tags: n.tags,
             custom: custom(&n.custom),
         };
-        crm_store::contacts::create(&self.db, &actor(cx), new)
-            .await
-            .map(contact)
-            .map_err(host_error)
+        crm_store::contacts::create(&self.db, &actor(cx), new).await.map(contact).map_err(host_error)
     }
 
-    async fn update_contact(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: wit::ContactPatch,
-    ) -> HostResult<wit::Contact> {
+    async fn update_contact(&self, cx: &CallContext, id: i64, p: wit::ContactPatch) -> HostResult<wit::Contact> {
         let patch = rec::ContactPatch {
             name: p.name,
             email: p.email,
@@ -235,40 +199,20 @@ impl RecordsHost for PgServices {
             tags: p.tags,
             custom: p.custom.as_deref().map(custom),
         };
-        crm_store::contacts::update(&self.db, &actor(cx), id, patch)
-            .await
-            .map(contact)
-            .map_err(host_error)
+        crm_store::contacts::update(&self.db, &actor(cx), id, patch).await.map(contact).map_err(host_error)
     }
 
     async fn get_company(&self, _cx: &CallContext, id: i64) -> HostResult<wit::Company> {
-        crm_store::companies::get(&self.db, id)
-            .await
-            .map(company)
-            .map_err(host_error)
+        crm_store::companies::get(&self.db, id).await.map(company).map_err(host_error)
     }
 
-    async fn find_companies(
-        &self,
-        _cx: &CallContext,
-        f: wit::CompanyFilter,
-    ) -> HostResult<Vec<wit::Company>> {
-        let filter = rec::CompanyFilter {
-            owner_id: f.owner_id,
-            tag: f.tag,
-            q: f.query,
-        };
-        let found = crm_store::companies::list(&self.db, &filter, &page(f.limit))
-            .await
-            .map_err(host_error)?;
+    async fn find_companies(&self, _cx: &CallContext, f: wit::CompanyFilter) -> HostResult<Vec<wit::Company>> {
+        let filter = rec::CompanyFilter { owner_id: f.owner_id, tag: f.tag, q: f.query };
+        let found = crm_store::companies::list(&self.db, &filter, &page(f.limit)).await.map_err(host_error)?;
         Ok(found.items.into_iter().map(company).collect())
     }
 
-    async fn create_company(
-        &self,
-        cx: &CallContext,
-        n: wit::NewCompany,
-    ) -> HostResult<wit::Company> {
+    async fn create_company(&self, cx: &CallContext, n: wit::NewCompany) -> HostResult<wit::Company> {
         let new = rec::NewCompany {
             name: n.name,
             domain: n.domain,
@@ -277,18 +221,10 @@ impl RecordsHost for PgServices {
             tags: n.tags,
             custom: custom(&n.custom),
         };
-        crm_store::companies::create(&self.db, &actor(cx), new)
-            .await
-            .map(company)
-            .map_err(host_error)
+        crm_store::companies::create(&self.db, &actor(cx), new).await.map(company).map_err(host_error)
     }
 
-    async fn update_company(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: wit::CompanyPatch,
-    ) -> HostResult<wit::Company> {
+    async fn update_company(&self, cx: &CallContext, id: i64, p: wit::CompanyPatch) -> HostResult<wit::Company> {
         let patch = rec::CompanyPatch {
             name: p.name,
             domain: p.domain,
@@ -297,24 +233,14 @@ impl RecordsHost for PgServices {
             tags: p.tags,
             custom: p.custom.as_deref().map(custom),
         };
-        crm_store::companies::update(&self.db, &actor(cx), id, patch)
-            .await
-            .map(company)
-            .map_err(host_error)
+        crm_store::companies::update(&self.db, &actor(cx), id, patch).await.map(company).map_err(host_error)
     }
 
     async fn get_deal(&self, _cx: &CallContext, id: i64) -> HostResult<wit::Deal> {
-        crm_store::deals::get(&self.db, id)
-            .await
-            .map(deal)
-            .map_err(host_error)
+        crm_store::deals::get(&self.db, id).await.map(deal).map_err(host_error)
     }
 
-    async fn find_deals(
-        &self,
-        _cx: &CallContext,
-        f: wit::DealFilter,
-    ) -> HostResult<Vec<wit::Deal>> {
+    async fn find_deals(&self, _cx: &CallContext, f: wit::DealFilter) -> HostResult<Vec<wit::Deal>> {
         let filter = rec::DealFilter {
             pipeline_id: f.pipeline_id,
             stage_id: f.stage_id,
@@ -330,16 +256,9 @@ impl RecordsHost for PgServices {
         if f.stage_changed_before.is_some() {
             req.sort = Some("stage_changed_at".into());
         }
-        let found = crm_store::deals::list(&self.db, &filter, &req)
-            .await
-            .map_err(host_error)?;
+        let found = crm_store::deals::list(&self.db, &filter, &req).await.map_err(host_error)?;
         let cutoff = f.stage_changed_before.map(time).transpose()?;
-        Ok(found
-            .items
-            .into_iter()
-            .filter(|d| cutoff.is_none_or(|c| d.stage_changed_at < c))
-            .map(deal)
-            .collect())
+        Ok(found.items.into_iter().filter(|d| cutoff.is_none_or(|c| d.stage_changed_at < c)).map(deal).collect())
     }
 
     async fn create_deal(&self, cx: &CallContext, n: wit::NewDeal) -> HostResult<wit::Deal> {
@@ -356,18 +275,10 @@ impl RecordsHost for PgServices {
             tags: n.tags,
             custom: custom(&n.custom),
         };
-        crm_store::deals::create(&self.db, &actor(cx), new)
-            .await
-            .map(deal)
-            .map_err(host_error)
+        crm_store::deals::create(&self.db, &actor(cx), new).await.map(deal).map_err(host_error)
     }
 
-    async fn update_deal(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: wit::DealPatch,
-    ) -> HostResult<wit::Deal> {
+    async fn update_deal(&self, cx: &CallContext, id: i64, p: wit::DealPatch) -> HostResult<wit::Deal> {
         let expected_close = match p.expected_close {
             None => None,
             Some(None) => Some(None),
@@ -386,24 +297,14 @@ impl RecordsHost for PgServices {
             tags: p.tags,
             custom: p.custom.as_deref().map(custom),
         };
-        crm_store::deals::update(&self.db, &actor(cx), id, patch)
-            .await
-            .map(deal)
-            .map_err(host_error)
+        crm_store::deals::update(&self.db, &actor(cx), id, patch).await.map(deal).map_err(host_error)
     }
 
     async fn get_task(&self, _cx: &CallContext, id: i64) -> HostResult<wit::Task> {
-        crm_store::tasks::get(&self.db, id)
-            .await
-            .map(task)
-            .map_err(host_error)
+        crm_store::tasks::get(&self.db, id).await.map(task).map_err(host_error)
     }
 
-    async fn find_tasks(
-        &self,
-        _cx: &CallContext,
-        f: wit::TaskFilter,
-    ) -> HostResult<Vec<wit::Task>> {
+    async fn find_tasks(&self, _cx: &CallContext, f: wit::TaskFilter) -> HostResult<Vec<wit::Task>> {
         let filter = rec::TaskFilter {
             assignee_id: f.assignee_id,
             done: f.done,
@@ -412,9 +313,7 @@ impl RecordsHost for PgServices {
             contact_id: f.contact_id,
             company_id: f.company_id,
         };
-        let found = crm_store::tasks::list(&self.db, &filter, &page(f.limit))
-            .await
-            .map_err(host_error)?;
+        let found = crm_store::tasks::list(&self.db, &filter, &page(f.limit)).await.map_err(host_error)?;
         Ok(found.items.into_iter().map(task).collect())
     }
 
@@ -427,57 +326,32 @@ impl RecordsHost for PgServices {
             company_id: n.company_id,
             deal_id: n.deal_id,
         };
-        crm_store::tasks::create(&self.db, &actor(cx), new)
-            .await
-            .map(task)
-            .map_err(host_error)
+        crm_store::tasks::create(&self.db, &actor(cx), new).await.map(task).map_err(host_error)
     }
 
-    async fn update_task(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: wit::TaskPatch,
-    ) -> HostResult<wit::Task> {
+    async fn update_task(&self, cx: &CallContext, id: i64, p: wit::TaskPatch) -> HostResult<wit::Task> {
         let due_at = match p.due_at {
             None => None,
             Some(None) => Some(None),
             Some(Some(t)) => Some(Some(time(t)?)),
         };
-        let patch = rec::TaskPatch {
-            title: p.title,
-            due_at,
-            done: p.done,
-            assignee_id: p.assignee_id,
-            ..Default::default()
-        };
-        crm_store::tasks::update(&self.db, &actor(cx), id, patch)
-            .await
-            .map(task)
-            .map_err(host_error)
+        let patch =
+            rec::TaskPatch { title: p.title, due_at, done: p.done, assignee_id: p.assignee_id, ..Default::default() };
+        crm_store::tasks::update(&self.db, &actor(cx), id, patch).await.map(task).map_err(host_error)
     }
 
     async fn get_note(&self, _cx: &CallContext, id: i64) -> HostResult<wit::Note> {
-        crm_store::notes::get(&self.db, id)
-            .await
-            .map(note)
-            .map_err(host_error)
+        crm_store::notes::get(&self.db, id).await.map(note).map_err(host_error)
     }
 
-    async fn find_notes(
-        &self,
-        _cx: &CallContext,
-        f: wit::NoteFilter,
-    ) -> HostResult<Vec<wit::Note>> {
+    async fn find_notes(&self, _cx: &CallContext, f: wit::NoteFilter) -> HostResult<Vec<wit::Note>> {
         let filter = rec::NoteFilter {
             contact_id: f.contact_id,
             company_id: f.company_id,
             deal_id: f.deal_id,
             task_id: f.task_id,
         };
-        let found = crm_store::notes::list(&self.db, &filter, &page(f.limit))
-            .await
-            .map_err(host_error)?;
+        let found = crm_store::notes::list(&self.db, &filter, &page(f.limit)).await.map_err(host_error)?;
         Ok(found.items.into_iter().map(note).collect())
     }
 
@@ -489,23 +363,12 @@ impl RecordsHost for PgServices {
             deal_id: n.deal_id,
             task_id: n.task_id,
         };
-        crm_store::notes::create(&self.db, &actor(cx), new)
-            .await
-            .map(note)
-            .map_err(host_error)
+        crm_store::notes::create(&self.db, &actor(cx), new).await.map(note).map_err(host_error)
     }
 
-    async fn update_note(
-        &self,
-        cx: &CallContext,
-        id: i64,
-        p: wit::NotePatch,
-    ) -> HostResult<wit::Note> {
+    async fn update_note(&self, cx: &CallContext, id: i64, p: wit::NotePatch) -> HostResult<wit::Note> {
         let patch = rec::NotePatch { body: p.body };
-        crm_store::notes::update(&self.db, &actor(cx), id, patch)
-            .await
-            .map(note)
-            .map_err(host_error)
+        crm_store::notes::update(&self.db, &actor(cx), id, patch).await.map(note).map_err(host_error)
     }
 
     async fn record_activity(
@@ -515,14 +378,8 @@ impl RecordsHost for PgServices {
         id: i64,
         limit: usize,
     ) -> HostResult<Vec<wit::Activity>> {
-        let req = PageRequest {
-            limit: Some(limit as u32),
-            cursor: None,
-            sort: None,
-        };
-        let found = crm_store::activity::list(&self.db, kind(k), id, &req)
-            .await
-            .map_err(host_error)?;
+        let req = PageRequest { limit: Some(limit as u32), cursor: None, sort: None };
+        let found = crm_store::activity::list(&self.db, kind(k), id, &req).await.map_err(host_error)?;
         Ok(found
             .items
             .into_iter()
@@ -539,21 +396,15 @@ impl RecordsHost for PgServices {
 
 impl WorkflowHost for PgServices {
     async fn state_get(&self, cx: &CallContext, key: &str) -> HostResult<Option<String>> {
-        crm_store::workflow_state::get(&self.db, &cx.workflow, key)
-            .await
-            .map_err(host_error)
+        crm_store::workflow_state::get(&self.db, &cx.workflow, key).await.map_err(host_error)
     }
 
     async fn state_set(&self, cx: &CallContext, key: &str, value: &str) -> HostResult<()> {
-        crm_store::workflow_state::set(&self.db, &cx.workflow, key, value)
-            .await
-            .map_err(host_error)
+        crm_store::workflow_state::set(&self.db, &cx.workflow, key, value).await.map_err(host_error)
     }
 
     async fn state_delete(&self, cx: &CallContext, key: &str) -> HostResult<()> {
-        crm_store::workflow_state::delete(&self.db, &cx.workflow, key)
-            .await
-            .map_err(host_error)
+        crm_store::workflow_state::delete(&self.db, &cx.workflow, key).await.map_err(host_error)
     }
 
     async fn secret(&self, _cx: &CallContext, name: &str) -> HostResult<String> {
@@ -569,22 +420,15 @@ impl WorkflowHost for PgServices {
             step: Some(&cx.key.step),
             workflow: Some(&cx.workflow),
         };
-        crm_store::notifications::add(&self.db, user_id, text, origin)
-            .await
-            .map(|_| ())
-            .map_err(|e| match e {
-                StoreError::Validation { .. } => HostError::Invalid(e.to_string()),
-                // the only foreign key: the user
-                StoreError::Db(sqlx_err)
-                    if sqlx_err
-                        .as_database_error()
-                        .and_then(|d| d.code())
-                        .as_deref()
-                        == Some("23503") =>
-                {
-                    HostError::NotFound(format!("user {user_id} does not exist"))
-                }
-                other => host_error(other),
-            })
+        crm_store::notifications::add(&self.db, user_id, text, origin).await.map(|_| ()).map_err(|e| match e {
+            StoreError::Validation { .. } => HostError::Invalid(e.to_string()),
+            // the only foreign key: the user
+            StoreError::Db(sqlx_err)
+                if sqlx_err.as_database_error().and_then(|d| d.code()).as_deref() == Some("23503") =>
+            {
+                HostError::NotFound(format!("user {user_id} does not exist"))
+            }
+            other => host_error(other),
+        })
     }
 }

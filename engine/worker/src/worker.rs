@@ -88,20 +88,13 @@ pub async fn execute<S: Services, C: ComponentSource>(
                 ));
             }
             Err(e) => {
-                return failed(StepError::retryable(
-                    "unavailable",
-                    format!("fetching the component: {e}"),
-                ));
+                return failed(StepError::retryable("unavailable", format!("fetching the component: {e}")));
             }
         },
         Err(e) => return failed(e),
     };
     let call = StepCall {
-        cx: CallContext {
-            key: job.key.clone(),
-            workflow: job.workflow.clone(),
-            acting_user: job.acting_user,
-        },
+        cx: CallContext { key: job.key.clone(), workflow: job.workflow.clone(), acting_user: job.acting_user },
         input: &job.input,
         grants: Arc::new(job.grants.clone()),
         limits: &job.limits,
@@ -117,28 +110,13 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
         services: Arc<S>,
         components: Arc<C>,
     ) -> Self {
-        Worker {
-            config,
-            queue,
-            runtime,
-            services,
-            components,
-        }
+        Worker { config, queue, runtime, services, components }
     }
 
     /// Works until `shutdown` resolves, then stops taking jobs, finishes the running ones,
     /// publishes their results and returns.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), crm_queue::QueueError> {
-        let Worker {
-            config,
-            queue,
-            runtime,
-            services,
-            components,
-        } = self;
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), crm_queue::QueueError> {
+        let Worker { config, queue, runtime, services, components } = self;
         let concurrency = config.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -151,19 +129,15 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
             results: tx,
             worker_id: config.id.clone(),
         });
-        let publisher = tokio::spawn(publish(
-            queue.clone(),
-            rx,
-            in_flight.clone(),
-            config.publish_batch.max(1),
-        ));
+        let publisher = tokio::spawn(publish(queue.clone(), rx, in_flight.clone(), config.publish_batch.max(1)));
         queue.heartbeat(&config.id).await?;
         let beat = tokio::spawn(heartbeat(queue.clone(), in_flight, config.clone()));
         tracing::info!(worker = %config.id, concurrency, "worker started");
 
         tokio::pin!(shutdown);
-        let mut claim_every =
-            tokio::time::interval((config.visibility_timeout / 2).max(Duration::from_millis(100)));
+        let mut claim_every = tokio::time::interval((config.visibility_timeout / 2).max(Duration::from_millis(100)));
+        // A slow iteration must not be followed by a burst of back-to-back claims.
+        claim_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff = Duration::from_millis(100);
         loop {
             // Wait for a free slot, then take as many jobs as there are free slots.
@@ -178,9 +152,7 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
                 () = std::future::ready(()) => false,
             };
             let read = if stale_due {
-                queue
-                    .claim_stale_jobs(&config.id, config.visibility_timeout, want)
-                    .await
+                queue.claim_stale_jobs(&config.id, config.visibility_timeout, want).await
             } else {
                 // Not raced against shutdown: a read cancelled after Redis handed out
                 // entries would strand them until the visibility timeout. `read_block`
@@ -204,10 +176,7 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
                 }
             };
             if stale_due && !entries.is_empty() {
-                tracing::info!(
-                    count = entries.len(),
-                    "took over jobs held by an unresponsive worker"
-                );
+                tracing::info!(count = entries.len(), "took over jobs held by an unresponsive worker");
             }
             let mut first = Some(first);
             for entry in entries {
@@ -245,11 +214,7 @@ fn spawn_step<S: Services, C: ComponentSource>(
     entry: JobEntry,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    shared
-        .in_flight
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(entry.id.clone());
+    shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry.id.clone());
     tokio::spawn(async move {
         let job = entry.job;
         let run = execute(&shared.runtime, &shared.services, &*shared.components, &job).await;
@@ -320,12 +285,7 @@ async fn heartbeat(queue: Queue, in_flight: InFlight, config: WorkerConfig) {
     let mut every = tokio::time::interval(config.heartbeat);
     loop {
         every.tick().await;
-        let ids: Vec<String> = in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect();
+        let ids: Vec<String> = in_flight.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
         if let Err(e) = queue.heartbeat(&config.id).await {
             tracing::warn!("heartbeat failed: {e}");
         }

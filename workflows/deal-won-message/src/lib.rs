@@ -24,12 +24,9 @@ use serde_json::json;
 const DEFAULT_TEMPLATE: &str = "🎉 Deal won: {title} — {amount}{with}. Closed in {days} day(s).";
 
 fn run(input: Input) -> Result<Output, StepError> {
-    let deal_id: i64 = input
-        .setting("deal_id")?
-        .ok_or_else(|| StepError::invalid_input("the run input has no `deal_id`"))?;
-    let template: String = input
-        .setting("template")?
-        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
+    let deal_id: i64 =
+        input.setting("deal_id")?.ok_or_else(|| StepError::invalid_input("the run input has no `deal_id`"))?;
+    let template: String = input.setting("template")?.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
     let notify_owner: bool = input.setting("notify_owner")?.unwrap_or(false);
     let mut recipients: Vec<i64> = input.setting("notify_user_ids")?.unwrap_or_default();
 
@@ -37,10 +34,7 @@ fn run(input: Input) -> Result<Output, StepError> {
     if deal.status != DealStatus::Won {
         return Err(StepError::permanent(
             "deal_not_won",
-            format!(
-                "deal {deal_id} ({}) is {:?}, not won",
-                deal.title, deal.status
-            ),
+            format!("deal {deal_id} ({}) is {:?}, not won", deal.title, deal.status),
         ));
     }
     let company = match deal.company_id {
@@ -73,9 +67,7 @@ fn run(input: Input) -> Result<Output, StepError> {
     for user in &recipients {
         crm_sdk::notify::send(*user, &text)?;
     }
-    Ok(Output::json(
-        json!({ "deal_id": deal_id, "text": text, "notified": recipients }),
-    ))
+    Ok(Output::json(json!({ "deal_id": deal_id, "text": text, "notified": recipients })))
 }
 
 crm_sdk::step!(run);

@@ -22,16 +22,9 @@ fn normal_email(email: &str) -> Option<String> {
     let email = email.trim().to_lowercase();
     let (local, domain) = email.split_once('@')?;
     let local = local.split('+').next().unwrap_or(local);
-    let local = if domain == "gmail.com" || domain == "googlemail.com" {
-        local.replace('.', "")
-    } else {
-        local.to_string()
-    };
-    let domain = if domain == "googlemail.com" {
-        "gmail.com"
-    } else {
-        domain
-    };
+    let local =
+        if domain == "gmail.com" || domain == "googlemail.com" { local.replace('.', "") } else { local.to_string() };
+    let domain = if domain == "googlemail.com" { "gmail.com" } else { domain };
     (!local.is_empty()).then(|| format!("{local}@{domain}"))
 }
 
@@ -42,11 +35,8 @@ fn normal_phone(phone: &str) -> Option<String> {
 }
 
 fn normal_name(name: &str) -> Option<String> {
-    let mut words: Vec<String> = name
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let mut words: Vec<String> =
+        name.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     words.sort();
     // A single word ("Anna") is too common a name to call two contacts the same person.
     (words.len() >= 2).then(|| words.join(" "))
@@ -92,11 +82,7 @@ fn run(input: Input) -> Result<Output, StepError> {
             queries.extend(me.email.clone());
             queries.extend(me.phone.clone());
             for query in queries {
-                let filter = ContactFilter {
-                    query: Some(query),
-                    limit: Some(limit),
-                    ..Default::default()
-                };
+                let filter = ContactFilter { query: Some(query), limit: Some(limit), ..Default::default() };
                 for c in records::find_contacts(&filter)? {
                     contacts.insert(c.id, c);
                 }
@@ -104,19 +90,14 @@ fn run(input: Input) -> Result<Output, StepError> {
             contacts.insert(me.id, me);
         }
         None => {
-            for c in records::find_contacts(&ContactFilter {
-                limit: Some(limit),
-                ..Default::default()
-            })? {
+            for c in records::find_contacts(&ContactFilter { limit: Some(limit), ..Default::default() })? {
                 contacts.insert(c.id, c);
             }
         }
     }
 
     let list: Vec<&Contact> = contacts.values().collect();
-    let mut groups = Groups {
-        parent: (0..list.len()).collect(),
-    };
+    let mut groups = Groups { parent: (0..list.len()).collect() };
     let mut reasons: BTreeMap<(usize, usize), BTreeSet<&str>> = BTreeMap::new();
     let mut seen: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for (i, c) in list.iter().enumerate() {
@@ -161,9 +142,7 @@ fn run(input: Input) -> Result<Output, StepError> {
         let names: Vec<&str> = idx.iter().map(|&i| list[i].name.as_str()).collect();
         found.push(json!({ "contact_ids": ids, "names": names, "reasons": why }));
     }
-    Ok(Output::json(
-        json!({ "groups": found, "checked": list.len() }),
-    ))
+    Ok(Output::json(json!({ "groups": found, "checked": list.len() })))
 }
 
 crm_sdk::step!(run);
@@ -174,18 +153,9 @@ mod tests {
 
     #[test]
     fn normalises_keys() {
-        assert_eq!(
-            normal_email(" Ann.Lee+crm@GMail.com").as_deref(),
-            Some("annlee@gmail.com")
-        );
-        assert_eq!(
-            normal_email("ann.lee@acme.io").as_deref(),
-            Some("ann.lee@acme.io")
-        );
-        assert_eq!(
-            normal_phone("+1 (555) 010-2030").as_deref(),
-            Some("5550102030")
-        );
+        assert_eq!(normal_email(" Ann.Lee+crm@GMail.com").as_deref(), Some("annlee@gmail.com"));
+        assert_eq!(normal_email("ann.lee@acme.io").as_deref(), Some("ann.lee@acme.io"));
+        assert_eq!(normal_phone("+1 (555) 010-2030").as_deref(), Some("5550102030"));
         assert_eq!(normal_phone("12-34"), None);
         assert_eq!(normal_name("Lee, Ann").as_deref(), Some("ann lee"));
         assert_eq!(normal_name("Ann"), None);

@@ -25,68 +25,36 @@ enum Target {
 }
 
 fn run(input: Input) -> Result<Output, StepError> {
-    let target = match (
-        input.setting::<i64>("deal_id")?,
-        input.setting::<i64>("contact_id")?,
-    ) {
+    let target = match (input.setting::<i64>("deal_id")?, input.setting::<i64>("contact_id")?) {
         (Some(id), _) => Target::Deal(id),
         (None, Some(id)) => Target::Contact(id),
         (None, None) => return Err(StepError::invalid_input("give `deal_id` or `contact_id`")),
     };
-    let template: String = input
-        .setting("title")?
-        .unwrap_or_else(|| "Follow up: {name}".to_string());
+    let template: String = input.setting("title")?.unwrap_or_else(|| "Follow up: {name}".to_string());
     let due_in_days: i64 = input.setting("due_in_days")?.unwrap_or(3);
     if !(0..=365).contains(&due_in_days) {
-        return Err(StepError::invalid_input(
-            "`due_in_days` must be between 0 and 365",
-        ));
+        return Err(StepError::invalid_input("`due_in_days` must be between 0 and 365"));
     }
     let (name, owner, filter) = match target {
         Target::Deal(id) => {
             let deal = records::get_deal(id)?;
-            (
-                deal.title,
-                deal.owner_id,
-                TaskFilter {
-                    deal_id: Some(id),
-                    done: Some(false),
-                    ..Default::default()
-                },
-            )
+            (deal.title, deal.owner_id, TaskFilter { deal_id: Some(id), done: Some(false), ..Default::default() })
         }
         Target::Contact(id) => {
             let contact = records::get_contact(id)?;
             (
                 contact.name,
                 contact.owner_id,
-                TaskFilter {
-                    contact_id: Some(id),
-                    done: Some(false),
-                    ..Default::default()
-                },
+                TaskFilter { contact_id: Some(id), done: Some(false), ..Default::default() },
             )
         }
     };
-    let title: String = template
-        .replace("{name}", &name)
-        .chars()
-        .take(300)
-        .collect();
-    let assignee_id = input
-        .setting::<i64>("assignee_id")?
-        .or(owner)
-        .or(input.context.acting_user);
+    let title: String = template.replace("{name}", &name).chars().take(300).collect();
+    let assignee_id = input.setting::<i64>("assignee_id")?.or(owner).or(input.context.acting_user);
 
-    let existing = records::find_tasks(TaskFilter {
-        limit: Some(200),
-        ..filter
-    })?;
+    let existing = records::find_tasks(TaskFilter { limit: Some(200), ..filter })?;
     if let Some(task) = existing.into_iter().find(|t| t.title == title) {
-        crm_sdk::info(
-            "follow-up task already exists",
-            json!({ "task_id": task.id }),
-        );
+        crm_sdk::info("follow-up task already exists", json!({ "task_id": task.id }));
         return Ok(Output::json(json!({
             "task_id": task.id, "title": task.title, "due_at": task.due_at,
             "assignee_id": task.assignee_id, "created": false,
@@ -106,10 +74,7 @@ fn run(input: Input) -> Result<Output, StepError> {
         company_id: None,
         deal_id,
     })?;
-    crm_sdk::info(
-        "follow-up task created",
-        json!({ "task_id": task.id, "assignee_id": assignee_id }),
-    );
+    crm_sdk::info("follow-up task created", json!({ "task_id": task.id, "assignee_id": assignee_id }));
     Ok(Output::json(json!({
         "task_id": task.id, "title": task.title, "due_at": task.due_at,
         "assignee_id": task.assignee_id, "created": true,

@@ -2,8 +2,8 @@
 //! `DealFilter { contact_id: Some(id), ..Default::default() }`.
 
 use crate::records::{
-    CompanyFilter, CompanyPatch, ContactFilter, ContactPatch, DealFilter, DealPatch, NoteFilter,
-    NotePatch, TaskFilter, TaskPatch,
+    CompanyFilter, CompanyPatch, ContactFilter, ContactPatch, DealFilter, DealPatch, NoteFilter, NotePatch, TaskFilter,
+    TaskPatch,
 };
 
 macro_rules! all_none {
@@ -16,36 +16,10 @@ macro_rules! all_none {
     };
 }
 
-all_none!(ContactFilter {
-    query,
-    owner_id,
-    company_id,
-    tag,
-    limit
-});
-all_none!(ContactPatch {
-    name,
-    email,
-    phone,
-    company_id,
-    owner_id,
-    tags,
-    custom
-});
-all_none!(CompanyFilter {
-    query,
-    owner_id,
-    tag,
-    limit
-});
-all_none!(CompanyPatch {
-    name,
-    domain,
-    phone,
-    owner_id,
-    tags,
-    custom
-});
+all_none!(ContactFilter { query, owner_id, company_id, tag, limit });
+all_none!(ContactPatch { name, email, phone, company_id, owner_id, tags, custom });
+all_none!(CompanyFilter { query, owner_id, tag, limit });
+all_none!(CompanyPatch { name, domain, phone, owner_id, tags, custom });
 all_none!(DealFilter {
     query,
     pipeline_id,
@@ -69,26 +43,7 @@ all_none!(DealPatch {
     tags,
     custom
 });
-all_none!(TaskFilter {
-    assignee_id,
-    done,
-    due_before,
-    contact_id,
-    company_id,
-    deal_id,
-    limit
-});
-all_none!(TaskPatch {
-    title,
-    due_at,
-    done,
-    assignee_id
-});
-all_none!(NoteFilter {
-    contact_id,
-    company_id,
-    deal_id,
-    task_id,
-    limit
-});
+all_none!(TaskFilter { assignee_id, done, due_before, contact_id, company_id, deal_id, limit });
+all_none!(TaskPatch { title, due_at, done, assignee_id });
+all_none!(NoteFilter { contact_id, company_id, deal_id, task_id, limit });
 all_none!(NotePatch { body });

@@ -22,11 +22,7 @@ impl Input {
     /// The config as a typed struct; a missing config reads as `{}` so that structs whose
     /// fields all have defaults work without one.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, StepError> {
-        let value = if self.config.is_null() {
-            Value::Object(Default::default())
-        } else {
-            self.config.clone()
-        };
+        let value = if self.config.is_null() { Value::Object(Default::default()) } else { self.config.clone() };
         from_value(value, "step config")
     }
 
@@ -37,29 +33,25 @@ impl Input {
 
     /// One field of the run input, which must be present.
     pub fn run_input_field<T: DeserializeOwned>(&self, name: &str) -> Result<T, StepError> {
-        let value = self.run_input.get(name).cloned().ok_or_else(|| {
-            StepError::invalid_input(format!("the run input has no `{name}` field"))
-        })?;
+        let value = self
+            .run_input
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StepError::invalid_input(format!("the run input has no `{name}` field")))?;
         from_value(value, &format!("run input field `{name}`"))
     }
 
     /// The output of a step this one needs, which must be present.
     pub fn dep(&self, step: &str) -> Result<&Value, StepError> {
-        self.deps.get(step).ok_or_else(|| {
-            StepError::invalid_input(format!(
-                "no output of step `{step}`: is it listed in `needs`?"
-            ))
-        })
+        self.deps
+            .get(step)
+            .ok_or_else(|| StepError::invalid_input(format!("no output of step `{step}`: is it listed in `needs`?")))
     }
 
     /// A field looked up first in the config, then in the run input: lets a manifest fix a
     /// value or leave it to whoever starts the run.
     pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StepError> {
-        let found = self
-            .config
-            .get(name)
-            .filter(|v| !v.is_null())
-            .or_else(|| self.run_input.get(name));
+        let found = self.config.get(name).filter(|v| !v.is_null()).or_else(|| self.run_input.get(name));
         match found {
             None | Some(Value::Null) => Ok(None),
             Some(v) => from_value(v.clone(), &format!("`{name}`")).map(Some),

@@ -24,10 +24,7 @@ use serde_json::Value;
 
 /// The generated bindings of the `step` world (`wit/step.wit`).
 #[doc(hidden)]
-#[allow(
-    clippy::too_many_arguments,
-    reason = "generated: one argument per WIT parameter"
-)]
+#[allow(clippy::too_many_arguments, reason = "generated: one argument per WIT parameter")]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "step",
@@ -58,20 +55,12 @@ pub use serde_json;
 impl StepError {
     /// Retrying cannot help: bad input, a missing record, a broken contract.
     pub fn permanent(code: &str, message: impl Into<String>) -> StepError {
-        StepError {
-            kind: ErrorKind::Permanent,
-            code: code.to_string(),
-            message: message.into(),
-        }
+        StepError { kind: ErrorKind::Permanent, code: code.to_string(), message: message.into() }
     }
 
     /// A transient failure: the scheduler tries the step again with backoff.
     pub fn retryable(code: &str, message: impl Into<String>) -> StepError {
-        StepError {
-            kind: ErrorKind::Retryable,
-            code: code.to_string(),
-            message: message.into(),
-        }
+        StepError { kind: ErrorKind::Retryable, code: code.to_string(), message: message.into() }
     }
 
     /// The step's input or config does not have the expected shape.
@@ -104,8 +93,7 @@ fn parse_json(text: &str, what: &str) -> Result<Value, StepError> {
     if text.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(text)
-        .map_err(|e| StepError::invalid_input(format!("{what} is not valid JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| StepError::invalid_input(format!("{what} is not valid JSON: {e}")))
 }
 
 /// Deserializes a JSON value into the shape a step expects; `what` names it in the error.
@@ -131,10 +119,7 @@ pub fn __run(
     };
     let output = f(input)?;
     let next = output.next.clone();
-    Ok(bindings::crm::automation::types::StepOutput {
-        output: output.into_text(),
-        next,
-    })
+    Ok(bindings::crm::automation::types::StepOutput { output: output.into_text(), next })
 }
 
 /// Exports `f: fn(Input) -> Result<Output, StepError>` as the component's `run`.

@@ -5,11 +5,7 @@ use serde_json::Value;
 use crate::bindings::crm::automation::log::{Level, write};
 
 fn emit(level: Level, message: &str, fields: Value) {
-    let fields = if fields.is_null() {
-        String::new()
-    } else {
-        fields.to_string()
-    };
+    let fields = if fields.is_null() { String::new() } else { fields.to_string() };
     write(level, message, &fields);
 }
 

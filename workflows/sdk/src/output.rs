@@ -21,10 +21,7 @@ enum Body {
 
 impl Output {
     pub fn json(value: Value) -> Output {
-        Output {
-            body: Body::Value(value),
-            next: None,
-        }
+        Output { body: Body::Value(value), next: None }
     }
 
     /// Serializes any value as the output.
@@ -37,10 +34,7 @@ impl Output {
     /// An output the step has already serialized as JSON text: saves a copy for large
     /// outputs. The host checks it is valid JSON.
     pub fn json_text(text: String) -> Output {
-        Output {
-            body: Body::Text(text),
-            next: None,
-        }
+        Output { body: Body::Text(text), next: None }
     }
 
     /// Runs only these successor steps (branching); an empty list ends this branch.

@@ -23,9 +23,7 @@ use serde_json::json;
 fn run(input: Input) -> Result<Output, StepError> {
     let days: i64 = input.setting("days")?.unwrap_or(14);
     if !(1..=3650).contains(&days) {
-        return Err(StepError::invalid_input(
-            "`days` must be between 1 and 3650",
-        ));
+        return Err(StepError::invalid_input("`days` must be between 1 and 3650"));
     }
     let limit: u32 = input.setting("limit")?.unwrap_or(50);
     let notify_owners: bool = input.setting("notify_owners")?.unwrap_or(false);
@@ -62,18 +60,11 @@ fn run(input: Input) -> Result<Output, StepError> {
         for d in &deals {
             if let Some(owner) = d.owner_id {
                 let days_in_stage = (now - d.stage_changed_at) / DAY_MS;
-                by_owner
-                    .entry(owner)
-                    .or_default()
-                    .push(format!("• {} ({days_in_stage} days)", d.title));
+                by_owner.entry(owner).or_default().push(format!("• {} ({days_in_stage} days)", d.title));
             }
         }
         for (owner, lines) in by_owner {
-            let text = format!(
-                "{} of your deals have not moved in {days}+ days:\n{}",
-                lines.len(),
-                lines.join("\n")
-            );
+            let text = format!("{} of your deals have not moved in {days}+ days:\n{}", lines.len(), lines.join("\n"));
             crm_sdk::notify::send(owner, &text)?;
         }
     }

@@ -4,9 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use crm_concepts::records::{
-    Company, CompanyFilter, CompanyPatch, Id, NewCompany, Page, PageRequest,
-};
+use crm_concepts::records::{Company, CompanyFilter, CompanyPatch, Id, NewCompany, Page, PageRequest};
 use crm_store::companies;
 use serde::Deserialize;
 
@@ -17,10 +15,7 @@ use crate::extract::{Caller, Json, Path, Query, Writer};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/companies", get(list).post(create))
-        .route(
-            "/api/companies/{id}",
-            get(read).patch(update).delete(remove),
-        )
+        .route("/api/companies/{id}", get(read).patch(update).delete(remove))
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,16 +34,8 @@ async fn list(
     _: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Company>>, ApiError> {
-    let filter = CompanyFilter {
-        owner_id: q.owner_id,
-        tag: q.tag,
-        q: q.q,
-    };
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+    let filter = CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q };
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(companies::list(&s.db, &filter, &page).await?))
 }
 
@@ -57,17 +44,10 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(companies::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(companies::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Company>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Company>, ApiError> {
     Ok(Json(companies::get(&s.db, id).await?))
 }
 
@@ -80,11 +60,7 @@ async fn update(
     Ok(Json(companies::update(&s.db, &c.actor(), id, patch).await?))
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<StatusCode, ApiError> {
+async fn remove(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<StatusCode, ApiError> {
     companies::delete(&s.db, &c.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

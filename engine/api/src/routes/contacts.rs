@@ -4,9 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use crm_concepts::records::{
-    Contact, ContactFilter, ContactPatch, Id, NewContact, Page, PageRequest,
-};
+use crm_concepts::records::{Contact, ContactFilter, ContactPatch, Id, NewContact, Page, PageRequest};
 use crm_store::contacts;
 use serde::Deserialize;
 
@@ -37,17 +35,8 @@ async fn list(
     _: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Contact>>, ApiError> {
-    let filter = ContactFilter {
-        owner_id: q.owner_id,
-        company_id: q.company_id,
-        tag: q.tag,
-        q: q.q,
-    };
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+    let filter = ContactFilter { owner_id: q.owner_id, company_id: q.company_id, tag: q.tag, q: q.q };
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(contacts::list(&s.db, &filter, &page).await?))
 }
 
@@ -56,17 +45,10 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewContact>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(contacts::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(contacts::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Contact>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Contact>, ApiError> {
     Ok(Json(contacts::get(&s.db, id).await?))
 }
 
@@ -79,11 +61,7 @@ async fn update(
     Ok(Json(contacts::update(&s.db, &c.actor(), id, patch).await?))
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<StatusCode, ApiError> {
+async fn remove(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<StatusCode, ApiError> {
     contacts::delete(&s.db, &c.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,9 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use crm_concepts::records::{
-    Deal, DealFilter, DealPatch, DealStatus, Id, MoveDeal, NewDeal, Page, PageRequest,
-};
+use crm_concepts::records::{Deal, DealFilter, DealPatch, DealStatus, Id, MoveDeal, NewDeal, Page, PageRequest};
 use crm_store::deals;
 use serde::Deserialize;
 
@@ -36,11 +34,7 @@ struct ListQuery {
     q: Option<String>,
 }
 
-async fn list(
-    State(s): State<AppState>,
-    _: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Deal>>, ApiError> {
+async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Deal>>, ApiError> {
     let filter = DealFilter {
         pipeline_id: q.pipeline_id,
         stage_id: q.stage_id,
@@ -50,11 +44,7 @@ async fn list(
         company_id: q.company_id,
         q: q.q,
     };
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(deals::list(&s.db, &filter, &page).await?))
 }
 
@@ -63,17 +53,10 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewDeal>,
 ) -> Result<(StatusCode, Json<Deal>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(deals::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(deals::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Deal>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Deal>, ApiError> {
     Ok(Json(deals::get(&s.db, id).await?))
 }
 
@@ -92,16 +75,10 @@ async fn move_stage(
     Path(id): Path<Id>,
     Json(m): Json<MoveDeal>,
 ) -> Result<Json<Deal>, ApiError> {
-    Ok(Json(
-        deals::move_stage(&s.db, &c.actor(), id, m.stage_id).await?,
-    ))
+    Ok(Json(deals::move_stage(&s.db, &c.actor(), id, m.stage_id).await?))
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<StatusCode, ApiError> {
+async fn remove(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<StatusCode, ApiError> {
     deals::delete(&s.db, &c.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,9 +14,7 @@ use crate::extract::Json;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -37,17 +35,8 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         Err(_) => "error: timed out".to_string(),
     };
     let ready = pg == "ok" && redis == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(
-            json!({"status": if ready { "ready" } else { "not_ready" }, "postgres": pg, "redis": redis}),
-        ),
-    )
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"status": if ready { "ready" } else { "not_ready" }, "postgres": pg, "redis": redis})))
 }
 
 async fn ping_redis(client: &redis::Client) -> Result<(), redis::RedisError> {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod hooks;
 pub mod invites;
 pub mod notes;
+pub mod notifications;
 pub mod openapi;
 pub mod pipelines;
 pub mod runs;

@@ -30,22 +30,10 @@ struct ListQuery {
     task_id: Option<Id>,
 }
 
-async fn list(
-    State(s): State<AppState>,
-    _: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Note>>, ApiError> {
-    let filter = NoteFilter {
-        contact_id: q.contact_id,
-        company_id: q.company_id,
-        deal_id: q.deal_id,
-        task_id: q.task_id,
-    };
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Note>>, ApiError> {
+    let filter =
+        NoteFilter { contact_id: q.contact_id, company_id: q.company_id, deal_id: q.deal_id, task_id: q.task_id };
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(notes::list(&s.db, &filter, &page).await?))
 }
 
@@ -54,17 +42,10 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewNote>,
 ) -> Result<(StatusCode, Json<Note>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(notes::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(notes::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Note>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Note>, ApiError> {
     Ok(Json(notes::get(&s.db, id).await?))
 }
 
@@ -77,11 +58,7 @@ async fn update(
     Ok(Json(notes::update(&s.db, &c.actor(), id, patch).await?))
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<StatusCode, ApiError> {
+async fn remove(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<StatusCode, ApiError> {
     notes::delete(&s.db, &c.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,58 +26,18 @@ pub struct Operation {
     pub query: &'static [(&'static str, &'static str)],
 }
 
-const PAGE: [(&str, &str); 3] = [
-    ("limit", "integer"),
-    ("cursor", "string"),
-    ("sort", "string"),
-];
+const PAGE: [(&str, &str); 3] = [("limit", "integer"), ("cursor", "string"), ("sort", "string")];
 
 macro_rules! op {
     ($m:literal, $p:literal, $t:literal, $s:literal, $req:expr, $st:literal, $resp:expr, $q:expr) => {
-        Operation {
-            method: $m,
-            path: $p,
-            tag: $t,
-            summary: $s,
-            request: $req,
-            status: $st,
-            response: $resp,
-            query: $q,
-        }
+        Operation { method: $m, path: $p, tag: $t, summary: $s, request: $req, status: $st, response: $resp, query: $q }
     };
 }
 
 pub const OPERATIONS: &[Operation] = &[
-    op!(
-        "get",
-        "/healthz",
-        "health",
-        "The process is up",
-        None,
-        200,
-        None,
-        &[]
-    ),
-    op!(
-        "get",
-        "/readyz",
-        "health",
-        "Postgres and Redis are reachable",
-        None,
-        200,
-        None,
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/openapi.json",
-        "health",
-        "This document",
-        None,
-        200,
-        None,
-        &[]
-    ),
+    op!("get", "/healthz", "health", "The process is up", None, 200, None, &[]),
+    op!("get", "/readyz", "health", "Postgres and Redis are reachable", None, 200, None, &[]),
+    op!("get", "/api/openapi.json", "health", "This document", None, 200, None, &[]),
     op!(
         "get",
         "/api/contacts",
@@ -96,26 +56,8 @@ pub const OPERATIONS: &[Operation] = &[
             ("q", "string")
         ]
     ),
-    op!(
-        "post",
-        "/api/contacts",
-        "contacts",
-        "Create a contact",
-        Some("NewContact"),
-        201,
-        Some("Contact"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/contacts/{id}",
-        "contacts",
-        "Read a contact",
-        None,
-        200,
-        Some("Contact"),
-        &[]
-    ),
+    op!("post", "/api/contacts", "contacts", "Create a contact", Some("NewContact"), 201, Some("Contact"), &[]),
+    op!("get", "/api/contacts/{id}", "contacts", "Read a contact", None, 200, Some("Contact"), &[]),
     op!(
         "patch",
         "/api/contacts/{id}",
@@ -126,16 +68,7 @@ pub const OPERATIONS: &[Operation] = &[
         Some("Contact"),
         &[]
     ),
-    op!(
-        "delete",
-        "/api/contacts/{id}",
-        "contacts",
-        "Delete a contact",
-        None,
-        204,
-        None,
-        &[]
-    ),
+    op!("delete", "/api/contacts/{id}", "contacts", "Delete a contact", None, 204, None, &[]),
     op!(
         "get",
         "/api/companies",
@@ -153,26 +86,8 @@ pub const OPERATIONS: &[Operation] = &[
             ("q", "string")
         ]
     ),
-    op!(
-        "post",
-        "/api/companies",
-        "companies",
-        "Create a company",
-        Some("NewCompany"),
-        201,
-        Some("Company"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/companies/{id}",
-        "companies",
-        "Read a company",
-        None,
-        200,
-        Some("Company"),
-        &[]
-    ),
+    op!("post", "/api/companies", "companies", "Create a company", Some("NewCompany"), 201, Some("Company"), &[]),
+    op!("get", "/api/companies/{id}", "companies", "Read a company", None, 200, Some("Company"), &[]),
     op!(
         "patch",
         "/api/companies/{id}",
@@ -183,16 +98,7 @@ pub const OPERATIONS: &[Operation] = &[
         Some("Company"),
         &[]
     ),
-    op!(
-        "delete",
-        "/api/companies/{id}",
-        "companies",
-        "Delete a company",
-        None,
-        204,
-        None,
-        &[]
-    ),
+    op!("delete", "/api/companies/{id}", "companies", "Delete a company", None, 204, None, &[]),
     op!(
         "get",
         "/api/pipelines",
@@ -213,16 +119,7 @@ pub const OPERATIONS: &[Operation] = &[
         Some("Pipeline"),
         &[]
     ),
-    op!(
-        "get",
-        "/api/pipelines/{id}",
-        "pipelines",
-        "Read a pipeline",
-        None,
-        200,
-        Some("Pipeline"),
-        &[]
-    ),
+    op!("get", "/api/pipelines/{id}", "pipelines", "Read a pipeline", None, 200, Some("Pipeline"), &[]),
     op!(
         "get",
         "/api/deals",
@@ -244,46 +141,10 @@ pub const OPERATIONS: &[Operation] = &[
             ("q", "string")
         ]
     ),
-    op!(
-        "post",
-        "/api/deals",
-        "deals",
-        "Create a deal",
-        Some("NewDeal"),
-        201,
-        Some("Deal"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/deals/{id}",
-        "deals",
-        "Read a deal",
-        None,
-        200,
-        Some("Deal"),
-        &[]
-    ),
-    op!(
-        "patch",
-        "/api/deals/{id}",
-        "deals",
-        "Change a deal",
-        Some("DealPatch"),
-        200,
-        Some("Deal"),
-        &[]
-    ),
-    op!(
-        "delete",
-        "/api/deals/{id}",
-        "deals",
-        "Delete a deal",
-        None,
-        204,
-        None,
-        &[]
-    ),
+    op!("post", "/api/deals", "deals", "Create a deal", Some("NewDeal"), 201, Some("Deal"), &[]),
+    op!("get", "/api/deals/{id}", "deals", "Read a deal", None, 200, Some("Deal"), &[]),
+    op!("patch", "/api/deals/{id}", "deals", "Change a deal", Some("DealPatch"), 200, Some("Deal"), &[]),
+    op!("delete", "/api/deals/{id}", "deals", "Delete a deal", None, 204, None, &[]),
     op!(
         "post",
         "/api/deals/{id}/move",
@@ -314,56 +175,11 @@ pub const OPERATIONS: &[Operation] = &[
             ("company_id", "integer")
         ]
     ),
-    op!(
-        "post",
-        "/api/tasks",
-        "tasks",
-        "Create a task",
-        Some("NewTask"),
-        201,
-        Some("Task"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/tasks/{id}",
-        "tasks",
-        "Read a task",
-        None,
-        200,
-        Some("Task"),
-        &[]
-    ),
-    op!(
-        "patch",
-        "/api/tasks/{id}",
-        "tasks",
-        "Change a task",
-        Some("TaskPatch"),
-        200,
-        Some("Task"),
-        &[]
-    ),
-    op!(
-        "delete",
-        "/api/tasks/{id}",
-        "tasks",
-        "Delete a task",
-        None,
-        204,
-        None,
-        &[]
-    ),
-    op!(
-        "post",
-        "/api/tasks/{id}/complete",
-        "tasks",
-        "Complete a task",
-        None,
-        200,
-        Some("Task"),
-        &[]
-    ),
+    op!("post", "/api/tasks", "tasks", "Create a task", Some("NewTask"), 201, Some("Task"), &[]),
+    op!("get", "/api/tasks/{id}", "tasks", "Read a task", None, 200, Some("Task"), &[]),
+    op!("patch", "/api/tasks/{id}", "tasks", "Change a task", Some("TaskPatch"), 200, Some("Task"), &[]),
+    op!("delete", "/api/tasks/{id}", "tasks", "Delete a task", None, 204, None, &[]),
+    op!("post", "/api/tasks/{id}/complete", "tasks", "Complete a task", None, 200, Some("Task"), &[]),
     op!(
         "get",
         "/api/notes",
@@ -382,46 +198,10 @@ pub const OPERATIONS: &[Operation] = &[
             ("task_id", "integer")
         ]
     ),
-    op!(
-        "post",
-        "/api/notes",
-        "notes",
-        "Create a note on one record",
-        Some("NewNote"),
-        201,
-        Some("Note"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/notes/{id}",
-        "notes",
-        "Read a note",
-        None,
-        200,
-        Some("Note"),
-        &[]
-    ),
-    op!(
-        "patch",
-        "/api/notes/{id}",
-        "notes",
-        "Change a note",
-        Some("NotePatch"),
-        200,
-        Some("Note"),
-        &[]
-    ),
-    op!(
-        "delete",
-        "/api/notes/{id}",
-        "notes",
-        "Delete a note",
-        None,
-        204,
-        None,
-        &[]
-    ),
+    op!("post", "/api/notes", "notes", "Create a note on one record", Some("NewNote"), 201, Some("Note"), &[]),
+    op!("get", "/api/notes/{id}", "notes", "Read a note", None, 200, Some("Note"), &[]),
+    op!("patch", "/api/notes/{id}", "notes", "Change a note", Some("NotePatch"), 200, Some("Note"), &[]),
+    op!("delete", "/api/notes/{id}", "notes", "Delete a note", None, 204, None, &[]),
     op!(
         "get",
         "/api/search",
@@ -440,43 +220,11 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
         Some("Page<Activity>"),
-        &[
-            ("record_kind", "string"),
-            ("record_id", "integer"),
-            ("limit", "integer"),
-            ("cursor", "string")
-        ]
+        &[("record_kind", "string"), ("record_id", "integer"), ("limit", "integer"), ("cursor", "string")]
     ),
-    op!(
-        "get",
-        "/api/me",
-        "users",
-        "The calling (or acting) user",
-        None,
-        200,
-        Some("User"),
-        &[]
-    ),
-    op!(
-        "get",
-        "/api/users",
-        "users",
-        "List users",
-        None,
-        200,
-        Some("Page<User>"),
-        &PAGE
-    ),
-    op!(
-        "post",
-        "/api/users",
-        "users",
-        "Create a user (admin)",
-        Some("NewUser"),
-        201,
-        Some("User"),
-        &[]
-    ),
+    op!("get", "/api/me", "users", "The calling (or acting) user", None, 200, Some("User"), &[]),
+    op!("get", "/api/users", "users", "List users", None, 200, Some("Page<User>"), &PAGE),
+    op!("post", "/api/users", "users", "Create a user (admin)", Some("NewUser"), 201, Some("User"), &[]),
     op!(
         "get",
         "/api/users/by-telegram/{telegram_user_id}",
@@ -517,6 +265,99 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         &[]
     ),
+    op!(
+        "post",
+        "/api/runs",
+        "runs",
+        "Start a workflow run (202, queued); idempotent with idempotency_key",
+        None,
+        202,
+        None,
+        &[]
+    ),
+    op!("get", "/api/runs", "runs", "List runs", None, 200, None, &[]),
+    op!("get", "/api/runs/{id}", "runs", "A run with its steps", None, 200, None, &[]),
+    op!("post", "/api/runs/{id}/cancel", "runs", "Cancel a run", None, 200, None, &[]),
+    op!("get", "/api/runs/{id}/events", "runs", "Server-sent events of one run", None, 200, None, &[]),
+    op!(
+        "get",
+        "/api/completions",
+        "runs",
+        "Server-sent events of finished runs for the bot; resumable with Last-Event-ID",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!("get", "/api/scheduler/metrics", "runs", "Scheduler counters", None, 200, None, &[]),
+    op!(
+        "get",
+        "/api/notifications",
+        "notifications",
+        "Chat notifications and their delivery status",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!(
+        "get",
+        "/api/notifications/stream",
+        "notifications",
+        "Server-sent events of pending notifications for the bot",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!("get", "/api/notifications/{id}", "notifications", "One notification", None, 200, None, &[]),
+    op!(
+        "post",
+        "/api/notifications/{id}/delivered",
+        "notifications",
+        "Report a notification delivered",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!(
+        "post",
+        "/api/notifications/{id}/undeliverable",
+        "notifications",
+        "Report a notification undeliverable, with a reason",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!("post", "/api/workflows", "workflows", "Deploy a workflow (manifest and components)", None, 201, None, &[]),
+    op!(
+        "get",
+        "/api/workflows",
+        "workflows",
+        "Deployed workflows with their triggers and bot commands",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!("get", "/api/workflows/{name}", "workflows", "One workflow", None, 200, None, &[]),
+    op!(
+        "post",
+        "/api/workflows/{name}/disable",
+        "workflows",
+        "Stop starting new runs of a workflow",
+        None,
+        200,
+        None,
+        &[]
+    ),
+    op!("post", "/api/workflows/{name}/enable", "workflows", "Start runs of a workflow again", None, 200, None, &[]),
+    op!("post", "/api/workflows/{name}/rollback", "workflows", "Make an earlier version current", None, 200, None, &[]),
+    op!("post", "/api/invites", "users", "Create an invite to link a Telegram account (admin)", None, 201, None, &[]),
+    op!("get", "/api/invites", "users", "List invites (admin)", None, 200, None, &[]),
+    op!("post", "/api/invites/redeem", "users", "Redeem an invite", None, 200, None, &[]),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -537,11 +378,21 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for op in OPERATIONS {
         let mut params: Vec<Value> = path_params(op.path)
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "integer"}}))
+            .map(|p| {
+                // record ids are integers; runs are UUIDs; workflow names and hook paths text
+                let schema = match p {
+                    "id" if op.path.starts_with("/api/runs/") => {
+                        json!({"type": "string", "format": "uuid"})
+                    }
+                    "id" | "telegram_user_id" => json!({"type": "integer", "format": "int64"}),
+                    _ => json!({"type": "string"}),
+                };
+                json!({"name": p, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
-        params.extend(op.query.iter().map(
-            |(n, t)| json!({"name": n, "in": "query", "required": false, "schema": {"type": t}}),
-        ));
+        params.extend(
+            op.query.iter().map(|(n, t)| json!({"name": n, "in": "query", "required": false, "schema": {"type": t}})),
+        );
         let mut responses = Map::new();
         let ok = match op.response {
             Some(r) => {
@@ -573,14 +424,13 @@ pub fn document() -> Value {
             "responses": responses,
         });
         if let Some(req) = op.request {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(req)}}});
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema_ref(req)}}});
         }
         if op.path.starts_with("/api/") && op.path != "/api/openapi.json" {
             operation["security"] = json!([{"bearer": []}]);
         }
-        let entry = paths
-            .entry(op.path.to_string())
-            .or_insert_with(|| json!({}));
+        let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
     json!({
@@ -595,8 +445,7 @@ pub fn document() -> Value {
 }
 
 fn path_params(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
 }
 
 /// `(name, type)` where a trailing `?` makes the property nullable and optional in input.
@@ -670,20 +519,14 @@ pub fn schemas() -> Map<String, Value> {
         ("company_id", "id?"),
         ("deal_id", "id?"),
     ];
-    let note_links = [
-        ("contact_id", "id?"),
-        ("company_id", "id?"),
-        ("deal_id", "id?"),
-        ("task_id", "id?"),
-    ];
+    let note_links = [("contact_id", "id?"), ("company_id", "id?"), ("deal_id", "id?"), ("task_id", "id?")];
     let stamps = [("id", "id"), ("created_at", "time"), ("updated_at", "time")];
     let with = |base: &[(&'static str, &'static str)], extra: &[(&'static str, &'static str)]| {
         let mut v = base.to_vec();
         v.extend_from_slice(extra);
         v
     };
-    let names =
-        |fields: &[(&'static str, &'static str)]| fields.iter().map(|f| f.0).collect::<Vec<_>>();
+    let names = |fields: &[(&'static str, &'static str)]| fields.iter().map(|f| f.0).collect::<Vec<_>>();
 
     let mut s = Map::new();
     let company_out = with(&stamps, &company);
@@ -696,77 +539,31 @@ pub fn schemas() -> Map<String, Value> {
     s.insert("ContactPatch".into(), object(&contact, &[]));
     let deal_out = with(
         &stamps,
-        &with(
-            &deal_in,
-            &[
-                ("status", "open|won|lost"),
-                ("closed_at", "time?"),
-                ("stage_changed_at", "time"),
-            ],
-        ),
+        &with(&deal_in, &[("status", "open|won|lost"), ("closed_at", "time?"), ("stage_changed_at", "time")]),
     );
     s.insert("Deal".into(), object(&deal_out, &names(&deal_out)));
     s.insert("NewDeal".into(), object(&deal_in, &["title"]));
     s.insert("DealPatch".into(), object(&deal_in, &[]));
-    s.insert(
-        "MoveDeal".into(),
-        object(&[("stage_id", "id")], &["stage_id"]),
-    );
-    let task_out = with(
-        &stamps,
-        &with(&task_in, &[("done", "boolean"), ("done_at", "time?")]),
-    );
+    s.insert("MoveDeal".into(), object(&[("stage_id", "id")], &["stage_id"]));
+    let task_out = with(&stamps, &with(&task_in, &[("done", "boolean"), ("done_at", "time?")]));
     s.insert("Task".into(), object(&task_out, &names(&task_out)));
     s.insert("NewTask".into(), object(&task_in, &["title"]));
-    s.insert(
-        "TaskPatch".into(),
-        object(&with(&task_in, &[("done", "boolean")]), &[]),
-    );
+    s.insert("TaskPatch".into(), object(&with(&task_in, &[("done", "boolean")]), &[]));
     let note_in = with(&[("body", "string")], &note_links);
     let note_out = with(&stamps, &with(&note_in, &[("author_id", "id?")]));
     s.insert("Note".into(), object(&note_out, &names(&note_out)));
     s.insert("NewNote".into(), object(&note_in, &["body"]));
     s.insert("NotePatch".into(), object(&[("body", "string")], &[]));
-    let stage = [
-        ("id", "id"),
-        ("pipeline_id", "id"),
-        ("name", "string"),
-        ("position", "integer"),
-        ("kind", "open|won|lost"),
-    ];
+    let stage =
+        [("id", "id"), ("pipeline_id", "id"), ("name", "string"), ("position", "integer"), ("kind", "open|won|lost")];
     s.insert("Stage".into(), object(&stage, &names(&stage)));
-    let pipeline = [
-        ("id", "id"),
-        ("name", "string"),
-        ("created_at", "time"),
-        ("stages", "[Stage]"),
-    ];
+    let pipeline = [("id", "id"), ("name", "string"), ("created_at", "time"), ("stages", "[Stage]")];
     s.insert("Pipeline".into(), object(&pipeline, &names(&pipeline)));
-    s.insert(
-        "NewStage".into(),
-        object(&[("name", "string"), ("kind", "open|won|lost")], &["name"]),
-    );
-    s.insert(
-        "NewPipeline".into(),
-        object(
-            &[("name", "string"), ("stages", "[NewStage]")],
-            &["name", "stages"],
-        ),
-    );
-    let user_in = [
-        ("name", "string"),
-        ("email", "string?"),
-        ("role", "admin|manager|viewer"),
-        ("telegram_user_id", "integer?"),
-    ];
-    let user_out = with(
-        &[
-            ("id", "id"),
-            ("created_at", "time"),
-            ("disabled_at", "time?"),
-        ],
-        &user_in,
-    );
+    s.insert("NewStage".into(), object(&[("name", "string"), ("kind", "open|won|lost")], &["name"]));
+    s.insert("NewPipeline".into(), object(&[("name", "string"), ("stages", "[NewStage]")], &["name", "stages"]));
+    let user_in =
+        [("name", "string"), ("email", "string?"), ("role", "admin|manager|viewer"), ("telegram_user_id", "integer?")];
+    let user_out = with(&[("id", "id"), ("created_at", "time"), ("disabled_at", "time?")], &user_in);
     s.insert("User".into(), object(&user_out, &names(&user_out)));
     s.insert("NewUser".into(), object(&user_in, &["name", "role"]));
     let hit = [
@@ -777,10 +574,7 @@ pub fn schemas() -> Map<String, Value> {
         ("score", "number"),
     ];
     s.insert("SearchHit".into(), object(&hit, &names(&hit)));
-    s.insert(
-        "SearchHits".into(),
-        object(&[("items", "[SearchHit]")], &["items"]),
-    );
+    s.insert("SearchHits".into(), object(&[("items", "[SearchHit]")], &["items"]));
     let activity = [
         ("id", "id"),
         ("at", "time"),
@@ -816,6 +610,33 @@ pub fn schemas() -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every path registered with `.route("…")` in a route module is documented: the
+    /// document is hand-built, so this is what keeps it complete.
+    #[test]
+    fn every_route_is_documented() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, _) in text.match_indices(".route(") {
+                let rest = text[i + ".route(".len()..].trim_start();
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let route = &rest[..rest.find('"').unwrap()];
+                if !route.starts_with('/') {
+                    continue;
+                }
+                assert!(paths.contains_key(route), "{route} (in {}) is missing from OPERATIONS", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 30, "found only {checked} routes: is the scan still right?");
+    }
 
     #[test]
     fn every_referenced_schema_exists() {

@@ -12,17 +12,12 @@ use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path, Writer};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/pipelines", get(list).post(create))
-        .route("/api/pipelines/{id}", get(read))
+    Router::new().route("/api/pipelines", get(list).post(create)).route("/api/pipelines/{id}", get(read))
 }
 
 /// Pipelines are few, so the list is one page.
 async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<Page<Pipeline>>, ApiError> {
-    Ok(Json(Page {
-        items: pipelines::list(&s.db).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(Page { items: pipelines::list(&s.db).await?, next_cursor: None }))
 }
 
 async fn create(
@@ -30,16 +25,9 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewPipeline>,
 ) -> Result<(StatusCode, Json<Pipeline>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(pipelines::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(pipelines::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Pipeline>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Pipeline>, ApiError> {
     Ok(Json(pipelines::get(&s.db, id).await?))
 }

@@ -47,7 +47,9 @@ async fn start(
     let acting_for_someone = c.token_user_id != c.user.id;
     match request.acting_user {
         Some(u) if u != c.user.id && (acting_for_someone || !c.user.role.is_admin()) => {
-            return Err(ApiError::forbidden("only an admin token (without X-Crm-Acting-User) may start runs for another user"));
+            return Err(ApiError::forbidden(
+                "only an admin token (without X-Crm-Acting-User) may start runs for another user",
+            ));
         }
         Some(_) => {}
         None => request.acting_user = Some(c.user.id),
@@ -159,14 +161,12 @@ async fn completions(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     c.require_admin()?;
     let sched = scheduler(&s)?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(q.after);
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.after);
     let after = match resume {
         Some(id) if crm_scheduler::completions::is_entry_id(&id) => id,
-        Some(id) => return Err(ApiError::bad_request(format!("{id:?} is not an event id this stream handed out"))),
+        Some(id) => {
+            return Err(ApiError::bad_request(format!("{id:?} is not an event id this stream handed out")));
+        }
         None => sched.completions().last_id().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?,
     };
     let mut reader = sched.completions().reader().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?;

@@ -12,9 +12,7 @@ use crate::error::ApiError;
 use crate::extract::{Caller, Json, Query};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/search", get(find))
-        .route("/api/activity", get(history))
+    Router::new().route("/api/search", get(find)).route("/api/activity", get(history))
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,11 +29,7 @@ struct Hits {
     items: Vec<SearchHit>,
 }
 
-async fn find(
-    State(s): State<AppState>,
-    _: Caller,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<Hits>, ApiError> {
+async fn find(State(s): State<AppState>, _: Caller, Query(q): Query<SearchQuery>) -> Result<Json<Hits>, ApiError> {
     let kinds = q
         .kinds
         .as_deref()
@@ -43,10 +37,7 @@ async fn find(
         .split(',')
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .map(|k| {
-            k.parse::<RecordKind>()
-                .map_err(|e| ApiError::bad_request(e.to_string()))
-        })
+        .map(|k| k.parse::<RecordKind>().map_err(|e| ApiError::bad_request(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let items = search::search(&s.db, &q.q, &kinds, q.limit.unwrap_or(10)).await?;
     Ok(Json(Hits { items }))
@@ -66,12 +57,6 @@ async fn history(
     _: Caller,
     Query(q): Query<ActivityQuery>,
 ) -> Result<Json<Page<Activity>>, ApiError> {
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: None,
-    };
-    Ok(Json(
-        activity::list(&s.db, q.record_kind, q.record_id, &page).await?,
-    ))
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: None };
+    Ok(Json(activity::list(&s.db, q.record_kind, q.record_id, &page).await?))
 }

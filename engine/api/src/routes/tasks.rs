@@ -34,11 +34,7 @@ struct ListQuery {
     company_id: Option<Id>,
 }
 
-async fn list(
-    State(s): State<AppState>,
-    _: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Task>>, ApiError> {
+async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Task>>, ApiError> {
     let filter = TaskFilter {
         assignee_id: q.assignee_id,
         done: q.done,
@@ -47,11 +43,7 @@ async fn list(
         contact_id: q.contact_id,
         company_id: q.company_id,
     };
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(tasks::list(&s.db, &filter, &page).await?))
 }
 
@@ -60,17 +52,10 @@ async fn create(
     Writer(c): Writer,
     Json(new): Json<NewTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(tasks::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(tasks::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    _: Caller,
-    Path(id): Path<Id>,
-) -> Result<Json<Task>, ApiError> {
+async fn read(State(s): State<AppState>, _: Caller, Path(id): Path<Id>) -> Result<Json<Task>, ApiError> {
     Ok(Json(tasks::get(&s.db, id).await?))
 }
 
@@ -83,19 +68,11 @@ async fn update(
     Ok(Json(tasks::update(&s.db, &c.actor(), id, patch).await?))
 }
 
-async fn complete(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<Json<Task>, ApiError> {
+async fn complete(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<Json<Task>, ApiError> {
     Ok(Json(tasks::complete(&s.db, &c.actor(), id).await?))
 }
 
-async fn remove(
-    State(s): State<AppState>,
-    Writer(c): Writer,
-    Path(id): Path<Id>,
-) -> Result<StatusCode, ApiError> {
+async fn remove(State(s): State<AppState>, Writer(c): Writer, Path(id): Path<Id>) -> Result<StatusCode, ApiError> {
     tasks::delete(&s.db, &c.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

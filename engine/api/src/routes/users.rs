@@ -18,10 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/me", get(me))
         .route("/api/users", get(list).post(create))
-        .route(
-            "/api/users/by-telegram/{telegram_user_id}",
-            get(by_telegram),
-        )
+        .route("/api/users/by-telegram/{telegram_user_id}", get(by_telegram))
 }
 
 async fn me(c: Caller) -> Json<User> {
@@ -36,16 +33,8 @@ struct ListQuery {
     sort: Option<String>,
 }
 
-async fn list(
-    State(s): State<AppState>,
-    _: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Page<User>>, ApiError> {
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-        sort: q.sort,
-    };
+async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<User>>, ApiError> {
+    let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(users::list(&s.db, &page).await?))
 }
 
@@ -54,17 +43,10 @@ async fn create(
     Admin(c): Admin,
     Json(new): Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(users::create(&s.db, &c.actor(), new).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(users::create(&s.db, &c.actor(), new).await?)))
 }
 
-async fn by_telegram(
-    State(s): State<AppState>,
-    _: Admin,
-    Path(tg): Path<i64>,
-) -> Result<Json<User>, ApiError> {
+async fn by_telegram(State(s): State<AppState>, _: Admin, Path(tg): Path<i64>) -> Result<Json<User>, ApiError> {
     users::by_telegram(&s.db, tg)
         .await?
         .map(Json)

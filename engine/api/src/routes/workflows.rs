@@ -90,16 +90,28 @@ async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<List>, ApiErr
     Ok(Json(List { items, next_cursor: None }))
 }
 
-async fn show(State(s): State<AppState>, _: Caller, Path(name): Path<String>) -> Result<Json<WorkflowDetail>, ApiError> {
+async fn show(
+    State(s): State<AppState>,
+    _: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<WorkflowDetail>, ApiError> {
     Ok(Json(workflows::get(&s.db.pool, &name).await.map_err(workflow_error)?))
 }
 
-async fn disable(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<WorkflowSummary>, ApiError> {
+async fn disable(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<WorkflowSummary>, ApiError> {
     c.require_admin()?;
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await.map_err(workflow_error)?))
 }
 
-async fn enable(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<WorkflowSummary>, ApiError> {
+async fn enable(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<WorkflowSummary>, ApiError> {
     c.require_admin()?;
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await.map_err(workflow_error)?))
 }

@@ -65,7 +65,8 @@ struct Processes(Vec<Child>);
 impl Drop for Processes {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for c in &mut self.0 {
@@ -152,8 +153,12 @@ impl Client {
             while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
                 let frame: Vec<u8> = buf.drain(..end + 2).collect();
                 let text = String::from_utf8_lossy(&frame);
-                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
-                let Ok(c) = serde_json::from_str::<Value>(data.trim()) else { continue };
+                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")) else {
+                    continue;
+                };
+                let Ok(c) = serde_json::from_str::<Value>(data.trim()) else {
+                    continue;
+                };
                 if c["status"] != "succeeded" {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -304,7 +309,10 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         }));
     }
     if !args.json {
-        eprintln!("one-step runs: {} in flight, {} worker(s) x {}, warming up {warmup:?}…", args.in_flight, args.workers, args.worker_concurrency);
+        eprintln!(
+            "one-step runs: {} in flight, {} worker(s) x {}, warming up {warmup:?}…",
+            args.in_flight, args.workers, args.worker_concurrency
+        );
     }
     tokio::time::sleep(warmup).await;
     let before = client.completed.load(Ordering::Relaxed);
@@ -383,6 +391,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             "goal_p50_ms": 3,
             "goal_p99_ms": 10,
         },
+        "durability": config.scheduler_durability,
         "workers": args.workers,
         "worker_concurrency": args.worker_concurrency,
         "runs_not_succeeded": failed,
@@ -395,7 +404,10 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         let t = &report["three_step"];
         println!(
             "one-step runs:   {:.0} runs/s sustained ({} completed in {:.1} s, {} in flight; goal >= 9000)",
-            throughput, completed, elapsed.as_secs_f64(), args.in_flight
+            throughput,
+            completed,
+            elapsed.as_secs_f64(),
+            args.in_flight
         );
         println!(
             "three-step runs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} runs at concurrency {} (goal p50 <= 3, p99 <= 10)",
@@ -419,9 +431,14 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
 }
 
 async fn clean_redis(redis_url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap_or_default();
+    let Ok(client) = redis::Client::open(redis_url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap_or_default();
     if !keys.is_empty() {
         let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
     }

@@ -53,18 +53,10 @@ impl ComponentSource for Preloaded {
 
 fn job(digest: &str, n: usize) -> StepJob {
     StepJob {
-        key: AttemptKey {
-            run_id: uuid::Uuid::nil(),
-            step: "bench".into(),
-            attempt: 1,
-        },
+        key: AttemptKey { run_id: uuid::Uuid::nil(), step: "bench".into(), attempt: 1 },
         workflow: "bench".into(),
         component: digest.to_string(),
-        input: StepInput {
-            run_input: json!({ "n": n }),
-            deps: Default::default(),
-            config: serde_json::Value::Null,
-        },
+        input: StepInput { run_input: json!({ "n": n }), deps: Default::default(), config: serde_json::Value::Null },
         grants: Grants::default(),
         limits: StepLimits::default(),
         acting_user: None,
@@ -84,73 +76,43 @@ fn us(d: Duration) -> f64 {
 }
 
 pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
-    let path = args
-        .component
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crm_guests::ECHO));
+    let path = args.component.clone().unwrap_or_else(|| PathBuf::from(crm_guests::ECHO));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let digest = digest_of(&bytes);
     let max_instances = u32::try_from(args.concurrency + 8).unwrap_or(u32::MAX);
     let rt = Arc::new(
-        Runtime::<MemoryServices>::new(RuntimeConfig {
-            max_instances,
-            ..RuntimeConfig::default()
-        })
-        .context("starting the wasm runtime")?,
+        Runtime::<MemoryServices>::new(RuntimeConfig { max_instances, ..RuntimeConfig::default() })
+            .context("starting the wasm runtime")?,
     );
-    let component = rt
-        .load(&digest, Arc::new(bytes))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let component = rt.load(&digest, Arc::new(bytes)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let services = Arc::new(MemoryServices::empty());
     let limits = StepLimits::default();
     let grants = Arc::new(Grants::default());
     let input = job(&digest, 0).input;
     let cx = || CallContext {
-        key: AttemptKey {
-            run_id: uuid::Uuid::nil(),
-            step: "bench".into(),
-            attempt: 1,
-        },
+        key: AttemptKey { run_id: uuid::Uuid::nil(), step: "bench".into(), attempt: 1 },
         workflow: "bench".into(),
         acting_user: None,
     };
 
     // Warm up: page in the pool slots and code before timing anything.
     for _ in 0..args.iterations.min(2_000) {
-        let call = StepCall {
-            cx: cx(),
-            input: &input,
-            grants: grants.clone(),
-            limits: &limits,
-        };
+        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
         rt.run(&component, call, services.clone()).await;
     }
 
     let mut inst = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
-        let call = StepCall {
-            cx: cx(),
-            input: &input,
-            grants: grants.clone(),
-            limits: &limits,
-        };
+        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
         let t = Instant::now();
-        rt.instantiate_only(&component, call, services.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        rt.instantiate_only(&component, call, services.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         inst.push(t.elapsed());
     }
     inst.sort();
 
     let mut calls = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
-        let call = StepCall {
-            cx: cx(),
-            input: &input,
-            grants: grants.clone(),
-            limits: &limits,
-        };
+        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
         let t = Instant::now();
         let run = rt.run(&component, call, services.clone()).await;
         calls.push(t.elapsed());
@@ -162,10 +124,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
 
     let (elapsed, failures) = throughput(rt.clone(), services, &digest, &args).await?;
     if failures > 0 {
-        bail!(
-            "{failures} of {} steps failed in the throughput run",
-            args.steps
-        );
+        bail!("{failures} of {} steps failed in the throughput run", args.steps);
     }
     let per_sec = args.steps as f64 / elapsed.as_secs_f64();
     let per_core = per_sec / args.threads.max(1) as f64;
@@ -217,14 +176,9 @@ async fn throughput(
     let digest = digest.to_string();
     let handle = std::thread::spawn(move || -> anyhow::Result<(Duration, usize)> {
         let tokio_rt = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?
         } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()?
+            tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
         };
         tokio_rt.block_on(async move {
             let next = Arc::new(AtomicUsize::new(0));
@@ -233,22 +187,15 @@ async fn throughput(
             let started = Instant::now();
             let mut tasks = Vec::with_capacity(concurrency);
             for _ in 0..concurrency {
-                let (rt, services, source, next, failures, digest) = (
-                    rt.clone(),
-                    services.clone(),
-                    source.clone(),
-                    next.clone(),
-                    failures.clone(),
-                    digest.clone(),
-                );
+                let (rt, services, source, next, failures, digest) =
+                    (rt.clone(), services.clone(), source.clone(), next.clone(), failures.clone(), digest.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         if n >= steps {
                             break;
                         }
-                        let run =
-                            crm_worker::execute(&rt, &services, &*source, &job(&digest, n)).await;
+                        let run = crm_worker::execute(&rt, &services, &*source, &job(&digest, n)).await;
                         if matches!(run.outcome, StepOutcome::Failed { .. }) {
                             failures.fetch_add(1, Ordering::Relaxed);
                         }

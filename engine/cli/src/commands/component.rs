@@ -59,11 +59,7 @@ pub async fn run(command: ComponentCommand) -> anyhow::Result<()> {
 }
 
 fn local_runtime() -> anyhow::Result<Runtime<MemoryServices>> {
-    Runtime::new(RuntimeConfig {
-        max_instances: 4,
-        ..RuntimeConfig::default()
-    })
-    .context("starting the wasm runtime")
+    Runtime::new(RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() }).context("starting the wasm runtime")
 }
 
 fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
@@ -81,10 +77,7 @@ async fn check(file: &Path) -> anyhow::Result<()> {
             if report.crm_imports.is_empty() {
                 println!("  uses no crm:automation capabilities");
             } else {
-                println!(
-                    "  crm imports (grant what it calls): {}",
-                    report.crm_imports.join(", ")
-                );
+                println!("  crm imports (grant what it calls): {}", report.crm_imports.join(", "));
             }
             Ok(())
         }
@@ -101,22 +94,15 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
     let run_input = parse_json(&args.input, "--input")?;
     let config = parse_json(&args.step_config, "--step-config")?;
     let deps: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&args.deps)
-            .context("--deps must be a JSON object of step id to output")?;
+        serde_json::from_str(&args.deps).context("--deps must be a JSON object of step id to output")?;
     let (services, secret_names) = match &args.records {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
-                .and_then(|v| {
-                    v.get("secrets")
-                        .and_then(|s| s.as_object())
-                        .map(|o| o.keys().cloned().collect())
-                })
+                .and_then(|v| v.get("secrets").and_then(|s| s.as_object()).map(|o| o.keys().cloned().collect()))
                 .unwrap_or_default();
-            let svc = MemoryServices::from_json(&text)
-                .with_context(|| format!("loading {}", path.display()))?;
+            let svc = MemoryServices::from_json(&text).with_context(|| format!("loading {}", path.display()))?;
             (svc, names)
         }
         None => (MemoryServices::empty(), Vec::new()),
@@ -129,18 +115,10 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
             Capability::State,
             Capability::Notify,
         ];
-        caps.extend(
-            secret_names
-                .iter()
-                .filter_map(|n| format!("secret:{n}").parse().ok()),
-        );
+        caps.extend(secret_names.iter().filter_map(|n| format!("secret:{n}").parse().ok()));
         Grants::new(caps)
     } else {
-        let caps: Result<Vec<Capability>, _> = args
-            .grants
-            .iter()
-            .map(|g| g.parse::<Capability>())
-            .collect();
+        let caps: Result<Vec<Capability>, _> = args.grants.iter().map(|g| g.parse::<Capability>()).collect();
         Grants::new(caps?)
     };
 
@@ -150,34 +128,21 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", args.file.display(), e))?;
     let services = Arc::new(services);
-    let input = StepInput {
-        run_input,
-        deps,
-        config,
-    };
+    let input = StepInput { run_input, deps, config };
     let limits = StepLimits {
         timeout_ms: args.timeout_ms,
         memory_bytes: args.memory_mb.saturating_mul(1 << 20),
         ..StepLimits::default()
     };
     let cx = CallContext {
-        key: AttemptKey {
-            run_id: uuid::Uuid::now_v7(),
-            step: "local".into(),
-            attempt: 1,
-        },
+        key: AttemptKey { run_id: uuid::Uuid::now_v7(), step: "local".into(), attempt: 1 },
         workflow: "local".into(),
         acting_user: args.acting_user,
     };
     let run = rt
         .run(
             &component,
-            StepCall {
-                cx,
-                input: &input,
-                grants: Arc::new(grants.clone()),
-                limits: &limits,
-            },
+            StepCall { cx, input: &input, grants: Arc::new(grants.clone()), limits: &limits },
             services.clone(),
         )
         .await;
@@ -213,28 +178,13 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
         StepOutcome::Ok { output, next } => {
             println!("{}", serde_json::to_string_pretty(&output)?);
             if let Some(next) = next {
-                eprintln!(
-                    "next steps: {}",
-                    if next.is_empty() {
-                        "(none)".into()
-                    } else {
-                        next.join(", ")
-                    }
-                );
+                eprintln!("next steps: {}", if next.is_empty() { "(none)".into() } else { next.join(", ") });
             }
             Ok(())
         }
         StepOutcome::Failed { error } => {
-            let retry = if error.is_retryable() {
-                "retryable"
-            } else {
-                "permanent"
-            };
-            bail!(
-                "the step failed ({retry}) with {}: {}",
-                error.code,
-                error.message
-            )
+            let retry = if error.is_retryable() { "retryable" } else { "permanent" };
+            bail!("the step failed ({retry}) with {}: {}", error.code, error.message)
         }
     }
 }

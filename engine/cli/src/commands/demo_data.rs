@@ -18,21 +18,12 @@ pub struct DemoDataArgs {
 pub async fn run(config: &Config, args: DemoDataArgs) -> anyhow::Result<()> {
     let db = crate::commands::serve::connect(config).await?;
     let companies = (args.contacts / 10).max(1);
-    let bar = progress_bar(
-        companies + args.contacts + 2 * (args.contacts / 5),
-        "demo data",
-    );
+    let bar = progress_bar(companies + args.contacts + 2 * (args.contacts / 5), "demo data");
     let mut sample = crm_store::sample::Sample::new(args.seed);
-    let counts = crm_store::sample::load(
-        &db,
-        &mut sample,
-        companies,
-        args.contacts,
-        true,
-        &|done, _| bar.set_position(done),
-    )
-    .await
-    .context("loading demo data")?;
+    let counts =
+        crm_store::sample::load(&db, &mut sample, companies, args.contacts, true, &|done, _| bar.set_position(done))
+            .await
+            .context("loading demo data")?;
     bar.finish_and_clear();
     println!(
         "added {} companies, {} contacts, {} deals, {} tasks",

@@ -31,11 +31,9 @@ impl EngineClient {
             .clone()
             .or_else(|| config.engine_url.clone())
             .unwrap_or_else(|| format!("http://{}", config.listen));
-        let token = args
-            .token
-            .clone()
-            .or_else(|| config.engine_token.clone())
-            .context("no API token: pass --token or set CRM_TOKEN / CRM_ENGINE_TOKEN (create one with `crm token create`)")?;
+        let token = args.token.clone().or_else(|| config.engine_token.clone()).context(
+            "no API token: pass --token or set CRM_TOKEN / CRM_ENGINE_TOKEN (create one with `crm token create`)",
+        )?;
         let http = reqwest::Client::builder().build().context("building the HTTP client")?;
         Ok(EngineClient { base: base.trim_end_matches('/').to_string(), token, http })
     }
@@ -45,10 +43,12 @@ impl EngineClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.with_context(|| format!("{method} {}{path}: is `crm serve` running?", self.base))?;
+        let resp =
+            req.send().await.with_context(|| format!("{method} {}{path}: is `crm serve` running?", self.base))?;
         let status = resp.status();
         let bytes = resp.bytes().await.context("reading the engine's answer")?;
-        let value: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let value: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             return Ok(value);
         }
@@ -59,7 +59,11 @@ impl EngineClient {
         {
             text = format!("{method} {path} failed ({status}):");
             for f in fields {
-                text.push_str(&format!("\n  {}: {}", f["field"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("?")));
+                text.push_str(&format!(
+                    "\n  {}: {}",
+                    f["field"].as_str().unwrap_or("?"),
+                    f["message"].as_str().unwrap_or("?")
+                ));
             }
         }
         bail!(text)

@@ -61,6 +61,8 @@ pub async fn start_scheduler(config: &Config, db: &crm_store::Db) -> anyhow::Res
     let mut sc = SchedulerConfig::new(config.redis_prefix.clone());
     sc.lost_after = Duration::from_secs(config.step_lost_after_secs);
     sc.results_visibility = Duration::from_secs(config.results_visibility_secs);
+    sc.durability =
+        config.scheduler_durability.parse().map_err(|e: String| anyhow::anyhow!("CRM_SCHEDULER_DURABILITY: {e}"))?;
     Scheduler::start(db.pool.clone(), &config.redis_url, sc).await.context("starting the run scheduler")
 }
 
@@ -192,7 +194,12 @@ fn print_run(run: &Value) {
                 println!("       error {}", a["error"]);
             }
             for l in a["logs"].as_array().into_iter().flatten() {
-                println!("       [{}] {} {}", s(&l["level"]), s(&l["message"]), if l["fields"].is_null() { String::new() } else { l["fields"].to_string() });
+                println!(
+                    "       [{}] {} {}",
+                    s(&l["level"]),
+                    s(&l["message"]),
+                    if l["fields"].is_null() { String::new() } else { l["fields"].to_string() }
+                );
             }
         }
     }

@@ -33,21 +33,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
 pub async fn connect(config: &Config) -> anyhow::Result<crm_store::Db> {
     crm_store::Db::connect(&config.database_url, config.db_max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "connecting to {}",
-                crm_store::database::redact(&config.database_url)
-            )
-        })
+        .with_context(|| format!("connecting to {}", crm_store::database::redact(&config.database_url)))
 }
 
 pub async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let addr = listener
-        .local_addr()
-        .context("reading the listening address")?;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr().context("reading the listening address")?;
     Ok((listener, addr))
 }
 
@@ -58,27 +49,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let redis = redis::Client::open(config.redis_url.as_str()).with_context(|| {
-        format!(
-            "invalid CRM_REDIS_URL {}",
-            crm_store::database::redact(&config.redis_url)
-        )
-    })?;
+    let redis = redis::Client::open(config.redis_url.as_str())
+        .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
     let mut state = crm_api::AppState::new(db, redis);
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     // The run scheduler (dispatcher, results applier, reconciler) lives in this process.
     let scheduler = crate::commands::run::start_scheduler(config, &state.db).await?;
     let waker = scheduler.clone();
     state.run_starter =
-        std::sync::Arc::new(crm_triggers::StoreStarter::with_commit_hook(move |_| {
-            waker.wake_dispatcher()
-        }));
+        std::sync::Arc::new(crm_triggers::StoreStarter::with_commit_hook(move |_| waker.wake_dispatcher()));
     let state = state.with_scheduler(scheduler.clone());
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), state.run_starter.clone());
-    let served = crm_api::serve(listener, state, shutdown)
-        .await
-        .context("serving the API");
+    let served = crm_api::serve(listener, state, shutdown).await.context("serving the API");
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served

@@ -41,13 +41,8 @@ pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
                 },
                 (None, None) => bail!("give --user ID or --email ADDRESS"),
             };
-            let (token, secret) = crm_store::tokens::create(&db, user_id, &name)
-                .await
-                .context("creating the token")?;
-            eprintln!(
-                "token {} for user {} (shown once; store it safely):",
-                token.id, token.user_id
-            );
+            let (token, secret) = crm_store::tokens::create(&db, user_id, &name).await.context("creating the token")?;
+            eprintln!("token {} for user {} (shown once; store it safely):", token.id, token.user_id);
             println!("{secret}");
         }
         TokenCommand::List { user } => {
@@ -56,17 +51,10 @@ pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
                     Some(at) => format!("revoked {at}"),
                     None => format!(
                         "last used {}",
-                        t.last_used_at
-                            .map(|a| a.to_rfc3339())
-                            .unwrap_or_else(|| "never".into())
+                        t.last_used_at.map(|a| a.to_rfc3339()).unwrap_or_else(|| "never".into())
                     ),
                 };
-                println!(
-                    "{:>5}  {:<20} created {}  {state}",
-                    t.id,
-                    t.name,
-                    t.created_at.to_rfc3339()
-                );
+                println!("{:>5}  {:<20} created {}  {state}", t.id, t.name, t.created_at.to_rfc3339());
             }
         }
         TokenCommand::Revoke { id } => {

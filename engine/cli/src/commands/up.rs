@@ -21,10 +21,13 @@ struct Child {
 }
 
 /// The children of `crm up`. Adding a role to the local stack is adding one line here.
-const CHILDREN: &[Child] = &[Child {
-    name: "worker",
-    args: &["worker"],
-}];
+#[rustfmt::skip]
+const CHILDREN: &[Child] = &[
+    Child { name: "worker", args: &["worker"] },
+];
+
+/// Started only when a bot token is configured: without one there is no bot to run.
+const BOT: Child = Child { name: "bot", args: &["bot"] };
 
 /// How long a child gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -39,12 +42,7 @@ pub struct UpArgs {
 pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
     crm_store::Db::ensure_database(&config.database_url)
         .await
-        .with_context(|| {
-            format!(
-                "creating the database {}",
-                crm_store::database::redact(&config.database_url)
-            )
-        })?;
+        .with_context(|| format!("creating the database {}", crm_store::database::redact(&config.database_url)))?;
     let db = serve::connect(config).await?;
     db.migrate().await.context("applying migrations")?;
     let listen = args.listen.unwrap_or_else(|| config.listen.clone());
@@ -53,19 +51,27 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     let examples = crate::commands::examples::deploy_missing(&db).await?;
 
     println!("crm is up");
-    println!(
-        "  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)"
-    );
-    println!(
-        "  Postgres   {}",
-        crm_store::database::redact(&config.database_url)
-    );
-    println!(
-        "  Redis      {}",
-        crm_store::database::redact(&config.redis_url)
-    );
-    for child in CHILDREN {
+    println!("  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)");
+    println!("  Postgres   {}", crm_store::database::redact(&config.database_url));
+    println!("  Redis      {}", crm_store::database::redact(&config.redis_url));
+    let mut children: Vec<(&'static Child, Vec<(&'static str, String)>)> =
+        CHILDREN.iter().map(|c| (c, Vec::new())).collect();
+    let mut bot_token_id = None;
+    if config.bot_token.is_some() {
+        let mut env = vec![("CRM_ENGINE_URL", config.engine_url.clone().unwrap_or_else(|| format!("http://{addr}")))];
+        if config.engine_token.is_none() {
+            // The bot needs an admin's token; mint one for this `crm up` and revoke it at stop.
+            let (token_id, secret) = bot_token(&db).await?;
+            bot_token_id = Some(token_id);
+            env.push(("CRM_ENGINE_TOKEN", secret));
+        }
+        children.push((&BOT, env));
+    }
+    for (child, _) in &children {
         println!("  {:<10} crm {}", child.name, child.args.join(" "));
+    }
+    if config.bot_token.is_none() {
+        println!("  bot        not started: set CRM_BOT_TOKEN (and CRM_BOT_API_URL for a local Bot API server)");
     }
     match first_token {
         Some((user_id, secret)) => {
@@ -83,15 +89,10 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
 
     let exe = std::env::current_exe().context("finding the crm executable")?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let supervisors: Vec<_> = CHILDREN
-        .iter()
-        .map(|child| {
-            tokio::spawn(supervise(
-                child,
-                exe.clone(),
-                config_path.map(Path::to_path_buf),
-                stop_rx.clone(),
-            ))
+    let supervisors: Vec<_> = children
+        .into_iter()
+        .map(|(child, env)| {
+            tokio::spawn(supervise(child, env, exe.clone(), config_path.map(Path::to_path_buf), stop_rx.clone()))
         })
         .collect();
 
@@ -105,32 +106,37 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     for s in supervisors {
         let _ = s.await;
     }
+    if let Some(id) = bot_token_id
+        && let Ok(db) = serve::connect(config).await
+    {
+        let _ = crm_store::tokens::revoke(&db, id).await;
+    }
     result
+}
+
+/// A fresh API token of the first admin, for the bot child.
+async fn bot_token(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
+    let users = crm_store::users::list(db, &PageRequest { limit: Some(200), ..PageRequest::default() }).await?;
+    let admin = users
+        .items
+        .iter()
+        .find(|u| u.role == Role::Admin)
+        .context("the bot needs an admin user: create one with `crm user add --role admin`")?;
+    let (token, secret) = crm_store::tokens::create(db, admin.id, "crm up: bot").await?;
+    Ok((token.id, secret))
 }
 
 /// On a database without users, creates an admin and a token so a newcomer can call the
 /// API at once. Returns the user id and the secret.
 async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option<(i64, String)>> {
-    let users = crm_store::users::list(
-        db,
-        &PageRequest {
-            limit: Some(1),
-            ..PageRequest::default()
-        },
-    )
-    .await?;
+    let users = crm_store::users::list(db, &PageRequest { limit: Some(1), ..PageRequest::default() }).await?;
     if !users.items.is_empty() {
         return Ok(None);
     }
     let admin = crm_store::users::create(
         db,
         &Actor::system(),
-        NewUser {
-            name: "Admin".into(),
-            email: None,
-            role: Role::Admin,
-            telegram_user_id: None,
-        },
+        NewUser { name: "Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
     )
     .await?;
     let (_, secret) = crm_store::tokens::create(db, admin.id, "crm up").await?;
@@ -140,6 +146,7 @@ async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option<(i64, Stri
 /// Runs one child until `stop` turns true, restarting it (with backoff) when it exits.
 async fn supervise(
     child: &'static Child,
+    env: Vec<(&'static str, String)>,
     exe: PathBuf,
     config_path: Option<PathBuf>,
     mut stop: watch::Receiver<bool>,
@@ -150,9 +157,8 @@ async fn supervise(
         if let Some(p) = &config_path {
             cmd.arg("--config").arg(p);
         }
-        cmd.args(child.args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd.args(child.args).stdin(std::process::Stdio::null()).kill_on_drop(true);
         let mut proc = match cmd.spawn() {
             Ok(p) => p,
             Err(e) => {
@@ -183,10 +189,7 @@ async fn supervise(
 
 async fn terminate(name: &str, proc: &mut tokio::process::Child) {
     if let Some(pid) = proc.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     }
     if tokio::time::timeout(STOP_GRACE, proc.wait()).await.is_err() {
         tracing::warn!(child = name, "did not stop in time; killing");

@@ -45,21 +45,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
     let db = crate::commands::serve::connect(config).await?;
     match command {
-        UserCommand::Add {
-            name,
-            role,
-            email,
-            telegram_id,
-        } => {
+        UserCommand::Add { name, role, email, telegram_id } => {
             let user = crm_store::users::create(
                 &db,
                 &Actor::system(),
-                NewUser {
-                    name,
-                    email,
-                    role,
-                    telegram_user_id: telegram_id,
-                },
+                NewUser { name, email, role, telegram_user_id: telegram_id },
             )
             .await
             .context("creating the user")?;
@@ -67,10 +57,7 @@ pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             eprintln!("get an API token: crm token create --user {}", user.id);
         }
         UserCommand::List => {
-            let mut page = PageRequest {
-                limit: Some(PageRequest::MAX_LIMIT),
-                ..PageRequest::default()
-            };
+            let mut page = PageRequest { limit: Some(PageRequest::MAX_LIMIT), ..PageRequest::default() };
             loop {
                 let users = crm_store::users::list(&db, &page).await?;
                 for u in &users.items {
@@ -80,9 +67,7 @@ pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
                         u.role.as_str(),
                         u.name,
                         u.email.as_deref().unwrap_or("-"),
-                        u.telegram_user_id
-                            .map(|t| format!("telegram {t}"))
-                            .unwrap_or_default()
+                        u.telegram_user_id.map(|t| format!("telegram {t}")).unwrap_or_default()
                     );
                 }
                 match users.next_cursor {
@@ -92,11 +77,7 @@ pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Invite(args) => crate::commands::invite::run(&db, args).await?,
-        UserCommand::LinkTelegram {
-            user,
-            telegram_id,
-            unlink,
-        } => {
+        UserCommand::LinkTelegram { user, telegram_id, unlink } => {
             let tg = if unlink { None } else { telegram_id };
             let u = crm_store::users::link_telegram(&db, &Actor::system(), user, tg).await?;
             match u.telegram_user_id {

@@ -24,14 +24,11 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let concurrency = args.concurrency.unwrap_or(config.worker_concurrency).max(1);
     let id = args.id.unwrap_or_else(default_id);
-    let db = Db::connect(&config.database_url, 8)
-        .await
-        .context("connecting to Postgres")?;
-    let queue = Queue::connect(&config.redis_url, &config.redis_prefix)
-        .await
-        .context("connecting to Redis")?;
+    let db = Db::connect(&config.database_url, 8).await.context("connecting to Postgres")?;
+    let queue = Queue::connect(&config.redis_url, &config.redis_prefix).await.context("connecting to Redis")?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
         // a few spare slots: a step's store is dropped just after its permit is released
@@ -50,10 +47,7 @@ pub async fn run(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
         Arc::new(PgServices::new(db.clone())),
         Arc::new(PgComponents::new(db)),
     );
-    worker
-        .run(shutdown_signal())
-        .await
-        .context("the worker failed")?;
+    worker.run(shutdown).await.context("the worker failed")?;
     Ok(())
 }
 
@@ -63,34 +57,21 @@ fn default_id() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".into());
-    format!(
-        "{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
-/// SIGTERM (how systemd, Kubernetes and `crm up` stop a worker) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// SIGTERM (how systemd, Kubernetes and `crm up` stop a worker) or Ctrl-C. The handlers
+/// are installed here, before the worker starts: installed lazily on the future's first
+/// poll, a SIGTERM arriving before that poll would kill the process undrained.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }

@@ -64,10 +64,8 @@ pub async fn run(config: &Config, command: WorkflowCommand) -> anyhow::Result<()
             let (source, components) = load(&dir)?;
             check(&source, &components)?;
             let client = EngineClient::new(config, &engine)?;
-            let encoded: BTreeMap<&String, String> = components
-                .iter()
-                .map(|(r, b)| (r, base64::engine::general_purpose::STANDARD.encode(b)))
-                .collect();
+            let encoded: BTreeMap<&String, String> =
+                components.iter().map(|(r, b)| (r, base64::engine::general_purpose::STANDARD.encode(b))).collect();
             let d = client.post("/api/workflows", &json!({"manifest": source, "components": encoded})).await?;
             if d["created"].as_bool() == Some(true) {
                 println!("deployed {} version {} ({})", s(&d["name"]), d["version"], s(&d["label"]));

@@ -17,8 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub fn admin_pg_url() -> String {
-    std::env::var("CRM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn default_redis_url() -> String {
@@ -55,27 +54,16 @@ impl Flow {
     pub async fn start_on(purpose: &str, redis_url: String, env: Vec<(String, String)>) -> Flow {
         let suffix = Uuid::new_v4().simple().to_string()[..12].to_string();
         let db_name = format!("crm_t_{purpose}_{suffix}");
-        let db_url = Db::create_scratch(&admin_pg_url(), &db_name)
-            .await
-            .expect("create scratch database");
-        let db = Db::connect(&db_url, 4)
-            .await
-            .expect("connect to scratch database");
+        let db_url = Db::create_scratch(&admin_pg_url(), &db_name).await.expect("create scratch database");
+        let db = Db::connect(&db_url, 4).await.expect("connect to scratch database");
         let admin = crm_store::users::create(
             &db,
             &Actor::system(),
-            NewUser {
-                name: "Ada Admin".into(),
-                email: None,
-                role: Role::Admin,
-                telegram_user_id: None,
-            },
+            NewUser { name: "Ada Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
         )
         .await
         .expect("create admin");
-        let (_, token) = crm_store::tokens::create(&db, admin.id, "test")
-            .await
-            .expect("create token");
+        let (_, token) = crm_store::tokens::create(&db, admin.id, "test").await.expect("create token");
         let mut flow = Flow {
             db,
             db_name,
@@ -85,10 +73,7 @@ impl Flow {
             admin_id: admin.id,
             token,
             url: String::new(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
             engine: None,
             workers: Vec::new(),
             data_dir: tempfile::tempdir().expect("temp dir"),
@@ -108,10 +93,7 @@ impl Flow {
             .env("CRM_WORKER_VISIBILITY_SECS", "2")
             .env("CRM_RESULTS_VISIBILITY_SECS", "2")
             .env("CRM_STEP_LOST_AFTER_SECS", "20")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null());
         cmd
@@ -168,13 +150,7 @@ impl Flow {
     /// A worker whose consumer name (and so the `worker` of its attempts) is `id`.
     pub fn start_worker_named(&mut self, concurrency: usize, id: &str) -> usize {
         let child = self
-            .command(&[
-                "worker",
-                "--concurrency",
-                &concurrency.to_string(),
-                "--id",
-                id,
-            ])
+            .command(&["worker", "--concurrency", &concurrency.to_string(), "--id", id])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -217,19 +193,12 @@ impl Flow {
             .output()
             .expect("run crm workflow deploy");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "deploy of {name} failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "deploy of {name} failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
         stdout
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
+        self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
     }
 
     pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
@@ -263,14 +232,9 @@ impl Flow {
     }
 
     pub async fn start_run(&self, workflow: &str, input: Value) -> Uuid {
-        let (status, body) = self
-            .post("/api/runs", json!({"workflow": workflow, "input": input}))
-            .await;
+        let (status, body) = self.post("/api/runs", json!({"workflow": workflow, "input": input})).await;
         assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
-        body["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("run id")
+        body["id"].as_str().and_then(|s| s.parse().ok()).expect("run id")
     }
 
     /// Waits until every run is final, reading Postgres (so it works while the engine is
@@ -278,24 +242,17 @@ impl Flow {
     pub async fn wait_final(&self, ids: &[Uuid], within: Duration) -> Vec<String> {
         let deadline = Instant::now() + within;
         loop {
-            let statuses: Vec<(Uuid, String)> =
-                sqlx::query_as("SELECT id, status FROM runs WHERE id = ANY($1)")
-                    .bind(ids)
-                    .fetch_all(&self.db.pool)
-                    .await
-                    .expect("read run statuses");
-            let open = statuses
-                .iter()
-                .filter(|(_, s)| !["succeeded", "failed", "cancelled"].contains(&s.as_str()))
-                .count();
+            let statuses: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM runs WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.db.pool)
+                .await
+                .expect("read run statuses");
+            let open =
+                statuses.iter().filter(|(_, s)| !["succeeded", "failed", "cancelled"].contains(&s.as_str())).count();
             if open == 0 && statuses.len() == ids.len() {
                 return statuses.into_iter().map(|(_, s)| s).collect();
             }
-            assert!(
-                Instant::now() < deadline,
-                "{open} of {} runs still unfinished after {within:?}",
-                ids.len()
-            );
+            assert!(Instant::now() < deadline, "{open} of {} runs still unfinished after {within:?}", ids.len());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -320,19 +277,10 @@ impl Flow {
         for (run, step, status, attempt, applied, succeeded) in rows {
             let expected: Vec<i32> = (1..=attempt).collect();
             if status == "succeeded" {
-                assert_eq!(
-                    succeeded, 1,
-                    "run {run} step {step}: exactly one applied success"
-                );
-                assert_eq!(
-                    applied, expected,
-                    "run {run} step {step}: applied attempts 1..={attempt}"
-                );
+                assert_eq!(succeeded, 1, "run {run} step {step}: exactly one applied success");
+                assert_eq!(applied, expected, "run {run} step {step}: applied attempts 1..={attempt}");
             } else {
-                assert_eq!(
-                    succeeded, 0,
-                    "run {run} step {step} is {status} but has a success"
-                );
+                assert_eq!(succeeded, 0, "run {run} step {step} is {status} but has a success");
             }
         }
     }
@@ -358,11 +306,7 @@ impl Flow {
                 .await
                 .expect("scan");
             if !keys.is_empty() {
-                let n: usize = redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("del");
+                let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
                 deleted += n;
             }
             if next == 0 {
@@ -377,11 +321,7 @@ pub async fn send(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) 
     let resp = req.send().await.expect("request to crm serve");
     let status = resp.status();
     let bytes = resp.bytes().await.expect("response body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     (status, body)
 }
 
@@ -395,23 +335,16 @@ impl Drop for Flow {
         let redis_url = self.redis_url.clone();
         let prefix = self.prefix.clone();
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async {
                     Db::drop_scratch(&admin_pg_url(), &name).await;
                     if let Ok(client) = redis::Client::open(redis_url.as_str())
                         && let Ok(mut c) = client.get_multiplexed_async_connection().await
                     {
-                        let keys: Vec<String> = redis::cmd("KEYS")
-                            .arg(format!("{prefix}:*"))
-                            .query_async(&mut c)
-                            .await
-                            .unwrap_or_default();
+                        let keys: Vec<String> =
+                            redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut c).await.unwrap_or_default();
                         if !keys.is_empty() {
-                            let _: Result<(), _> =
-                                redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
+                            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
                         }
                     }
                 });

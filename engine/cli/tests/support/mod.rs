@@ -20,8 +20,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 pub fn admin_pg_url() -> String {
-    std::env::var("CRM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -62,34 +61,19 @@ impl TestStack {
     pub async fn start_with(purpose: &str, options: Options) -> TestStack {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("crm_t_{purpose}_{}", &suffix[..12]);
-        let db_url = Db::create_scratch(&admin_pg_url(), &db_name)
-            .await
-            .expect("create scratch database");
-        let db = Db::connect(&db_url, 4)
-            .await
-            .expect("connect to scratch database");
+        let db_url = Db::create_scratch(&admin_pg_url(), &db_name).await.expect("create scratch database");
+        let db = Db::connect(&db_url, 4).await.expect("connect to scratch database");
 
         let mut people = Vec::new();
-        for (name, role) in [
-            ("Ada Admin", Role::Admin),
-            ("Max Manager", Role::Manager),
-            ("Vic Viewer", Role::Viewer),
-        ] {
+        for (name, role) in [("Ada Admin", Role::Admin), ("Max Manager", Role::Manager), ("Vic Viewer", Role::Viewer)] {
             let user = crm_store::users::create(
                 &db,
                 &Actor::system(),
-                NewUser {
-                    name: name.into(),
-                    email: None,
-                    role,
-                    telegram_user_id: None,
-                },
+                NewUser { name: name.into(), email: None, role, telegram_user_id: None },
             )
             .await
             .expect("create test user");
-            let (_, token) = crm_store::tokens::create(&db, user.id, "test")
-                .await
-                .expect("create test token");
+            let (_, token) = crm_store::tokens::create(&db, user.id, "test").await.expect("create test token");
             people.push((user.id, token));
         }
 
@@ -98,10 +82,7 @@ impl TestStack {
             .args(&options.args)
             .env("CRM_DATABASE_URL", &db_url)
             .env("CRM_REDIS_URL", redis_url())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,15 +111,9 @@ impl TestStack {
         .expect("reader thread")
         .expect("crm serve exited before listening");
 
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
-        let [
-            (admin_id, admin_token),
-            (manager_id, manager_token),
-            (viewer_id, viewer_token),
-        ] = <[(i64, String); 3]>::try_from(people).expect("three test users");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
+        let [(admin_id, admin_token), (manager_id, manager_token), (viewer_id, viewer_token)] =
+            <[(i64, String); 3]>::try_from(people).expect("three test users");
         TestStack {
             url,
             db_url,
@@ -161,9 +136,7 @@ impl TestStack {
     }
 
     pub fn request_as(&self, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(token)
+        self.client.request(method, format!("{}{path}", self.url)).bearer_auth(token)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -184,10 +157,7 @@ impl TestStack {
 
     /// One number from the scratch database, e.g. `count("SELECT count(*) FROM outbox")`.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.db.pool)
-            .await
-            .expect("count query")
+        sqlx::query_scalar(sql).fetch_one(&self.db.pool).await.expect("count query")
     }
 }
 
@@ -199,12 +169,8 @@ pub async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "response is not JSON ({status}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
     };
     (status, body)
 }
@@ -217,10 +183,7 @@ impl Drop for TestStack {
         // Drop runs inside the test's runtime, which cannot block on async work: clean up
         // from a thread with its own small runtime.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(Db::drop_scratch(&admin_pg_url(), &name));
             }
         })

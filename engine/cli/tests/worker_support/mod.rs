@@ -1,10 +1,7 @@
 //! A real `crm worker` process for scenario tests: its own scratch database holding every
 //! built guest component, its own Redis key prefix and data directory.
 
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
+#![allow(dead_code, reason = "each test file uses a different part of this module")]
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -16,8 +13,7 @@ use crm_queue::Queue;
 use crm_store::Db;
 
 pub fn admin_pg_url() -> String {
-    std::env::var("CRM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -41,35 +37,18 @@ impl WorkerHarness {
     pub async fn prepare(purpose: &str) -> WorkerHarness {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let db_name = format!("crm_t_{purpose}_{suffix}");
-        let db_url = Db::create_scratch(&admin_pg_url(), &db_name)
-            .await
-            .expect("create scratch database");
-        let db = Db::connect(&db_url, 4)
-            .await
-            .expect("connect to scratch database");
+        let db_url = Db::create_scratch(&admin_pg_url(), &db_name).await.expect("create scratch database");
+        let db = Db::connect(&db_url, 4).await.expect("connect to scratch database");
         let mut digests = BTreeMap::new();
         for (name, path) in crm_guests::ALL {
             let bytes = std::fs::read(path).expect("guest component built");
-            let digest = crm_store::components::put(&db, &bytes)
-                .await
-                .expect("store component");
+            let digest = crm_store::components::put(&db, &bytes).await.expect("store component");
             digests.insert(name.to_string(), digest);
         }
         let prefix = format!("crm_t_{purpose}_{suffix}");
-        let queue = Queue::connect(&redis_url(), &prefix)
-            .await
-            .expect("redis is up");
+        let queue = Queue::connect(&redis_url(), &prefix).await.expect("redis is up");
         let data_dir = tempfile::tempdir().expect("temp dir");
-        WorkerHarness {
-            db,
-            db_name,
-            db_url,
-            prefix,
-            queue,
-            digests,
-            data_dir,
-            child: None,
-        }
+        WorkerHarness { db, db_name, db_url, prefix, queue, digests, data_dir, child: None }
     }
 
     /// Starts `crm worker` and waits until it has announced itself with a heartbeat.
@@ -91,26 +70,14 @@ impl WorkerHarness {
         self.child = Some(cmd.spawn().expect("start crm worker"));
         let started = Instant::now();
         loop {
-            let live = self
-                .queue
-                .live_workers(Duration::from_secs(30))
-                .await
-                .expect("redis");
+            let live = self.queue.live_workers(Duration::from_secs(30)).await.expect("redis");
             if live.iter().any(|w| w.id == "test-worker") {
                 return;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("crm worker exited at start with {status}:\n{}", self.log());
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "crm worker did not start:\n{}",
-                self.log()
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "crm worker did not start:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -125,9 +92,7 @@ impl WorkerHarness {
 
     /// Whether the worker process is still running.
     pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn job(
@@ -139,26 +104,11 @@ impl WorkerHarness {
         input: serde_json::Value,
     ) -> StepJob {
         StepJob {
-            key: AttemptKey {
-                run_id: uuid::Uuid::now_v7(),
-                step: step.into(),
-                attempt: 1,
-            },
+            key: AttemptKey { run_id: uuid::Uuid::now_v7(), step: step.into(), attempt: 1 },
             workflow: "scenario".into(),
-            component: self
-                .digests
-                .get(component)
-                .unwrap_or_else(|| panic!("no component {component}"))
-                .clone(),
-            input: StepInput {
-                run_input: input,
-                deps: Default::default(),
-                config: serde_json::Value::Null,
-            },
-            grants: Grants::new(
-                caps.iter()
-                    .map(|c| c.parse::<Capability>().expect("capability")),
-            ),
+            component: self.digests.get(component).unwrap_or_else(|| panic!("no component {component}")).clone(),
+            input: StepInput { run_input: input, deps: Default::default(), config: serde_json::Value::Null },
+            grants: Grants::new(caps.iter().map(|c| c.parse::<Capability>().expect("capability"))),
             limits,
             acting_user: None,
         }
@@ -182,11 +132,7 @@ impl WorkerHarness {
                 results.keys().collect::<Vec<_>>(),
                 self.log()
             );
-            let batch = self
-                .queue
-                .read_results("test", 100, Duration::from_millis(200))
-                .await
-                .expect("read results");
+            let batch = self.queue.read_results("test", 100, Duration::from_millis(200)).await.expect("read results");
             let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
             for entry in batch {
                 results.insert(entry.result.key.step.clone(), entry.result);
@@ -208,10 +154,7 @@ impl WorkerHarness {
             }
             if started.elapsed() > within {
                 let _ = child.kill();
-                panic!(
-                    "the worker did not stop within {within:?} of SIGTERM:\n{}",
-                    self.log()
-                );
+                panic!("the worker did not stop within {within:?} of SIGTERM:\n{}", self.log());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -28,30 +28,19 @@ impl<S: Services> Host for StepState<S> {
         let url = match reqwest::Url::parse(&req.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
             Ok(url) => {
-                return Ok(Err(HostError::Invalid(format!(
-                    "scheme {:?} is not http or https",
-                    url.scheme()
-                ))));
+                return Ok(Err(HostError::Invalid(format!("scheme {:?} is not http or https", url.scheme()))));
             }
             Err(e) => {
-                return Ok(Err(HostError::Invalid(format!(
-                    "{:?} is not a URL: {e}",
-                    req.url
-                ))));
+                return Ok(Err(HostError::Invalid(format!("{:?} is not a URL: {e}", req.url))));
             }
         };
         let Some(host) = url.host_str() else {
-            return Ok(Err(HostError::Invalid(format!(
-                "{:?} has no host",
-                req.url
-            ))));
+            return Ok(Err(HostError::Invalid(format!("{:?} has no host", req.url))));
         };
         let cap = match format!("http:{host}").parse::<Capability>() {
             Ok(cap) => cap,
             Err(_) => {
-                return Ok(Err(HostError::Invalid(format!(
-                    "{host:?} is not a host name a step may call"
-                ))));
+                return Ok(Err(HostError::Invalid(format!("{host:?} is not a host name a step may call"))));
             }
         };
         self.require(cap)?;
@@ -68,9 +57,7 @@ async fn fetch(
     {
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| HostError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
-        let wanted = req
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
+        let wanted = req.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
         let timeout = wanted.min(deadline.saturating_duration_since(Instant::now()));
         let mut builder = http.request(method, url).timeout(timeout);
         for (name, value) in &req.headers {
@@ -79,38 +66,22 @@ async fn fetch(
         if let Some(body) = req.body {
             builder = builder.body(body);
         }
-        let mut resp = builder
-            .send()
-            .await
-            .map_err(|e| HostError::Unavailable(format!("request failed: {e}")))?;
+        let mut resp = builder.send().await.map_err(|e| HostError::Unavailable(format!("request failed: {e}")))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| HostError::Unavailable(format!("reading the response: {e}")))?
+        while let Some(chunk) =
+            resp.chunk().await.map_err(|e| HostError::Unavailable(format!("reading the response: {e}")))?
         {
             if body.len() + chunk.len() > MAX_RESPONSE_BODY {
-                return Err(HostError::Invalid(format!(
-                    "the response body exceeds {MAX_RESPONSE_BODY} bytes"
-                )));
+                return Err(HostError::Invalid(format!("the response body exceeds {MAX_RESPONSE_BODY} bytes")));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 }

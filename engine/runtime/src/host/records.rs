@@ -4,9 +4,9 @@ use crm_concepts::capability::Capability;
 
 use crate::bindings::crm::automation::records::Host;
 use crate::bindings::{
-    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal,
-    DealFilter, DealPatch, HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note,
-    NoteFilter, NotePatch, RecordKind, Task, TaskFilter, TaskPatch,
+    Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
+    HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task,
+    TaskFilter, TaskPatch,
 };
 use crate::services::{MAX_LIST, Services, list_limit};
 use crate::state::StepState;
@@ -154,17 +154,9 @@ impl<S: Services> Host for StepState<S> {
         Ok(self.services.update_note(&self.cx, id, patch).await)
     }
 
-    async fn record_activity(
-        &mut self,
-        kind: RecordKind,
-        id: i64,
-        limit: u32,
-    ) -> Reply<Vec<Activity>> {
+    async fn record_activity(&mut self, kind: RecordKind, id: i64, limit: u32) -> Reply<Vec<Activity>> {
         self.read()?;
         let limit = list_limit(Some(limit.min(MAX_LIST)));
-        Ok(self
-            .services
-            .record_activity(&self.cx, kind, id, limit)
-            .await)
+        Ok(self.services.record_activity(&self.cx, kind, id, limit).await)
     }
 }

@@ -20,12 +20,7 @@ type Reply<T> = wasmtime::Result<Result<T, HostError>>;
 impl<S: Services> types::Host for StepState<S> {}
 
 impl<S: Services> log::Host for StepState<S> {
-    async fn write(
-        &mut self,
-        level: log::Level,
-        message: String,
-        fields: String,
-    ) -> wasmtime::Result<()> {
+    async fn write(&mut self, level: log::Level, message: String, fields: String) -> wasmtime::Result<()> {
         self.require(Capability::Log)?;
         let level = match level {
             log::Level::Trace => LogLevel::Trace,
@@ -51,9 +46,7 @@ impl<S: Services> secrets::Host for StepState<S> {
         let cap: Capability = match format!("secret:{name}").parse() {
             Ok(cap) => cap,
             Err(_) => {
-                return Ok(Err(HostError::Invalid(format!(
-                    "{name:?} is not a valid secret name"
-                ))));
+                return Ok(Err(HostError::Invalid(format!("{name:?} is not a valid secret name"))));
             }
         };
         self.require(cap)?;
@@ -63,9 +56,7 @@ impl<S: Services> secrets::Host for StepState<S> {
 
 fn check_key(key: &str) -> Result<(), HostError> {
     if key.is_empty() || key.len() > MAX_STATE_KEY {
-        return Err(HostError::Invalid(format!(
-            "state keys are 1 to {MAX_STATE_KEY} bytes"
-        )));
+        return Err(HostError::Invalid(format!("state keys are 1 to {MAX_STATE_KEY} bytes")));
     }
     Ok(())
 }
@@ -85,14 +76,10 @@ impl<S: Services> state::Host for StepState<S> {
             return Ok(Err(e));
         }
         if value.len() > MAX_STATE_VALUE {
-            return Ok(Err(HostError::Invalid(format!(
-                "state values are at most {MAX_STATE_VALUE} bytes"
-            ))));
+            return Ok(Err(HostError::Invalid(format!("state values are at most {MAX_STATE_VALUE} bytes"))));
         }
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&value) {
-            return Ok(Err(HostError::Invalid(format!(
-                "state values are JSON documents: {e}"
-            ))));
+            return Ok(Err(HostError::Invalid(format!("state values are JSON documents: {e}"))));
         }
         Ok(self.services.state_set(&self.cx, &key, &value).await)
     }
@@ -110,9 +97,7 @@ impl<S: Services> notify::Host for StepState<S> {
     async fn send(&mut self, user_id: i64, text: String) -> Reply<()> {
         self.require(Capability::Notify)?;
         if text.trim().is_empty() || text.chars().count() > MAX_NOTIFY_TEXT {
-            return Ok(Err(HostError::Invalid(format!(
-                "a message is 1 to {MAX_NOTIFY_TEXT} characters"
-            ))));
+            return Ok(Err(HostError::Invalid(format!("a message is 1 to {MAX_NOTIFY_TEXT} characters"))));
         }
         Ok(self.services.notify(&self.cx, user_id, &text).await)
     }

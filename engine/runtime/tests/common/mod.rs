@@ -10,27 +10,16 @@ use crm_runtime::memory::MemoryServices;
 use crm_runtime::{CallContext, Runtime, RuntimeConfig, StepCall, StepRun, digest_of};
 
 pub fn runtime() -> Runtime<MemoryServices> {
-    Runtime::new(RuntimeConfig {
-        max_instances: 16,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime starts")
+    Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() }).expect("runtime starts")
 }
 
 pub fn grants(caps: &[&str]) -> Arc<Grants> {
-    Arc::new(Grants::new(
-        caps.iter()
-            .map(|c| c.parse::<Capability>().expect("valid capability")),
-    ))
+    Arc::new(Grants::new(caps.iter().map(|c| c.parse::<Capability>().expect("valid capability"))))
 }
 
 pub fn cx(step: &str) -> CallContext {
     CallContext {
-        key: AttemptKey {
-            run_id: uuid::Uuid::now_v7(),
-            step: step.into(),
-            attempt: 1,
-        },
+        key: AttemptKey { run_id: uuid::Uuid::now_v7(), step: step.into(), attempt: 1 },
         workflow: "test".into(),
         acting_user: Some(7),
     }
@@ -45,29 +34,12 @@ pub async fn run(
     services: Arc<MemoryServices>,
 ) -> StepRun {
     let bytes = std::fs::read(path).expect("the component was built");
-    let component = rt
-        .load(&digest_of(&bytes), Arc::new(bytes))
-        .await
-        .expect("the component loads");
-    rt.run(
-        &component,
-        StepCall {
-            cx: cx("s"),
-            input: &input,
-            grants: grants(caps),
-            limits: &limits,
-        },
-        services,
-    )
-    .await
+    let component = rt.load(&digest_of(&bytes), Arc::new(bytes)).await.expect("the component loads");
+    rt.run(&component, StepCall { cx: cx("s"), input: &input, grants: grants(caps), limits: &limits }, services).await
 }
 
 pub fn input(run_input: serde_json::Value, config: serde_json::Value) -> StepInput {
-    StepInput {
-        run_input,
-        deps: Default::default(),
-        config,
-    }
+    StepInput { run_input, deps: Default::default(), config }
 }
 
 pub fn failure(run: &StepRun) -> &StepError {

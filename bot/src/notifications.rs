@@ -1,0 +1,194 @@
+//! Workflow notifications into users' chats. A step with the `notify` capability leaves a
+//! message for a CRM user in the engine; the engine streams the pending ones over SSE
+//! (`GET /api/notifications/stream`), and the bot sends each to the user's private chat
+//! (whose id is their Telegram user id) through the rate-limited outbound queue, then
+//! reports it `delivered`, or `undeliverable` with a reason.
+//!
+//! The engine keeps a notification pending until it hears that report, and serves the
+//! pending ones again whenever the bot reconnects: a bot restart loses none. One that was
+//! sent but not yet reported when the bot died is sent again (at least once).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Deserialize;
+use teloxide::types::ChatId;
+use tokio_util::sync::CancellationToken;
+
+use crate::completions::{SseEvent, SseParser};
+use crate::engine::{EngineClient, EngineError};
+use crate::outbound::{Outbound, OutboundError};
+
+/// A notification as the stream serves it (the fields delivery needs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pending {
+    pub id: i64,
+    pub user_id: i64,
+    /// `None` while the user has not linked a Telegram account
+    pub telegram_user_id: Option<i64>,
+    pub text: String,
+}
+
+/// What the bot tells the engine about one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Delivered,
+    Undeliverable(String),
+}
+
+/// Ids being sent or reported: the stream serves them again after a reconnect, and they
+/// must not reach the chat twice.
+type InFlight = Arc<Mutex<HashSet<i64>>>;
+
+pub struct NotificationStream {
+    pub engine: EngineClient,
+    pub out: Outbound,
+}
+
+impl NotificationStream {
+    /// Follows the stream until `stop`, reconnecting with backoff.
+    pub async fn run(self, stop: CancellationToken) {
+        let http = match reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            // The engine sends keep-alive comments; silence this long means a dead link.
+            .read_timeout(Duration::from_secs(60))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the notification stream client");
+                return;
+            }
+        };
+        let in_flight: InFlight = Arc::default();
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let url = format!("{}/api/notifications/stream", self.engine.base_url());
+            let req = http.get(&url).bearer_auth(self.engine.token()).header("Accept", "text/event-stream");
+            let connected = tokio::select! {
+                () = stop.cancelled() => return,
+                r = req.send() => r,
+            };
+            match connected {
+                Ok(resp) if resp.status().is_success() => {
+                    tracing::info!("notification stream connected");
+                    backoff = Duration::from_millis(250);
+                    let mut body = resp.bytes_stream();
+                    let mut parser = SseParser::default();
+                    loop {
+                        let chunk = tokio::select! {
+                            () = stop.cancelled() => return,
+                            c = body.next() => c,
+                        };
+                        match chunk {
+                            Some(Ok(c)) => {
+                                for event in parser.feed(&c) {
+                                    self.handle(&event, &in_flight, &stop);
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "notification stream broke; reconnecting");
+                                break;
+                            }
+                            None => {
+                                tracing::info!("notification stream ended; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(resp) => tracing::warn!(status = %resp.status(), "notification stream refused; retrying"),
+                Err(e) => tracing::debug!(error = %e, "notification stream not reachable; retrying"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    fn handle(&self, event: &SseEvent, in_flight: &InFlight, stop: &CancellationToken) {
+        if event.event.as_deref() != Some("notification") || event.data.trim().is_empty() {
+            return;
+        }
+        let n = match serde_json::from_str::<Pending>(&event.data) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable notification event skipped");
+                return;
+            }
+        };
+        if !lock(in_flight).insert(n.id) {
+            return;
+        }
+        let (engine, out, in_flight, stop) = (self.engine.clone(), self.out.clone(), in_flight.clone(), stop.clone());
+        // One task per notification: the outbound queue paces the sends (a chat at a time,
+        // within Telegram's limits), and a slow chat does not hold up the others.
+        tokio::spawn(async move {
+            if let Some(report) = deliver(&out, &n).await {
+                send_report(&engine, n.id, &report, &stop).await;
+            }
+            lock(&in_flight).remove(&n.id);
+        });
+    }
+}
+
+fn lock(set: &InFlight) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    // A panic while holding this lock cannot leave the set inconsistent: keep going.
+    set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sends one notification; `None` when the bot is shutting down before it went out (it
+/// stays pending and is sent after the restart).
+async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
+    let Some(chat) = n.telegram_user_id else {
+        tracing::info!(notification = n.id, user = n.user_id, "user has no linked Telegram account");
+        return Some(Report::Undeliverable(format!(
+            "CRM user {} has no linked Telegram account (an admin can send them an invite with /invite)",
+            n.user_id
+        )));
+    };
+    match out.send_and_wait(ChatId(chat), &n.text, None).await {
+        Ok(_) => Some(Report::Delivered),
+        Err(OutboundError::Refused(why)) => Some(Report::Undeliverable(format!("Telegram refused the message: {why}"))),
+        Err(OutboundError::Closed) => None,
+    }
+}
+
+/// Tells the engine, retrying while it is unreachable. After `stop` one attempt is made:
+/// if that fails the notification stays pending and is sent again after the restart.
+async fn send_report(engine: &EngineClient, id: i64, report: &Report, stop: &CancellationToken) {
+    let (path, body) = match report {
+        Report::Delivered => (format!("/api/notifications/{id}/delivered"), serde_json::json!({})),
+        Report::Undeliverable(reason) => {
+            (format!("/api/notifications/{id}/undeliverable"), serde_json::json!({ "reason": reason }))
+        }
+    };
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match engine.post::<_, serde_json::Value>(None, &path, &body).await {
+            Ok(_) => return,
+            Err(EngineError::Api { status, .. }) if status < 500 => {
+                // Gone or refused for good (the row was deleted, the token lost its admin
+                // role): retrying cannot help.
+                tracing::warn!(notification = id, status, "the engine refused the delivery report");
+                return;
+            }
+            Err(e) => {
+                if stop.is_cancelled() {
+                    tracing::warn!(notification = id, error = %e, "delivery report lost at shutdown; it will be sent again");
+                    return;
+                }
+                tracing::warn!(notification = id, error = %e, "delivery report failed; retrying");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}

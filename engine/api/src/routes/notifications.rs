@@ -1,0 +1,183 @@
+//! `/api/notifications`: the chat messages workflow steps sent to CRM users (capability
+//! `notify`), and their delivery by the bot.
+//!
+//! The bot follows `GET /api/notifications/stream` (SSE) and reports each notification
+//! `delivered` or `undeliverable` (with a reason). Postgres is the truth: the stream serves
+//! what is still pending, oldest first, and wakes on a Postgres NOTIFY from the commit that
+//! added a notification rather than polling. A notification the bot took but never reported
+//! is served again when the bot reconnects, so a bot restart loses none, and one it reported
+//! is never served again.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use crm_store::notifications::{self, DeliveryStatus, ListQuery, Notification};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Admin, Caller, Json, Path, Query};
+
+/// Pending notifications read per query; more wait until the bot reports some.
+const BATCH: i64 = 500;
+/// Looks at the table even without a signal this often: a NOTIFY sent while the
+/// listener's connection was being replaced is lost.
+const RECHECK: Duration = Duration::from_secs(15);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/notifications", get(list))
+        .route("/api/notifications/stream", get(stream))
+        .route("/api/notifications/{id}", get(show))
+        .route("/api/notifications/{id}/delivered", post(delivered))
+        .route("/api/notifications/{id}/undeliverable", post(undeliverable))
+}
+
+/// A notification with its delivery status spelled out.
+#[derive(Debug, Serialize)]
+struct View {
+    #[serde(flatten)]
+    notification: Notification,
+    status: DeliveryStatus,
+}
+
+impl From<Notification> for View {
+    fn from(notification: Notification) -> View {
+        View { status: notification.status(), notification }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    user_id: Option<i64>,
+    /// pending | delivered | undeliverable
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/notifications`, newest first. An admin sees everyone's; anyone else their own.
+async fn list(
+    State(s): State<AppState>,
+    c: Caller,
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be between 1 and 200"));
+    }
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!("`status` {text:?} is not one of pending, delivered, undeliverable"))
+        })?),
+    };
+    let user_id = if c.user.role.is_admin() {
+        p.user_id
+    } else {
+        match p.user_id {
+            Some(u) if u != c.user.id => {
+                return Err(ApiError::forbidden("only an admin sees other users' notifications"));
+            }
+            _ => Some(c.user.id),
+        }
+    };
+    let (items, next) = notifications::list(&s.db, &ListQuery { user_id, status, limit, cursor: p.cursor }).await?;
+    let items: Vec<View> = items.into_iter().map(View::from).collect();
+    Ok(Json(serde_json::json!({"items": items, "next_cursor": next})))
+}
+
+async fn show(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
+    match notifications::get(&s.db, id).await? {
+        Some(n) if c.user.role.is_admin() || n.user_id == c.user.id => Ok(Json(n.into())),
+        _ => Err(no_such(id)),
+    }
+}
+
+fn no_such(id: i64) -> ApiError {
+    ApiError::not_found(format!("notification {id} not found"))
+}
+
+/// `POST /api/notifications/{id}/delivered`: the bot sent it. Idempotent; a notification
+/// that already has an outcome keeps it, and the answer shows which.
+async fn delivered(State(s): State<AppState>, _: Admin, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
+    let n = notifications::delivered(&s.db, id).await?.ok_or_else(|| no_such(id))?;
+    Ok(Json(n.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Undeliverable {
+    reason: String,
+}
+
+/// `POST /api/notifications/{id}/undeliverable` `{"reason": "..."}`: the bot gives up on it
+/// (no linked Telegram account, Telegram refused the chat). Idempotent like `delivered`.
+async fn undeliverable(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+    Json(body): Json<Undeliverable>,
+) -> Result<Json<View>, ApiError> {
+    let n = notifications::undeliverable(&s.db, id, &body.reason).await?.ok_or_else(|| no_such(id))?;
+    Ok(Json(n.into()))
+}
+
+/// `GET /api/notifications/stream`: every pending notification as an SSE `notification`
+/// event (id = notification id, data = the notification with `telegram_user_id`), first
+/// those already waiting, then each new one as it is committed. Admin only: the bot.
+async fn stream(
+    State(s): State<AppState>,
+    _: Admin,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Listening starts before the first read, so a notification committed in between
+    // signals rather than slipping through.
+    let mut listener = notifications::listener(&s.db)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot listen for notifications: {e}")))?;
+    let db = s.db.clone();
+    let stream = async_stream::stream! {
+        // Served on this connection and not yet reported: not served twice. Ids commit
+        // out of order, so this is a set rather than a high-water mark.
+        let mut served: HashSet<i64> = HashSet::new();
+        loop {
+            match notifications::pending(&db, BATCH).await {
+                Ok(batch) => {
+                    if (batch.len() as i64) < BATCH {
+                        let still: HashSet<i64> = batch.iter().map(|n| n.id).collect();
+                        served.retain(|id| still.contains(id));
+                    }
+                    for n in batch {
+                        if served.insert(n.id) {
+                            let id = n.id.to_string();
+                            let data = serde_json::to_string(&View::from(n)).unwrap_or_default();
+                            yield Ok(Event::default().id(id).event("notification").data(data));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading pending notifications failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            match tokio::time::timeout(RECHECK, listener.recv()).await {
+                Ok(Ok(_)) => while listener.next_buffered().is_some() {},
+                Ok(Err(e)) => {
+                    // The listener reconnects on its next use; the recheck covers the gap.
+                    tracing::warn!(error = %e, "notification listener lost its connection");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(_) => {}
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
