@@ -95,8 +95,8 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
             }
             None => Config::default(),
@@ -145,7 +145,8 @@ impl Config {
             self.bot_poll_timeout_secs = v.parse().context("CRM_BOT_POLL_TIMEOUT_SECS must be a number of seconds")?;
         }
         if let Some(v) = get("CRM_BOT_CHAT_INTERVAL_MS") {
-            self.bot_chat_interval_ms = v.parse().context("CRM_BOT_CHAT_INTERVAL_MS must be a number of milliseconds")?;
+            self.bot_chat_interval_ms =
+                v.parse().context("CRM_BOT_CHAT_INTERVAL_MS must be a number of milliseconds")?;
         }
         if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
             self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;
@@ -160,13 +161,15 @@ impl Config {
             self.worker_concurrency = v.parse().context("CRM_WORKER_CONCURRENCY must be a positive integer")?;
         }
         if let Some(v) = get("CRM_WORKER_VISIBILITY_SECS") {
-            self.worker_visibility_secs = v.parse().context("CRM_WORKER_VISIBILITY_SECS must be a number of seconds")?;
+            self.worker_visibility_secs =
+                v.parse().context("CRM_WORKER_VISIBILITY_SECS must be a number of seconds")?;
         }
         if let Some(v) = get("CRM_WORKER_MAX_MEMORY_MB") {
             self.worker_max_memory_mb = v.parse().context("CRM_WORKER_MAX_MEMORY_MB must be a number of MiB")?;
         }
         if let Some(v) = get("CRM_RESULTS_VISIBILITY_SECS") {
-            self.results_visibility_secs = v.parse().context("CRM_RESULTS_VISIBILITY_SECS must be a number of seconds")?;
+            self.results_visibility_secs =
+                v.parse().context("CRM_RESULTS_VISIBILITY_SECS must be a number of seconds")?;
         }
         if let Some(v) = get("CRM_SCHEDULER_DURABILITY") {
             self.scheduler_durability = v;

@@ -19,9 +19,7 @@ async fn create(flow: &Flow, path: &str, body: Value) -> Value {
 }
 
 async fn user(flow: &Flow, name: &str) -> i64 {
-    create(flow, "/api/users", json!({"name": name, "role": "manager"})).await["id"]
-        .as_i64()
-        .expect("user id")
+    create(flow, "/api/users", json!({"name": name, "role": "manager"})).await["id"].as_i64().expect("user id")
 }
 
 async fn stage(flow: &Flow, kind: &str) -> i64 {
@@ -37,24 +35,18 @@ async fn stage(flow: &Flow, kind: &str) -> i64 {
 async fn runs_of(flow: &Flow, workflow: &str, n: usize) -> Vec<(Value, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let runs: Vec<(Value, String)> = sqlx::query_as(
-            "SELECT input, status FROM runs WHERE workflow = $1 ORDER BY created_at",
-        )
-        .bind(workflow)
-        .fetch_all(&flow.db.pool)
-        .await
-        .expect("runs");
-        let finished = runs
-            .iter()
-            .all(|(_, s)| ["succeeded", "failed", "cancelled"].contains(&s.as_str()));
+        let runs: Vec<(Value, String)> =
+            sqlx::query_as("SELECT input, status FROM runs WHERE workflow = $1 ORDER BY created_at")
+                .bind(workflow)
+                .fetch_all(&flow.db.pool)
+                .await
+                .expect("runs");
+        let finished = runs.iter().all(|(_, s)| ["succeeded", "failed", "cancelled"].contains(&s.as_str()));
         if runs.len() >= n && finished {
             assert_eq!(runs.len(), n, "{workflow}: {runs:?}");
             return runs;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{workflow}: waiting for {n} finished runs, have {runs:?}"
-        );
+        assert!(Instant::now() < deadline, "{workflow}: waiting for {n} finished runs, have {runs:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -70,11 +62,10 @@ async fn notifications(flow: &Flow, user_id: i64) -> Vec<String> {
 /// Lets the event consumer see every write so far (and start whatever it starts).
 async fn settle(flow: &Flow) {
     for _ in 0..200 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
-                .fetch_one(&flow.db.pool)
-                .await
-                .expect("outbox");
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+            .fetch_one(&flow.db.pool)
+            .await
+            .expect("outbox");
         if pending == 0 {
             return;
         }
@@ -89,26 +80,20 @@ async fn a_new_contact_is_scored_and_the_score_written_back_does_not_retrigger()
     flow.deploy("score-new-leads");
     flow.start_worker(4);
 
-    let ann = create(
-        &flow,
-        "/api/contacts",
-        json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100"}),
-    )
-    .await;
+    let ann =
+        create(&flow, "/api/contacts", json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100"}))
+            .await;
     let runs = runs_of(&flow, "score-new-leads", 1).await;
     assert_eq!(runs[0].1, "succeeded");
     assert_eq!(runs[0].0["contact_id"], ann["id"]);
 
-    let result: Value =
-        sqlx::query_scalar("SELECT result FROM runs WHERE workflow = 'score-new-leads'")
-            .fetch_one(&flow.db.pool)
-            .await
-            .expect("run result");
+    let result: Value = sqlx::query_scalar("SELECT result FROM runs WHERE workflow = 'score-new-leads'")
+        .fetch_one(&flow.db.pool)
+        .await
+        .expect("run result");
     let (_, contact) = flow.get(&format!("/api/contacts/{}", ann["id"])).await;
     // Reachable by email and phone, nothing else known yet: a cold lead with a few points.
-    let score = contact["custom"]["lead_score"]
-        .as_i64()
-        .expect("lead_score written back");
+    let score = contact["custom"]["lead_score"].as_i64().expect("lead_score written back");
     assert!((15..40).contains(&score), "{contact}");
     assert_eq!(contact["custom"]["lead_grade"], "cold");
     assert_eq!(result["score"], score, "{result}");
@@ -140,18 +125,11 @@ async fn a_won_deal_congratulates_its_owner_and_creates_a_follow_up_task() {
     )
     .await;
 
-    let (s, _) = flow
-        .post(
-            &format!("/api/deals/{}/move", deal["id"]),
-            json!({"stage_id": stage(&flow, "won").await}),
-        )
-        .await;
+    let (s, _) =
+        flow.post(&format!("/api/deals/{}/move", deal["id"]), json!({"stage_id": stage(&flow, "won").await})).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = flow
-        .post(
-            &format!("/api/deals/{}/move", lost_deal["id"]),
-            json!({"stage_id": stage(&flow, "lost").await}),
-        )
+        .post(&format!("/api/deals/{}/move", lost_deal["id"]), json!({"stage_id": stage(&flow, "lost").await}))
         .await;
     assert_eq!(s, StatusCode::OK);
     let runs = runs_of(&flow, "celebrate-won-deal", 1).await;
@@ -168,9 +146,7 @@ async fn a_won_deal_congratulates_its_owner_and_creates_a_follow_up_task() {
         messages[0]
     );
 
-    let (_, tasks) = flow
-        .get(&format!("/api/tasks?deal_id={}", deal["id"]))
-        .await;
+    let (_, tasks) = flow.get(&format!("/api/tasks?deal_id={}", deal["id"])).await;
     let tasks = tasks["items"].as_array().expect("tasks").clone();
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0]["title"], "Kick off onboarding: Acme rollout");
@@ -178,12 +154,8 @@ async fn a_won_deal_congratulates_its_owner_and_creates_a_follow_up_task() {
     assert_eq!(tasks[0]["done"], false);
 
     // Renaming the won deal is not another win.
-    let (s, _) = send_patch(
-        &flow,
-        &format!("/api/deals/{}", deal["id"]),
-        json!({"title": "Acme rollout (signed)"}),
-    )
-    .await;
+    let (s, _) =
+        send_patch(&flow, &format!("/api/deals/{}", deal["id"]), json!({"title": "Acme rollout (signed)"})).await;
     assert_eq!(s, StatusCode::OK);
     settle(&flow).await;
     assert_eq!(runs_of(&flow, "celebrate-won-deal", 1).await.len(), 1);
@@ -202,12 +174,8 @@ async fn the_daily_digest_reaches_each_owner_once_even_after_days_of_downtime() 
     let deal = |title: &'static str, owner: i64| {
         let flow = &flow;
         async move {
-            create(
-                flow,
-                "/api/deals",
-                json!({"title": title, "pipeline_id": 1, "stage_id": open, "owner_id": owner}),
-            )
-            .await
+            create(flow, "/api/deals", json!({"title": title, "pipeline_id": 1, "stage_id": open, "owner_id": owner}))
+                .await
         }
     };
     deal("Old Acme deal", olga).await;
@@ -226,10 +194,12 @@ async fn the_daily_digest_reaches_each_owner_once_even_after_days_of_downtime() 
     // the two missed mornings collapse into one digest run.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM trigger_schedules WHERE workflow = 'stale-deals-digest' AND enabled")
-            .fetch_one(&flow.db.pool)
-            .await
-            .expect("schedules");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM trigger_schedules WHERE workflow = 'stale-deals-digest' AND enabled",
+        )
+        .fetch_one(&flow.db.pool)
+        .await
+        .expect("schedules");
         if n == 1 {
             break;
         }
@@ -241,11 +211,7 @@ async fn the_daily_digest_reaches_each_owner_once_even_after_days_of_downtime() 
     assert_eq!(schedules["items"][0]["expression"], "0 0 9 * * *");
     // The last tick claimed was two mornings before the latest one.
     let now = chrono::Utc::now();
-    let mut morning = now
-        .date_naive()
-        .and_hms_opt(9, 0, 0)
-        .expect("09:00")
-        .and_utc();
+    let mut morning = now.date_naive().and_hms_opt(9, 0, 0).expect("09:00").and_utc();
     if morning > now {
         morning -= chrono::Duration::days(1);
     }
@@ -259,10 +225,7 @@ async fn the_daily_digest_reaches_each_owner_once_even_after_days_of_downtime() 
     let runs = runs_of(&flow, "stale-deals-digest", 1).await;
     assert_eq!(runs[0].1, "succeeded");
     assert_eq!(runs[0].0["trigger"], "cron");
-    assert_eq!(
-        runs[0].0["missed"], 1,
-        "two missed mornings: one run standing for the other"
-    );
+    assert_eq!(runs[0].0["missed"], 1, "two missed mornings: one run standing for the other");
 
     let to_olga = notifications(&flow, olga).await;
     assert_eq!(to_olga.len(), 1, "{to_olga:?}");
@@ -275,11 +238,7 @@ async fn the_daily_digest_reaches_each_owner_once_even_after_days_of_downtime() 
     );
     let to_pete = notifications(&flow, pete).await;
     assert_eq!(to_pete.len(), 1, "{to_pete:?}");
-    assert!(
-        to_pete[0].contains("Stuck Initech deal") && !to_pete[0].contains("Fresh Umbrella"),
-        "{}",
-        to_pete[0]
-    );
+    assert!(to_pete[0].contains("Stuck Initech deal") && !to_pete[0].contains("Fresh Umbrella"), "{}", to_pete[0]);
 
     // Nothing else is due until the next morning.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -301,11 +260,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
         .spawn()
         .expect("crm webhook secret");
     let secret = "form-secret-shared-with-the-website";
-    set.stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{secret}\n").as_bytes())
-        .expect("write");
+    set.stdin.take().expect("stdin").write_all(format!("{secret}\n").as_bytes()).expect("write");
     assert!(set.wait().expect("finishes").success());
 
     let body = serde_json::to_vec(&json!({
@@ -318,10 +273,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())
-            .header(
-                "X-Crm-Signature",
-                crm_triggers::signature::sign(secret.as_bytes(), ts, &body),
-            )
+            .header("X-Crm-Signature", crm_triggers::signature::sign(secret.as_bytes(), ts, &body))
             .body(body.clone()),
     )
     .await;
@@ -338,9 +290,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     assert_eq!(contact["name"], "Carla Cruz");
     assert_eq!(contact["custom"]["source"], "web-form");
     assert_eq!(contact["custom"]["company_name"], "Cruz Logistics");
-    let (_, deals) = flow
-        .get(&format!("/api/deals?contact_id={}", contact["id"]))
-        .await;
+    let (_, deals) = flow.get(&format!("/api/deals?contact_id={}", contact["id"])).await;
     let deals = deals["items"].as_array().expect("deals").clone();
     assert_eq!(deals.len(), 1, "{deals:?}");
     assert_eq!(deals[0]["title"], "Inbound: Carla Cruz (Cruz Logistics)");
@@ -350,11 +300,10 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     // The contact the webhook's run created is a new lead: the scoring automation runs for it.
     let scored = runs_of(&flow, "score-new-leads", 1).await;
     assert_eq!(scored[0].0["contact_id"], contact["id"]);
-    let chain: Vec<String> =
-        sqlx::query_scalar("SELECT chain FROM triggered_runs WHERE workflow = 'score-new-leads'")
-            .fetch_one(&flow.db.pool)
-            .await
-            .expect("chain");
+    let chain: Vec<String> = sqlx::query_scalar("SELECT chain FROM triggered_runs WHERE workflow = 'score-new-leads'")
+        .fetch_one(&flow.db.pool)
+        .await
+        .expect("chain");
     assert_eq!(chain, vec!["inbound-lead"]);
 
     // A replay of the same signed request is refused and creates nothing.
@@ -362,10 +311,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())
-            .header(
-                "X-Crm-Signature",
-                crm_triggers::signature::sign(secret.as_bytes(), ts, &body),
-            )
+            .header("X-Crm-Signature", crm_triggers::signature::sign(secret.as_bytes(), ts, &body))
             .body(body),
     )
     .await;

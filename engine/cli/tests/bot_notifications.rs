@@ -257,6 +257,12 @@ async fn notifications_left_while_the_bot_is_down_arrive_once_it_starts_and_are_
     assert_eq!(refused.0, StatusCode::FORBIDDEN);
     let (status, _) = flow.post("/api/notifications/999999/delivered", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = flow.get("/api/notifications?status=lost").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A report after the fact changes nothing: delivered stays delivered.
+    let (status, again) = flow.post(&format!("/api/notifications/{id}/undeliverable"), json!({"reason": "late"})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "delivered", "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,4 +299,62 @@ async fn schedules_shows_a_deployed_cron_workflow_and_its_next_fire_time() {
     bot.api.send_text(&sam, "/help");
     let help = bot.api.reply(sam.id, since, WAIT).await.expect("reply to /help");
     assert!(help.text().contains("/schedules — "), "{}", help.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_morning_digest_of_stale_deals_reaches_each_owners_chat() {
+    let mut flow = Flow::start("botn_digest").await;
+    let (olga, pete) = (TgUser::new(5301, "Olga"), TgUser::new(5302, "Pete"));
+    let olga_id = person(&flow, "Olga Owner", Some(olga.id)).await;
+    let pete_id = person(&flow, "Pete Owner", Some(pete.id)).await;
+    let open = stage(&flow, "open").await;
+    for (title, owner) in
+        [("Old Acme deal", olga_id), ("Stuck Initech deal", pete_id), ("Fresh Umbrella deal", pete_id)]
+    {
+        create(&flow, "/api/deals", json!({"title": title, "pipeline_id": 1, "stage_id": open, "owner_id": owner}))
+            .await;
+    }
+    sqlx::query("UPDATE deals SET stage_changed_at = now() - interval '20 days' WHERE title <> 'Fresh Umbrella deal'")
+        .execute(&flow.db.pool)
+        .await
+        .expect("age the deals");
+    let bot = Bot::start(&flow).await;
+    bot.open_chat(&olga).await;
+    bot.open_chat(&pete).await;
+
+    flow.deploy("stale-deals-digest");
+    flow.start_worker(4);
+    // Once the engine has the schedule, let it believe it last fired just before this
+    // morning's 09:00, so that tick is due now.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = flow.get("/api/schedules").await;
+        if body["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the schedule never appeared: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = Utc::now();
+    let mut morning = now.date_naive().and_hms_opt(9, 0, 0).expect("09:00").and_utc();
+    if morning > now {
+        morning -= chrono::Duration::days(1);
+    }
+    sqlx::query("UPDATE trigger_schedules SET last_tick_at = $1")
+        .bind(morning - chrono::Duration::minutes(1))
+        .execute(&flow.db.pool)
+        .await
+        .expect("backdate the schedule");
+
+    let to_olga = bot.message(olga.id, "of your deals").await;
+    assert!(to_olga.text().contains("Old Acme deal"), "{}", to_olga.text());
+    let to_pete = bot.message(pete.id, "of your deals").await;
+    assert!(
+        to_pete.text().contains("Stuck Initech deal") && !to_pete.text().contains("Fresh Umbrella"),
+        "{}",
+        to_pete.text()
+    );
+    for user in [olga_id, pete_id] {
+        assert_eq!(settled_notifications(&flow, user, 1).await[0]["status"], "delivered");
+    }
 }

@@ -18,14 +18,9 @@ const RUN_FOR: Duration = Duration::from_secs(60);
 
 async fn deploy(stack: &support::TestStack, toml: &str) {
     let manifest = Manifest::parse(toml).expect("manifest");
-    let components: BTreeMap<String, String> = manifest
-        .steps
-        .iter()
-        .map(|s| (s.component.clone(), "0".repeat(64)))
-        .collect();
-    crm_store::workflows::deploy(&stack.db.pool, &manifest, toml, &components, None)
-        .await
-        .expect("deploy");
+    let components: BTreeMap<String, String> =
+        manifest.steps.iter().map(|s| (s.component.clone(), "0".repeat(64))).collect();
+    crm_store::workflows::deploy(&stack.db.pool, &manifest, toml, &components, None).await.expect("deploy");
 }
 
 fn manifest(name: &str, schedule: &str, timezone: &str) -> String {
@@ -56,10 +51,7 @@ impl Replica {
         while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
             line.clear();
         }
-        assert!(
-            line.contains("listening on"),
-            "the second replica did not start"
-        );
+        assert!(line.contains("listening on"), "the second replica did not start");
         std::thread::spawn(move || for _ in reader.lines() {});
         Replica(child)
     }
@@ -78,9 +70,7 @@ async fn two_replicas_fire_each_tick_of_a_minute_exactly_once() {
     let _second = Replica::start(&stack);
     deploy(&stack, &manifest("every-second", "* * * * * *", "UTC")).await;
     tokio::time::sleep(RUN_FOR).await;
-    crm_store::workflows::set_enabled(&stack.db.pool, "every-second", false)
-        .await
-        .expect("disable");
+    crm_store::workflows::set_enabled(&stack.db.pool, "every-second", false).await.expect("disable");
     // Let a pass that started before the disable finish.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -90,11 +80,7 @@ async fn two_replicas_fire_each_tick_of_a_minute_exactly_once() {
             .await
             .expect("ticks");
     // Two seconds of slack for start-up and the disable.
-    assert!(
-        ticks.len() >= RUN_FOR.as_secs() as usize - 3,
-        "only {} ticks in {RUN_FOR:?}",
-        ticks.len()
-    );
+    assert!(ticks.len() >= RUN_FOR.as_secs() as usize - 3, "only {} ticks in {RUN_FOR:?}", ticks.len());
     for pair in ticks.windows(2) {
         assert_eq!(
             (pair[1].0 - pair[0].0).num_seconds(),
@@ -104,43 +90,28 @@ async fn two_replicas_fire_each_tick_of_a_minute_exactly_once() {
             pair[1].0
         );
     }
-    let runs: Vec<(uuid::Uuid, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, input FROM runs WHERE workflow = 'every-second' AND trigger = 'cron'",
-    )
-    .fetch_all(&stack.db.pool)
-    .await
-    .expect("runs");
+    let runs: Vec<(uuid::Uuid, serde_json::Value)> =
+        sqlx::query_as("SELECT id, input FROM runs WHERE workflow = 'every-second' AND trigger = 'cron'")
+            .fetch_all(&stack.db.pool)
+            .await
+            .expect("runs");
     assert_eq!(runs.len(), ticks.len(), "exactly one run per tick");
-    let by_id: HashMap<uuid::Uuid, &serde_json::Value> =
-        runs.iter().map(|(id, input)| (*id, input)).collect();
+    let by_id: HashMap<uuid::Uuid, &serde_json::Value> = runs.iter().map(|(id, input)| (*id, input)).collect();
     for (tick_at, _, run_id) in &ticks {
-        let input = run_id
-            .and_then(|id| by_id.get(&id))
-            .expect("every tick has its run");
-        assert_eq!(
-            input["tick"],
-            serde_json::json!(tick_at.to_rfc3339()),
-            "the run is for its own tick"
-        );
+        let input = run_id.and_then(|id| by_id.get(&id)).expect("every tick has its run");
+        assert_eq!(input["tick"], serde_json::json!(tick_at.to_rfc3339()), "the run is for its own tick");
     }
     let mut per_replica: HashMap<&str, usize> = HashMap::new();
     for (_, by, _) in &ticks {
         *per_replica.entry(by.as_str()).or_default() += 1;
     }
-    eprintln!(
-        "{} ticks, claimed per replica: {per_replica:?}",
-        ticks.len()
-    );
+    eprintln!("{} ticks, claimed per replica: {per_replica:?}", ticks.len());
 }
 
 #[tokio::test]
 async fn next_fire_times_show_in_the_api_and_the_cli() {
     let stack = support::TestStack::start("cron_list").await;
-    deploy(
-        &stack,
-        &manifest("morning-digest", "0 0 9 * * Mon-Fri", "Europe/Berlin"),
-    )
-    .await;
+    deploy(&stack, &manifest("morning-digest", "0 0 9 * * Mon-Fri", "Europe/Berlin")).await;
 
     // The engine syncs schedules from the deployed manifests within a second or so.
     let mut items = serde_json::Value::Null;
@@ -156,16 +127,12 @@ async fn next_fire_times_show_in_the_api_and_the_cli() {
     let schedule = &items[0];
     assert_eq!(schedule["workflow"], "morning-digest");
     assert_eq!(schedule["timezone"], "Europe/Berlin");
-    let times: Vec<DateTime<Utc>> =
-        serde_json::from_value(schedule["next_fire_times"].clone()).expect("times");
+    let times: Vec<DateTime<Utc>> = serde_json::from_value(schedule["next_fire_times"].clone()).expect("times");
     assert_eq!(times.len(), 5);
     for t in &times {
         let local = t.with_timezone(&chrono_tz::Europe::Berlin);
         assert_eq!(local.format("%H:%M:%S").to_string(), "09:00:00");
-        assert!(
-            !matches!(local.format("%a").to_string().as_str(), "Sat" | "Sun"),
-            "{local}"
-        );
+        assert!(!matches!(local.format("%a").to_string().as_str(), "Sat" | "Sun"), "{local}");
     }
     let (status, _) = support::send(stack.client.get(format!("{}/api/schedules", stack.url))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -177,20 +144,8 @@ async fn next_fire_times_show_in_the_api_and_the_cli() {
         .env("CRM_DATABASE_URL", &stack.db_url)
         .output()
         .expect("crm schedule list");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    let first = times[0]
-        .with_timezone(&chrono_tz::Europe::Berlin)
-        .format("%Y-%m-%d 09:00:00")
-        .to_string();
-    assert!(
-        text.contains("morning-digest")
-            && text.contains("0 0 9 * * Mon-Fri")
-            && text.contains(&first),
-        "{text}"
-    );
+    let first = times[0].with_timezone(&chrono_tz::Europe::Berlin).format("%Y-%m-%d 09:00:00").to_string();
+    assert!(text.contains("morning-digest") && text.contains("0 0 9 * * Mon-Fri") && text.contains(&first), "{text}");
 }

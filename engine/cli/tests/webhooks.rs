@@ -30,11 +30,8 @@ component = "inbound-lead"
 /// Deploys straight through the store: this test is about intake, nothing executes.
 async fn deploy(stack: &support::TestStack) {
     let manifest = Manifest::parse(MANIFEST).expect("manifest");
-    let components: BTreeMap<String, String> =
-        BTreeMap::from([("inbound-lead".into(), "0".repeat(64))]);
-    crm_store::workflows::deploy(&stack.db.pool, &manifest, MANIFEST, &components, None)
-        .await
-        .expect("deploy");
+    let components: BTreeMap<String, String> = BTreeMap::from([("inbound-lead".into(), "0".repeat(64))]);
+    crm_store::workflows::deploy(&stack.db.pool, &manifest, MANIFEST, &components, None).await.expect("deploy");
 }
 
 /// `crm webhook secret NAME --stdin`, as an operator would set it.
@@ -46,28 +43,14 @@ fn set_secret(stack: &support::TestStack, name: &str, secret: &str) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("run crm webhook secret");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{secret}\n").as_bytes())
-        .expect("write secret");
-    let out = child
-        .wait_with_output()
-        .expect("crm webhook secret finishes");
+    child.stdin.take().expect("stdin").write_all(format!("{secret}\n").as_bytes()).expect("write secret");
+    let out = child.wait_with_output().expect("crm webhook secret finishes");
     assert!(out.status.success(), "crm webhook secret failed");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), secret);
 }
 
-async fn hook(
-    stack: &support::TestStack,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (StatusCode, Value) {
-    let mut req = stack
-        .client
-        .post(format!("{}/hooks/lead-form", stack.url))
-        .body(body.to_vec());
+async fn hook(stack: &support::TestStack, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, Value) {
+    let mut req = stack.client.post(format!("{}/hooks/lead-form", stack.url)).body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, v);
     }
@@ -75,10 +58,7 @@ async fn hook(
 }
 
 fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![
-        ("X-Crm-Timestamp", ts.to_string()),
-        ("X-Crm-Signature", sign(secret.as_bytes(), ts, body)),
-    ]
+    vec![("X-Crm-Timestamp", ts.to_string()), ("X-Crm-Signature", sign(secret.as_bytes(), ts, body))]
 }
 
 fn refused(resp: &(StatusCode, Value), status: StatusCode, words: &str) {
@@ -91,94 +71,52 @@ fn refused(resp: &(StatusCode, Value), status: StatusCode, words: &str) {
 async fn signed_requests_start_runs_and_everything_else_is_refused() {
     let stack = support::TestStack::start("webhooks").await;
     deploy(&stack).await;
-    let body = serde_json::to_vec(
-        &json!({"name": "Ann Lee", "email": "ann@example.com", "amount_minor": 120000}),
-    )
-    .unwrap();
+    let body =
+        serde_json::to_vec(&json!({"name": "Ann Lee", "email": "ann@example.com", "amount_minor": 120000})).unwrap();
     let now = chrono::Utc::now().timestamp();
 
     let r = hook(&stack, &signed(SECRET, now, &body), &body).await;
-    refused(
-        &r,
-        StatusCode::UNAUTHORIZED,
-        "crm webhook secret LEAD_FORM_HMAC",
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "crm webhook secret LEAD_FORM_HMAC");
     set_secret(&stack, "LEAD_FORM_HMAC", SECRET);
 
     let r = hook(&stack, &[], &body).await;
     refused(&r, StatusCode::UNAUTHORIZED, "missing X-Crm-Timestamp");
     let r = hook(&stack, &[("X-Crm-Timestamp", now.to_string())], &body).await;
     refused(&r, StatusCode::UNAUTHORIZED, "missing X-Crm-Signature");
-    let r = hook(
-        &stack,
-        &signed("someone-else's-secret-value", now, &body),
-        &body,
-    )
-    .await;
+    let r = hook(&stack, &signed("someone-else's-secret-value", now, &body), &body).await;
     refused(&r, StatusCode::UNAUTHORIZED, "signature does not match");
-    let tampered =
-        serde_json::to_vec(&json!({"name": "Mallory", "email": "m@example.com"})).unwrap();
+    let tampered = serde_json::to_vec(&json!({"name": "Mallory", "email": "m@example.com"})).unwrap();
     let r = hook(&stack, &signed(SECRET, now, &body), &tampered).await;
     refused(&r, StatusCode::UNAUTHORIZED, "signature does not match");
     let stale = now - 301;
     let r = hook(&stack, &signed(SECRET, stale, &body), &body).await;
-    refused(
-        &r,
-        StatusCode::UNAUTHORIZED,
-        "outside the 300 s replay window",
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "outside the 300 s replay window");
     let big = vec![b' '; 300 * 1024];
     let r = hook(&stack, &signed(SECRET, now, &big), &big).await;
     refused(&r, StatusCode::PAYLOAD_TOO_LARGE, "limited to 262144 bytes");
     let not_object = b"[1, 2]";
     let r = hook(&stack, &signed(SECRET, now, not_object), not_object).await;
     refused(&r, StatusCode::BAD_REQUEST, "not a JSON object");
-    let r = support::send(
-        stack
-            .client
-            .post(format!("{}/hooks/no-such-hook", stack.url))
-            .body(body.clone()),
-    )
-    .await;
-    refused(
-        &r,
-        StatusCode::NOT_FOUND,
-        "no workflow receives webhooks at /hooks/no-such-hook",
-    );
-    assert_eq!(
-        stack.count("SELECT count(*) FROM runs").await,
-        0,
-        "no refused request started a run"
-    );
+    let r = support::send(stack.client.post(format!("{}/hooks/no-such-hook", stack.url)).body(body.clone())).await;
+    refused(&r, StatusCode::NOT_FOUND, "no workflow receives webhooks at /hooks/no-such-hook");
+    assert_eq!(stack.count("SELECT count(*) FROM runs").await, 0, "no refused request started a run");
 
     let headers = signed(SECRET, now, &body);
     let (status, accepted) = hook(&stack, &headers, &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["workflow"], "lead-form");
-    let run_id: uuid::Uuid = accepted["run_id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("run id");
-    let (input, trigger): (Value, String) =
-        sqlx::query_as("SELECT input, trigger FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_one(&stack.db.pool)
-            .await
-            .expect("the run exists");
-    assert_eq!(
-        input,
-        serde_json::from_slice::<Value>(&body).unwrap(),
-        "the body is the run's input"
-    );
+    let run_id: uuid::Uuid = accepted["run_id"].as_str().and_then(|s| s.parse().ok()).expect("run id");
+    let (input, trigger): (Value, String) = sqlx::query_as("SELECT input, trigger FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(&stack.db.pool)
+        .await
+        .expect("the run exists");
+    assert_eq!(input, serde_json::from_slice::<Value>(&body).unwrap(), "the body is the run's input");
     assert_eq!(trigger, "webhook");
 
     let r = hook(&stack, &headers, &body).await;
     refused(&r, StatusCode::CONFLICT, "already received");
-    assert_eq!(
-        stack.count("SELECT count(*) FROM runs").await,
-        1,
-        "the replay started nothing"
-    );
+    assert_eq!(stack.count("SELECT count(*) FROM runs").await, 1, "the replay started nothing");
 
     // The same body signed again later is a new delivery.
     let later = signed(SECRET, now + 1, &body);
@@ -190,8 +128,7 @@ async fn signed_requests_start_runs_and_everything_else_is_refused() {
 async fn secrets_are_set_by_admins_only() {
     let stack = support::TestStack::start("webhook_secrets").await;
     let path = "/api/webhook-secrets/LEAD_FORM_HMAC";
-    let (status, _) =
-        support::send(stack.request_as(&stack.manager_token, reqwest::Method::POST, path)).await;
+    let (status, _) = support::send(stack.request_as(&stack.manager_token, reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = support::send(stack.request(reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -58,9 +58,7 @@ impl FromStr for Capability {
     type Err = UnknownCapability;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let valid_name = |n: &str| {
-            !n.is_empty()
-                && n.len() <= 253
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            !n.is_empty() && n.len() <= 253 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
         };
         match s {
             "records:read" => Ok(Capability::RecordsRead),
@@ -112,11 +110,7 @@ impl Grants {
     }
     /// `Err(MissingCapability)` unless granted; host imports call this first.
     pub fn require(&self, cap: Capability) -> Result<(), MissingCapability> {
-        if self.has(&cap) {
-            Ok(())
-        } else {
-            Err(MissingCapability(cap))
-        }
+        if self.has(&cap) { Ok(()) } else { Err(MissingCapability(cap)) }
     }
 }
 
@@ -130,7 +124,9 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects() {
-        for s in ["records:read", "records:write", "log", "state", "notify", "http:api.example.com", "secret:SLACK_TOKEN"] {
+        for s in
+            ["records:read", "records:write", "log", "state", "notify", "http:api.example.com", "secret:SLACK_TOKEN"]
+        {
             assert_eq!(s.parse::<Capability>().unwrap().to_string(), s);
         }
         for bad in ["", "records", "http:", "http:*", "secret:a b", "fs:/etc"] {

@@ -2,9 +2,9 @@
 //! step jobs and results. No I/O lives here.
 
 pub mod capability;
-pub mod step;
 pub mod manifest;
-pub mod run;
-pub mod template;
 pub mod records;
+pub mod run;
+pub mod step;
+pub mod template;
 pub mod user;

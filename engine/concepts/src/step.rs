@@ -35,12 +35,7 @@ pub struct StepLimits {
 
 impl Default for StepLimits {
     fn default() -> Self {
-        StepLimits {
-            timeout_ms: 10_000,
-            memory_bytes: 64 << 20,
-            output_bytes: 1 << 20,
-            log_bytes: 64 << 10,
-        }
+        StepLimits { timeout_ms: 10_000, memory_bytes: 64 << 20, output_bytes: 1 << 20, log_bytes: 64 << 10 }
     }
 }
 

@@ -90,7 +90,9 @@ pub(crate) async fn run_applier(core: Arc<Core>, transport: Transport, stop: Can
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
     // The same attempt twice in one batch (a redelivery): the first one counts.
     let mut seen = std::collections::HashSet::new();
+    let delivered = incoming.len();
     let incoming: Vec<Incoming> = incoming.into_iter().filter(|i| seen.insert(i.key())).collect();
+    let duplicates = (delivered - incoming.len()) as u64;
     let mut run_ids: Vec<Uuid> = incoming.iter().map(|i| i.key().0).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
@@ -205,7 +207,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
 
     core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
     core.metrics.results_applied.fetch_add(applied_keys.len() as u64, Ordering::Relaxed);
-    core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64, Ordering::Relaxed);
+    core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64 + duplicates, Ordering::Relaxed);
     core.confirmer.settled(applied_keys.iter());
     if step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)) {
         // a retry with a short backoff: let the dispatcher look sooner than its poll

@@ -66,7 +66,14 @@ impl Completions {
 
     pub async fn reader(&self) -> Result<CompletionReader, CompletionsError> {
         Ok(CompletionReader {
-            conn: self.client.get_multiplexed_async_connection().await?,
+            // A blocking XREAD outlasts the client's default response timeout; the block
+            // time itself bounds the wait, so this connection has none.
+            conn: self
+                .client
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+                )
+                .await?,
             stream: self.stream.clone(),
         })
     }

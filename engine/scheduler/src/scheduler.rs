@@ -154,17 +154,21 @@ impl Scheduler {
             |e: &dyn std::fmt::Display| StartError::Redis { url: redis_url.to_string(), message: e.to_string() };
         let transport = Transport::connect(redis_url, &config.prefix).await.map_err(|e| redis_err(&e))?;
         let completions = Completions::connect(redis_url, &config.prefix).await.map_err(|e| redis_err(&e))?;
-        let state_pool = match config.durability {
-            Durability::Strict => pool.clone(),
+        // The scheduler's statements join arrays against tables that grow with every run.
+        // A plan cached while a table was small (a seq scan) would stay cached while the
+        // table grows, so these connections plan each statement for the data at hand.
+        let mut options = (*pool.connect_options()).clone();
+        options = match config.durability {
+            Durability::Strict => options.options([("plan_cache_mode", "force_custom_plan")]),
             Durability::Runs => {
-                let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await?
+                options.options([("plan_cache_mode", "force_custom_plan"), ("synchronous_commit", "off")])
             }
         };
+        let state_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
             pool,

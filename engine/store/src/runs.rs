@@ -188,13 +188,24 @@ pub async fn lock_runs(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> Result<(Vec<RunState>, Vec<StepState>), WorkflowError> {
-    // One round trip: each run's columns come once per step, which costs less than a
-    // second query.
+    // Lock first, read second. A single `SELECT … JOIN … FOR UPDATE OF r` is wrong under
+    // READ COMMITTED: when it waits for another applier's lock, Postgres re-checks only
+    // the locked run row and keeps the joined step rows from its old snapshot, so a step
+    // that the other applier just finished would look unfinished and the run would never
+    // close. The second statement takes a fresh snapshot after the locks are held.
+    sqlx::query("SELECT id FROM runs WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(ids).execute(&mut *conn).await?;
+    // Each run's columns come once per step, which costs less than a third query. LATERAL
+    // keeps the steps on their primary key: a plain join lets the planner hash-join a seq
+    // scan of run_steps, which grows with every run ever made.
     let rows = sqlx::query(
         "SELECT r.id, r.workflow, r.version, r.status, r.input, r.acting_user, r.notify,
                 s.step, s.status AS step_status, s.attempt, s.output, s.next
-         FROM runs r JOIN run_steps s ON s.run_id = r.id
-         WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r",
+         FROM runs r
+         CROSS JOIN LATERAL (
+            -- OFFSET 0 keeps the planner from flattening this into a join again
+            SELECT step, status, attempt, output, next FROM run_steps WHERE run_id = r.id OFFSET 0
+         ) s
+         WHERE r.id = ANY($1) ORDER BY r.id",
     )
     .bind(ids)
     .fetch_all(&mut *conn)

@@ -68,15 +68,9 @@ fn run(input: Input) -> Result<Output, StepError> {
         return Err(StepError::invalid_input("the lead has an empty `name`"));
     }
     if lead.amount_minor < 0 {
-        return Err(StepError::invalid_input(
-            "`amount_minor` must not be negative",
-        ));
+        return Err(StepError::invalid_input("`amount_minor` must not be negative"));
     }
-    let email = lead
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty());
+    let email = lead.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
 
     let existing = match email {
         Some(email) => records::find_contacts(&ContactFilter {
@@ -85,11 +79,7 @@ fn run(input: Input) -> Result<Output, StepError> {
             ..Default::default()
         })?
         .into_iter()
-        .find(|c| {
-            c.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-        }),
+        .find(|c| c.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email))),
         None => None,
     };
     let (contact, contact_created) = match existing {
@@ -126,11 +116,8 @@ fn run(input: Input) -> Result<Output, StepError> {
         .chars()
         .take(300)
         .collect();
-    let deals = records::find_deals(&DealFilter {
-        contact_id: Some(contact.id),
-        limit: Some(200),
-        ..Default::default()
-    })?;
+    let deals =
+        records::find_deals(&DealFilter { contact_id: Some(contact.id), limit: Some(200), ..Default::default() })?;
     let (deal_id, deal_created) = match deals.into_iter().find(|d| d.title == title) {
         Some(d) => (d.id, false),
         None => {

@@ -41,36 +41,20 @@ struct FollowUp {
 fn run(input: Input) -> Result<Output, StepError> {
     let score: Score = crm_sdk::from_value(input.dep("score")?.clone(), "output of step `score`")?;
     let follow_up: Option<FollowUp> = match input.deps.get("follow_up") {
-        Some(v) => Some(crm_sdk::from_value(
-            v.clone(),
-            "output of step `follow_up`",
-        )?),
+        Some(v) => Some(crm_sdk::from_value(v.clone(), "output of step `follow_up`")?),
         None => None,
     };
     let shown: usize = input.setting("reasons")?.unwrap_or(3);
 
-    let mut text = format!(
-        "{} scores {}/100 ({}).",
-        score.name, score.score, score.grade
-    );
+    let mut text = format!("{} scores {}/100 ({}).", score.name, score.score, score.grade);
     let mut reasons: Vec<&Reason> = score.reasons.iter().filter(|r| r.points != 0).collect();
     reasons.sort_by_key(|r| -r.points.abs());
     for r in reasons.into_iter().take(shown) {
-        text.push_str(&format!(
-            "\n{} {:+} {}",
-            if r.points > 0 { "▲" } else { "▼" },
-            r.points,
-            r.why
-        ));
+        text.push_str(&format!("\n{} {:+} {}", if r.points > 0 { "▲" } else { "▼" }, r.points, r.why));
     }
     match &follow_up {
-        Some(f) if f.created => {
-            text.push_str(&format!("\nFollow-up task #{}: {}", f.task_id, f.title))
-        }
-        Some(f) => text.push_str(&format!(
-            "\nAn open follow-up task already exists (#{}: {}).",
-            f.task_id, f.title
-        )),
+        Some(f) if f.created => text.push_str(&format!("\nFollow-up task #{}: {}", f.task_id, f.title)),
+        Some(f) => text.push_str(&format!("\nAn open follow-up task already exists (#{}: {}).", f.task_id, f.title)),
         None => text.push_str("\nNo follow-up for now."),
     }
     Ok(Output::json(json!({

@@ -17,9 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{Admin, Json, Path};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/hooks/{path}", post(receive))
-        .route("/api/webhook-secrets/{name}", post(set_secret))
+    Router::new().route("/hooks/{path}", post(receive)).route("/api/webhook-secrets/{name}", post(set_secret))
 }
 
 async fn receive(
@@ -32,11 +30,7 @@ async fn receive(
     // buffering whatever a sender streams at us.
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::payload_too_large(format!(
-                "webhook bodies are limited to {MAX_BODY_BYTES} bytes"
-            ))
-        })?;
+        .map_err(|_| ApiError::payload_too_large(format!("webhook bodies are limited to {MAX_BODY_BYTES} bytes")))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let request = SignedRequest {
         path: &path,
@@ -44,39 +38,25 @@ async fn receive(
         signature: header(SIGNATURE_HEADER),
         body: &body,
     };
-    let accepted = webhook::accept(
-        &state.db.pool,
-        state.run_starter.as_ref(),
-        request,
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| refusal(&path, e))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "run_id": accepted.run_id, "workflow": accepted.workflow })),
-    ))
+    let accepted = webhook::accept(&state.db.pool, state.run_starter.as_ref(), request, chrono::Utc::now())
+        .await
+        .map_err(|e| refusal(&path, e))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": accepted.run_id, "workflow": accepted.workflow }))))
 }
 
 fn refusal(path: &str, e: WebhookError) -> ApiError {
     let error = match &e {
         WebhookError::UnknownHook(_) => ApiError::not_found(e.to_string()),
-        WebhookError::NoSecret { .. } | WebhookError::Signature(_) => {
-            ApiError::unauthorized(e.to_string())
-        }
+        WebhookError::NoSecret { .. } | WebhookError::Signature(_) => ApiError::unauthorized(e.to_string()),
         WebhookError::Replayed => ApiError::conflict(e.to_string()),
         WebhookError::BadBody(_) => ApiError::bad_request(e.to_string()),
         WebhookError::BadSecret(_) => ApiError::validation("secret", e.to_string()),
-        WebhookError::Trigger(TriggerError::Sql(_))
-        | WebhookError::Trigger(TriggerError::StartRun { .. }) => {
+        WebhookError::Trigger(TriggerError::Sql(_)) | WebhookError::Trigger(TriggerError::StartRun { .. }) => {
             return ApiError::internal(e);
         }
     };
     // Refusals are what an operator looks for when a sender says "it did not work".
-    if matches!(
-        e,
-        WebhookError::Signature(SignatureError::Mismatch) | WebhookError::Replayed
-    ) {
+    if matches!(e, WebhookError::Signature(SignatureError::Mismatch) | WebhookError::Replayed) {
         tracing::warn!(path, reason = %e, "webhook refused");
     } else {
         tracing::info!(path, reason = %e, "webhook refused");
@@ -103,14 +83,11 @@ async fn set_secret(
     let body: SecretBody = if body.iter().all(u8::is_ascii_whitespace) {
         SecretBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
-    let secret = webhook::set_secret(&state.db.pool, &name, body.secret.as_deref())
-        .await
-        .map_err(|e| match e {
-            WebhookError::BadSecret(m) => ApiError::validation("secret", m),
-            other => ApiError::internal(other),
-        })?;
+    let secret = webhook::set_secret(&state.db.pool, &name, body.secret.as_deref()).await.map_err(|e| match e {
+        WebhookError::BadSecret(m) => ApiError::validation("secret", m),
+        other => ApiError::internal(other),
+    })?;
     Ok(Json(json!({ "name": name, "secret": secret })))
 }

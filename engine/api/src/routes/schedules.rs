@@ -36,13 +36,9 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let next = q.next.unwrap_or(3);
     if !(1..=MAX_NEXT).contains(&next) {
-        return Err(ApiError::bad_request(format!(
-            "`next` must be between 1 and {MAX_NEXT}"
-        )));
+        return Err(ApiError::bad_request(format!("`next` must be between 1 and {MAX_NEXT}")));
     }
-    let mut items = crm_triggers::schedules::list(&state.db.pool, next)
-        .await
-        .map_err(ApiError::internal)?;
+    let mut items = crm_triggers::schedules::list(&state.db.pool, next).await.map_err(ApiError::internal)?;
     if !q.all.unwrap_or(false) {
         items.retain(|s| s.enabled);
     }

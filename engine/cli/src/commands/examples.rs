@@ -12,22 +12,10 @@ use crm_store::workflow_error::WorkflowError;
 
 /// (workflow name, manifest), compiled in so the binary carries its examples.
 pub const AUTOMATIONS: &[(&str, &str)] = &[
-    (
-        "stale-deals-digest",
-        include_str!("../../../../workflows/stale-deals-digest/workflow.toml"),
-    ),
-    (
-        "score-new-leads",
-        include_str!("../../../../workflows/score-new-leads/workflow.toml"),
-    ),
-    (
-        "celebrate-won-deal",
-        include_str!("../../../../workflows/celebrate-won-deal/workflow.toml"),
-    ),
-    (
-        "inbound-lead",
-        include_str!("../../../../workflows/inbound-lead/workflow.toml"),
-    ),
+    ("stale-deals-digest", include_str!("../../../../workflows/stale-deals-digest/workflow.toml")),
+    ("score-new-leads", include_str!("../../../../workflows/score-new-leads/workflow.toml")),
+    ("celebrate-won-deal", include_str!("../../../../workflows/celebrate-won-deal/workflow.toml")),
+    ("inbound-lead", include_str!("../../../../workflows/inbound-lead/workflow.toml")),
 ];
 
 /// Deploys the examples not yet present; returns a line to print for each one deployed.
@@ -39,31 +27,20 @@ pub async fn deploy_missing(db: &crm_store::Db) -> anyhow::Result<Vec<String>> {
             Err(WorkflowError::WorkflowNotFound(_)) => {}
             Err(e) => return Err(e).with_context(|| format!("looking up workflow {name}")),
         }
-        let manifest =
-            Manifest::from_toml(source).with_context(|| format!("example workflow {name}"))?;
+        let manifest = Manifest::from_toml(source).with_context(|| format!("example workflow {name}"))?;
         let mut uploads = BTreeMap::new();
         for step in &manifest.steps {
             let (_, path) = crm_guests::ALL
                 .iter()
                 .find(|(package, _)| *package == step.component)
-                .with_context(|| {
-                    format!(
-                        "example workflow {name}: component {} is not built",
-                        step.component
-                    )
-                })?;
+                .with_context(|| format!("example workflow {name}: component {} is not built", step.component))?;
             let bytes = std::fs::read(path).with_context(|| format!("reading component {path}"))?;
             uploads.insert(step.component.clone(), bytes);
         }
         let deployed = crm_scheduler::deploy::deploy(db, source, &uploads, None)
             .await
             .with_context(|| format!("deploying example workflow {name}"))?;
-        lines.push(format!(
-            "deployed example {} version {}: {}",
-            deployed.name,
-            deployed.version,
-            describe(&manifest)
-        ));
+        lines.push(format!("deployed example {} version {}: {}", deployed.name, deployed.version, describe(&manifest)));
     }
     Ok(lines)
 }
@@ -74,17 +51,9 @@ fn describe(manifest: &Manifest) -> String {
         .triggers
         .iter()
         .map(|t| match t {
-            Trigger::Cron {
-                schedule, timezone, ..
-            } => format!("cron {schedule} ({timezone})"),
-            Trigger::RecordEvent {
-                record, actions, ..
-            } => {
-                let actions = if actions.is_empty() {
-                    "changed".to_string()
-                } else {
-                    actions.join("/")
-                };
+            Trigger::Cron { schedule, timezone, .. } => format!("cron {schedule} ({timezone})"),
+            Trigger::RecordEvent { record, actions, .. } => {
+                let actions = if actions.is_empty() { "changed".to_string() } else { actions.join("/") };
                 format!("on {record} {actions}")
             }
             Trigger::Webhook { path, secret } => {
@@ -107,11 +76,7 @@ mod tests {
             let m = Manifest::from_toml(source).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&m.name, name);
             for step in &m.steps {
-                assert!(
-                    crm_guests::ALL.iter().any(|(p, _)| *p == step.component),
-                    "{name}: {}",
-                    step.component
-                );
+                assert!(crm_guests::ALL.iter().any(|(p, _)| *p == step.component), "{name}: {}", step.component);
             }
         }
     }

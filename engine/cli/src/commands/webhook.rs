@@ -25,17 +25,13 @@ pub async fn run(config: &Config, command: WebhookCommand) -> anyhow::Result<()>
         WebhookCommand::Secret { name, stdin } => {
             let given = if stdin {
                 let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .context("reading the secret from stdin")?;
+                std::io::stdin().lock().read_line(&mut line).context("reading the secret from stdin")?;
                 Some(line.trim_end_matches(['\r', '\n']).to_string())
             } else {
                 None
             };
             let db = crm_store::Db::connect(&config.database_url, 2).await?;
-            let secret =
-                crm_triggers::webhook::set_secret(&db.pool, &name, given.as_deref()).await?;
+            let secret = crm_triggers::webhook::set_secret(&db.pool, &name, given.as_deref()).await?;
             println!("{secret}");
             Ok(())
         }
