@@ -56,13 +56,7 @@ pub async fn update(db: &Db, actor: &Actor, id: Id, patch: CompanyPatch) -> Resu
     let before = TABLE.lock(&mut tx, id).await?;
     ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
     let after = TABLE.update_audited(&mut tx, actor, &before, &table::to_fields(&patch)?, "updated").await?;
-    // nothing changed: keep even updated_at as it was
-    if after.is_some() {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
-    table::to_record(after.unwrap_or(before))
+    table::finish_update(tx, before, after).await
 }
 
 pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {

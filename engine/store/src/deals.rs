@@ -151,13 +151,7 @@ async fn apply(db: &Db, actor: &Actor, id: Id, patch: DealPatch, action: &str) -
         }
     }
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, action).await?;
-    // nothing changed: keep even updated_at as it was
-    if after.is_some() {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
-    table::to_record(after.unwrap_or(before))
+    table::finish_update(tx, before, after).await
 }
 
 /// The stage a patch asks for: the named stage (which must be in the target pipeline), or

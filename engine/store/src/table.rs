@@ -229,6 +229,22 @@ pub async fn ensure_exists(
     if exists { Ok(()) } else { Err(StoreError::validation(field, format!("{} {id} does not exist", table.kind))) }
 }
 
+/// Ends an update transaction: commits when the update changed something; otherwise rolls
+/// back, so a patch that changes nothing leaves even `updated_at` as it was. Returns the
+/// record as it now stands.
+pub async fn finish_update<T: DeserializeOwned>(
+    tx: sqlx::Transaction<'_, Postgres>,
+    before: Value,
+    after: Option<Value>,
+) -> Result<T, StoreError> {
+    if after.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    to_record(after.unwrap_or(before))
+}
+
 pub fn to_record<T: DeserializeOwned>(v: Value) -> Result<T, StoreError> {
     serde_json::from_value(v).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
 }

@@ -117,11 +117,5 @@ async fn apply(db: &Db, actor: &Actor, id: Id, patch: TaskPatch, action: &str) -
         _ => {}
     }
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, action).await?;
-    // nothing changed: keep even updated_at as it was
-    if after.is_some() {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
-    table::to_record(after.unwrap_or(before))
+    table::finish_update(tx, before, after).await
 }

@@ -62,13 +62,7 @@ pub async fn link_telegram(
     let mut fields = serde_json::Map::new();
     fields.insert("telegram_user_id".into(), serde_json::json!(telegram_user_id));
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
-    // nothing changed: keep even updated_at as it was
-    if after.is_some() {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
-    table::to_record(after.unwrap_or(before))
+    table::finish_update(tx, before, after).await
 }
 
 pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<User>, StoreError> {
