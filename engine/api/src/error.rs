@@ -86,7 +86,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            StoreError::NotFound { .. } | StoreError::Missing(_) => ApiError::not_found(e.to_string()),
             StoreError::Validation { field, message } => ApiError::validation(field, message),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::InvalidQuery(m) => ApiError::bad_request(m),

@@ -30,11 +30,14 @@ pub struct AppState {
     /// a handler that runs longer is answered with 503 (streams are not affected: the
     /// limit covers producing the response head, not sending an event stream)
     pub request_timeout: Duration,
-    /// starts runs for webhooks, inside the transaction that records the delivery
-    pub run_starter: Arc<dyn crm_triggers::RunStarter>,
+    /// starts runs for webhooks, inside the transaction that records the delivery; `None`
+    /// without a scheduler, where webhooks answer 503
+    pub run_starter: Option<Arc<dyn crm_triggers::RunStarter>>,
     /// starts, cancels and follows runs; `None` in an API without an engine (tests of the
     /// record routes), where the run routes answer 503
     pub scheduler: Option<crm_scheduler::Scheduler>,
+    /// worker credentials verified recently
+    pub worker_credentials: Arc<routes::workers::WorkerCredentials>,
 }
 
 impl AppState {
@@ -43,12 +46,14 @@ impl AppState {
             db,
             redis,
             request_timeout: Duration::from_secs(30),
-            run_starter: Arc::new(crm_triggers::StoreStarter::new()),
+            run_starter: None,
             scheduler: None,
+            worker_credentials: Arc::default(),
         }
     }
 
     pub fn with_scheduler(mut self, scheduler: crm_scheduler::Scheduler) -> AppState {
+        self.run_starter = Some(Arc::new(scheduler.admission()));
         self.scheduler = Some(scheduler);
         self
     }
@@ -72,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::workflows::router())
         .merge(routes::runs::router())
         .merge(routes::notifications::router())
+        .merge(routes::workers::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

@@ -46,9 +46,6 @@ pub struct Config {
     /// CRM_STEP_LOST_AFTER_SECS: a step on Redis this long past its timeout without a
     /// result is retried as lost (workers reclaim dead workers' steps much sooner)
     pub step_lost_after_secs: u64,
-    /// CRM_RESULTS_VISIBILITY_SECS: results a dead engine read but never applied are
-    /// claimed by another engine after this long
-    pub results_visibility_secs: u64,
     /// CRM_SCHEDULER_DURABILITY: `runs` (default: run creation waits for the disk, step
     /// transitions do not) or `strict` (every scheduler commit waits for the disk)
     pub scheduler_durability: String,
@@ -59,6 +56,9 @@ pub struct Config {
     pub worker_visibility_secs: u64,
     /// CRM_WORKER_MAX_MEMORY_MB: the largest memory cap a step may have on this worker
     pub worker_max_memory_mb: u64,
+    /// CRM_WORKER_CREDENTIAL: what `crm worker` shows the engine (`crm worker credential
+    /// create`); a worker needs nothing else of the engine's secrets
+    pub worker_credential: Option<String>,
 }
 
 impl Default for Config {
@@ -82,11 +82,11 @@ impl Default for Config {
             bot_global_per_second: 30,
             redis_prefix: "crm".into(),
             step_lost_after_secs: 120,
-            results_visibility_secs: 15,
             scheduler_durability: "runs".into(),
             worker_concurrency: 64,
             worker_visibility_secs: 30,
             worker_max_memory_mb: 512,
+            worker_credential: None,
         }
     }
 }
@@ -130,6 +130,7 @@ impl Config {
             ("CRM_ENGINE_TOKEN", &mut self.engine_token),
             ("CRM_BOT_WEBHOOK_URL", &mut self.bot_webhook_url),
             ("CRM_BOT_WEBHOOK_SECRET", &mut self.bot_webhook_secret),
+            ("CRM_WORKER_CREDENTIAL", &mut self.worker_credential),
         ] {
             if let Some(v) = get(key) {
                 *slot = if v.trim().is_empty() { None } else { Some(v) };
@@ -166,10 +167,6 @@ impl Config {
         }
         if let Some(v) = get("CRM_WORKER_MAX_MEMORY_MB") {
             self.worker_max_memory_mb = v.parse().context("CRM_WORKER_MAX_MEMORY_MB must be a number of MiB")?;
-        }
-        if let Some(v) = get("CRM_RESULTS_VISIBILITY_SECS") {
-            self.results_visibility_secs =
-                v.parse().context("CRM_RESULTS_VISIBILITY_SECS must be a number of seconds")?;
         }
         if let Some(v) = get("CRM_SCHEDULER_DURABILITY") {
             self.scheduler_durability = v;

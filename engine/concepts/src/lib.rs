@@ -2,9 +2,12 @@
 //! step jobs and results. No I/O lives here.
 
 pub mod capability;
+pub mod fields;
+pub mod host_call;
 pub mod manifest;
 pub mod records;
 pub mod run;
 pub mod step;
 pub mod template;
 pub mod user;
+pub mod worker_channel;

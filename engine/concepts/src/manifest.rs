@@ -199,12 +199,8 @@ fn default_max_backoff() -> String {
     "30s".into()
 }
 
-/// One problem in a manifest, located by a path such as `steps[2].needs[0]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+/// One problem in a manifest is located by a path such as `steps[2].needs[0]`.
+pub use crate::fields::FieldError;
 
 /// Everything wrong with a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -436,6 +436,9 @@ pub struct DealFilter {
     pub company_id: Option<Id>,
     /// fuzzy text over the title
     pub q: Option<String>,
+    /// only deals whose stage last changed before this instant (stale deals)
+    #[serde(default)]
+    pub stage_changed_before: Option<DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------------------

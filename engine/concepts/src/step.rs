@@ -47,8 +47,10 @@ pub struct StepInput {
     pub config: serde_json::Value,
 }
 
-/// A unit of work on the jobs stream.
+/// A unit of work on the jobs stream, signed by the engine: a worker runs it only when the
+/// signature verifies, and everything it sends back for it names `ticket`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StepJob {
     pub key: AttemptKey,
     pub workflow: String,
@@ -58,6 +60,14 @@ pub struct StepJob {
     pub limits: StepLimits,
     /// the CRM user the run acts for; record writes are attributed to them
     pub acting_user: Option<i64>,
+    /// the engine's credential for this attempt (opaque to the worker)
+    pub ticket: String,
+}
+
+/// Whether `digest` is a SHA-256 in lowercase hex: the only form a component is named by,
+/// and so the only one that may become part of a file name.
+pub fn is_digest(digest: &str) -> bool {
+    digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether trying again can help. Only retryable errors are retried.
@@ -68,22 +78,111 @@ pub enum ErrorKind {
     Permanent,
 }
 
-/// Why a step failed. `code` is stable and machine-readable (e.g. `timeout`,
-/// `memory_limit`, `capability_denied`, `trap`, `output_too_large`, `guest`).
+/// Why a step failed, as a stable machine-readable code. A guest's own error is always
+/// `guest` (its own code leads the message), so a step cannot pass itself off as the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepErrorCode {
+    /// the step outlived its wall-clock deadline (guest code, host calls and sleeps alike)
+    Timeout,
+    MemoryLimit,
+    StackOverflow,
+    /// the guest trapped: a panic, `unreachable`, an exit, a table limit
+    Trap,
+    CapabilityDenied,
+    OutputTooLarge,
+    /// the output is not JSON, or `next` names something that is not a step id
+    InvalidOutput,
+    /// the step returned an error of its own
+    Guest,
+    /// the bytes are not a step component (not wasm, a core module, wrong world, sockets)
+    InvalidComponent,
+    /// the component could not be fetched (yet)
+    ComponentMissing,
+    /// the worker had no free instance slot or could not compile in time
+    WorkerBusy,
+    /// something the step needed was down (the engine, the database)
+    Unavailable,
+    /// no result came back in time: the worker or Redis lost the attempt
+    Lost,
+    /// a retry made a different write than the earlier attempt at the same position
+    ReplayDiverged,
+    /// the step's `next` named steps that do not follow it
+    BadNext,
+}
+
+impl StepErrorCode {
+    pub const ALL: &'static [StepErrorCode] = &[
+        StepErrorCode::Timeout,
+        StepErrorCode::MemoryLimit,
+        StepErrorCode::StackOverflow,
+        StepErrorCode::Trap,
+        StepErrorCode::CapabilityDenied,
+        StepErrorCode::OutputTooLarge,
+        StepErrorCode::InvalidOutput,
+        StepErrorCode::Guest,
+        StepErrorCode::InvalidComponent,
+        StepErrorCode::ComponentMissing,
+        StepErrorCode::WorkerBusy,
+        StepErrorCode::Unavailable,
+        StepErrorCode::Lost,
+        StepErrorCode::ReplayDiverged,
+        StepErrorCode::BadNext,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepErrorCode::Timeout => "timeout",
+            StepErrorCode::MemoryLimit => "memory_limit",
+            StepErrorCode::StackOverflow => "stack_overflow",
+            StepErrorCode::Trap => "trap",
+            StepErrorCode::CapabilityDenied => "capability_denied",
+            StepErrorCode::OutputTooLarge => "output_too_large",
+            StepErrorCode::InvalidOutput => "invalid_output",
+            StepErrorCode::Guest => "guest",
+            StepErrorCode::InvalidComponent => "invalid_component",
+            StepErrorCode::ComponentMissing => "component_missing",
+            StepErrorCode::WorkerBusy => "worker_busy",
+            StepErrorCode::Unavailable => "unavailable",
+            StepErrorCode::Lost => "lost",
+            StepErrorCode::ReplayDiverged => "replay_diverged",
+            StepErrorCode::BadNext => "bad_next",
+        }
+    }
+}
+
+impl std::fmt::Display for StepErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StepErrorCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        StepErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown step error code {s:?}"))
+    }
+}
+
+/// Why a step failed: the code, whether retrying can help, and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct StepError {
     pub kind: ErrorKind,
-    pub code: String,
+    pub code: StepErrorCode,
     pub message: String,
 }
 
 impl StepError {
-    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        StepError { kind: ErrorKind::Permanent, code: code.into(), message: message.into() }
+    pub fn permanent(code: StepErrorCode, message: impl Into<String>) -> Self {
+        StepError { kind: ErrorKind::Permanent, code, message: message.into() }
     }
-    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
-        StepError { kind: ErrorKind::Retryable, code: code.into(), message: message.into() }
+    pub fn retryable(code: StepErrorCode, message: impl Into<String>) -> Self {
+        StepError { kind: ErrorKind::Retryable, code, message: message.into() }
     }
     pub fn is_retryable(&self) -> bool {
         self.kind == ErrorKind::Retryable
@@ -134,7 +233,7 @@ pub struct LogLine {
     pub fields: serde_json::Value,
 }
 
-/// A unit of work's answer on the results stream.
+/// A unit of work's answer, as a worker hands it to the engine with the attempt's ticket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     pub key: AttemptKey,
@@ -142,4 +241,12 @@ pub struct StepResult {
     pub usage: StepUsage,
     pub logs: Vec<LogLine>,
     pub worker: String,
+}
+
+/// A result as it travels: the result and the ticket of the attempt it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketedResult {
+    pub ticket: String,
+    pub result: StepResult,
 }

@@ -1,17 +1,26 @@
-//! One stream entry and its payload.
+//! What stream entries carry: bytes and the proof that the engine wrote them.
 
-use crm_concepts::step::{StepJob, StepResult};
-
-/// A job read from the jobs stream; `id` is what the worker acks.
-#[derive(Debug, Clone)]
-pub struct JobEntry {
-    pub id: String,
-    pub job: StepJob,
+/// A job as the engine sends it: the serialized job and its Ed25519 signature (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedJob {
+    pub payload: Vec<u8>,
+    pub signature: String,
 }
 
-/// A result read from the results stream; `id` is what the engine acks.
-#[derive(Debug, Clone)]
-pub struct ResultEntry {
+/// A job as a worker reads it: nothing about it is believed until the signature verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawJob {
+    /// the stream entry id, what the worker acks
     pub id: String,
-    pub result: StepResult,
+    pub payload: Vec<u8>,
+    /// absent on an entry that was not written by the engine
+    pub signature: Option<String>,
+}
+
+/// A completion entry as the API reads it: its data and the engine's seal over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionEntry {
+    pub id: String,
+    pub data: Vec<u8>,
+    pub seal: Option<String>,
 }

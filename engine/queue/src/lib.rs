@@ -1,22 +1,29 @@
-//! Redis Streams transport between the scheduler and the workers. Postgres is the truth;
-//! this is delivery: at least once, acknowledged only after the answer is safely out.
+//! Redis, the transport between the engine and the workers. Postgres is the truth; this
+//! is delivery, at least once, and nothing read from it is trusted without a check:
+//! jobs are signed by the engine, completions sealed with its MAC (`crm-trust`).
 //!
-//! Keys (all under a configurable prefix, so tests and tenants do not collide):
-//! - `{prefix}:jobs` — stream of [`StepJob`]s, consumer group `workers`;
-//! - `{prefix}:results` — stream of [`StepResult`]s, consumer group `engine`;
-//! - `{prefix}:workers` — sorted set of worker ids scored by their last heartbeat (ms).
+//! Every key of an installation is under its prefix, so tests and tenants do not collide:
+//! - `{prefix}:jobs` — stream of signed step jobs, consumer group `workers`;
+//! - `{prefix}:workers` — sorted set of worker ids scored by their last heartbeat (ms);
+//! - `{prefix}:completions` — stream of sealed run completions, read by the API's SSE;
+//! - `{prefix}:epoch` — a marker naming Redis' current "life", to notice a wipe.
 //!
-//! The life of a job: the scheduler [`Queue::enqueue`]s it; a worker takes it with
-//! [`Queue::read_jobs`], runs it, then [`Queue::publish_results_and_ack`] adds the result
-//! and acks (and deletes) the job in one MULTI/EXEC, so a result is never lost between the
-//! two. A job held by a worker that died stays pending; live workers take it over with
+//! The life of a job: the engine [`Queue::enqueue`]s it; a worker takes it with
+//! [`Queue::read_jobs`], runs it, hands the result to the engine over HTTP and only then
+//! [`Queue::ack_jobs`] (acks and deletes) it, so a result is never lost in between. A job
+//! held by a worker that died stays pending; live workers take it over with
 //! [`Queue::claim_stale_jobs`] once it has been idle longer than the visibility timeout.
-//! The engine reads results with [`Queue::read_results`] and acks them with
-//! [`Queue::ack_results`] after applying them; results are idempotent by (run, step,
-//! attempt), so a redelivered job or a duplicated result is harmless.
 
+mod completions;
 mod entries;
+mod epoch;
+mod jobs;
+mod keys;
 mod queue;
+mod workers;
 
-pub use entries::{JobEntry, ResultEntry};
-pub use queue::{Queue, QueueError, WorkerInfo};
+pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, is_entry_id};
+pub use entries::{CompletionEntry, RawJob, SignedJob};
+pub use keys::Keys;
+pub use queue::{Queue, QueueError, redact};
+pub use workers::WorkerInfo;

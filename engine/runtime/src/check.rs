@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crm_concepts::step::StepError;
 
+use crate::host_calls::HostCalls;
 use crate::runtime::{Runtime, check_kind, digest_of};
-use crate::services::Services;
 
 #[derive(Debug, Clone)]
 pub struct ComponentReport {
@@ -20,7 +20,7 @@ pub struct ComponentReport {
 
 /// Checks the bytes are a component of the `crm:automation/step` world that links
 /// against this host; the error says what is wrong in the terms of the author.
-pub async fn check<S: Services>(rt: &Runtime<S>, bytes: Vec<u8>) -> Result<ComponentReport, StepError> {
+pub async fn check<H: HostCalls>(rt: &Runtime<H>, bytes: Vec<u8>) -> Result<ComponentReport, StepError> {
     check_kind(&bytes)?;
     let digest = digest_of(&bytes);
     let size = bytes.len();

@@ -2,11 +2,16 @@
 //! `memory_limit`, `stack_overflow`, `trap`, `capability_denied`, `output_too_large`,
 //! `invalid_output`, `guest`, `invalid_component`, `worker_busy`.
 
-use crm_concepts::step::{ErrorKind, StepError, StepLimits};
+use crm_concepts::step::{ErrorKind, StepError, StepErrorCode, StepLimits};
 use wasmtime::Trap;
 
 use crate::limiter::MemoryLimitHit;
 use crate::state::Denied;
+
+/// A host call found that a retry diverged from the journaled writes: the step ends.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Diverged(pub String);
 
 /// The epoch callback's error when a step outlives its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -28,21 +33,28 @@ fn mib(bytes: u64) -> String {
 }
 
 pub(crate) fn classify(err: &wasmtime::Error, ev: &Evidence<'_>) -> StepError {
+    // Every slot of the instance pool is taken: the worker is full, not the step broken.
+    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return StepError::retryable(StepErrorCode::WorkerBusy, format!("the worker has no free instance slot: {err}"));
+    }
+    if let Some(diverged) = err.downcast_ref::<Diverged>() {
+        return StepError::permanent(StepErrorCode::ReplayDiverged, diverged.0.clone());
+    }
     if let Some(missing) = &ev.denied {
-        return StepError::permanent("capability_denied", missing.clone());
+        return StepError::permanent(StepErrorCode::CapabilityDenied, missing.clone());
     }
     if err.downcast_ref::<Denied>().is_some() {
-        return StepError::permanent("capability_denied", format!("{err}"));
+        return StepError::permanent(StepErrorCode::CapabilityDenied, format!("{err}"));
     }
     if err.downcast_ref::<DeadlineExceeded>().is_some() || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return StepError::permanent(
-            "timeout",
+            StepErrorCode::Timeout,
             format!("the step ran longer than its {} ms time limit and was stopped", ev.limits.timeout_ms),
         );
     }
     if let Some(wanted) = ev.memory_denied.or_else(|| err.downcast_ref::<MemoryLimitHit>().map(|m| m.wanted)) {
         return StepError::permanent(
-            "memory_limit",
+            StepErrorCode::MemoryLimit,
             format!(
                 "the step tried to use {} of memory, over its {} limit",
                 mib(wanted as u64),
@@ -51,22 +63,28 @@ pub(crate) fn classify(err: &wasmtime::Error, ev: &Evidence<'_>) -> StepError {
         );
     }
     if let Some(wanted) = ev.table_denied {
-        return StepError::permanent("trap", format!("the step tried to grow a table to {wanted} elements"));
+        return StepError::permanent(
+            StepErrorCode::Trap,
+            format!("the step tried to grow a table to {wanted} elements"),
+        );
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return StepError::permanent("trap", format!("the step called exit({}) instead of returning", exit.0));
+        return StepError::permanent(
+            StepErrorCode::Trap,
+            format!("the step called exit({}) instead of returning", exit.0),
+        );
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => StepError::permanent(
-            "stack_overflow",
+            StepErrorCode::StackOverflow,
             "the step exhausted its call stack (unbounded recursion?) and was stopped",
         ),
         Some(Trap::UnreachableCodeReached) => match panic_message(ev.stderr) {
-            Some(msg) => StepError::permanent("trap", format!("the step panicked: {msg}")),
-            None => StepError::permanent("trap", "the step aborted (wasm `unreachable` reached)"),
+            Some(msg) => StepError::permanent(StepErrorCode::Trap, format!("the step panicked: {msg}")),
+            None => StepError::permanent(StepErrorCode::Trap, "the step aborted (wasm `unreachable` reached)"),
         },
-        Some(trap) => StepError::permanent("trap", format!("the step trapped: {trap}")),
-        None => StepError::permanent("trap", format!("the step failed in the host: {err:#}")),
+        Some(trap) => StepError::permanent(StepErrorCode::Trap, format!("the step trapped: {trap}")),
+        None => StepError::permanent(StepErrorCode::Trap, format!("the step failed in the host: {err:#}")),
     }
 }
 
@@ -90,7 +108,7 @@ pub(crate) fn from_guest(e: crate::bindings::crm::automation::types::StepError) 
     };
     let code: String = e.code.chars().take(64).collect();
     let message: String = e.message.chars().take(4096).collect();
-    StepError { kind, code: "guest".into(), message: format!("{code}: {message}") }
+    StepError { kind, code: StepErrorCode::Guest, message: format!("{code}: {message}") }
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crm_concepts::step::{LogLevel, LogLine, StepError, StepLimits, StepOutcome, StepUsage};
+use crm_concepts::step::{LogLevel, LogLine, StepError, StepErrorCode, StepLimits, StepOutcome, StepUsage};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{StepContext, StepInput};
 use crate::error::{DeadlineExceeded, Evidence, classify, from_guest};
+use crate::host_calls::{CallContext, HostCalls};
 use crate::runtime::{Prepared, Runtime, StepCall};
-use crate::services::Services;
 use crate::state::StepState;
 
 /// Longest step id a guest may name in `next`.
@@ -24,11 +24,11 @@ pub struct StepRun {
     pub logs: Vec<LogLine>,
 }
 
-pub(crate) async fn run_step<S: Services>(
-    rt: &Runtime<S>,
-    component: &Prepared<S>,
+pub(crate) async fn run_step<H: HostCalls>(
+    rt: &Runtime<H>,
+    component: &Prepared<H>,
     call: StepCall<'_>,
-    services: Arc<S>,
+    host: Arc<H>,
 ) -> StepRun {
     let started = Instant::now();
     let ticks_at_start = rt.ticks();
@@ -36,14 +36,17 @@ pub(crate) async fn run_step<S: Services>(
     let deadline = started + Duration::from_millis(limits.timeout_ms);
     let input = guest_input(&call);
     let call = StepCall { limits: &limits, ..call };
-    let state = StepState::new(call.cx, call.grants, call.limits, services, rt.http().clone(), deadline);
-    let mut store = new_store(rt, state);
+    let mut store = new_store(rt, state_for(rt, &call, host, deadline));
 
-    let result = async {
+    // The deadline covers the whole step: epoch interruption stops guest code, but a step
+    // waiting in a host call or a sleep runs no guest code, so the future is dropped at the
+    // deadline too (wasmtime unwinds the suspended fiber; the store is discarded after).
+    let result = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
         let step = component.pre.instantiate_async(&mut store).await?;
         step.call_run(&mut store, &input).await
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_elapsed| Err(DeadlineExceeded.into()));
 
     let state = store.data_mut();
     let (stderr, stderr_dropped) = state.stderr.take();
@@ -95,7 +98,7 @@ const MAX_LOG_BYTES: u64 = 4 << 20;
 
 /// The job's limits within what this runtime can honour: no more memory than the pool
 /// reserves per instance, a bounded deadline and log.
-fn clamp<S: Services>(limits: &StepLimits, rt: &Runtime<S>) -> StepLimits {
+fn clamp<H: HostCalls>(limits: &StepLimits, rt: &Runtime<H>) -> StepLimits {
     StepLimits {
         timeout_ms: limits.timeout_ms.clamp(1, MAX_TIMEOUT_MS),
         memory_bytes: limits.memory_bytes.min(rt.config().max_memory_bytes),
@@ -104,13 +107,24 @@ fn clamp<S: Services>(limits: &StepLimits, rt: &Runtime<S>) -> StepLimits {
     }
 }
 
-fn new_store<S: Services>(rt: &Runtime<S>, state: StepState<S>) -> Store<StepState<S>> {
+fn state_for<H: HostCalls>(rt: &Runtime<H>, call: &StepCall<'_>, host: Arc<H>, deadline: Instant) -> StepState<H> {
+    let cx = CallContext {
+        key: call.key.clone(),
+        workflow: call.workflow.clone(),
+        acting_user: call.acting_user,
+        ticket: call.ticket.clone(),
+        deadline,
+    };
+    StepState::new(cx, call.grants.clone(), call.limits, host, rt.http().clone())
+}
+
+fn new_store<H: HostCalls>(rt: &Runtime<H>, state: StepState<H>) -> Store<StepState<H>> {
     let mut store = Store::new(rt.engine(), state);
     store.limiter(|s| &mut s.limiter);
     // Every tick the step yields to the executor (so one busy step cannot starve the
     // others on its thread) and is stopped once past its deadline.
     store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
+        if Instant::now() >= ctx.data().cx.deadline {
             return Err(DeadlineExceeded.into());
         }
         Ok(UpdateDeadline::Yield(1))
@@ -121,33 +135,33 @@ fn new_store<S: Services>(rt: &Runtime<S>, state: StepState<S>) -> Store<StepSta
 
 /// Creates the store and instance exactly as a step run does, without calling `run`:
 /// what the benchmark reports as the cost of instantiation.
-pub(crate) async fn instantiate_only<S: Services>(
-    rt: &Runtime<S>,
-    component: &Prepared<S>,
+pub(crate) async fn instantiate_only<H: HostCalls>(
+    rt: &Runtime<H>,
+    component: &Prepared<H>,
     call: StepCall<'_>,
-    services: Arc<S>,
+    host: Arc<H>,
 ) -> Result<(), StepError> {
     let limits = clamp(call.limits, rt);
     let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
-    let state = StepState::new(call.cx, call.grants, &limits, services, rt.http().clone(), deadline);
-    let mut store = new_store(rt, state);
+    let call = StepCall { limits: &limits, ..call };
+    let mut store = new_store(rt, state_for(rt, &call, host, deadline));
     component
         .pre
         .instantiate_async(&mut store)
         .await
         .map(drop)
-        .map_err(|e| StepError::permanent("trap", format!("instantiating: {e:#}")))
+        .map_err(|e| StepError::permanent(StepErrorCode::Trap, format!("instantiating: {e:#}")))
 }
 
 fn guest_input(call: &StepCall<'_>) -> StepInput {
-    let key = &call.cx.key;
+    let key = &call.key;
     StepInput {
         context: StepContext {
-            workflow: call.cx.workflow.clone(),
+            workflow: call.workflow.clone(),
             run_id: key.run_id.to_string(),
             step: key.step.clone(),
             attempt: key.attempt,
-            acting_user: call.cx.acting_user,
+            acting_user: call.acting_user,
         },
         run_input: call.input.run_input.to_string(),
         deps: call.input.deps.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
@@ -159,7 +173,7 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
     if out.output.len() as u64 > cap {
         return StepOutcome::Failed {
             error: StepError::permanent(
-                "output_too_large",
+                StepErrorCode::OutputTooLarge,
                 format!("the step returned {} bytes of output, over its {cap} byte limit", out.output.len()),
             ),
         };
@@ -168,7 +182,10 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
         Ok(v) => v,
         Err(e) => {
             return StepOutcome::Failed {
-                error: StepError::permanent("invalid_output", format!("the step's output is not valid JSON: {e}")),
+                error: StepError::permanent(
+                    StepErrorCode::InvalidOutput,
+                    format!("the step's output is not valid JSON: {e}"),
+                ),
             };
         }
     };
@@ -176,7 +193,7 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
         && let Some(bad) = next.iter().find(|s| s.is_empty() || s.len() > MAX_STEP_ID)
     {
         return StepOutcome::Failed {
-            error: StepError::permanent("invalid_output", format!("{bad:?} is not a step id")),
+            error: StepError::permanent(StepErrorCode::InvalidOutput, format!("{bad:?} is not a step id")),
         };
     }
     StepOutcome::Ok { output, next: out.next }

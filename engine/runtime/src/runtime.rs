@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crm_concepts::capability::Grants;
-use crm_concepts::step::{Digest, StepError, StepInput, StepLimits};
+use crm_concepts::step::{AttemptKey, Digest, StepError, StepErrorCode, StepInput, StepLimits, is_digest};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -18,7 +18,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::{Step, StepPre};
 use crate::config::RuntimeConfig;
-use crate::services::{CallContext, Services};
+use crate::host_calls::HostCalls;
 use crate::state::StepState;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,27 +30,27 @@ pub enum RuntimeError {
 }
 
 /// A component ready to run: compiled, linked, type-checked against the `step` world.
-pub struct Prepared<S: 'static> {
+pub struct Prepared<H: 'static> {
     pub digest: Digest,
-    pub(crate) pre: StepPre<StepState<S>>,
+    pub(crate) pre: StepPre<StepState<H>>,
 }
 
 /// One component's place in the in-memory cache: filled once, by the first load.
-type Slot<S> = Arc<OnceCell<Arc<Prepared<S>>>>;
+type Slot<H> = Arc<OnceCell<Arc<Prepared<H>>>>;
 
-pub struct Runtime<S: 'static> {
+pub struct Runtime<H: 'static> {
     engine: Engine,
-    linker: Arc<Linker<StepState<S>>>,
+    linker: Arc<Linker<StepState<H>>>,
     config: RuntimeConfig,
     http: reqwest::Client,
     ticks: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    loaded: Mutex<HashMap<Digest, Slot<S>>>,
+    loaded: Mutex<HashMap<Digest, Slot<H>>>,
     /// components whose (digest-verified) bytes do not compile or link, with the reason
     refused: Mutex<HashMap<Digest, StepError>>,
 }
 
-impl<S: 'static> Drop for Runtime<S> {
+impl<H: 'static> Drop for Runtime<H> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -88,12 +88,12 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
     config
 }
 
-impl<S: Services> Runtime<S> {
-    pub fn new(rc: RuntimeConfig) -> Result<Runtime<S>, RuntimeError> {
+impl<H: HostCalls> Runtime<H> {
+    pub fn new(rc: RuntimeConfig) -> Result<Runtime<H>, RuntimeError> {
         let engine = Engine::new(&engine_config(&rc)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        Step::add_to_linker::<_, HasSelf<StepState<S>>>(&mut linker, |s| s)
+        Step::add_to_linker::<_, HasSelf<StepState<H>>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         if let Some(dir) = &rc.cache_dir {
             std::fs::create_dir_all(dir).map_err(|source| RuntimeError::CacheDir { path: dir.clone(), source })?;
@@ -122,13 +122,14 @@ impl<S: Services> Runtime<S> {
     }
 
     /// The component with this digest if it is already prepared in memory.
-    pub fn prepared(&self, digest: &str) -> Option<Arc<Prepared<S>>> {
+    pub fn prepared(&self, digest: &str) -> Option<Arc<Prepared<H>>> {
         let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         loaded.get(digest).and_then(|cell| cell.get().cloned())
     }
 
     fn cache_path(&self, digest: &str) -> Option<PathBuf> {
-        self.config.cache_dir.as_ref().map(|d| d.join(format!("{digest}.cwasm")))
+        let dir = self.config.cache_dir.as_ref().filter(|_| is_digest(digest))?;
+        Some(dir.join(format!("{digest}.cwasm")))
     }
 
     /// Whether the component is prepared in memory or precompiled on disk, so `load_cached`
@@ -139,7 +140,7 @@ impl<S: Services> Runtime<S> {
 
     /// Prepares a component from memory or the disk cache, without its bytes. `Ok(None)`
     /// when neither has it: fetch the bytes and call [`Runtime::load`].
-    pub async fn load_cached(&self, digest: &str) -> Result<Option<Arc<Prepared<S>>>, StepError> {
+    pub async fn load_cached(&self, digest: &str) -> Result<Option<Arc<Prepared<H>>>, StepError> {
         if let Some(p) = self.prepared(digest) {
             return Ok(Some(p));
         }
@@ -151,16 +152,23 @@ impl<S: Services> Runtime<S> {
 
     /// Prepares a component from its bytes (which must hash to `digest`), compiling it
     /// once and caching the compiled code on disk.
-    pub async fn load(&self, digest: &str, bytes: Arc<Vec<u8>>) -> Result<Arc<Prepared<S>>, StepError> {
+    pub async fn load(&self, digest: &str, bytes: Arc<Vec<u8>>) -> Result<Arc<Prepared<H>>, StepError> {
         self.prepare(digest, Some(bytes)).await
     }
 
-    async fn prepare(&self, digest: &str, bytes: Option<Arc<Vec<u8>>>) -> Result<Arc<Prepared<S>>, StepError> {
+    async fn prepare(&self, digest: &str, bytes: Option<Arc<Vec<u8>>>) -> Result<Arc<Prepared<H>>, StepError> {
+        // The digest becomes a file name in the cache: only a plain SHA-256 may.
+        if !is_digest(digest) {
+            return Err(StepError::permanent(
+                StepErrorCode::InvalidComponent,
+                format!("{digest:?} is not a component digest (64 lowercase hex digits)"),
+            ));
+        }
         if let Some(bytes) = &bytes {
             let actual = digest_of(bytes);
             if actual != digest {
                 return Err(StepError::permanent(
-                    "invalid_component",
+                    StepErrorCode::InvalidComponent,
                     format!("the component bytes hash to {actual}, not the expected {digest}"),
                 ));
             }
@@ -182,29 +190,30 @@ impl<S: Services> Runtime<S> {
             let component =
                 tokio::task::spawn_blocking(move || compile_or_reload(&engine, &digest_owned, bytes, cache))
                     .await
-                    .map_err(|e| StepError::retryable("worker_busy", format!("compiling the component: {e}")))??;
+                    .map_err(|e| {
+                    StepError::retryable(StepErrorCode::WorkerBusy, format!("compiling the component: {e}"))
+                })??;
             let pre = self.link(&component)?;
             Ok(Arc::new(Prepared { digest: digest.to_string(), pre }))
         })
         .await
         .cloned()
         .inspect_err(|e: &StepError| {
-            if e.code == "invalid_component" {
+            if e.code == StepErrorCode::InvalidComponent {
                 let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
                 refused.insert(digest.to_string(), e.clone());
             }
         })
     }
 
-    fn link(&self, component: &Component) -> Result<StepPre<StepState<S>>, StepError> {
+    fn link(&self, component: &Component) -> Result<StepPre<StepState<H>>, StepError> {
         check_imports(&self.engine, component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| StepError::permanent("invalid_component", format!("the component cannot be linked: {e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(component).map_err(|e| {
+            StepError::permanent(StepErrorCode::InvalidComponent, format!("the component cannot be linked: {e:#}"))
+        })?;
         StepPre::new(instance_pre).map_err(|e| {
             StepError::permanent(
-                "invalid_component",
+                StepErrorCode::InvalidComponent,
                 format!("the component does not implement the crm:automation/step world: {e:#}"),
             )
         })
@@ -212,18 +221,18 @@ impl<S: Services> Runtime<S> {
 
     /// Runs one step in a fresh store with its own limits and grants. Never panics and
     /// never fails the caller: every failure is a `StepOutcome::Failed` in the result.
-    pub async fn run(&self, component: &Prepared<S>, call: StepCall<'_>, services: Arc<S>) -> crate::run::StepRun {
-        crate::run::run_step(self, component, call, services).await
+    pub async fn run(&self, component: &Prepared<H>, call: StepCall<'_>, host: Arc<H>) -> crate::run::StepRun {
+        crate::run::run_step(self, component, call, host).await
     }
 
     /// Instantiates without running: for the benchmark of instantiation alone.
     pub async fn instantiate_only(
         &self,
-        component: &Prepared<S>,
+        component: &Prepared<H>,
         call: StepCall<'_>,
-        services: Arc<S>,
+        host: Arc<H>,
     ) -> Result<(), StepError> {
-        crate::run::instantiate_only(self, component, call, services).await
+        crate::run::instantiate_only(self, component, call, host).await
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -237,7 +246,12 @@ impl<S: Services> Runtime<S> {
 
 /// What one step run needs besides the component.
 pub struct StepCall<'a> {
-    pub cx: CallContext,
+    pub key: AttemptKey,
+    pub workflow: String,
+    /// the CRM user the run acts for
+    pub acting_user: Option<i64>,
+    /// the engine's credential for this attempt, handed to the host with every call
+    pub ticket: String,
     pub input: &'a StepInput,
     pub grants: Arc<Grants>,
     pub limits: &'a StepLimits,
@@ -278,12 +292,12 @@ pub(crate) fn check_kind(bytes: &[u8]) -> Result<(), StepError> {
     match wasm_kind(bytes) {
         WasmKind::Component => Ok(()),
         WasmKind::CoreModule => Err(StepError::permanent(
-            "invalid_component",
+            StepErrorCode::InvalidComponent,
             "this is a core WebAssembly module, not a component; build for wasm32-wasip2 \
              (or wrap it with `wasm-tools component new`)",
         )),
         WasmKind::NotWasm => {
-            Err(StepError::permanent("invalid_component", "this is not WebAssembly (no `\\0asm` header)"))
+            Err(StepError::permanent(StepErrorCode::InvalidComponent, "this is not WebAssembly (no `\\0asm` header)"))
         }
     }
 }
@@ -306,37 +320,59 @@ fn compile_or_reload(
         }
     }
     let Some(bytes) = bytes else {
-        return Err(StepError::retryable("component_missing", format!("component {digest} is not in the cache")));
+        return Err(StepError::retryable(
+            StepErrorCode::ComponentMissing,
+            format!("component {digest} is not in the cache"),
+        ));
     };
     // The caller checked that the bytes hash to `digest`.
     check_kind(&bytes)?;
-    let compiled = engine
-        .precompile_component(&bytes)
-        .map_err(|e| StepError::permanent("invalid_component", format!("the component does not compile: {e:#}")))?;
+    let compiled = engine.precompile_component(&bytes).map_err(|e| {
+        StepError::permanent(StepErrorCode::InvalidComponent, format!("the component does not compile: {e:#}"))
+    })?;
     if let Some(path) = &cache
         && let Err(e) = write_atomically(path, &compiled)
     {
         tracing::warn!(path = %path.display(), "cannot cache a compiled component: {e}");
     }
     // SAFETY: the bytes were produced by `precompile_component` of this very engine just above.
-    unsafe { Component::deserialize(engine, &compiled) }
-        .map_err(|e| StepError::permanent("invalid_component", format!("loading the compiled component: {e:#}")))
+    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| {
+        StepError::permanent(StepErrorCode::InvalidComponent, format!("loading the compiled component: {e:#}"))
+    })
+}
+
+/// Where the artifact's own SHA-256 is kept: checked before the artifact is deserialized,
+/// so a corrupted, truncated or swapped file is recompiled instead of loaded.
+fn hash_path(path: &Path) -> PathBuf {
+    path.with_extension("cwasm.sha256")
 }
 
 fn reload(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    if Engine::detect_precompiled_file(path)? != Some(wasmtime::Precompiled::Component) {
+    let artifact = std::fs::read(path)?;
+    let recorded = std::fs::read_to_string(hash_path(path))?;
+    if digest_of(&artifact) != recorded.trim() {
+        wasmtime::bail!("the artifact does not match its recorded SHA-256");
+    }
+    if Engine::detect_precompiled(&artifact) != Some(wasmtime::Precompiled::Component) {
         wasmtime::bail!("not a precompiled component");
     }
-    // SAFETY: the cache directory is the runtime's own, written only by `write_atomically`
-    // from `precompile_component` output; `deserialize_file` checks the engine
-    // compatibility header and refuses artifacts from another version or configuration.
-    unsafe { Component::deserialize_file(engine, path) }
+    // SAFETY: the bytes are what `precompile_component` of an engine wrote into the
+    // runtime's own cache directory (their hash is the one recorded when they were
+    // written), and `deserialize` checks the compatibility header, refusing artifacts of
+    // another wasmtime version or configuration.
+    unsafe { Component::deserialize(engine, &artifact) }
 }
 
+/// The artifact first, its hash after: a reader that sees the new artifact with the old
+/// hash recompiles, it never loads an unchecked file.
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+    let put = |target: &Path, bytes: &[u8]| {
+        let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, target)
+    };
+    put(path, data)?;
+    put(&hash_path(path), digest_of(data).as_bytes())
 }
 
 /// Steps have no sockets: a component that imports them is refused before it runs, with
@@ -345,7 +381,7 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), StepError
     for (name, _) in component.component_type().imports(engine) {
         if name.starts_with("wasi:sockets/") {
             return Err(StepError::permanent(
-                "invalid_component",
+                StepErrorCode::InvalidComponent,
                 format!(
                     "the component imports `{name}`: steps have no sockets; \
                      use the crm:automation/http interface for outbound requests"

@@ -2,7 +2,6 @@
 //! grants, limits, captured output and log, and the services its imports reach.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crm_concepts::capability::{Capability, Grants, MissingCapability};
 use crm_concepts::step::{LogLevel, LogLine, StepLimits};
@@ -10,17 +9,23 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capture::CappedPipe;
+use crate::host_calls::{CallContext, HostCalls};
 use crate::limiter::Limiter;
-use crate::services::{CallContext, Services};
 
-pub struct StepState<S> {
+/// Host resources (streams, pollables, …) one step may hold at once. A Rust step uses a
+/// handful; the cap keeps a guest that leaks them from growing the worker's memory, which
+/// the step's own memory limit does not cover.
+const MAX_RESOURCES: usize = 1024;
+
+pub struct StepState<H> {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) grants: Arc<Grants>,
-    pub(crate) services: Arc<S>,
+    pub(crate) host: Arc<H>,
     pub(crate) cx: CallContext,
-    pub(crate) deadline: Instant,
+    /// writes made so far: numbers each write for the engine's journal
+    pub(crate) writes: u32,
     pub(crate) http: reqwest::Client,
     pub(crate) log: LogBuffer,
     pub(crate) stdout: CappedPipe,
@@ -33,29 +38,30 @@ pub struct StepState<S> {
 #[error(transparent)]
 pub struct Denied(pub MissingCapability);
 
-impl<S: Services> StepState<S> {
+impl<H: HostCalls> StepState<H> {
     pub(crate) fn new(
         cx: CallContext,
         grants: Arc<Grants>,
         limits: &StepLimits,
-        services: Arc<S>,
+        host: Arc<H>,
         http: reqwest::Client,
-        deadline: Instant,
-    ) -> StepState<S> {
+    ) -> StepState<H> {
         let cap = usize::try_from(limits.log_bytes).unwrap_or(usize::MAX);
         let stdout = CappedPipe::new(cap);
         let stderr = CappedPipe::new(cap);
         // The builder grants nothing by default: no preopened directories, no environment
         // variables, no arguments, no network. Clocks and randomness are the host's.
         let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         StepState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(limits.memory_bytes),
             grants,
-            services,
+            host,
             cx,
-            deadline,
+            writes: 0,
             http,
             log: LogBuffer::new(cap),
             stdout,
@@ -77,7 +83,7 @@ impl<S: Services> StepState<S> {
     }
 }
 
-impl<S: Send + Sync> WasiView for StepState<S> {
+impl<H: Send + Sync> WasiView for StepState<H> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }

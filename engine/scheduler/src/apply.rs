@@ -1,9 +1,10 @@
-//! Applying step results. The applier reads a batch from the results stream and applies
-//! it in one transaction: record every attempt, move each run's state machine, write the
-//! changed rows set-wise. After the commit it sends the steps that became ready, publishes
-//! the completions, and only then acknowledges the results, so a crash anywhere leaves
-//! either an unapplied result on the stream or an applied one that a redelivery cannot
-//! apply twice (results are idempotent by (run, step, attempt)).
+//! Applying step results. An applier takes the results workers handed in (each already
+//! checked against its attempt's ticket) and applies them in one transaction: record every
+//! attempt, move each run's state machine, write the changed rows set-wise. After the
+//! commit it answers the workers (who only then ack their jobs on Redis), sends the steps
+//! that became ready and publishes the completions; a crash anywhere leaves either a result
+//! still with its worker, or an applied one that a redelivery cannot apply twice (results
+//! are idempotent by (run, step, attempt)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,18 +13,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
-use crm_concepts::step::{StepError, StepOutcome, StepResult, StepUsage};
+use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepResult, StepUsage};
 use crm_store::runs::{self, AttemptRecord};
 use crm_store::workflow_error::WorkflowError;
 use rand::Rng;
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::confirmer::Key;
+use crate::core::Core;
+use crate::intake::Arrival;
 use crate::jobs::{self, RunContext};
 use crate::machine::{Applied, RunMachine};
-use crate::scheduler::Core;
-use crate::transport::Transport;
 
 /// Something that ends an attempt: a worker's result, or the engine's verdict that the
 /// attempt was lost.
@@ -41,46 +43,47 @@ impl Incoming {
     }
 }
 
-/// One applier: reads a batch, applies it, acknowledges it. Several run side by side (each
-/// with its own blocking connection), so one batch's transaction overlaps the next read.
-pub(crate) async fn run_applier(core: Arc<Core>, transport: Transport, stop: CancellationToken) {
+/// One applier: takes whatever results are waiting (up to a batch), applies them, answers
+/// their workers. Several run side by side, so one batch's transaction overlaps the next.
+pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Arrival>>>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        let read = tokio::select! {
-            r = transport.receive(&core.config.consumer, core.config.batch, Duration::from_millis(200)) => r,
-            _ = stop.cancelled() => return,
-        };
-        let (ids, results) = match read {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading step results failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if ids.is_empty() {
-            continue;
-        }
-        let incoming: Vec<Incoming> = results.into_iter().map(Incoming::Result).collect();
-        match apply(&core, incoming).await {
-            Ok(()) => {
-                backoff = Duration::from_millis(100);
-                if let Err(e) = transport.ack(&ids).await {
-                    // Unacked results come back and are recognised as already applied.
-                    tracing::warn!(error = %e, "acknowledging results failed");
+        let mut arrivals = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let first = tokio::select! {
+                a = rx.recv() => a,
+                _ = stop.cancelled() => None,
+            };
+            let Some(first) = first else { return };
+            let mut count = first.results.len();
+            arrivals.push(first);
+            while count < core.config.batch {
+                match rx.try_recv() {
+                    Ok(a) => {
+                        count += a.results.len();
+                        arrivals.push(a);
+                    }
+                    Err(_) => break,
                 }
             }
-            Err(e) => {
-                // Left unacknowledged: the stream delivers them again after the
-                // visibility timeout (the reconciler claims them).
-                tracing::error!(error = %e, results = ids.len(), "applying step results failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+        }
+        let incoming: Vec<Incoming> =
+            arrivals.iter().flat_map(|a| a.results.iter().cloned().map(Incoming::Result)).collect();
+        let outcome = apply(&core, incoming).await;
+        if let Err(e) = &outcome {
+            // The workers keep their results and hand them in again.
+            tracing::error!(error = %e, "applying step results failed");
+        }
+        let failed = outcome.is_err();
+        for a in arrivals {
+            let _ = a.reply.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        if failed {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            backoff = Duration::from_millis(100);
         }
     }
 }
@@ -146,7 +149,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
                 }
                 Incoming::Lost { after, .. } => {
                     let error = StepError::retryable(
-                        "lost",
+                        StepErrorCode::Lost,
                         format!(
                             "no result arrived within {}s of sending the step; the worker or Redis lost it",
                             after.as_secs()
@@ -191,7 +194,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
         }
         let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
         for r in ready.iter().filter(|r| r.not_before.is_none()) {
-            if let Some(job) = jobs::build(&m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
+            if let Some(job) = jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
                 jobs_now.push(job);
             }
         }
@@ -223,8 +226,8 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     Ok(())
 }
 
-pub(crate) async fn publish(core: &Arc<Core>, completions: &[Completion]) {
-    if let Err(e) = core.completions.publish(completions).await {
+pub(crate) async fn publish(core: &Core, completions: &[Completion]) {
+    if let Err(e) = crate::completions::publish(core, completions).await {
         tracing::warn!(error = %e, runs = completions.len(), "publishing completions failed; they are republished after Redis recovers");
     }
 }

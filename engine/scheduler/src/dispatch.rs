@@ -8,22 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crm_concepts::step::StepJob;
 use crm_store::runs;
 use crm_store::workflow_error::WorkflowError;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::jobs::{self, RunContext};
-use crate::scheduler::Core;
+use crate::core::Core;
+use crate::jobs::{self, Dispatch, RunContext};
 
 /// Sends jobs whose rows are committed; the dispatcher covers for a failure here.
-pub(crate) async fn send_now(core: &Arc<Core>, jobs: Vec<StepJob>) {
-    match core.transport.send(&jobs).await {
-        Ok(()) => {
+pub(crate) async fn send_now(core: &Core, jobs: Vec<Dispatch>) {
+    let signed: Vec<_> = jobs.iter().map(|j| j.signed.clone()).collect();
+    match core.queue.enqueue(&signed).await {
+        Ok(_) => {
             core.metrics.steps_sent_fast.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            core.confirmer.sent(jobs.into_iter().map(|j| (j.key.run_id, j.key.step, j.key.attempt as i32)));
+            core.confirmer.sent(jobs.into_iter().map(|j| j.key));
         }
         Err(e) => {
             tracing::warn!(error = %e, jobs = jobs.len(), "sending steps failed; the dispatcher will send them");
@@ -86,12 +86,12 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
         let run_outputs = outputs.get(&d.run_id);
         let deps = spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect();
         let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
-        if let Some(job) = jobs::build(&v, &ctx, &d.step, d.attempt, deps) {
-            jobs.push(job);
-            keys.push((d.run_id, d.step.clone(), d.attempt));
+        if let Some(job) = jobs::build(core, &v, &ctx, &d.step, d.attempt, deps) {
+            jobs.push(job.signed);
+            keys.push(job.key);
         }
     }
-    core.transport.send(&jobs).await.map_err(|e| DispatchError::Transport(e.to_string()))?;
+    core.queue.enqueue(&jobs).await.map_err(|e| DispatchError::Transport(e.to_string()))?;
     runs::mark_enqueued(&mut tx, &keys).await?;
     tx.commit().await.map_err(WorkflowError::from)?;
     core.metrics.steps_dispatched.fetch_add(jobs.len() as u64, Ordering::Relaxed);

@@ -1,11 +1,19 @@
-//! Building the job a worker receives for one attempt of one step.
+//! Building the job a worker receives for one attempt of one step: what the deployed
+//! version says the step may do, the attempt's ticket, and the engine's signature over all
+//! of it.
 
 use std::collections::BTreeMap;
 
+use chrono::Utc;
 use crm_concepts::step::{AttemptKey, StepInput, StepJob};
+use crm_queue::SignedJob;
 use crm_store::workflows::WorkflowVersion;
+use crm_trust::Ticket;
 use serde_json::Value;
 use uuid::Uuid;
+
+use crate::confirmer::Key;
+use crate::core::Core;
 
 /// What a job needs from its run.
 pub struct RunContext<'a> {
@@ -14,24 +22,50 @@ pub struct RunContext<'a> {
     pub acting_user: Option<i64>,
 }
 
+/// A job ready to send, and the attempt it is for.
+pub(crate) struct Dispatch {
+    pub key: Key,
+    pub signed: SignedJob,
+}
+
 /// `None` when the version has no such step or its component is missing, which a
 /// validated deploy rules out.
-pub fn build(
+pub(crate) fn build(
+    core: &Core,
     version: &WorkflowVersion,
     run: &RunContext<'_>,
     step: &str,
     attempt: i32,
     deps: BTreeMap<String, Value>,
-) -> Option<StepJob> {
+) -> Option<Dispatch> {
     let spec = version.manifest.step(step)?;
     let component = version.components.get(&spec.component)?;
-    Some(StepJob {
-        key: AttemptKey { run_id: run.run_id, step: step.to_string(), attempt: attempt.max(1) as u32 },
+    let limits = spec.limits();
+    let attempt = attempt.max(1);
+    // Honoured as long as the engine would still take a result for the attempt: past that
+    // the lost-step sweep has given it up and retried.
+    let lifetime = chrono::Duration::milliseconds(i64::try_from(limits.timeout_ms).unwrap_or(i64::MAX / 4))
+        + chrono::Duration::from_std(core.config.lost_after).unwrap_or_default();
+    let ticket = Ticket {
+        run_id: run.run_id,
+        step: step.to_string(),
+        attempt: attempt as u32,
+        workflow: version.workflow.clone(),
+        version: version.version,
+        acting_user: run.acting_user,
+        expires_at_ms: (Utc::now() + lifetime).timestamp_millis(),
+    };
+    let job = StepJob {
+        key: AttemptKey { run_id: run.run_id, step: step.to_string(), attempt: attempt as u32 },
         workflow: version.workflow.clone(),
         component: component.clone(),
         input: StepInput { run_input: run.input.clone(), deps, config: spec.config.clone() },
         grants: spec.grants(),
-        limits: spec.limits(),
+        limits,
         acting_user: run.acting_user,
-    })
+        ticket: core.key.mint(&ticket),
+    };
+    let payload = serde_json::to_vec(&job).ok()?;
+    let signature = core.key.sign(&payload);
+    Some(Dispatch { key: (run.run_id, step.to_string(), attempt), signed: SignedJob { payload, signature } })
 }

@@ -1,20 +1,26 @@
-//! The run scheduler: turns run requests into step jobs on Redis, applies step results as
-//! they come back, retries, recovers what Redis or a worker lost, and publishes completions.
-//! It runs inside `crm serve`; several engine processes may run it at once.
+//! The run scheduler: admits runs, turns them into signed step jobs on Redis, applies the
+//! results workers hand in, serves their host calls, retries, recovers what Redis or a
+//! worker lost, and publishes completions. It runs inside `crm serve`; several engine
+//! processes may run it at once.
 
+mod admission;
 mod apply;
-pub mod completions;
+mod completions;
 mod confirmer;
+mod core;
 pub mod deploy;
 mod dispatch;
-pub mod history;
+mod intake;
 mod jobs;
 pub mod machine;
 mod recover;
 mod scheduler;
 mod submit;
-pub mod transport;
 mod versions;
 
-pub use scheduler::{Durability, Metrics, Scheduler, SchedulerConfig, StartError};
-pub use submit::Accepted;
+pub use admission::{Accepted, Admission, Admitted, TRIGGERS};
+pub use completions::{CompletionFeed, FeedEntry};
+pub use core::{Durability, Metrics, SchedulerConfig};
+pub use crm_queue::is_entry_id;
+pub use intake::IntakeError;
+pub use scheduler::{Scheduler, StartError};

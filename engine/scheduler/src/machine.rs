@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{DEFAULT_FAILURE_TEMPLATE, DEFAULT_SUCCESS_TEMPLATE};
 use crm_concepts::run::{Completion, RunError, RunStatus, StepStatus};
-use crm_concepts::step::StepError;
+use crm_concepts::step::{StepError, StepErrorCode};
 use crm_concepts::template::Template;
 use crm_store::runs::{RunState, RunUpdate, StepState, StepUpdate};
 use crm_store::workflows::WorkflowVersion;
@@ -95,7 +95,7 @@ impl RunMachine {
             let successors: Vec<&str> = self.version.manifest.dependents(step).map(|s| s.id.as_str()).collect();
             if let Some(bad) = chosen.iter().find(|c| !successors.contains(&c.as_str())) {
                 let err = StepError::permanent(
-                    "bad_next",
+                    StepErrorCode::BadNext,
                     format!("step chose {bad:?} as its next step, but its successors are [{}]", successors.join(", ")),
                 );
                 return self.fail(step, attempt, &err, Utc::now(), 0.0);
@@ -148,7 +148,7 @@ impl RunMachine {
         } else {
             error.message.clone()
         };
-        self.error = Some(RunError { step: Some(step.to_string()), code: error.code.clone(), message });
+        self.error = Some(RunError { step: Some(step.to_string()), code: error.code.to_string(), message });
         self.finish_failed();
         Applied::Yes
     }

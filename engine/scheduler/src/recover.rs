@@ -7,7 +7,6 @@
 //!   all of them go back to the outbox (the dispatcher sends them again; consumer groups
 //!   are recreated on first use) and recent completions are published again. Exactly one
 //!   engine wins the swap of the epoch in Postgres and does the requeue.
-//! - **Results held by a dead engine** are claimed back after a visibility timeout.
 //! - **Steps nobody answers** (a job lost between a worker and Redis): after the step's
 //!   timeout plus `lost_after`, the attempt is recorded as `lost` and retried like any
 //!   retryable failure. Workers reclaim jobs of dead workers much sooner (XAUTOCLAIM);
@@ -24,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::apply::{self, Incoming};
-use crate::scheduler::Core;
+use crate::core::Core;
 
 const EPOCH_STATE_KEY: &str = "redis_epoch";
 
@@ -33,23 +32,6 @@ pub(crate) async fn run_reconciler(core: Arc<Core>, stop: CancellationToken) {
     loop {
         if let Err(e) = check_epoch(&core, &mut known_epoch).await {
             tracing::warn!(error = %e, "checking Redis for lost data failed");
-        }
-        match core
-            .transport
-            .claim_stale_results(&core.config.consumer, core.config.results_visibility, core.config.batch)
-            .await
-        {
-            Ok((ids, results)) if !ids.is_empty() => {
-                tracing::info!(results = ids.len(), "claimed results left by another engine");
-                match apply::apply(&core, results.into_iter().map(Incoming::Result).collect()).await {
-                    Ok(()) => {
-                        let _ = core.transport.ack(&ids).await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "applying claimed results failed"),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "claiming stale results failed"),
         }
         if let Err(e) = sweep_lost(&core).await {
             tracing::warn!(error = %e, "sweeping lost steps failed");
@@ -70,11 +52,8 @@ pub(crate) enum RecoverError {
 }
 
 async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(), RecoverError> {
-    let epoch = core
-        .transport
-        .epoch(&Uuid::new_v4().simple().to_string())
-        .await
-        .map_err(|e| RecoverError::Redis(e.to_string()))?;
+    let epoch =
+        core.queue.epoch(&Uuid::new_v4().simple().to_string()).await.map_err(|e| RecoverError::Redis(e.to_string()))?;
     if known.as_deref() == Some(epoch.as_str()) {
         return Ok(());
     }
@@ -87,7 +66,7 @@ async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(),
         Some(_) => {
             core.metrics.redis_resets.fetch_add(1, Ordering::Relaxed);
             core.confirmer.clear();
-            core.transport.ensure_groups().await.map_err(|e| RecoverError::Redis(e.to_string()))?;
+            core.queue.ensure_groups().await.map_err(|e| RecoverError::Redis(e.to_string()))?;
             let keep = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
             let n = runs::requeue_in_flight(&core.state_pool, keep).await?;
             tracing::warn!(steps = n, "Redis lost its data: steps in flight were put back in the outbox");

@@ -2,6 +2,8 @@
 
 use crm_concepts::records::{Activity, Id, Page, PageRequest, RecordKind};
 
+use sqlx::PgConnection;
+
 use crate::Db;
 use crate::error::StoreError;
 use crate::table::{self, ID, Table};
@@ -17,9 +19,17 @@ const TABLE: Table = Table {
 };
 
 pub async fn list(db: &Db, kind: RecordKind, record_id: Id, page: &PageRequest) -> Result<Page<Activity>, StoreError> {
-    let mut conn = db.pool.acquire().await?;
+    list_in(&mut *db.pool.acquire().await?, kind, record_id, page).await
+}
+
+pub async fn list_in(
+    conn: &mut PgConnection,
+    kind: RecordKind,
+    record_id: Id,
+    page: &PageRequest,
+) -> Result<Page<Activity>, StoreError> {
     let rows = TABLE
-        .list(&mut conn, page, |qb| {
+        .list(conn, page, |qb| {
             qb.push(" AND t.record_kind = ").push_bind(kind.as_str());
             qb.push(" AND t.record_id = ").push_bind(record_id);
         })

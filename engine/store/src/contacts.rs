@@ -1,13 +1,16 @@
 //! Contacts: people, optionally at a company, owned by a CRM user.
 
+use crm_concepts::fields::Checked;
 use crm_concepts::records::{
     Actor, Contact, ContactFilter, ContactPatch, Id, NewContact, Page, PageRequest, RecordKind,
 };
+use serde_json::Value;
+use sqlx::PgConnection;
 
 use crate::Db;
 use crate::error::StoreError;
 use crate::table::{self, CREATED_AT, ID, SortKey, Table, UPDATED_AT, ensure_exists};
-use crate::{companies, search, users, validate};
+use crate::{companies, search, users};
 
 pub(crate) const TABLE: Table = Table {
     name: "contacts",
@@ -19,46 +22,57 @@ pub(crate) const TABLE: Table = Table {
 };
 
 pub async fn create(db: &Db, actor: &Actor, new: NewContact) -> Result<Contact, StoreError> {
-    validate::text("name", &new.name, 300)?;
-    validate::email("email", new.email.as_deref())?;
-    validate::phone("phone", new.phone.as_deref())?;
-    validate::tags("tags", &new.tags)?;
-    validate::custom("custom", &new.custom)?;
     let mut tx = db.pool.begin().await?;
-    ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
-    ensure_exists(&mut tx, &users::TABLE, new.owner_id, "owner_id").await?;
-    let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
+    let contact = create_in(&mut tx, actor, new).await?;
     tx.commit().await?;
-    table::to_record(after)
+    Ok(contact)
+}
+
+/// [`create`] inside the caller's transaction.
+pub async fn create_in(conn: &mut PgConnection, actor: &Actor, new: NewContact) -> Result<Contact, StoreError> {
+    new.check()?;
+    ensure_exists(conn, &companies::TABLE, new.company_id, "company_id").await?;
+    ensure_exists(conn, &users::TABLE, new.owner_id, "owner_id").await?;
+    table::to_record(TABLE.create_audited(conn, actor, &table::to_fields(&new)?).await?)
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<Contact, StoreError> {
-    let mut conn = db.pool.acquire().await?;
-    table::to_record(TABLE.get(&mut conn, id).await?)
+    get_in(&mut *db.pool.acquire().await?, id).await
+}
+
+pub async fn get_in(conn: &mut PgConnection, id: Id) -> Result<Contact, StoreError> {
+    table::to_record(TABLE.get(conn, id).await?)
 }
 
 pub async fn update(db: &Db, actor: &Actor, id: Id, patch: ContactPatch) -> Result<Contact, StoreError> {
-    if let Some(name) = &patch.name {
-        validate::text("name", name, 300)?;
-    }
-    if let Some(email) = &patch.email {
-        validate::email("email", email.as_deref())?;
-    }
-    if let Some(phone) = &patch.phone {
-        validate::phone("phone", phone.as_deref())?;
-    }
-    if let Some(tags) = &patch.tags {
-        validate::tags("tags", tags)?;
-    }
-    if let Some(custom) = &patch.custom {
-        validate::custom("custom", custom)?;
-    }
     let mut tx = db.pool.begin().await?;
-    let before = TABLE.lock(&mut tx, id).await?;
-    ensure_exists(&mut tx, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
-    ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
-    let after = TABLE.update_audited(&mut tx, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    let (before, after) = patch_row(&mut tx, actor, id, patch).await?;
     table::finish_update(tx, before, after).await
+}
+
+/// [`update`] inside the caller's transaction.
+pub async fn update_in(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Id,
+    patch: ContactPatch,
+) -> Result<Contact, StoreError> {
+    let (before, after) = patch_row(conn, actor, id, patch).await?;
+    table::to_record(after.unwrap_or(before))
+}
+
+async fn patch_row(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Id,
+    patch: ContactPatch,
+) -> Result<(Value, Option<Value>), StoreError> {
+    patch.check()?;
+    let before = TABLE.lock(conn, id).await?;
+    ensure_exists(conn, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
+    ensure_exists(conn, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
+    let after = TABLE.update_audited(conn, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    Ok((before, after))
 }
 
 pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
@@ -69,14 +83,21 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
 }
 
 pub async fn list(db: &Db, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>, StoreError> {
-    let mut conn = db.pool.acquire().await?;
+    list_in(&mut *db.pool.acquire().await?, filter, page).await
+}
+
+pub async fn list_in(
+    conn: &mut PgConnection,
+    filter: &ContactFilter,
+    page: &PageRequest,
+) -> Result<Page<Contact>, StoreError> {
     let q = filter.q.as_deref().map(search::normalize).filter(|q| !q.is_empty());
     let matcher = match q {
-        Some(q) => Some(search::Matcher::new(&mut conn, q).await?),
+        Some(q) => Some(search::Matcher::new(conn, q).await?),
         None => None,
     };
     let rows = TABLE
-        .list(&mut conn, page, |qb| {
+        .list(conn, page, |qb| {
             if let Some(v) = filter.owner_id {
                 qb.push(" AND t.owner_id = ").push_bind(v);
             }

@@ -2,6 +2,7 @@
 //! (a won/lost stage closes the deal and stamps `closed_at`).
 
 use chrono::Utc;
+use crm_concepts::fields::Checked;
 use crm_concepts::records::{
     Actor, Deal, DealFilter, DealPatch, DealStatus, Id, NewDeal, Page, PageRequest, RecordKind, Stage,
 };
@@ -11,7 +12,7 @@ use sqlx::PgConnection;
 use crate::Db;
 use crate::error::StoreError;
 use crate::table::{self, CREATED_AT, ID, SortKey, Table, UPDATED_AT, ensure_exists};
-use crate::{companies, contacts, pipelines, search, users, validate};
+use crate::{companies, contacts, pipelines, search, users};
 
 pub(crate) const TABLE: Table = Table {
     name: "deals",
@@ -31,16 +32,19 @@ pub(crate) const TABLE: Table = Table {
 };
 
 pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreError> {
-    validate::text("title", &new.title, 300)?;
-    validate::amount("amount_minor", new.amount_minor)?;
-    let currency = new.currency.clone().unwrap_or_else(|| "USD".to_string());
-    validate::currency("currency", &currency)?;
-    validate::tags("tags", &new.tags)?;
-    validate::custom("custom", &new.custom)?;
     let mut tx = db.pool.begin().await?;
+    let deal = create_in(&mut tx, actor, new).await?;
+    tx.commit().await?;
+    Ok(deal)
+}
+
+/// [`create`] inside the caller's transaction.
+pub async fn create_in(conn: &mut PgConnection, actor: &Actor, new: NewDeal) -> Result<Deal, StoreError> {
+    new.check()?;
+    let currency = new.currency.clone().unwrap_or_else(|| "USD".to_string());
     let stage = match (new.pipeline_id, new.stage_id) {
         (pipeline_id, Some(stage_id)) => {
-            let stage = pipelines::find_stage(&mut tx, stage_id)
+            let stage = pipelines::find_stage(conn, stage_id)
                 .await?
                 .ok_or_else(|| StoreError::validation("stage_id", format!("stage {stage_id} does not exist")))?;
             if let Some(p) = pipeline_id {
@@ -48,32 +52,39 @@ pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreE
             }
             stage
         }
-        (Some(p), None) => pipelines::first_stage(&mut tx, Some(p))
+        (Some(p), None) => pipelines::first_stage(conn, Some(p))
             .await?
             .ok_or_else(|| StoreError::validation("pipeline_id", format!("pipeline {p} does not exist")))?,
-        (None, None) => pipelines::first_stage(&mut tx, None)
+        (None, None) => pipelines::first_stage(conn, None)
             .await?
             .ok_or_else(|| StoreError::validation("pipeline_id", "no pipeline exists yet: create one first"))?,
     };
-    ensure_exists(&mut tx, &contacts::TABLE, new.contact_id, "contact_id").await?;
-    ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
-    ensure_exists(&mut tx, &users::TABLE, new.owner_id, "owner_id").await?;
+    ensure_exists(conn, &contacts::TABLE, new.contact_id, "contact_id").await?;
+    ensure_exists(conn, &companies::TABLE, new.company_id, "company_id").await?;
+    ensure_exists(conn, &users::TABLE, new.owner_id, "owner_id").await?;
 
     let mut fields = table::to_fields(&new)?;
     fields.insert("currency".into(), json!(currency));
     enter_stage(&mut fields, &stage, None);
-    let after = TABLE.create_audited(&mut tx, actor, &fields).await?;
-    tx.commit().await?;
-    table::to_record(after)
+    table::to_record(TABLE.create_audited(conn, actor, &fields).await?)
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<Deal, StoreError> {
-    let mut conn = db.pool.acquire().await?;
-    table::to_record(TABLE.get(&mut conn, id).await?)
+    get_in(&mut *db.pool.acquire().await?, id).await
+}
+
+pub async fn get_in(conn: &mut PgConnection, id: Id) -> Result<Deal, StoreError> {
+    table::to_record(TABLE.get(conn, id).await?)
 }
 
 pub async fn update(db: &Db, actor: &Actor, id: Id, patch: DealPatch) -> Result<Deal, StoreError> {
     apply(db, actor, id, patch, "updated").await
+}
+
+/// [`update`] inside the caller's transaction.
+pub async fn update_in(conn: &mut PgConnection, actor: &Actor, id: Id, patch: DealPatch) -> Result<Deal, StoreError> {
+    let (before, after) = patch_row(conn, actor, id, patch, "updated").await?;
+    table::to_record(after.unwrap_or(before))
 }
 
 /// Moves a deal to another stage of its pipeline.
@@ -89,14 +100,21 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
 }
 
 pub async fn list(db: &Db, filter: &DealFilter, page: &PageRequest) -> Result<Page<Deal>, StoreError> {
-    let mut conn = db.pool.acquire().await?;
+    list_in(&mut *db.pool.acquire().await?, filter, page).await
+}
+
+pub async fn list_in(
+    conn: &mut PgConnection,
+    filter: &DealFilter,
+    page: &PageRequest,
+) -> Result<Page<Deal>, StoreError> {
     let q = filter.q.as_deref().map(search::normalize).filter(|q| !q.is_empty());
     let matcher = match q {
-        Some(q) => Some(search::Matcher::new(&mut conn, q).await?),
+        Some(q) => Some(search::Matcher::new(conn, q).await?),
         None => None,
     };
     let rows = TABLE
-        .list(&mut conn, page, |qb| {
+        .list(conn, page, |qb| {
             let mut eq = |col: &str, v: Option<Id>| {
                 if let Some(v) = v {
                     qb.push(format!(" AND t.{col} = ")).push_bind(v);
@@ -110,6 +128,9 @@ pub async fn list(db: &Db, filter: &DealFilter, page: &PageRequest) -> Result<Pa
             if let Some(s) = filter.status {
                 qb.push(" AND t.status = ").push_bind(s.as_str());
             }
+            if let Some(before) = filter.stage_changed_before {
+                qb.push(" AND t.stage_changed_at < ").push_bind(before);
+            }
             if let Some(m) = &matcher {
                 m.push_filter(qb, RecordKind::Deal, search::Pass::Loose);
             }
@@ -119,39 +140,36 @@ pub async fn list(db: &Db, filter: &DealFilter, page: &PageRequest) -> Result<Pa
 }
 
 async fn apply(db: &Db, actor: &Actor, id: Id, patch: DealPatch, action: &str) -> Result<Deal, StoreError> {
-    if let Some(t) = &patch.title {
-        validate::text("title", t, 300)?;
-    }
-    if let Some(a) = patch.amount_minor {
-        validate::amount("amount_minor", a)?;
-    }
-    if let Some(c) = &patch.currency {
-        validate::currency("currency", c)?;
-    }
-    if let Some(t) = &patch.tags {
-        validate::tags("tags", t)?;
-    }
-    if let Some(c) = &patch.custom {
-        validate::custom("custom", c)?;
-    }
     let mut tx = db.pool.begin().await?;
-    let before = TABLE.lock(&mut tx, id).await?;
+    let (before, after) = patch_row(&mut tx, actor, id, patch, action).await?;
+    table::finish_update(tx, before, after).await
+}
+
+async fn patch_row(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Id,
+    patch: DealPatch,
+    action: &str,
+) -> Result<(Value, Option<Value>), StoreError> {
+    patch.check()?;
+    let before = TABLE.lock(conn, id).await?;
     let current: Deal = table::to_record(before.clone())?;
-    ensure_exists(&mut tx, &contacts::TABLE, patch.contact_id.flatten(), "contact_id").await?;
-    ensure_exists(&mut tx, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
-    ensure_exists(&mut tx, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
+    ensure_exists(conn, &contacts::TABLE, patch.contact_id.flatten(), "contact_id").await?;
+    ensure_exists(conn, &companies::TABLE, patch.company_id.flatten(), "company_id").await?;
+    ensure_exists(conn, &users::TABLE, patch.owner_id.flatten(), "owner_id").await?;
 
     let mut fields = table::to_fields(&patch)?;
     fields.remove("pipeline_id");
     fields.remove("stage_id");
     if patch.pipeline_id.is_some() || patch.stage_id.is_some() {
-        let stage = target_stage(&mut tx, &current, patch.pipeline_id, patch.stage_id).await?;
+        let stage = target_stage(conn, &current, patch.pipeline_id, patch.stage_id).await?;
         if stage.id != current.stage_id {
             enter_stage(&mut fields, &stage, Some(&current));
         }
     }
-    let after = TABLE.update_audited(&mut tx, actor, &before, &fields, action).await?;
-    table::finish_update(tx, before, after).await
+    let after = TABLE.update_audited(conn, actor, &before, &fields, action).await?;
+    Ok((before, after))
 }
 
 /// The stage a patch asks for: the named stage (which must be in the target pipeline), or

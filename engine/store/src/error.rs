@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The input clashes with existing data (a duplicate email, a duplicate name).
     #[error("{0}")]
     Conflict(String),
+    /// Something named is not there: a secret, the user a message is for.
+    #[error("{0}")]
+    Missing(String),
     /// A malformed list request: unknown sort field, a cursor from elsewhere.
     #[error("{0}")]
     InvalidQuery(String),
@@ -40,6 +43,12 @@ impl StoreError {
             },
             _ => false,
         }
+    }
+}
+
+impl From<crm_concepts::fields::FieldError> for StoreError {
+    fn from(e: crm_concepts::fields::FieldError) -> StoreError {
+        StoreError::Validation { field: e.field, message: e.message }
     }
 }
 

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Db;
 use crate::error::StoreError;
-use crate::{table, users, validate};
+use crate::{table, users};
+use crm_concepts::fields;
 
 /// Letters and digits only, so the code survives Telegram's `/start` deep links.
 const CODE_LEN: usize = 24;
@@ -90,7 +91,7 @@ pub async fn redeem(db: &Db, code: &str, telegram_user_id: i64, name: &str) -> R
     if code.trim().is_empty() || code.len() > 128 {
         return Err(refused());
     }
-    validate::text("name", name, 200)?;
+    fields::text("name", name, 200)?;
     let mut tx = db.pool.begin().await?;
     let row: Option<(Id, String, Option<Id>)> = sqlx::query_as(
         "SELECT id, role, created_by FROM invites

@@ -1,12 +1,14 @@
 //! Notes: free text attached to exactly one record, written by the acting user.
 
+use crm_concepts::fields::Checked;
 use crm_concepts::records::{Actor, Id, NewNote, Note, NoteFilter, NotePatch, Page, PageRequest, RecordKind};
-use serde_json::json;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
 
 use crate::Db;
 use crate::error::StoreError;
 use crate::table::{self, CREATED_AT, ID, Table, UPDATED_AT, ensure_exists};
-use crate::{companies, contacts, deals, tasks, validate};
+use crate::{companies, contacts, deals, tasks};
 
 pub(crate) const TABLE: Table = Table {
     name: "notes",
@@ -17,42 +19,55 @@ pub(crate) const TABLE: Table = Table {
     default_sort: "-created_at",
 };
 
-const MAX_BODY: usize = 20_000;
-
 pub async fn create(db: &Db, actor: &Actor, new: NewNote) -> Result<Note, StoreError> {
-    validate::text("body", &new.body, MAX_BODY)?;
-    let links = [new.contact_id, new.company_id, new.deal_id, new.task_id].iter().filter(|l| l.is_some()).count();
-    if links != 1 {
-        return Err(StoreError::validation(
-            "contact_id",
-            "a note belongs to exactly one record: give one of contact_id, company_id, deal_id, task_id",
-        ));
-    }
     let mut tx = db.pool.begin().await?;
-    ensure_exists(&mut tx, &contacts::TABLE, new.contact_id, "contact_id").await?;
-    ensure_exists(&mut tx, &companies::TABLE, new.company_id, "company_id").await?;
-    ensure_exists(&mut tx, &deals::TABLE, new.deal_id, "deal_id").await?;
-    ensure_exists(&mut tx, &tasks::TABLE, new.task_id, "task_id").await?;
+    let note = create_in(&mut tx, actor, new).await?;
+    tx.commit().await?;
+    Ok(note)
+}
+
+/// [`create`] inside the caller's transaction.
+pub async fn create_in(conn: &mut PgConnection, actor: &Actor, new: NewNote) -> Result<Note, StoreError> {
+    new.check()?;
+    ensure_exists(conn, &contacts::TABLE, new.contact_id, "contact_id").await?;
+    ensure_exists(conn, &companies::TABLE, new.company_id, "company_id").await?;
+    ensure_exists(conn, &deals::TABLE, new.deal_id, "deal_id").await?;
+    ensure_exists(conn, &tasks::TABLE, new.task_id, "task_id").await?;
     let mut fields = table::to_fields(&new)?;
     fields.insert("author_id".into(), json!(actor.user_id));
-    let after = TABLE.create_audited(&mut tx, actor, &fields).await?;
-    tx.commit().await?;
-    table::to_record(after)
+    table::to_record(TABLE.create_audited(conn, actor, &fields).await?)
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<Note, StoreError> {
-    let mut conn = db.pool.acquire().await?;
-    table::to_record(TABLE.get(&mut conn, id).await?)
+    get_in(&mut *db.pool.acquire().await?, id).await
+}
+
+pub async fn get_in(conn: &mut PgConnection, id: Id) -> Result<Note, StoreError> {
+    table::to_record(TABLE.get(conn, id).await?)
 }
 
 pub async fn update(db: &Db, actor: &Actor, id: Id, patch: NotePatch) -> Result<Note, StoreError> {
-    if let Some(b) = &patch.body {
-        validate::text("body", b, MAX_BODY)?;
-    }
     let mut tx = db.pool.begin().await?;
-    let before = TABLE.lock(&mut tx, id).await?;
-    let after = TABLE.update_audited(&mut tx, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    let (before, after) = patch_row(&mut tx, actor, id, patch).await?;
     table::finish_update(tx, before, after).await
+}
+
+/// [`update`] inside the caller's transaction.
+pub async fn update_in(conn: &mut PgConnection, actor: &Actor, id: Id, patch: NotePatch) -> Result<Note, StoreError> {
+    let (before, after) = patch_row(conn, actor, id, patch).await?;
+    table::to_record(after.unwrap_or(before))
+}
+
+async fn patch_row(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Id,
+    patch: NotePatch,
+) -> Result<(Value, Option<Value>), StoreError> {
+    patch.check()?;
+    let before = TABLE.lock(conn, id).await?;
+    let after = TABLE.update_audited(conn, actor, &before, &table::to_fields(&patch)?, "updated").await?;
+    Ok((before, after))
 }
 
 pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
@@ -63,9 +78,16 @@ pub async fn delete(db: &Db, actor: &Actor, id: Id) -> Result<(), StoreError> {
 }
 
 pub async fn list(db: &Db, filter: &NoteFilter, page: &PageRequest) -> Result<Page<Note>, StoreError> {
-    let mut conn = db.pool.acquire().await?;
+    list_in(&mut *db.pool.acquire().await?, filter, page).await
+}
+
+pub async fn list_in(
+    conn: &mut PgConnection,
+    filter: &NoteFilter,
+    page: &PageRequest,
+) -> Result<Page<Note>, StoreError> {
     let rows = TABLE
-        .list(&mut conn, page, |qb| {
+        .list(conn, page, |qb| {
             let mut eq = |col: &str, v: Option<Id>| {
                 if let Some(v) = v {
                     qb.push(format!(" AND t.{col} = ")).push_bind(v);

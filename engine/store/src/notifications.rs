@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgListener;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 use crate::cursor::Cursor;
@@ -90,6 +90,11 @@ pub struct Origin<'a> {
 }
 
 pub async fn add(db: &Db, user_id: i64, text: &str, origin: Origin<'_>) -> Result<i64, StoreError> {
+    add_in(&mut *db.pool.acquire().await?, user_id, text, origin).await
+}
+
+/// [`add`] inside the caller's transaction; the bot hears of it when that commits.
+pub async fn add_in(conn: &mut PgConnection, user_id: i64, text: &str, origin: Origin<'_>) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar(
         "INSERT INTO notifications (user_id, text, run_id, step, workflow) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -98,7 +103,7 @@ pub async fn add(db: &Db, user_id: i64, text: &str, origin: Origin<'_>) -> Resul
     .bind(origin.run_id)
     .bind(origin.step)
     .bind(origin.workflow)
-    .fetch_one(&db.pool)
+    .fetch_one(conn)
     .await?;
     Ok(id)
 }

@@ -8,13 +8,13 @@ use crate::Db;
 use crate::audit;
 use crate::error::StoreError;
 use crate::table;
-use crate::validate;
+use crm_concepts::fields;
 
 const PIPELINE_JSON: &str = "jsonb_build_object('id', p.id, 'name', p.name, 'created_at', p.created_at,
     'stages', COALESCE((SELECT jsonb_agg(to_jsonb(s.*) ORDER BY s.position) FROM stages s WHERE s.pipeline_id = p.id), '[]'::jsonb))";
 
 pub async fn create(db: &Db, actor: &Actor, new: NewPipeline) -> Result<Pipeline, StoreError> {
-    validate::text("name", &new.name, 200)?;
+    fields::text("name", &new.name, 200)?;
     if new.stages.is_empty() {
         return Err(StoreError::validation("stages", "a pipeline needs at least one stage"));
     }
@@ -22,7 +22,7 @@ pub async fn create(db: &Db, actor: &Actor, new: NewPipeline) -> Result<Pipeline
         return Err(StoreError::validation("stages", "at most 50 stages"));
     }
     for (i, s) in new.stages.iter().enumerate() {
-        validate::text(&format!("stages[{i}].name"), &s.name, 200)?;
+        fields::text(&format!("stages[{i}].name"), &s.name, 200)?;
     }
     let mut tx = db.pool.begin().await?;
     let (id,): (Id,) = sqlx::query_as("INSERT INTO pipelines (name) VALUES ($1) RETURNING id")

@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use crm_concepts::run::{AttemptStatus, Notify, RunError, RunStatus, StepStatus};
-use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -150,12 +149,12 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
         .collect()
 }
 
-fn status_of(row: &PgRow) -> Result<RunStatus, sqlx::Error> {
+pub(crate) fn status_of(row: &PgRow) -> Result<RunStatus, sqlx::Error> {
     let s: String = row.try_get("status")?;
     s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
 }
 
-fn step_status_of(row: &PgRow) -> Result<StepStatus, sqlx::Error> {
+pub(crate) fn step_status_of(row: &PgRow) -> Result<StepStatus, sqlx::Error> {
     let s: String = row.try_get("status")?;
     s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
 }
@@ -541,208 +540,4 @@ pub async fn swap_state(pool: &PgPool, key: &str, value: &str) -> Result<Option<
     .await?;
     tx.commit().await?;
     Ok(old)
-}
-
-// ---- history -------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: Uuid,
-    pub workflow: String,
-    pub version: i32,
-    pub status: RunStatus,
-    pub trigger: String,
-    pub acting_user: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// submit to finish, when finished
-    pub duration_ms: Option<f64>,
-    pub error: Option<RunError>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRecord {
-    #[serde(flatten)]
-    pub summary: RunSummary,
-    pub input: serde_json::Value,
-    pub notify: Option<Notify>,
-    pub idempotency_key: Option<String>,
-    pub result: Option<serde_json::Value>,
-    pub rendered: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRecord {
-    pub step: String,
-    pub status: StepStatus,
-    pub attempt: i32,
-    pub output: Option<serde_json::Value>,
-    pub error: Option<serde_json::Value>,
-    pub next: Option<Vec<String>>,
-    pub queued_at: Option<DateTime<Utc>>,
-    pub enqueued_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<f64>,
-    pub attempts: Vec<AttemptView>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptView {
-    pub attempt: i32,
-    pub status: AttemptStatus,
-    pub worker: String,
-    pub error: Option<serde_json::Value>,
-    pub logs: serde_json::Value,
-    pub usage: serde_json::Value,
-    pub applied: bool,
-    pub received_at: DateTime<Utc>,
-}
-
-fn summary_of(r: &PgRow) -> Result<RunSummary, sqlx::Error> {
-    let created_at: DateTime<Utc> = r.try_get("created_at")?;
-    let finished_at: Option<DateTime<Utc>> = r.try_get("finished_at")?;
-    Ok(RunSummary {
-        id: r.try_get("id")?,
-        workflow: r.try_get("workflow")?,
-        version: r.try_get("version")?,
-        status: status_of(r)?,
-        trigger: r.try_get("trigger")?,
-        acting_user: r.try_get("acting_user")?,
-        created_at,
-        started_at: r.try_get("started_at")?,
-        finished_at,
-        duration_ms: finished_at.map(|f| millis(f - created_at)),
-        error: r.try_get::<Option<serde_json::Value>, _>("error")?.and_then(|e| serde_json::from_value(e).ok()),
-    })
-}
-
-fn millis(d: chrono::TimeDelta) -> f64 {
-    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
-}
-
-/// Filters and page of a run list; runs come newest first.
-#[derive(Debug, Clone, Default)]
-pub struct RunQuery {
-    pub workflow: Option<String>,
-    pub status: Option<RunStatus>,
-    pub limit: i64,
-    pub cursor: Option<String>,
-}
-
-pub async fn list(pool: &PgPool, q: &RunQuery) -> Result<(Vec<RunSummary>, Option<String>), WorkflowError> {
-    let after = match &q.cursor {
-        Some(c) => Some(decode_cursor(c)?),
-        None => None,
-    };
-    let limit = q.limit.clamp(1, 200);
-    let rows = sqlx::query(
-        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error
-         FROM runs
-         WHERE ($1::text IS NULL OR workflow = $1)
-           AND ($2::text IS NULL OR status = $2)
-           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
-         ORDER BY created_at DESC, id DESC
-         LIMIT $5",
-    )
-    .bind(q.workflow.as_deref())
-    .bind(q.status.map(|s| s.as_str()))
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    let mut items = rows.iter().map(summary_of).collect::<Result<Vec<_>, _>>()?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|l| encode_cursor(l.created_at, l.id))
-    } else {
-        None
-    };
-    Ok((items, next))
-}
-
-fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), id.simple())
-}
-
-fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), WorkflowError> {
-    let bad = || WorkflowError::InvalidQuery("cursor is not one this API handed out".into());
-    let (t, id) = c.split_once('_').ok_or_else(bad)?;
-    let t = DateTime::from_timestamp_micros(t.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-    Ok((t, Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<RunRecord, WorkflowError> {
-    let r = sqlx::query(
-        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error,
-                input, notify, idempotency_key, result, rendered
-         FROM runs WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(WorkflowError::RunNotFound(id))?;
-    Ok(RunRecord {
-        summary: summary_of(&r)?,
-        input: r.try_get("input")?,
-        notify: r.try_get::<Option<serde_json::Value>, _>("notify")?.and_then(|n| serde_json::from_value(n).ok()),
-        idempotency_key: r.try_get("idempotency_key")?,
-        result: r.try_get("result")?,
-        rendered: r.try_get("rendered")?,
-    })
-}
-
-/// A run's steps with every attempt, in no particular order (the caller orders them by
-/// the manifest).
-pub async fn steps(pool: &PgPool, id: Uuid) -> Result<Vec<StepRecord>, WorkflowError> {
-    let attempts = sqlx::query(
-        "SELECT step, attempt, status, worker, error, logs, usage, applied, received_at
-         FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let mut by_step: std::collections::HashMap<String, Vec<AttemptView>> = Default::default();
-    for a in &attempts {
-        let s: String = a.try_get("status")?;
-        by_step.entry(a.try_get("step")?).or_default().push(AttemptView {
-            attempt: a.try_get("attempt")?,
-            status: s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-            worker: a.try_get("worker")?,
-            error: a.try_get("error")?,
-            logs: a.try_get("logs")?,
-            usage: a.try_get("usage")?,
-            applied: a.try_get("applied")?,
-            received_at: a.try_get("received_at")?,
-        });
-    }
-    let rows = sqlx::query(
-        "SELECT step, status, attempt, output, error, next, queued_at, enqueued_at, finished_at
-         FROM run_steps WHERE run_id = $1",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let step: String = r.try_get("step")?;
-            let queued_at: Option<DateTime<Utc>> = r.try_get("queued_at")?;
-            let finished_at: Option<DateTime<Utc>> = r.try_get("finished_at")?;
-            Ok(StepRecord {
-                attempts: by_step.remove(&step).unwrap_or_default(),
-                step,
-                status: step_status_of(r)?,
-                attempt: r.try_get("attempt")?,
-                output: r.try_get("output")?,
-                error: r.try_get("error")?,
-                next: r.try_get("next")?,
-                queued_at,
-                enqueued_at: r.try_get("enqueued_at")?,
-                finished_at,
-                duration_ms: queued_at.zip(finished_at).map(|(q, f)| millis(f - q)),
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
 }

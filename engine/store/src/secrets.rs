@@ -1,11 +1,15 @@
 //! Named secrets steps read once granted `secret:NAME`.
 
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use crate::{Db, StoreError};
 
 pub async fn get(db: &Db, name: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT value FROM secrets WHERE name = $1").bind(name).fetch_optional(&db.pool).await?;
+    get_in(&mut *db.pool.acquire().await?, name).await
+}
+
+pub async fn get_in(conn: &mut PgConnection, name: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT value FROM secrets WHERE name = $1").bind(name).fetch_optional(conn).await?;
     Ok(match row {
         Some(r) => Some(r.try_get("value")?),
         None => None,

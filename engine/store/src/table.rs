@@ -36,7 +36,7 @@ pub struct Table {
 const DERIVED: &str = "'{words,phone_digits}'::text[]";
 
 /// The JSON of row `alias` without the derived columns.
-fn row_json(alias: &str) -> String {
+pub(crate) fn row_json(alias: &str) -> String {
     format!("(to_jsonb({alias}.*) - {DERIVED})")
 }
 

@@ -17,7 +17,7 @@ const PREFIX: &str = "crm_";
 
 /// Creates a token for `user_id`; the returned string is the only copy of the secret.
 pub async fn create(db: &Db, user_id: Id, name: &str) -> Result<(ApiToken, String), StoreError> {
-    crate::validate::text("name", name, 200)?;
+    crm_concepts::fields::text("name", name, 200)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));

@@ -6,7 +6,7 @@ use crm_concepts::user::{NewUser, User};
 use crate::Db;
 use crate::error::StoreError;
 use crate::table::{self, CREATED_AT, ID, SortKey, Table};
-use crate::validate;
+use crm_concepts::fields;
 
 pub(crate) const TABLE: Table = Table {
     name: "users",
@@ -18,8 +18,8 @@ pub(crate) const TABLE: Table = Table {
 };
 
 pub async fn create(db: &Db, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
-    validate::text("name", &new.name, 200)?;
-    validate::email("email", new.email.as_deref())?;
+    fields::text("name", &new.name, 200)?;
+    fields::email("email", new.email.as_deref())?;
     let mut tx = db.pool.begin().await?;
     let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
     tx.commit().await?;

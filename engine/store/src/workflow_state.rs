@@ -1,41 +1,37 @@
-//! The per-workflow key-value state steps keep across runs (capability `state`).
+//! The per-workflow key-value state steps keep across runs (capability `state`). Steps
+//! reach it only through host calls, inside the engine's journaled transaction.
 
-use sqlx::Row;
+use serde_json::Value;
+use sqlx::PgConnection;
 
-use crate::{Db, StoreError};
+use crate::StoreError;
 
-/// The value under `key` as JSON text.
-pub async fn get(db: &Db, workflow: &str, key: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT value::text AS value FROM workflow_state WHERE workflow = $1 AND key = $2")
+pub async fn get(conn: &mut PgConnection, workflow: &str, key: &str) -> Result<Option<Value>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT value FROM workflow_state WHERE workflow = $1 AND key = $2")
         .bind(workflow)
         .bind(key)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("value")?),
-        None => None,
-    })
+        .fetch_optional(conn)
+        .await?)
 }
 
-/// `value` is JSON text (validated by the caller; Postgres refuses anything else).
-pub async fn set(db: &Db, workflow: &str, key: &str, value: &str) -> Result<(), StoreError> {
+pub async fn set(conn: &mut PgConnection, workflow: &str, key: &str, value: &Value) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO workflow_state (workflow, key, value) VALUES ($1, $2, $3::jsonb)
+        "INSERT INTO workflow_state (workflow, key, value) VALUES ($1, $2, $3)
          ON CONFLICT (workflow, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
     )
     .bind(workflow)
     .bind(key)
     .bind(value)
-    .execute(&db.pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn delete(db: &Db, workflow: &str, key: &str) -> Result<(), StoreError> {
+pub async fn delete(conn: &mut PgConnection, workflow: &str, key: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM workflow_state WHERE workflow = $1 AND key = $2")
         .bind(workflow)
         .bind(key)
-        .execute(&db.pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! disabling stops new runs; a rollback makes an earlier version current again. Versions
 //! are never changed or deleted, because runs point at the version they started with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{Manifest, Trigger};
@@ -308,4 +308,27 @@ pub async fn rollback(pool: &PgPool, name: &str, to: Option<i32>) -> Result<Work
         .await?;
     tx.commit().await?;
     Ok(get(pool, name).await?.summary)
+}
+
+/// What a batch of new runs needs to know before it is admitted: the current version and
+/// whether it is enabled, per workflow named, and which of the named acting users exist
+/// and are active. One round trip, in the caller's transaction.
+pub async fn admission_facts(
+    conn: &mut sqlx::PgConnection,
+    workflows: &[&str],
+    users: &[i64],
+) -> Result<(HashMap<String, (i32, bool)>, HashSet<i64>), WorkflowError> {
+    // The users ride along on every row (one round trip); with no row, every run of the
+    // batch fails on its workflow anyway.
+    let rows: Vec<(String, i32, bool, Vec<i64>)> = sqlx::query_as(
+        "SELECT w.name, w.current_version, w.enabled,
+                ARRAY(SELECT id FROM users WHERE id = ANY($2) AND disabled_at IS NULL)
+         FROM workflows w WHERE w.name = ANY($1)",
+    )
+    .bind(workflows)
+    .bind(users)
+    .fetch_all(&mut *conn)
+    .await?;
+    let active: HashSet<i64> = rows.first().map(|r| r.3.iter().copied().collect()).unwrap_or_default();
+    Ok((rows.into_iter().map(|(n, v, e, _)| (n, (v, e))).collect(), active))
 }

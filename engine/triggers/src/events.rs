@@ -26,6 +26,8 @@ use uuid::Uuid;
 use crate::catalog::Catalog;
 use crate::error::TriggerError;
 use crate::event_match::{RecordChange, matches};
+use crm_scheduler::Admitted;
+
 use crate::starter::{RunStarter, StartRunError};
 
 /// The longest chain of workflows one original change may set off.
@@ -170,16 +172,25 @@ pub async fn process(pool: &PgPool, starter: &dyn RunStarter, mode: Mode) -> Res
     }
 
     let requests: Vec<RunRequest> = planned.iter().map(|p| p.request.clone()).collect();
+    let mut admitted = Admitted::default();
     let results = match mode {
-        Mode::Batch => starter.start_runs(&mut tx, requests).await,
+        Mode::Batch => {
+            let (results, batch) = starter.start_runs(&mut tx, requests).await;
+            admitted = batch;
+            results
+        }
         Mode::Careful => {
             let mut results = Vec::with_capacity(requests.len());
             for request in requests {
                 // A savepoint, so a failed start leaves the rest of the transaction usable.
                 sqlx::query("SAVEPOINT trigger_start").execute(&mut *tx).await?;
-                let r = starter.start_run(&mut tx, request).await;
-                let end =
-                    if r.is_ok() { "RELEASE SAVEPOINT trigger_start" } else { "ROLLBACK TO SAVEPOINT trigger_start" };
+                let (r, one) = starter.start_run(&mut tx, request).await;
+                let end = if r.is_ok() {
+                    admitted.extend(one);
+                    "RELEASE SAVEPOINT trigger_start"
+                } else {
+                    "ROLLBACK TO SAVEPOINT trigger_start"
+                };
                 sqlx::query(end).execute(&mut *tx).await?;
                 results.push(r);
             }
@@ -218,9 +229,7 @@ pub async fn process(pool: &PgPool, starter: &dyn RunStarter, mode: Mode) -> Res
     let ids: Vec<i64> = changes.iter().map(|c| c.outbox_id).collect();
     sqlx::query("UPDATE outbox SET processed_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
     tx.commit().await?;
-    if !triggered.run_ids.is_empty() {
-        starter.committed(&triggered.run_ids);
-    }
+    starter.committed(admitted).await;
     Ok(stats)
 }
 

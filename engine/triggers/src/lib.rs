@@ -13,7 +13,7 @@ pub mod starter;
 pub mod webhook;
 
 pub use error::{TriggerError, WebhookError};
-pub use starter::{RunStarter, StartRunError, StoreStarter};
+pub use starter::{RunStarter, StartRunError};
 
 use std::sync::Arc;
 

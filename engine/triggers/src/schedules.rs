@@ -222,6 +222,7 @@ async fn fire_schedule(
         return Ok(0);
     };
     let mut started = Vec::new();
+    let mut admitted = crm_scheduler::Admitted::default();
     for tick in &due {
         let claimed = sqlx::query(
             "INSERT INTO cron_ticks (schedule_id, tick_at, claimed_by, missed) VALUES ($1, $2, $3, $4)
@@ -246,7 +247,9 @@ async fn fire_schedule(
             idempotency_key: Some(format!("cron:{}:{}", s.id, tick.at.timestamp())),
             trigger: Some("cron".into()),
         };
-        match starter.start_run(&mut tx, request).await {
+        let (started_run, one) = starter.start_run(&mut tx, request).await;
+        admitted.extend(one);
+        match started_run {
             Ok(run_id) => {
                 sqlx::query("UPDATE cron_ticks SET run_id = $3 WHERE schedule_id = $1 AND tick_at = $2")
                     .bind(s.id)
@@ -276,9 +279,7 @@ async fn fire_schedule(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    if !started.is_empty() {
-        starter.committed(&started);
-    }
+    starter.committed(admitted).await;
     Ok(started.len())
 }
 

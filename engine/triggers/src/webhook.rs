@@ -123,7 +123,8 @@ pub async fn accept(
         idempotency_key: Some(format!("webhook:{}", hex::encode(&sig[..16]))),
         trigger: Some("webhook".into()),
     };
-    let run_id = match starter.start_run(&mut tx, run).await {
+    let (started, admitted) = starter.start_run(&mut tx, run).await;
+    let run_id = match started {
         Ok(id) => id,
         Err(StartRunError::Unavailable(_)) => {
             return Err(WebhookError::UnknownHook(request.path.to_string()));
@@ -147,7 +148,7 @@ pub async fn accept(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    starter.committed(&[run_id]);
+    starter.committed(admitted).await;
     Ok(Accepted { run_id, workflow: trigger.workflow })
 }
 

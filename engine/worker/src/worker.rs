@@ -1,17 +1,21 @@
-//! The worker loop: intake, takeover of stale jobs, heartbeats, batched publishing, and a
-//! draining shutdown.
+//! The worker loop: intake (with the check that each job is the engine's), takeover of
+//! stale jobs, heartbeats, batched hand-in of results, and a draining shutdown.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crm_concepts::step::{StepError, StepJob, StepOutcome, StepResult, StepUsage};
-use crm_queue::{JobEntry, Queue};
-use crm_runtime::{CallContext, Runtime, Services, StepCall, StepRun};
+use crm_concepts::step::{
+    StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult, is_digest,
+};
+use crm_queue::{Queue, RawJob};
+use crm_runtime::{HostCalls, Runtime, StepCall, StepRun};
+use crm_trust::JobVerifier;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::components::ComponentSource;
+use crate::channel::{ChannelError, EngineChannel};
+use crate::host::EngineHost;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -24,7 +28,7 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// how long one read waits for new jobs (bounds how fast shutdown is noticed)
     pub read_block: Duration,
-    /// results published per Redis transaction at most
+    /// results handed in per request at most
     pub publish_batch: usize,
 }
 
@@ -41,31 +45,70 @@ impl WorkerConfig {
     }
 }
 
-pub struct Worker<S: 'static, C> {
+pub struct Worker {
     config: WorkerConfig,
     queue: Queue,
-    runtime: Arc<Runtime<S>>,
-    services: Arc<S>,
-    components: Arc<C>,
+    runtime: Arc<Runtime<EngineHost>>,
+    host: Arc<EngineHost>,
+    channel: EngineChannel,
+    verifier: JobVerifier,
 }
 
-/// Entry ids of jobs taken and not yet published: kept fresh against the visibility timeout.
+/// Entry ids of jobs taken and not yet acked: kept fresh against the visibility timeout.
 type InFlight = Arc<Mutex<HashSet<String>>>;
 
-struct Shared<S: 'static, C> {
-    runtime: Arc<Runtime<S>>,
-    services: Arc<S>,
-    components: Arc<C>,
+struct Shared {
+    runtime: Arc<Runtime<EngineHost>>,
+    host: Arc<EngineHost>,
+    channel: EngineChannel,
     in_flight: InFlight,
-    results: mpsc::UnboundedSender<(StepResult, String)>,
+    results: mpsc::UnboundedSender<(TicketedResult, String)>,
     worker_id: String,
 }
 
-/// Runs one job to a result: loads the component (memory, disk cache, then Postgres), runs
+/// Why a job read from Redis is not run: nothing about it is the engine's word.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("it carries no signature")]
+    Unsigned,
+    #[error("its signature is not the engine's")]
+    Forged,
+    #[error("it does not decode as a step job: {0}")]
+    Malformed(String),
+    #[error("{0:?} is not a component digest")]
+    BadDigest(String),
+}
+
+/// Believes a job only when the engine signed exactly these bytes.
+fn admit(verifier: &JobVerifier, raw: &RawJob) -> Result<StepJob, Refusal> {
+    let signature = raw.signature.as_deref().ok_or(Refusal::Unsigned)?;
+    if !verifier.verify(&raw.payload, signature) {
+        return Err(Refusal::Forged);
+    }
+    let job: StepJob = serde_json::from_slice(&raw.payload).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if !is_digest(&job.component) {
+        return Err(Refusal::BadDigest(job.component));
+    }
+    Ok(job)
+}
+
+/// Where a worker finds component bytes it has not compiled yet.
+pub trait ComponentSource: Send + Sync + 'static {
+    /// The bytes stored under `digest`; [`ChannelError::NoComponent`] when none are.
+    fn fetch(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, ChannelError>> + Send;
+}
+
+impl ComponentSource for EngineChannel {
+    async fn fetch(&self, digest: &str) -> Result<Vec<u8>, ChannelError> {
+        self.component(digest).await
+    }
+}
+
+/// Runs one job to a result: loads the component (memory, disk cache, then the source), runs
 /// it, and turns every failure along the way into a step error rather than an `Err`.
-pub async fn execute<S: Services, C: ComponentSource>(
-    runtime: &Runtime<S>,
-    services: &Arc<S>,
+pub async fn execute<H: HostCalls, C: ComponentSource>(
+    runtime: &Runtime<H>,
+    host: &Arc<H>,
     components: &C,
     job: &StepJob,
 ) -> StepRun {
@@ -77,59 +120,70 @@ pub async fn execute<S: Services, C: ComponentSource>(
     let prepared = match runtime.load_cached(&job.component).await {
         Ok(Some(p)) => p,
         Ok(None) => match components.fetch(&job.component).await {
-            Ok(Some(bytes)) => match runtime.load(&job.component, Arc::new(bytes)).await {
+            Ok(bytes) => match runtime.load(&job.component, Arc::new(bytes)).await {
                 Ok(p) => p,
                 Err(e) => return failed(e),
             },
-            Ok(None) => {
+            Err(ChannelError::NoComponent(_)) => {
                 return failed(StepError::permanent(
-                    "component_missing",
+                    StepErrorCode::ComponentMissing,
                     format!("no component with digest {} is stored", job.component),
                 ));
             }
             Err(e) => {
-                return failed(StepError::retryable("unavailable", format!("fetching the component: {e}")));
+                return failed(StepError::retryable(
+                    StepErrorCode::Unavailable,
+                    format!("fetching the component: {e}"),
+                ));
             }
         },
         Err(e) => return failed(e),
     };
     let call = StepCall {
-        cx: CallContext { key: job.key.clone(), workflow: job.workflow.clone(), acting_user: job.acting_user },
+        key: job.key.clone(),
+        workflow: job.workflow.clone(),
+        acting_user: job.acting_user,
+        ticket: job.ticket.clone(),
         input: &job.input,
         grants: Arc::new(job.grants.clone()),
         limits: &job.limits,
     };
-    runtime.run(&prepared, call, services.clone()).await
+    runtime.run(&prepared, call, host.clone()).await
 }
 
-impl<S: Services, C: ComponentSource> Worker<S, C> {
-    pub fn new(
+impl Worker {
+    /// Asks the engine for the key its jobs are signed with: a worker that cannot reach
+    /// the engine, or whose credential is refused, does not start.
+    pub async fn connect(
         config: WorkerConfig,
         queue: Queue,
-        runtime: Arc<Runtime<S>>,
-        services: Arc<S>,
-        components: Arc<C>,
-    ) -> Self {
-        Worker { config, queue, runtime, services, components }
+        runtime: Arc<Runtime<EngineHost>>,
+        channel: EngineChannel,
+    ) -> Result<Worker, ChannelError> {
+        let hello = channel.hello().await?;
+        let verifier = JobVerifier::from_hex(&hello.public_key).map_err(|e| ChannelError::Refused(e.to_string()))?;
+        let host = Arc::new(EngineHost::new(channel.clone()));
+        Ok(Worker { config, queue, runtime, host, channel, verifier })
     }
 
     /// Works until `shutdown` resolves, then stops taking jobs, finishes the running ones,
     /// publishes their results and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), crm_queue::QueueError> {
-        let Worker { config, queue, runtime, services, components } = self;
+        let Worker { config, queue, runtime, host, channel, verifier } = self;
         let concurrency = config.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let (tx, rx) = mpsc::unbounded_channel();
         let in_flight: InFlight = Arc::default();
         let shared = Arc::new(Shared {
             runtime,
-            services,
-            components,
+            host,
+            channel: channel.clone(),
             in_flight: in_flight.clone(),
             results: tx,
             worker_id: config.id.clone(),
         });
-        let publisher = tokio::spawn(publish(queue.clone(), rx, in_flight.clone(), config.publish_batch.max(1)));
+        let publisher =
+            tokio::spawn(publish(queue.clone(), channel, rx, in_flight.clone(), config.publish_batch.max(1)));
         queue.heartbeat(&config.id).await?;
         let beat = tokio::spawn(heartbeat(queue.clone(), in_flight, config.clone()));
         tracing::info!(worker = %config.id, concurrency, "worker started");
@@ -178,8 +232,23 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
             if stale_due && !entries.is_empty() {
                 tracing::info!(count = entries.len(), "took over jobs held by an unresponsive worker");
             }
+            let mut refused = Vec::new();
+            let mut admitted = Vec::with_capacity(entries.len());
+            for raw in entries {
+                match admit(&verifier, &raw) {
+                    Ok(job) => admitted.push((raw.id, job)),
+                    Err(why) => {
+                        tracing::warn!(entry = %raw.id, "refused a job from Redis: {why}");
+                        refused.push(raw.id);
+                    }
+                }
+            }
+            // Nobody may ever run a refused job: take it off the stream for good.
+            if let Err(e) = queue.ack_jobs(&refused).await {
+                tracing::warn!("cannot remove refused jobs: {e}");
+            }
             let mut first = Some(first);
-            for entry in entries {
+            for entry in admitted {
                 let permit = match first.take() {
                     Some(p) => p,
                     None => match permits.clone().acquire_owned().await {
@@ -209,15 +278,10 @@ impl<S: Services, C: ComponentSource> Worker<S, C> {
     }
 }
 
-fn spawn_step<S: Services, C: ComponentSource>(
-    shared: Arc<Shared<S, C>>,
-    entry: JobEntry,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) {
-    shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry.id.clone());
+fn spawn_step(shared: Arc<Shared>, (entry_id, job): (String, StepJob), permit: tokio::sync::OwnedSemaphorePermit) {
+    shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry_id.clone());
     tokio::spawn(async move {
-        let job = entry.job;
-        let run = execute(&shared.runtime, &shared.services, &*shared.components, &job).await;
+        let run = execute(&shared.runtime, &shared.host, &shared.channel, &job).await;
         if let StepOutcome::Failed { error } = &run.outcome {
             tracing::info!(run = %job.key.run_id, step = %job.key.step, code = %error.code, "step failed: {}", error.message);
         }
@@ -229,22 +293,24 @@ fn spawn_step<S: Services, C: ComponentSource>(
             worker: shared.worker_id.clone(),
         };
         // The receiver lives until every sender is gone, so this cannot fail in practice.
-        let _ = shared.results.send((result, entry.id));
+        let _ = shared.results.send((TicketedResult { ticket: job.ticket, result }, entry_id));
         drop(permit);
     });
 }
 
-/// Publishes results in batches until every sender (the worker loop's `Shared` and the
-/// running steps' clones of it) is gone.
+/// Hands results to the engine in batches until every sender (the worker loop's `Shared`
+/// and the running steps' clones of it) is gone; acks each batch's jobs once the engine has
+/// committed it.
 async fn publish(
     queue: Queue,
-    mut rx: mpsc::UnboundedReceiver<(StepResult, String)>,
+    channel: EngineChannel,
+    mut rx: mpsc::UnboundedReceiver<(TicketedResult, String)>,
     in_flight_ids: InFlight,
     batch_max: usize,
 ) {
-    let done = |ids: &[(StepResult, String)]| {
+    let done = |ids: &[String]| {
         let mut set = in_flight_ids.lock().unwrap_or_else(PoisonError::into_inner);
-        for (_, id) in ids {
+        for id in ids {
             set.remove(id);
         }
     };
@@ -257,27 +323,34 @@ async fn publish(
                 Err(_) => break,
             }
         }
+        let (results, ids): (Vec<TicketedResult>, Vec<String>) = std::mem::take(&mut batch).into_iter().unzip();
         let mut backoff = Duration::from_millis(50);
         let mut tries = 0u32;
         loop {
-            match queue.publish_results_and_ack(&batch).await {
-                Ok(()) => break,
+            match channel.results(results.clone()).await {
+                Ok(()) => {
+                    if let Err(e) = queue.ack_jobs(&ids).await {
+                        // Redelivered later and run again: the journal and the idempotent
+                        // results make that harmless.
+                        tracing::warn!("acking handed-in jobs failed: {e}");
+                    }
+                    break;
+                }
                 Err(e) => {
                     tries += 1;
-                    // Unpublished jobs stay pending in Redis and are redelivered: giving up
-                    // after a long outage loses no step, it only repeats some.
-                    if tries > 40 {
-                        tracing::error!(count = batch.len(), "giving up publishing results: {e}");
+                    // Jobs not handed in stay pending in Redis and are redelivered: giving
+                    // up after a long outage loses no step, it only repeats some.
+                    if tries > 40 || !e.is_retryable() {
+                        tracing::error!(count = ids.len(), "giving up handing in results: {e}");
                         break;
                     }
-                    tracing::warn!("publishing results failed, retrying in {backoff:?}: {e}");
+                    tracing::warn!("handing in results failed, retrying in {backoff:?}: {e}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        done(&batch);
-        batch.clear();
+        done(&ids);
     }
 }
 

@@ -8,12 +8,16 @@
 //! - `due_in_days` (default 3, 0–365): the task is due this many days from now;
 //! - `assignee_id`: who gets the task; default the record's owner, else the run's acting user.
 //!
-//! Steps run at least once, so the task is created only when no open task with the same
-//! title is already linked to the record: a retried step never creates a second one.
+//! An open task with the same title already linked to the record (one a person made, say)
+//! is reused. Otherwise the task is *ensured* under a key naming the record: however many
+//! runs for the same record race, exactly one open follow-up exists afterwards, and a
+//! retried step gets the same task back from the engine's journal.
 //!
 //! **Capabilities:** `records:read`, `records:write`, `log`.
 //!
-//! **Output:** `{"task_id", "title", "due_at" (ms since epoch), "assignee_id", "created": bool}`.
+//! **Output:** `{"task_id", "title", "due_at" (ms since epoch), "assignee_id", "created": bool}`;
+//! `created` is true when this run put the task in place (a concurrent run for the same
+//! record may report the same task).
 
 use crm_sdk::records::{self, NewTask, TaskFilter};
 use crm_sdk::{DAY_MS, Input, Output, StepError};
@@ -62,11 +66,11 @@ fn run(input: Input) -> Result<Output, StepError> {
     }
 
     let due_at = crm_sdk::now_ms() + due_in_days * DAY_MS;
-    let (deal_id, contact_id) = match target {
-        Target::Deal(id) => (Some(id), None),
-        Target::Contact(id) => (None, Some(id)),
+    let (deal_id, contact_id, key) = match target {
+        Target::Deal(id) => (Some(id), None, format!("follow-up:deal:{id}")),
+        Target::Contact(id) => (None, Some(id), format!("follow-up:contact:{id}")),
     };
-    let task = records::create_task(&NewTask {
+    let task = records::ensure_task(&key, &NewTask {
         title,
         due_at: Some(due_at),
         assignee_id,

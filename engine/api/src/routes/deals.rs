@@ -43,6 +43,7 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
         contact_id: q.contact_id,
         company_id: q.company_id,
         q: q.q,
+        ..DealFilter::default()
     };
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(deals::list(&s.db, &filter, &page).await?))

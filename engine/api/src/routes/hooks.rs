@@ -38,9 +38,12 @@ async fn receive(
         signature: header(SIGNATURE_HEADER),
         body: &body,
     };
-    let accepted = webhook::accept(&state.db.pool, state.run_starter.as_ref(), request, chrono::Utc::now())
-        .await
-        .map_err(|e| refusal(&path, e))?;
+    let starter = state
+        .run_starter
+        .as_deref()
+        .ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))?;
+    let accepted =
+        webhook::accept(&state.db.pool, starter, request, chrono::Utc::now()).await.map_err(|e| refusal(&path, e))?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": accepted.run_id, "workflow": accepted.workflow }))))
 }
 

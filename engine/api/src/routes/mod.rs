@@ -15,4 +15,5 @@ pub mod schedules;
 pub mod search;
 pub mod tasks;
 pub mod users;
+pub mod workers;
 pub mod workflows;

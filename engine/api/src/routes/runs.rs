@@ -10,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use crm_concepts::run::{RunRequest, RunStatus};
-use crm_scheduler::history::{self, RunDetail};
 use crm_scheduler::{Accepted, Scheduler};
-use crm_store::runs::{self, RunQuery, RunSummary};
+use crm_store::run_history::{self, RunDetail, RunQuery, RunSummary};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -87,12 +86,12 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
         return Err(ApiError::bad_request("limit must be between 1 and 200"));
     }
     let query = RunQuery { workflow: q.workflow, status, limit, cursor: q.cursor };
-    let (items, next_cursor) = runs::list(&s.db.pool, &query).await.map_err(workflow_error)?;
+    let (items, next_cursor) = run_history::list(&s.db.pool, &query).await.map_err(workflow_error)?;
     Ok(Json(Page { items, next_cursor }))
 }
 
 async fn show(State(s): State<AppState>, _: Caller, Path(id): Path<Uuid>) -> Result<Json<RunDetail>, ApiError> {
-    Ok(Json(history::run_detail(&s.db.pool, id).await.map_err(workflow_error)?))
+    Ok(Json(run_history::run_detail(&s.db.pool, id).await.map_err(workflow_error)?))
 }
 
 async fn cancel(State(s): State<AppState>, c: Caller, Path(id): Path<Uuid>) -> Result<Json<RunSummary>, ApiError> {
@@ -115,12 +114,12 @@ async fn events(
     _: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    runs::get(&s.db.pool, id).await.map_err(workflow_error)?;
+    run_history::get(&s.db.pool, id).await.map_err(workflow_error)?;
     let pool = s.db.pool.clone();
     let stream = async_stream::stream! {
         let mut seen: std::collections::HashMap<String, (String, i32)> = Default::default();
         loop {
-            let (run, steps) = match (runs::get(&pool, id).await, runs::steps(&pool, id).await) {
+            let (run, steps) = match (run_history::get(&pool, id).await, run_history::steps(&pool, id).await) {
                 (Ok(r), Ok(st)) => (r, st),
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, run = %id, "reading a run for its event stream failed");
@@ -163,26 +162,24 @@ async fn completions(
     let sched = scheduler(&s)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.after);
     let after = match resume {
-        Some(id) if crm_scheduler::completions::is_entry_id(&id) => id,
+        Some(id) if crm_scheduler::is_entry_id(&id) => id,
         Some(id) => {
             return Err(ApiError::bad_request(format!("{id:?} is not an event id this stream handed out")));
         }
-        None => sched.completions().last_id().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?,
+        None => sched.last_completion_id().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?,
     };
-    let mut reader = sched.completions().reader().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?;
+    let mut reader = sched.completion_feed().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?;
     let stream = async_stream::stream! {
         let mut after = after;
         loop {
             match reader.read(&after, 200, 10_000).await {
                 Ok(entries) => {
-                    for (id, parsed) in entries {
+                    // The feed has already dropped (and logged) what the engine did not seal.
+                    for (id, genuine) in entries {
                         after = id.clone();
-                        match parsed {
-                            Ok(c) => {
-                                let data = serde_json::to_string(&c).unwrap_or_default();
-                                yield Ok(Event::default().id(id).event("completion").data(data));
-                            }
-                            Err(e) => tracing::warn!(error = %e, "skipping a malformed completion"),
+                        if let Some(c) = genuine {
+                            let data = serde_json::to_string(&c).unwrap_or_default();
+                            yield Ok(Event::default().id(id).event("completion").data(data));
                         }
                     }
                 }

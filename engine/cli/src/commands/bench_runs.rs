@@ -187,8 +187,12 @@ impl Client {
 }
 
 fn spawn(exe: &std::path::Path, args: &[&str], env: &[(&str, String)], stdout: Stdio) -> anyhow::Result<Child> {
-    Command::new(exe)
-        .args(args)
+    let mut cmd = Command::new(exe);
+    if args.first() == Some(&"worker") {
+        // A worker is never given the database, not even by inheritance.
+        cmd.env_remove("CRM_DATABASE_URL");
+    }
+    cmd.args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::null())
@@ -262,10 +266,18 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     })
     .await?
     .context("the engine exited before listening")?;
+    let (_, credential) = crm_store::worker_credentials::create(&db, "bench").await?;
+    let worker_env = [
+        ("CRM_ENGINE_URL", api.clone()),
+        ("CRM_WORKER_CREDENTIAL", credential),
+        ("CRM_REDIS_URL", config.redis_url.clone()),
+        ("CRM_REDIS_PREFIX", prefix.clone()),
+        ("CRM_DATA_DIR", data_dir.display().to_string()),
+    ];
     for i in 0..args.workers {
         let id = format!("bench-worker-{i}");
         let conc = args.worker_concurrency.to_string();
-        procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &env, Stdio::null())?);
+        procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &worker_env, Stdio::null())?);
     }
 
     let http = reqwest::Client::builder()

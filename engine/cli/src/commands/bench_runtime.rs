@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use crm_concepts::capability::Grants;
 use crm_concepts::step::{AttemptKey, StepInput, StepJob, StepLimits, StepOutcome};
-use crm_runtime::memory::MemoryServices;
-use crm_runtime::{CallContext, Runtime, RuntimeConfig, StepCall, digest_of};
-use crm_store::StoreError;
-use crm_worker::ComponentSource;
+use crm_memory::MemoryCrm;
+use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
+use crm_worker::{ChannelError, ComponentSource};
 use serde_json::json;
 
 #[derive(clap::Args, Debug)]
@@ -46,8 +45,8 @@ pub struct RuntimeArgs {
 struct Preloaded;
 
 impl ComponentSource for Preloaded {
-    async fn fetch(&self, _digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(None)
+    async fn fetch(&self, digest: &str) -> Result<Vec<u8>, ChannelError> {
+        Err(ChannelError::NoComponent(digest.to_string()))
     }
 }
 
@@ -60,6 +59,7 @@ fn job(digest: &str, n: usize) -> StepJob {
         grants: Grants::default(),
         limits: StepLimits::default(),
         acting_user: None,
+        ticket: String::new(),
     }
 }
 
@@ -81,40 +81,41 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
     let digest = digest_of(&bytes);
     let max_instances = u32::try_from(args.concurrency + 8).unwrap_or(u32::MAX);
     let rt = Arc::new(
-        Runtime::<MemoryServices>::new(RuntimeConfig { max_instances, ..RuntimeConfig::default() })
+        Runtime::<MemoryCrm>::new(RuntimeConfig { max_instances, ..RuntimeConfig::default() })
             .context("starting the wasm runtime")?,
     );
     let component = rt.load(&digest, Arc::new(bytes)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let services = Arc::new(MemoryServices::empty());
+    let services = Arc::new(MemoryCrm::empty());
     let limits = StepLimits::default();
     let grants = Arc::new(Grants::default());
     let input = job(&digest, 0).input;
-    let cx = || CallContext {
+    let call = || StepCall {
         key: AttemptKey { run_id: uuid::Uuid::nil(), step: "bench".into(), attempt: 1 },
         workflow: "bench".into(),
         acting_user: None,
+        ticket: String::new(),
+        input: &input,
+        grants: grants.clone(),
+        limits: &limits,
     };
 
     // Warm up: page in the pool slots and code before timing anything.
     for _ in 0..args.iterations.min(2_000) {
-        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
-        rt.run(&component, call, services.clone()).await;
+        rt.run(&component, call(), services.clone()).await;
     }
 
     let mut inst = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
-        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
         let t = Instant::now();
-        rt.instantiate_only(&component, call, services.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        rt.instantiate_only(&component, call(), services.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         inst.push(t.elapsed());
     }
     inst.sort();
 
     let mut calls = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
-        let call = StepCall { cx: cx(), input: &input, grants: grants.clone(), limits: &limits };
         let t = Instant::now();
-        let run = rt.run(&component, call, services.clone()).await;
+        let run = rt.run(&component, call(), services.clone()).await;
         calls.push(t.elapsed());
         if let StepOutcome::Failed { error } = run.outcome {
             bail!("the benchmark step failed: {error}");
@@ -167,8 +168,8 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
 
 /// Runs `args.steps` steps through the worker's `execute` on a dedicated tokio runtime.
 async fn throughput(
-    rt: Arc<Runtime<MemoryServices>>,
-    services: Arc<MemoryServices>,
+    rt: Arc<Runtime<MemoryCrm>>,
+    services: Arc<MemoryCrm>,
     digest: &str,
     args: &RuntimeArgs,
 ) -> anyhow::Result<(Duration, usize)> {

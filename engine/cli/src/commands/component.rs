@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use crm_concepts::capability::{Capability, Grants};
 use crm_concepts::step::{AttemptKey, LogLevel, StepInput, StepLimits, StepOutcome};
-use crm_runtime::memory::MemoryServices;
-use crm_runtime::{CallContext, Runtime, RuntimeConfig, StepCall, digest_of};
+use crm_memory::MemoryCrm;
+use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
 
 #[derive(Subcommand, Debug)]
 pub enum ComponentCommand {
@@ -58,7 +58,7 @@ pub async fn run(command: ComponentCommand) -> anyhow::Result<()> {
     }
 }
 
-fn local_runtime() -> anyhow::Result<Runtime<MemoryServices>> {
+fn local_runtime() -> anyhow::Result<Runtime<MemoryCrm>> {
     Runtime::new(RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() }).context("starting the wasm runtime")
 }
 
@@ -102,10 +102,10 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
                 .ok()
                 .and_then(|v| v.get("secrets").and_then(|s| s.as_object()).map(|o| o.keys().cloned().collect()))
                 .unwrap_or_default();
-            let svc = MemoryServices::from_json(&text).with_context(|| format!("loading {}", path.display()))?;
+            let svc = MemoryCrm::from_json(&text).with_context(|| format!("loading {}", path.display()))?;
             (svc, names)
         }
-        None => (MemoryServices::empty(), Vec::new()),
+        None => (MemoryCrm::empty(), Vec::new()),
     };
     let grants = if args.grants.is_empty() {
         let mut caps = vec![
@@ -134,18 +134,16 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
         memory_bytes: args.memory_mb.saturating_mul(1 << 20),
         ..StepLimits::default()
     };
-    let cx = CallContext {
+    let call = StepCall {
         key: AttemptKey { run_id: uuid::Uuid::now_v7(), step: "local".into(), attempt: 1 },
         workflow: "local".into(),
         acting_user: args.acting_user,
+        ticket: String::new(),
+        input: &input,
+        grants: Arc::new(grants.clone()),
+        limits: &limits,
     };
-    let run = rt
-        .run(
-            &component,
-            StepCall { cx, input: &input, grants: Arc::new(grants.clone()), limits: &limits },
-            services.clone(),
-        )
-        .await;
+    let run = rt.run(&component, call, services.clone()).await;
 
     let granted: Vec<String> = grants.0.iter().map(|c| c.to_string()).collect();
     eprintln!("granted: {}", granted.join(", "));

@@ -1,11 +1,9 @@
-//! `crm run …`: start a run, list runs, show one with its steps, cancel one. Also starts
-//! the scheduler for `crm serve`.
+//! `crm run …`: start a run, list runs, show one with its steps, cancel one.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use crm_scheduler::{Scheduler, SchedulerConfig};
 use serde_json::{Value, json};
 
 use crate::commands::engine_client::{EngineArgs, EngineClient};
@@ -55,15 +53,6 @@ pub enum RunCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-}
-
-pub async fn start_scheduler(config: &Config, db: &crm_store::Db) -> anyhow::Result<Scheduler> {
-    let mut sc = SchedulerConfig::new(config.redis_prefix.clone());
-    sc.lost_after = Duration::from_secs(config.step_lost_after_secs);
-    sc.results_visibility = Duration::from_secs(config.results_visibility_secs);
-    sc.durability =
-        config.scheduler_durability.parse().map_err(|e: String| anyhow::anyhow!("CRM_SCHEDULER_DURABILITY: {e}"))?;
-    Scheduler::start(db.pool.clone(), &config.redis_url, sc).await.context("starting the run scheduler")
 }
 
 pub async fn run(config: &Config, command: RunCommand) -> anyhow::Result<()> {

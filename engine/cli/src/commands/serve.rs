@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use crm_scheduler::{Scheduler, SchedulerConfig};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -53,18 +54,23 @@ pub async fn serve(
         .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
     let mut state = crm_api::AppState::new(db, redis);
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
-    // The run scheduler (dispatcher, results applier, reconciler) lives in this process.
-    let scheduler = crate::commands::run::start_scheduler(config, &state.db).await?;
-    let waker = scheduler.clone();
-    state.run_starter =
-        std::sync::Arc::new(crm_triggers::StoreStarter::with_commit_hook(move |_| waker.wake_dispatcher()));
+    // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
+    let scheduler = start_scheduler(config, &state.db).await?;
     let state = state.with_scheduler(scheduler.clone());
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
-    let triggers = crm_triggers::spawn(state.db.pool.clone(), state.run_starter.clone());
+    let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
     let served = crm_api::serve(listener, state, shutdown).await.context("serving the API");
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served
+}
+
+async fn start_scheduler(config: &Config, db: &crm_store::Db) -> anyhow::Result<Scheduler> {
+    let mut sc = SchedulerConfig::new(config.redis_prefix.clone());
+    sc.lost_after = Duration::from_secs(config.step_lost_after_secs);
+    sc.durability =
+        config.scheduler_durability.parse().map_err(|e: String| anyhow::anyhow!("CRM_SCHEDULER_DURABILITY: {e}"))?;
+    Scheduler::start(db, &config.redis_url, sc).await.context("starting the run scheduler")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -54,11 +54,16 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     println!("  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)");
     println!("  Postgres   {}", crm_store::database::redact(&config.database_url));
     println!("  Redis      {}", crm_store::database::redact(&config.redis_url));
+    let engine_url = config.engine_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    // The worker gets a credential of its own for this `crm up` (revoked at stop) and no
+    // database URL: everything it does goes through the engine.
+    let (worker_credential_id, worker_secret) = worker_credential(&db).await?;
+    let worker_env = vec![("CRM_ENGINE_URL", engine_url.clone()), ("CRM_WORKER_CREDENTIAL", worker_secret)];
     let mut children: Vec<(&'static Child, Vec<(&'static str, String)>)> =
-        CHILDREN.iter().map(|c| (c, Vec::new())).collect();
+        CHILDREN.iter().map(|c| (c, worker_env.clone())).collect();
     let mut bot_token_id = None;
     if config.bot_token.is_some() {
-        let mut env = vec![("CRM_ENGINE_URL", config.engine_url.clone().unwrap_or_else(|| format!("http://{addr}")))];
+        let mut env = vec![("CRM_ENGINE_URL", engine_url.clone())];
         if config.engine_token.is_none() {
             // The bot needs an admin's token; mint one for this `crm up` and revoke it at stop.
             let (token_id, secret) = bot_token(&db).await?;
@@ -106,12 +111,18 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     for s in supervisors {
         let _ = s.await;
     }
-    if let Some(id) = bot_token_id
-        && let Ok(db) = serve::connect(config).await
-    {
-        let _ = crm_store::tokens::revoke(&db, id).await;
+    if let Ok(db) = serve::connect(config).await {
+        if let Some(id) = bot_token_id {
+            let _ = crm_store::tokens::revoke(&db, id).await;
+        }
+        let _ = crm_store::worker_credentials::revoke(&db, worker_credential_id).await;
     }
     result
+}
+
+async fn worker_credential(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
+    let (c, secret) = crm_store::worker_credentials::create(db, "crm up: worker").await?;
+    Ok((c.id, secret))
 }
 
 /// A fresh API token of the first admin, for the bot child.
@@ -158,6 +169,10 @@ async fn supervise(
             cmd.arg("--config").arg(p);
         }
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        if child.name == "worker" {
+            // Not even by inheritance: a worker is never given the database.
+            cmd.env_remove("CRM_DATABASE_URL");
+        }
         cmd.args(child.args).stdin(std::process::Stdio::null()).kill_on_drop(true);
         let mut proc = match cmd.spawn() {
             Ok(p) => p,

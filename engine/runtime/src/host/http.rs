@@ -8,7 +8,7 @@ use crm_concepts::capability::Capability;
 
 use crate::bindings::HostError;
 use crate::bindings::crm::automation::http::{Host, Request, Response};
-use crate::services::Services;
+use crate::host_calls::HostCalls;
 use crate::state::StepState;
 
 const MAX_RESPONSE_BODY: usize = 8 << 20;
@@ -23,7 +23,7 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-impl<S: Services> Host for StepState<S> {
+impl<H: HostCalls> Host for StepState<H> {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HostError>> {
         let url = match reqwest::Url::parse(&req.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
@@ -44,7 +44,7 @@ impl<S: Services> Host for StepState<S> {
             }
         };
         self.require(cap)?;
-        Ok(fetch(self.http.clone(), self.deadline, url, req).await)
+        Ok(fetch(self.http.clone(), self.cx.deadline, url, req).await)
     }
 }
 

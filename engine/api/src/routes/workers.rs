@@ -1,0 +1,129 @@
+//! The workers' channel: what a `crm worker` may ask of the engine, authenticated by its
+//! worker credential (never a user's token). A worker can fetch component bytes, make the
+//! host calls of the attempts it was handed, and hand in their results; the scheduler
+//! checks each against the attempt's ticket and the deployed version's grants.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use crm_concepts::step::is_digest;
+use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
+use crm_scheduler::{IntakeError, Scheduler};
+use crm_store::worker_credentials;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+
+/// A batch of results may carry many outputs; the rest of the API keeps its 1 MiB.
+const RESULTS_BODY_LIMIT: usize = 64 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(wire::HELLO, get(hello))
+        .route(&format!("{}/{{digest}}", wire::COMPONENTS), get(component))
+        .route(wire::CALLS, post(call))
+        .route(wire::RESULTS, post(results).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT)))
+}
+
+/// How long a verified credential is believed without asking Postgres again: a host call
+/// should not cost a database round trip for authentication. A revoked credential stops
+/// working within this time.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(5);
+
+/// Credentials verified recently, by the SHA-256 of their secret.
+#[derive(Default)]
+pub struct WorkerCredentials {
+    seen: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+/// A request from a worker with a live credential.
+pub struct Worker;
+
+impl FromRequestParts<AppState> for Worker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Worker, ApiError> {
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("a worker credential is required (Authorization: Bearer crmw_…)"))?;
+        let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        {
+            let seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(&hash).is_some_and(|at| at.elapsed() < CREDENTIAL_TTL) {
+                return Ok(Worker);
+            }
+        }
+        match worker_credentials::authenticate(&state.db, secret).await? {
+            Some(_) => {
+                let mut seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.retain(|_, at| at.elapsed() < CREDENTIAL_TTL);
+                seen.insert(hash, Instant::now());
+                Ok(Worker)
+            }
+            None => Err(ApiError::unauthorized("unknown or revoked worker credential")),
+        }
+    }
+}
+
+fn scheduler(s: &AppState) -> Result<&Scheduler, ApiError> {
+    s.scheduler.as_ref().ok_or_else(|| ApiError::unavailable("this API runs without the scheduler"))
+}
+
+fn intake_error(e: IntakeError) -> ApiError {
+    match e {
+        IntakeError::Refused(m) => ApiError::forbidden(m),
+        IntakeError::Unavailable(m) => ApiError::unavailable(m),
+    }
+}
+
+async fn hello(State(s): State<AppState>, _: Worker) -> Result<Json<Hello>, ApiError> {
+    Ok(Json(Hello { public_key: scheduler(&s)?.public_key() }))
+}
+
+async fn component(
+    State(s): State<AppState>,
+    _: Worker,
+    Path(digest): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !is_digest(&digest) {
+        return Err(ApiError::bad_request("a component is named by its SHA-256 (64 lowercase hex digits)"));
+    }
+    let bytes = crm_store::components::get(&s.db, &digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no component {digest}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], Bytes::from(bytes)))
+}
+
+async fn call(
+    State(s): State<AppState>,
+    _: Worker,
+    Json(request): Json<CallRequest>,
+) -> Result<Json<CallAnswer>, ApiError> {
+    let answer = scheduler(&s)?
+        .host_call(&request.ticket, request.write_seq, request.remaining_ms, request.call)
+        .await
+        .map_err(intake_error)?;
+    Ok(Json(answer.into()))
+}
+
+async fn results(
+    State(s): State<AppState>,
+    _: Worker,
+    Json(request): Json<ResultsRequest>,
+) -> Result<StatusCode, ApiError> {
+    scheduler(&s)?.accept_results(request.results).await.map_err(intake_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,122 @@
+//! Finished runs, published on a stream for the bot and any other listener (through the
+//! API's SSE, which forwards only entries the engine sealed). A reader resumes after the
+//! last entry id it saw, so nothing is lost while it reconnects; the stream keeps about
+//! the latest [`MAX_COMPLETIONS`] entries.
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadReply};
+
+use crate::entries::CompletionEntry;
+use crate::queue::{Queue, QueueError, field};
+
+pub const MAX_COMPLETIONS: usize = 100_000;
+
+const RUN: &str = "run_id";
+const DATA: &str = "data";
+const SEAL: &str = "mac";
+
+/// Publishing and reading completions.
+#[derive(Clone)]
+pub struct Completions {
+    queue: Queue,
+}
+
+/// A reader's own connection: its blocking reads must not stall the shared one.
+pub struct CompletionReader {
+    conn: MultiplexedConnection,
+    stream: String,
+}
+
+impl Queue {
+    pub fn completions(&self) -> Completions {
+        Completions { queue: self.clone() }
+    }
+}
+
+impl Completions {
+    /// Adds `(run id, data, seal)` entries in one pipeline.
+    pub async fn publish(&self, entries: &[(String, Vec<u8>, String)]) -> Result<(), QueueError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (run, data, seal) in entries {
+            pipe.cmd("XADD")
+                .arg(&self.queue.keys.completions)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(MAX_COMPLETIONS)
+                .arg("*")
+                .arg(RUN)
+                .arg(run)
+                .arg(DATA)
+                .arg(data)
+                .arg(SEAL)
+                .arg(seal)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.queue.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn reader(&self) -> Result<CompletionReader, QueueError> {
+        // A blocking XREAD outlasts the client's default response timeout; the block time
+        // itself bounds the wait, so this connection has none.
+        let conn = self
+            .queue
+            .client
+            .get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+            )
+            .await?;
+        Ok(CompletionReader { conn, stream: self.queue.keys.completions.clone() })
+    }
+
+    /// The id of the newest entry, so a reader without a resume point starts after it.
+    pub async fn last_id(&self) -> Result<String, QueueError> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.queue.keys.completions)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.queue.conn.clone())
+            .await?;
+        Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
+    }
+}
+
+impl CompletionReader {
+    /// Entries after `after`, waiting up to `block_ms` for the first one.
+    pub async fn read(&mut self, after: &str, count: usize, block_ms: u64) -> Result<Vec<CompletionEntry>, QueueError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(after)
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(reply
+            .map(|r| r.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|k| k.ids)
+            .map(|entry| CompletionEntry {
+                data: field(&entry, DATA).unwrap_or_default(),
+                seal: field(&entry, SEAL).and_then(|s| String::from_utf8(s).ok()),
+                id: entry.id,
+            })
+            .collect())
+    }
+}
+
+/// Whether `id` is a stream entry id (`<ms>-<seq>`), as a `Last-Event-ID` must be.
+pub fn is_entry_id(id: &str) -> bool {
+    let mut parts = id.splitn(2, '-');
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok(parts.next()) && ok(parts.next())
+}

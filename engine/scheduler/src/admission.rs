@@ -1,0 +1,179 @@
+//! Admitting runs: the one path by which any run comes to exist, whether the API, the bot,
+//! a cron tick, a record event or a webhook asked for it. The same checks (input, acting
+//! user, trigger, idempotency key, the workflow's current version and whether it is
+//! enabled), the same first steps (`RunMachine::initial_steps`), the same fast path: the
+//! ready steps go to Redis right after the caller's commit, and the outbox row with its
+//! grace period is the fallback.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use crm_concepts::run::{RunRequest, RunStatus};
+use crm_store::runs::{self, Inserted, NewRun};
+use crm_store::workflow_error::WorkflowError;
+use crm_store::workflows::{self, WorkflowVersion};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::core::Core;
+use crate::jobs::{self, Dispatch, RunContext};
+use crate::machine::RunMachine;
+
+/// The answer to a run request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub workflow: String,
+    pub version: i32,
+    pub status: RunStatus,
+    /// false when an earlier run with the same idempotency key was returned
+    pub created: bool,
+}
+
+/// Runs admitted in a transaction that has not committed yet: their first steps leave for
+/// the workers in [`Admission::committed`], never before.
+#[derive(Default)]
+pub struct Admitted {
+    jobs: Vec<Dispatch>,
+}
+
+impl Admitted {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Adds the runs another admission in the same transaction started.
+    pub fn extend(&mut self, other: Admitted) {
+        self.jobs.extend(other.jobs);
+    }
+}
+
+/// The scheduler's door for new runs; cheap to clone.
+#[derive(Clone)]
+pub struct Admission {
+    pub(crate) core: Arc<Core>,
+}
+
+pub const TRIGGERS: [&str; 6] = ["api", "bot", "cron", "record_event", "webhook", "cli"];
+
+fn check(request: &RunRequest) -> Result<(), WorkflowError> {
+    if !request.input.is_object() {
+        return Err(WorkflowError::validation("input", "must be a JSON object"));
+    }
+    if let Some(k) = &request.idempotency_key
+        && (k.is_empty() || k.len() > 200)
+    {
+        return Err(WorkflowError::validation("idempotency_key", "must be 1 to 200 characters"));
+    }
+    if let Some(t) = &request.trigger
+        && !TRIGGERS.contains(&t.as_str())
+    {
+        return Err(WorkflowError::validation("trigger", format!("must be one of {}", TRIGGERS.join(", "))));
+    }
+    Ok(())
+}
+
+impl Admission {
+    /// Admits `requests` in `conn`'s open transaction (or as one atomic statement when the
+    /// connection has none): the answers match the requests one to one. `Err` is a failure
+    /// of the whole batch (the database), after which the caller rolls back.
+    pub async fn admit(
+        &self,
+        conn: &mut PgConnection,
+        requests: &[RunRequest],
+        admitted: &mut Admitted,
+    ) -> Result<Vec<Result<Accepted, WorkflowError>>, WorkflowError> {
+        let core = &self.core;
+        let mut answers: Vec<Option<Result<Accepted, WorkflowError>>> =
+            requests.iter().map(|r| check(r).err().map(Err)).collect();
+        let mut names: Vec<&str> = requests.iter().map(|r| r.workflow.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let users: Vec<i64> = requests.iter().filter_map(|r| r.acting_user).collect();
+        let (current, active_users) = workflows::admission_facts(conn, &names, &users).await?;
+
+        let dispatch_after = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
+        let mut new_runs = Vec::new();
+        let mut index = Vec::new();
+        let mut versions: Vec<Arc<WorkflowVersion>> = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            if answers[i].is_some() {
+                continue;
+            }
+            let Some(&(version, enabled)) = current.get(&r.workflow) else {
+                answers[i] = Some(Err(WorkflowError::WorkflowNotFound(r.workflow.clone())));
+                continue;
+            };
+            if !enabled {
+                answers[i] = Some(Err(WorkflowError::Disabled(r.workflow.clone())));
+                continue;
+            }
+            if let Some(u) = r.acting_user
+                && !active_users.contains(&u)
+            {
+                answers[i] = Some(Err(WorkflowError::validation("acting_user", format!("no active user with id {u}"))));
+                continue;
+            }
+            let v = core.versions.get(&r.workflow, version).await?;
+            new_runs.push(NewRun {
+                id: Uuid::now_v7(),
+                workflow: r.workflow.clone(),
+                version,
+                input: r.input.clone(),
+                acting_user: r.acting_user,
+                notify: r.notify.clone(),
+                idempotency_key: r.idempotency_key.clone(),
+                trigger: r.trigger.clone().unwrap_or_else(|| "api".into()),
+                steps: RunMachine::initial_steps(&v),
+                dispatch_after,
+            });
+            versions.push(v);
+            index.push(i);
+        }
+        let inserted = runs::insert_runs(conn, &new_runs).await?;
+
+        for (((run, outcome), i), v) in new_runs.iter().zip(inserted).zip(index).zip(versions) {
+            answers[i] = Some(match outcome {
+                Inserted::Created => {
+                    core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
+                    let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
+                    for (step, ready) in &run.steps {
+                        if *ready && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default()) {
+                            admitted.jobs.push(job);
+                        }
+                    }
+                    Ok(Accepted {
+                        id: run.id,
+                        workflow: run.workflow.clone(),
+                        version: run.version,
+                        status: RunStatus::Queued,
+                        created: true,
+                    })
+                }
+                Inserted::Existing { same_input: false, .. } => Err(WorkflowError::Conflict(format!(
+                    "idempotency key {:?} was already used for workflow {:?} with a different input",
+                    run.idempotency_key.as_deref().unwrap_or_default(),
+                    run.workflow
+                ))),
+                Inserted::Existing { id, status, same_input: true } => {
+                    Ok(Accepted { id, workflow: run.workflow.clone(), version: run.version, status, created: false })
+                }
+            });
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())))
+            })
+            .collect())
+    }
+
+    /// The transaction that admitted these runs committed: send their first steps now.
+    pub async fn committed(&self, admitted: Admitted) {
+        if !admitted.jobs.is_empty() {
+            crate::dispatch::send_now(&self.core, admitted.jobs).await;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! What the scheduler's tasks share: configuration, connections, caches and counters. A
+//! leaf: it names no task, so every task file depends on it and on nothing of each other.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crm_queue::{Completions, Queue};
+use crm_trust::EngineKey;
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use crate::confirmer::Confirmer;
+use crate::intake::Arrival;
+use crate::versions::Versions;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Redis key prefix shared with the workers
+    pub prefix: String,
+    /// this engine's name in logs and in attempt records (unique per process)
+    pub consumer: String,
+    /// most results applied in one transaction, most runs inserted in one
+    pub batch: usize,
+    /// concurrent run-insert transactions
+    pub submitters: usize,
+    /// concurrent result-applying loops
+    pub appliers: usize,
+    /// how long the dispatcher leaves a fast-path step to the engine that made it ready
+    pub fast_path_grace: Duration,
+    /// how long a step may stay on Redis beyond its timeout before it counts as lost; also
+    /// how long past its timeout an attempt's ticket is honoured
+    pub lost_after: Duration,
+    pub reconcile_every: Duration,
+    /// the dispatcher's poll interval when nothing woke it
+    pub dispatch_poll: Duration,
+    pub durability: Durability,
+}
+
+/// Which scheduler commits wait for the disk (fsync), traded against latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// every commit is durable
+    Strict,
+    /// run creation is durable (a 202 is a promise); step transitions commit without
+    /// waiting for the disk. A Postgres crash may forget the last fraction of a second of
+    /// transitions: those steps are sent again (outbox grace, lost-step sweep) and their
+    /// results applied again, which the host-call journal and idempotent results absorb.
+    Runs,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "strict" => Ok(Durability::Strict),
+            "runs" => Ok(Durability::Runs),
+            _ => Err(format!("unknown durability {s:?}: expected strict or runs")),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    pub fn new(prefix: impl Into<String>) -> SchedulerConfig {
+        SchedulerConfig {
+            prefix: prefix.into(),
+            consumer: format!("engine-{}", Uuid::new_v4().simple()),
+            batch: 1000,
+            submitters: 3,
+            appliers: 2,
+            fast_path_grace: Duration::from_secs(3),
+            lost_after: Duration::from_secs(120),
+            reconcile_every: Duration::from_secs(1),
+            dispatch_poll: Duration::from_millis(50),
+            durability: Durability::Runs,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub runs_created: AtomicU64,
+    pub steps_sent_fast: AtomicU64,
+    pub steps_dispatched: AtomicU64,
+    pub results_applied: AtomicU64,
+    pub results_stale: AtomicU64,
+    pub results_refused: AtomicU64,
+    pub host_calls: AtomicU64,
+    pub host_calls_refused: AtomicU64,
+    pub steps_lost: AtomicU64,
+    pub redis_resets: AtomicU64,
+    pub apply_batches: AtomicU64,
+}
+
+impl Metrics {
+    pub fn snapshot(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "runs_created": g(&self.runs_created),
+            "steps_sent_fast": g(&self.steps_sent_fast),
+            "steps_dispatched": g(&self.steps_dispatched),
+            "results_applied": g(&self.results_applied),
+            "results_stale": g(&self.results_stale),
+            "results_refused": g(&self.results_refused),
+            "host_calls": g(&self.host_calls),
+            "host_calls_refused": g(&self.host_calls_refused),
+            "steps_lost": g(&self.steps_lost),
+            "redis_resets": g(&self.redis_resets),
+            "apply_batches": g(&self.apply_batches),
+        })
+    }
+}
+
+pub(crate) struct Core {
+    /// durable commits: run creation, host calls and reads
+    pub pool: PgPool,
+    /// step transitions (applier, dispatcher, reconciler), per [`Durability`]
+    pub state_pool: PgPool,
+    pub queue: Queue,
+    pub completions: Completions,
+    pub versions: Versions,
+    pub confirmer: Confirmer,
+    pub key: EngineKey,
+    pub config: SchedulerConfig,
+    pub dispatch_wake: Notify,
+    /// results handed in by workers, waiting for an applier
+    pub arrivals: mpsc::Sender<Arrival>,
+    pub metrics: Metrics,
+}

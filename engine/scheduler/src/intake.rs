@@ -1,0 +1,164 @@
+//! What workers send the engine, and the checks it passes before anything is done: every
+//! host call and every result names its attempt's ticket, which must be this engine's;
+//! a host call must also be within the ticket's lifetime and allowed by what the deployed
+//! version grants the step, whatever the worker believed. A worker is trusted to run
+//! sandboxed code, never to decide what that code may do.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
+use crm_concepts::step::{LogLine, StepOutcome, StepResult, TicketedResult};
+use crm_store::host_calls::{self, Caller};
+use crm_trust::{Ticket, TicketError};
+use tokio::sync::oneshot;
+
+use crate::core::Core;
+
+/// Results handed in by one request, and where to say whether they were applied.
+pub(crate) struct Arrival {
+    pub results: Vec<StepResult>,
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Why the engine did not serve a worker's request.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// the ticket or the call is not one the engine would ever allow: nothing was done
+    #[error("refused: {0}")]
+    Refused(String),
+    /// the engine cannot take it now (shutting down, the database down): send it again
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<TicketError> for IntakeError {
+    fn from(e: TicketError) -> IntakeError {
+        IntakeError::Refused(e.to_string())
+    }
+}
+
+/// Most log lines and log bytes the engine stores for one attempt, whatever a worker
+/// sends: the runtime caps logs far below this, so only a broken or hostile worker hits it.
+const MAX_LOG_LINES: usize = 10_000;
+const MAX_LOG_BYTES: usize = 8 << 20;
+/// Most output the engine stores for one attempt (the largest `output_bytes` a manifest
+/// may set is far below).
+const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+fn ticket_for(core: &Core, ticket: &str) -> Result<Ticket, IntakeError> {
+    Ok(core.key.check(ticket)?)
+}
+
+/// Serves one host call for the attempt `ticket` names.
+pub(crate) async fn host_call(
+    core: &Core,
+    ticket: &str,
+    write_seq: Option<u32>,
+    remaining_ms: u64,
+    call: HostCall,
+) -> Result<Result<HostReply, HostCallError>, IntakeError> {
+    let refuse = |why: String| {
+        core.metrics.host_calls_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("refused a host call: {why}");
+        IntakeError::Refused(why)
+    };
+    let t = ticket_for(core, ticket).map_err(|e| refuse(e.to_string()))?;
+    let now = Utc::now().timestamp_millis();
+    if now > t.expires_at_ms {
+        return Err(refuse(TicketError::Expired.to_string()));
+    }
+    let version = core
+        .versions
+        .get(&t.workflow, t.version)
+        .await
+        .map_err(|e| IntakeError::Unavailable(format!("reading the workflow version: {e}")))?;
+    let Some(spec) = version.manifest.step(&t.step) else {
+        return Err(refuse(format!("workflow {} v{} has no step {:?}", t.workflow, t.version, t.step)));
+    };
+    if let Err(missing) = spec.grants().require(call.capability()) {
+        return Err(refuse(format!("step {:?} of {}: {missing}", t.step, t.workflow)));
+    }
+    if let Err(e) = call.check() {
+        return Ok(Err(e));
+    }
+    core.metrics.host_calls.fetch_add(1, Ordering::Relaxed);
+    let caller = Caller {
+        run_id: t.run_id,
+        step: &t.step,
+        attempt: t.attempt as i32,
+        workflow: &t.workflow,
+        acting_user: t.acting_user,
+    };
+    let budget = remaining_ms.min(u64::try_from(t.expires_at_ms - now).unwrap_or(0)).max(1);
+    Ok(host_calls::serve(&core.pool, &caller, write_seq, call, budget).await)
+}
+
+/// Checks results against their tickets and hands them to an applier; returns once they
+/// are applied (committed), so the worker may ack their jobs.
+pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(), IntakeError> {
+    let mut results = Vec::with_capacity(batch.len());
+    for TicketedResult { ticket, mut result } in batch {
+        let t = match ticket_for(core, &ticket) {
+            Ok(t) => t,
+            Err(e) => {
+                core.metrics.results_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {e}");
+                continue;
+            }
+        };
+        // A ticket is bound to one attempt; a result may not borrow another's.
+        if (t.run_id, t.step.as_str(), t.attempt) != (result.key.run_id, result.key.step.as_str(), result.key.attempt) {
+            core.metrics.results_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {}", TicketError::Mismatch);
+            continue;
+        }
+        bound(&mut result);
+        results.push(result);
+    }
+    if results.is_empty() {
+        return Ok(());
+    }
+    let (reply, answer) = oneshot::channel();
+    core.arrivals
+        .send(Arrival { results, reply })
+        .await
+        .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?;
+    answer
+        .await
+        .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?
+        .map_err(IntakeError::Unavailable)
+}
+
+/// What a worker says is believed only within bounds: an oversized log is cut, an
+/// oversized output becomes the step's failure.
+fn bound(result: &mut StepResult) {
+    let mut bytes = 0;
+    let mut keep = 0;
+    for line in &result.logs {
+        bytes += line.message.len() + line.fields.to_string().len();
+        if keep >= MAX_LOG_LINES || bytes > MAX_LOG_BYTES {
+            break;
+        }
+        keep += 1;
+    }
+    if keep < result.logs.len() {
+        let dropped = result.logs.len() - keep;
+        result.logs.truncate(keep);
+        result.logs.push(LogLine {
+            level: crm_concepts::step::LogLevel::Warn,
+            message: format!("{dropped} log line(s) dropped by the engine: over its cap per attempt"),
+            fields: serde_json::Value::Null,
+        });
+    }
+    if let StepOutcome::Ok { output, .. } = &result.outcome
+        && output.to_string().len() > MAX_OUTPUT_BYTES
+    {
+        result.outcome = StepOutcome::Failed {
+            error: crm_concepts::step::StepError::permanent(
+                crm_concepts::step::StepErrorCode::OutputTooLarge,
+                format!("the worker reported an output over the engine's {MAX_OUTPUT_BYTES} byte cap"),
+            ),
+        };
+    }
+}

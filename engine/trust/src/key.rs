@@ -1,0 +1,130 @@
+//! The engine's key, derived from its seed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::ticket::{Ticket, TicketError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Clone)]
+pub struct EngineKey {
+    signing: SigningKey,
+    /// the MAC key of tickets and sealed entries: derived, so a leaked MAC key does not
+    /// give away the signing key
+    mac: [u8; 32],
+}
+
+impl std::fmt::Debug for EngineKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineKey").field("public_key", &self.public_key()).finish_non_exhaustive()
+    }
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    // HMAC takes keys of any length; the error case cannot happen.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
+    for p in parts {
+        mac.update(p);
+    }
+    mac
+}
+
+impl EngineKey {
+    pub fn from_seed(seed: [u8; 32]) -> EngineKey {
+        let mac = hmac(&seed, &[b"crm attempt tickets v1"]).finalize().into_bytes().into();
+        EngineKey { signing: SigningKey::from_bytes(&seed), mac }
+    }
+
+    /// The public key workers verify jobs with, as hex.
+    pub fn public_key(&self) -> String {
+        hex::encode(self.signing.verifying_key().as_bytes())
+    }
+
+    /// The signature of a job's exact bytes, as hex.
+    pub fn sign(&self, payload: &[u8]) -> String {
+        hex::encode(self.signing.sign(payload).to_bytes())
+    }
+
+    /// A ticket for one attempt: its claims, and a MAC over them.
+    pub fn mint(&self, ticket: &Ticket) -> String {
+        let claims = serde_json::to_vec(ticket).unwrap_or_default();
+        let tag = hmac(&self.mac, &[b"ticket.", &claims]).finalize().into_bytes();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(&claims), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The claims of a ticket this engine minted; expiry is the caller's question.
+    pub fn check(&self, ticket: &str) -> Result<Ticket, TicketError> {
+        let (claims, tag) = ticket.split_once('.').ok_or(TicketError::Malformed)?;
+        let claims = URL_SAFE_NO_PAD.decode(claims).map_err(|_| TicketError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TicketError::Malformed)?;
+        hmac(&self.mac, &[b"ticket.", &claims]).verify_slice(&tag).map_err(|_| TicketError::Forged)?;
+        serde_json::from_slice(&claims).map_err(|_| TicketError::Malformed)
+    }
+
+    /// A MAC over something the engine publishes (a completion), as hex.
+    pub fn seal(&self, data: &[u8]) -> String {
+        hex::encode(hmac(&self.mac, &[b"sealed.", data]).finalize().into_bytes())
+    }
+
+    /// Whether `mac` is this engine's seal over `data`.
+    pub fn is_sealed(&self, data: &[u8], mac: &str) -> bool {
+        hex::decode(mac).is_ok_and(|tag| hmac(&self.mac, &[b"sealed.", data]).verify_slice(&tag).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JobVerifier;
+
+    fn ticket() -> Ticket {
+        Ticket {
+            run_id: uuid::Uuid::nil(),
+            step: "score".into(),
+            attempt: 1,
+            workflow: "qualify-lead".into(),
+            version: 2,
+            acting_user: Some(7),
+            expires_at_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn tickets_verify_only_unchanged_and_under_the_same_key() {
+        let key = EngineKey::from_seed([1; 32]);
+        let t = key.mint(&ticket());
+        assert_eq!(key.check(&t).unwrap(), ticket());
+        assert_eq!(EngineKey::from_seed([2; 32]).check(&t), Err(TicketError::Forged));
+        let (claims, tag) = t.split_once('.').unwrap();
+        let mut widened = ticket();
+        widened.acting_user = Some(1);
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&widened).unwrap()));
+        assert_ne!(claims, forged.split_once('.').unwrap().0);
+        assert_eq!(key.check(&forged), Err(TicketError::Forged));
+        assert_eq!(key.check("garbage"), Err(TicketError::Malformed));
+    }
+
+    #[test]
+    fn jobs_verify_under_the_public_key_only() {
+        let key = EngineKey::from_seed([1; 32]);
+        let verifier = JobVerifier::from_hex(&key.public_key()).unwrap();
+        let sig = key.sign(b"job");
+        assert!(verifier.verify(b"job", &sig));
+        assert!(!verifier.verify(b"job!", &sig));
+        assert!(!verifier.verify(b"job", &EngineKey::from_seed([2; 32]).sign(b"job")));
+        assert!(!verifier.verify(b"job", "zz"));
+    }
+
+    #[test]
+    fn seals_tell_forgeries() {
+        let key = EngineKey::from_seed([1; 32]);
+        let mac = key.seal(b"completion");
+        assert!(key.is_sealed(b"completion", &mac));
+        assert!(!key.is_sealed(b"completion2", &mac));
+        assert!(!key.is_sealed(b"completion", "00"));
+    }
+}

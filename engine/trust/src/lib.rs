@@ -1,0 +1,23 @@
+//! The engine's authority over what workers do, so that Redis can be a transport that
+//! trusts no one:
+//!
+//! - **Jobs are signed** ([`EngineKey::sign`], Ed25519). A worker runs a job only if its
+//!   signature verifies under the engine's public key ([`JobVerifier`]): whoever can write
+//!   to Redis but lacks the engine's key cannot make a worker run a component, name one by
+//!   path, or widen a grant.
+//! - **Each attempt carries a ticket** ([`EngineKey::mint`]): the attempt's identity and
+//!   deadline under a MAC only the engine can make or check. Every host call and every
+//!   result a worker sends names its ticket; the engine accepts nothing for an attempt it
+//!   did not dispatch, and re-checks each call's grant against the deployed version.
+//! - **What the engine publishes is MAC'd** ([`EngineKey::seal`]): a completion forged
+//!   on Redis is not forwarded to the bot.
+//!
+//! One 32-byte seed (kept in Postgres, shared by engine replicas) derives all of it.
+
+mod key;
+mod ticket;
+mod verifier;
+
+pub use key::EngineKey;
+pub use ticket::{Ticket, TicketError};
+pub use verifier::JobVerifier;

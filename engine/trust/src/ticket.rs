@@ -1,0 +1,31 @@
+//! An attempt's ticket: what the engine dispatched, bound under its MAC.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The claims of one attempt's ticket. The grants are not among them on purpose: the
+/// engine looks them up in the deployed version for every call, so a ticket can only ever
+/// do what the manifest of `workflow` version `version` grants to `step`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub run_id: Uuid,
+    pub step: String,
+    pub attempt: u32,
+    pub workflow: String,
+    pub version: i32,
+    pub acting_user: Option<i64>,
+    /// milliseconds since the epoch after which no host call is served for the attempt
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    #[error("the attempt ticket is malformed")]
+    Malformed,
+    #[error("the attempt ticket was not issued by this engine")]
+    Forged,
+    #[error("the attempt ticket has expired")]
+    Expired,
+    #[error("the attempt ticket belongs to another attempt")]
+    Mismatch,
+}
