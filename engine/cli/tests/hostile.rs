@@ -2,14 +2,12 @@
 //! with its own readable error, and the same worker process then runs normal steps —
 //! including real steps reading and writing CRM records in Postgres.
 
-mod worker_support;
-
 use std::time::Duration;
 
 use crm_concepts::records::{Actor, NewContact, NewDeal};
 use crm_concepts::step::{ErrorKind, StepLimits, StepOutcome, StepResult};
+use crm_testing::WorkerHarness;
 use serde_json::json;
-use worker_support::WorkerHarness;
 
 fn limits(timeout_ms: u64, memory_mb: u64) -> StepLimits {
     StepLimits { timeout_ms, memory_bytes: memory_mb << 20, output_bytes: 1 << 20, log_bytes: 16 << 10 }
