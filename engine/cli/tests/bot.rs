@@ -15,9 +15,10 @@ const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "4242:local-test-token";
 
 struct Harness {
+    // First, so it is killed before the engine it talks to goes.
+    bot: Process,
     stack: TestStack,
     api: LocalBotApi,
-    bot: Process,
     _data: tempfile::TempDir,
     env: Vec<(String, String)>,
     /// bot processes started so far, to give each its own log
@@ -51,7 +52,7 @@ impl Harness {
         let data = tempfile::tempdir().expect("temp dir");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let bot = spawn_bot(&api, &stack, data.path(), &env, 1);
-        let h = Harness { stack, api, bot, _data: data, env, starts: 1 };
+        let h = Harness { bot, stack, api, _data: data, env, starts: 1 };
         h.api.wait_for(0, WAIT, |c| c.method == ready && c.result.is_some()).await.expect("the bot never got ready");
         h
     }
