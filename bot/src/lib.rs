@@ -4,8 +4,8 @@
 //! The moving parts: `updates` (long polling or webhook, one FIFO worker per chat),
 //! `handlers` (commands, buttons, dialogues), `outbound` (the rate-limited send queue),
 //! `completions` (workflow results from the engine's SSE stream, edited into the chat),
-//! `notifications` (messages workflows leave for CRM users, sent to their private chats),
-//! and `local_api` (a Bot-API-compatible server for tests and benchmarks).
+//! and `notifications` (messages workflows leave for CRM users, sent to their private chats).
+//! The Bot-API-compatible server its tests talk to is `crm_testing::bot_api`.
 
 pub mod callback;
 pub mod command;
@@ -14,7 +14,6 @@ pub mod config;
 pub mod dialogue;
 pub mod engine;
 mod handlers;
-pub mod local_api;
 pub mod notifications;
 pub mod outbound;
 pub mod render;

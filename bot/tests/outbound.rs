@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crm_bot::local_api::{LocalBotApi, TgUser};
 use crm_bot::outbound::{Limits, Outbound};
+use crm_testing::bot_api::{Call, LocalBotApi, TgUser};
 use teloxide::Bot;
 use teloxide::types::ChatId;
 
@@ -20,7 +20,7 @@ async fn setup(limits: Limits) -> (LocalBotApi, Outbound, Vec<TgUser>) {
     (api, out, users)
 }
 
-fn sends(api: &LocalBotApi) -> Vec<crm_bot::local_api::Call> {
+fn sends(api: &LocalBotApi) -> Vec<Call> {
     api.calls().into_iter().filter(|c| c.method == "sendMessage" && c.result.is_some()).collect()
 }
 

@@ -2,13 +2,11 @@
 //! real engine and worker, checked by what they do to the records and the chat outbox
 //! (`notifications`, which the bot delivers).
 
-mod flows;
-
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use flows::Flow;
+use crm_testing::Flow;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -162,7 +160,7 @@ async fn a_won_deal_congratulates_its_owner_and_creates_a_follow_up_task() {
 }
 
 async fn send_patch(flow: &Flow, path: &str, body: Value) -> (StatusCode, Value) {
-    flows::send(flow.request(reqwest::Method::PATCH, path).json(&body)).await
+    crm_testing::send(flow.request(reqwest::Method::PATCH, path).json(&body)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +250,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     flow.deploy("score-new-leads");
     flow.start_worker(4);
 
-    let mut set = Command::new(env!("CARGO_BIN_EXE_crm"))
+    let mut set = crm_testing::process::crm()
         .args(["webhook", "secret", "INBOUND_LEAD_HMAC", "--stdin"])
         .env("CRM_DATABASE_URL", &flow.db_url)
         .stdin(Stdio::piped())
@@ -269,7 +267,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     }))
     .unwrap();
     let ts = chrono::Utc::now().timestamp();
-    let (status, accepted) = flows::send(
+    let (status, accepted) = crm_testing::send(
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())
@@ -307,7 +305,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     assert_eq!(chain, vec!["inbound-lead"]);
 
     // A replay of the same signed request is refused and creates nothing.
-    let (status, _) = flows::send(
+    let (status, _) = crm_testing::send(
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())

@@ -1,11 +1,9 @@
 //! Bad input gets the documented error (status, code, field) and leaves nothing behind:
 //! no record, no activity, no outbox event.
 
-mod support;
-
+use crm_testing::{TestStack, send};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestStack, send};
 
 /// No row was written by anything the test sent since `baseline`.
 async fn assert_nothing_written(s: &TestStack, baseline: (i64, i64, i64)) {

@@ -1,53 +1,43 @@
 //! The Telegram bot, end to end: the real `crm bot` process against a Bot-API-compatible
-//! server on loopback (`crm_bot::local_api`) and a real engine (`crm serve` on a scratch
+//! server on loopback (`crm_testing::bot_api`) and a real engine (`crm serve` on a scratch
 //! database). The tests play Telegram users and check both what the chat shows and what
 //! the CRM holds afterwards.
 
-mod support;
-
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crm_bot::local_api::{Call, LocalBotApi, TgUser};
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
+use crm_testing::process::{Process, crm, rust_log};
+use crm_testing::{Call, LocalBotApi, TestStack, TgUser};
 use serde_json::{Value, json};
-use support::TestStack;
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "4242:local-test-token";
 
 struct Harness {
+    // First, so it is killed before the engine it talks to goes.
+    bot: Process,
     stack: TestStack,
     api: LocalBotApi,
-    bot: Child,
     _data: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// bot processes started so far, to give each its own log
+    starts: usize,
 }
 
-fn spawn_bot(api: &LocalBotApi, stack: &TestStack, data: &std::path::Path, env: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_crm"))
-        .arg("bot")
-        .env("CRM_BOT_TOKEN", TOKEN)
-        .env("CRM_BOT_API_URL", api.url())
-        .env("CRM_ENGINE_URL", &stack.url)
-        .env("CRM_ENGINE_TOKEN", &stack.admin_token)
-        .env("CRM_DATA_DIR", data)
+fn spawn_bot(
+    api: &LocalBotApi,
+    stack: &TestStack,
+    data: &std::path::Path,
+    env: &[(String, String)],
+    n: usize,
+) -> Process {
+    let mut cmd = crm();
+    crm_testing::bot::configure(&mut cmd, api, &stack.url, &stack.admin_token, data)
         .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start crm bot")
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.bot.kill();
-        let _ = self.bot.wait();
-    }
+        .env("RUST_LOG", rust_log("warn"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Process::spawn("crm bot", cmd, &data.join(format!("bot-{n}.log"))).expect("start crm bot")
 }
 
 impl Harness {
@@ -61,22 +51,22 @@ impl Harness {
         let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
         let data = tempfile::tempdir().expect("temp dir");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let bot = spawn_bot(&api, &stack, data.path(), &env);
-        let h = Harness { stack, api, bot, _data: data, env };
+        let bot = spawn_bot(&api, &stack, data.path(), &env, 1);
+        let h = Harness { bot, stack, api, _data: data, env, starts: 1 };
         h.api.wait_for(0, WAIT, |c| c.method == ready && c.result.is_some()).await.expect("the bot never got ready");
         h
     }
 
     /// Kills the bot (SIGKILL: no goodbye) and leaves it down until `start_bot`.
     fn kill_bot(&mut self) {
-        let _ = self.bot.kill();
-        let _ = self.bot.wait();
+        self.bot.kill();
     }
 
     /// Starts the bot again with the same settings and data directory.
     async fn start_bot(&mut self) {
         let since = self.api.seq();
-        self.bot = spawn_bot(&self.api, &self.stack, self._data.path(), &self.env);
+        self.starts += 1;
+        self.bot = spawn_bot(&self.api, &self.stack, self._data.path(), &self.env, self.starts);
         self.api.wait_for(since, WAIT, |c| c.method == "getUpdates").await.expect("the bot never polled again");
     }
 
@@ -203,7 +193,7 @@ async fn invites_are_redeemed_once_with_start_code() {
     assert_eq!(status, 404);
 
     // `crm user invite` makes codes too.
-    let out = Command::new(env!("CARGO_BIN_EXE_crm"))
+    let out = crm_testing::process::crm()
         .args(["user", "invite", "--role", "viewer", "--expires-in", "1h"])
         .env("CRM_DATABASE_URL", &h.stack.db_url)
         .output()
@@ -432,42 +422,20 @@ async fn many_users_in_dialogues_at_once_do_not_mix() {
     assert_eq!(got, want);
 }
 
-/// A `crm worker` for the scenario's Redis prefix, killed on drop.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
-    let prefix = format!("crm_t_botrun_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let options = support::Options { env: vec![("CRM_REDIS_PREFIX".into(), prefix.clone())], args: Vec::new() };
-    let stack = TestStack::start_with("bot_runs", options).await;
-    let workflow_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/qualify-lead");
-    let deployed = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["workflow", "deploy", workflow_dir, "--engine", &stack.url, "--token", &stack.admin_token])
+    // The stack's own Redis prefix: the worker takes the runs' steps from it.
+    let stack = TestStack::start("bot_runs").await;
+    let workflow_dir = crm_testing::workspace::workflows_dir().join("qualify-lead");
+    let deployed = crm_testing::process::crm()
+        .arg("workflow")
+        .arg("deploy")
+        .arg(&workflow_dir)
+        .args(["--engine", &stack.url, "--token", &stack.admin_token])
         .output()
         .expect("crm workflow deploy");
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
-    let data = tempfile::tempdir().expect("temp dir");
-    let _worker = Worker(
-        Command::new(env!("CARGO_BIN_EXE_crm"))
-            .args(["worker", "--concurrency", "4"])
-            .env("CRM_DATABASE_URL", &stack.db_url)
-            .env("CRM_REDIS_URL", support::redis_url())
-            .env("CRM_REDIS_PREFIX", &prefix)
-            .env("CRM_DATA_DIR", data.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm worker"),
-    );
+    let _worker = stack.spawn("crm worker", &["worker", "--concurrency", "4"]);
     let mut h = Harness::launch(stack, &[], "getUpdates").await;
     let (max, _) = h.user(8001, "Max Manager", Role::Manager).await;
     let (status, lena) = h.stack.post("/api/contacts", json!({"name": "Lena Lead", "email": "lena@example.com"})).await;
@@ -608,7 +576,7 @@ async fn an_invite_code_works_once_even_when_raced_and_not_after_expiry() {
     assert_eq!(body["error"]["fields"][0]["field"], "code");
 
     // Only admins make invites; a viewer token is refused.
-    let (status, _) = support::send(
+    let (status, _) = crm_testing::send(
         stack.request_as(&stack.viewer_token, reqwest::Method::POST, "/api/invites").json(&json!({"role": "admin"})),
     )
     .await;

@@ -1,18 +1,15 @@
 //! Workflow notifications reach Telegram: the real `crm bot` against the loopback Bot API
-//! server (`crm_bot::local_api`), a real engine and worker (`flows`), and the example
+//! server (`crm_testing::bot_api`), a real engine and worker (`crm_testing::flow`), and the example
 //! automations deployed with `crm workflow deploy`. The tests check the chat, and the
 //! delivery status the engine keeps for each notification.
 
-mod flows;
-
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use crm_bot::local_api::{Call, LocalBotApi, TgUser};
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
-use flows::Flow;
+use crm_testing::process::{Process, crm, rust_log};
+use crm_testing::{Call, Flow, LocalBotApi, TgUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -22,7 +19,9 @@ const TOKEN: &str = "4343:local-test-token";
 /// `crm bot` against a loopback Bot API server and the flow's engine; killed on drop.
 struct Bot {
     api: LocalBotApi,
-    child: Option<Child>,
+    child: Option<Process>,
+    /// bot processes started so far, to give each its own log
+    starts: usize,
     data: tempfile::TempDir,
     engine_url: String,
     engine_token: String,
@@ -34,6 +33,7 @@ impl Bot {
         let mut bot = Bot {
             api,
             child: None,
+            starts: 0,
             data: tempfile::tempdir().expect("temp dir"),
             engine_url: flow.url.clone(),
             engine_token: flow.token.clone(),
@@ -46,21 +46,13 @@ impl Bot {
     async fn restart(&mut self) {
         assert!(self.child.is_none(), "the bot is already running");
         let since = self.api.seq();
-        let child = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("bot")
-            .env("CRM_BOT_TOKEN", TOKEN)
-            .env("CRM_BOT_API_URL", self.api.url())
-            .env("CRM_ENGINE_URL", &self.engine_url)
-            .env("CRM_ENGINE_TOKEN", &self.engine_token)
-            .env("CRM_DATA_DIR", self.data.path())
+        let mut cmd = crm();
+        crm_testing::bot::configure(&mut cmd, &self.api, &self.engine_url, &self.engine_token, self.data.path())
             .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm bot");
-        self.child = Some(child);
+            .env("RUST_LOG", rust_log("warn"));
+        self.starts += 1;
+        let log = self.data.path().join(format!("bot-{}.log", self.starts));
+        self.child = Some(Process::spawn("crm bot", cmd, &log).expect("start crm bot"));
         self.api
             .wait_for(since, WAIT, |c| c.method == "getUpdates" && c.result.is_some())
             .await
@@ -70,8 +62,7 @@ impl Bot {
     /// SIGKILL: the bot gets no chance to finish anything.
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            c.kill();
         }
     }
 
@@ -250,7 +241,7 @@ async fn notifications_left_while_the_bot_is_down_arrive_once_it_starts_and_are_
         let viewer = person(&flow, "Vic Viewer", None).await;
         crm_store::tokens::create(&flow.db, viewer, "test").await.expect("token")
     };
-    let refused = flows::send(
+    let refused = crm_testing::send(
         flow.client.post(format!("{}/api/notifications/{id}/delivered", flow.url)).bearer_auth(&viewer_token),
     )
     .await;

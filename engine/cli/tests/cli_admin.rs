@@ -2,15 +2,11 @@
 //! give a working API token with the right role; `crm demo-data` fills the CRM with
 //! records the API lists and finds.
 
-mod support;
-
-use std::process::Command;
-
+use crm_testing::{TestStack, send};
 use reqwest::{Method, StatusCode};
-use support::{TestStack, send};
 
 fn crm(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_crm"))
+    let out = crm_testing::process::crm()
         .args(args)
         .env("CRM_DATABASE_URL", &stack.db_url)
         .env("RUST_LOG", "warn")

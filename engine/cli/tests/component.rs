@@ -1,16 +1,11 @@
 //! `crm component check|run`: the authoring tools, driven through the real binary with
 //! neither Postgres nor Redis.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn crm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(args)
-        // Point at nothing: these commands must not need any service.
-        .env("CRM_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
-        .env("CRM_REDIS_URL", "redis://127.0.0.1:1")
-        .output()
-        .expect("run crm")
+    // `crm()` points at no service: these commands must not need any.
+    crm_testing::process::crm().args(args).output().expect("run crm")
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -2,73 +2,34 @@
 //! every tick of an every-second schedule exactly once over a minute, and the API and the
 //! CLI show the next fire times.
 
-mod support;
-
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crm_concepts::manifest::Manifest;
+use crm_testing::TestStack;
+use crm_testing::deploy::{deploy, one_step};
+use crm_testing::process::Process;
 use reqwest::StatusCode;
 
 /// How long the replicas run the every-second schedule: the issue asks for a minute.
 const RUN_FOR: Duration = Duration::from_secs(60);
 
-async fn deploy(stack: &support::TestStack, toml: &str) {
-    let manifest = Manifest::parse(toml).expect("manifest");
-    let components: BTreeMap<String, String> =
-        manifest.steps.iter().map(|s| (s.component.clone(), "0".repeat(64))).collect();
-    crm_store::workflows::deploy(&stack.db.pool, &manifest, toml, &components, None).await.expect("deploy");
-}
-
 fn manifest(name: &str, schedule: &str, timezone: &str) -> String {
-    format!(
-        "name = \"{name}\"\nversion = \"1\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"{schedule}\"\ntimezone = \"{timezone}\"\n\
-         [[steps]]\nid = \"only\"\ncomponent = \"echo\"\n"
-    )
+    one_step(name, &format!("[[triggers]]\nkind = \"cron\"\nschedule = \"{schedule}\"\ntimezone = \"{timezone}\"\n"))
 }
 
-/// A second engine replica on the stack's database, killed on drop.
-struct Replica(Child);
-
-impl Replica {
-    fn start(stack: &support::TestStack) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("CRM_DATABASE_URL", &stack.db_url)
-            .env("CRM_REDIS_URL", support::redis_url())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start a second crm serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
-            line.clear();
-        }
-        assert!(line.contains("listening on"), "the second replica did not start");
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Replica(child)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A second engine replica on the stack's database and Redis prefix, killed on drop.
+async fn second_replica(stack: &TestStack) -> Process {
+    let mut replica = stack.spawn("second crm serve", &["serve", "--listen", "127.0.0.1:0"]);
+    replica.listening_url(Duration::from_secs(30)).await.expect("the second replica starts");
+    replica
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_fire_each_tick_of_a_minute_exactly_once() {
-    let stack = support::TestStack::start("cron_replicas").await;
-    let _second = Replica::start(&stack);
-    deploy(&stack, &manifest("every-second", "* * * * * *", "UTC")).await;
+    let stack = TestStack::start("cron_replicas").await;
+    let _second = second_replica(&stack).await;
+    deploy(&stack.db, &manifest("every-second", "* * * * * *", "UTC")).await;
     tokio::time::sleep(RUN_FOR).await;
     crm_store::workflows::set_enabled(&stack.db.pool, "every-second", false).await.expect("disable");
     // Let a pass that started before the disable finish.
@@ -110,8 +71,8 @@ async fn two_replicas_fire_each_tick_of_a_minute_exactly_once() {
 
 #[tokio::test]
 async fn next_fire_times_show_in_the_api_and_the_cli() {
-    let stack = support::TestStack::start("cron_list").await;
-    deploy(&stack, &manifest("morning-digest", "0 0 9 * * Mon-Fri", "Europe/Berlin")).await;
+    let stack = TestStack::start("cron_list").await;
+    deploy(&stack.db, &manifest("morning-digest", "0 0 9 * * Mon-Fri", "Europe/Berlin")).await;
 
     // The engine syncs schedules from the deployed manifests within a second or so.
     let mut items = serde_json::Value::Null;
@@ -134,12 +95,12 @@ async fn next_fire_times_show_in_the_api_and_the_cli() {
         assert_eq!(local.format("%H:%M:%S").to_string(), "09:00:00");
         assert!(!matches!(local.format("%a").to_string().as_str(), "Sat" | "Sun"), "{local}");
     }
-    let (status, _) = support::send(stack.client.get(format!("{}/api/schedules", stack.url))).await;
+    let (status, _) = crm_testing::send(stack.client.get(format!("{}/api/schedules", stack.url))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = stack.get("/api/schedules?next=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_crm"))
+    let out = crm_testing::process::crm()
         .args(["schedule", "list", "--next", "2"])
         .env("CRM_DATABASE_URL", &stack.db_url)
         .output()

@@ -1,17 +1,15 @@
 //! Deploying workflows: versions, unchanged redeploys, disable/enable, roll back, and clear
 //! errors for broken manifests and components — through `crm workflow` and the API.
 
-mod flows;
-
 use base64::Engine as _;
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
-use flows::Flow;
+use crm_testing::Flow;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn crm(flow: &Flow, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+    let out = crm_testing::process::crm()
         .args(args)
         .args(["--engine", &flow.url, "--token", &flow.token])
         .output()
@@ -35,7 +33,8 @@ async fn deploys_make_versions_and_runs_follow_enable_disable_and_rollback() {
     assert!(flow.deploy("qualify-lead").contains("deployed qualify-lead version 1 (1.0.0)"));
     assert!(flow.deploy("qualify-lead").contains("qualify-lead is unchanged: version 1"));
 
-    let source = std::fs::read_to_string(flows::workflows_dir().join("qualify-lead/workflow.toml")).unwrap();
+    let source =
+        std::fs::read_to_string(crm_testing::workspace::workflows_dir().join("qualify-lead/workflow.toml")).unwrap();
     let changed =
         source.replace("version = \"1.0.0\"", "version = \"1.1.0\"").replace("due_in_days = 1", "due_in_days = 2");
     assert!(flow.deploy_manifest(&changed).contains("deployed qualify-lead version 2 (1.1.0)"));
@@ -164,10 +163,8 @@ component = "missing"
     // the CLI validates locally with the same messages
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("workflow.toml"), manifest.replace("\"echo\"", "\"fixture-echo\"")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["workflow", "validate", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out =
+        crm_testing::process::crm().args(["workflow", "validate", dir.path().to_str().unwrap()]).output().unwrap();
     let (ok, out) = (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string());
     assert!(!ok && out.contains("dependency cycle") && out.contains("steps[2].component"), "{out}");
 }

@@ -1,30 +1,24 @@
 //! Record events with a real `crm serve`: concurrent writes through the API start exactly
 //! one run per matching change, filters pick the right changes, and nothing is lost.
 
-mod support;
-
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use crm_concepts::manifest::Manifest;
+use crm_testing::TestStack;
+use crm_testing::deploy::one_step;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn deploy(stack: &support::TestStack, toml: &str) {
-    let manifest = Manifest::parse(toml).expect("manifest");
-    let components: BTreeMap<String, String> =
-        manifest.steps.iter().map(|s| (s.component.clone(), "0".repeat(64))).collect();
-    crm_store::workflows::deploy(&stack.db.pool, &manifest, toml, &components, None).await.expect("deploy");
+async fn deploy(stack: &TestStack, toml: &str) {
+    crm_testing::deploy::deploy(&stack.db, toml).await;
 }
 
 fn manifest(name: &str, trigger: &str) -> String {
-    format!(
-        "name = \"{name}\"\nversion = \"1\"\n[[triggers]]\nkind = \"record_event\"\n{trigger}\n[[steps]]\nid = \"only\"\ncomponent = \"echo\"\n"
-    )
+    one_step(name, &format!("[[triggers]]\nkind = \"record_event\"\n{trigger}\n"))
 }
 
 /// Waits until the engine has consumed every outbox row.
-async fn drained(stack: &support::TestStack) {
+async fn drained(stack: &TestStack) {
     for _ in 0..300 {
         if stack.count("SELECT count(*) FROM outbox WHERE processed_at IS NULL").await == 0 {
             return;
@@ -36,7 +30,7 @@ async fn drained(stack: &support::TestStack) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
-    let stack = support::TestStack::start("events_http").await;
+    let stack = TestStack::start("events_http").await;
     deploy(&stack, &manifest("greet-contact", "record = \"contact\"\nactions = [\"created\"]")).await;
     deploy(
         &stack,
@@ -58,15 +52,17 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
             let post = |path: &str, body: Value| client.post(format!("{url}{path}")).bearer_auth(&token).json(&body);
             let mut won_deals = Vec::new();
             for i in 0..20 {
-                let (s, c) = support::send(post("/api/contacts", json!({"name": format!("Lead {w}-{i}")}))).await;
+                let (s, c) = crm_testing::send(post("/api/contacts", json!({"name": format!("Lead {w}-{i}")}))).await;
                 assert_eq!(s, StatusCode::CREATED, "{c}");
-                let (s, d) =
-                    support::send(post("/api/deals", json!({"title": format!("Deal {w}-{i}"), "contact_id": c["id"]})))
-                        .await;
+                let (s, d) = crm_testing::send(post(
+                    "/api/deals",
+                    json!({"title": format!("Deal {w}-{i}"), "contact_id": c["id"]}),
+                ))
+                .await;
                 assert_eq!(s, StatusCode::CREATED, "{d}");
                 let to = if i % 2 == 0 { won } else { lost };
                 let (s, d) =
-                    support::send(post(&format!("/api/deals/{}/move", d["id"]), json!({"stage_id": to}))).await;
+                    crm_testing::send(post(&format!("/api/deals/{}/move", d["id"]), json!({"stage_id": to}))).await;
                 assert_eq!(s, StatusCode::OK, "{d}");
                 if i % 2 == 0 {
                     won_deals.push(d["id"].as_i64().expect("deal id"));

@@ -1,15 +1,15 @@
 //! Hostile components against the real `crm worker` and the real Redis: each fails its step
-//! with its own readable error, and the same worker process then runs normal steps —
-//! including real steps reading and writing CRM records in Postgres.
-
-mod worker_support;
+//! with the readable error its fixture expects (`workflows/fixtures/<name>/expected.toml`),
+//! and the same worker process then runs normal steps — including real steps reading and
+//! writing CRM records in Postgres.
 
 use std::time::Duration;
 
 use crm_concepts::records::{Actor, NewContact, NewDeal};
 use crm_concepts::step::{ErrorKind, StepLimits, StepOutcome, StepResult};
+use crm_testing::WorkerHarness;
+use crm_testing::fixtures;
 use serde_json::json;
-use worker_support::WorkerHarness;
 
 fn limits(timeout_ms: u64, memory_mb: u64) -> StepLimits {
     StepLimits { timeout_ms, memory_bytes: memory_mb << 20, output_bytes: 1 << 20, log_bytes: 16 << 10 }
@@ -37,39 +37,26 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
     h.start_worker(&[]).await;
     let pid = h.pid();
 
-    let jobs = vec![
-        h.job("fixture-infinite-loop", "loop", &[], limits(500, 32), json!({})),
-        h.job("fixture-memory-bomb", "bomb", &[], limits(5_000, 32), json!({})),
-        h.job("fixture-deep-recursion", "recursion", &[], limits(5_000, 32), json!({})),
-        h.job("fixture-read-passwd", "passwd", &["log"], limits(5_000, 32), json!({})),
-        h.job("fixture-open-socket", "socket", &[], limits(5_000, 32), json!({})),
-        h.job("fixture-write-without-grant", "write", &["records:read"], limits(5_000, 32), json!({})),
-        h.job("fixture-huge-output", "huge", &[], limits(10_000, 256), json!({})),
-        h.job("fixture-panic", "panic", &[], limits(5_000, 32), json!({})),
-        h.job("fixture-echo", "normal", &[], limits(5_000, 32), json!({"hello": "world"})),
-    ];
+    // One step per hostile fixture, named after it, with the fixture's own grants and limits.
+    let hostile = fixtures::hostile();
+    let mut jobs: Vec<_> =
+        hostile.iter().map(|f| h.job(&f.package, &f.package, &f.grant_refs(), f.limits.clone(), json!({}))).collect();
+    jobs.push(h.job("fixture-echo", "normal", &[], limits(5_000, 32), json!({"hello": "world"})));
     let results = h.run(&jobs, Duration::from_secs(120)).await;
 
-    let expect = [
-        ("loop", "timeout", "500 ms time limit"),
-        ("bomb", "memory_limit", "over its 32 MiB limit"),
-        ("recursion", "stack_overflow", "call stack"),
-        ("passwd", "guest", "cannot read /etc/passwd"),
-        ("socket", "invalid_component", "wasi:sockets/"),
-        ("write", "capability_denied", "capability `records:write` was not granted"),
-        ("huge", "output_too_large", "104857602 bytes of output, over its 1048576 byte limit"),
-        ("panic", "trap", "panicked: index out of bounds"),
-    ];
-    for (step, code, text) in expect {
+    for f in &hostile {
+        let (step, code, text) = (&f.package, &f.code, &f.message);
         let (got_code, message, kind) = error_of(&results, step);
-        assert_eq!(got_code, code, "{step}: {message}");
-        assert!(message.contains(text), "{step}: {message:?} should mention {text:?}");
+        assert_eq!(&got_code, code, "{step}: {message}");
+        assert!(message.contains(text.as_str()), "{step}: {message:?} should mention {text:?}");
         assert_eq!(kind, ErrorKind::Permanent, "{step}: retrying a hostile step cannot help");
     }
     assert_eq!(output_of(&results, "normal")["run_input"], json!({"hello": "world"}));
     assert!(results.values().all(|r| r.worker == "test-worker"));
     // The limits were enforced on the steps, not on the worker: peak memory stayed capped.
-    assert!(results["bomb"].usage.peak_memory_bytes <= 32 << 20, "{:?}", results["bomb"].usage);
+    let bomb = &results["fixture-memory-bomb"];
+    let cap = hostile.iter().find(|f| f.package == "fixture-memory-bomb").expect("the memory bomb").limits.memory_bytes;
+    assert!(bomb.usage.peak_memory_bytes <= cap, "{:?}", bomb.usage);
 
     // Same process, still alive, and still working: a real step on real records.
     assert!(h.alive(), "the worker died:\n{}", h.log());

@@ -1,11 +1,9 @@
 //! Through the API, the outbox holds exactly one event per committed change (with the
 //! changed fields and the acting user), and none for a request that failed.
 
-mod support;
-
+use crm_testing::TestStack;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::TestStack;
 
 #[tokio::test]
 async fn one_event_per_committed_change() {

@@ -2,11 +2,9 @@
 //! update, list (filters, sort, cursor pages), delete; deals move between stages and close;
 //! tasks complete; search forgives misspellings; activity tells the history.
 
-mod support;
-
+use crm_testing::{TestStack, send};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestStack, send};
 
 fn id(v: &Value) -> i64 {
     v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))

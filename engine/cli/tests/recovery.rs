@@ -6,11 +6,9 @@
 //! to the engine and workers of the test that is exactly a FLUSHALL, while other tests
 //! sharing the machine's Redis keep their data.
 
-mod flows;
-
 use std::time::{Duration, Instant};
 
-use flows::Flow;
+use crm_testing::Flow;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -2,11 +2,9 @@
 //! `workflows/` is deployed with `crm workflow deploy`, started through the API, carried
 //! by `crm serve` and a `crm worker` through Postgres and Redis, and inspected afterwards.
 
-mod flows;
-
 use std::time::Duration;
 
-use flows::Flow;
+use crm_testing::Flow;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -98,7 +96,7 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
     // History through the API list and the CLI.
     let (_, page) = flow.get("/api/runs?workflow=qualify-lead&status=succeeded").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+    let out = crm_testing::process::crm()
         .args(["run", "show", &warm.to_string(), "--engine", &flow.url, "--token", &flow.token])
         .output()
         .unwrap();

@@ -2,13 +2,10 @@
 //! is the body; unsigned, stale, forged, replayed and oversized requests are refused with a
 //! clear error and start nothing.
 
-mod support;
-
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crm_concepts::manifest::Manifest;
+use crm_testing::{TestStack, send};
 use crm_triggers::signature::sign;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -28,15 +25,13 @@ component = "inbound-lead"
 "#;
 
 /// Deploys straight through the store: this test is about intake, nothing executes.
-async fn deploy(stack: &support::TestStack) {
-    let manifest = Manifest::parse(MANIFEST).expect("manifest");
-    let components: BTreeMap<String, String> = BTreeMap::from([("inbound-lead".into(), "0".repeat(64))]);
-    crm_store::workflows::deploy(&stack.db.pool, &manifest, MANIFEST, &components, None).await.expect("deploy");
+async fn deploy(stack: &TestStack) {
+    crm_testing::deploy::deploy(&stack.db, MANIFEST).await;
 }
 
 /// `crm webhook secret NAME --stdin`, as an operator would set it.
-fn set_secret(stack: &support::TestStack, name: &str, secret: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
+fn set_secret(stack: &TestStack, name: &str, secret: &str) {
+    let mut child = crm_testing::process::crm()
         .args(["webhook", "secret", name, "--stdin"])
         .env("CRM_DATABASE_URL", &stack.db_url)
         .stdin(Stdio::piped())
@@ -49,12 +44,12 @@ fn set_secret(stack: &support::TestStack, name: &str, secret: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), secret);
 }
 
-async fn hook(stack: &support::TestStack, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, Value) {
+async fn hook(stack: &TestStack, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, Value) {
     let mut req = stack.client.post(format!("{}/hooks/lead-form", stack.url)).body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    support::send(req).await
+    send(req).await
 }
 
 fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
@@ -69,7 +64,7 @@ fn refused(resp: &(StatusCode, Value), status: StatusCode, words: &str) {
 
 #[tokio::test]
 async fn signed_requests_start_runs_and_everything_else_is_refused() {
-    let stack = support::TestStack::start("webhooks").await;
+    let stack = TestStack::start("webhooks").await;
     deploy(&stack).await;
     let body =
         serde_json::to_vec(&json!({"name": "Ann Lee", "email": "ann@example.com", "amount_minor": 120000})).unwrap();
@@ -97,7 +92,7 @@ async fn signed_requests_start_runs_and_everything_else_is_refused() {
     let not_object = b"[1, 2]";
     let r = hook(&stack, &signed(SECRET, now, not_object), not_object).await;
     refused(&r, StatusCode::BAD_REQUEST, "not a JSON object");
-    let r = support::send(stack.client.post(format!("{}/hooks/no-such-hook", stack.url)).body(body.clone())).await;
+    let r = send(stack.client.post(format!("{}/hooks/no-such-hook", stack.url)).body(body.clone())).await;
     refused(&r, StatusCode::NOT_FOUND, "no workflow receives webhooks at /hooks/no-such-hook");
     assert_eq!(stack.count("SELECT count(*) FROM runs").await, 0, "no refused request started a run");
 
@@ -126,11 +121,11 @@ async fn signed_requests_start_runs_and_everything_else_is_refused() {
 
 #[tokio::test]
 async fn secrets_are_set_by_admins_only() {
-    let stack = support::TestStack::start("webhook_secrets").await;
+    let stack = TestStack::start("webhook_secrets").await;
     let path = "/api/webhook-secrets/LEAD_FORM_HMAC";
-    let (status, _) = support::send(stack.request_as(&stack.manager_token, reqwest::Method::POST, path)).await;
+    let (status, _) = send(stack.request_as(&stack.manager_token, reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = support::send(stack.request(reqwest::Method::POST, path)).await;
+    let (status, body) = send(stack.request(reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let generated = body["secret"].as_str().expect("secret shown once");
     assert!(generated.len() >= 32, "{generated}");

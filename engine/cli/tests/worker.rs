@@ -1,13 +1,11 @@
 //! The `crm worker` process: many steps at once, a draining shutdown on SIGTERM, and the
 //! takeover of jobs a dead worker held.
 
-mod worker_support;
-
 use std::time::{Duration, Instant};
 
 use crm_concepts::step::{StepLimits, StepOutcome};
+use crm_testing::WorkerHarness;
 use serde_json::json;
-use worker_support::WorkerHarness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_many_steps_and_reports_their_usage() {

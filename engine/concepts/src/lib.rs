@@ -10,4 +10,5 @@ pub mod run;
 pub mod step;
 pub mod template;
 pub mod user;
+pub mod wasm;
 pub mod worker_channel;

@@ -6,11 +6,13 @@ use std::time::Duration;
 use crm_concepts::capability::Grants;
 use crm_concepts::step::{AttemptKey, StepInput, StepJob, StepLimits, StepOutcome, StepResult, StepUsage};
 use crm_queue::Queue;
+use crm_testing::TestPrefix;
 
-async fn queue() -> Queue {
-    let url = std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = format!("crm_t_queue_{}", rand::random::<u64>());
-    Queue::connect(&url, &prefix).await.expect("redis is up")
+/// The queue on a prefix of its own, whose keys go when the prefix is dropped.
+async fn queue() -> (TestPrefix, Queue) {
+    let prefix = TestPrefix::new("queue");
+    let queue = prefix.queue().await;
+    (prefix, queue)
 }
 
 fn job(step: &str) -> StepJob {
@@ -37,7 +39,7 @@ fn result_for(job: &StepJob) -> StepResult {
 
 #[tokio::test]
 async fn a_job_travels_to_a_worker_and_its_result_back() {
-    let q = queue().await;
+    let (_prefix, q) = queue().await;
     let jobs = [job("a"), job("b")];
     let ids = q.enqueue(&jobs).await.unwrap();
     assert_eq!(ids.len(), 2);
@@ -60,7 +62,7 @@ async fn a_job_travels_to_a_worker_and_its_result_back() {
 
 #[tokio::test]
 async fn a_job_held_by_a_dead_worker_is_claimed_after_the_visibility_timeout() {
-    let q = queue().await;
+    let (_prefix, q) = queue().await;
     q.enqueue(&[job("held")]).await.unwrap();
     let taken = q.read_jobs("dead", 1, Duration::ZERO).await.unwrap();
     assert_eq!(taken.len(), 1);
@@ -76,7 +78,7 @@ async fn a_job_held_by_a_dead_worker_is_claimed_after_the_visibility_timeout() {
 
 #[tokio::test]
 async fn heartbeats_list_live_workers_only() {
-    let q = queue().await;
+    let (_prefix, q) = queue().await;
     q.heartbeat("w1").await.unwrap();
     let live = q.live_workers(Duration::from_secs(5)).await.unwrap();
     assert_eq!(live.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["w1"]);

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crm_concepts::step::StepError;
 
 use crate::host_calls::HostCalls;
-use crate::runtime::{Runtime, check_kind, digest_of};
+use crate::loading::check_kind;
+use crate::runtime::{Runtime, digest_of};
 
 #[derive(Debug, Clone)]
 pub struct ComponentReport {

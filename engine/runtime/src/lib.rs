@@ -20,6 +20,7 @@ mod error;
 mod host;
 mod host_calls;
 mod limiter;
+mod loading;
 mod run;
 mod runtime;
 mod state;

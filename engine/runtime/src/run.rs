@@ -24,7 +24,25 @@ pub struct StepRun {
     pub logs: Vec<LogLine>,
 }
 
-pub(crate) async fn run_step<H: HostCalls>(
+impl<H: HostCalls> Runtime<H> {
+    /// Runs one step in a fresh store with its own limits and grants. Never panics and
+    /// never fails the caller: every failure is a `StepOutcome::Failed` in the result.
+    pub async fn run(&self, component: &Prepared<H>, call: StepCall<'_>, host: Arc<H>) -> StepRun {
+        run_step(self, component, call, host).await
+    }
+
+    /// Instantiates without running: for the benchmark of instantiation alone.
+    pub async fn instantiate_only(
+        &self,
+        component: &Prepared<H>,
+        call: StepCall<'_>,
+        host: Arc<H>,
+    ) -> Result<(), StepError> {
+        instantiate_only(self, component, call, host).await
+    }
+}
+
+async fn run_step<H: HostCalls>(
     rt: &Runtime<H>,
     component: &Prepared<H>,
     call: StepCall<'_>,
@@ -135,7 +153,7 @@ fn new_store<H: HostCalls>(rt: &Runtime<H>, state: StepState<H>) -> Store<StepSt
 
 /// Creates the store and instance exactly as a step run does, without calling `run`:
 /// what the benchmark reports as the cost of instantiation.
-pub(crate) async fn instantiate_only<H: HostCalls>(
+async fn instantiate_only<H: HostCalls>(
     rt: &Runtime<H>,
     component: &Prepared<H>,
     call: StepCall<'_>,

@@ -23,12 +23,6 @@ pub enum DeployError {
     Component(#[from] crm_store::StoreError),
 }
 
-/// `\0asm` and the layer/version of the component-model binary format (a core module has
-/// version 1, layer 0).
-fn is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[6..8] == [0x01, 0x00] && bytes[4..6] != [0x01, 0x00]
-}
-
 /// `uploads` maps a component reference used in the manifest to the component's bytes.
 pub async fn deploy(
     db: &Db,
@@ -41,14 +35,8 @@ pub async fn deploy(
     let mut known = BTreeSet::new();
     let mut digests = BTreeMap::new();
     for (reference, bytes) in uploads {
-        if !is_component(bytes) {
-            let what = if bytes.starts_with(b"\0asm") { "a core WebAssembly module" } else { "not WebAssembly" };
-            problems.push(FieldError {
-                field: format!("components.{reference}"),
-                message: format!(
-                    "{what}: build the step as a component for wasm32-wasip2 (`cargo build --target wasm32-wasip2`)"
-                ),
-            });
+        if let Err(why) = crm_concepts::wasm::require_component(bytes) {
+            problems.push(FieldError { field: format!("components.{reference}"), message: why.to_string() });
             continue;
         }
         if !manifest.steps.iter().any(|s| &s.component == reference) {
@@ -82,17 +70,4 @@ pub async fn deploy(
         }
     }
     Ok(workflows::deploy(&db.pool, &manifest, source, &digests, deployed_by).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tells_components_from_modules_and_junk() {
-        assert!(is_component(b"\0asm\x0d\x00\x01\x00rest"));
-        assert!(!is_component(b"\0asm\x01\x00\x00\x00rest"));
-        assert!(!is_component(b"hello world"));
-        assert!(!is_component(b"\0asm"));
-    }
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crm_concepts::run::{RunRequest, RunStatus};
 use crm_concepts::step::{StepError, StepJob, StepOutcome, StepResult, StepUsage};
 use crm_queue::Queue;
-use crm_scheduler::{Scheduler, SchedulerConfig};
+use crm_scheduler::Scheduler;
 use crm_store::Db;
+use crm_testing::{ScratchDb, TestPrefix};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -19,35 +20,27 @@ const FAKE_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
 
 struct Setup {
     db: Db,
-    db_name: String,
-    redis_url: String,
-    prefix: String,
     scheduler: Scheduler,
     worker: Queue,
-}
-
-fn admin_pg() -> String {
-    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    scratch: ScratchDb,
+    redis: TestPrefix,
 }
 
 impl Setup {
     async fn new(purpose: &str, manifests: &[&str]) -> Setup {
-        let suffix = Uuid::new_v4().simple().to_string()[..10].to_string();
-        let db_name = format!("crm_t_sched_{purpose}_{suffix}");
-        let url = Db::create_scratch(&admin_pg(), &db_name).await.unwrap();
-        let db = Db::connect(&url, 8).await.unwrap();
+        let scratch = ScratchDb::new(&format!("sched_{purpose}"), 8).await;
+        let db = scratch.db.clone();
         for m in manifests {
             deploy(&db, m).await;
         }
-        let redis_url = std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let prefix = format!("crm_t_sched_{purpose}_{suffix}");
-        let mut config = SchedulerConfig::new(prefix.clone());
+        let redis = TestPrefix::new(&format!("sched_{purpose}"));
+        let mut config = redis.scheduler_config();
         config.fast_path_grace = Duration::from_millis(500);
         config.reconcile_every = Duration::from_millis(100);
         config.lost_after = Duration::from_secs(2);
-        let scheduler = Scheduler::start(db.pool.clone(), &redis_url, config).await.unwrap();
-        let worker = Queue::connect(&redis_url, &prefix).await.unwrap();
-        Setup { db, db_name, redis_url, prefix, scheduler, worker }
+        let scheduler = Scheduler::start(db.pool.clone(), redis.redis_url(), config).await.unwrap();
+        let worker = redis.queue().await;
+        Setup { db, scheduler, worker, scratch, redis }
     }
 
     async fn submit(&self, workflow: &str, input: Value) -> Uuid {
@@ -118,20 +111,14 @@ impl Setup {
     /// Simulates Redis losing everything of this installation (FLUSHALL without touching
     /// other tests' keys on the shared Redis).
     async fn wipe_redis(&self) {
-        let mut conn =
-            redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
-        if !keys.is_empty() {
-            let () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
-        }
+        self.redis.clear().await;
     }
 
     async fn teardown(self) {
         self.scheduler.shutdown().await;
         self.wipe_redis().await;
         self.db.pool.close().await;
-        Db::drop_scratch(&admin_pg(), &self.db_name).await;
+        self.scratch.close().await;
     }
 }
 

@@ -17,13 +17,17 @@ pub async fn get_in(conn: &mut PgConnection, name: &str) -> Result<Option<String
 }
 
 pub async fn set(db: &Db, name: &str, value: &str) -> Result<(), StoreError> {
+    set_in(&mut *db.pool.acquire().await?, name, value).await
+}
+
+pub async fn set_in(conn: &mut PgConnection, name: &str, value: &str) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO secrets (name, value) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
     )
     .bind(name)
     .bind(value)
-    .execute(&db.pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -332,3 +332,35 @@ pub async fn admission_facts(
     let active: HashSet<i64> = rows.first().map(|r| r.3.iter().copied().collect()).unwrap_or_default();
     Ok((rows.into_iter().map(|(n, v, e, _)| (n, (v, e))).collect(), active))
 }
+
+/// The current manifest of every enabled workflow, by name. A manifest that no longer
+/// parses (an older schema) comes back as its error, for the caller to skip and report.
+pub async fn current_manifests(
+    conn: &mut sqlx::PgConnection,
+) -> Result<Vec<(String, Result<Manifest, String>)>, WorkflowError> {
+    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT w.name, v.manifest FROM workflows w
+         JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
+         WHERE w.enabled
+         ORDER BY w.name",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(name, m)| (name, serde_json::from_value(m).map_err(|e| e.to_string()))).collect())
+}
+
+/// The enabled workflow (first by name) whose current manifest has a webhook trigger on
+/// `path`, with that trigger as JSON.
+pub async fn webhook_trigger(pool: &PgPool, path: &str) -> Result<Option<(String, serde_json::Value)>, WorkflowError> {
+    Ok(sqlx::query_as(
+        "SELECT w.name, t.trigger
+         FROM workflows w
+         JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
+         CROSS JOIN LATERAL jsonb_array_elements(v.manifest -> 'triggers') AS t (trigger)
+         WHERE w.enabled AND t.trigger ->> 'kind' = 'webhook' AND t.trigger ->> 'path' = $1
+         ORDER BY w.name LIMIT 1",
+    )
+    .bind(path)
+    .fetch_optional(pool)
+    .await?)
+}

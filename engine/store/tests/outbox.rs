@@ -3,13 +3,7 @@
 
 use crm_concepts::records::{ContactPatch, NewContact, NewDeal};
 use crm_store::{Actor, Db, StoreError, contacts, deals};
-
-async fn scratch(purpose: &str) -> (Db, String, String) {
-    let admin = std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("crm_t_{purpose}_{}", uuid::Uuid::new_v4().simple());
-    let url = Db::create_scratch(&admin, &name).await.expect("scratch database");
-    (Db::connect(&url, 4).await.expect("connect"), admin, name)
-}
+use crm_testing::ScratchDb;
 
 async fn outbox(db: &Db) -> Vec<(String, i64, String, serde_json::Value)> {
     sqlx::query_as("SELECT record_kind, record_id, action, changes FROM outbox ORDER BY id")
@@ -20,7 +14,8 @@ async fn outbox(db: &Db) -> Vec<(String, i64, String, serde_json::Value)> {
 
 #[tokio::test]
 async fn one_event_per_committed_change_none_for_rolled_back() {
-    let (db, admin, name) = scratch("outbox").await;
+    let scratch = ScratchDb::new("outbox", 4).await;
+    let db = scratch.db.clone();
     let actor = Actor::system();
     let ann = contacts::create(
         &db,
@@ -80,5 +75,5 @@ async fn one_event_per_committed_change_none_for_rolled_back() {
     assert_eq!(contacts_n, 1, "the rolled-back duplicate left no row");
 
     db.pool.close().await;
-    Db::drop_scratch(&admin, &name).await;
+    scratch.close().await;
 }

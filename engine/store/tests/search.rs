@@ -3,13 +3,7 @@
 
 use crm_concepts::records::{NewCompany, NewContact, NewDeal, RecordKind};
 use crm_store::{Actor, Db, companies, contacts, deals, search};
-
-async fn scratch(purpose: &str) -> (Db, String, String) {
-    let admin = std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("crm_t_{purpose}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let url = Db::create_scratch(&admin, &name).await.expect("scratch database");
-    (Db::connect(&url, 4).await.expect("connect"), admin, name)
-}
+use crm_testing::ScratchDb;
 
 async fn titles(db: &Db, q: &str) -> Vec<String> {
     search::search(db, q, &[], 10).await.unwrap().into_iter().map(|h| h.title).collect()
@@ -17,7 +11,8 @@ async fn titles(db: &Db, q: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn forgiving_search() {
-    let (db, admin, name) = scratch("search").await;
+    let scratch = ScratchDb::new("search", 4).await;
+    let db = scratch.db.clone();
     let a = Actor::system();
     let people = [
         ("John Smith", "john.smith@acme.example", "+1 (555) 010-2030"),
@@ -68,5 +63,5 @@ async fn forgiving_search() {
     assert!(!titles(&db, "john smith").await.contains(&"John Smith".to_string()), "deleted records are gone");
 
     db.pool.close().await;
-    Db::drop_scratch(&admin, &name).await;
+    scratch.close().await;
 }

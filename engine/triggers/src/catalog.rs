@@ -2,9 +2,9 @@
 //! Read fresh by each consumer pass, inside its transaction, so a deploy, disable or
 //! rollback takes effect at the next tick or event without any notification.
 
-use crm_concepts::manifest::{EventFilter, Manifest, Trigger};
+use crm_concepts::manifest::{EventFilter, Trigger};
 use serde_json::Value;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::error::TriggerError;
 
@@ -41,28 +41,16 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn load(conn: &mut PgConnection) -> Result<Catalog, TriggerError> {
-        let rows = sqlx::query(
-            "SELECT w.name, v.manifest FROM workflows w
-             JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
-             WHERE w.enabled
-             ORDER BY w.name",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
         let mut catalog = Catalog::default();
-        for row in rows {
-            let name: String = row.try_get("name")?;
-            let manifest: Value = row.try_get("manifest")?;
+        for (name, manifest) in crm_store::workflows::current_manifests(conn).await? {
             // A stored manifest passed validation at deploy; one that no longer parses (an
             // older schema) is skipped rather than stopping every other workflow's triggers.
-            let manifest: Manifest = match serde_json::from_value(manifest) {
-                Ok(m) => m,
+            match manifest {
+                Ok(m) => catalog.add(&name, m.triggers),
                 Err(e) => {
-                    tracing::warn!(workflow = %name, error = %e, "stored manifest does not parse; its triggers are ignored");
-                    continue;
+                    tracing::warn!(workflow = %name, error = %e, "stored manifest does not parse; its triggers are ignored")
                 }
-            };
-            catalog.add(&name, manifest.triggers);
+            }
         }
         Ok(catalog)
     }

@@ -8,6 +8,14 @@ pub enum TriggerError {
     Sql(#[from] sqlx::Error),
     #[error("could not start a run of {workflow}: {message}")]
     StartRun { workflow: String, message: String },
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<crm_store::workflow_error::WorkflowError> for TriggerError {
+    fn from(e: crm_store::workflow_error::WorkflowError) -> Self {
+        TriggerError::Store(e.to_string())
+    }
 }
 
 /// Why a webhook request was refused; the API maps each to a status and a clear message.

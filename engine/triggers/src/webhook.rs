@@ -17,11 +17,11 @@ use chrono::{DateTime, Utc};
 use crm_concepts::run::RunRequest;
 use rand::RngCore;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::catalog::WebhookTrigger;
-use crate::error::WebhookError;
+use crate::error::{TriggerError, WebhookError};
 use crate::signature;
 use crate::starter::{RunStarter, StartRunError};
 
@@ -49,23 +49,13 @@ pub struct Accepted {
 }
 
 /// The webhook trigger of an enabled workflow with this path.
-async fn find_trigger(pool: &PgPool, path: &str) -> Result<Option<WebhookTrigger>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT w.name, t.trigger
-         FROM workflows w
-         JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
-         CROSS JOIN LATERAL jsonb_array_elements(v.manifest -> 'triggers') AS t (trigger)
-         WHERE w.enabled AND t.trigger ->> 'kind' = 'webhook' AND t.trigger ->> 'path' = $1
-         ORDER BY w.name LIMIT 1",
-    )
-    .bind(path)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().next().and_then(|row| {
-        let workflow: String = row.try_get("name").ok()?;
-        let trigger: Value = row.try_get("trigger").ok()?;
+async fn find_trigger(pool: &PgPool, path: &str) -> Result<Option<WebhookTrigger>, WebhookError> {
+    let found = crm_store::workflows::webhook_trigger(pool, path)
+        .await
+        .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
+    Ok(found.map(|(workflow, trigger)| {
         let secret = trigger.get("secret").and_then(Value::as_str).unwrap_or(path).to_string();
-        Some(WebhookTrigger { workflow, path: path.to_string(), secret })
+        WebhookTrigger { workflow, path: path.to_string(), secret }
     }))
 }
 
@@ -78,10 +68,9 @@ pub async fn accept(
 ) -> Result<Accepted, WebhookError> {
     let trigger =
         find_trigger(pool, request.path).await?.ok_or_else(|| WebhookError::UnknownHook(request.path.to_string()))?;
-    let secret: Option<String> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-        .bind(&trigger.secret)
-        .fetch_optional(pool)
-        .await?;
+    let secret = crm_store::secrets::get_in(&mut *pool.acquire().await?, &trigger.secret)
+        .await
+        .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
     let Some(secret) = secret else {
         return Err(WebhookError::NoSecret { path: trigger.path, secret: trigger.secret });
     };
@@ -171,13 +160,8 @@ pub async fn set_secret(pool: &PgPool, name: &str, value: Option<&str>) -> Resul
             "{name:?} is not a valid secret name: letters, digits, '-', '.' or '_'"
         )));
     }
-    sqlx::query(
-        "INSERT INTO secrets (name, value) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-    )
-    .bind(name)
-    .bind(&secret)
-    .execute(pool)
-    .await?;
+    crm_store::secrets::set_in(&mut *pool.acquire().await?, name, &secret)
+        .await
+        .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
     Ok(secret)
 }

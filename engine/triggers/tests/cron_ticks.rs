@@ -1,12 +1,12 @@
 //! Cron ticks against a real Postgres: each tick claimed once by competing tickers, the
 //! missed-tick policy after an outage, and schedules following deploys.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use crm_testing::ScratchDb;
+use crm_testing::deploy::{deploy, one_step};
 use crm_triggers::schedules::{self, TickerConfig};
 use crm_triggers::{RunStarter, StoreStarter};
 use tokio_util::sync::CancellationToken;
@@ -17,12 +17,8 @@ fn replica(name: &str) -> TickerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn competing_tickers_fire_each_tick_exactly_once() {
-    let s = support::Scratch::new("cron_compete").await;
-    support::deploy(
-        &s.db,
-        &support::one_step("every-second", "[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n"),
-    )
-    .await;
+    let s = ScratchDb::new("cron_compete", 10).await;
+    deploy(&s.db, &one_step("every-second", "[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n")).await;
     let starter: Arc<dyn RunStarter> = Arc::new(StoreStarter::new());
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -56,17 +52,13 @@ async fn competing_tickers_fire_each_tick_exactly_once() {
         assert_eq!(run.1["tick"], serde_json::json!(tick_at.to_rfc3339()));
         assert_eq!(run.1["missed"], 0);
     }
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn an_outage_collapses_into_one_run_that_says_how_much_was_missed() {
-    let s = support::Scratch::new("cron_outage").await;
-    support::deploy(
-        &s.db,
-        &support::one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n"),
-    )
-    .await;
+    let s = ScratchDb::new("cron_outage", 10).await;
+    deploy(&s.db, &one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     // The engine was last up three hours ago.
     sqlx::query("UPDATE trigger_schedules SET last_tick_at = date_trunc('minute', now()) - interval '3 hours'")
@@ -81,19 +73,19 @@ async fn an_outage_collapses_into_one_run_that_says_how_much_was_missed() {
     let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(input["missed"], missed);
     assert_eq!(schedules::fire_due(&s.db.pool, &starter, &replica("b")).await.unwrap(), 0, "nothing more is due");
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn schedules_follow_deploys_and_show_their_next_fire_times() {
-    let s = support::Scratch::new("cron_sync").await;
+    let s = ScratchDb::new("cron_sync", 10).await;
     let daily = |expr: &str| {
-        support::one_step(
+        one_step(
             "digest",
             &format!("[[triggers]]\nkind = \"cron\"\nschedule = \"{expr}\"\ntimezone = \"Europe/Berlin\"\n"),
         )
     };
-    support::deploy(&s.db, &daily("0 0 9 * * *")).await;
+    deploy(&s.db, &daily("0 0 9 * * *")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     let list = schedules::list(&s.db.pool, 3).await.unwrap();
     assert_eq!(list.len(), 1);
@@ -105,7 +97,7 @@ async fn schedules_follow_deploys_and_show_their_next_fire_times() {
     }
 
     // A new expression replaces the old schedule; disabling the workflow disables it.
-    support::deploy(&s.db, &daily("0 30 8 * * Mon-Fri")).await;
+    deploy(&s.db, &daily("0 30 8 * * Mon-Fri")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     let list = schedules::list(&s.db.pool, 1).await.unwrap();
     let enabled: Vec<_> = list.iter().filter(|l| l.enabled).map(|l| l.expression.as_str()).collect();
@@ -113,17 +105,13 @@ async fn schedules_follow_deploys_and_show_their_next_fire_times() {
     crm_store::workflows::set_enabled(&s.db.pool, "digest", false).await.unwrap();
     schedules::sync(&s.db.pool).await.unwrap();
     assert!(schedules::list(&s.db.pool, 1).await.unwrap().iter().all(|l| !l.enabled && l.next_fire_times.is_empty()));
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn pruning_drops_only_bookkeeping_nobody_can_need() {
-    let s = support::Scratch::new("cron_prune").await;
-    support::deploy(
-        &s.db,
-        &support::one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n"),
-    )
-    .await;
+    let s = ScratchDb::new("cron_prune", 10).await;
+    deploy(&s.db, &one_step("minutely", "[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * * *\"\n")).await;
     schedules::sync(&s.db.pool).await.unwrap();
     let pool = &s.db.pool;
     for age in ["2 days", "1 hour"] {
@@ -172,5 +160,5 @@ async fn pruning_drops_only_bookkeeping_nobody_can_need() {
         1,
         "the week-old processed event goes, the pending one stays"
     );
-    s.drop().await;
+    s.close().await;
 }

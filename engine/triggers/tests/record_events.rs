@@ -1,12 +1,12 @@
 //! Record events against a real Postgres: concurrent writes and competing consumers give
 //! exactly one run per matching change; filters; a workflow's own writes do not retrigger it.
 
-mod support;
-
 use std::collections::HashSet;
 
 use crm_concepts::records::{Actor, NewContact, NewDeal};
 use crm_concepts::run::RunRequest;
+use crm_testing::ScratchDb;
+use crm_testing::deploy::{deploy, one_step};
 use crm_triggers::events::{self, MAX_CHAIN};
 use crm_triggers::{RunStarter, StoreStarter};
 use serde_json::json;
@@ -28,17 +28,16 @@ fn contact(name: &str) -> NewContact {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
-    let s = support::Scratch::new("events_concurrent").await;
-    support::deploy(
+    let s = ScratchDb::new("events_concurrent", 10).await;
+    deploy(
         &s.db,
-        &support::one_step(
+        &one_step(
             "on-contact",
             "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n",
         ),
     )
     .await;
-    support::deploy(&s.db, &support::one_step("on-deal", "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n"))
-        .await;
+    deploy(&s.db, &one_step("on-deal", "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n")).await;
 
     // Writers and two consumers run at the same time.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -85,15 +84,15 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
     let on_deal: i64 =
         sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = 'on-deal'").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(on_deal, 0, "contacts do not trigger deal workflows");
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
-    let s = support::Scratch::new("events_filter").await;
-    support::deploy(
+    let s = ScratchDb::new("events_filter", 10).await;
+    deploy(
         &s.db,
-        &support::one_step(
+        &one_step(
             "celebrate",
             "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\nactions = [\"updated\"]\nfilter = { changed = [\"status\"], equals = { status = \"won\" } }\n",
         ),
@@ -120,20 +119,17 @@ async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
     let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(input["deal_id"], deal.id);
     assert_eq!(input["changes"]["status"], json!(["open", "won"]));
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
-    let s = support::Scratch::new("events_loops").await;
+    let s = ScratchDb::new("events_loops", 10).await;
     let on_update = |name: &str| {
-        support::one_step(
-            name,
-            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"updated\"]\n",
-        )
+        one_step(name, "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"updated\"]\n")
     };
-    support::deploy(&s.db, &on_update("enrich")).await;
-    support::deploy(&s.db, &on_update("audit")).await;
+    deploy(&s.db, &on_update("enrich")).await;
+    deploy(&s.db, &on_update("audit")).await;
     let starter = StoreStarter::new();
     let c = crm_store::contacts::create(&s.db, &Actor::system(), contact("Ann")).await.unwrap();
     drain(&s.db.pool, &starter).await;
@@ -195,7 +191,7 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
         .await
         .unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 0);
-    s.drop().await;
+    s.close().await;
 }
 
 /// Starts runs like the store does, except for one workflow whose runs always fail to start.
@@ -216,15 +212,12 @@ impl RunStarter for Poisoned {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_cannot_start_is_set_aside_instead_of_blocking_later_events() {
-    let s = support::Scratch::new("events_poison").await;
+    let s = ScratchDb::new("events_poison", 10).await;
     let on_create = |name: &str| {
-        support::one_step(
-            name,
-            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n",
-        )
+        one_step(name, "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n")
     };
-    support::deploy(&s.db, &on_create("poison")).await;
-    support::deploy(&s.db, &on_create("fine")).await;
+    deploy(&s.db, &on_create("poison")).await;
+    deploy(&s.db, &on_create("fine")).await;
     for name in ["A", "B", "C"] {
         crm_store::contacts::create(&s.db, &Actor::system(), contact(name)).await.unwrap();
     }
@@ -261,5 +254,5 @@ async fn a_run_that_cannot_start_is_set_aside_instead_of_blocking_later_events()
             .unwrap();
     assert_eq!(failures.len(), 3);
     assert!(failures.iter().all(|(w, e)| w == "poison" && e == "cannot start poison"));
-    s.drop().await;
+    s.close().await;
 }

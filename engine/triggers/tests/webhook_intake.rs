@@ -1,9 +1,9 @@
 //! Webhook intake against a real Postgres: a signed request starts one run with the body as
 //! its input; unsigned, stale, forged and replayed requests are refused and start nothing.
 
-mod support;
-
 use chrono::Utc;
+use crm_testing::ScratchDb;
+use crm_testing::deploy::{deploy, one_step};
 use crm_triggers::StoreStarter;
 use crm_triggers::WebhookError;
 use crm_triggers::signature::{SignatureError, sign};
@@ -15,13 +15,10 @@ async fn runs(pool: &sqlx::PgPool) -> i64 {
 
 #[tokio::test]
 async fn only_fresh_correctly_signed_requests_start_runs() {
-    let s = support::Scratch::new("webhook_intake").await;
-    support::deploy(
+    let s = ScratchDb::new("webhook_intake", 10).await;
+    deploy(
         &s.db,
-        &support::one_step(
-            "lead-form",
-            "[[triggers]]\nkind = \"webhook\"\npath = \"leads\"\nsecret = \"LEADS_HMAC\"\n",
-        ),
+        &one_step("lead-form", "[[triggers]]\nkind = \"webhook\"\npath = \"leads\"\nsecret = \"LEADS_HMAC\"\n"),
     )
     .await;
     let starter = StoreStarter::new();
@@ -72,13 +69,13 @@ async fn only_fresh_correctly_signed_requests_start_runs() {
     let replay = webhook::accept(pool, &starter, req(Some(good), Some(ts)), now).await.unwrap_err();
     assert!(matches!(replay, WebhookError::Replayed), "{replay}");
     assert_eq!(runs(pool).await, 1);
-    s.drop().await;
+    s.close().await;
 }
 
 #[tokio::test]
 async fn concurrent_copies_of_one_request_start_one_run() {
-    let s = support::Scratch::new("webhook_race").await;
-    support::deploy(&s.db, &support::one_step("hook", "[[triggers]]\nkind = \"webhook\"\npath = \"hook\"\n")).await;
+    let s = ScratchDb::new("webhook_race", 10).await;
+    deploy(&s.db, &one_step("hook", "[[triggers]]\nkind = \"webhook\"\npath = \"hook\"\n")).await;
     let secret = webhook::set_secret(&s.db.pool, "hook", Some("a-shared-secret-of-some-length")).await.unwrap();
     let now = Utc::now();
     let body: &'static [u8] = b"{\"n\": 1}";
@@ -102,5 +99,5 @@ async fn concurrent_copies_of_one_request_start_one_run() {
     }
     assert_eq!(ok, 1);
     assert_eq!(runs(&s.db.pool).await, 1);
-    s.drop().await;
+    s.close().await;
 }

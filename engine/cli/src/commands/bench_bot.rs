@@ -5,17 +5,18 @@
 //! update becomes visible to its long poll) to the moment the Bot API server receives the
 //! bot's reply.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crm_bot::local_api::{LocalBotApi, TgUser};
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
 use crm_store::Db;
 use crm_store::database::with_database;
+use crm_testing::bot_api::{LocalBotApi, TgUser};
+use crm_testing::process::Process;
 use serde_json::json;
 
 use crate::config::Config;
@@ -46,16 +47,6 @@ pub struct BotBenchArgs {
     pub json: bool,
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -64,39 +55,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn start_engine(exe: &std::path::Path, config: &Config, db_url: &str) -> anyhow::Result<(Proc, String)> {
+async fn start_engine(exe: &Path, config: &Config, db_url: &str, logs: &Path) -> anyhow::Result<(Process, String)> {
     let prefix = format!("crm_bench_bot_{}", std::process::id());
-    let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .env("CRM_DATABASE_URL", db_url)
         .env("CRM_REDIS_URL", &config.redis_url)
         .env("CRM_REDIS_PREFIX", prefix)
         .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting crm serve")?;
-    let stdout = child.stdout.take().context("stdout of crm serve")?;
-    let proc = Proc(child);
-    let url = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(url) = line.trim().strip_prefix("crm api listening on ") {
-                let url = url.to_string();
-                std::thread::spawn(move || for _ in reader.lines() {});
-                return Some(url);
-            }
-            line.clear();
-        }
-        None
-    });
-    let url = tokio::time::timeout(Duration::from_secs(30), url)
-        .await
-        .context("crm serve did not start within 30 s")??
-        .context("crm serve exited before listening")?;
-    Ok((proc, url))
+        .stdin(Stdio::null());
+    let mut engine = Process::spawn("crm serve", cmd, &logs.join("serve.log"))?;
+    let url = engine.listening_url(Duration::from_secs(30)).await?;
+    Ok((engine, url))
 }
 
 pub async fn run(config: &Config, args: BotBenchArgs) -> anyhow::Result<()> {
@@ -106,12 +76,21 @@ pub async fn run(config: &Config, args: BotBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the crm executable")?;
     let admin_url = with_database(&config.database_url, "postgres");
     let db_url = Db::create_scratch(&admin_url, &args.database).await.context("creating the scratch database")?;
-    let result = measure(config, &args, &exe, &db_url).await;
+    // The bot's state and both processes' logs; kept when the bench fails, for the logs.
+    let data = std::env::temp_dir().join(format!("crm-bench-bot-{}", std::process::id()));
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let result = measure(config, &args, &exe, &db_url, &data).await;
     Db::drop_scratch(&admin_url, &args.database).await;
-    result
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&data);
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!("the logs of crm serve and crm bot are in {}", data.display()))),
+    }
 }
 
-async fn measure(config: &Config, args: &BotBenchArgs, exe: &std::path::Path, db_url: &str) -> anyhow::Result<()> {
+async fn measure(config: &Config, args: &BotBenchArgs, exe: &Path, db_url: &str, data: &Path) -> anyhow::Result<()> {
     let db = Db::connect(db_url, 4).await?;
     let admin = crm_store::users::create(
         &db,
@@ -143,24 +122,13 @@ async fn measure(config: &Config, args: &BotBenchArgs, exe: &std::path::Path, db
         bail!("no contacts were generated");
     }
 
-    let (_engine, engine_url) = start_engine(exe, config, db_url).await?;
+    let (_engine, engine_url) = start_engine(exe, config, db_url, data).await?;
     let api = Arc::new(LocalBotApi::start("5555:bench").await.context("starting the local Bot API server")?);
-    let data = std::env::temp_dir().join(format!("crm-bench-bot-{}", std::process::id()));
-    let _bot = Proc(
-        Command::new(exe)
-            .arg("bot")
-            .env("CRM_BOT_TOKEN", "5555:bench")
-            .env("CRM_BOT_API_URL", api.url())
-            .env("CRM_ENGINE_URL", &engine_url)
-            .env("CRM_ENGINE_TOKEN", &token)
-            .env("CRM_DATA_DIR", &data)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting crm bot")?,
-    );
+    let mut cmd = Command::new(exe);
+    crm_testing::bot::configure(&mut cmd, &api, &engine_url, &token, data)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null());
+    let _bot = Process::spawn("crm bot", cmd, &data.join("bot.log"))?;
     api.wait_for(0, Duration::from_secs(60), |c| c.method == "getUpdates")
         .await
         .map_err(|e| anyhow::anyhow!("the bot did not start polling: {e}"))?;
@@ -233,6 +201,5 @@ async fn measure(config: &Config, args: &BotBenchArgs, exe: &std::path::Path, db
             wall
         );
     }
-    let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }

@@ -1,10 +1,9 @@
 //! A real `crm worker` process for scenario tests: its own scratch database holding every
-//! built guest component, its own Redis key prefix and data directory.
-
-#![allow(dead_code, reason = "each test file uses a different part of this module")]
+//! built guest component, its own Redis key prefix and data directory; the test plays the
+//! engine's side of the queue.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crm_concepts::capability::{Capability, Grants};
@@ -12,13 +11,12 @@ use crm_concepts::step::{AttemptKey, StepInput, StepJob, StepLimits, StepResult}
 use crm_queue::Queue;
 use crm_store::Db;
 
-pub fn admin_pg_url() -> String {
-    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use crate::process::{Process, rust_log};
+use crate::services::{ScratchDb, TestPrefix};
+use crate::stack::services_command;
 
-pub fn redis_url() -> String {
-    std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+/// The consumer name of the harness's worker.
+pub const WORKER_ID: &str = "test-worker";
 
 pub struct WorkerHarness {
     pub db: Db,
@@ -28,53 +26,55 @@ pub struct WorkerHarness {
     pub queue: Queue,
     /// package name (`fixture-echo`, `lead-score`, ...) → stored digest
     pub digests: BTreeMap<String, String>,
-    pub data_dir: tempfile::TempDir,
-    pub child: Option<Child>,
+    worker: Option<Process>,
+    // Dropped after the worker that uses them.
+    scratch: ScratchDb,
+    redis: TestPrefix,
+    data_dir: tempfile::TempDir,
 }
 
 impl WorkerHarness {
     /// A scratch database with every guest component stored, and no worker yet.
     pub async fn prepare(purpose: &str) -> WorkerHarness {
-        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
-        let db_name = format!("crm_t_{purpose}_{suffix}");
-        let db_url = Db::create_scratch(&admin_pg_url(), &db_name).await.expect("create scratch database");
-        let db = Db::connect(&db_url, 4).await.expect("connect to scratch database");
+        let scratch = ScratchDb::new(purpose, 4).await;
         let mut digests = BTreeMap::new();
         for (name, path) in crm_guests::ALL {
             let bytes = std::fs::read(path).expect("guest component built");
-            let digest = crm_store::components::put(&db, &bytes).await.expect("store component");
+            let digest = crm_store::components::put(&scratch.db, &bytes).await.expect("store component");
             digests.insert(name.to_string(), digest);
         }
-        let prefix = format!("crm_t_{purpose}_{suffix}");
-        let queue = Queue::connect(&redis_url(), &prefix).await.expect("redis is up");
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        WorkerHarness { db, db_name, db_url, prefix, queue, digests, data_dir, child: None }
+        let redis = TestPrefix::new(purpose);
+        let queue = redis.queue().await;
+        WorkerHarness {
+            db: scratch.db.clone(),
+            db_name: scratch.name.clone(),
+            db_url: scratch.url.clone(),
+            prefix: redis.as_str().to_string(),
+            queue,
+            digests,
+            worker: None,
+            scratch,
+            redis,
+            data_dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     /// Starts `crm worker` and waits until it has announced itself with a heartbeat.
     pub async fn start_worker(&mut self, extra_env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.data_dir.path().join("worker.log")).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crm"));
-        cmd.args(["worker", "--concurrency", "8", "--id", "test-worker"])
-            .env("CRM_DATABASE_URL", &self.db_url)
-            .env("CRM_REDIS_URL", redis_url())
-            .env("CRM_REDIS_PREFIX", &self.prefix)
-            .env("CRM_DATA_DIR", self.data_dir.path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = services_command(&self.scratch, &self.redis, &self.data_dir);
+        cmd.args(["worker", "--concurrency", "8", "--id", WORKER_ID]).env("RUST_LOG", rust_log("info"));
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("start crm worker"));
+        let log = self.data_dir.path().join("worker.log");
+        self.worker = Some(Process::spawn("crm worker", cmd, &log).unwrap_or_else(|e| panic!("{e}")));
         let started = Instant::now();
         loop {
             let live = self.queue.live_workers(Duration::from_secs(30)).await.expect("redis");
-            if live.iter().any(|w| w.id == "test-worker") {
+            if live.iter().any(|w| w.id == WORKER_ID) {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self.worker.as_mut().and_then(Process::exit_status) {
                 panic!("crm worker exited at start with {status}:\n{}", self.log());
             }
             assert!(started.elapsed() < Duration::from_secs(30), "crm worker did not start:\n{}", self.log());
@@ -83,16 +83,16 @@ impl WorkerHarness {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.path().join("worker.log")).unwrap_or_default()
+        self.worker.as_ref().map(Process::log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("worker started").id()
+        self.worker.as_ref().expect("worker started").pid()
     }
 
     /// Whether the worker process is still running.
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.worker.as_mut().is_some_and(Process::alive)
     }
 
     pub fn job(
@@ -143,39 +143,20 @@ impl WorkerHarness {
     }
 
     /// SIGTERM, then the exit status (killing the worker if it does not stop in `within`).
-    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("worker started");
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if started.elapsed() > within {
-                let _ = child.kill();
-                panic!("the worker did not stop within {within:?} of SIGTERM:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub async fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut worker = self.worker.take().expect("worker started");
+        let status = worker.terminate(within).await.unwrap_or_else(|e| panic!("{e}"));
+        // Keep the log readable for the rest of the test.
+        self.worker = Some(worker);
+        status
     }
 
-    pub async fn finish(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.db.pool.close().await;
-        Db::drop_scratch(&admin_pg_url(), &self.db_name).await;
-    }
-}
-
-impl Drop for WorkerHarness {
-    fn drop(&mut self) {
-        // A failed assertion must not leave a worker process behind.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// Stops the worker and removes the database and the keys, waiting for both.
+    pub async fn finish(self) {
+        let WorkerHarness { worker, scratch, redis, db, .. } = self;
+        drop(worker);
+        redis.clear().await;
+        db.pool.close().await;
+        scratch.close().await;
     }
 }

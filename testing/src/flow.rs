@@ -3,30 +3,19 @@
 //! scenario tests need: deploy through the CLI, start runs through the API, SIGKILL or
 //! restart any process, wipe Redis, and read the recorded history.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
+use crm_concepts::user::Role;
 use crm_store::Db;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub fn admin_pg_url() -> String {
-    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn default_redis_url() -> String {
-    std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-pub fn workflows_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
-}
+use crate::http::send;
+use crate::process::{Process, rust_log};
+use crate::services::{ScratchDb, TestPrefix};
+use crate::stack::services_command;
+use crate::workspace::workflows_dir;
 
 pub struct Flow {
     pub db: Db,
@@ -38,106 +27,71 @@ pub struct Flow {
     pub token: String,
     pub url: String,
     pub client: reqwest::Client,
-    engine: Option<Child>,
-    workers: Vec<Option<Child>>,
+    engine: Option<Process>,
+    workers: Vec<Option<Process>>,
+    /// processes started so far, to give each its own log file
+    started: usize,
+    // Dropped after the processes that use them.
+    scratch: ScratchDb,
+    redis: TestPrefix,
     data_dir: tempfile::TempDir,
-    /// extra environment for every process
-    env: Vec<(String, String)>,
 }
 
 impl Flow {
     /// A scratch database with an admin and a token, and a running engine.
     pub async fn start(purpose: &str) -> Flow {
-        Flow::start_on(purpose, default_redis_url(), vec![]).await
-    }
-
-    pub async fn start_on(purpose: &str, redis_url: String, env: Vec<(String, String)>) -> Flow {
-        let suffix = Uuid::new_v4().simple().to_string()[..12].to_string();
-        let db_name = format!("crm_t_{purpose}_{suffix}");
-        let db_url = Db::create_scratch(&admin_pg_url(), &db_name).await.expect("create scratch database");
-        let db = Db::connect(&db_url, 4).await.expect("connect to scratch database");
-        let admin = crm_store::users::create(
-            &db,
-            &Actor::system(),
-            NewUser { name: "Ada Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
-        )
-        .await
-        .expect("create admin");
-        let (_, token) = crm_store::tokens::create(&db, admin.id, "test").await.expect("create token");
+        let scratch = ScratchDb::new(purpose, 4).await;
+        let redis = TestPrefix::new(purpose);
+        let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
         let mut flow = Flow {
-            db,
-            db_name,
-            db_url,
-            redis_url,
-            prefix: format!("crm_t_{purpose}_{suffix}"),
-            admin_id: admin.id,
+            db: scratch.db.clone(),
+            db_name: scratch.name.clone(),
+            db_url: scratch.url.clone(),
+            redis_url: redis.redis_url().to_string(),
+            prefix: redis.as_str().to_string(),
+            admin_id,
             token,
             url: String::new(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            client: crate::http::client(),
             engine: None,
             workers: Vec::new(),
+            started: 0,
+            scratch,
+            redis,
             data_dir: tempfile::tempdir().expect("temp dir"),
-            env,
         };
         flow.start_engine().await;
         flow
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crm"));
+        let mut cmd = services_command(&self.scratch, &self.redis, &self.data_dir);
         cmd.args(args)
-            .env("CRM_DATABASE_URL", &self.db_url)
-            .env("CRM_REDIS_URL", &self.redis_url)
-            .env("CRM_REDIS_PREFIX", &self.prefix)
-            .env("CRM_DATA_DIR", self.data_dir.path())
             .env("CRM_WORKER_VISIBILITY_SECS", "2")
             .env("CRM_RESULTS_VISIBILITY_SECS", "2")
             .env("CRM_STEP_LOST_AFTER_SECS", "20")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null());
+            .env("RUST_LOG", rust_log("warn"));
         cmd
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) -> Process {
+        self.started += 1;
+        let log = self.data_dir.path().join(format!("{}-{}.log", self.started, name.replace(' ', "-")));
+        Process::spawn(name, self.command(args), &log).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts `crm serve` and waits until it listens.
     pub async fn start_engine(&mut self) {
         assert!(self.engine.is_none(), "an engine is already running");
-        let mut child = self
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm serve");
-        let stdout = child.stdout.take().expect("stdout of crm serve");
-        let url = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    if let Some(url) = line.trim().strip_prefix("crm api listening on ") {
-                        let url = url.to_string();
-                        std::thread::spawn(move || for _ in reader.lines() {});
-                        return Some(url);
-                    }
-                    line.clear();
-                }
-                None
-            }),
-        )
-        .await
-        .expect("crm serve did not report its address within 30 s")
-        .expect("reader thread")
-        .expect("crm serve exited before listening");
-        self.url = url;
-        self.engine = Some(child);
+        let mut engine = self.spawn("crm serve", &["serve", "--listen", "127.0.0.1:0"]);
+        self.url = engine.listening_url(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
+        self.engine = Some(engine);
     }
 
     /// SIGKILL: no graceful shutdown, whatever it held in memory is gone.
     pub fn kill_engine(&mut self) {
-        if let Some(mut c) = self.engine.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut engine) = self.engine.take() {
+            engine.kill();
         }
     }
 
@@ -149,20 +103,14 @@ impl Flow {
 
     /// A worker whose consumer name (and so the `worker` of its attempts) is `id`.
     pub fn start_worker_named(&mut self, concurrency: usize, id: &str) -> usize {
-        let child = self
-            .command(&["worker", "--concurrency", &concurrency.to_string(), "--id", id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm worker");
-        self.workers.push(Some(child));
+        let worker = self.spawn("crm worker", &["worker", "--concurrency", &concurrency.to_string(), "--id", id]);
+        self.workers.push(Some(worker));
         self.workers.len() - 1
     }
 
     pub fn kill_worker(&mut self, index: usize) {
-        if let Some(mut c) = self.workers.get_mut(index).and_then(Option::take) {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut worker) = self.workers.get_mut(index).and_then(Option::take) {
+            worker.kill();
         }
     }
 
@@ -211,11 +159,7 @@ impl Flow {
 
     /// Jobs that workers have taken but not finished (the jobs group's pending list).
     pub async fn jobs_in_progress(&self) -> usize {
-        let mut conn = redis::Client::open(self.redis_url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to redis");
+        let mut conn = self.redis.connection().await;
         let reply: redis::Value = redis::cmd("XPENDING")
             .arg(format!("{}:jobs", self.prefix))
             .arg("workers")
@@ -288,68 +232,16 @@ impl Flow {
     /// Simulates Redis losing this installation's data: every key under the prefix goes
     /// (the shared Redis of the test machine is never flushed as a whole).
     pub async fn wipe_redis(&self) -> usize {
-        let mut conn = redis::Client::open(self.redis_url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to redis");
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .expect("scan");
-            if !keys.is_empty() {
-                let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
-                deleted += n;
-            }
-            if next == 0 {
-                return deleted;
-            }
-            cursor = next;
-        }
+        self.redis.clear().await
     }
-}
-
-pub async fn send(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
-    let resp = req.send().await.expect("request to crm serve");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("response body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-    (status, body)
 }
 
 impl Drop for Flow {
     fn drop(&mut self) {
+        // Before the database and the prefix go, so no process writes to them afterwards.
         self.kill_engine();
         for i in 0..self.workers.len() {
             self.kill_worker(i);
         }
-        let name = self.db_name.clone();
-        let redis_url = self.redis_url.clone();
-        let prefix = self.prefix.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async {
-                    Db::drop_scratch(&admin_pg_url(), &name).await;
-                    if let Ok(client) = redis::Client::open(redis_url.as_str())
-                        && let Ok(mut c) = client.get_multiplexed_async_connection().await
-                    {
-                        let keys: Vec<String> =
-                            redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut c).await.unwrap_or_default();
-                        if !keys.is_empty() {
-                            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
-                        }
-                    }
-                });
-            }
-        })
-        .join();
     }
 }

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::callback::MAX_CALLBACK_DATA;
-use crate::text::{MESSAGE_LIMIT, utf16_len};
+use crm_bot::callback::MAX_CALLBACK_DATA;
+use crm_bot::text::{MESSAGE_LIMIT, utf16_len};
 
 /// A Telegram user the caller plays.
 #[derive(Debug, Clone)]
@@ -211,6 +211,11 @@ impl LocalBotApi {
             }
         });
         Ok(LocalBotApi { addr, shared, server })
+    }
+
+    /// The bot token this server accepts (`CRM_BOT_TOKEN`).
+    pub fn token(&self) -> &str {
+        &self.shared.token
     }
 
     /// The base URL to give the bot (`CRM_BOT_API_URL`).
@@ -627,7 +632,7 @@ fn dispatch(shared: &Shared, inner: &mut Inner, method: &str, params: &Value) ->
             }
             for c in list {
                 let name = c.get("command").and_then(Value::as_str).unwrap_or("");
-                if !crate::command::is_valid_name(name) {
+                if !crm_bot::command::is_valid_name(name) {
                     return Err(bad("BOT_COMMAND_INVALID"));
                 }
                 let desc = c.get("description").and_then(Value::as_str).unwrap_or("");

@@ -1,0 +1,217 @@
+//! The real Postgres and Redis the tests run against, and each test's own part of them: a
+//! scratch database and a Redis key prefix, both named after the test and removed again.
+//!
+//! The machine's Postgres and Redis are shared with other test runs and with a developer's
+//! own `crm up`, whose database is `crm` and whose key prefix is `crm`. Every name made here
+//! starts with `crm_t_`, so no test can reach the installation's data.
+
+use std::time::Duration;
+
+use crm_queue::Queue;
+use crm_scheduler::SchedulerConfig;
+use crm_store::Db;
+
+/// What every database and key prefix made for a test starts with.
+pub const TEST_NAME_PREFIX: &str = "crm_t_";
+
+/// The Postgres server to make scratch databases on (`CRM_TEST_PG`): the URL of a database
+/// that the test user may `CREATE DATABASE` from.
+pub fn postgres_url() -> String {
+    std::env::var("CRM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis server (`CRM_TEST_REDIS`).
+pub fn redis_url() -> String {
+    std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `crm_t_{purpose}_{12 random hex digits}`: unique per call, and a valid Postgres database
+/// name and Redis key prefix. `purpose` says which test it belongs to when one is left behind.
+pub fn unique_name(purpose: &str) -> String {
+    assert!(
+        !purpose.is_empty() && purpose.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "a test purpose is lower-case letters, digits and underscores (it names databases and key patterns): {purpose:?}"
+    );
+    let name = format!("{TEST_NAME_PREFIX}{purpose}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    assert!(name.len() <= 63, "{name:?} is longer than a Postgres database name may be; shorten the purpose");
+    name
+}
+
+/// Runs async cleanup from `Drop`, which runs inside the test's runtime and so cannot block
+/// on it there: a thread with a small runtime of its own does the work.
+pub(crate) fn cleanup_blocking<F: Future<Output = ()> + Send + 'static>(work: F) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(work);
+        }
+    })
+    .join();
+}
+
+/// A freshly migrated database of its own, dropped when this goes out of scope (or by
+/// [`ScratchDb::close`], which a test can await).
+pub struct ScratchDb {
+    /// a pool on the scratch database
+    pub db: Db,
+    pub url: String,
+    pub name: String,
+    closed: bool,
+}
+
+impl ScratchDb {
+    pub async fn new(purpose: &str, max_connections: u32) -> ScratchDb {
+        let name = unique_name(purpose);
+        let url = Db::create_scratch(&postgres_url(), &name).await.expect("create a scratch database");
+        let db = Db::connect(&url, max_connections).await.expect("connect to the scratch database");
+        ScratchDb { db, url, name, closed: false }
+    }
+
+    /// Another pool on the same database, for a test that needs separate connections.
+    pub async fn pool(&self, max_connections: u32) -> sqlx::PgPool {
+        Db::connect(&self.url, max_connections).await.expect("a second pool on the scratch database").pool
+    }
+
+    pub async fn close(mut self) {
+        self.closed = true;
+        self.db.pool.close().await;
+        Db::drop_scratch(&postgres_url(), &self.name).await;
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let name = self.name.clone();
+        // `WITH (FORCE)` ends the connections still open, ours and any process's.
+        cleanup_blocking(async move { Db::drop_scratch(&postgres_url(), &name).await });
+    }
+}
+
+/// A Redis key prefix of its own (`CRM_REDIS_PREFIX` of the processes a test starts); its
+/// keys are deleted when this goes out of scope.
+pub struct TestPrefix {
+    name: String,
+    url: String,
+}
+
+impl TestPrefix {
+    pub fn new(purpose: &str) -> TestPrefix {
+        TestPrefix { name: unique_name(purpose), url: redis_url() }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    pub fn redis_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The queue streams under this prefix, as the engine and workers see them.
+    pub async fn queue(&self) -> Queue {
+        Queue::connect(&self.url, &self.name).await.expect("redis is up")
+    }
+
+    /// A scheduler configuration whose every key is under this prefix.
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        SchedulerConfig::new(self.name.clone())
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .expect("a valid redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to redis")
+    }
+
+    /// Every key under this prefix.
+    pub async fn keys(&self) -> Vec<String> {
+        keys_under(&self.name).await
+    }
+
+    /// Deletes every key under this prefix (and nothing else: the Redis is shared); returns
+    /// how many there were. To the processes of the test this is a FLUSHALL.
+    pub async fn clear(&self) -> usize {
+        clear_prefix(&self.url, &self.name).await
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        cleanup_blocking(async move {
+            clear_prefix(&url, &name).await;
+        });
+    }
+}
+
+/// Every key under `prefix` (`{prefix}:*`) on the test Redis, e.g. to check that a dropped
+/// [`TestPrefix`] left none.
+pub async fn keys_under(prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(redis_url()).expect("a valid redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect to redis");
+    keys_matching(&mut conn, &format!("{prefix}:*")).await.expect("scan redis keys")
+}
+
+/// SCAN rather than KEYS: the shared Redis may hold many keys of other runs, and KEYS
+/// blocks the server while it walks them all.
+async fn keys_matching(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut all = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(conn).await?;
+        all.extend(keys);
+        if next == 0 {
+            return Ok(all);
+        }
+        cursor = next;
+    }
+}
+
+async fn clear_prefix(url: &str, prefix: &str) -> usize {
+    // The name comes from `unique_name`: no glob characters, so the pattern is exactly
+    // this prefix's keys.
+    debug_assert!(prefix.starts_with(TEST_NAME_PREFIX));
+    let Ok(client) = redis::Client::open(url) else {
+        return 0;
+    };
+    let Ok(Ok(mut conn)) =
+        tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection()).await
+    else {
+        return 0;
+    };
+    let keys = keys_matching(&mut conn, &format!("{prefix}:*")).await.unwrap_or_default();
+    let mut deleted = 0;
+    for chunk in keys.chunks(500) {
+        let n: usize = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.unwrap_or(0);
+        deleted += n;
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_never_an_installations() {
+        let (a, b) = (unique_name("x"), unique_name("x"));
+        assert_ne!(a, b);
+        for name in [a, b] {
+            assert!(name.starts_with(TEST_NAME_PREFIX), "{name}");
+            // `crm` is the default database and key prefix of an installation.
+            assert_ne!(name, "crm");
+            assert!(!name.starts_with("crm:"), "{name}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "lower-case letters")]
+    fn a_purpose_cannot_widen_the_key_pattern() {
+        unique_name("a*");
+    }
+}
