@@ -54,7 +54,7 @@ fn refusal(path: &str, e: WebhookError) -> ApiError {
         WebhookError::Replayed => ApiError::conflict(e.to_string()),
         WebhookError::BadBody(_) => ApiError::bad_request(e.to_string()),
         WebhookError::BadSecret(_) => ApiError::validation("secret", e.to_string()),
-        WebhookError::Trigger(TriggerError::Sql(_)) | WebhookError::Trigger(TriggerError::StartRun { .. }) => {
+        WebhookError::Trigger(TriggerError::Sql(_) | TriggerError::StartRun { .. } | TriggerError::Store(_)) => {
             return ApiError::internal(e);
         }
     };
