@@ -2,6 +2,10 @@
 //! on a scratch database and a Redis key prefix of their own, with the controls the
 //! scenario tests need: deploy through the CLI, start runs through the API, SIGKILL or
 //! restart any process, wipe Redis, and read the recorded history.
+//!
+//! Workers get what a production worker gets: the engine's URL, a worker credential and
+//! Redis; their database URL points at nothing. The engine keeps its port across restarts,
+//! so workers find it again.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,7 +30,11 @@ pub struct Flow {
     pub admin_id: i64,
     pub token: String,
     pub url: String,
+    /// what the workers show the engine
+    pub worker_credential: String,
     pub client: reqwest::Client,
+    /// the engine's address, the same after a restart
+    listen: String,
     engine: Option<Process>,
     workers: Vec<Option<Process>>,
     /// processes started so far, to give each its own log file
@@ -43,6 +51,8 @@ impl Flow {
         let scratch = ScratchDb::new(purpose, 4).await;
         let redis = TestPrefix::new(purpose);
         let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
+        let (_, worker_credential) =
+            crm_store::worker_credentials::create(&scratch.db, "test").await.expect("create a worker credential");
         let mut flow = Flow {
             db: scratch.db.clone(),
             db_name: scratch.name.clone(),
@@ -52,7 +62,9 @@ impl Flow {
             admin_id,
             token,
             url: String::new(),
+            worker_credential,
             client: crate::http::client(),
+            listen: free_loopback_address(),
             engine: None,
             workers: Vec::new(),
             started: 0,
@@ -68,22 +80,42 @@ impl Flow {
         let mut cmd = services_command(&self.scratch, &self.redis, &self.data_dir);
         cmd.args(args)
             .env("CRM_WORKER_VISIBILITY_SECS", "2")
-            .env("CRM_RESULTS_VISIBILITY_SECS", "2")
             .env("CRM_STEP_LOST_AFTER_SECS", "20")
             .env("RUST_LOG", rust_log("warn"));
         cmd
     }
 
+    /// A worker's command: Redis, the engine and a credential; no database.
+    pub fn worker_command(&self, args: &[&str]) -> Command {
+        let mut cmd = crate::process::crm();
+        cmd.env("CRM_REDIS_URL", self.redis.redis_url())
+            .env("CRM_REDIS_PREFIX", self.redis.as_str())
+            .env("CRM_DATA_DIR", self.data_dir.path())
+            .env("CRM_ENGINE_URL", format!("http://{}", self.listen))
+            .env("CRM_WORKER_CREDENTIAL", &self.worker_credential)
+            .env("CRM_WORKER_VISIBILITY_SECS", "2")
+            .env("RUST_LOG", rust_log("warn"))
+            .args(args);
+        cmd
+    }
+
     fn spawn(&mut self, name: &str, args: &[&str]) -> Process {
+        let cmd = self.command(args);
+        self.spawn_command(name, cmd)
+    }
+
+    /// Starts `cmd` with its own log file in the flow's data directory.
+    pub fn spawn_command(&mut self, name: &str, cmd: Command) -> Process {
         self.started += 1;
         let log = self.data_dir.path().join(format!("{}-{}.log", self.started, name.replace(' ', "-")));
-        Process::spawn(name, self.command(args), &log).unwrap_or_else(|e| panic!("{e}"))
+        Process::spawn(name, cmd, &log).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts `crm serve` and waits until it listens.
     pub async fn start_engine(&mut self) {
         assert!(self.engine.is_none(), "an engine is already running");
-        let mut engine = self.spawn("crm serve", &["serve", "--listen", "127.0.0.1:0"]);
+        let listen = self.listen.clone();
+        let mut engine = self.spawn("crm serve", &["serve", "--listen", &listen]);
         self.url = engine.listening_url(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
         self.engine = Some(engine);
     }
@@ -103,9 +135,38 @@ impl Flow {
 
     /// A worker whose consumer name (and so the `worker` of its attempts) is `id`.
     pub fn start_worker_named(&mut self, concurrency: usize, id: &str) -> usize {
-        let worker = self.spawn("crm worker", &["worker", "--concurrency", &concurrency.to_string(), "--id", id]);
+        self.start_worker_with(concurrency, id, &[])
+    }
+
+    /// A worker with extra settings (`CRM_*` variables).
+    pub fn start_worker_with(&mut self, concurrency: usize, id: &str, env: &[(&str, &str)]) -> usize {
+        let mut cmd = self.worker_command(&["worker", "--concurrency", &concurrency.to_string(), "--id", id]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let worker = self.spawn_command("crm worker", cmd);
         self.workers.push(Some(worker));
         self.workers.len() - 1
+    }
+
+    /// The worker's output so far.
+    pub fn worker_log(&self, index: usize) -> String {
+        self.workers.get(index).and_then(Option::as_ref).map(Process::log).unwrap_or_default()
+    }
+
+    /// The worker process, to signal or inspect it.
+    pub fn worker(&mut self, index: usize) -> Option<&mut Process> {
+        self.workers.get_mut(index).and_then(Option::as_mut)
+    }
+
+    /// The engine's output so far.
+    pub fn engine_log(&self) -> String {
+        self.engine.as_ref().map(Process::log).unwrap_or_default()
+    }
+
+    /// A handle on this flow's Redis streams.
+    pub async fn queue(&self) -> crm_queue::Queue {
+        self.redis.queue().await
     }
 
     pub fn kill_worker(&mut self, index: usize) {
@@ -244,4 +305,12 @@ impl Drop for Flow {
             self.kill_worker(i);
         }
     }
+}
+
+/// A loopback address with a port that was free a moment ago: the engine listens there
+/// for the whole flow, restarts included.
+fn free_loopback_address() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = probe.local_addr().expect("the probe's address");
+    addr.to_string()
 }

@@ -31,6 +31,6 @@ pub mod workspace;
 pub use bot_api::{Call, LocalBotApi, TgUser};
 pub use flow::Flow;
 pub use http::send;
-pub use services::{ScratchDb, TestPrefix};
+pub use services::{ScratchDb, TestPrefix, scheduler};
 pub use stack::{Options, TestStack};
 pub use worker::WorkerHarness;

@@ -215,3 +215,14 @@ mod tests {
         unique_name("a*");
     }
 }
+
+/// A running scheduler on a scratch database and a prefix of its own: the admission door
+/// triggers start runs through. Its tasks stop when the returned handle is shut down or
+/// the test ends.
+pub async fn scheduler(db: &ScratchDb, purpose: &str) -> (TestPrefix, crm_scheduler::Scheduler) {
+    let prefix = TestPrefix::new(purpose);
+    let scheduler = crm_scheduler::Scheduler::start(&db.db, prefix.redis_url(), prefix.scheduler_config())
+        .await
+        .expect("start a scheduler");
+    (prefix, scheduler)
+}

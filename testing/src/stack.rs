@@ -106,6 +106,23 @@ impl TestStack {
         Process::spawn(name, self.command(args), &log).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts a `crm worker` for this stack's engine, as production starts one: the engine's
+    /// URL, a fresh worker credential and Redis; no database.
+    pub async fn start_worker(&self, concurrency: usize) -> Process {
+        let (_, credential) =
+            crm_store::worker_credentials::create(&self.db, "test").await.expect("create a worker credential");
+        let mut cmd = crm();
+        cmd.env("CRM_REDIS_URL", self.redis.redis_url())
+            .env("CRM_REDIS_PREFIX", self.redis.as_str())
+            .env("CRM_DATA_DIR", self.data_dir.path())
+            .env("CRM_ENGINE_URL", &self.url)
+            .env("CRM_WORKER_CREDENTIAL", credential)
+            .env("RUST_LOG", rust_log("warn"))
+            .args(["worker", "--concurrency", &concurrency.to_string()]);
+        let log = self.data_dir.path().join(format!("worker-{}.log", uuid::Uuid::new_v4().simple()));
+        Process::spawn("crm worker", cmd, &log).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The key prefix of this stack, to look at what its processes left on Redis.
     pub fn redis(&self) -> &TestPrefix {
         &self.redis

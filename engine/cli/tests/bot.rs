@@ -435,7 +435,7 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
         .output()
         .expect("crm workflow deploy");
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
-    let _worker = stack.spawn("crm worker", &["worker", "--concurrency", "4"]);
+    let _worker = stack.start_worker(4).await;
     let mut h = Harness::launch(stack, &[], "getUpdates").await;
     let (max, _) = h.user(8001, "Max Manager", Role::Manager).await;
     let (status, lena) = h.stack.post("/api/contacts", json!({"name": "Lena Lead", "email": "lena@example.com"})).await;

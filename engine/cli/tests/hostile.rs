@@ -1,7 +1,7 @@
-//! Hostile components against the real `crm worker` and the real Redis: each fails its step
+//! Hostile components against the real `crm worker`, engine and Redis: each fails its step
 //! with the readable error its fixture expects (`workflows/fixtures/<name>/expected.toml`),
 //! and the same worker process then runs normal steps — including real steps reading and
-//! writing CRM records in Postgres.
+//! writing CRM records, which a worker without a database does through the engine.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ fn limits(timeout_ms: u64, memory_mb: u64) -> StepLimits {
 
 fn error_of(results: &std::collections::BTreeMap<String, StepResult>, step: &str) -> (String, String, ErrorKind) {
     match &results[step].outcome {
-        StepOutcome::Failed { error } => (error.code.clone(), error.message.clone(), error.kind),
+        StepOutcome::Failed { error } => (error.code.to_string(), error.message.clone(), error.kind),
         StepOutcome::Ok { output, .. } => {
             panic!("{step} should have failed, but returned {output}")
         }
@@ -39,9 +39,11 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
 
     // One step per hostile fixture, named after it, with the fixture's own grants and limits.
     let hostile = fixtures::hostile();
-    let mut jobs: Vec<_> =
-        hostile.iter().map(|f| h.job(&f.package, &f.package, &f.grant_refs(), f.limits.clone(), json!({}))).collect();
-    jobs.push(h.job("fixture-echo", "normal", &[], limits(5_000, 32), json!({"hello": "world"})));
+    let mut jobs = Vec::new();
+    for f in &hostile {
+        jobs.push(h.job(&f.package, &f.package, &f.grant_refs(), f.limits.clone(), json!({})).await);
+    }
+    jobs.push(h.job("fixture-echo", "normal", &[], limits(5_000, 32), json!({"hello": "world"})).await);
     let results = h.run(&jobs, Duration::from_secs(120)).await;
 
     for f in &hostile {
@@ -88,14 +90,16 @@ async fn hostile_components_are_contained_and_the_worker_lives_on() {
     .expect("create deal");
 
     let jobs = vec![
-        h.job("lead-score", "score", &["records:read", "log"], limits(5_000, 64), json!({"contact_id": contact.id})),
+        h.job("lead-score", "score", &["records:read", "log"], limits(5_000, 64), json!({"contact_id": contact.id}))
+            .await,
         h.job(
             "follow-up-task",
             "follow-up",
             &["records:read", "records:write", "log"],
             limits(5_000, 64),
             json!({"contact_id": contact.id, "title": "Call {name}"}),
-        ),
+        )
+        .await,
     ];
     let results = h.run(&jobs, Duration::from_secs(60)).await;
     let score = output_of(&results, "score");

@@ -157,6 +157,19 @@ impl std::fmt::Display for StepErrorCode {
     }
 }
 
+/// Codes compare with their string form, as people and older records spell them.
+impl PartialEq<&str> for StepErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for StepErrorCode {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
 impl std::str::FromStr for StepErrorCode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -151,6 +151,9 @@ pub(crate) fn record(kind: &Kind, given: Map<String, Value>) -> Result<Value, Fi
     let id = given.get("id").and_then(Value::as_i64).unwrap_or_default();
     let what = format!("{} {id}", kind.kind);
     let bad = |m: String| FixtureError::Invalid(format!("{what}: {m}"));
+    if let Some(unknown) = given.keys().find(|k| !kind.fields.contains(&k.as_str())) {
+        return Err(bad(format!("unknown field `{unknown}`")));
+    }
     let mut row = defaults(kind.kind, Utc::now());
     row.extend(given);
     for field in kind.times {

@@ -19,6 +19,8 @@ pub(crate) enum Match {
 
 pub(crate) struct Kind {
     pub kind: RecordKind,
+    /// every field a record of this kind has
+    pub fields: &'static [&'static str],
     pub times: &'static [&'static str],
     /// filter field name → how it matches
     pub filters: &'static [(&'static str, Match)],
@@ -30,6 +32,7 @@ const CREATED: &[&str] = &["created_at", "updated_at"];
 
 pub(crate) const CONTACT: Kind = Kind {
     kind: RecordKind::Contact,
+    fields: &["id", "name", "email", "phone", "company_id", "owner_id", "tags", "custom", "created_at", "updated_at"],
     times: CREATED,
     filters: &[
         ("owner_id", Match::Eq("owner_id")),
@@ -42,6 +45,7 @@ pub(crate) const CONTACT: Kind = Kind {
 
 pub(crate) const COMPANY: Kind = Kind {
     kind: RecordKind::Company,
+    fields: &["id", "name", "domain", "phone", "owner_id", "tags", "custom", "created_at", "updated_at"],
     times: CREATED,
     filters: &[("owner_id", Match::Eq("owner_id")), ("tag", Match::Tag), ("q", Match::Text(&["name", "domain"]))],
     refs: &[],
@@ -49,6 +53,25 @@ pub(crate) const COMPANY: Kind = Kind {
 
 pub(crate) const DEAL: Kind = Kind {
     kind: RecordKind::Deal,
+    fields: &[
+        "id",
+        "title",
+        "amount_minor",
+        "currency",
+        "pipeline_id",
+        "stage_id",
+        "contact_id",
+        "company_id",
+        "owner_id",
+        "expected_close",
+        "status",
+        "closed_at",
+        "tags",
+        "custom",
+        "created_at",
+        "updated_at",
+        "stage_changed_at",
+    ],
     times: &["created_at", "updated_at", "closed_at", "stage_changed_at"],
     filters: &[
         ("pipeline_id", Match::Eq("pipeline_id")),
@@ -65,6 +88,19 @@ pub(crate) const DEAL: Kind = Kind {
 
 pub(crate) const TASK: Kind = Kind {
     kind: RecordKind::Task,
+    fields: &[
+        "id",
+        "title",
+        "due_at",
+        "done",
+        "done_at",
+        "assignee_id",
+        "contact_id",
+        "company_id",
+        "deal_id",
+        "created_at",
+        "updated_at",
+    ],
     times: &["created_at", "updated_at", "due_at", "done_at"],
     filters: &[
         ("assignee_id", Match::Eq("assignee_id")),
@@ -79,6 +115,7 @@ pub(crate) const TASK: Kind = Kind {
 
 pub(crate) const NOTE: Kind = Kind {
     kind: RecordKind::Note,
+    fields: &["id", "body", "author_id", "contact_id", "company_id", "deal_id", "task_id", "created_at", "updated_at"],
     times: CREATED,
     filters: &[
         ("contact_id", Match::Eq("contact_id")),

@@ -118,7 +118,6 @@ impl<H: HostCalls> Runtime<H> {
             )
         })
     }
-
 }
 
 fn compile_or_reload(

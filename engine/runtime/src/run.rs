@@ -42,12 +42,7 @@ impl<H: HostCalls> Runtime<H> {
     }
 }
 
-async fn run_step<H: HostCalls>(
-    rt: &Runtime<H>,
-    component: &Prepared<H>,
-    call: StepCall<'_>,
-    host: Arc<H>,
-) -> StepRun {
+async fn run_step<H: HostCalls>(rt: &Runtime<H>, component: &Prepared<H>, call: StepCall<'_>, host: Arc<H>) -> StepRun {
     let started = Instant::now();
     let ticks_at_start = rt.ticks();
     let limits = clamp(call.limits, rt);

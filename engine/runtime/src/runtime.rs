@@ -158,4 +158,3 @@ fn spawn_ticker(engine: Engine, tick: Duration, ticks: Arc<AtomicU64>, stop: Arc
         std::process::abort();
     }
 }
-

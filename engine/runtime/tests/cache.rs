@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use common::{input, output};
 use crm_concepts::step::StepLimits;
-use crm_runtime::memory::MemoryServices;
-use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
+use crm_memory::MemoryCrm;
+use crm_runtime::{Runtime, RuntimeConfig, digest_of};
 use serde_json::json;
 
-fn runtime_with_cache(dir: &std::path::Path) -> Runtime<MemoryServices> {
+fn runtime_with_cache(dir: &std::path::Path) -> Runtime<MemoryCrm> {
     Runtime::new(RuntimeConfig { cache_dir: Some(dir.to_path_buf()), max_instances: 4, ..RuntimeConfig::default() })
         .unwrap()
 }
@@ -33,8 +33,8 @@ async fn a_compiled_component_is_reloaded_from_the_disk_cache() {
     let component = rt.load_cached(&digest).await.unwrap().expect("reloaded from the cache");
     let i = input(json!({"again": true}), json!(null));
     let limits = StepLimits::default();
-    let call = StepCall { cx: common::cx("s"), input: &i, grants: common::grants(&[]), limits: &limits };
-    let r = rt.run(&component, call, Arc::new(MemoryServices::empty())).await;
+    let call = common::call("s", &i, common::grants(&[]), &limits);
+    let r = rt.run(&component, call, Arc::new(MemoryCrm::empty())).await;
     assert_eq!(output(&r)["run_input"], json!({"again": true}));
 }
 

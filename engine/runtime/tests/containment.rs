@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{failure, input, output, run, runtime};
 use crm_concepts::step::StepLimits;
-use crm_runtime::memory::MemoryServices;
+use crm_memory::MemoryCrm;
 use crm_testing::fixtures::{self, Stage};
 use serde_json::json;
 
@@ -18,7 +18,7 @@ fn limits() -> StepLimits {
 #[tokio::test]
 async fn each_hostile_component_fails_with_its_expected_error() {
     let rt = runtime();
-    let svc = Arc::new(MemoryServices::empty());
+    let svc = Arc::new(MemoryCrm::empty());
     for f in fixtures::hostile() {
         let e = match f.stage {
             // Refused before it runs: a component importing sockets never gets an instance.
@@ -46,15 +46,9 @@ async fn each_hostile_component_fails_with_its_expected_error() {
 #[tokio::test]
 async fn usage_reports_time_and_peak_memory() {
     let rt = runtime();
-    let r = run(
-        &rt,
-        crm_guests::ECHO,
-        input(json!({"x": "y"}), json!(null)),
-        &[],
-        limits(),
-        Arc::new(MemoryServices::empty()),
-    )
-    .await;
+    let r =
+        run(&rt, crm_guests::ECHO, input(json!({"x": "y"}), json!(null)), &[], limits(), Arc::new(MemoryCrm::empty()))
+            .await;
     output(&r);
     assert!(r.usage.duration_us > 0);
     assert!(r.usage.peak_memory_bytes >= 64 << 10, "{:?}", r.usage);

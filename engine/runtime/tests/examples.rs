@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use common::{failure, input, output, run, runtime};
 use crm_concepts::step::StepLimits;
-use crm_runtime::memory::MemoryServices;
+use crm_memory::MemoryCrm;
 use serde_json::json;
 
 const ALL_RECORDS: &[&str] = &["records:read", "records:write", "log", "notify"];
 
-fn fixture() -> Arc<MemoryServices> {
+fn fixture() -> Arc<MemoryCrm> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/lead-score/fixtures.json"))
             .expect("the lead-score fixture exists");
-    Arc::new(MemoryServices::from_json(&text).expect("the fixture is valid"))
+    Arc::new(MemoryCrm::from_json(&text).expect("the fixture is valid"))
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn lead_score_grades_from_deals_and_activity_and_branches() {
     )
     .await;
     let e = failure(&missing);
-    assert_eq!((e.code.as_str(), e.message.as_str()), ("guest", "not_found: contact 99 does not exist"));
+    assert_eq!((e.code.as_str(), e.message.as_str()), ("guest", "not_found: contact 99 not found"));
 
     let no_input =
         run(&rt, crm_guests::LEAD_SCORE, input(json!({}), json!(null)), ALL_RECORDS, StepLimits::default(), svc).await;
@@ -144,7 +144,7 @@ async fn stale_deals_lists_open_deals_stuck_in_their_stage() {
 async fn duplicate_contacts_groups_by_email_phone_and_name() {
     let rt = runtime();
     let svc = Arc::new(
-        MemoryServices::from_json(
+        MemoryCrm::from_json(
             &json!({"contacts": [
                 {"id": 1, "name": "Ann Lee", "email": "ann.lee@gmail.com"},
                 {"id": 2, "name": "Lee, Ann", "email": "annlee+crm@gmail.com"},

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{failure, input, output, run, runtime};
 use crm_concepts::step::StepLimits;
-use crm_runtime::memory::MemoryServices;
+use crm_memory::MemoryCrm;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -41,7 +41,7 @@ async fn serve() -> u16 {
 async fn only_granted_hosts_are_reachable_and_redirects_are_not_followed() {
     let port = serve().await;
     let rt = runtime();
-    let svc = Arc::new(MemoryServices::empty());
+    let svc = Arc::new(MemoryCrm::empty());
     let url = format!("http://127.0.0.1:{port}/");
 
     let ok = run(

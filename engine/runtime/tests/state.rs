@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use common::{failure, input, output, run, runtime};
 use crm_concepts::step::StepLimits;
-use crm_runtime::memory::MemoryServices;
+use crm_memory::MemoryCrm;
 use serde_json::json;
 
 #[tokio::test]
 async fn state_persists_between_runs_and_secrets_need_their_own_grant() {
     let rt = runtime();
-    let svc =
-        Arc::new(MemoryServices::from_json(r#"{"secrets": {"API_KEY": "s3cret"}, "state": {"count": 41}}"#).unwrap());
+    let svc = Arc::new(MemoryCrm::from_json(r#"{"secrets": {"API_KEY": "s3cret"}, "state": {"count": 41}}"#).unwrap());
     let caps = &["state", "secret:API_KEY"];
     let first =
         run(&rt, crm_guests::COUNTER, input(json!({}), json!(null)), caps, StepLimits::default(), svc.clone()).await;
@@ -23,7 +22,7 @@ async fn state_persists_between_runs_and_secrets_need_their_own_grant() {
     let second =
         run(&rt, crm_guests::COUNTER, input(json!({}), json!(null)), caps, StepLimits::default(), svc.clone()).await;
     assert_eq!(output(&second)["count"], 43);
-    assert_eq!(svc.state()["count"], "43");
+    assert_eq!(svc.state()["count"], json!(43));
 
     let other_secret = run(
         &rt,
@@ -48,5 +47,5 @@ async fn state_persists_between_runs_and_secrets_need_their_own_grant() {
     )
     .await;
     assert!(failure(&no_state).message.contains("`state`"), "{}", failure(&no_state));
-    assert_eq!(svc.state()["count"], "43", "a refused step changed nothing");
+    assert_eq!(svc.state()["count"], json!(43), "a refused step changed nothing");
 }

@@ -443,7 +443,7 @@ failure_template = "{{error.step}} broke: {{error.code}}"
         let v = version(CHAIN);
         let mut m = start(&v);
         let now = Utc::now();
-        let err = StepError::retryable("unavailable", "db down");
+        let err = StepError::retryable(StepErrorCode::Unavailable, "db down");
         assert_eq!(m.fail("a", 1, &err, now, 1.0), Applied::Yes);
         let r = m.take_ready();
         assert_eq!((r[0].attempt, r[0].not_before), (2, Some(now + chrono::Duration::milliseconds(100))));
@@ -464,7 +464,7 @@ failure_template = "{{error.step}} broke: {{error.code}}"
     fn permanent_errors_are_not_retried() {
         let v = version(CHAIN);
         let mut m = start(&v);
-        m.fail("a", 1, &StepError::permanent("invalid_input", "no contact"), Utc::now(), 0.5);
+        m.fail("a", 1, &StepError::permanent(StepErrorCode::Guest, "no contact"), Utc::now(), 0.5);
         assert_eq!(status(&m, "a"), StepStatus::Failed);
         assert_eq!(m.run.status, RunStatus::Failed);
     }

@@ -1,17 +1,19 @@
-//! The scheduler against real Postgres and Redis, with the test playing the worker's side
-//! of the queue: it reads each job and answers with the result the scenario needs (a
-//! retryable error, a duplicate delivery, silence), which real WASM steps cannot be made
-//! to do on cue. The full path with real `crm worker` processes is in engine/cli/tests.
+//! The scheduler against real Postgres and Redis, with the test playing the worker's side:
+//! it takes each job from Redis (checking the engine's signature, as a worker does) and
+//! hands in the result the scenario needs (a retryable error, a duplicate delivery,
+//! silence), which real WASM steps cannot be made to do on cue. The full path with real
+//! `crm worker` processes is in engine/cli/tests.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crm_concepts::run::{RunRequest, RunStatus};
-use crm_concepts::step::{StepError, StepJob, StepOutcome, StepResult, StepUsage};
+use crm_concepts::step::{StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult};
 use crm_queue::Queue;
 use crm_scheduler::Scheduler;
 use crm_store::Db;
 use crm_testing::{ScratchDb, TestPrefix};
+use crm_trust::JobVerifier;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -38,7 +40,7 @@ impl Setup {
         config.fast_path_grace = Duration::from_millis(500);
         config.reconcile_every = Duration::from_millis(100);
         config.lost_after = Duration::from_secs(2);
-        let scheduler = Scheduler::start(db.pool.clone(), redis.redis_url(), config).await.unwrap();
+        let scheduler = Scheduler::start(&db, redis.redis_url(), config).await.unwrap();
         let worker = redis.queue().await;
         Setup { db, scheduler, worker, scratch, redis }
     }
@@ -61,7 +63,9 @@ impl Setup {
         loop {
             let mut jobs = self.worker.read_jobs("test-worker", 1, Duration::from_millis(200)).await.unwrap();
             if let Some(j) = jobs.pop() {
-                return (j.id, j.job);
+                let verifier = JobVerifier::from_hex(&self.scheduler.public_key()).unwrap();
+                assert!(verifier.verify(&j.payload, j.signature.as_deref().unwrap_or_default()), "a signed job");
+                return (j.id, serde_json::from_slice(&j.payload).expect("a step job"));
             }
             assert!(Instant::now() < deadline, "no job arrived within 10 s");
         }
@@ -75,7 +79,9 @@ impl Setup {
             logs: vec![],
             worker: "test-worker".into(),
         };
-        self.worker.publish_result_and_ack(&result, entry).await.unwrap();
+        let handed_in = TicketedResult { ticket: job.ticket.clone(), result };
+        self.scheduler.accept_results(vec![handed_in]).await.unwrap();
+        self.worker.ack_jobs(&[entry.to_string()]).await.unwrap();
     }
 
     async fn ok(&self, entry: &str, job: &StepJob, output: Value) {
@@ -83,13 +89,13 @@ impl Setup {
     }
 
     async fn status(&self, id: Uuid) -> RunStatus {
-        crm_store::runs::get(&self.db.pool, id).await.unwrap().summary.status
+        crm_store::run_history::get(&self.db.pool, id).await.unwrap().summary.status
     }
 
-    async fn wait_final(&self, id: Uuid) -> crm_store::runs::RunRecord {
+    async fn wait_final(&self, id: Uuid) -> crm_store::run_history::RunRecord {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let run = crm_store::runs::get(&self.db.pool, id).await.unwrap();
+            let run = crm_store::run_history::get(&self.db.pool, id).await.unwrap();
             if run.summary.status.is_final() {
                 return run;
             }
@@ -222,18 +228,19 @@ async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dea
     let id = s.submit("chain", json!({})).await;
     let (e, job) = s.job().await;
     let started = Instant::now();
-    s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable("unavailable", "try later") }).await;
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable(StepErrorCode::Unavailable, "try later") })
+        .await;
     let (e, job) = s.job().await;
     assert_eq!((job.key.step.as_str(), job.key.attempt), ("a", 2));
     assert!(started.elapsed() >= Duration::from_millis(20), "the retry waited out its backoff");
     s.ok(&e, &job, json!(1)).await;
     let (e, job) = s.job().await;
     // permanent: no retry, the run fails and names the step
-    s.answer(&e, &job, StepOutcome::Failed { error: StepError::permanent("invalid_input", "bad config") }).await;
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::permanent(StepErrorCode::Guest, "bad config") }).await;
     let run = s.wait_final(id).await;
     assert_eq!(run.summary.status, RunStatus::Failed);
     let err = run.summary.error.unwrap();
-    assert_eq!((err.step.as_deref(), err.code.as_str()), (Some("b"), "invalid_input"));
+    assert_eq!((err.step.as_deref(), err.code.as_str()), (Some("b"), "guest"));
     let steps: Vec<(String, String)> =
         sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
             .bind(id)
@@ -250,7 +257,8 @@ async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dea
     for attempt in 1..=3 {
         let (e, job) = s.job().await;
         assert_eq!(job.key.attempt, attempt);
-        s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable("unavailable", "down") }).await;
+        s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable(StepErrorCode::Unavailable, "down") })
+            .await;
     }
     let run = s.wait_final(id).await;
     assert_eq!(run.summary.status, RunStatus::Failed);

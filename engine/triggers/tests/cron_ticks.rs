@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crm_testing::ScratchDb;
 use crm_testing::deploy::{deploy, one_step};
+use crm_triggers::RunStarter;
 use crm_triggers::schedules::{self, TickerConfig};
-use crm_triggers::{RunStarter, StoreStarter};
 use tokio_util::sync::CancellationToken;
 
 fn replica(name: &str) -> TickerConfig {
@@ -19,7 +19,8 @@ fn replica(name: &str) -> TickerConfig {
 async fn competing_tickers_fire_each_tick_exactly_once() {
     let s = ScratchDb::new("cron_compete", 10).await;
     deploy(&s.db, &one_step("every-second", "[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n")).await;
-    let starter: Arc<dyn RunStarter> = Arc::new(StoreStarter::new());
+    let (_redis, sched) = crm_testing::scheduler(&s, "cron_compete").await;
+    let starter: Arc<dyn RunStarter> = Arc::new(sched.admission());
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     for name in ["a", "b", "c"] {
@@ -65,7 +66,8 @@ async fn an_outage_collapses_into_one_run_that_says_how_much_was_missed() {
         .execute(&s.db.pool)
         .await
         .unwrap();
-    let starter = StoreStarter::new();
+    let (_redis, sched) = crm_testing::scheduler(&s, "cron_outage").await;
+    let starter = sched.admission();
     let fired = schedules::fire_due(&s.db.pool, &starter, &replica("a")).await.unwrap();
     assert_eq!(fired, 1, "one catch-up run, not 180");
     let missed: i32 = sqlx::query_scalar("SELECT missed FROM cron_ticks").fetch_one(&s.db.pool).await.unwrap();

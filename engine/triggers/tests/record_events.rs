@@ -5,13 +5,14 @@ use std::collections::HashSet;
 
 use crm_concepts::records::{Actor, NewContact, NewDeal};
 use crm_concepts::run::RunRequest;
+use crm_scheduler::{Admission, Admitted};
 use crm_testing::ScratchDb;
 use crm_testing::deploy::{deploy, one_step};
+use crm_triggers::RunStarter;
 use crm_triggers::events::{self, MAX_CHAIN};
-use crm_triggers::{RunStarter, StoreStarter};
 use serde_json::json;
 
-async fn drain(pool: &sqlx::PgPool, starter: &StoreStarter) -> usize {
+async fn drain(pool: &sqlx::PgPool, starter: &Admission) -> usize {
     let mut runs = 0;
     loop {
         let stats = events::process_batch(pool, starter).await.expect("consumer pass");
@@ -39,14 +40,16 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
     .await;
     deploy(&s.db, &one_step("on-deal", "[[triggers]]\nkind = \"record_event\"\nrecord = \"deal\"\n")).await;
 
+    let (_redis, sched) = crm_testing::scheduler(&s, "events_concurrent").await;
+    let starter = sched.admission();
     // Writers and two consumers run at the same time.
     let stop = tokio_util::sync::CancellationToken::new();
     let mut consumers = Vec::new();
     for _ in 0..2 {
         let pool = s.pool(4).await;
         let stop = stop.clone();
+        let starter = starter.clone();
         consumers.push(tokio::spawn(async move {
-            let starter = StoreStarter::new();
             while !stop.is_cancelled() {
                 events::process_batch(&pool, &starter).await.expect("consumer pass");
             }
@@ -68,7 +71,7 @@ async fn concurrent_writes_start_exactly_one_run_per_matching_change() {
     for c in consumers {
         c.await.unwrap();
     }
-    drain(&s.db.pool, &StoreStarter::new()).await;
+    drain(&s.db.pool, &starter).await;
 
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
         .fetch_one(&s.db.pool)
@@ -98,6 +101,8 @@ async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
         ),
     )
     .await;
+    let (_redis, sched) = crm_testing::scheduler(&s, "events_filter").await;
+    let starter = sched.admission();
     let actor = Actor::system();
     let deal = crm_store::deals::create(
         &s.db,
@@ -115,7 +120,7 @@ async fn the_won_filter_matches_only_the_write_that_wins_the_deal() {
     let patch = serde_json::from_value(json!({"title": "Big one (signed)"})).unwrap();
     crm_store::deals::update(&s.db, &actor, deal.id, patch).await.unwrap();
 
-    assert_eq!(drain(&s.db.pool, &StoreStarter::new()).await, 1);
+    assert_eq!(drain(&s.db.pool, &starter).await, 1);
     let input: serde_json::Value = sqlx::query_scalar("SELECT input FROM runs").fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(input["deal_id"], deal.id);
     assert_eq!(input["changes"]["status"], json!(["open", "won"]));
@@ -130,7 +135,8 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
     };
     deploy(&s.db, &on_update("enrich")).await;
     deploy(&s.db, &on_update("audit")).await;
-    let starter = StoreStarter::new();
+    let (_redis, sched) = crm_testing::scheduler(&s, "events_loops").await;
+    let starter = sched.admission();
     let c = crm_store::contacts::create(&s.db, &Actor::system(), contact("Ann")).await.unwrap();
     drain(&s.db.pool, &starter).await;
 
@@ -165,7 +171,7 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
 
     // A chain already at the limit starts nothing more, whatever the workflow.
     let mut tx = s.db.pool.begin().await.unwrap();
-    let deep = starter
+    let (deep, _) = starter
         .start_run(
             &mut tx,
             RunRequest {
@@ -177,8 +183,8 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
                 trigger: None,
             },
         )
-        .await
-        .unwrap();
+        .await;
+    let deep = deep.unwrap();
     let long_chain: Vec<String> = (0..MAX_CHAIN - 1).map(|i| format!("w{i}")).collect();
     sqlx::query("INSERT INTO triggered_runs (run_id, workflow, source, chain) VALUES ($1, 'enrich', 'event', $2)")
         .bind(deep)
@@ -194,19 +200,28 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
     s.close().await;
 }
 
-/// Starts runs like the store does, except for one workflow whose runs always fail to start.
-struct Poisoned(StoreStarter);
+/// Starts runs like the scheduler does, except for one workflow whose runs always fail to
+/// start (and take their whole batch down with them, as a database error would).
+struct Poisoned(Admission);
 
 impl RunStarter for Poisoned {
-    fn start_run<'a>(
+    fn start_runs<'a>(
         &'a self,
         conn: &'a mut sqlx::PgConnection,
-        request: RunRequest,
-    ) -> futures::future::BoxFuture<'a, Result<uuid::Uuid, crm_triggers::StartRunError>> {
-        if request.workflow == "poison" {
-            return Box::pin(async { Err(crm_triggers::StartRunError::Failed("cannot start poison".into())) });
+        requests: Vec<RunRequest>,
+    ) -> futures::future::BoxFuture<'a, (Vec<Result<uuid::Uuid, crm_triggers::StartRunError>>, Admitted)> {
+        if requests.iter().any(|r| r.workflow == "poison") {
+            let failed = requests
+                .iter()
+                .map(|_| Err(crm_triggers::StartRunError::Failed("cannot start poison".into())))
+                .collect();
+            return Box::pin(async { (failed, Admitted::default()) });
         }
-        self.0.start_run(conn, request)
+        self.0.start_runs(conn, requests)
+    }
+
+    fn committed(&self, admitted: Admitted) -> futures::future::BoxFuture<'_, ()> {
+        RunStarter::committed(&self.0, admitted)
     }
 }
 
@@ -221,7 +236,8 @@ async fn a_run_that_cannot_start_is_set_aside_instead_of_blocking_later_events()
     for name in ["A", "B", "C"] {
         crm_store::contacts::create(&s.db, &Actor::system(), contact(name)).await.unwrap();
     }
-    let starter: std::sync::Arc<dyn RunStarter> = std::sync::Arc::new(Poisoned(StoreStarter::new()));
+    let (_redis, sched) = crm_testing::scheduler(&s, "events_poison").await;
+    let starter: std::sync::Arc<dyn RunStarter> = std::sync::Arc::new(Poisoned(sched.admission()));
     let e = events::process_batch(&s.db.pool, starter.as_ref()).await.unwrap_err();
     assert!(e.to_string().contains("cannot start poison"), "{e}");
     assert_eq!(

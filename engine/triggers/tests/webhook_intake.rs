@@ -4,7 +4,6 @@
 use chrono::Utc;
 use crm_testing::ScratchDb;
 use crm_testing::deploy::{deploy, one_step};
-use crm_triggers::StoreStarter;
 use crm_triggers::WebhookError;
 use crm_triggers::signature::{SignatureError, sign};
 use crm_triggers::webhook::{self, REPLAY_WINDOW_SECS, SignedRequest};
@@ -21,7 +20,8 @@ async fn only_fresh_correctly_signed_requests_start_runs() {
         &one_step("lead-form", "[[triggers]]\nkind = \"webhook\"\npath = \"leads\"\nsecret = \"LEADS_HMAC\"\n"),
     )
     .await;
-    let starter = StoreStarter::new();
+    let (_redis, sched) = crm_testing::scheduler(&s, "webhook_intake").await;
+    let starter = sched.admission();
     let pool = &s.db.pool;
     let body = br#"{"name": "Ann Lee", "email": "ann@example.com"}"#;
     let now = Utc::now();
@@ -81,12 +81,14 @@ async fn concurrent_copies_of_one_request_start_one_run() {
     let body: &'static [u8] = b"{\"n\": 1}";
     let sig: &'static str = Box::leak(sign(secret.as_bytes(), now.timestamp(), body).into_boxed_str());
     let ts: &'static str = Box::leak(now.timestamp().to_string().into_boxed_str());
+    let (_redis, sched) = crm_testing::scheduler(&s, "webhook_race").await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let pool = s.db.pool.clone();
+        let starter = sched.admission();
         tasks.push(tokio::spawn(async move {
             let req = SignedRequest { path: "hook", timestamp: Some(ts), signature: Some(sig), body };
-            webhook::accept(&pool, &StoreStarter::new(), req, now).await
+            webhook::accept(&pool, &starter, req, now).await
         }));
     }
     let mut ok = 0;

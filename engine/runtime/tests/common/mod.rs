@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crm_concepts::capability::{Capability, Grants};
 use crm_concepts::step::{AttemptKey, StepError, StepInput, StepLimits, StepOutcome};
-use crm_runtime::memory::MemoryServices;
-use crm_runtime::{CallContext, Runtime, RuntimeConfig, StepCall, StepRun, digest_of};
+use crm_memory::MemoryCrm;
+use crm_runtime::{Runtime, RuntimeConfig, StepCall, StepRun, digest_of};
 
-pub fn runtime() -> Runtime<MemoryServices> {
+pub fn runtime() -> Runtime<MemoryCrm> {
     Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() }).expect("runtime starts")
 }
 
@@ -17,25 +17,30 @@ pub fn grants(caps: &[&str]) -> Arc<Grants> {
     Arc::new(Grants::new(caps.iter().map(|c| c.parse::<Capability>().expect("valid capability"))))
 }
 
-pub fn cx(step: &str) -> CallContext {
-    CallContext {
+/// A step call of a test run that acts for user 7.
+pub fn call<'a>(step: &str, input: &'a StepInput, grants: Arc<Grants>, limits: &'a StepLimits) -> StepCall<'a> {
+    StepCall {
         key: AttemptKey { run_id: uuid::Uuid::now_v7(), step: step.into(), attempt: 1 },
         workflow: "test".into(),
         acting_user: Some(7),
+        ticket: String::new(),
+        input,
+        grants,
+        limits,
     }
 }
 
 pub async fn run(
-    rt: &Runtime<MemoryServices>,
+    rt: &Runtime<MemoryCrm>,
     path: &str,
     input: StepInput,
     caps: &[&str],
     limits: StepLimits,
-    services: Arc<MemoryServices>,
+    services: Arc<MemoryCrm>,
 ) -> StepRun {
     let bytes = std::fs::read(path).expect("the component was built");
     let component = rt.load(&digest_of(&bytes), Arc::new(bytes)).await.expect("the component loads");
-    rt.run(&component, StepCall { cx: cx("s"), input: &input, grants: grants(caps), limits: &limits }, services).await
+    rt.run(&component, call("s", &input, grants(caps), &limits), services).await
 }
 
 pub fn input(run_input: serde_json::Value, config: serde_json::Value) -> StepInput {
