@@ -10,21 +10,25 @@ use crm_store::workflows;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunRecord,
     pub steps: Vec<StepDetail>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepDetail {
     pub component: String,
     pub needs: Vec<String>,
     /// what the step received: the run input, its dependencies' outputs, its config
     /// (absent until it ran)
+    #[schema(required)]
     pub input: Option<Value>,
     #[serde(flatten)]
     pub record: StepRecord,

@@ -15,13 +15,14 @@ use crm_store::workflows::WorkflowVersion;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::jobs::{self, RunContext};
 use crate::scheduler::Core;
 
 /// The answer to `POST /api/runs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Accepted {
     pub id: Uuid,
     pub workflow: String,

@@ -7,6 +7,7 @@ use crm_concepts::run::{AttemptStatus, Notify, RunError, RunStatus, StepStatus};
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::workflow_error::WorkflowError;
@@ -545,53 +546,72 @@ pub async fn swap_state(pool: &PgPool, key: &str, value: &str) -> Result<Option<
 
 // ---- history -------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunSummary {
     pub id: Uuid,
     pub workflow: String,
     pub version: i32,
     pub status: RunStatus,
     pub trigger: String,
+    #[schema(required)]
     pub acting_user: Option<i64>,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
     /// submit to finish, when finished
+    #[schema(required)]
     pub duration_ms: Option<f64>,
+    #[schema(required)]
     pub error: Option<RunError>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunRecord {
     #[serde(flatten)]
     pub summary: RunSummary,
     pub input: serde_json::Value,
+    #[schema(required)]
     pub notify: Option<Notify>,
+    #[schema(required)]
     pub idempotency_key: Option<String>,
+    #[schema(required)]
     pub result: Option<serde_json::Value>,
+    #[schema(required)]
     pub rendered: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepRecord {
     pub step: String,
     pub status: StepStatus,
     pub attempt: i32,
+    #[schema(required)]
     pub output: Option<serde_json::Value>,
+    #[schema(required)]
     pub error: Option<serde_json::Value>,
+    #[schema(required)]
     pub next: Option<Vec<String>>,
+    #[schema(required)]
     pub queued_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub enqueued_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub duration_ms: Option<f64>,
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
     pub status: AttemptStatus,
     pub worker: String,
+    #[schema(required)]
     pub error: Option<serde_json::Value>,
     pub logs: serde_json::Value,
     pub usage: serde_json::Value,
