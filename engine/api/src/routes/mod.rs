@@ -3,6 +3,7 @@
 pub mod companies;
 pub mod contacts;
 pub mod deals;
+pub mod docs;
 pub mod health;
 pub mod hooks;
 pub mod invites;
@@ -28,6 +29,7 @@ pub fn all() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(health::router())
         .merge(openapi::router())
+        .merge(docs::router())
         .merge(contacts::router())
         .merge(companies::router())
         .merge(pipelines::router())
