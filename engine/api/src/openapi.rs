@@ -85,7 +85,12 @@ fn replace_refs(value: &mut Value, inlined: &[(String, Value)]) {
         Value::Object(map) => {
             let target = map.get("$ref").and_then(Value::as_str);
             if let Some((_, schema)) = target.and_then(|t| inlined.iter().find(|(r, _)| r == t)) {
-                *value = schema.clone();
+                // A field's doc comment sits beside the `$ref`; it stays.
+                let mut merged = schema.clone();
+                if let Value::Object(fields) = &mut merged {
+                    fields.extend(map.iter().filter(|(k, _)| *k != "$ref").map(|(k, v)| (k.clone(), v.clone())));
+                }
+                *value = merged;
                 return;
             }
             map.values_mut().for_each(|v| replace_refs(v, inlined));
@@ -169,6 +174,11 @@ mod tests {
             assert!(!schemas.contains_key(*name), "component {name} should have been inlined");
         }
         assert_eq!(schemas["Contact"]["properties"]["id"], serde_json::json!({"type": "integer", "format": "int64"}));
+        let about = &schemas["Task"]["properties"]["contact_id"]["oneOf"][1];
+        assert_eq!(
+            (&about["type"], &about["description"]),
+            (&"integer".into(), &"the one record the task is about, if any".into())
+        );
     }
 
     /// The paths the router matches. axum has no API that lists them, but its `Debug` shows
