@@ -7,48 +7,81 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_store::StoreError;
 use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
 }
 
+/// What went wrong, as a client branches on it; each code has one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    ValidationFailed,
+    Internal,
+    Unavailable,
+    Timeout,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub fields: Vec<FieldError>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), fields: Vec::new() }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into(), fields: Vec::new() }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(ErrorCode::BadRequest, message)
     }
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        ApiError::new(ErrorCode::Unauthorized, message)
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(ErrorCode::Forbidden, message)
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(ErrorCode::NotFound, message)
     }
     pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+        ApiError::new(ErrorCode::Conflict, message)
     }
     pub fn payload_too_large(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+        ApiError::new(ErrorCode::PayloadTooLarge, message)
     }
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         let (field, message) = (field.into(), message.into());
         ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "validation_failed",
+            code: ErrorCode::ValidationFailed,
             message: format!("{field}: {message}"),
             fields: vec![FieldError { field, message }],
         }
@@ -56,30 +89,32 @@ impl ApiError {
     /// Logs the cause and answers without details: internals are not the client's business.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error while handling a request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(ErrorCode::Internal, "internal error")
     }
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ApiError::new(ErrorCode::Unavailable, message)
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// What every error answer carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    fields: &'a [FieldError],
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// the offending input fields of a `validation_failed`; absent otherwise
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: Inner { code: self.code, message: &self.message, fields: &self.fields } };
-        (self.status, Json(body)).into_response()
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, fields: self.fields } };
+        (self.code.status(), Json(body)).into_response()
     }
 }
 
@@ -121,4 +156,46 @@ impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> ApiError {
         ApiError::bad_request(r.body_text())
     }
+}
+
+// The answers below are what the OpenAPI document lists; handlers name the groups that
+// their extractors and store calls can produce.
+
+/// Errors any call with a bearer token can get.
+#[derive(IntoResponses)]
+pub enum CallerErrors {
+    /// malformed query, path or `X-Crm-Acting-User`
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// missing, invalid or revoked token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// the role does not allow this, or a token that is not an admin's sent `X-Crm-Acting-User`
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// an internal failure (logged, not described)
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// the database is unavailable, or the request took too long
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// the record named in the path does not exist
+#[derive(IntoResponses)]
+#[response(status = 404)]
+pub struct NotFound(pub ErrorBody);
+
+/// Errors of a call whose JSON body changes data.
+#[derive(IntoResponses)]
+pub enum WriteErrors {
+    /// clashes with existing data
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// the body is larger than the limit
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// the input breaks a rule; `fields` names the offending fields
+    #[response(status = 422)]
+    ValidationFailed(ErrorBody),
 }

@@ -1,22 +1,24 @@
 //! The engine's HTTP API (axum): CRM records, search, users, health, and the OpenAPI
-//! document. Every error has the shape `{"error": {"code", "message", "fields"}}`.
+//! document with a page that renders it. Every error has the shape
+//! `{"error": {"code", "message", "fields"}}`.
 //!
-//! Route groups live in `routes/`, one module each, merged in [`router`].
+//! Route groups live in `routes/`, one module each, merged in [`routes::all`].
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use crm_store::Db;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -59,25 +61,23 @@ impl AppState {
     }
 }
 
+#[cfg(test)]
+impl AppState {
+    /// Postgres and Redis on a closed port: for tests of routing, which must not depend on
+    /// (or write to) either; a handler that reaches the database fails within half a second.
+    pub(crate) fn unreachable() -> AppState {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(500))
+            .connect_lazy("postgres://postgres@127.0.0.1:1/unreachable")
+            .expect("a valid URL");
+        AppState::new(Db { pool }, redis::Client::open("redis://127.0.0.1:1").expect("a valid URL"))
+    }
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(routes::health::router())
-        .merge(routes::openapi::router())
-        .merge(routes::contacts::router())
-        .merge(routes::companies::router())
-        .merge(routes::pipelines::router())
-        .merge(routes::deals::router())
-        .merge(routes::tasks::router())
-        .merge(routes::notes::router())
-        .merge(routes::search::router())
-        .merge(routes::users::router())
-        .merge(routes::invites::router())
-        .merge(routes::hooks::router())
-        .merge(routes::schedules::router())
-        .merge(routes::workflows::router())
-        .merge(routes::runs::router())
-        .merge(routes::notifications::router())
-        .merge(routes::workers::router())
+    let (routes, api) = routes::all().split_for_parts();
+    routes
+        .layer(Extension(openapi::Document::new(&api)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -99,7 +99,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
 }
 
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -108,8 +108,7 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(%method, %path, "request timed out");
-            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
-                .into_response()
+            ApiError::new(ErrorCode::Timeout, "the request took too long").into_response()
         }
     }
 }

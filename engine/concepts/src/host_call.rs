@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::capability::Capability;
 use crate::records::{
@@ -38,7 +39,7 @@ pub fn list_limit(limit: Option<u32>) -> u32 {
 
 /// One call, one variant per function of the WIT interfaces `records`, `state`, `secrets`
 /// and `notify`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum HostCall {
     GetContact {
@@ -142,7 +143,7 @@ pub enum HostCall {
 }
 
 /// The successful answer to a [`HostCall`]; each call has exactly one reply shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "reply", content = "value", rename_all = "snake_case")]
 pub enum HostReply {
     Contact(Contact),
@@ -163,7 +164,7 @@ pub enum HostReply {
 
 /// A call that was allowed but did not succeed; the guest sees the same four cases
 /// (`host-error` in `wit/step.wit`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, ToSchema)]
 #[serde(tag = "error", content = "message", rename_all = "snake_case")]
 pub enum HostCallError {
     /// the record (or secret, or key) does not exist

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::capability::{Capability, Grants};
 use crate::step::StepLimits;
@@ -21,7 +22,7 @@ pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const MAX_ATTEMPTS: u32 = 20;
 pub const MAX_STEPS: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: String,
@@ -36,7 +37,7 @@ pub struct Manifest {
     pub result: ResultSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// `/command arg…` in the Telegram bot
@@ -74,7 +75,7 @@ pub enum Trigger {
 }
 
 /// One argument of a bot command, in order: `/qualify 42` fills the first argument.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgSpec {
     pub name: String,
@@ -86,7 +87,7 @@ pub struct ArgSpec {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArgKind {
     #[default]
@@ -100,7 +101,7 @@ pub enum ArgKind {
 
 /// Narrows a record-event trigger: every listed field must have changed, and every
 /// `equals` field must hold the given value after the change.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     #[serde(default)]
@@ -109,7 +110,7 @@ pub struct EventFilter {
     pub equals: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub id: String,
@@ -134,7 +135,7 @@ pub struct StepSpec {
 /// Retries apply to retryable errors only; the delay before attempt n+1 is
 /// `min(backoff * 2^(n-1), max_backoff)`, scaled by a random factor in [0.5, 1.0] so a
 /// burst of failures does not come back as a burst.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     #[serde(default = "default_attempts")]
@@ -164,7 +165,7 @@ impl RetryPolicy {
 
 /// How a finished run reads in a chat. Templates use `{{path}}` into
 /// `{workflow, run_id, status, input, result, error, steps: {<id>: {output, status}}}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultSpec {
     /// the step whose output is the run's result; default: the only step nothing depends

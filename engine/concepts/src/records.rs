@@ -3,6 +3,9 @@
 //! is an error rather than a silently ignored key.
 //!
 //! Patches distinguish "absent" (leave as is) from `null` (clear) with `Option<Option<T>>`.
+//!
+//! A record always carries every field, `null` when unset. The OpenAPI derive takes an
+//! `Option` field for an optional one, so record fields say `#[schema(required)]`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,12 +13,14 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Record ids are database identities.
 pub type Id = i64;
 
-/// Free-form custom fields: always a JSON object.
+/// Free-form custom fields: always a JSON object. `ToSchema` cannot see through the alias,
+/// so fields of this type carry `#[schema(value_type = Object)]`.
 pub type CustomFields = Map<String, Value>;
 
 /// Who makes a change: the CRM user (if any) and, for changes made by a workflow step,
@@ -37,7 +42,7 @@ impl Actor {
 }
 
 /// The kinds of record that have activity, outbox events and search hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     Contact,
@@ -120,20 +125,24 @@ where
 // ---------------------------------------------------------------------------------------
 // Companies
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Company {
     pub id: Id,
     pub name: String,
+    #[schema(required)]
     pub domain: Option<String>,
+    #[schema(required)]
     pub phone: Option<String>,
+    #[schema(required)]
     pub owner_id: Option<Id>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCompany {
     pub name: String,
@@ -146,10 +155,11 @@ pub struct NewCompany {
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,10 +173,11 @@ pub struct CompanyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyFilter {
     pub owner_id: Option<Id>,
@@ -178,21 +189,26 @@ pub struct CompanyFilter {
 // ---------------------------------------------------------------------------------------
 // Contacts
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
     pub id: Id,
     pub name: String,
+    #[schema(required)]
     pub email: Option<String>,
+    #[schema(required)]
     pub phone: Option<String>,
+    #[schema(required)]
     pub company_id: Option<Id>,
+    #[schema(required)]
     pub owner_id: Option<Id>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub name: String,
@@ -207,10 +223,11 @@ pub struct NewContact {
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,10 +243,11 @@ pub struct ContactPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactFilter {
     pub owner_id: Option<Id>,
@@ -243,7 +261,7 @@ pub struct ContactFilter {
 // Pipelines and stages
 
 /// What reaching a stage means for a deal: `won`/`lost` close it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     #[default]
@@ -270,7 +288,7 @@ impl StageKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Stage {
     pub id: Id,
     pub pipeline_id: Id,
@@ -279,7 +297,7 @@ pub struct Stage {
     pub kind: StageKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Pipeline {
     pub id: Id,
     pub name: String,
@@ -288,7 +306,7 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStage {
     pub name: String,
@@ -297,7 +315,7 @@ pub struct NewStage {
 }
 
 /// Stages are positioned in the order given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPipeline {
     pub name: String,
@@ -307,7 +325,7 @@ pub struct NewPipeline {
 // ---------------------------------------------------------------------------------------
 // Deals
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DealStatus {
     #[default]
@@ -338,7 +356,7 @@ impl FromStr for DealStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deal {
     pub id: Id,
     pub title: String,
@@ -347,14 +365,20 @@ pub struct Deal {
     pub currency: String,
     pub pipeline_id: Id,
     pub stage_id: Id,
+    #[schema(required)]
     pub contact_id: Option<Id>,
+    #[schema(required)]
     pub company_id: Option<Id>,
+    #[schema(required)]
     pub owner_id: Option<Id>,
+    #[schema(required)]
     pub expected_close: Option<NaiveDate>,
     /// follows the kind of the current stage
     pub status: DealStatus,
+    #[schema(required)]
     pub closed_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -364,7 +388,7 @@ pub struct Deal {
 /// Without `stage_id` the deal starts in the first stage of `pipeline_id`; without either,
 /// in the first stage of the oldest pipeline. With only `stage_id`, the pipeline is the
 /// stage's own.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeal {
     pub title: String,
@@ -387,12 +411,13 @@ pub struct NewDeal {
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub custom: CustomFields,
 }
 
 /// `stage_id` here moves the deal like `move_stage` does (it must be a stage of the deal's
 /// pipeline, or of `pipeline_id` when that is given too).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,16 +441,17 @@ pub struct DealPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveDeal {
     pub stage_id: Id,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealFilter {
     pub pipeline_id: Option<Id>,
@@ -444,23 +470,29 @@ pub struct DealFilter {
 // ---------------------------------------------------------------------------------------
 // Tasks
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
     pub id: Id,
     pub title: String,
+    #[schema(required)]
     pub due_at: Option<DateTime<Utc>>,
     pub done: bool,
+    #[schema(required)]
     pub done_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub assignee_id: Option<Id>,
     /// the one record the task is about, if any
+    #[schema(required)]
     pub contact_id: Option<Id>,
+    #[schema(required)]
     pub company_id: Option<Id>,
+    #[schema(required)]
     pub deal_id: Option<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub title: String,
@@ -476,7 +508,7 @@ pub struct NewTask {
     pub deal_id: Option<Id>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -496,7 +528,7 @@ pub struct TaskPatch {
     pub deal_id: Option<Option<Id>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
     pub assignee_id: Option<Id>,
@@ -510,22 +542,27 @@ pub struct TaskFilter {
 // ---------------------------------------------------------------------------------------
 // Notes
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Note {
     pub id: Id,
     pub body: String,
+    #[schema(required)]
     pub author_id: Option<Id>,
     /// exactly one of these is set
+    #[schema(required)]
     pub contact_id: Option<Id>,
+    #[schema(required)]
     pub company_id: Option<Id>,
+    #[schema(required)]
     pub deal_id: Option<Id>,
+    #[schema(required)]
     pub task_id: Option<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// The author is the acting user.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub body: String,
@@ -539,14 +576,14 @@ pub struct NewNote {
     pub task_id: Option<Id>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteFilter {
     pub contact_id: Option<Id>,
@@ -572,24 +609,29 @@ impl PageRequest {
     pub const MAX_LIMIT: u32 = 200;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    #[schema(required)]
     pub next_cursor: Option<String>,
 }
 
 /// One change to one record, with the record before and after it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Activity {
     pub id: Id,
     pub at: DateTime<Utc>,
+    #[schema(required)]
     pub actor_id: Option<Id>,
+    #[schema(required)]
     pub origin_run: Option<Uuid>,
     pub record_kind: RecordKind,
     pub record_id: Id,
     /// created, updated, deleted, moved, completed
     pub action: String,
+    #[schema(required)]
     pub before: Option<Value>,
+    #[schema(required)]
     pub after: Option<Value>,
 }
 
@@ -610,11 +652,12 @@ pub struct RecordEvent {
     pub record: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchHit {
     pub kind: RecordKind,
     pub id: Id,
     pub title: String,
+    #[schema(required)]
     pub subtitle: Option<String>,
     /// 0..=1, higher is closer
     pub score: f32,

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::capability::Grants;
@@ -13,7 +14,7 @@ use crate::capability::Grants;
 pub type Digest = String;
 
 /// Identifies one attempt of one step of one run.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct AttemptKey {
     pub run_id: Uuid,
     pub step: String,
@@ -21,7 +22,7 @@ pub struct AttemptKey {
 }
 
 /// Hard limits for one step; the runtime enforces every one of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StepLimits {
     /// wall-clock deadline, enforced by epoch interruption
     pub timeout_ms: u64,
@@ -40,7 +41,7 @@ impl Default for StepLimits {
 }
 
 /// The input a step receives: the run's input, the outputs of the steps it needs, and its config.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepInput {
     pub run_input: serde_json::Value,
     pub deps: BTreeMap<String, serde_json::Value>,
@@ -49,13 +50,15 @@ pub struct StepInput {
 
 /// A unit of work on the jobs stream, signed by the engine: a worker runs it only when the
 /// signature verifies, and everything it sends back for it names `ticket`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepJob {
     pub key: AttemptKey,
     pub workflow: String,
     pub component: Digest,
     pub input: StepInput,
+    /// the capabilities granted, in their string form (`records:read`, `http:HOST`, …)
+    #[schema(value_type = Vec<String>)]
     pub grants: Grants,
     pub limits: StepLimits,
     /// the CRM user the run acts for; record writes are attributed to them
@@ -71,7 +74,7 @@ pub fn is_digest(digest: &str) -> bool {
 }
 
 /// Whether trying again can help. Only retryable errors are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Retryable,
@@ -80,7 +83,7 @@ pub enum ErrorKind {
 
 /// Why a step failed, as a stable machine-readable code. A guest's own error is always
 /// `guest` (its own code leads the message), so a step cannot pass itself off as the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepErrorCode {
     /// the step outlived its wall-clock deadline (guest code, host calls and sleeps alike)
@@ -182,7 +185,7 @@ impl std::str::FromStr for StepErrorCode {
 }
 
 /// Why a step failed: the code, whether retrying can help, and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, ToSchema)]
 #[error("{code}: {message}")]
 pub struct StepError {
     pub kind: ErrorKind,
@@ -204,7 +207,7 @@ impl StepError {
 
 /// What a step produced. `next` lets a step choose which successors run (branching):
 /// `None` means all of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepOutcome {
     Ok {
@@ -218,7 +221,7 @@ pub enum StepOutcome {
 }
 
 /// Resources one attempt used.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StepUsage {
     pub duration_us: u64,
     /// epoch ticks the step ran for (one tick per runtime epoch interval)
@@ -227,7 +230,7 @@ pub struct StepUsage {
     pub log_lines: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     Trace,
@@ -238,7 +241,7 @@ pub enum LogLevel {
 }
 
 /// One line of a step's log: from the log capability, or captured stdout/stderr.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
     pub level: LogLevel,
     pub message: String,
@@ -247,7 +250,7 @@ pub struct LogLine {
 }
 
 /// A unit of work's answer, as a worker hands it to the engine with the attempt's ticket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepResult {
     pub key: AttemptKey,
     pub outcome: StepOutcome,
@@ -257,7 +260,7 @@ pub struct StepResult {
 }
 
 /// A result as it travels: the result and the ticket of the attempt it answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketedResult {
     pub ticket: String,

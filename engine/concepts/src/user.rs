@@ -6,10 +6,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::records::Id;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// everything, including users, tokens and acting for other users
@@ -58,18 +59,23 @@ impl FromStr for Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: Id,
     pub name: String,
+    #[schema(required)]
     pub email: Option<String>,
     pub role: Role,
+    #[schema(required)]
     pub telegram_user_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub name: String,

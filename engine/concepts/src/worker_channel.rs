@@ -8,6 +8,7 @@
 //! - `POST /worker/v1/results` [`ResultsRequest`] → 204 once the results are committed.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::host_call::{HostCall, HostCallError, HostReply};
 use crate::step::TicketedResult;
@@ -17,14 +18,14 @@ pub const COMPONENTS: &str = "/worker/v1/components";
 pub const CALLS: &str = "/worker/v1/calls";
 pub const RESULTS: &str = "/worker/v1/results";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Hello {
     /// the engine's Ed25519 public key, hex: a job whose signature does not verify under
     /// it is refused
     pub public_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallRequest {
     pub ticket: String,
@@ -36,7 +37,7 @@ pub struct CallRequest {
     pub call: HostCall,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallAnswer {
     Ok(HostReply),
@@ -61,7 +62,7 @@ impl From<CallAnswer> for Result<HostReply, HostCallError> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsRequest {
     pub results: Vec<TicketedResult>,

@@ -15,6 +15,7 @@ use crm_store::workflow_error::WorkflowError;
 use crm_store::workflows::{self, WorkflowVersion};
 use serde::Serialize;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::Core;
@@ -22,7 +23,7 @@ use crate::jobs::{self, Dispatch, RunContext};
 use crate::machine::RunMachine;
 
 /// The answer to a run request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Accepted {
     pub id: Uuid,
     pub workflow: String,

@@ -8,6 +8,7 @@ use crm_concepts::user::{NewUser, Role, User};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::Db;
 use crate::error::StoreError;
@@ -19,19 +20,24 @@ const CODE_LEN: usize = 24;
 pub const DEFAULT_TTL: Duration = Duration::days(7);
 pub const MAX_TTL: Duration = Duration::days(90);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Invite {
     pub id: Id,
     pub role: Role,
+    #[schema(required)]
     pub created_by: Option<Id>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    #[schema(required)]
     pub redeemed_by: Option<Id>,
+    #[schema(required)]
     pub redeemed_at: Option<DateTime<Utc>>,
 }
 
 /// A new invite and its code: the only time the code is known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedInvite {
     #[serde(flatten)]
     pub invite: Invite,

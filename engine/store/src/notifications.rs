@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::cursor::Cursor;
@@ -20,7 +21,7 @@ pub const CHANNEL: &str = "crm_notifications";
 /// The longest reason kept for an undeliverable notification (the column allows 1000).
 pub const MAX_REASON_CHARS: usize = 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
@@ -47,20 +48,29 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Notification {
     pub id: i64,
     pub user_id: i64,
     /// the chat to deliver to (a private chat's id is the Telegram user id); `None` while
     /// the user has not linked Telegram or is disabled
+    #[schema(required)]
     pub telegram_user_id: Option<i64>,
     pub text: String,
+    #[schema(required)]
     pub run_id: Option<Uuid>,
+    #[schema(required)]
     pub step: Option<String>,
+    #[schema(required)]
     pub workflow: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub undeliverable_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub undeliverable_reason: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! A run as people read it afterwards: the run list, one run with its steps in manifest
-//! order, each with the input it received, its output, every attempt (worker, error, logs,
-//! resource use) and the host calls it wrote.
+//! order, each with the input it received, its output, and every attempt (worker, error,
+//! logs, resource use).
 
 use std::collections::BTreeMap;
 
@@ -10,59 +10,79 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::runs::{status_of, step_status_of};
 use crate::workflow_error::WorkflowError;
 use crate::workflows;
 
-#[derive(Debug, Clone, Serialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunSummary {
     pub id: Uuid,
     pub workflow: String,
     pub version: i32,
     pub status: RunStatus,
     pub trigger: String,
+    #[schema(required)]
     pub acting_user: Option<i64>,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
     /// submit to finish, when finished
+    #[schema(required)]
     pub duration_ms: Option<f64>,
+    #[schema(required)]
     pub error: Option<RunError>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunRecord {
     #[serde(flatten)]
     pub summary: RunSummary,
     pub input: serde_json::Value,
+    #[schema(required)]
     pub notify: Option<Notify>,
+    #[schema(required)]
     pub idempotency_key: Option<String>,
+    #[schema(required)]
     pub result: Option<serde_json::Value>,
+    #[schema(required)]
     pub rendered: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepRecord {
     pub step: String,
     pub status: StepStatus,
     pub attempt: i32,
+    #[schema(required)]
     pub output: Option<serde_json::Value>,
+    #[schema(required)]
     pub error: Option<serde_json::Value>,
+    #[schema(required)]
     pub next: Option<Vec<String>>,
+    #[schema(required)]
     pub queued_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub enqueued_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub duration_ms: Option<f64>,
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
     pub status: AttemptStatus,
     pub worker: String,
+    #[schema(required)]
     pub error: Option<serde_json::Value>,
     pub logs: serde_json::Value,
     pub usage: serde_json::Value,
@@ -217,19 +237,23 @@ pub async fn steps(pool: &PgPool, id: Uuid) -> Result<Vec<StepRecord>, WorkflowE
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
-#[derive(Debug, Clone, Serialize)]
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunRecord,
     pub steps: Vec<StepDetail>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepDetail {
     pub component: String,
     pub needs: Vec<String>,
     /// what the step received: the run input, its dependencies' outputs, its config
     /// (absent until it ran)
+    #[schema(required)]
     pub input: Option<Value>,
     #[serde(flatten)]
     pub record: StepRecord,

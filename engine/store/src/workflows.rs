@@ -9,6 +9,7 @@ use crm_concepts::manifest::{Manifest, Trigger};
 use crm_concepts::step::Digest;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
+use utoipa::ToSchema;
 
 use crate::workflow_error::WorkflowError;
 
@@ -34,7 +35,7 @@ impl WorkflowVersion {
 }
 
 /// A workflow as lists show it: its current version's description and triggers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkflowSummary {
     pub name: String,
     pub enabled: bool,
@@ -47,16 +48,19 @@ pub struct WorkflowSummary {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+// Sent with every field, `null` when unset: `#[schema(required)]` keeps the `Option`s
+// required in the OpenAPI document, which would otherwise make them optional.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VersionInfo {
     pub version: i32,
     pub label: String,
+    #[schema(required)]
     pub deployed_by: Option<i64>,
     pub deployed_at: DateTime<Utc>,
     pub components: BTreeMap<String, Digest>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkflowDetail {
     #[serde(flatten)]
     pub summary: WorkflowSummary,
@@ -66,7 +70,7 @@ pub struct WorkflowDetail {
 }
 
 /// What a deploy did: a new version, or nothing because the current one is identical.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Deployed {
     pub name: String,
     pub version: i32,

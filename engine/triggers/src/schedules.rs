@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::catalog::Catalog;
@@ -46,7 +47,7 @@ impl Default for TickerConfig {
 }
 
 /// A schedule as the API, the CLI and the bot show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ScheduleInfo {
     pub id: i64,
     pub workflow: String,

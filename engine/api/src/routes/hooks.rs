@@ -1,31 +1,64 @@
 //! Inbound webhooks: `POST /hooks/{path}` (no bearer token: the HMAC signature is the
 //! credential) and the admin call that sets a webhook secret.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use crm_triggers::signature::{SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER};
 use crm_triggers::webhook::{self, MAX_BODY_BYTES, SignedRequest};
 use crm_triggers::{TriggerError, WebhookError};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, ErrorBody};
 use crate::extract::{Admin, Json, Path};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/hooks/{path}", post(receive)).route("/api/webhook-secrets/{name}", post(set_secret))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive)).routes(routes!(set_secret))
 }
 
+/// The run a webhook started.
+#[derive(Debug, Serialize, ToSchema)]
+struct HookAccepted {
+    run_id: Uuid,
+    workflow: String,
+}
+
+/// Inbound webhook: starts one run of the workflow whose webhook trigger has this path
+///
+/// The JSON object body is the run's input. The request is signed with the webhook's secret:
+/// `X-Crm-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`, and a timestamp
+/// outside the replay window, or one seen before, is refused.
+#[utoipa::path(
+    post, path = "/hooks/{path}", tag = "triggers", operation_id = "receive_webhook",
+    params(
+        ("path" = String, Path, description = "the `path` of a webhook trigger"),
+        ("X-Crm-Timestamp" = String, Header, description = "unix seconds of when the request was signed"),
+        ("X-Crm-Signature" = String, Header, description = "`sha256=` and 64 hex digits"),
+    ),
+    request_body(content = Object, description = "the run's input"),
+    responses(
+        (status = 202, description = "the run was started", body = HookAccepted),
+        (status = 400, description = "the body is not a JSON object", body = ErrorBody),
+        (status = 401, description = "no secret is set, or the signature or timestamp is missing or wrong",
+            body = ErrorBody),
+        (status = 404, description = "no enabled workflow has a webhook with this path", body = ErrorBody),
+        (status = 409, description = "this signed request was seen before", body = ErrorBody),
+        (status = 413, description = "the body is larger than 256 KiB", body = ErrorBody),
+        (status = 500, description = "an internal failure (logged, not described)", body = ErrorBody),
+        (status = 503, description = "the database is unavailable, or the request took too long", body = ErrorBody),
+    ),
+)]
 async fn receive(
     State(state): State<AppState>,
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<HookAccepted>), ApiError> {
     // Read at most one byte past the limit: enough to know the body is too large without
     // buffering whatever a sender streams at us.
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
@@ -44,7 +77,7 @@ async fn receive(
         .ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))?;
     let accepted =
         webhook::accept(&state.db.pool, starter, request, chrono::Utc::now()).await.map_err(|e| refusal(&path, e))?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": accepted.run_id, "workflow": accepted.workflow }))))
+    Ok((StatusCode::ACCEPTED, Json(HookAccepted { run_id: accepted.run_id, workflow: accepted.workflow })))
 }
 
 fn refusal(path: &str, e: WebhookError) -> ApiError {
@@ -67,7 +100,7 @@ fn refusal(path: &str, e: WebhookError) -> ApiError {
     error
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SecretBody {
     /// the secret to store; a random one is generated when absent
@@ -75,13 +108,35 @@ struct SecretBody {
     secret: Option<String>,
 }
 
-/// Sets (or rotates) a webhook secret and shows it once.
+/// The secret as stored: the only time it is shown.
+#[derive(Debug, Serialize, ToSchema)]
+struct WebhookSecret {
+    name: String,
+    secret: String,
+}
+
+/// Set or rotate a webhook secret (admin)
+///
+/// Without a body (or with `{}`) a random secret is generated. The answer is the only time the
+/// secret is shown.
+#[utoipa::path(
+    post, path = "/api/webhook-secrets/{name}", tag = "triggers", operation_id = "set_webhook_secret",
+    params(("name" = String, Path, description = "the secret's name, as a webhook trigger's `secret` gives it")),
+    request_body = Option<SecretBody>,
+    responses(
+        (status = 200, description = "the stored secret", body = WebhookSecret),
+        CallerErrors,
+        (status = 413, description = "the body is larger than the limit", body = ErrorBody),
+        (status = 422, description = "the given secret is unacceptable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn set_secret(
     State(state): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookSecret>, ApiError> {
     // The body is optional: no body (or `{}`) asks for a generated secret.
     let body: SecretBody = if body.iter().all(u8::is_ascii_whitespace) {
         SecretBody::default()
@@ -92,5 +147,5 @@ async fn set_secret(
         WebhookError::BadSecret(m) => ApiError::validation("secret", m),
         other => ApiError::internal(other),
     })?;
-    Ok(Json(json!({ "name": name, "secret": secret })))
+    Ok(Json(WebhookSecret { name, secret }))
 }

@@ -1,23 +1,25 @@
 //! `/api/invites`: an admin creates a one-time invite; the bot redeems it for a new chat
 //! user (`/start CODE`), which creates that CRM user linked to their Telegram account.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use crm_concepts::records::Page;
 use crm_concepts::user::{Role, User};
 use crm_store::invites::{self, CreatedInvite, Invite};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, WriteErrors};
 use crate::extract::{Admin, Json};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/invites", get(list).post(create)).route("/api/invites/redeem", post(redeem))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(redeem))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewInvite {
     role: Role,
@@ -26,6 +28,15 @@ struct NewInvite {
     expires_in: Option<i64>,
 }
 
+/// Create an invite to link a Telegram account (admin)
+///
+/// The answer is the only time the code is shown.
+#[utoipa::path(
+    post, path = "/api/invites", tag = "invites", operation_id = "create_invite",
+    request_body = NewInvite,
+    responses((status = 201, description = "the invite and its code", body = CreatedInvite), CallerErrors, WriteErrors),
+    security(("bearer" = [])),
+)]
 async fn create(
     State(s): State<AppState>,
     Admin(c): Admin,
@@ -35,12 +46,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(invites::create(&s.db, &c.actor(), new.role, ttl).await?)))
 }
 
-async fn list(State(s): State<AppState>, _: Admin) -> Result<Json<serde_json::Value>, ApiError> {
-    let items: Vec<Invite> = invites::list(&s.db, 200).await?;
-    Ok(Json(serde_json::json!({"items": items, "next_cursor": null})))
+/// List invites (admin)
+#[utoipa::path(
+    get, path = "/api/invites", tag = "invites", operation_id = "list_invites",
+    responses(
+        (status = 200, description = "up to 200 invites, open ones first, in one page", body = Page<Invite>),
+        CallerErrors,
+    ),
+    security(("bearer" = [])),
+)]
+async fn list(State(s): State<AppState>, _: Admin) -> Result<Json<Page<Invite>>, ApiError> {
+    Ok(Json(Page { items: invites::list(&s.db, 200).await?, next_cursor: None }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Redeem {
     code: String,
@@ -48,7 +67,16 @@ struct Redeem {
     name: String,
 }
 
-/// Admin only: the bot calls this with its own (admin) token for a user it does not know.
+/// Redeem an invite (admin)
+///
+/// The bot calls this with its own (admin) token for a chat user it does not know; the answer
+/// is the new CRM user, linked to the Telegram account.
+#[utoipa::path(
+    post, path = "/api/invites/redeem", tag = "invites", operation_id = "redeem_invite",
+    request_body = Redeem,
+    responses((status = 201, description = "the new user", body = User), CallerErrors, WriteErrors),
+    security(("bearer" = [])),
+)]
 async fn redeem(
     State(s): State<AppState>,
     _: Admin,

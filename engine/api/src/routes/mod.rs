@@ -1,8 +1,9 @@
-//! One module per group of routes; each exposes `router()` merged in `crate::router`.
+//! One module per group of routes; each exposes `router()`, merged in [`all`].
 
 pub mod companies;
 pub mod contacts;
 pub mod deals;
+pub mod docs;
 pub mod health;
 pub mod hooks;
 pub mod invites;
@@ -17,3 +18,32 @@ pub mod tasks;
 pub mod users;
 pub mod workers;
 pub mod workflows;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// Every route with its OpenAPI operation. Route groups mount their handlers with
+/// `routes!`, which takes method and path from the handler's `#[utoipa::path]`: the router
+/// and the document cannot disagree.
+pub fn all() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(docs::router())
+        .merge(contacts::router())
+        .merge(companies::router())
+        .merge(pipelines::router())
+        .merge(deals::router())
+        .merge(tasks::router())
+        .merge(notes::router())
+        .merge(search::router())
+        .merge(users::router())
+        .merge(invites::router())
+        .merge(hooks::router())
+        .merge(schedules::router())
+        .merge(workflows::router())
+        .merge(runs::router())
+        .merge(notifications::router())
+        .merge(workers::router())
+}

@@ -12,16 +12,18 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
+use crm_concepts::records::Page;
 use crm_store::notifications::{self, DeliveryStatus, ListQuery, Notification};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
 use crate::extract::{Admin, Caller, Json, Path, Query};
 
 /// Pending notifications read per query; more wait until the bot reports some.
@@ -30,17 +32,18 @@ const BATCH: i64 = 500;
 /// listener's connection was being replaced is lost.
 const RECHECK: Duration = Duration::from_secs(15);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/notifications", get(list))
-        .route("/api/notifications/stream", get(stream))
-        .route("/api/notifications/{id}", get(show))
-        .route("/api/notifications/{id}/delivered", post(delivered))
-        .route("/api/notifications/{id}/undeliverable", post(undeliverable))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stream))
+        .routes(routes!(show))
+        .routes(routes!(delivered))
+        .routes(routes!(undeliverable))
 }
 
 /// A notification with its delivery status spelled out.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = NotificationView)]
 struct View {
     #[serde(flatten)]
     notification: Notification,
@@ -53,22 +56,30 @@ impl From<Notification> for View {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// whose notifications; only an admin may name another user
     user_id: Option<i64>,
-    /// pending | delivered | undeliverable
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
+    /// 1..=200, default 50
     limit: Option<i64>,
+    /// the `next_cursor` of the previous page
     cursor: Option<String>,
 }
 
-/// `GET /api/notifications`, newest first. An admin sees everyone's; anyone else their own.
-async fn list(
-    State(s): State<AppState>,
-    c: Caller,
-    Query(p): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// Chat notifications and their delivery status, newest first
+///
+/// An admin sees everyone's; anyone else their own.
+#[utoipa::path(
+    get, path = "/api/notifications", tag = "notifications", operation_id = "list_notifications",
+    params(ListParams),
+    responses((status = 200, description = "one page of notifications", body = Page<View>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn list(State(s): State<AppState>, c: Caller, Query(p): Query<ListParams>) -> Result<Json<Page<View>>, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 200"));
@@ -90,10 +101,18 @@ async fn list(
         }
     };
     let (items, next) = notifications::list(&s.db, &ListQuery { user_id, status, limit, cursor: p.cursor }).await?;
-    let items: Vec<View> = items.into_iter().map(View::from).collect();
-    Ok(Json(serde_json::json!({"items": items, "next_cursor": next})))
+    Ok(Json(Page { items: items.into_iter().map(View::from).collect(), next_cursor: next }))
 }
 
+/// One notification
+///
+/// Anyone but an admin gets 404 for another user's notification.
+#[utoipa::path(
+    get, path = "/api/notifications/{id}", tag = "notifications", operation_id = "read_notification",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the notification", body = View), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn show(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
     match notifications::get(&s.db, id).await? {
         Some(n) if c.user.role.is_admin() || n.user_id == c.user.id => Ok(Json(n.into())),
@@ -105,21 +124,43 @@ fn no_such(id: i64) -> ApiError {
     ApiError::not_found(format!("notification {id} not found"))
 }
 
-/// `POST /api/notifications/{id}/delivered`: the bot sent it. Idempotent; a notification
-/// that already has an outcome keeps it, and the answer shows which.
+/// Report a notification delivered (admin: the bot)
+///
+/// Idempotent; a notification that already has an outcome keeps it, and the answer shows which.
+#[utoipa::path(
+    post, path = "/api/notifications/{id}/delivered", tag = "notifications",
+    operation_id = "report_notification_delivered",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the notification with its outcome", body = View), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn delivered(State(s): State<AppState>, _: Admin, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
     let n = notifications::delivered(&s.db, id).await?.ok_or_else(|| no_such(id))?;
     Ok(Json(n.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Undeliverable {
     reason: String,
 }
 
-/// `POST /api/notifications/{id}/undeliverable` `{"reason": "..."}`: the bot gives up on it
-/// (no linked Telegram account, Telegram refused the chat). Idempotent like `delivered`.
+/// Report a notification undeliverable, with a reason (admin: the bot)
+///
+/// The bot gives up on it (no linked Telegram account, Telegram refused the chat). Idempotent
+/// like `delivered`.
+#[utoipa::path(
+    post, path = "/api/notifications/{id}/undeliverable", tag = "notifications",
+    operation_id = "report_notification_undeliverable",
+    params(("id" = i64, Path)), request_body = Undeliverable,
+    responses(
+        (status = 200, description = "the notification with its outcome", body = View),
+        CallerErrors,
+        NotFound,
+        WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 async fn undeliverable(
     State(s): State<AppState>,
     _: Admin,
@@ -130,9 +171,19 @@ async fn undeliverable(
     Ok(Json(n.into()))
 }
 
-/// `GET /api/notifications/stream`: every pending notification as an SSE `notification`
-/// event (id = notification id, data = the notification with `telegram_user_id`), first
-/// those already waiting, then each new one as it is committed. Admin only: the bot.
+/// Server-sent events of pending notifications, for the bot (admin)
+///
+/// Every pending notification as a `notification` event (id = notification id), first those
+/// already waiting, then each new one as it is committed.
+#[utoipa::path(
+    get, path = "/api/notifications/stream", tag = "notifications", operation_id = "stream_notifications",
+    responses(
+        (status = 200, description = "an event stream; each event's data is one notification",
+            content_type = "text/event-stream", body = View),
+        CallerErrors,
+    ),
+    security(("bearer" = [])),
+)]
 async fn stream(
     State(s): State<AppState>,
     _: Admin,

@@ -4,39 +4,56 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use crm_concepts::run::{RunRequest, RunStatus};
+use crm_concepts::records::Page;
+use crm_concepts::run::{Completion, RunRequest, RunStatus};
 use crm_scheduler::{Accepted, Scheduler};
 use crm_store::run_history::{self, RunDetail, RunQuery, RunSummary};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
 use crate::extract::{Caller, Json, Path, Query};
 use crate::routes::workflows::workflow_error;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/runs", get(list).post(start))
-        .route("/api/runs/{id}", get(show))
-        .route("/api/runs/{id}/cancel", post(cancel))
-        .route("/api/runs/{id}/events", get(events))
-        .route("/api/completions", get(completions))
-        .route("/api/scheduler/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, start))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
+        .routes(routes!(events))
+        .routes(routes!(completions))
+        .routes(routes!(metrics))
 }
 
 fn scheduler(s: &AppState) -> Result<&Scheduler, ApiError> {
     s.scheduler.as_ref().ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))
 }
 
-/// `POST /api/runs`. The run acts for the caller (the `X-Crm-Acting-User` of an admin
-/// token included); an admin may name another `acting_user` in the body.
+/// Start a workflow run
+///
+/// The run acts for the caller (the `X-Crm-Acting-User` of an admin token included); an admin
+/// may name another `acting_user` in the body. A request with the `idempotency_key` of an
+/// earlier run of the workflow answers that run with 200 instead of starting another.
+#[utoipa::path(
+    post, path = "/api/runs", tag = "runs", operation_id = "start_run",
+    request_body = RunRequest,
+    responses(
+        (status = 202, description = "the run is queued", body = Accepted),
+        (status = 200, description = "the earlier run with this idempotency key", body = Accepted),
+        CallerErrors,
+        (status = 404, description = "no such workflow", body = ErrorBody),
+        WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 async fn start(
     State(s): State<AppState>,
     c: Caller,
@@ -61,22 +78,31 @@ async fn start(
     Ok((status, Json(accepted)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     workflow: Option<String>,
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
+    /// 1..=200, default 50
     limit: Option<i64>,
+    /// the `next_cursor` of the previous page
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Page {
-    items: Vec<RunSummary>,
-    next_cursor: Option<String>,
-}
-
-async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page>, ApiError> {
+/// List runs, newest first
+#[utoipa::path(
+    get, path = "/api/runs", tag = "runs", operation_id = "list_runs",
+    params(ListQuery),
+    responses((status = 200, description = "one page of runs", body = Page<RunSummary>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<RunSummary>>, ApiError> {
     let status = match q.status.as_deref() {
         Some(st) => Some(st.parse::<RunStatus>().map_err(ApiError::bad_request)?),
         None => None,
@@ -90,15 +116,39 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
     Ok(Json(Page { items, next_cursor }))
 }
 
+/// A run with its steps
+#[utoipa::path(
+    get, path = "/api/runs/{id}", tag = "runs", operation_id = "read_run",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "the run", body = RunDetail), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn show(State(s): State<AppState>, _: Caller, Path(id): Path<Uuid>) -> Result<Json<RunDetail>, ApiError> {
     Ok(Json(run_history::run_detail(&s.db.pool, id).await.map_err(workflow_error)?))
 }
 
+/// Cancel a run
+#[utoipa::path(
+    post, path = "/api/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "the run, cancelled unless it had already ended", body = RunSummary),
+        CallerErrors,
+        NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 async fn cancel(State(s): State<AppState>, c: Caller, Path(id): Path<Uuid>) -> Result<Json<RunSummary>, ApiError> {
     c.require_write()?;
     Ok(Json(scheduler(&s)?.cancel(id).await.map_err(workflow_error)?))
 }
 
+/// Scheduler counters
+#[utoipa::path(
+    get, path = "/api/scheduler/metrics", tag = "runs", operation_id = "scheduler_metrics",
+    responses((status = 200, description = "counters of this engine's scheduler", body = Object), CallerErrors),
+    security(("bearer" = [])),
+)]
 async fn metrics(State(s): State<AppState>, _: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(scheduler(&s)?.metrics()))
 }
@@ -106,9 +156,21 @@ async fn metrics(State(s): State<AppState>, _: Caller) -> Result<Json<serde_json
 /// How often a run's event stream looks at the run.
 const EVENTS_POLL: Duration = Duration::from_millis(150);
 
-/// `GET /api/runs/{id}/events`: a `step` event whenever a step changes state, then one
-/// `run` event with the finished run, and the stream ends. Works against any engine
-/// replica, since it follows Postgres.
+/// Server-sent events of one run
+///
+/// A `step` event (data: `step`, `status`, `attempt`, `output`, `error`) whenever a step changes
+/// state, then one `run` event whose data is the finished run, and the stream ends. Works
+/// against any engine replica, since it follows Postgres.
+#[utoipa::path(
+    get, path = "/api/runs/{id}/events", tag = "runs", operation_id = "stream_run_events",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        CallerErrors,
+        NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 async fn events(
     State(s): State<AppState>,
     _: Caller,
@@ -149,9 +211,24 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// `GET /api/completions`: every finished run as an SSE `completion` event whose id is
-/// its stream entry id. A client that reconnects with `Last-Event-ID` (or `?after=`)
-/// receives everything after it; without one it starts with runs finishing from now on.
+/// Server-sent events of finished runs, for the bot (admin)
+///
+/// Every finished run as a `completion` event whose id is its stream entry id. A client that
+/// reconnects with `Last-Event-ID` (or `?after=`) receives everything after it; without one it
+/// starts with runs finishing from now on.
+#[utoipa::path(
+    get, path = "/api/completions", tag = "runs", operation_id = "stream_completions",
+    params(
+        CompletionsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received"),
+    ),
+    responses(
+        (status = 200, description = "an event stream; each event's data is one completion",
+            content_type = "text/event-stream", body = Completion),
+        CallerErrors,
+    ),
+    security(("bearer" = [])),
+)]
 async fn completions(
     State(s): State<AppState>,
     c: Caller,
@@ -195,8 +272,10 @@ async fn completions(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CompletionsQuery {
+    /// resume after this event id, like `Last-Event-ID`
     after: Option<String>,
 }

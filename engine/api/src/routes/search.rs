@@ -1,22 +1,24 @@
 //! `/api/search` (fuzzy, across record kinds) and `/api/activity` (one record's history).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use crm_concepts::records::{Activity, Id, Page, PageRequest, RecordKind, SearchHit};
 use crm_store::{activity, search};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors};
 use crate::extract::{Caller, Json, Query};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/search", get(find)).route("/api/activity", get(history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(find)).routes(routes!(history))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
     q: String,
     /// comma-separated: contacts,companies,deals
@@ -24,12 +26,24 @@ struct SearchQuery {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
-struct Hits {
+/// The best matches, closest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct SearchHits {
     items: Vec<SearchHit>,
 }
 
-async fn find(State(s): State<AppState>, _: Caller, Query(q): Query<SearchQuery>) -> Result<Json<Hits>, ApiError> {
+/// Fuzzy search across contacts, companies and deals
+#[utoipa::path(
+    get, path = "/api/search", tag = "search", operation_id = "search",
+    params(SearchQuery),
+    responses((status = 200, description = "the matches", body = SearchHits), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn find(
+    State(s): State<AppState>,
+    _: Caller,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<SearchHits>, ApiError> {
     let kinds = q
         .kinds
         .as_deref()
@@ -40,18 +54,27 @@ async fn find(State(s): State<AppState>, _: Caller, Query(q): Query<SearchQuery>
         .map(|k| k.parse::<RecordKind>().map_err(|e| ApiError::bad_request(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let items = search::search(&s.db, &q.q, &kinds, q.limit.unwrap_or(10)).await?;
-    Ok(Json(Hits { items }))
+    Ok(Json(SearchHits { items }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ActivityQuery {
     record_kind: RecordKind,
     record_id: Id,
     limit: Option<u32>,
+    /// the `next_cursor` of the previous page
     cursor: Option<String>,
 }
 
+/// The change history of one record
+#[utoipa::path(
+    get, path = "/api/activity", tag = "search", operation_id = "list_activity",
+    params(ActivityQuery),
+    responses((status = 200, description = "one page of changes, newest first", body = Page<Activity>), CallerErrors),
+    security(("bearer" = [])),
+)]
 async fn history(
     State(s): State<AppState>,
     _: Caller,

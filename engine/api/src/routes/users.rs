@@ -1,43 +1,64 @@
 //! `/api/me` and `/api/users`. Creating users and looking them up by Telegram id (what
 //! the bot does to map a chat user) needs an admin.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use crm_concepts::records::{Page, PageRequest};
 use crm_concepts::user::{NewUser, User};
 use crm_store::users;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
 use crate::extract::{Admin, Caller, Json, Path, Query};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/me", get(me))
-        .route("/api/users", get(list).post(create))
-        .route("/api/users/by-telegram/{telegram_user_id}", get(by_telegram))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me)).routes(routes!(list, create)).routes(routes!(by_telegram))
 }
 
+/// The calling (or acting) user
+#[utoipa::path(
+    get, path = "/api/me", tag = "users", operation_id = "me",
+    responses((status = 200, description = "the user the request acts as", body = User), CallerErrors),
+    security(("bearer" = [])),
+)]
 async fn me(c: Caller) -> Json<User> {
     Json(c.user)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     limit: Option<u32>,
+    /// the `next_cursor` of the previous page
     cursor: Option<String>,
+    /// a field name, `-field` for descending
     sort: Option<String>,
 }
 
+/// List users
+#[utoipa::path(
+    get, path = "/api/users", tag = "users", operation_id = "list_users",
+    params(ListQuery),
+    responses((status = 200, description = "one page of users", body = Page<User>), CallerErrors),
+    security(("bearer" = [])),
+)]
 async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<User>>, ApiError> {
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(users::list(&s.db, &page).await?))
 }
 
+/// Create a user (admin)
+#[utoipa::path(
+    post, path = "/api/users", tag = "users", operation_id = "create_user",
+    request_body = NewUser,
+    responses((status = 201, description = "the new user", body = User), CallerErrors, WriteErrors),
+    security(("bearer" = [])),
+)]
 async fn create(
     State(s): State<AppState>,
     Admin(c): Admin,
@@ -46,6 +67,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(users::create(&s.db, &c.actor(), new).await?)))
 }
 
+/// The user linked to a Telegram account (admin)
+#[utoipa::path(
+    get, path = "/api/users/by-telegram/{telegram_user_id}", tag = "users", operation_id = "user_by_telegram",
+    params(("telegram_user_id" = i64, Path)),
+    responses((status = 200, description = "the linked user", body = User), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn by_telegram(State(s): State<AppState>, _: Admin, Path(tg): Path<i64>) -> Result<Json<User>, ApiError> {
     users::by_telegram(&s.db, tg)
         .await?

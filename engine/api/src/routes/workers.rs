@@ -7,32 +7,29 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use crm_concepts::step::is_digest;
 use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::worker_credentials;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallerErrors, NotFound};
 use crate::extract::{Json, Path};
 
 /// A batch of results may carry many outputs; the rest of the API keeps its 1 MiB.
 const RESULTS_BODY_LIMIT: usize = 64 << 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(wire::HELLO, get(hello))
-        .route(&format!("{}/{{digest}}", wire::COMPONENTS), get(component))
-        .route(wire::CALLS, post(call))
-        .route(wire::RESULTS, post(results).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT)))
+pub fn router() -> OpenApiRouter<AppState> {
+    let results = OpenApiRouter::new().routes(routes!(results)).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT));
+    OpenApiRouter::new().routes(routes!(hello)).routes(routes!(component)).routes(routes!(call)).merge(results)
 }
 
 /// How long a verified credential is believed without asking Postgres again: a host call
@@ -89,10 +86,27 @@ fn intake_error(e: IntakeError) -> ApiError {
     }
 }
 
+/// The key jobs are signed with
+#[utoipa::path(
+    get, path = "/worker/v1/hello", tag = "workers", operation_id = "worker_hello",
+    responses((status = 200, description = "the engine's public key", body = Hello), CallerErrors),
+    security(("worker" = [])),
+)]
 async fn hello(State(s): State<AppState>, _: Worker) -> Result<Json<Hello>, ApiError> {
     Ok(Json(Hello { public_key: scheduler(&s)?.public_key() }))
 }
 
+/// A stored component's bytes
+#[utoipa::path(
+    get, path = "/worker/v1/components/{digest}", tag = "workers", operation_id = "worker_component",
+    params(("digest" = String, Path, description = "the component's SHA-256, 64 lowercase hex digits")),
+    responses(
+        (status = 200, description = "the component", content_type = "application/wasm", body = Vec<u8>),
+        CallerErrors,
+        NotFound,
+    ),
+    security(("worker" = [])),
+)]
 async fn component(
     State(s): State<AppState>,
     _: Worker,
@@ -107,6 +121,16 @@ async fn component(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], Bytes::from(bytes)))
 }
 
+/// One host call of an attempt the worker holds
+#[utoipa::path(
+    post, path = "/worker/v1/calls", tag = "workers", operation_id = "worker_call",
+    request_body = CallRequest,
+    responses(
+        (status = 200, description = "the call's answer: a reply, or the error the step sees", body = CallAnswer),
+        CallerErrors,
+    ),
+    security(("worker" = [])),
+)]
 async fn call(
     State(s): State<AppState>,
     _: Worker,
@@ -119,6 +143,13 @@ async fn call(
     Ok(Json(answer.into()))
 }
 
+/// Results of attempts the worker held; answered once committed
+#[utoipa::path(
+    post, path = "/worker/v1/results", tag = "workers", operation_id = "worker_results",
+    request_body = ResultsRequest,
+    responses((status = 204, description = "applied: the worker may ack the jobs"), CallerErrors),
+    security(("worker" = [])),
+)]
 async fn results(
     State(s): State<AppState>,
     _: Worker,

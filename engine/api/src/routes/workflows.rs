@@ -2,31 +2,33 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use base64::Engine as _;
+use crm_concepts::records::Page;
 use crm_scheduler::deploy::{self, DeployError};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::workflows::{self, Deployed, WorkflowDetail, WorkflowSummary};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, CallerErrors, ErrorBody, FieldError, NotFound, WriteErrors};
 use crate::extract::{Caller, Json, Path};
 
 /// A deploy carries its components base64-encoded: room for a few large (Python or
 /// JavaScript) components.
 pub const DEPLOY_BODY_LIMIT: usize = 96 << 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/workflows", get(list).post(deploy_workflow).layer(DefaultBodyLimit::max(DEPLOY_BODY_LIMIT)))
-        .route("/api/workflows/{name}", get(show))
-        .route("/api/workflows/{name}/disable", post(disable))
-        .route("/api/workflows/{name}/enable", post(enable))
-        .route("/api/workflows/{name}/rollback", post(rollback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, deploy_workflow).layer(DefaultBodyLimit::max(DEPLOY_BODY_LIMIT)))
+        .routes(routes!(show))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(rollback))
 }
 
 /// Maps the run store's errors onto the API's codes.
@@ -43,7 +45,7 @@ pub fn workflow_error(e: WorkflowError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeployBody {
     /// workflow.toml as text
@@ -53,12 +55,20 @@ struct DeployBody {
     components: BTreeMap<String, String>,
 }
 
-#[derive(Serialize)]
-struct List {
-    items: Vec<WorkflowSummary>,
-    next_cursor: Option<String>,
-}
-
+/// Deploy a workflow (admin)
+///
+/// Deploying exactly what is current changes nothing and answers 200.
+#[utoipa::path(
+    post, path = "/api/workflows", tag = "workflows", operation_id = "deploy_workflow",
+    request_body = DeployBody,
+    responses(
+        (status = 201, description = "a new version is current", body = Deployed),
+        (status = 200, description = "the current version is identical", body = Deployed),
+        CallerErrors,
+        WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 async fn deploy_workflow(
     State(s): State<AppState>,
     c: Caller,
@@ -85,11 +95,24 @@ async fn deploy_workflow(
     }
 }
 
-async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<List>, ApiError> {
+/// Deployed workflows with their triggers and bot commands
+#[utoipa::path(
+    get, path = "/api/workflows", tag = "workflows", operation_id = "list_workflows",
+    responses((status = 200, description = "every workflow, in one page", body = Page<WorkflowSummary>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
     let items = workflows::list(&s.db.pool).await.map_err(workflow_error)?;
-    Ok(Json(List { items, next_cursor: None }))
+    Ok(Json(Page { items, next_cursor: None }))
 }
 
+/// One workflow, with its manifest and versions
+#[utoipa::path(
+    get, path = "/api/workflows/{name}", tag = "workflows", operation_id = "read_workflow",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the workflow", body = WorkflowDetail), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn show(
     State(s): State<AppState>,
     _: Caller,
@@ -98,6 +121,13 @@ async fn show(
     Ok(Json(workflows::get(&s.db.pool, &name).await.map_err(workflow_error)?))
 }
 
+/// Stop starting new runs of a workflow (admin)
+#[utoipa::path(
+    post, path = "/api/workflows/{name}/disable", tag = "workflows", operation_id = "disable_workflow",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the disabled workflow", body = WorkflowSummary), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn disable(
     State(s): State<AppState>,
     c: Caller,
@@ -107,6 +137,13 @@ async fn disable(
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await.map_err(workflow_error)?))
 }
 
+/// Start runs of a workflow again (admin)
+#[utoipa::path(
+    post, path = "/api/workflows/{name}/enable", tag = "workflows", operation_id = "enable_workflow",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the enabled workflow", body = WorkflowSummary), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 async fn enable(
     State(s): State<AppState>,
     c: Caller,
@@ -116,13 +153,27 @@ async fn enable(
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await.map_err(workflow_error)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
     /// the version to make current; default the one before the current
     version: Option<i32>,
 }
 
+/// Make an earlier version current (admin)
+///
+/// Without a body, the version before the current one.
+#[utoipa::path(
+    post, path = "/api/workflows/{name}/rollback", tag = "workflows", operation_id = "rollback_workflow",
+    params(("name" = String, Path)), request_body = Option<RollbackBody>,
+    responses(
+        (status = 200, description = "the workflow at its new current version", body = WorkflowSummary),
+        CallerErrors,
+        (status = 404, description = "no such workflow or version", body = ErrorBody),
+        (status = 409, description = "there is no version before the current one", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn rollback(
     State(s): State<AppState>,
     c: Caller,
