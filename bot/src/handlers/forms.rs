@@ -159,7 +159,7 @@ async fn prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
         text.push_str(" Send - to skip.");
     }
     if field == Field::Stage {
-        match super::records::pipelines(req).await {
+        match super::deal_view::pipelines(req).await {
             Ok(pipelines) => {
                 d.choices = pipelines
                     .first()
@@ -357,12 +357,12 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             }
             FormKind::AddDeal => {
                 let deal: Deal = engine.post(acting, "/api/deals", &decode::<NewDeal>(&d)?).await?;
-                let (card, rows) = super::records::deal_view(req, &deal).await?;
+                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
                 Ok((format!("✅ Deal added.\n\n{card}"), rows))
             }
             FormKind::EditDeal(id) => {
                 let deal: Deal = engine.patch(acting, &format!("/api/deals/{id}"), &decode::<DealPatch>(&d)?).await?;
-                let (card, rows) = super::records::deal_view(req, &deal).await?;
+                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
                 Ok((format!("✅ Deal updated.\n\n{card}"), rows))
             }
             FormKind::AddTask => {
