@@ -4,71 +4,14 @@
 //! resumes with `Last-Event-ID`, and keeps that id in a small file so a restart resumes too.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crm_concepts::run::{Completion, RunStatus};
-use futures::StreamExt;
 use teloxide::types::{ChatId, MessageId};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::EngineClient;
 use crate::outbound::Outbound;
-
-/// One server-sent event.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// Incremental SSE parser: feed bytes, take complete events.
-#[derive(Default)]
-pub struct SseParser {
-    buf: String,
-    pending: SseEvent,
-    has_data: bool,
-}
-
-impl SseParser {
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.push_str(&String::from_utf8_lossy(chunk));
-        let mut out = Vec::new();
-        while let Some(i) = self.buf.find('\n') {
-            let line: String = self.buf.drain(..=i).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if self.has_data {
-                    out.push(std::mem::take(&mut self.pending));
-                } else {
-                    self.pending = SseEvent::default();
-                }
-                self.has_data = false;
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line, ""),
-            };
-            match field {
-                "id" => self.pending.id = Some(value.to_string()),
-                "event" => self.pending.event = Some(value.to_string()),
-                "data" => {
-                    if self.has_data {
-                        self.pending.data.push('\n');
-                    }
-                    self.pending.data.push_str(value);
-                    self.has_data = true;
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
+use crate::sse::{self, Resume, SseEvent};
 
 /// The chat text for a completion: the workflow's rendering, or a plain status line.
 pub fn chat_text(c: &Completion) -> String {
@@ -104,130 +47,76 @@ pub struct CompletionStream {
 }
 
 impl CompletionStream {
-    fn load_cursor(&self) -> Option<String> {
-        let path = self.cursor_file.as_ref()?;
-        let text = std::fs::read_to_string(path).ok()?;
-        let id = text.trim();
-        (!id.is_empty() && id.len() < 200).then(|| id.to_string())
-    }
-
-    fn save_cursor(&self, id: &str) {
-        let Some(path) = &self.cursor_file else { return };
-        let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, id).and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, path = %path.display(), "cannot save the completion cursor");
-        }
-    }
-
     /// Follows the stream until `stop`, reconnecting with backoff.
     pub async fn run(self, stop: CancellationToken) {
-        let http = match reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // The engine sends keep-alive comments; silence this long means a dead link.
-            .read_timeout(Duration::from_secs(60))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the completion stream client");
-                return;
-            }
-        };
-        let mut last_id = self.load_cursor();
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let url = format!("{}/api/completions", self.engine.base_url());
-            let mut req = http.get(&url).bearer_auth(self.engine.token()).header("Accept", "text/event-stream");
-            if let Some(id) = &last_id {
-                req = req.header("Last-Event-ID", id);
-            }
-            let connected = tokio::select! {
-                () = stop.cancelled() => return,
-                r = req.send() => r,
-            };
-            match connected {
-                Ok(resp) if resp.status().is_success() => {
-                    tracing::info!(resume_after = ?last_id, "completion stream connected");
-                    backoff = Duration::from_millis(250);
-                    let mut body = resp.bytes_stream();
-                    let mut parser = SseParser::default();
-                    loop {
-                        let chunk = tokio::select! {
-                            () = stop.cancelled() => return,
-                            c = body.next() => c,
-                        };
-                        let chunk = match chunk {
-                            Some(Ok(c)) => c,
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "completion stream broke; reconnecting");
-                                break;
-                            }
-                            None => {
-                                tracing::info!("completion stream ended; reconnecting");
-                                break;
-                            }
-                        };
-                        for event in parser.feed(&chunk) {
-                            self.handle(&event);
-                            if let Some(id) = event.id {
-                                self.save_cursor(&id);
-                                last_id = Some(id);
-                            }
-                        }
-                    }
-                }
-                Ok(resp) if resp.status() == reqwest::StatusCode::BAD_REQUEST && last_id.is_some() => {
-                    // A cursor from another installation (or a wiped Redis): start afresh
-                    // rather than being refused forever.
-                    tracing::warn!(cursor = ?last_id, "the engine does not know the saved completion cursor; starting from now");
-                    last_id = None;
-                    continue;
-                }
-                Ok(resp) => tracing::warn!(status = %resp.status(), "completion stream refused; retrying"),
-                Err(e) => tracing::debug!(error = %e, "completion stream not reachable; retrying"),
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+        let mut cursor = Cursor::load(self.cursor_file);
+        let out = self.out;
+        sse::follow("completions", &self.engine, "/api/completions", &mut cursor, |e| handle(&out, e), &stop).await;
+    }
+}
+
+/// The last completion handled, kept on disk so that a restarted bot resumes after it
+/// rather than skipping what finished while it was down.
+struct Cursor {
+    last: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl Cursor {
+    fn load(file: Option<PathBuf>) -> Cursor {
+        let last = file.as_ref().and_then(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let id = text.trim();
+            (!id.is_empty() && id.len() < 200).then(|| id.to_string())
+        });
+        Cursor { last, file }
+    }
+}
+
+impl Resume for Cursor {
+    fn last_event_id(&self) -> Option<&str> {
+        self.last.as_deref()
     }
 
-    fn handle(&self, event: &SseEvent) {
-        if event.data.trim().is_empty() {
-            return;
-        }
-        match event.event.as_deref() {
-            None | Some("completion" | "message") => {}
-            Some(_) => return,
-        }
-        match serde_json::from_str::<Completion>(&event.data) {
-            Ok(c) => {
-                tracing::info!(run = %c.run_id, status = %c.status, "run completed; answering the chat");
-                deliver(&self.out, &c);
+    fn handled(&mut self, id: &str) {
+        if let Some(path) = &self.file {
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::write(&tmp, id).and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "cannot save the completion cursor");
             }
-            Err(e) => tracing::warn!(error = %e, "unreadable completion event skipped"),
         }
+        self.last = Some(id.to_string());
+    }
+
+    fn forget(&mut self) -> bool {
+        // A cursor from another installation (or a wiped Redis) would be refused forever:
+        // start afresh instead.
+        self.last = None;
+        true
+    }
+}
+
+fn handle(out: &Outbound, event: &SseEvent) {
+    if event.data.trim().is_empty() {
+        return;
+    }
+    match event.event.as_deref() {
+        None | Some("completion" | "message") => {}
+        Some(_) => return,
+    }
+    match serde_json::from_str::<Completion>(&event.data) {
+        Ok(c) => {
+            tracing::info!(run = %c.run_id, status = %c.status, "run completed; answering the chat");
+            deliver(out, &c);
+        }
+        Err(e) => tracing::warn!(error = %e, "unreadable completion event skipped"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_events_split_across_chunks() {
-        let mut p = SseParser::default();
-        assert!(p.feed(b": keep-alive\n\nid: 7\nevent: comp").is_empty());
-        let events = p.feed(b"letion\ndata: {\"a\":\ndata: 1}\r\n\r\nid: 8\ndata: x\n\n");
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[0].id.as_deref(), Some("7"));
-        assert_eq!(events[0].event.as_deref(), Some("completion"));
-        assert_eq!(events[0].data, "{\"a\":\n1}");
-        assert_eq!(events[1].data, "x");
-    }
 
     #[test]
     fn failure_without_rendering_names_the_reason() {

@@ -4,7 +4,8 @@
 //! The moving parts: `updates` (long polling or webhook, one FIFO worker per chat),
 //! `handlers` (commands, buttons, dialogues), `outbound` (the rate-limited send queue),
 //! `completions` (workflow results from the engine's SSE stream, edited into the chat),
-//! and `notifications` (messages workflows leave for CRM users, sent to their private chats).
+//! and `notifications` (messages workflows leave for CRM users, sent to their private chats),
+//! both following their stream through `sse`.
 //! The Bot-API-compatible server its tests talk to is `crm_testing::bot_api`.
 
 pub mod callback;
@@ -17,6 +18,7 @@ mod handlers;
 pub mod notifications;
 pub mod outbound;
 pub mod render;
+pub mod sse;
 pub mod text;
 mod updates;
 pub mod validate;

@@ -12,14 +12,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::Deserialize;
 use teloxide::types::ChatId;
 use tokio_util::sync::CancellationToken;
 
-use crate::completions::{SseEvent, SseParser};
 use crate::engine::{EngineClient, EngineError};
 use crate::outbound::{Outbound, OutboundError};
+use crate::sse::{self, Redelivered, SseEvent};
 
 /// A notification as the stream serves it (the fields delivery needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -48,66 +47,20 @@ pub struct NotificationStream {
 }
 
 impl NotificationStream {
-    /// Follows the stream until `stop`, reconnecting with backoff.
+    /// Follows the stream until `stop`, reconnecting with backoff. Nothing to resume: the
+    /// engine serves every pending notification again on each connection.
     pub async fn run(self, stop: CancellationToken) {
-        let http = match reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // The engine sends keep-alive comments; silence this long means a dead link.
-            .read_timeout(Duration::from_secs(60))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the notification stream client");
-                return;
-            }
-        };
         let in_flight: InFlight = Arc::default();
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let url = format!("{}/api/notifications/stream", self.engine.base_url());
-            let req = http.get(&url).bearer_auth(self.engine.token()).header("Accept", "text/event-stream");
-            let connected = tokio::select! {
-                () = stop.cancelled() => return,
-                r = req.send() => r,
-            };
-            match connected {
-                Ok(resp) if resp.status().is_success() => {
-                    tracing::info!("notification stream connected");
-                    backoff = Duration::from_millis(250);
-                    let mut body = resp.bytes_stream();
-                    let mut parser = SseParser::default();
-                    loop {
-                        let chunk = tokio::select! {
-                            () = stop.cancelled() => return,
-                            c = body.next() => c,
-                        };
-                        match chunk {
-                            Some(Ok(c)) => {
-                                for event in parser.feed(&c) {
-                                    self.handle(&event, &in_flight, &stop);
-                                }
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "notification stream broke; reconnecting");
-                                break;
-                            }
-                            None => {
-                                tracing::info!("notification stream ended; reconnecting");
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok(resp) => tracing::warn!(status = %resp.status(), "notification stream refused; retrying"),
-                Err(e) => tracing::debug!(error = %e, "notification stream not reachable; retrying"),
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+        let path = "/api/notifications/stream";
+        sse::follow(
+            "notifications",
+            &self.engine,
+            path,
+            &mut Redelivered,
+            |e| self.handle(e, &in_flight, &stop),
+            &stop,
+        )
+        .await;
     }
 
     fn handle(&self, event: &SseEvent, in_flight: &InFlight, stop: &CancellationToken) {

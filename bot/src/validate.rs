@@ -1,72 +1,79 @@
 //! Checking one dialogue answer at a time. Each parser returns the value to store or a
 //! message that tells the user what a good answer looks like; none of them panics on any
 //! input (emoji, right-to-left text, 4096-character pastes).
+//!
+//! Whether a stored field's value is acceptable is decided by `crm_concepts::fields`, the
+//! rules the store applies: the bot tidies the answer (trimming, collapsing blank space)
+//! and phrases the refusal, but never accepts what the store would refuse or the reverse.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use crm_concepts::fields;
 
 /// The answer that leaves an optional field empty.
 pub fn is_skip(answer: &str) -> bool {
     matches!(answer.trim(), "-" | "—" | "–" | "skip" | "/skip")
 }
 
-/// A required one-line name or title of at most `max` characters.
+/// A required one-line name or title of at most `max` characters, its blank space
+/// collapsed to single spaces.
 pub fn name(answer: &str, what: &str, max: usize) -> Result<String, String> {
     let value = answer.split_whitespace().collect::<Vec<_>>().join(" ");
-    if value.is_empty() {
-        return Err(format!("The {what} cannot be empty. Please type it."));
-    }
-    let len = value.chars().count();
-    if len > max {
-        return Err(format!("That {what} is {len} characters long; the most is {max}. Please shorten it."));
-    }
+    fields::text(what, &value, max).map_err(|_| {
+        let len = value.chars().count();
+        if value.is_empty() {
+            format!("The {what} cannot be empty. Please type it.")
+        } else if len > max {
+            format!("That {what} is {len} characters long; the most is {max}. Please shorten it.")
+        } else {
+            format!("That {what} contains a character the CRM cannot store (NUL). Please type it again.")
+        }
+    })?;
     Ok(value)
 }
 
 /// A free text body (notes): kept verbatim apart from surrounding blank space.
 pub fn body(answer: &str, max: usize) -> Result<String, String> {
     let value = answer.trim();
-    if value.is_empty() {
-        return Err("The text cannot be empty.".into());
-    }
-    let len = value.chars().count();
-    if len > max {
-        return Err(format!("That text is {len} characters long; the most is {max}."));
-    }
+    fields::text("body", value, max).map_err(|_| {
+        let len = value.chars().count();
+        if value.is_empty() {
+            "The text cannot be empty.".to_string()
+        } else if len > max {
+            format!("That text is {len} characters long; the most is {max}.")
+        } else {
+            "That text contains a character the CRM cannot store (NUL).".to_string()
+        }
+    })?;
     Ok(value.to_string())
 }
 
-/// The same rule the database enforces: something@something.tld, no spaces.
+/// An email address as the store accepts it: something@something.tld, no spaces.
 pub fn email(answer: &str) -> Result<String, String> {
     let value = answer.trim();
-    let bad = || {
-        format!(
-            "“{}” is not an email address. Try e.g. ann@example.com, or send - to skip.",
-            crate::text::ellipsize(value, 60)
-        )
-    };
-    if value.chars().count() > 254 || value.chars().any(char::is_whitespace) {
-        return Err(bad());
-    }
-    let (local, domain) = value.split_once('@').ok_or_else(bad)?;
-    if local.is_empty() || domain.contains('@') {
-        return Err(bad());
-    }
-    match domain.rsplit_once('.') {
-        Some((host, tld)) if !host.is_empty() && !tld.is_empty() => Ok(value.to_string()),
-        _ => Err(bad()),
-    }
+    fields::email("email", Some(value)).map_err(|_| {
+        let len = value.chars().count();
+        if len > fields::MAX_EMAIL {
+            format!("That email address is {len} characters long; the most is {}. Send - to skip.", fields::MAX_EMAIL)
+        } else {
+            format!(
+                "“{}” is not an email address. Try e.g. ann@example.com, or send - to skip.",
+                crate::text::ellipsize(value, 60)
+            )
+        }
+    })?;
+    Ok(value.to_string())
 }
 
-/// Digits with the usual decorations; 5 to 20 digits.
+/// A phone number as the store accepts it: digits with the usual decorations.
 pub fn phone(answer: &str) -> Result<String, String> {
     let value = answer.trim();
-    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.');
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    if !value.chars().all(allowed) || !(5..=20).contains(&digits) {
-        return Err(
-            "That is not a phone number. Use digits, spaces, + - ( ), e.g. +1 555 010 2030, or send - to skip.".into(),
-        );
-    }
+    fields::phone("phone", Some(value)).map_err(|_| {
+        format!(
+            "That is not a phone number. Use digits, spaces and + - ( ) . (at most {} characters), \
+             e.g. +1 555 010 2030, or send - to skip.",
+            fields::MAX_PHONE
+        )
+    })?;
     Ok(value.to_string())
 }
 
@@ -106,6 +113,10 @@ pub fn money(answer: &str, default_currency: &str) -> Result<(i64, String), Stri
     let whole: i64 = whole.parse().map_err(|_| "That amount is too large.".to_string())?;
     let cents: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
     let minor = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or("That amount is too large.")?;
+    // A typed code is always well-formed by now; only a misconfigured default can fail.
+    fields::currency("currency", &currency).map_err(|_| {
+        format!("“{currency}” is not a three-letter currency code; type one after the amount, e.g. 1500 EUR.")
+    })?;
     Ok((minor, currency))
 }
 
@@ -146,27 +157,84 @@ pub fn due(answer: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(name("  Ann   Lee ", "name", 300).unwrap(), "Ann Lee");
-        assert_eq!(name("אנה לי 😀", "name", 300).unwrap(), "אנה לי 😀");
-        assert!(name("   ", "name", 300).is_err());
-        assert!(name(&"x".repeat(301), "name", 300).unwrap_err().contains("301"));
+    /// What the bot accepts is what the store accepts, for the value the bot would send.
+    fn agrees_with_the_store(
+        bot: fn(&str) -> Result<String, String>,
+        store: fn(&str, Option<&str>) -> Result<(), fields::FieldError>,
+        inputs: &[&str],
+    ) {
+        for input in inputs {
+            match bot(input) {
+                Ok(sent) => assert!(store("f", Some(&sent)).is_ok(), "bot accepts {input:?}, store refuses"),
+                Err(_) => assert!(store("f", Some(input.trim())).is_err(), "bot refuses {input:?}, store accepts"),
+            }
+        }
     }
 
     #[test]
-    fn emails_follow_the_database_rule() {
+    fn names_are_collapsed_and_bounded() {
+        assert_eq!(name("  Ann   Lee ", "name", fields::MAX_NAME).unwrap(), "Ann Lee");
+        assert_eq!(name("Ann\t\nLee", "name", fields::MAX_NAME).unwrap(), "Ann Lee");
+        assert_eq!(name("אנה לי 😀", "name", fields::MAX_NAME).unwrap(), "אנה לי 😀");
+        assert!(name("   ", "name", fields::MAX_NAME).unwrap_err().contains("cannot be empty"));
+        assert!(name(&"x".repeat(300), "name", fields::MAX_NAME).is_ok());
+        assert!(name(&"x".repeat(301), "name", fields::MAX_NAME).unwrap_err().contains("301"));
+        // The store cannot hold NUL; the old bot rule let it through.
+        assert!(name("Ann\0Lee", "name", fields::MAX_NAME).unwrap_err().contains("NUL"));
+    }
+
+    #[test]
+    fn bodies_keep_their_lines() {
+        assert_eq!(body("\n Called.\n\nWants a demo. \n", fields::MAX_NOTE_BODY).unwrap(), "Called.\n\nWants a demo.");
+        assert!(body(" \n ", fields::MAX_NOTE_BODY).is_err());
+        assert!(body(&"x".repeat(fields::MAX_NOTE_BODY + 1), fields::MAX_NOTE_BODY).unwrap_err().contains("20001"));
+        assert!(body("a\0b", fields::MAX_NOTE_BODY).unwrap_err().contains("NUL"));
+    }
+
+    #[test]
+    fn emails_follow_the_store_rule() {
         assert_eq!(email(" ann@example.com ").unwrap(), "ann@example.com");
-        for bad in ["ann", "ann@", "@x.io", "a b@x.io", "ann@x", "a@b@c.io", "😀@x"] {
+        assert!(email("o'brien+tag@mail.example.com").is_ok());
+        for bad in ["ann", "ann@", "@x.io", "a b@x.io", "ann@x", "ann@x.", "a@b@c.io", "😀@x", "a\0@x.io"] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn phones_need_digits() {
-        assert!(phone("+1 (555) 010-2030").is_ok());
-        assert!(phone("call me").is_err());
-        assert!(phone("123").is_err());
+    fn emails_may_be_up_to_320_characters() {
+        let of_len = |n: usize| format!("{}@example.com", "a".repeat(n - "@example.com".len()));
+        // The old bot rule stopped at 254; the store's limit is the one limit.
+        assert!(email(&of_len(255)).is_ok());
+        assert!(email(&of_len(fields::MAX_EMAIL)).is_ok());
+        assert!(email(&of_len(fields::MAX_EMAIL + 1)).unwrap_err().contains("321 characters"));
+    }
+
+    #[test]
+    fn phones_need_a_digit_and_at_most_40_characters() {
+        assert_eq!(phone(" +1 (555) 010-2030 ").unwrap(), "+1 (555) 010-2030");
+        assert!(phone("1.555.010.2030").is_ok());
+        // Short codes and long numbers the old bot refused (it wanted 5 to 20 digits).
+        assert!(phone("112").is_ok());
+        assert!(phone("7").is_ok());
+        assert!(phone(&"1".repeat(25)).is_ok());
+        assert!(phone(&"1".repeat(fields::MAX_PHONE)).is_ok());
+        assert!(phone(&"1".repeat(fields::MAX_PHONE + 1)).is_err());
+        for bad in ["call me", "+() -", "555\t0102", "١٢٣٤٥", "555 0102 ext 3"] {
+            assert!(phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_bot_and_the_store_agree() {
+        let emails = ["ann@x.io", " ann@x.io\n", "ann@x", "a@b@c.io", "a\u{a0}b@x.io", "a\0@x.io", ""];
+        let long_email = format!("{}@x.io", "a".repeat(316));
+        let longer_email = format!("{}@x.io", "a".repeat(317));
+        agrees_with_the_store(email, fields::email, &emails);
+        agrees_with_the_store(email, fields::email, &[&long_email, &longer_email]);
+        let phones = ["1", " 112 ", "+1 (555) 010-2030", "+", "", "555\u{a0}0102", "1234567890123456789012345"];
+        let long_phone = "1".repeat(fields::MAX_PHONE + 1);
+        agrees_with_the_store(phone, fields::phone, &phones);
+        agrees_with_the_store(phone, fields::phone, &[&long_phone]);
     }
 
     #[test]
@@ -178,6 +246,7 @@ mod tests {
         assert!(money("1.999", "USD").is_err());
         assert!(money("lots", "USD").is_err());
         assert!(money("99999999999999999999", "USD").is_err());
+        assert!(money("5", "usd").unwrap_err().contains("currency code"));
     }
 
     #[test]

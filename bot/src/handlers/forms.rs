@@ -1,6 +1,7 @@
 //! Driving the field-by-field dialogues: asking, validating each answer, offering choices
 //! as buttons, and writing the record with one API call after the last answer.
 
+use crm_concepts::fields;
 use crm_concepts::records::{
     Company, Contact, ContactPatch, Deal, DealPatch, Id, NewContact, NewDeal, NewNote, NewTask, Note, Page, RecordKind,
     StageKind, Task,
@@ -14,7 +15,6 @@ use crate::engine::EngineError;
 use crate::{render, validate};
 
 const LOOKUP_CHOICES: usize = 5;
-const NOTE_MAX_CHARS: usize = 20_000;
 
 fn may_write(req: &Req<'_>) -> bool {
     if req.user.role.can_write() {
@@ -69,7 +69,7 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
     if !may_write(req) {
         return;
     }
-    match validate::name(args, "task", 300) {
+    match validate::name(args, "task", fields::MAX_NAME) {
         Ok(title) => {
             let task = NewTask { title, assignee_id: Some(req.user.id), ..Default::default() };
             match req.ctx.engine.post::<_, Task>(req.acting(), "/api/tasks", &task).await {
@@ -103,7 +103,7 @@ pub async fn start_note(req: &Req<'_>, kind: RecordKind, id: Id, text: &str) {
         req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         return;
     }
-    match validate::body(text, NOTE_MAX_CHARS) {
+    match validate::body(text, fields::MAX_NOTE_BODY) {
         Ok(body) => save_note(req, kind, id, body).await,
         Err(msg) => req.reply(&msg),
     }
@@ -159,7 +159,7 @@ async fn prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
         text.push_str(" Send - to skip.");
     }
     if field == Field::Stage {
-        match super::records::pipelines(req).await {
+        match super::deal_view::pipelines(req).await {
             Ok(pipelines) => {
                 d.choices = pipelines
                     .first()
@@ -230,8 +230,8 @@ async fn parse_answer(
 ) -> Result<Vec<(&'static str, Value)>, String> {
     let now = chrono::Utc::now();
     Ok(match field {
-        Field::Name => vec![("name", json!(validate::name(text, "name", 300)?))],
-        Field::Title => vec![("title", json!(validate::name(text, "title", 300)?))],
+        Field::Name => vec![("name", json!(validate::name(text, "name", fields::MAX_NAME)?))],
+        Field::Title => vec![("title", json!(validate::name(text, "title", fields::MAX_NAME)?))],
         Field::Email => vec![("email", json!(validate::email(text)?))],
         Field::Phone => vec![("phone", json!(validate::phone(text)?))],
         Field::Amount => {
@@ -242,7 +242,7 @@ async fn parse_answer(
             vec![("expected_close", json!(validate::date(text, now.date_naive())?.to_string()))]
         }
         Field::Due => vec![("due_at", json!(validate::due(text, now)?.to_rfc3339()))],
-        Field::Body => vec![("body", json!(validate::body(text, NOTE_MAX_CHARS)?))],
+        Field::Body => vec![("body", json!(validate::body(text, fields::MAX_NOTE_BODY)?))],
         Field::Stage => return Err("Please pick a stage with the buttons above, or /cancel.".into()),
         Field::Company | Field::Contact => return lookup(req, d, field, text).await,
     })
@@ -357,12 +357,12 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             }
             FormKind::AddDeal => {
                 let deal: Deal = engine.post(acting, "/api/deals", &decode::<NewDeal>(&d)?).await?;
-                let (card, rows) = super::records::deal_view(req, &deal).await?;
+                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
                 Ok((format!("✅ Deal added.\n\n{card}"), rows))
             }
             FormKind::EditDeal(id) => {
                 let deal: Deal = engine.patch(acting, &format!("/api/deals/{id}"), &decode::<DealPatch>(&d)?).await?;
-                let (card, rows) = super::records::deal_view(req, &deal).await?;
+                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
                 Ok((format!("✅ Deal updated.\n\n{card}"), rows))
             }
             FormKind::AddTask => {

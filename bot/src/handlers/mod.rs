@@ -2,6 +2,7 @@
 //! here one at a time (see `updates`), so a chat's dialogue is never raced by itself.
 
 mod access;
+mod deal_view;
 mod forms;
 mod pipeline;
 mod records;

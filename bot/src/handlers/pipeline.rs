@@ -4,7 +4,7 @@ use crm_concepts::records::{Deal, Id, Page, RecordKind};
 use teloxide::types::MessageId;
 
 use super::Req;
-use super::records::{deal_view, pipelines};
+use super::deal_view::{deal_view, pipelines};
 use crate::callback::Callback;
 use crate::engine::EngineError;
 use crate::render;

@@ -1,6 +1,6 @@
 //! Finding and showing contacts, companies, deals and tasks.
 
-use crm_concepts::records::{Company, Contact, Deal, Id, Page, Pipeline, RecordKind, SearchHit, Task};
+use crm_concepts::records::{Company, Contact, Deal, Id, Page, RecordKind, SearchHit, Task};
 
 use super::Req;
 use crate::callback::Callback;
@@ -100,36 +100,6 @@ pub async fn list(req: &Req<'_>, kind: RecordKind, args: &str) {
     req.reply_with(&text, render::keyboard(rows));
 }
 
-pub async fn pipelines(req: &Req<'_>) -> Result<Vec<Pipeline>, EngineError> {
-    let page: Page<Pipeline> = req.ctx.engine.get(req.acting(), "/api/pipelines", &[]).await?;
-    Ok(page.items)
-}
-
-/// A deal's card and its buttons: one per other stage of its pipeline, then note/edit.
-pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, EngineError> {
-    let pipelines = pipelines(req).await?;
-    let contact = match deal.contact_id {
-        Some(id) => req.ctx.engine.get::<Contact>(req.acting(), &format!("/api/contacts/{id}"), &[]).await.ok(),
-        None => None,
-    };
-    let text = render::deal_card(deal, &pipelines, contact.as_ref());
-    let mut rows: render::Rows = Vec::new();
-    if let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) {
-        let moves: Vec<(String, Callback)> = p
-            .stages
-            .iter()
-            .filter(|s| s.id != deal.stage_id)
-            .map(|s| (format!("→ {}", s.name), Callback::Move { deal: deal.id, stage: s.id }))
-            .collect();
-        rows.extend(moves.chunks(2).map(<[_]>::to_vec));
-    }
-    rows.push(vec![
-        ("📝 Note".into(), Callback::Note(RecordKind::Deal, deal.id)),
-        ("✏️ Edit".into(), Callback::Edit(RecordKind::Deal, deal.id)),
-    ]);
-    Ok((text, rows))
-}
-
 /// Sends a record's card; returns the notice for the button press.
 pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
     let engine = &req.ctx.engine;
@@ -163,7 +133,7 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
             }
             RecordKind::Deal => {
                 let d: Deal = engine.get(req.acting(), &path, &[]).await?;
-                deal_view(req, &d).await
+                super::deal_view::deal_view(req, &d).await
             }
             _ => {
                 let t: Task = engine.get(req.acting(), &path, &[]).await?;

@@ -4,10 +4,13 @@
 
 use std::sync::RwLock;
 
+use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{ArgKind, ArgSpec, Trigger};
-use crm_concepts::run::{Notify, RunRequest};
+use crm_concepts::records::Page;
+use crm_concepts::run::{Notify, RunError, RunRequest, RunStatus};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use super::{BUILTIN, Req};
 use crate::command::split_args;
@@ -53,13 +56,6 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum WorkflowList {
-    Page { items: Vec<WorkflowItem> },
-    Bare(Vec<WorkflowItem>),
-}
-
 /// The workflows' bot commands, refreshed from `GET /api/workflows`.
 #[derive(Default)]
 pub struct WorkflowCatalog {
@@ -83,13 +79,10 @@ impl WorkflowCatalog {
     /// Reloads the list; returns whether the commands changed (so `setMyCommands` is
     /// called only then). Built-in names win over a workflow declaring the same command.
     pub async fn refresh(&self, engine: &EngineClient) -> Result<bool, EngineError> {
-        let list: WorkflowList = engine.get(None, "/api/workflows", &[("limit", "200".to_string())]).await?;
-        let items = match list {
-            WorkflowList::Page { items } | WorkflowList::Bare(items) => items,
-        };
+        let list: Page<WorkflowItem> = engine.get(None, "/api/workflows", &[("limit", "200".to_string())]).await?;
         let mut commands: Vec<WorkflowCommand> = Vec::new();
         let mut names = Vec::new();
-        for w in items.into_iter().filter(|w| w.enabled) {
+        for w in list.items.into_iter().filter(|w| w.enabled) {
             names.push(w.name.clone());
             for t in w.triggers {
                 let Ok(Trigger::BotCommand { command, description, args }) = serde_json::from_value::<Trigger>(t)
@@ -207,7 +200,7 @@ pub async fn workflow_command(req: &Req<'_>, name: &str, args: &str) -> bool {
 
 #[derive(Deserialize)]
 struct RunCreated {
-    id: uuid::Uuid,
+    id: Uuid,
 }
 
 async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
@@ -244,45 +237,47 @@ async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
     }
 }
 
+/// A run as `GET /api/runs` lists it (the fields the chat shows).
+#[derive(Deserialize)]
+struct RunLine {
+    id: Uuid,
+    workflow: String,
+    status: RunStatus,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    error: Option<RunError>,
+}
+
 /// `/runs`: the ten most recent runs this user may see.
 pub async fn recent(req: &Req<'_>) {
-    let page: Result<Value, EngineError> =
+    let page: Result<Page<RunLine>, EngineError> =
         req.ctx.engine.get(req.acting(), "/api/runs", &[("limit", "10".to_string())]).await;
-    let page = match page {
-        Ok(p) => p,
-        Err(e) => return req.fail(&e),
-    };
-    let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-    if items.is_empty() {
-        req.reply("No workflow runs yet. Start one with /run WORKFLOW.");
-        return;
+    match page {
+        Ok(page) => req.reply(&recent_text(&page.items)),
+        Err(e) => req.fail(&e),
+    }
+}
+
+fn recent_text(runs: &[RunLine]) -> String {
+    if runs.is_empty() {
+        return "No workflow runs yet. Start one with /run WORKFLOW.".into();
     }
     let mut lines = vec!["Recent runs:".to_string()];
-    for r in items {
-        let status = r.get("status").and_then(Value::as_str).unwrap_or("?");
-        let icon = match status {
-            "succeeded" => "✅",
-            "failed" => "❌",
-            "cancelled" => "🚫",
-            "running" => "⏳",
-            _ => "🕒",
+    for r in runs {
+        let icon = match r.status {
+            RunStatus::Succeeded => "✅",
+            RunStatus::Failed => "❌",
+            RunStatus::Cancelled => "🚫",
+            RunStatus::Running => "⏳",
+            RunStatus::Queued => "🕒",
         };
-        let workflow = r.get("workflow").and_then(Value::as_str).unwrap_or("?");
-        let id = r.get("id").and_then(Value::as_str).map(|s| s.chars().take(8).collect::<String>()).unwrap_or_default();
-        let when = r
-            .get("created_at")
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(16).collect::<String>())
-            .unwrap_or_default();
-        let error = r
-            .get("error")
-            .and_then(|e| e.get("message"))
-            .and_then(Value::as_str)
-            .map(|m| format!(" — {}", crate::text::ellipsize(m, 80)))
-            .unwrap_or_default();
-        lines.push(format!("{icon} {workflow} · {status} · {when} · {id}{error}"));
+        let id: String = r.id.to_string().chars().take(8).collect();
+        let when = r.created_at.format("%Y-%m-%dT%H:%M");
+        let error =
+            r.error.as_ref().map(|e| format!(" — {}", crate::text::ellipsize(&e.message, 80))).unwrap_or_default();
+        lines.push(format!("{icon} {} · {} · {when} · {id}{error}", r.workflow, r.status));
     }
-    req.reply(&lines.join("\n"));
+    lines.join("\n")
 }
 
 #[cfg(test)]
@@ -307,5 +302,29 @@ mod tests {
         assert_eq!(build_input(&flags, "yes", "u").unwrap(), json!({"force": true}));
         assert!(build_input(&flags, "yes no", "u").unwrap_err().contains("Too many"));
         assert!(build_input(&flags, "\"yes", "u").is_err());
+    }
+
+    #[test]
+    fn recent_runs_read_the_page_the_engine_lists() {
+        let page: Page<RunLine> = serde_json::from_value(json!({
+            "items": [
+                {"id": "0190a5b2-0000-7000-8000-000000000001", "workflow": "qualify", "version": 3,
+                 "status": "failed", "trigger": "bot", "acting_user": 2,
+                 "created_at": "2026-11-26T10:04:59.123456Z", "started_at": null, "finished_at": null,
+                 "duration_ms": null, "error": {"step": "score", "code": "step_failed", "message": "deal 9 not found"}},
+                {"id": "0190a5b2-0000-7000-8000-000000000002", "workflow": "digest", "version": 1,
+                 "status": "queued", "trigger": "cron", "acting_user": null,
+                 "created_at": "2026-11-26T10:05:00Z", "error": null}
+            ],
+            "next_cursor": "abc"
+        }))
+        .unwrap();
+        assert_eq!(
+            recent_text(&page.items),
+            "Recent runs:\n\
+             ❌ qualify · failed · 2026-11-26T10:04 · 0190a5b2 — deal 9 not found\n\
+             🕒 digest · queued · 2026-11-26T10:05 · 0190a5b2"
+        );
+        assert!(recent_text(&[]).contains("No workflow runs yet"));
     }
 }

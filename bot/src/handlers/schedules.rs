@@ -1,6 +1,7 @@
 //! `/schedules`: the cron schedules of the deployed workflows and when each fires next.
 
 use chrono::{DateTime, Utc};
+use crm_concepts::records::Page;
 use serde::Deserialize;
 
 use super::Req;
@@ -18,14 +19,9 @@ pub struct Schedule {
     pub next_fire_times: Vec<DateTime<Utc>>,
 }
 
-#[derive(Deserialize)]
-struct Schedules {
-    items: Vec<Schedule>,
-}
-
 pub async fn list(req: &Req<'_>) {
     let query = [("next", SHOWN.to_string())];
-    match req.ctx.engine.get::<Schedules>(req.acting(), "/api/schedules", &query).await {
+    match req.ctx.engine.get::<Page<Schedule>>(req.acting(), "/api/schedules", &query).await {
         Ok(page) => req.reply(&render(&page.items, Utc::now())),
         Err(e) => req.fail(&e),
     }
