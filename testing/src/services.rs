@@ -193,6 +193,17 @@ async fn clear_prefix(url: &str, prefix: &str) -> usize {
     deleted
 }
 
+/// A running scheduler on a scratch database and a prefix of its own: the admission door
+/// triggers start runs through. Its tasks stop when the returned handle is shut down or
+/// the test ends.
+pub async fn scheduler(db: &ScratchDb, purpose: &str) -> (TestPrefix, crm_scheduler::Scheduler) {
+    let prefix = TestPrefix::new(purpose);
+    let scheduler = crm_scheduler::Scheduler::start(&db.db, prefix.redis_url(), prefix.scheduler_config())
+        .await
+        .expect("start a scheduler");
+    (prefix, scheduler)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,15 +225,4 @@ mod tests {
     fn a_purpose_cannot_widen_the_key_pattern() {
         unique_name("a*");
     }
-}
-
-/// A running scheduler on a scratch database and a prefix of its own: the admission door
-/// triggers start runs through. Its tasks stop when the returned handle is shut down or
-/// the test ends.
-pub async fn scheduler(db: &ScratchDb, purpose: &str) -> (TestPrefix, crm_scheduler::Scheduler) {
-    let prefix = TestPrefix::new(purpose);
-    let scheduler = crm_scheduler::Scheduler::start(&db.db, prefix.redis_url(), prefix.scheduler_config())
-        .await
-        .expect("start a scheduler");
-    (prefix, scheduler)
 }

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use crm_concepts::step::is_digest;
-use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
+use crm_concepts::worker_channel::{CallAnswer, CallRequest, Hello, ResultsRequest};
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::worker_credentials;
 use sha2::{Digest, Sha256};
@@ -157,4 +157,18 @@ async fn results(
 ) -> Result<StatusCode, ApiError> {
     scheduler(&s)?.accept_results(request.results).await.map_err(intake_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use crm_concepts::worker_channel as wire;
+
+    /// The worker's client builds its URLs from these: they must be the routed paths.
+    #[test]
+    fn the_workers_client_and_these_routes_name_the_same_paths() {
+        let doc = crate::openapi::to_json(&crate::routes::all().split_for_parts().1);
+        for path in [wire::HELLO, wire::CALLS, wire::RESULTS, &format!("{}/{{digest}}", wire::COMPONENTS)] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is not a route");
+        }
+    }
 }
