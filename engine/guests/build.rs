@@ -16,6 +16,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("INBOUND_LEAD", "inbound-lead"),
     ("QUALIFY_SUMMARY", "qualify-summary"),
     ("ECHO", "fixture-echo"),
+    ("NOTE", "fixture-note"),
     ("NOT_A_STEP", "fixture-not-a-step"),
     ("COUNTER", "fixture-counter"),
     ("HTTP_GET", "fixture-http-get"),

@@ -164,6 +164,11 @@ impl Flow {
         self.engine.as_ref().map(Process::log).unwrap_or_default()
     }
 
+    /// This flow's key prefix, to read or forge what is on Redis.
+    pub fn redis(&self) -> &TestPrefix {
+        &self.redis
+    }
+
     /// A handle on this flow's Redis streams.
     pub async fn queue(&self) -> crm_queue::Queue {
         self.redis.queue().await

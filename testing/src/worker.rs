@@ -68,7 +68,12 @@ impl WorkerHarness {
 
     /// Starts `crm worker` and waits until it has announced itself with a heartbeat.
     pub async fn start_worker(&mut self, extra_env: &[(&str, &str)]) {
-        let index = self.flow.start_worker_with(8, WORKER_ID, extra_env);
+        self.start_worker_running(8, extra_env).await;
+    }
+
+    /// A worker that runs at most `concurrency` steps at once.
+    pub async fn start_worker_running(&mut self, concurrency: usize, extra_env: &[(&str, &str)]) {
+        let index = self.flow.start_worker_with(concurrency, WORKER_ID, extra_env);
         self.worker = Some(index);
         let started = Instant::now();
         loop {
@@ -193,6 +198,46 @@ impl WorkerHarness {
             usage: serde_json::from_value::<StepUsage>(usage).unwrap_or_default(),
             logs: serde_json::from_value::<Vec<LogLine>>(logs).unwrap_or_default(),
             worker,
+        }
+    }
+
+    /// The jobs on the stream right now, without taking them: (entry id, payload, signature).
+    pub async fn jobs_on_redis(&self) -> Vec<(String, Vec<u8>, Option<String>)> {
+        let mut conn = self.flow.redis().connection().await;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.queue.keys().jobs)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        let field = |e: &redis::streams::StreamId, name: &str| match e.map.get(name) {
+            Some(redis::Value::BulkString(b)) => Some(b.clone()),
+            _ => None,
+        };
+        reply
+            .ids
+            .iter()
+            .map(|e| {
+                let signature = field(e, "s").and_then(|s| String::from_utf8(s).ok());
+                (e.id.clone(), field(e, "p").unwrap_or_default(), signature)
+            })
+            .collect()
+    }
+
+    /// Waits until the engine has put a job for `run` on the stream and returns it as sent.
+    pub async fn sent_job(&self, run: Uuid) -> (crm_concepts::step::StepJob, Vec<u8>, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for (_, payload, signature) in self.jobs_on_redis().await {
+                if let Ok(job) = serde_json::from_slice::<crm_concepts::step::StepJob>(&payload)
+                    && job.key.run_id == run
+                {
+                    return (job, payload, signature.unwrap_or_default());
+                }
+            }
+            assert!(Instant::now() < deadline, "the engine sent no job for run {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

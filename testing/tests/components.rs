@@ -21,6 +21,7 @@ const SCENARIO_TESTED: &[(&str, &str, &str)] = &[
     ("fixture-counter", "engine/runtime/tests/state.rs", "crm_guests::COUNTER"),
     ("fixture-http-get", "engine/runtime/tests/http.rs", "crm_guests::HTTP_GET"),
     ("fixture-slow", "engine/cli/tests/recovery.rs", "fixture-slow"),
+    ("fixture-note", "engine/cli/tests/effects.rs", "fixture-note"),
 ];
 
 #[test]

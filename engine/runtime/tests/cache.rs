@@ -39,6 +39,43 @@ async fn a_compiled_component_is_reloaded_from_the_disk_cache() {
 }
 
 #[tokio::test]
+async fn a_cached_artifact_that_does_not_match_its_hash_is_compiled_again_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(crm_guests::ECHO).unwrap();
+    let digest = digest_of(&bytes);
+    runtime_with_cache(dir.path()).load(&digest, Arc::new(bytes.clone())).await.unwrap();
+    let artifact = dir.path().join(format!("{digest}.cwasm"));
+    let mut tampered = std::fs::read(&artifact).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&artifact, &tampered).unwrap();
+
+    // Without the bytes the tampered artifact is not trusted: nothing loads.
+    let rt = runtime_with_cache(dir.path());
+    let e = rt.load_cached(&digest).await.err().expect("refused");
+    assert_eq!(e.code, "component_missing", "{e}");
+    // With them, the component is compiled afresh and runs.
+    let component = rt.load(&digest, Arc::new(bytes)).await.unwrap();
+    let i = input(json!({"fresh": true}), json!(null));
+    let limits = StepLimits::default();
+    let r = rt.run(&component, common::call("s", &i, common::grants(&[]), &limits), Arc::new(MemoryCrm::empty())).await;
+    assert_eq!(output(&r)["run_input"], json!({"fresh": true}));
+}
+
+#[tokio::test]
+async fn a_digest_that_is_not_a_sha256_never_reaches_the_cache_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_with_cache(dir.path());
+    let bytes = std::fs::read(crm_guests::ECHO).unwrap();
+    for bad in ["../../etc/passwd", "ABC", &"g".repeat(64), &format!("{}/x", "0".repeat(62))] {
+        assert!(!rt.has_cached(bad));
+        let e = rt.load(bad, Arc::new(bytes.clone())).await.err().expect("refused");
+        assert_eq!(e.code, "invalid_component", "{bad}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was written");
+}
+
+#[tokio::test]
 async fn bytes_that_do_not_match_their_digest_are_refused() {
     let rt = common::runtime();
     let bytes = std::fs::read(crm_guests::ECHO).unwrap();

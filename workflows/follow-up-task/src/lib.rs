@@ -70,14 +70,10 @@ fn run(input: Input) -> Result<Output, StepError> {
         Target::Deal(id) => (Some(id), None, format!("follow-up:deal:{id}")),
         Target::Contact(id) => (None, Some(id), format!("follow-up:contact:{id}")),
     };
-    let task = records::ensure_task(&key, &NewTask {
-        title,
-        due_at: Some(due_at),
-        assignee_id,
-        contact_id,
-        company_id: None,
-        deal_id,
-    })?;
+    let task = records::ensure_task(
+        &key,
+        &NewTask { title, due_at: Some(due_at), assignee_id, contact_id, company_id: None, deal_id },
+    )?;
     crm_sdk::info("follow-up task created", json!({ "task_id": task.id, "assignee_id": assignee_id }));
     Ok(Output::json(json!({
         "task_id": task.id, "title": task.title, "due_at": task.due_at,
