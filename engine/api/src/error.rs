@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_store::StoreError;
+use crm_store::workflow_error::WorkflowError;
 use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
 
@@ -130,6 +131,21 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("the database is unavailable; retry shortly")
             }
             StoreError::Db(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> ApiError {
+        match e {
+            WorkflowError::WorkflowNotFound(_)
+            | WorkflowError::VersionNotFound { .. }
+            | WorkflowError::RunNotFound(_) => ApiError::not_found(e.to_string()),
+            WorkflowError::Disabled(_) | WorkflowError::Conflict(_) => ApiError::conflict(e.to_string()),
+            WorkflowError::Validation { field, message } => ApiError::validation(field, message),
+            WorkflowError::InvalidQuery(m) => ApiError::bad_request(m),
+            WorkflowError::Unavailable(m) => ApiError::unavailable(m),
+            WorkflowError::Db(_) => ApiError::internal(e),
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct Config {
     /// CRM_WORKER_CREDENTIAL: what `crm worker` shows the engine (`crm worker credential
     /// create`); a worker needs nothing else of the engine's secrets
     pub worker_credential: Option<String>,
+    /// CRM_EGRESS_ALLOW: internal address ranges (comma-separated CIDRs or addresses) the
+    /// steps' outbound HTTP may reach; none by default
+    pub egress_allow: String,
 }
 
 impl Default for Config {
@@ -87,11 +90,17 @@ impl Default for Config {
             worker_visibility_secs: 30,
             worker_max_memory_mb: 512,
             worker_credential: None,
+            egress_allow: String::new(),
         }
     }
 }
 
 impl Config {
+    /// What steps' outbound HTTP may reach besides the public internet.
+    pub fn egress_policy(&self) -> anyhow::Result<crm_runtime::EgressPolicy> {
+        crm_runtime::EgressPolicy::parse(&self.egress_allow).context("CRM_EGRESS_ALLOW")
+    }
+
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match file {
             Some(path) => {
@@ -167,6 +176,9 @@ impl Config {
         }
         if let Some(v) = get("CRM_WORKER_MAX_MEMORY_MB") {
             self.worker_max_memory_mb = v.parse().context("CRM_WORKER_MAX_MEMORY_MB must be a number of MiB")?;
+        }
+        if let Some(v) = get("CRM_EGRESS_ALLOW") {
+            self.egress_allow = v;
         }
         if let Some(v) = get("CRM_SCHEDULER_DURABILITY") {
             self.scheduler_durability = v;

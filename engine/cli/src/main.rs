@@ -95,7 +95,7 @@ fn main() -> std::process::ExitCode {
             Command::DemoData(args) => commands::demo_data::run(&config, args).await,
             Command::Bot(args) => commands::bot::run(&config, args).await,
             Command::Worker(args) => commands::worker::run(&config, args).await,
-            Command::Component { command } => commands::component::run(command).await,
+            Command::Component { command } => commands::component::run(&config, command).await,
             Command::Bench { command } => commands::bench::run(&config, command).await,
             Command::Schedule { command } => commands::schedule::run(&config, command).await,
             Command::Webhook { command } => commands::webhook::run(&config, command).await,

@@ -54,7 +54,7 @@ async fn a_job_the_engine_did_not_sign_runs_nothing() {
     // The genuine job with wider grants under its own signature; the same job unsigned, and
     // signed by another key; a job naming a component by path, signed by another key.
     let mut widened = job.clone();
-    widened.grants = Grants::new([Capability::RecordsWrite, Capability::Http("evil.example".into())]);
+    widened.grants = Grants::new([Capability::RecordsWrite, Capability::Http("evil.example".parse().unwrap())]);
     let widened = serde_json::to_vec(&widened).unwrap();
     forge_job(&h, &widened, Some(&signature)).await;
     forge_job(&h, &payload, None).await;

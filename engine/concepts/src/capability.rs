@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// One grantable capability. The string form (`records:read`, `http:api.example.com`, …)
-/// is what manifests and error messages use.
+use crate::egress::Egress;
+
+/// One grantable capability. The string form (`records:read`, `http:api.example.com`,
+/// `http:http://127.0.0.1:8080`, …) is what manifests and error messages use.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Capability {
@@ -18,8 +20,9 @@ pub enum Capability {
     RecordsWrite,
     /// structured log lines into the step's log
     Log,
-    /// outbound HTTP to exactly this host (no wildcards: an allow-list, not a pattern)
-    Http(String),
+    /// outbound HTTP to exactly this scheme, host and port (no wildcards: an allow-list,
+    /// not a pattern); `http:HOST` is `https://HOST:443`
+    Http(Egress),
     /// read the named secret
     Secret(String),
     /// the workflow's own key-value state
@@ -50,7 +53,7 @@ impl fmt::Display for Capability {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown capability {0:?}: expected one of records:read, records:write, log, state, notify, http:HOST, secret:NAME"
+    "unknown capability {0:?}: expected one of records:read, records:write, log, state, notify, http:HOST (https on 443), http:SCHEME://HOST:PORT, secret:NAME"
 )]
 pub struct UnknownCapability(pub String);
 
@@ -67,10 +70,10 @@ impl FromStr for Capability {
             "state" => Ok(Capability::State),
             "notify" => Ok(Capability::Notify),
             _ => {
-                if let Some(h) = s.strip_prefix("http:")
-                    && valid_name(h)
+                if let Some(destination) = s.strip_prefix("http:")
+                    && let Ok(egress) = destination.parse::<Egress>()
                 {
-                    return Ok(Capability::Http(h.to_ascii_lowercase()));
+                    return Ok(Capability::Http(egress));
                 }
                 if let Some(n) = s.strip_prefix("secret:")
                     && valid_name(n)
@@ -124,12 +127,23 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects() {
-        for s in
-            ["records:read", "records:write", "log", "state", "notify", "http:api.example.com", "secret:SLACK_TOKEN"]
-        {
+        for s in [
+            "records:read",
+            "records:write",
+            "log",
+            "state",
+            "notify",
+            "http:api.example.com",
+            "http:http://127.0.0.1:8080",
+            "secret:SLACK_TOKEN",
+        ] {
             assert_eq!(s.parse::<Capability>().unwrap().to_string(), s);
         }
-        for bad in ["", "records", "http:", "http:*", "secret:a b", "fs:/etc"] {
+        assert_eq!(
+            "http:https://api.example.com:443".parse::<Capability>().unwrap().to_string(),
+            "http:api.example.com"
+        );
+        for bad in ["", "records", "http:", "http:*", "http:https://a.example/x", "secret:a b", "fs:/etc"] {
             assert!(bad.parse::<Capability>().is_err(), "{bad}");
         }
         let g = Grants::new([Capability::Log]);

@@ -2,6 +2,7 @@
 //! step jobs and results. No I/O lives here.
 
 pub mod capability;
+pub mod egress;
 pub mod fields;
 pub mod host_call;
 pub mod manifest;

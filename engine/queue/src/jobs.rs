@@ -121,6 +121,13 @@ impl Queue {
         Ok(redis::AsyncCommands::xlen(&mut self.conn.clone(), &self.keys.jobs).await?)
     }
 
+    /// Jobs no worker has taken yet: acked jobs are deleted, so what is on the stream and not
+    /// pending with a consumer is waiting for one.
+    pub async fn undelivered_jobs(&self) -> Result<u64, QueueError> {
+        let (len, pending) = (self.jobs_len().await?, self.pending_jobs().await?);
+        Ok(len.saturating_sub(pending))
+    }
+
     /// Jobs handed to a worker and not yet acked (running, or held by a dead worker).
     pub async fn pending_jobs(&self) -> Result<u64, QueueError> {
         let reply: Value =

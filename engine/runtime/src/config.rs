@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::egress::EgressPolicy;
+
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where precompiled components are cached (`<dir>/<digest>.cwasm`); `None` keeps
@@ -15,6 +17,8 @@ pub struct RuntimeConfig {
     /// One epoch tick: the granularity of deadlines, and how often a running step yields
     /// to other tasks.
     pub epoch_tick: Duration,
+    /// Which internal address ranges outbound HTTP may reach (none by default).
+    pub egress: EgressPolicy,
 }
 
 impl Default for RuntimeConfig {
@@ -24,6 +28,7 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             max_memory_bytes: 512 << 20,
             epoch_tick: Duration::from_millis(2),
+            egress: EgressPolicy::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod capture;
 pub mod check;
 mod config;
 mod convert;
+mod egress;
 mod error;
 mod host;
 mod host_calls;
@@ -26,6 +27,7 @@ mod runtime;
 mod state;
 
 pub use config::RuntimeConfig;
+pub use egress::{BadRange, EgressPolicy, InternalAddress};
 pub use host_calls::{CallContext, HostCalls};
 pub use run::StepRun;
 pub use runtime::{Prepared, Runtime, RuntimeError, StepCall, digest_of};

@@ -18,6 +18,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::{Step, StepPre};
 use crate::config::RuntimeConfig;
+use crate::egress::Outbound;
 use crate::host_calls::HostCalls;
 use crate::state::StepState;
 
@@ -42,7 +43,7 @@ pub struct Runtime<H: 'static> {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<StepState<H>>>,
     pub(crate) config: RuntimeConfig,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: Outbound,
     pub(crate) ticks: Arc<AtomicU64>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) loaded: Mutex<HashMap<Digest, Slot<H>>>,
@@ -104,8 +105,8 @@ impl<H: HostCalls> Runtime<H> {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            http: Outbound::new(rc.egress.clone()),
             config: rc,
-            http: crate::host::http::client(),
             ticks,
             stop,
             loaded: Mutex::new(HashMap::new()),
@@ -121,7 +122,7 @@ impl<H: HostCalls> Runtime<H> {
         &self.engine
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &Outbound {
         &self.http
     }
 

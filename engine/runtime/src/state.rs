@@ -9,6 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capture::CappedPipe;
+use crate::egress::Outbound;
 use crate::host_calls::{CallContext, HostCalls};
 use crate::limiter::Limiter;
 
@@ -26,7 +27,7 @@ pub struct StepState<H> {
     pub(crate) cx: CallContext,
     /// writes made so far: numbers each write for the engine's journal
     pub(crate) writes: u32,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: Outbound,
     pub(crate) log: LogBuffer,
     pub(crate) stdout: CappedPipe,
     pub(crate) stderr: CappedPipe,
@@ -44,7 +45,7 @@ impl<H: HostCalls> StepState<H> {
         grants: Arc<Grants>,
         limits: &StepLimits,
         host: Arc<H>,
-        http: reqwest::Client,
+        http: Outbound,
     ) -> StepState<H> {
         let cap = usize::try_from(limits.log_bytes).unwrap_or(usize::MAX);
         let stdout = CappedPipe::new(cap);

@@ -1,25 +1,33 @@
-//! Outbound HTTP reaches only hosts granted as `http:HOST`, and never follows a redirect
-//! (which could lead to a host that was not granted).
+//! Outbound HTTP reaches only destinations granted exactly (scheme, host and port), never
+//! an internal address unless the operator allows its range, never follows a redirect
+//! (which could lead somewhere not granted), and leaves the connection's headers to the
+//! host.
 
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{failure, input, output, run, runtime};
-use crm_concepts::step::StepLimits;
+use common::{failure, input, output, run};
+use crm_concepts::step::{ErrorKind, StepLimits};
 use crm_memory::MemoryCrm;
-use serde_json::json;
+use crm_runtime::{EgressPolicy, Runtime, RuntimeConfig};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A one-route HTTP server on a free loopback port: `/` answers `hello`, `/away` redirects.
-async fn serve() -> u16 {
+/// Counts the connections it accepts, so a test can tell nothing reached it.
+async fn serve() -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
+            counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
@@ -34,63 +42,110 @@ async fn serve() -> u16 {
             });
         }
     });
-    port
+    (port, accepted)
+}
+
+/// A runtime whose operator allows `allow` (a CRM_EGRESS_ALLOW list).
+fn runtime(allow: &str) -> Runtime<MemoryCrm> {
+    Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        egress: EgressPolicy::parse(allow).expect("a valid range list"),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts")
+}
+
+async fn get(rt: &Runtime<MemoryCrm>, run_input: Value, grant: &str) -> crm_runtime::StepRun {
+    run(
+        rt,
+        crm_guests::HTTP_GET,
+        input(run_input, json!(null)),
+        &[grant],
+        StepLimits::default(),
+        Arc::new(MemoryCrm::empty()),
+    )
+    .await
 }
 
 #[tokio::test]
-async fn only_granted_hosts_are_reachable_and_redirects_are_not_followed() {
-    let port = serve().await;
-    let rt = runtime();
-    let svc = Arc::new(MemoryCrm::empty());
+async fn a_request_needs_its_scheme_host_and_port_granted() {
+    let (port, _) = serve().await;
+    let rt = runtime("127.0.0.0/8");
     let url = format!("http://127.0.0.1:{port}/");
+    let exact = format!("http:http://127.0.0.1:{port}");
 
-    let ok = run(
-        &rt,
-        crm_guests::HTTP_GET,
-        input(json!({"url": url}), json!(null)),
-        &["http:127.0.0.1"],
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
+    let ok = get(&rt, json!({"url": url}), &exact).await;
     assert_eq!(output(&ok)["status"], 200);
     assert_eq!(output(&ok)["body"], "hello");
 
-    let denied = run(
-        &rt,
-        crm_guests::HTTP_GET,
-        input(json!({"url": url}), json!(null)),
-        &["http:api.example.com"],
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
-    let e = failure(&denied);
-    assert_eq!(e.code, "capability_denied");
-    assert!(e.message.contains("`http:127.0.0.1`"), "{e}");
+    for other in [
+        "http:api.example.com".to_string(),
+        // the same host on https, port 443
+        "http:127.0.0.1".to_string(),
+        format!("http:http://127.0.0.1:{}", port.wrapping_add(1).max(1)),
+        format!("http:https://127.0.0.1:{port}"),
+    ] {
+        let denied = get(&rt, json!({"url": url}), &other).await;
+        let e = failure(&denied);
+        assert_eq!(e.code, "capability_denied", "granted {other}");
+        assert!(e.message.contains(&format!("`{exact}`")), "the refusal names the grant to add: {e}");
+    }
 
-    let away = format!("http://127.0.0.1:{port}/away");
-    let redirect = run(
-        &rt,
-        crm_guests::HTTP_GET,
-        input(json!({"url": away}), json!(null)),
-        &["http:127.0.0.1"],
-        StepLimits::default(),
-        svc.clone(),
-    )
-    .await;
-    assert_eq!(output(&redirect)["status"], 302);
-    assert_eq!(output(&redirect)["location"], "http://example.com/");
+    let away = get(&rt, json!({"url": format!("http://127.0.0.1:{port}/away")}), &exact).await;
+    assert_eq!(output(&away)["status"], 302, "a redirect is handed to the step, not followed");
+    assert_eq!(output(&away)["location"], "http://example.com/");
 
-    let bad = run(
-        &rt,
-        crm_guests::HTTP_GET,
-        input(json!({"url": "file:///etc/passwd"}), json!(null)),
-        &["http:127.0.0.1"],
-        StepLimits::default(),
-        svc,
-    )
-    .await;
-    let e = failure(&bad);
-    assert!(e.message.contains("not http or https"), "{e}");
+    let bad = get(&rt, json!({"url": "file:///etc/passwd"}), &exact).await;
+    assert!(failure(&bad).message.contains("not http or https"), "{}", failure(&bad));
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_even_when_granted() {
+    let (port, accepted) = serve().await;
+    let rt = runtime("");
+    for (url, grant) in [
+        (format!("http://127.0.0.1:{port}/"), format!("http:http://127.0.0.1:{port}")),
+        // a name that resolves to loopback is checked at connect time, not by its spelling
+        (format!("http://localhost:{port}/"), format!("http:http://localhost:{port}")),
+        // the URL parser's other spellings of 127.0.0.1 land on the same check
+        (format!("http://0x7f.1:{port}/"), format!("http:http://127.0.0.1:{port}")),
+        (format!("http://[::ffff:127.0.0.1]:{port}/"), format!("http:http://[::ffff:7f00:1]:{port}")),
+        ("http://169.254.169.254/latest/meta-data/".to_string(), "http:http://169.254.169.254".to_string()),
+        ("https://10.0.0.1/".to_string(), "http:10.0.0.1".to_string()),
+        ("http://100.64.1.1/".to_string(), "http:http://100.64.1.1".to_string()),
+        ("http://[fd00:ec2::254]/".to_string(), "http:http://[fd00:ec2::254]".to_string()),
+    ] {
+        let refused = get(&rt, json!({"url": url}), &grant).await;
+        let e = failure(&refused);
+        assert!(e.message.starts_with("invalid: "), "{url}: {e}");
+        assert_eq!(e.kind, ErrorKind::Permanent, "a refusal is not worth retrying: {e}");
+        assert!(e.message.contains("internal address"), "{url}: {e}");
+        assert!(e.message.contains("CRM_EGRESS_ALLOW"), "the refusal says how to allow it: {e}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "no refused request reached the server");
+
+    // An operator's allowance opens exactly its range.
+    let tests = runtime("127.0.0.1");
+    let ok = get(&tests, json!({"url": format!("http://localhost:{port}/")}), &format!("http:http://localhost:{port}"))
+        .await;
+    assert_eq!(output(&ok)["status"], 200);
+    let still = get(&tests, json!({"url": "http://10.0.0.1/"}), "http:http://10.0.0.1").await;
+    assert!(failure(&still).message.contains("internal address"), "{}", failure(&still));
+}
+
+#[tokio::test]
+async fn headers_that_steer_the_connection_are_the_hosts() {
+    let (port, accepted) = serve().await;
+    let rt = runtime("127.0.0.0/8");
+    let url = format!("http://127.0.0.1:{port}/");
+    let grant = format!("http:http://127.0.0.1:{port}");
+    for header in ["Host", "connection", "Transfer-Encoding", "content-length", "Proxy-Authorization", "upgrade"] {
+        let refused = get(&rt, json!({"url": url, "headers": [[header, "x"]]}), &grant).await;
+        let e = failure(&refused);
+        assert!(e.message.starts_with("invalid: "), "{header}: {e}");
+        assert!(e.message.contains(&format!("{header:?}")), "{header}: {e}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    let fine = get(&rt, json!({"url": url, "headers": [["x-request-id", "42"]]}), &grant).await;
+    assert_eq!(output(&fine)["status"], 200);
 }

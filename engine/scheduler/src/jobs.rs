@@ -15,6 +15,10 @@ use uuid::Uuid;
 use crate::confirmer::Key;
 use crate::core::Core;
 
+/// How long past its step's timeout and the lost-step margin a ticket stays valid, for
+/// the time its job may wait on Redis.
+const TICKET_QUEUE_ALLOWANCE: chrono::Duration = chrono::Duration::hours(6);
+
 /// What a job needs from its run.
 pub struct RunContext<'a> {
     pub run_id: Uuid,
@@ -42,10 +46,13 @@ pub(crate) fn build(
     let component = version.components.get(&spec.component)?;
     let limits = spec.limits();
     let attempt = attempt.max(1);
-    // Honoured as long as the engine would still take a result for the attempt: past that
-    // the lost-step sweep has given it up and retried.
+    // Long enough for the job to wait out a backlog and run: a ticket that expired in the
+    // queue would make its step fail for no fault of its own. What a stale attempt can do
+    // with a live ticket is bounded anyway: its step's grants, and writes the journal
+    // answers once.
     let lifetime = chrono::Duration::milliseconds(i64::try_from(limits.timeout_ms).unwrap_or(i64::MAX / 4))
-        + chrono::Duration::from_std(core.config.lost_after).unwrap_or_default();
+        + chrono::Duration::from_std(core.config.lost_after).unwrap_or_default()
+        + TICKET_QUEUE_ALLOWANCE;
     let ticket = Ticket {
         run_id: run.run_id,
         step: step.to_string(),

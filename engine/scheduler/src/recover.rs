@@ -99,6 +99,21 @@ async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<(), W
 }
 
 async fn sweep_lost(core: &Arc<Core>) -> Result<(), WorkflowError> {
+    // While jobs wait for a worker, a step long on Redis may simply not have been taken
+    // yet: declaring it lost would only add a second job behind it, and under a backlog
+    // that turns into a storm of retries. Only when every job has been handed out is a
+    // step without a result really lost (its worker's takeover has had its chance).
+    match core.queue.undelivered_jobs().await {
+        Ok(0) => {}
+        Ok(waiting) => {
+            tracing::debug!(waiting, "jobs wait for workers; not sweeping for lost steps");
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether jobs wait for workers; not sweeping");
+            return Ok(());
+        }
+    }
     let now = Utc::now();
     let lost_after = chrono::Duration::from_std(core.config.lost_after).unwrap_or_default();
     let candidates = runs::in_flight_since(&core.pool, now - lost_after, 500).await?;

@@ -21,7 +21,6 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
 use crate::extract::{Caller, Json, Path, Query};
-use crate::routes::workflows::workflow_error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,7 +72,7 @@ async fn start(
     if request.trigger.is_none() {
         request.trigger = Some(if acting_for_someone { "bot".into() } else { "api".into() });
     }
-    let accepted = scheduler(&s)?.submit(request).await.map_err(workflow_error)?;
+    let accepted = scheduler(&s)?.submit(request).await?;
     let status = if accepted.created { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(accepted)))
 }
@@ -112,7 +111,7 @@ async fn list(
         return Err(ApiError::bad_request("limit must be between 1 and 200"));
     }
     let query = RunQuery { workflow: q.workflow, status, limit, cursor: q.cursor };
-    let (items, next_cursor) = run_history::list(&s.db.pool, &query).await.map_err(workflow_error)?;
+    let (items, next_cursor) = run_history::list(&s.db.pool, &query).await?;
     Ok(Json(Page { items, next_cursor }))
 }
 
@@ -124,7 +123,7 @@ async fn list(
     security(("bearer" = [])),
 )]
 async fn show(State(s): State<AppState>, _: Caller, Path(id): Path<Uuid>) -> Result<Json<RunDetail>, ApiError> {
-    Ok(Json(run_history::run_detail(&s.db.pool, id).await.map_err(workflow_error)?))
+    Ok(Json(run_history::run_detail(&s.db.pool, id).await?))
 }
 
 /// Cancel a run
@@ -140,7 +139,7 @@ async fn show(State(s): State<AppState>, _: Caller, Path(id): Path<Uuid>) -> Res
 )]
 async fn cancel(State(s): State<AppState>, c: Caller, Path(id): Path<Uuid>) -> Result<Json<RunSummary>, ApiError> {
     c.require_write()?;
-    Ok(Json(scheduler(&s)?.cancel(id).await.map_err(workflow_error)?))
+    Ok(Json(scheduler(&s)?.cancel(id).await?))
 }
 
 /// Scheduler counters
@@ -176,7 +175,7 @@ async fn events(
     _: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    run_history::get(&s.db.pool, id).await.map_err(workflow_error)?;
+    run_history::get(&s.db.pool, id).await?;
     let pool = s.db.pool.clone();
     let stream = async_stream::stream! {
         let mut seen: std::collections::HashMap<String, (String, i32)> = Default::default();

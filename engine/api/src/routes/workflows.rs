@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use crm_concepts::records::Page;
 use crm_scheduler::deploy::{self, DeployError};
-use crm_store::workflow_error::WorkflowError;
 use crm_store::workflows::{self, Deployed, WorkflowDetail, WorkflowSummary};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -29,20 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable))
         .routes(routes!(enable))
         .routes(routes!(rollback))
-}
-
-/// Maps the run store's errors onto the API's codes.
-pub fn workflow_error(e: WorkflowError) -> ApiError {
-    match e {
-        WorkflowError::WorkflowNotFound(_) | WorkflowError::VersionNotFound { .. } | WorkflowError::RunNotFound(_) => {
-            ApiError::not_found(e.to_string())
-        }
-        WorkflowError::Disabled(_) | WorkflowError::Conflict(_) => ApiError::conflict(e.to_string()),
-        WorkflowError::Validation { field, message } => ApiError::validation(field, message),
-        WorkflowError::InvalidQuery(m) => ApiError::bad_request(m),
-        WorkflowError::Unavailable(m) => ApiError::unavailable(m),
-        WorkflowError::Db(_) => ApiError::internal(e),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,7 +75,7 @@ async fn deploy_workflow(
             e.fields = m.errors.into_iter().map(|f| FieldError { field: f.field, message: f.message }).collect();
             Err(e)
         }
-        Err(DeployError::Store(e)) => Err(workflow_error(e)),
+        Err(DeployError::Store(e)) => Err(e.into()),
         Err(DeployError::Component(e)) => Err(e.into()),
     }
 }
@@ -102,7 +87,7 @@ async fn deploy_workflow(
     security(("bearer" = [])),
 )]
 async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
-    let items = workflows::list(&s.db.pool).await.map_err(workflow_error)?;
+    let items = workflows::list(&s.db.pool).await?;
     Ok(Json(Page { items, next_cursor: None }))
 }
 
@@ -118,7 +103,7 @@ async fn show(
     _: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowDetail>, ApiError> {
-    Ok(Json(workflows::get(&s.db.pool, &name).await.map_err(workflow_error)?))
+    Ok(Json(workflows::get(&s.db.pool, &name).await?))
 }
 
 /// Stop starting new runs of a workflow (admin)
@@ -134,7 +119,7 @@ async fn disable(
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     c.require_admin()?;
-    Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await.map_err(workflow_error)?))
+    Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await?))
 }
 
 /// Start runs of a workflow again (admin)
@@ -150,7 +135,7 @@ async fn enable(
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     c.require_admin()?;
-    Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await.map_err(workflow_error)?))
+    Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -187,5 +172,5 @@ async fn rollback(
     } else {
         serde_json::from_slice::<RollbackBody>(&body).map_err(|e| ApiError::bad_request(e.to_string()))?.version
     };
-    Ok(Json(workflows::rollback(&s.db.pool, &name, to).await.map_err(workflow_error)?))
+    Ok(Json(workflows::rollback(&s.db.pool, &name, to).await?))
 }

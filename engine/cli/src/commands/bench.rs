@@ -22,6 +22,9 @@ pub enum BenchCommand {
     /// Workflow runs through API, Postgres, Redis and worker processes (goals: >= 9,000
     /// one-step runs/s; three-step p50 <= 3 ms, p99 <= 10 ms).
     Runs(crate::commands::bench_runs::RunsArgs),
+    /// Host calls over the workers' channel: round trip of reads and journaled writes
+    /// (goal: read p50 <= 150 µs on loopback).
+    Hostcalls(crate::commands::bench_hostcalls::HostCallsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +59,7 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runtime(args) => crate::commands::bench_runtime::run(args).await,
         BenchCommand::Bot(args) => crate::commands::bench_bot::run(config, args).await,
         BenchCommand::Runs(args) => crate::commands::bench_runs::run(config, args).await,
+        BenchCommand::Hostcalls(args) => crate::commands::bench_hostcalls::run(config, args).await,
     }
 }
 

@@ -7,8 +7,7 @@
 //! so the latency is what a client sees, submit to notification.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use uuid::Uuid;
 
+use crate::commands::bench_stack::{Processes, clean_redis, percentile, spawn, start_engine};
 use crate::config::Config;
 
 const ONE_STEP: &str = include_str!("../../../../workflows/bench-one-step/workflow.toml");
@@ -57,29 +57,6 @@ pub struct RunsArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Child processes, stopped (and reaped) on drop whatever happens.
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for c in &mut self.0 {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Who waits for which run; completions may overtake the submit's answer.
@@ -186,30 +163,6 @@ impl Client {
     }
 }
 
-fn spawn(exe: &std::path::Path, args: &[&str], env: &[(&str, String)], stdout: Stdio) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(exe);
-    if args.first() == Some(&"worker") {
-        // A worker is never given the database, not even by inheritance.
-        cmd.env_remove("CRM_DATABASE_URL");
-    }
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting crm {}", args.join(" ")))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 pub async fn run(config: &Config, args: RunsArgs) -> anyhow::Result<()> {
     let admin_url = with_database(&config.database_url, "postgres");
     let url = Db::create_scratch(&admin_url, &args.database).await.context("creating the scratch database")?;
@@ -248,24 +201,8 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     ];
     let exe = std::env::current_exe().context("locating the crm binary")?;
     let mut procs = Processes(Vec::new());
-    let mut engine = spawn(&exe, &["serve", "--listen", "127.0.0.1:0"], &env, Stdio::piped())?;
-    let stdout = engine.stdout.take().context("engine stdout")?;
+    let (engine, api) = start_engine(&exe, &env).await?;
     procs.0.push(engine);
-    let api = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(url) = line.trim().strip_prefix("crm api listening on ") {
-                let url = url.to_string();
-                std::thread::spawn(move || for _ in reader.lines() {});
-                return Some(url);
-            }
-            line.clear();
-        }
-        None
-    })
-    .await?
-    .context("the engine exited before listening")?;
     let (_, credential) = crm_store::worker_credentials::create(&db, "bench").await?;
     let worker_env = [
         ("CRM_ENGINE_URL", api.clone()),
@@ -440,18 +377,4 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         }
     }
     Ok(())
-}
-
-async fn clean_redis(redis_url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
-    }
 }

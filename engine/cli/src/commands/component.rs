@@ -10,6 +10,8 @@ use crm_concepts::step::{AttemptKey, LogLevel, StepInput, StepLimits, StepOutcom
 use crm_memory::MemoryCrm;
 use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
 
+use crate::config::Config;
+
 #[derive(Subcommand, Debug)]
 pub enum ComponentCommand {
     /// Check that FILE is a step component this host can run (the crm:automation/step world).
@@ -51,24 +53,25 @@ pub struct RunArgs {
     pub memory_mb: u64,
 }
 
-pub async fn run(command: ComponentCommand) -> anyhow::Result<()> {
+pub async fn run(config: &Config, command: ComponentCommand) -> anyhow::Result<()> {
     match command {
-        ComponentCommand::Check { file } => check(&file).await,
-        ComponentCommand::Run(args) => run_step(args).await,
+        ComponentCommand::Check { file } => check(config, &file).await,
+        ComponentCommand::Run(args) => run_step(config, args).await,
     }
 }
 
-fn local_runtime() -> anyhow::Result<Runtime<MemoryCrm>> {
-    Runtime::new(RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() }).context("starting the wasm runtime")
+fn local_runtime(config: &Config) -> anyhow::Result<Runtime<MemoryCrm>> {
+    Runtime::new(RuntimeConfig { max_instances: 4, egress: config.egress_policy()?, ..RuntimeConfig::default() })
+        .context("starting the wasm runtime")
 }
 
 fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("reading {}", file.display()))
 }
 
-async fn check(file: &Path) -> anyhow::Result<()> {
+async fn check(config: &Config, file: &Path) -> anyhow::Result<()> {
     let bytes = read(file)?;
-    let rt = local_runtime()?;
+    let rt = local_runtime(config)?;
     match crm_runtime::check::check(&rt, bytes).await {
         Ok(report) => {
             println!("{}: a crm:automation/step component", file.display());
@@ -89,7 +92,7 @@ fn parse_json(text: &str, what: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))
 }
 
-async fn run_step(args: RunArgs) -> anyhow::Result<()> {
+async fn run_step(settings: &Config, args: RunArgs) -> anyhow::Result<()> {
     let bytes = read(&args.file)?;
     let run_input = parse_json(&args.input, "--input")?;
     let config = parse_json(&args.step_config, "--step-config")?;
@@ -122,7 +125,7 @@ async fn run_step(args: RunArgs) -> anyhow::Result<()> {
         Grants::new(caps?)
     };
 
-    let rt = local_runtime()?;
+    let rt = local_runtime(settings)?;
     let component = rt
         .load(&digest_of(&bytes), Arc::new(bytes))
         .await

@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod bench_bot;
+pub mod bench_hostcalls;
 pub mod bench_runs;
 pub mod bench_runtime;
+pub mod bench_stack;
 pub mod bot;
 pub mod component;
 pub mod demo_data;

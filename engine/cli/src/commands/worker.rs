@@ -108,6 +108,7 @@ async fn work(config: &Config, concurrency: Option<usize>, id: Option<String>) -
         // a few spare slots: a step's store is dropped just after its permit is released
         max_instances: u32::try_from(concurrency + 8).unwrap_or(u32::MAX),
         max_memory_bytes: config.worker_max_memory_mb.saturating_mul(1 << 20),
+        egress: config.egress_policy()?,
         ..RuntimeConfig::default()
     })
     .context("starting the wasm runtime")?;
