@@ -19,6 +19,7 @@ use crm_testing::bot_api::{LocalBotApi, TgUser};
 use crm_testing::process::Process;
 use serde_json::json;
 
+use crate::commands::bench_stack::bench_admin;
 use crate::config::Config;
 
 #[derive(clap::Args, Debug)]
@@ -92,13 +93,7 @@ pub async fn run(config: &Config, args: BotBenchArgs) -> anyhow::Result<()> {
 
 async fn measure(config: &Config, args: &BotBenchArgs, exe: &Path, db_url: &str, data: &Path) -> anyhow::Result<()> {
     let db = Db::connect(db_url, 4).await?;
-    let admin = crm_store::users::create(
-        &db,
-        &Actor::system(),
-        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
-    )
-    .await?;
-    let (_, token) = crm_store::tokens::create(&db, admin.id, "bench bot").await?;
+    let (_, token) = bench_admin(&db, "bench bot").await?;
     let mut users = Vec::new();
     for i in 0..args.chats {
         let tg = 9_000_000 + i64::try_from(i)?;

@@ -16,15 +16,13 @@ use anyhow::{Context, bail};
 use crm_concepts::host_call::{HostCall, HostReply};
 use crm_concepts::records::{Actor, NewContact, NewNote};
 use crm_concepts::step::StepJob;
-use crm_concepts::user::{NewUser, Role};
 use crm_concepts::worker_channel::CallRequest;
 use crm_store::Db;
 use crm_store::database::with_database;
 use crm_worker::EngineChannel;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::commands::bench_stack::{Processes, clean_redis, percentile, start_engine};
+use crate::commands::bench_stack::{Processes, Scratch, bench_admin, clean_redis, percentile, start_engine};
 use crate::config::Config;
 
 const MANIFEST: &str = r#"name = "bench-host-calls"
@@ -85,41 +83,27 @@ fn summary(mut samples: Vec<Duration>) -> Value {
 
 async fn bench(config: &Config, args: &HostCallsArgs, db_url: &str) -> anyhow::Result<()> {
     let db = Db::connect(db_url, 4).await?;
-    let admin = crm_store::users::create(
-        &db,
-        &Actor::system(),
-        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
-    )
-    .await?;
-    let (_, token) = crm_store::tokens::create(&db, admin.id, "bench").await?;
+    let (admin_id, token) = bench_admin(&db, "bench").await?;
     let note = std::fs::read(crm_guests::NOTE).with_context(|| format!("reading {}", crm_guests::NOTE))?;
     let uploads = std::collections::BTreeMap::from([("fixture-note".to_string(), note)]);
-    crm_scheduler::deploy::deploy(&db, MANIFEST, &uploads, Some(admin.id)).await?;
+    crm_scheduler::deploy::deploy(&db, MANIFEST, &uploads, Some(admin_id)).await?;
     let contact = crm_store::contacts::create(
         &db,
-        &Actor::user(admin.id),
+        &Actor::user(admin_id),
         NewContact { name: "Ada Lovelace".into(), email: Some("ada@example.com".into()), ..Default::default() },
     )
     .await?;
 
-    let prefix = format!("crm_bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let data_dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let env = [
-        ("CRM_DATABASE_URL", db_url.to_string()),
-        ("CRM_REDIS_URL", config.redis_url.clone()),
-        ("CRM_REDIS_PREFIX", prefix.clone()),
-        ("CRM_DATA_DIR", data_dir.display().to_string()),
-        ("CRM_DB_MAX_CONNECTIONS", config.db_max_connections.to_string()),
-    ];
+    let scratch = Scratch::new()?;
+    let prefix = &scratch.prefix;
+    let env = scratch.engine_env(config, db_url);
     let exe = std::env::current_exe().context("locating the crm binary")?;
     let mut procs = Processes(Vec::new());
     let (engine, api) = start_engine(&exe, &env).await?;
     procs.0.push(engine);
-    let result = measure(config, args, &db, &api, &token, &prefix, contact.id).await;
+    let result = measure(config, args, &db, &api, &token, prefix, contact.id).await;
     drop(procs);
-    clean_redis(&config.redis_url, &prefix).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    clean_redis(&config.redis_url, prefix).await;
     let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
 use crm_store::Db;
 use crm_store::database::with_database;
 use futures::StreamExt;
@@ -22,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use uuid::Uuid;
 
-use crate::commands::bench_stack::{Processes, clean_redis, percentile, spawn, start_engine};
+use crate::commands::bench_stack::{Processes, Scratch, bench_admin, clean_redis, percentile, spawn, start_engine};
 use crate::config::Config;
 
 const ONE_STEP: &str = include_str!("../../../../workflows/bench-one-step/workflow.toml");
@@ -175,30 +173,16 @@ pub async fn run(config: &Config, args: RunsArgs) -> anyhow::Result<()> {
 
 async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result<()> {
     let db = Db::connect(db_url, 4).await?;
-    let admin = crm_store::users::create(
-        &db,
-        &Actor::system(),
-        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
-    )
-    .await?;
-    let (_, token) = crm_store::tokens::create(&db, admin.id, "bench").await?;
+    let (admin_id, token) = bench_admin(&db, "bench").await?;
     let echo = std::fs::read(crm_guests::ECHO).with_context(|| format!("reading {}", crm_guests::ECHO))?;
     for manifest in [ONE_STEP, THREE_STEPS] {
         let uploads = std::collections::BTreeMap::from([("fixture-echo".to_string(), echo.clone())]);
-        crm_scheduler::deploy::deploy(&db, manifest, &uploads, Some(admin.id)).await?;
+        crm_scheduler::deploy::deploy(&db, manifest, &uploads, Some(admin_id)).await?;
     }
 
-    let prefix = format!("crm_bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
-    // the workers' compiled-component cache; removed at the end
-    let data_dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let env = [
-        ("CRM_DATABASE_URL", db_url.to_string()),
-        ("CRM_REDIS_URL", config.redis_url.clone()),
-        ("CRM_REDIS_PREFIX", prefix.clone()),
-        ("CRM_DATA_DIR", data_dir.display().to_string()),
-        ("CRM_DB_MAX_CONNECTIONS", config.db_max_connections.to_string()),
-    ];
+    let scratch = Scratch::new()?;
+    let (prefix, data_dir) = (&scratch.prefix, &scratch.data_dir);
+    let env = scratch.engine_env(config, db_url);
     let exe = std::env::current_exe().context("locating the crm binary")?;
     let mut procs = Processes(Vec::new());
     let (engine, api) = start_engine(&exe, &env).await?;
@@ -316,8 +300,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     listener.abort();
     let failed = client.failed.load(Ordering::Relaxed);
     drop(procs);
-    clean_redis(&config.redis_url, &prefix).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    clean_redis(&config.redis_url, prefix).await;
 
     let report = json!({
         "one_step": {

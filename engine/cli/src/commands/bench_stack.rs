@@ -6,6 +6,57 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use crm_concepts::records::{Actor, Id};
+use crm_concepts::user::{NewUser, Role};
+use crm_store::Db;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// An admin of a bench's scratch database and an API token of theirs.
+pub async fn bench_admin(db: &Db, token_name: &str) -> anyhow::Result<(Id, String)> {
+    let admin = crm_store::users::create(
+        db,
+        &Actor::system(),
+        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
+    )
+    .await?;
+    let (_, token) = crm_store::tokens::create(db, admin.id, token_name).await?;
+    Ok((admin.id, token))
+}
+
+/// A bench's own installation beside the real one: a Redis prefix and a data directory
+/// (the compiled-component cache) no other installation uses, removed on drop.
+pub struct Scratch {
+    pub prefix: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> anyhow::Result<Scratch> {
+        let prefix = format!("crm_bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let data_dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        Ok(Scratch { prefix, data_dir })
+    }
+
+    /// What `crm serve` of this installation is started with.
+    pub fn engine_env(&self, config: &Config, db_url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("CRM_DATABASE_URL", db_url.to_string()),
+            ("CRM_REDIS_URL", config.redis_url.clone()),
+            ("CRM_REDIS_PREFIX", self.prefix.clone()),
+            ("CRM_DATA_DIR", self.data_dir.display().to_string()),
+            ("CRM_DB_MAX_CONNECTIONS", config.db_max_connections.to_string()),
+        ]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
 
 /// Child processes, stopped (and reaped) on drop whatever happens.
 pub struct Processes(pub Vec<Child>);
