@@ -26,8 +26,7 @@ pub struct InternalAddress {
 
 impl std::fmt::Display for InternalAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let literal = self.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
-        if literal == Some(self.addr) {
+        if literal_address(&self.host) == Some(self.addr) {
             write!(f, "{} is an internal address", self.host)?;
         } else {
             write!(f, "{} resolves to {}, an internal address", self.host, self.addr)?;
@@ -125,11 +124,12 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
 #[derive(Clone)]
 pub(crate) struct Outbound {
     pub(crate) client: reqwest::Client,
-    pub(crate) policy: Arc<EgressPolicy>,
+    policy: Arc<EgressPolicy>,
 }
 
 impl Outbound {
-    pub(crate) fn new(policy: EgressPolicy) -> Outbound {
+    /// Fails rather than fall back to a client without the guard.
+    pub(crate) fn new(policy: EgressPolicy) -> Result<Outbound, reqwest::Error> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             // a redirect to another destination would slip past the allow-list
@@ -138,10 +138,24 @@ impl Outbound {
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .user_agent(concat!("crm-step/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Outbound { client, policy }
+            .build()?;
+        Ok(Outbound { client, policy })
     }
+
+    /// An address written in the URL is never resolved, so the resolver's check cannot see
+    /// it: it is checked here, before the request. (The URL parser has already turned forms
+    /// like `0x7f.1` into dotted decimals.)
+    pub(crate) fn check_literal(&self, host: &str) -> Result<(), InternalAddress> {
+        match literal_address(host) {
+            Some(addr) => self.policy.check(host, addr),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The address a URL's host names literally (`10.0.0.1`, `[::1]`), if it is one.
+fn literal_address(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
 }
 
 /// The resolver of the steps' HTTP client: the system's answer, less what the policy

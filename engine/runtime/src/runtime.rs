@@ -105,7 +105,8 @@ impl<H: HostCalls> Runtime<H> {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
-            http: Outbound::new(rc.egress.clone()),
+            http: Outbound::new(rc.egress.clone())
+                .map_err(|e| RuntimeError::Engine(format!("building the steps' HTTP client: {e}")))?,
             config: rc,
             ticks,
             stop,

@@ -220,29 +220,14 @@ async fn measure(
     }))
 }
 
-/// The ticket of the bench run's job, read off the jobs stream as a worker reads it.
+/// The ticket of the bench run's job, taken off the jobs stream the way a worker takes it.
 async fn take_ticket(redis_url: &str, prefix: &str) -> anyhow::Result<String> {
-    let client = redis::Client::open(redis_url).context("the Redis URL")?;
-    let mut conn = client.get_multiplexed_async_connection().await.context("connecting to Redis")?;
-    let jobs = crm_queue::Keys::new(prefix).jobs;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&jobs)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .context("reading the jobs stream")?;
-        for entry in entries.ids {
-            if let Some(redis::Value::BulkString(payload)) = entry.map.get("p") {
-                let job: StepJob = serde_json::from_slice(payload).context("reading the job")?;
-                return Ok(job.ticket);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("no job reached {jobs} within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let queue = crm_queue::Queue::connect(redis_url, prefix).await.context("connecting to Redis")?;
+    let jobs =
+        queue.read_jobs("bench-hostcalls", 1, Duration::from_secs(10)).await.context("reading the jobs stream")?;
+    let Some(raw) = jobs.into_iter().next() else {
+        bail!("no job reached the jobs stream within 10 s");
+    };
+    let job: StepJob = serde_json::from_slice(&raw.payload).context("reading the job")?;
+    Ok(job.ticket)
 }

@@ -52,12 +52,7 @@ impl<H: HostCalls> Host for StepState<H> {
             }
         };
         self.require(Capability::Http(destination))?;
-        // An address in the URL is never resolved, so the resolver's check cannot see it.
-        // (The URL parser has already turned forms like `0x7f.1` into dotted decimals.)
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
-        if let Ok(addr) = literal
-            && let Err(refused) = self.http.policy.check(host, addr)
-        {
+        if let Err(refused) = self.http.check_literal(host) {
             return Ok(Err(HostError::Invalid(refused.to_string())));
         }
         if let Some((name, _)) = req.headers.iter().find(|(name, _)| is_forbidden_header(name)) {
