@@ -31,6 +31,7 @@ pub enum ErrorCode {
     Internal,
     Unavailable,
     Timeout,
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -46,6 +47,7 @@ impl ErrorCode {
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -91,6 +93,9 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error while handling a request");
         ApiError::new(ErrorCode::Internal, "internal error")
+    }
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::TooManyRequests, message)
     }
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::Unavailable, message)
@@ -189,6 +194,10 @@ pub enum CallerErrors {
     /// the role does not allow this, or a token that is not an admin's sent `X-Crm-Acting-User`
     #[response(status = 403)]
     Forbidden(ErrorBody),
+    /// too many failed authentications from this address, or too many open event streams
+    /// for this token: wait and retry
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
     /// an internal failure (logged, not described)
     #[response(status = 500)]
     Internal(ErrorBody),

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::limits::client_ip;
 
 /// JSON body in and out; a malformed or mistyped body is a 400 naming the problem.
 #[derive(Debug, Clone, FromRequest)]
@@ -40,6 +41,8 @@ pub struct Caller {
     pub user: User,
     /// the user the token belongs to (differs from `user` when acting for someone)
     pub token_user_id: Id,
+    /// the token that made the request
+    pub token_id: Id,
 }
 
 impl Caller {
@@ -62,22 +65,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
-        let (token_user, _token_id) = tokens::authenticate(&state.db, secret)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))?;
-
+        let (token_user, token_id) = authenticate(parts, state).await?;
         let Some(acting) = parts.headers.get(ACTING_USER_HEADER) else {
-            return Ok(Caller { token_user_id: token_user.id, user: token_user });
+            return Ok(Caller { token_user_id: token_user.id, token_id, user: token_user });
         };
         if !token_user.role.is_admin() {
             return Err(ApiError::forbidden("only admin tokens may act for another user"));
@@ -94,8 +84,45 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Caller { user, token_user_id: token_user.id })
+        Ok(Caller { user, token_user_id: token_user.id, token_id })
     }
+}
+
+/// The bearer token's user and the token's id. A client address that has failed too often
+/// lately is answered 429 before its token is even looked up.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, Id), ApiError> {
+    let ip = client_ip(&parts.extensions);
+    if !state.limits.auth_failures.allows(&ip) {
+        return Err(too_many_failures());
+    }
+    let secret = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))
+        .and_then(|h| {
+            h.to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))
+        });
+    let found = match secret {
+        Ok(secret) => tokens::authenticate(&state.db, secret)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid or revoked token")),
+        Err(e) => Err(e),
+    };
+    found.map_err(|e| failed(state, ip, e))
+}
+
+/// Counts a failed authentication against its address.
+pub(crate) fn failed(state: &AppState, ip: std::net::IpAddr, e: ApiError) -> ApiError {
+    tracing::info!(%ip, reason = %e.message, "authentication failed");
+    if state.limits.auth_failures.take(&ip) { e } else { too_many_failures() }
+}
+
+pub(crate) fn too_many_failures() -> ApiError {
+    ApiError::too_many("too many failed authentications from this address; wait a minute and retry")
 }
 
 /// A caller allowed to change records (admin or manager); extracted before the body so a

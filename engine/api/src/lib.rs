@@ -6,8 +6,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
+pub mod run_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,12 @@ pub struct AppState {
     pub db: Db,
     /// for `/readyz`; a client connects lazily, so the API starts even while Redis is down
     pub redis: redis::Client,
+    /// the one Redis connection `/readyz` probes with, made on first use and kept
+    pub readiness: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    /// budgets for failed authentications, webhooks and event streams
+    pub limits: Arc<limits::Limits>,
+    /// the one watcher behind every run event stream of this process
+    pub run_watch: Arc<run_watch::RunWatch>,
     /// a handler that runs longer is answered with 503 (streams are not affected: the
     /// limit covers producing the response head, not sending an event stream)
     pub request_timeout: Duration,
@@ -45,8 +53,11 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Db, redis: redis::Client) -> AppState {
         AppState {
+            run_watch: run_watch::RunWatch::new(db.pool.clone()),
             db,
             redis,
+            readiness: Arc::default(),
+            limits: Arc::default(),
             request_timeout: Duration::from_secs(30),
             run_starter: None,
             scheduler: None,
@@ -91,7 +102,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // Connection info gives the per-address budgets their key.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn not_found() -> ApiError {

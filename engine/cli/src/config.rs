@@ -2,6 +2,7 @@
 //! `CRM_*` environment variables. Every key is documented in the README.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -62,6 +63,16 @@ pub struct Config {
     /// CRM_EGRESS_ALLOW: internal address ranges (comma-separated CIDRs or addresses) the
     /// steps' outbound HTTP may reach; none by default
     pub egress_allow: String,
+    /// CRM_AUTH_FAILURES_PER_MINUTE: failed authentications one client address may make a
+    /// minute (and at once) before it is answered 429
+    pub auth_failures_per_minute: u32,
+    /// CRM_HOOKS_PER_SECOND: webhook deliveries one client address may make a second (twice
+    /// that at once)
+    pub hooks_per_second: u32,
+    /// CRM_STREAMS_PER_TOKEN: event streams one API token may hold open at once
+    pub streams_per_token: usize,
+    /// CRM_STREAM_LIFETIME_SECS: an event stream is closed after this long (clients resume)
+    pub stream_lifetime_secs: u64,
 }
 
 impl Default for Config {
@@ -91,11 +102,27 @@ impl Default for Config {
             worker_max_memory_mb: 512,
             worker_credential: None,
             egress_allow: String::new(),
+            auth_failures_per_minute: 60,
+            hooks_per_second: 50,
+            streams_per_token: 16,
+            stream_lifetime_secs: 30 * 60,
         }
     }
 }
 
 impl Config {
+    /// The API's request budgets.
+    pub fn limits(&self) -> crm_api::limits::LimitSettings {
+        crm_api::limits::LimitSettings {
+            auth_failures_burst: self.auth_failures_per_minute,
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            hooks_burst: self.hooks_per_second.saturating_mul(2),
+            hooks_per_second: self.hooks_per_second,
+            streams_per_token: self.streams_per_token,
+            stream_lifetime: Duration::from_secs(self.stream_lifetime_secs.max(1)),
+        }
+    }
+
     /// What steps' outbound HTTP may reach besides the public internet.
     pub fn egress_policy(&self) -> anyhow::Result<crm_runtime::EgressPolicy> {
         crm_runtime::EgressPolicy::parse(&self.egress_allow).context("CRM_EGRESS_ALLOW")
@@ -179,6 +206,19 @@ impl Config {
         }
         if let Some(v) = get("CRM_EGRESS_ALLOW") {
             self.egress_allow = v;
+        }
+        if let Some(v) = get("CRM_AUTH_FAILURES_PER_MINUTE") {
+            self.auth_failures_per_minute =
+                v.parse().context("CRM_AUTH_FAILURES_PER_MINUTE must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_HOOKS_PER_SECOND") {
+            self.hooks_per_second = v.parse().context("CRM_HOOKS_PER_SECOND must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_STREAMS_PER_TOKEN") {
+            self.streams_per_token = v.parse().context("CRM_STREAMS_PER_TOKEN must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_STREAM_LIFETIME_SECS") {
+            self.stream_lifetime_secs = v.parse().context("CRM_STREAM_LIFETIME_SECS must be a number of seconds")?;
         }
         if let Some(v) = get("CRM_SCHEDULER_DURABILITY") {
             self.scheduler_durability = v;

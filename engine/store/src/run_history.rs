@@ -286,3 +286,37 @@ pub async fn run_detail(pool: &PgPool, id: Uuid) -> Result<RunDetail, WorkflowEr
     }
     Ok(RunDetail { run, steps })
 }
+
+/// Where each of `ids` stands: the run's status and every step's (status, attempt), in one
+/// query for all of them. What the run event streams compare between looks.
+pub async fn progress(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<RunProgress>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.status, s.step, s.status AS step_status, s.attempt
+         FROM runs r LEFT JOIN run_steps s ON s.run_id = r.id
+         WHERE r.id = ANY($1) ORDER BY r.id, s.step",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<RunProgress> = Vec::new();
+    for r in &rows {
+        let id: Uuid = r.try_get("id")?;
+        if out.last().is_none_or(|p| p.id != id) {
+            out.push(RunProgress { id, status: status_of(r)?, steps: Vec::new() });
+        }
+        let Some(step) = r.try_get::<Option<String>, _>("step")? else { continue };
+        let status: String = r.try_get("step_status")?;
+        let status = status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+        let progress = out.last_mut().expect("pushed above");
+        progress.steps.push((step, status, r.try_get("attempt")?));
+    }
+    Ok(out)
+}
+
+/// A run's status and its steps' (name, status, attempt), ordered by step name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub steps: Vec<(String, StepStatus, i32)>,
+}

@@ -35,12 +35,8 @@ async fn healthz() -> Json<Health> {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct Readiness {
-    /// `ready` or `not_ready`
+    /// `ready` or `not_ready`; what is wrong is in the engine's log, not told to anyone who asks
     status: &'static str,
-    /// `ok` or the error
-    postgres: String,
-    /// `ok` or the error
-    redis: String,
 }
 
 /// Postgres and Redis are reachable
@@ -48,29 +44,48 @@ struct Readiness {
     get, path = "/readyz", tag = "health", operation_id = "readyz",
     responses(
         (status = 200, description = "both are reachable", body = Readiness),
-        (status = 503, description = "one of them is not", body = Readiness),
+        (status = 503, description = "one of them is not (the log says which, and why)", body = Readiness),
     ),
 )]
 async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let pg = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&s.db.pool)).await;
-    let pg = match pg {
-        Ok(Ok(_)) => "ok".to_string(),
-        Ok(Err(e)) => format!("error: {e}"),
-        Err(_) => "error: timed out".to_string(),
+    let pg = match tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&s.db.pool)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
     };
-    let redis = tokio::time::timeout(PROBE_TIMEOUT, ping_redis(&s.redis)).await;
-    let redis = match redis {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => format!("error: {e}"),
-        Err(_) => "error: timed out".to_string(),
+    let redis = match tokio::time::timeout(PROBE_TIMEOUT, ping_redis(&s)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
     };
-    let ready = pg == "ok" && redis == "ok";
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, postgres: pg, redis }))
+    if let Err(e) = &pg {
+        tracing::warn!(error = %e, "not ready: Postgres");
+    }
+    if let Err(e) = &redis {
+        tracing::warn!(error = %e, "not ready: Redis");
+    }
+    if pg.is_ok() && redis.is_ok() {
+        (StatusCode::OK, Json(Readiness { status: "ready" }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready" }))
+    }
 }
 
-async fn ping_redis(client: &redis::Client) -> Result<(), redis::RedisError> {
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+/// Pings over one kept connection (reconnected by its manager), not a new one per probe.
+async fn ping_redis(s: &AppState) -> Result<(), redis::RedisError> {
+    let conn = s.readiness.get_or_try_init(|| redis::aio::ConnectionManager::new(s.redis.clone())).await?;
+    let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn not_ready_says_so_and_nothing_else() {
+        let (status, Json(body)) = readyz(State(AppState::unreachable())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(serde_json::to_value(&body).unwrap(), serde_json::json!({"status": "not_ready"}));
+    }
 }

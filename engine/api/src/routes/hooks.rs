@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody};
 use crate::extract::{Admin, Json, Path};
+use crate::limits::ClientIp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(receive)).routes(routes!(set_secret))
@@ -49,16 +50,23 @@ struct HookAccepted {
         (status = 404, description = "no enabled workflow has a webhook with this path", body = ErrorBody),
         (status = 409, description = "this signed request was seen before", body = ErrorBody),
         (status = 413, description = "the body is larger than 256 KiB", body = ErrorBody),
+        (status = 429, description = "too many deliveries from this address (`CRM_HOOKS_PER_SECOND`)", body = ErrorBody),
         (status = 500, description = "an internal failure (logged, not described)", body = ErrorBody),
         (status = 503, description = "the database is unavailable, or the request took too long", body = ErrorBody),
     ),
 )]
 async fn receive(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<HookAccepted>), ApiError> {
+    // Budgeted before the body is read or a secret looked up: a flood costs a map lookup.
+    if !state.limits.hooks.take(&ip) {
+        tracing::info!(path, %ip, "webhook refused: over the per-address rate");
+        return Err(ApiError::too_many("too many webhook deliveries from this address; slow down and retry"));
+    }
     // Read at most one byte past the limit: enough to know the body is too large without
     // buffering whatever a sender streams at us.
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)

@@ -186,19 +186,25 @@ async fn undeliverable(
 )]
 async fn stream(
     State(s): State<AppState>,
-    _: Admin,
+    Admin(c): Admin,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = s.limits.stream_slot(c.token_id)?;
     // Listening starts before the first read, so a notification committed in between
     // signals rather than slipping through.
     let mut listener = notifications::listener(&s.db)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot listen for notifications: {e}")))?;
     let db = s.db.clone();
+    let lifetime = s.limits.stream_lifetime;
     let stream = async_stream::stream! {
+        let _slot = slot;
+        let ends = tokio::time::Instant::now() + lifetime;
         // Served on this connection and not yet reported: not served twice. Ids commit
         // out of order, so this is a set rather than a high-water mark.
         let mut served: HashSet<i64> = HashSet::new();
-        loop {
+        // Past its lifetime the stream ends; the client reconnects and is served what is
+        // still pending, so nothing is lost.
+        while tokio::time::Instant::now() < ends {
             match notifications::pending(&db, BATCH).await {
                 Ok(batch) => {
                     if (batch.len() as i64) < BATCH {

@@ -152,14 +152,13 @@ async fn metrics(State(s): State<AppState>, _: Caller) -> Result<Json<serde_json
     Ok(Json(scheduler(&s)?.metrics()))
 }
 
-/// How often a run's event stream looks at the run.
-const EVENTS_POLL: Duration = Duration::from_millis(150);
-
 /// Server-sent events of one run
 ///
 /// A `step` event (data: `step`, `status`, `attempt`, `output`, `error`) whenever a step changes
 /// state, then one `run` event whose data is the finished run, and the stream ends. Works
-/// against any engine replica, since it follows Postgres.
+/// against any engine replica, since it follows Postgres. A token may hold a limited number
+/// of streams open at once (429 past it), and a stream that outlives the engine's
+/// `CRM_STREAM_LIFETIME_SECS` ends with a `reconnect` event.
 #[utoipa::path(
     get, path = "/api/runs/{id}/events", tag = "runs", operation_id = "stream_run_events",
     params(("id" = Uuid, Path)),
@@ -172,23 +171,27 @@ const EVENTS_POLL: Duration = Duration::from_millis(150);
 )]
 async fn events(
     State(s): State<AppState>,
-    _: Caller,
+    c: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = s.limits.stream_slot(c.token_id)?;
     run_history::get(&s.db.pool, id).await?;
-    let pool = s.db.pool.clone();
+    let mut snapshots = s.run_watch.follow(id);
+    let lifetime = s.limits.stream_lifetime;
     let stream = async_stream::stream! {
+        let _slot = slot;
+        let ends = tokio::time::Instant::now() + lifetime;
         let mut seen: std::collections::HashMap<String, (String, i32)> = Default::default();
         loop {
-            let (run, steps) = match (run_history::get(&pool, id).await, run_history::steps(&pool, id).await) {
-                (Ok(r), Ok(st)) => (r, st),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, run = %id, "reading a run for its event stream failed");
-                    yield Ok(Event::default().event("error").data("the run could not be read; reconnect"));
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep_until(ends) => {
+                    yield Ok(Event::default().event("reconnect").data("this stream has reached its lifetime; reconnect"));
                     break;
                 }
-            };
-            for step in steps {
+            }
+            let Some(snapshot) = snapshots.borrow_and_update().clone() else { continue };
+            for step in &snapshot.steps {
                 let state = (step.status.to_string(), step.attempt);
                 if seen.get(&step.step) != Some(&state) {
                     seen.insert(step.step.clone(), state);
@@ -199,12 +202,11 @@ async fn events(
                     yield Ok(Event::default().event("step").data(data.to_string()));
                 }
             }
-            if run.summary.status.is_final() {
-                let data = serde_json::to_string(&run).unwrap_or_default();
+            if let Some(run) = &snapshot.finished {
+                let data = serde_json::to_string(run).unwrap_or_default();
                 yield Ok(Event::default().event("run").data(data));
                 break;
             }
-            tokio::time::sleep(EVENTS_POLL).await;
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
@@ -235,6 +237,7 @@ async fn completions(
     Query(q): Query<CompletionsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     c.require_admin()?;
+    let slot = s.limits.stream_slot(c.token_id)?;
     let sched = scheduler(&s)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.after);
     let after = match resume {
@@ -245,9 +248,12 @@ async fn completions(
         None => sched.last_completion_id().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?,
     };
     let mut reader = sched.completion_feed().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?;
+    let lifetime = s.limits.stream_lifetime;
     let stream = async_stream::stream! {
+        let _slot = slot;
+        let ends = tokio::time::Instant::now() + lifetime;
         let mut after = after;
-        loop {
+        while tokio::time::Instant::now() < ends {
             match reader.read(&after, 200, 10_000).await {
                 Ok(entries) => {
                     // The feed has already dropped (and logged) what the engine did not seal.

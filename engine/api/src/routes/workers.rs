@@ -22,7 +22,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, failed, too_many_failures};
+use crate::limits::client_ip;
 
 /// A batch of results may carry many outputs; the rest of the API keeps its 1 MiB.
 const RESULTS_BODY_LIMIT: usize = 64 << 20;
@@ -50,12 +51,19 @@ impl FromRequestParts<AppState> for Worker {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Worker, ApiError> {
-        let secret = parts
+        let ip = client_ip(&parts.extensions);
+        if !state.limits.auth_failures.allows(&ip) {
+            return Err(too_many_failures());
+        }
+        let Some(secret) = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("a worker credential is required (Authorization: Bearer crmw_…)"))?;
+        else {
+            let e = ApiError::unauthorized("a worker credential is required (Authorization: Bearer crmw_…)");
+            return Err(failed(state, ip, e));
+        };
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         {
             let seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,7 +78,7 @@ impl FromRequestParts<AppState> for Worker {
                 seen.insert(hash, Instant::now());
                 Ok(Worker)
             }
-            None => Err(ApiError::unauthorized("unknown or revoked worker credential")),
+            None => Err(failed(state, ip, ApiError::unauthorized("unknown or revoked worker credential"))),
         }
     }
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody, FieldError, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path};
+use crate::extract::{Admin, Caller, Json, Path};
 
 /// A deploy carries its components base64-encoded: room for a few large (Python or
 /// JavaScript) components.
@@ -56,10 +56,9 @@ struct DeployBody {
 )]
 async fn deploy_workflow(
     State(s): State<AppState>,
-    c: Caller,
+    Admin(c): Admin,
     Json(body): Json<DeployBody>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
-    c.require_admin()?;
     let mut uploads = BTreeMap::new();
     for (reference, b64) in body.components {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -115,10 +114,9 @@ async fn show(
 )]
 async fn disable(
     State(s): State<AppState>,
-    c: Caller,
+    _: Admin,
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    c.require_admin()?;
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await?))
 }
 
@@ -131,10 +129,9 @@ async fn disable(
 )]
 async fn enable(
     State(s): State<AppState>,
-    c: Caller,
+    _: Admin,
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    c.require_admin()?;
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await?))
 }
 
@@ -161,11 +158,10 @@ struct RollbackBody {
 )]
 async fn rollback(
     State(s): State<AppState>,
-    c: Caller,
+    _: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    c.require_admin()?;
     // The body is optional: empty means "the version before the current one".
     let to = if body.iter().all(u8::is_ascii_whitespace) {
         None

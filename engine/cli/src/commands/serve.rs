@@ -54,6 +54,7 @@ pub async fn serve(
         .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
     let mut state = crm_api::AppState::new(db, redis);
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
+    state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db).await?;
     let state = state.with_scheduler(scheduler.clone());
