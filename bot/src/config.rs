@@ -14,8 +14,11 @@ pub struct BotConfig {
     pub api_url: String,
     /// the engine's HTTP API, e.g. `http://127.0.0.1:8080`
     pub engine_url: String,
-    /// an admin user's API token; the bot acts for chat users with `X-Crm-Acting-User`
+    /// a delegate API token (`crm token create --delegate`); the bot acts for chat users with
+    /// `X-Crm-Acting-User`
     pub engine_token: String,
+    /// group chats the bot answers in; every other chat but a private one is refused
+    pub allowed_groups: std::collections::HashSet<i64>,
     /// long polling unless set
     pub webhook: Option<WebhookConfig>,
     pub poll_timeout: Duration,
@@ -42,6 +45,7 @@ impl BotConfig {
             api_url: api_url.to_string(),
             engine_url: engine_url.to_string(),
             engine_token: engine_token.to_string(),
+            allowed_groups: Default::default(),
             webhook: None,
             poll_timeout: Duration::from_secs(25),
             limits: Limits::default(),

@@ -38,6 +38,7 @@ pub use tokio_util::sync::CancellationToken;
 use crate::engine::{EngineClient, EngineError};
 use crate::handlers::{Ctx, Identity, WorkflowCatalog};
 use crate::outbound::Outbound;
+use crm_concepts::user::TokenScope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -64,13 +65,17 @@ fn telegram_client(poll_timeout: Duration) -> Result<reqwest::Client, BotError> 
         .map_err(|e| BotError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
-async fn wait_for_engine(
-    engine: &EngineClient,
-    stop: &CancellationToken,
-) -> Result<crm_concepts::user::User, BotError> {
+/// The engine's view of the bot's token.
+#[derive(serde::Deserialize)]
+struct TokenView {
+    scope: TokenScope,
+    user: crm_concepts::user::User,
+}
+
+async fn wait_for_engine(engine: &EngineClient, stop: &CancellationToken) -> Result<TokenView, BotError> {
     let deadline = tokio::time::Instant::now() + ENGINE_WAIT;
     loop {
-        match engine.get::<crm_concepts::user::User>(None, "/api/me", &[]).await {
+        match engine.get::<TokenView>(None, "/api/token", &[]).await {
             Ok(me) => return Ok(me),
             Err(EngineError::Transport(e)) if tokio::time::Instant::now() < deadline => {
                 tracing::info!(error = %e, "waiting for the engine");
@@ -105,7 +110,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
     }
     if config.engine_token.trim().is_empty() {
         return Err(BotError::Config(
-            "the engine token is empty (set CRM_ENGINE_TOKEN to an admin's API token)".into(),
+            "the engine token is empty (set CRM_ENGINE_TOKEN to a delegate token: crm token create --delegate)".into(),
         ));
     }
     let api_url = reqwest::Url::parse(&config.api_url)
@@ -114,12 +119,20 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
     let me = bot.get_me().await?;
     let username = me.user.username.clone().unwrap_or_default();
     let engine = EngineClient::new(&config.engine_url, &config.engine_token)?;
-    let admin = wait_for_engine(&engine, &stop).await?;
-    if !admin.role.is_admin() {
-        return Err(BotError::Config(format!(
-            "the engine token belongs to {} ({}); the bot needs an admin's token to act for chat users",
-            admin.name, admin.role
-        )));
+    let token = wait_for_engine(&engine, &stop).await?;
+    match token.scope {
+        TokenScope::Delegate => {}
+        TokenScope::Full if token.user.role.is_admin() => tracing::warn!(
+            "the engine token is an admin's full token: the bot only needs a delegate token \
+             (crm token create --delegate), which cannot deploy, read secrets or manage users"
+        ),
+        TokenScope::Full => {
+            return Err(BotError::Config(format!(
+                "the engine token belongs to {} ({}); the bot needs a delegate token to act for chat users \
+                 (crm token create --delegate --user ADMIN_ID)",
+                token.user.name, token.user.role
+            )));
+        }
     }
     tracing::info!(bot = %username, engine = %config.engine_url, "bot starting");
 
@@ -133,6 +146,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
         dialogues: Default::default(),
         workflows: WorkflowCatalog::default(),
         default_currency: config.default_currency.clone(),
+        allowed_groups: config.allowed_groups.clone(),
     });
     if let Err(e) = ctx.workflows.refresh(&engine).await {
         tracing::warn!(error = %e, "cannot list workflows yet; only built-in commands for now");

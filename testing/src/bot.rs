@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::bot_api::LocalBotApi;
 
 /// Points a `crm bot` command at `api` as its Telegram and at the engine at `engine_url`
-/// with an admin's token, keeping its state in `data_dir`. Tests start from
+/// with a delegate token (see [`crate::users::delegate_token`]), keeping its state in `data_dir`. Tests start from
 /// [`crate::process::crm`]; `crm bench bot` from its own executable and environment.
 pub fn configure<'a>(
     cmd: &'a mut Command,

@@ -126,6 +126,8 @@ struct Inner {
     updates: Vec<Value>,
     calls: Vec<Call>,
     chats: HashMap<i64, TgUser>,
+    /// group chats someone wrote in: id → the chat object
+    groups: HashMap<i64, Value>,
     next_message_id: HashMap<i64, i64>,
     messages: HashMap<(i64, i64), StoredMessage>,
     /// callback query id → answered?
@@ -185,6 +187,7 @@ impl LocalBotApi {
                 updates: Vec::new(),
                 calls: Vec::new(),
                 chats: HashMap::new(),
+                groups: HashMap::new(),
                 next_message_id: HashMap::new(),
                 messages: HashMap::new(),
                 callback_queries: HashMap::new(),
@@ -261,6 +264,25 @@ impl LocalBotApi {
             message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
         }
         self.push_message(from, "message", message)
+    }
+
+    /// `from` writes `text` in the group chat `group` (a negative id) that the bot is a
+    /// member of; returns the message id.
+    pub fn send_group_text(&self, from: &TgUser, group: i64, title: &str, text: &str) -> i64 {
+        let chat = json!({"id": group, "type": "group", "title": title});
+        let mut message = json!({"from": from.json(), "chat": chat.clone(), "date": now_unix(), "text": text});
+        if text.starts_with('/') {
+            let len = text.split_whitespace().next().map_or(0, utf16_len);
+            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+        }
+        let id = {
+            let mut inner = self.shared.lock();
+            inner.groups.insert(group, chat);
+            Self::next_message_id(&mut inner, group)
+        };
+        message["message_id"] = json!(id);
+        self.push_update(json!({ "message": message }));
+        id
     }
 
     /// `from` sends something that is not text (a sticker).
@@ -544,7 +566,7 @@ async fn get_updates(shared: &Shared, params: &Value) -> Outcome {
 
 fn require_chat(inner: &Inner, params: &Value) -> Result<i64, (StatusCode, String)> {
     let chat = params.get("chat_id").and_then(as_i64).ok_or_else(|| bad("chat_id is empty"))?;
-    if !inner.chats.contains_key(&chat) {
+    if !inner.chats.contains_key(&chat) && !inner.groups.contains_key(&chat) {
         return Err(bad("chat not found"));
     }
     Ok(chat)
@@ -650,7 +672,12 @@ fn dispatch(shared: &Shared, inner: &mut Inner, method: &str, params: &Value) ->
             let markup = check_markup(params)?;
             check_flood(inner, chat)?;
             let id = LocalBotApi::next_message_id(inner, chat);
-            let user = inner.chats.get(&chat).map(TgUser::private_chat).unwrap_or(Value::Null);
+            let user = inner
+                .chats
+                .get(&chat)
+                .map(TgUser::private_chat)
+                .or_else(|| inner.groups.get(&chat).cloned())
+                .unwrap_or(Value::Null);
             let mut message =
                 json!({"message_id": id, "from": shared.bot, "chat": user, "date": now_unix(), "text": text});
             if !markup.is_null() {

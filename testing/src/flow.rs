@@ -29,6 +29,8 @@ pub struct Flow {
     pub prefix: String,
     pub admin_id: i64,
     pub token: String,
+    /// a delegate token of the admin, for a bot
+    pub bot_token: String,
     pub url: String,
     /// what the workers show the engine
     pub worker_credential: String,
@@ -51,6 +53,7 @@ impl Flow {
         let scratch = ScratchDb::new(purpose, 4).await;
         let redis = TestPrefix::new(purpose);
         let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
+        let bot_token = crate::users::delegate_token(&scratch.db, admin_id).await;
         let (_, worker_credential) =
             crm_store::worker_credentials::create(&scratch.db, "test").await.expect("create a worker credential");
         let mut flow = Flow {
@@ -61,6 +64,7 @@ impl Flow {
             prefix: redis.as_str().to_string(),
             admin_id,
             token,
+            bot_token,
             url: String::new(),
             worker_credential,
             client: crate::http::client(),
@@ -76,7 +80,9 @@ impl Flow {
         flow
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// `crm ARGS` on this flow's database, Redis prefix and data directory (an admin command
+    /// on the engine's host, another replica).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = services_command(&self.scratch, &self.redis, &self.data_dir);
         cmd.args(args)
             .env("CRM_WORKER_VISIBILITY_SECS", "2")

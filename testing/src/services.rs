@@ -116,7 +116,7 @@ impl TestPrefix {
 
     /// A scheduler configuration whose every key is under this prefix.
     pub fn scheduler_config(&self) -> SchedulerConfig {
-        SchedulerConfig::new(self.name.clone())
+        SchedulerConfig::new(self.name.clone(), std::sync::Arc::new(crm_vault::Vault::ephemeral()))
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {

@@ -44,6 +44,8 @@ pub struct TestStack {
     pub manager_token: String,
     pub viewer_id: i64,
     pub viewer_token: String,
+    /// a delegate token of the admin, as the bot holds
+    pub bot_token: String,
     serve: Process,
     // Dropped after the process that uses them.
     scratch: ScratchDb,
@@ -63,6 +65,7 @@ impl TestStack {
         let (admin_id, admin_token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
         let (manager_id, manager_token) = crate::users::with_token(&scratch.db, "Max Manager", Role::Manager).await;
         let (viewer_id, viewer_token) = crate::users::with_token(&scratch.db, "Vic Viewer", Role::Viewer).await;
+        let bot_token = crate::users::delegate_token(&scratch.db, admin_id).await;
 
         let mut cmd = services_command(&scratch, &redis, &data_dir);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
@@ -85,6 +88,7 @@ impl TestStack {
             manager_token,
             viewer_id,
             viewer_token,
+            bot_token,
             serve,
             scratch,
             redis,

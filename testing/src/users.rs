@@ -1,7 +1,7 @@
 //! CRM users with API tokens, made straight in the store for a harness to act as.
 
 use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
+use crm_concepts::user::{NewUser, Role, TokenScope};
 use crm_store::Db;
 
 /// A user with `role` and an API token; returns (user id, token).
@@ -15,4 +15,12 @@ pub async fn with_token(db: &Db, name: &str, role: Role) -> (i64, String) {
     .expect("create a test user");
     let (_, token) = crm_store::tokens::create(db, user.id, "test").await.expect("create a test token");
     (user.id, token)
+}
+
+/// A delegate token owned by `user_id`, as the bot holds: it acts for the user each request
+/// names and has none of the operator's powers.
+pub async fn delegate_token(db: &Db, user_id: i64) -> String {
+    let new = crm_store::tokens::NewToken { name: "bot", scope: TokenScope::Delegate, expires_at: None };
+    let (_, token) = crm_store::tokens::create_with(db, user_id, &new).await.expect("create a delegate token");
+    token
 }

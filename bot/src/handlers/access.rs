@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crm_concepts::user::{Role, User};
 use serde::Deserialize;
-use teloxide::types::ChatId;
+use teloxide::payloads::AnswerCallbackQuerySetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{Chat, ChatId, Update, UpdateKind};
 
 use super::{Ctx, Req, help_text, log_engine_error};
 use crate::engine::{EngineClient, EngineError};
@@ -153,7 +155,42 @@ struct InviteCreated {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Private chats always; groups only when the operator listed them (`CRM_BOT_GROUPS`).
+pub fn chat_allowed(ctx: &Ctx, chat: &Chat) -> bool {
+    chat.is_private() || ctx.allowed_groups.contains(&chat.id.0)
+}
+
+pub const GROUP_REFUSAL: &str = "I only work in private chats: what I show about the CRM is for the person who \
+asked. Open a chat with me and send your command there.";
+
+/// One short refusal per chat and quiet period for a command in a chat the bot does not
+/// serve; a button press there is answered (so the client stops spinning) and nothing else.
+pub async fn refuse_chat(ctx: &Ctx, update: Update) {
+    match update.kind {
+        UpdateKind::Message(m) => {
+            let text = m.text().unwrap_or_default();
+            if let crate::command::Parsed::Command(_) = crate::command::parse(text, &ctx.username)
+                && ctx.identity.should_refuse(m.chat.id.0)
+            {
+                tracing::info!(chat = m.chat.id.0, "refused a command in a chat that is not private or allowed");
+                ctx.out.send(m.chat.id, GROUP_REFUSAL, None);
+            }
+        }
+        UpdateKind::CallbackQuery(q) => {
+            let answer = ctx.bot.answer_callback_query(q.id).text("This chat is not served; use a private chat.");
+            if let Err(e) = answer.await {
+                tracing::warn!(error = %e, "answerCallbackQuery failed");
+            }
+        }
+        _ => {}
+    }
+}
+
 pub async fn invite(req: &Req<'_>, args: &str) {
+    if !req.private {
+        req.reply("Invite codes are given only in a private chat with me: everyone in this chat would see the code.");
+        return;
+    }
     let role: Role = match args.trim().to_lowercase().parse() {
         Ok(role) => role,
         Err(_) => {

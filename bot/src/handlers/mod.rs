@@ -37,6 +37,8 @@ pub struct Ctx {
     pub dialogues: Dialogues,
     pub workflows: WorkflowCatalog,
     pub default_currency: String,
+    /// group chats where the bot answers; it answers in private chats everywhere else
+    pub allowed_groups: std::collections::HashSet<i64>,
 }
 
 /// The built-in commands: (name, arguments, description). `/help` and `setMyCommands`
@@ -68,6 +70,8 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
 pub struct Req<'a> {
     pub ctx: &'a Ctx,
     pub chat: ChatId,
+    /// a one-to-one chat with the user (not an allowed group)
+    pub private: bool,
     pub tg_user: i64,
     pub user: User,
 }
@@ -99,6 +103,15 @@ pub fn log_engine_error(e: &EngineError) {
 }
 
 pub async fn handle_update(ctx: Arc<Ctx>, update: Update) {
+    // The bot speaks for a CRM user; in a chat others read, what it says for one (a
+    // record, an invite code) is told to all. Only private chats and groups the operator
+    // allowed get answers.
+    if let Some(chat) = update.chat()
+        && !access::chat_allowed(&ctx, chat)
+    {
+        access::refuse_chat(&ctx, update).await;
+        return;
+    }
     match update.kind {
         UpdateKind::Message(m) => on_message(&ctx, m).await,
         UpdateKind::EditedMessage(m) => on_edited(&ctx, m).await,
@@ -142,7 +155,7 @@ async fn on_message(ctx: &Ctx, m: Message) {
             return;
         }
     };
-    let req = Req { ctx, chat, tg_user: tg, user };
+    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user };
     if m.text().is_none() {
         req.reply("I understand text messages only. Send /help for the commands.");
         return;
@@ -276,7 +289,8 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
     let Some(cb) = q.data.as_deref().and_then(Callback::parse) else {
         return Some("This button has expired; please run the command again.".into());
     };
-    let req = Req { ctx, chat, tg_user: tg, user };
+    let private = q.message.as_ref().is_some_and(|m| m.chat().is_private());
+    let req = Req { ctx, chat, private, tg_user: tg, user };
     match cb {
         Callback::Open(kind, id) => records::open(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use crm_concepts::records::{Actor, Id};
-use crm_concepts::user::User;
+use crm_concepts::user::{TokenScope, User};
 use crm_store::{tokens, users};
 use serde::Serialize;
 
@@ -34,20 +34,30 @@ pub struct Path<T>(pub T);
 
 pub const ACTING_USER_HEADER: &str = "x-crm-acting-user";
 
-/// Whoever the request acts as: the token's user, or for an admin token with
-/// `X-Crm-Acting-User`, that user (whose role then applies).
+/// Whoever the request acts as: the token's user, or, for an admin token or the bot's
+/// delegate token with `X-Crm-Acting-User`, that user (whose role then applies).
+///
+/// A delegate token must name the user it acts for: on its own it passes only the
+/// [`Service`] extractor of the bot's own routes.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
-    /// the user the token belongs to (differs from `user` when acting for someone)
+    /// the user the token belongs to
     pub token_user_id: Id,
     /// the token that made the request
     pub token_id: Id,
+    pub scope: TokenScope,
+    /// the request named a user in `X-Crm-Acting-User`
+    pub acting: bool,
 }
 
 impl Caller {
+    /// Whom a change is attributed to, and the token that really made it.
     pub fn actor(&self) -> Actor {
-        Actor::user(self.user.id)
+        Actor { user_id: Some(self.user.id), origin_run: None, token_id: Some(self.token_id) }
+    }
+    pub fn is_delegate(&self) -> bool {
+        self.scope == TokenScope::Delegate
     }
     pub fn require_write(&self) -> Result<(), ApiError> {
         if self.user.role.can_write() {
@@ -59,38 +69,95 @@ impl Caller {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.user.role.is_admin() { Ok(()) } else { Err(ApiError::forbidden("this needs an admin")) }
     }
+    /// The operator's powers (deploying code, secrets and keys, users and roles) need an
+    /// admin's own token: never the bot's delegate, even acting for an admin.
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if self.is_delegate() {
+            return Err(ApiError::forbidden(
+                "a delegate token (the bot's) cannot do this: use an admin's own API token",
+            ));
+        }
+        self.require_admin()
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (token_user, token_id) = authenticate(parts, state).await?;
-        let Some(acting) = parts.headers.get(ACTING_USER_HEADER) else {
-            return Ok(Caller { token_user_id: token_user.id, token_id, user: token_user });
-        };
-        if !token_user.role.is_admin() {
-            return Err(ApiError::forbidden("only admin tokens may act for another user"));
+        let caller = identify(parts, state).await?;
+        if caller.is_delegate() && !caller.acting {
+            return Err(ApiError::forbidden("a delegate token acts only for the user it names in X-Crm-Acting-User"));
         }
-        let acting_id: Id = acting
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| ApiError::bad_request("X-Crm-Acting-User must be a CRM user id"))?;
-        let user = match users::get(&state.db, acting_id).await {
-            Ok(u) if u.disabled_at.is_none() => u,
-            Ok(_) | Err(crm_store::StoreError::NotFound { .. }) => {
-                return Err(ApiError::forbidden(format!("acting user {acting_id} does not exist or is disabled")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Caller { user, token_user_id: token_user.id, token_id })
+        Ok(caller)
+    }
+}
+
+/// The token's identity and, when named, the user it acts for.
+async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let (token_user, token) = authenticate(parts, state).await?;
+    let mut caller = Caller {
+        token_user_id: token_user.id,
+        token_id: token.id,
+        scope: token.scope,
+        user: token_user,
+        acting: false,
+    };
+    let Some(acting) = parts.headers.get(ACTING_USER_HEADER) else {
+        return Ok(caller);
+    };
+    if !caller.user.role.is_admin() && !caller.is_delegate() {
+        return Err(ApiError::forbidden("only admin tokens and delegate tokens may act for another user"));
+    }
+    let acting_id: Id = acting
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| ApiError::bad_request("X-Crm-Acting-User must be a CRM user id"))?;
+    caller.user = match users::get(&state.db, acting_id).await {
+        Ok(u) if u.disabled_at.is_none() => u,
+        Ok(_) | Err(crm_store::StoreError::NotFound { .. }) => {
+            return Err(ApiError::forbidden(format!("acting user {acting_id} does not exist or is disabled")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    caller.acting = true;
+    Ok(caller)
+}
+
+/// Any valid token, delegate or not, acting or not: for questions about the token itself.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Authenticated(identify(parts, state).await?))
+    }
+}
+
+/// The bot's own routes (identity look-ups, invite redemption, the completion and
+/// notification streams and delivery reports): an admin's token, or a delegate token with or
+/// without a user to act for.
+#[derive(Debug, Clone)]
+pub struct Service(pub Caller);
+
+impl FromRequestParts<AppState> for Service {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = identify(parts, state).await?;
+        if !caller.is_delegate() {
+            caller.require_admin()?;
+        }
+        Ok(Service(caller))
     }
 }
 
 /// The bearer token's user and the token's id. A client address that has failed too often
 /// lately is answered 429 before its token is even looked up.
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, Id), ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, tokens::Presented), ApiError> {
     let ip = client_ip(&parts.extensions);
     if !state.limits.auth_failures.allows(&ip) {
         return Err(too_many_failures());
@@ -140,7 +207,7 @@ impl FromRequestParts<AppState> for Writer {
     }
 }
 
-/// A caller with the admin role.
+/// A caller with the admin role (the bot acting for an admin included).
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
 
@@ -151,5 +218,20 @@ impl FromRequestParts<AppState> for Admin {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require_admin()?;
         Ok(Admin(caller))
+    }
+}
+
+/// An admin with their own token: deploying workflows, secrets and webhook keys, users and
+/// roles. Extracted before the body, so anyone else is refused whatever they send.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Caller);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_operator()?;
+        Ok(Operator(caller))
     }
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// the one watcher behind every run event stream of this process
     pub run_watch: Arc<run_watch::RunWatch>,
+    /// seals and opens secrets and webhook keys (the installation's key, never in Postgres)
+    pub vault: Arc<crm_vault::Vault>,
     /// a handler that runs longer is answered with 503 (streams are not affected: the
     /// limit covers producing the response head, not sending an event stream)
     pub request_timeout: Duration,
@@ -51,8 +53,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, redis: redis::Client) -> AppState {
+    pub fn new(db: Db, redis: redis::Client, vault: Arc<crm_vault::Vault>) -> AppState {
         AppState {
+            vault,
             run_watch: run_watch::RunWatch::new(db.pool.clone()),
             db,
             redis,
@@ -81,7 +84,8 @@ impl AppState {
             .acquire_timeout(Duration::from_millis(500))
             .connect_lazy("postgres://postgres@127.0.0.1:1/unreachable")
             .expect("a valid URL");
-        AppState::new(Db { pool }, redis::Client::open("redis://127.0.0.1:1").expect("a valid URL"))
+        let redis = redis::Client::open("redis://127.0.0.1:1").expect("a valid URL");
+        AppState::new(Db { pool }, redis, Arc::new(crm_vault::Vault::ephemeral()))
     }
 }
 

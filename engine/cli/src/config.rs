@@ -28,8 +28,10 @@ pub struct Config {
     pub bot_api_url: String,
     /// CRM_ENGINE_URL: the engine API the bot talks to; default `http://` + `listen`
     pub engine_url: Option<String>,
-    /// CRM_ENGINE_TOKEN: an admin's API token for the bot (`crm token create`)
+    /// CRM_ENGINE_TOKEN: the bot's delegate API token (`crm token create --delegate`)
     pub engine_token: Option<String>,
+    /// CRM_BOT_GROUPS: group chat ids (comma-separated) the bot answers in besides private chats
+    pub bot_groups: String,
     /// CRM_BOT_WEBHOOK_URL: public HTTPS URL for webhook mode; long polling when unset
     pub bot_webhook_url: Option<String>,
     /// CRM_BOT_WEBHOOK_LISTEN: where the bot listens for webhook posts
@@ -60,6 +62,12 @@ pub struct Config {
     /// CRM_WORKER_CREDENTIAL: what `crm worker` shows the engine (`crm worker credential
     /// create`); a worker needs nothing else of the engine's secrets
     pub worker_credential: Option<String>,
+    /// CRM_SECRET_KEY: the key secrets are sealed with (32 bytes as base64 or 64 hex digits);
+    /// when unset, the key file is used
+    pub secret_key: Option<String>,
+    /// CRM_SECRET_KEY_FILE: where the key is kept when CRM_SECRET_KEY is unset; made on first
+    /// use; default `<data_dir>/secret.key`
+    pub secret_key_file: Option<PathBuf>,
     /// CRM_EGRESS_ALLOW: internal address ranges (comma-separated CIDRs or addresses) the
     /// steps' outbound HTTP may reach; none by default
     pub egress_allow: String,
@@ -88,6 +96,7 @@ impl Default for Config {
             bot_api_url: "https://api.telegram.org".into(),
             engine_url: None,
             engine_token: None,
+            bot_groups: String::new(),
             bot_webhook_url: None,
             bot_webhook_listen: "127.0.0.1:8443".into(),
             bot_webhook_secret: None,
@@ -102,6 +111,8 @@ impl Default for Config {
             worker_max_memory_mb: 512,
             worker_credential: None,
             egress_allow: String::new(),
+            secret_key: None,
+            secret_key_file: None,
             auth_failures_per_minute: 60,
             hooks_per_second: 50,
             streams_per_token: 16,
@@ -121,6 +132,16 @@ impl Config {
             streams_per_token: self.streams_per_token,
             stream_lifetime: Duration::from_secs(self.stream_lifetime_secs.max(1)),
         }
+    }
+
+    /// The key secrets and webhook keys are sealed with: CRM_SECRET_KEY, else the key file
+    /// (made with a fresh random key the first time).
+    pub fn vault(&self) -> anyhow::Result<crm_vault::Vault> {
+        if let Some(text) = &self.secret_key {
+            return crm_vault::Vault::from_text(text).context("CRM_SECRET_KEY");
+        }
+        let path = self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"));
+        crm_vault::Vault::from_file(&path, true).context("CRM_SECRET_KEY_FILE")
     }
 
     /// What steps' outbound HTTP may reach besides the public internet.
@@ -203,6 +224,15 @@ impl Config {
         }
         if let Some(v) = get("CRM_WORKER_MAX_MEMORY_MB") {
             self.worker_max_memory_mb = v.parse().context("CRM_WORKER_MAX_MEMORY_MB must be a number of MiB")?;
+        }
+        if let Some(v) = get("CRM_SECRET_KEY") {
+            self.secret_key = Some(v);
+        }
+        if let Some(v) = get("CRM_SECRET_KEY_FILE") {
+            self.secret_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CRM_BOT_GROUPS") {
+            self.bot_groups = v;
         }
         if let Some(v) = get("CRM_EGRESS_ALLOW") {
             self.egress_allow = v;

@@ -57,7 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::schedule::ScheduleCommand,
     },
-    /// Webhook triggers: their signing secrets.
+    /// Secrets steps read (`secret:NAME`): set, list, remove; values are never printed.
+    Secret {
+        #[command(subcommand)]
+        command: commands::secret::SecretCommand,
+    },
+    /// Webhook triggers: their signing keys.
     Webhook {
         #[command(subcommand)]
         command: commands::webhook::WebhookCommand,
@@ -98,6 +103,7 @@ fn main() -> std::process::ExitCode {
             Command::Component { command } => commands::component::run(&config, command).await,
             Command::Bench { command } => commands::bench::run(&config, command).await,
             Command::Schedule { command } => commands::schedule::run(&config, command).await,
+            Command::Secret { command } => commands::secret::run(&config, command).await,
             Command::Webhook { command } => commands::webhook::run(&config, command).await,
             Command::Workflow { command } => commands::workflow::run(&config, command).await,
             Command::Run { command } => commands::run::run(&config, command).await,

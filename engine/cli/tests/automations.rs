@@ -2,11 +2,10 @@
 //! real engine and worker, checked by what they do to the records and the chat outbox
 //! (`notifications`, which the bot delivers).
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crm_testing::Flow;
+use crm_triggers::signature::Signed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -250,16 +249,12 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     flow.deploy("score-new-leads");
     flow.start_worker(4);
 
-    let mut set = crm_testing::process::crm()
-        .args(["webhook", "secret", "INBOUND_LEAD_HMAC", "--stdin"])
-        .env("CRM_DATABASE_URL", &flow.db_url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("crm webhook secret");
     let secret = "form-secret-shared-with-the-website";
-    set.stdin.take().expect("stdin").write_all(format!("{secret}\n").as_bytes()).expect("write");
-    assert!(set.wait().expect("finishes").success());
+    let (status, set) = flow.post("/api/webhook-keys/INBOUND_LEAD_HMAC", json!({"key": secret})).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let signed = |ts: i64, body: &[u8]| {
+        crm_triggers::signature::sign(secret.as_bytes(), ts, Signed { path: "inbound-lead", body })
+    };
 
     let body = serde_json::to_vec(&json!({
         "name": "Carla Cruz", "email": "carla@cruz.example", "phone": "+34 600 000 000",
@@ -271,7 +266,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())
-            .header("X-Crm-Signature", crm_triggers::signature::sign(secret.as_bytes(), ts, &body))
+            .header("X-Crm-Signature", signed(ts, &body))
             .body(body.clone()),
     )
     .await;
@@ -309,7 +304,7 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
         flow.client
             .post(format!("{}/hooks/inbound-lead", flow.url))
             .header("X-Crm-Timestamp", ts.to_string())
-            .header("X-Crm-Signature", crm_triggers::signature::sign(secret.as_bytes(), ts, &body))
+            .header("X-Crm-Signature", signed(ts, &body))
             .body(body),
     )
     .await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
 use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::{Call, LocalBotApi, TestStack, TgUser};
+use crm_testing::{Call, LocalBotApi, TestStack, TgUser, send};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -33,7 +33,7 @@ fn spawn_bot(
     n: usize,
 ) -> Process {
     let mut cmd = crm();
-    crm_testing::bot::configure(&mut cmd, api, &stack.url, &stack.admin_token, data)
+    crm_testing::bot::configure(&mut cmd, api, &stack.url, &stack.bot_token, data)
         .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
         .env("RUST_LOG", rust_log("warn"))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -437,7 +437,7 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
     let _worker = stack.start_worker(4).await;
     let mut h = Harness::launch(stack, &[], "getUpdates").await;
-    let (max, _) = h.user(8001, "Max Manager", Role::Manager).await;
+    let (max, max_id) = h.user(8001, "Max Manager", Role::Manager).await;
     let (status, lena) = h.stack.post("/api/contacts", json!({"name": "Lena Lead", "email": "lena@example.com"})).await;
     assert_eq!(status, 201, "{lena}");
 
@@ -493,15 +493,16 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
 
     // A run that finishes while the bot is down still reaches its chat: the bot resumes the
     // completion stream after the last event it handled (Last-Event-ID, kept on disk).
+    // (Posted as the bot posts it: its delegate token, acting for Max, naming his chat.)
     h.kill_bot();
-    let (status, run) = h
-        .stack
-        .post(
-            "/api/runs",
-            json!({"workflow": "qualify-lead", "input": {"contact_id": lena["id"]},
-                   "notify": {"chat_id": max.id, "message_id": runs.message_id()}}),
-        )
-        .await;
+    let (status, run) = send(
+        h.stack
+            .request_as(&h.stack.bot_token, reqwest::Method::POST, "/api/runs")
+            .header("X-Crm-Acting-User", max_id.to_string())
+            .json(&json!({"workflow": "qualify-lead", "input": {"contact_id": lena["id"]},
+                   "notify": {"chat_id": max.id, "message_id": runs.message_id()}})),
+    )
+    .await;
     assert!(status.is_success(), "{run}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -640,4 +641,42 @@ async fn a_deal_is_added_and_edited_by_dialogue_with_buttons() {
     assert!(updated.text().contains("Deal updated") && updated.text().contains("99.00 USD"), "{}", updated.text());
     let (_, after) = h.stack.get(&format!("/api/deals/{}", deal["id"])).await;
     assert_eq!((after["amount_minor"].as_i64(), after["title"].as_str()), (Some(9_900), Some("Solar panels 🌞")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_group_that_is_not_allowed_the_bot_shows_no_data_and_no_code() {
+    let h = Harness::launch(TestStack::start("bot_groups").await, &[("CRM_BOT_GROUPS", "-500")], "getUpdates").await;
+    let (status, _) = h.stack.post("/api/contacts", json!({"name": "Secret Sam", "email": "sam@example.com"})).await;
+    assert_eq!(status, 201);
+    let (admin, _) = h.user(3001, "Alice Admin", Role::Admin).await;
+
+    // A known admin, in a group nobody allowed: one refusal, no record, no invite.
+    let since = h.api.seq();
+    h.api.send_group_text(&admin, -400, "Sales chat", "/find Sam");
+    let refusal = h.api.reply(-400, since, WAIT).await.expect("a refusal in the group");
+    assert!(refusal.text().contains("only work in private chats"), "{}", refusal.text());
+    h.api.send_group_text(&admin, -400, "Sales chat", "/invite admin");
+    h.api.send_group_text(&admin, -400, "Sales chat", "/contacts");
+    h.settle().await;
+    let texts: Vec<String> = h.replies_to(-400).iter().map(|c| c.text().to_string()).collect();
+    assert_eq!(texts.len(), 1, "one refusal per chat: {texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("Sam") && !t.contains("/start")), "{texts:?}");
+    assert_eq!(h.stack.count("SELECT count(*) FROM invites").await, 0);
+
+    // In a group the operator allowed, records are answered, but an invite code is still
+    // only given in private.
+    let since = h.api.seq();
+    h.api.send_group_text(&admin, -500, "Team room", "/find Sam");
+    let found = h.api.reply(-500, since, WAIT).await.expect("an answer in the allowed group");
+    assert!(found.text().contains("Sam"), "{}", found.text());
+    let since = h.api.seq();
+    h.api.send_group_text(&admin, -500, "Team room", "/invite manager");
+    let no_code = h.api.reply(-500, since, WAIT).await.expect("an answer");
+    assert!(no_code.text().contains("only in a private chat"), "{}", no_code.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM invites").await, 0);
+
+    // The same admin in private gets the code.
+    let code = h.say(&admin, "/invite manager").await;
+    assert!(code.text().contains("/start "), "{}", code.text());
+    assert_eq!(h.stack.count("SELECT count(*) FROM invites").await, 1);
 }

@@ -36,7 +36,7 @@ impl Bot {
             starts: 0,
             data: tempfile::tempdir().expect("temp dir"),
             engine_url: flow.url.clone(),
-            engine_token: flow.token.clone(),
+            engine_token: flow.bot_token.clone(),
         };
         bot.restart().await;
         bot

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use crm_testing::{TestStack, send};
-use crm_triggers::signature::sign;
+use crm_triggers::signature::{Signed, sign};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ version = "1"
 [[triggers]]
 kind = "webhook"
 path = "lead-form"
-secret = "LEAD_FORM_HMAC"
+key = "LEAD_FORM_HMAC"
 [[steps]]
 id = "record"
 component = "inbound-lead"
@@ -29,19 +29,19 @@ async fn deploy(stack: &TestStack) {
     crm_testing::deploy::deploy(&stack.db, MANIFEST).await;
 }
 
-/// `crm webhook secret NAME --stdin`, as an operator would set it.
-fn set_secret(stack: &TestStack, name: &str, secret: &str) {
-    let mut child = crm_testing::process::crm()
-        .args(["webhook", "secret", name, "--stdin"])
-        .env("CRM_DATABASE_URL", &stack.db_url)
+/// `crm webhook key NAME --stdin`, as an operator would set it (on the engine's host: the
+/// command seals the key with the installation's key file).
+fn set_key(stack: &TestStack, name: &str, key: &str) {
+    let mut child = stack
+        .command(&["webhook", "key", name, "--stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run crm webhook secret");
-    child.stdin.take().expect("stdin").write_all(format!("{secret}\n").as_bytes()).expect("write secret");
-    let out = child.wait_with_output().expect("crm webhook secret finishes");
-    assert!(out.status.success(), "crm webhook secret failed");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), secret);
+        .expect("run crm webhook key");
+    child.stdin.take().expect("stdin").write_all(format!("{key}\n").as_bytes()).expect("write the key");
+    let out = child.wait_with_output().expect("crm webhook key finishes");
+    assert!(out.status.success(), "crm webhook key failed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), key);
 }
 
 async fn hook(stack: &TestStack, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, Value) {
@@ -52,8 +52,9 @@ async fn hook(stack: &TestStack, headers: &[(&str, String)], body: &[u8]) -> (St
     send(req).await
 }
 
-fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![("X-Crm-Timestamp", ts.to_string()), ("X-Crm-Signature", sign(secret.as_bytes(), ts, body))]
+fn signed(key: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    let signature = sign(key.as_bytes(), ts, Signed { path: "lead-form", body });
+    vec![("X-Crm-Timestamp", ts.to_string()), ("X-Crm-Signature", signature)]
 }
 
 fn refused(resp: &(StatusCode, Value), status: StatusCode, words: &str) {
@@ -71,8 +72,8 @@ async fn signed_requests_start_runs_and_everything_else_is_refused() {
     let now = chrono::Utc::now().timestamp();
 
     let r = hook(&stack, &signed(SECRET, now, &body), &body).await;
-    refused(&r, StatusCode::UNAUTHORIZED, "crm webhook secret LEAD_FORM_HMAC");
-    set_secret(&stack, "LEAD_FORM_HMAC", SECRET);
+    refused(&r, StatusCode::UNAUTHORIZED, "crm webhook key LEAD_FORM_HMAC");
+    set_key(&stack, "LEAD_FORM_HMAC", SECRET);
 
     let r = hook(&stack, &[], &body).await;
     refused(&r, StatusCode::UNAUTHORIZED, "missing X-Crm-Timestamp");
@@ -120,15 +121,29 @@ async fn signed_requests_start_runs_and_everything_else_is_refused() {
 }
 
 #[tokio::test]
-async fn secrets_are_set_by_admins_only() {
-    let stack = TestStack::start("webhook_secrets").await;
-    let path = "/api/webhook-secrets/LEAD_FORM_HMAC";
+async fn keys_are_set_by_admins_only_and_no_step_can_read_them() {
+    let stack = TestStack::start("webhook_keys").await;
+    let path = "/api/webhook-keys/LEAD_FORM_HMAC";
     let (status, _) = send(stack.request_as(&stack.manager_token, reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = send(stack.request(reqwest::Method::POST, path)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let generated = body["secret"].as_str().expect("secret shown once");
+    let generated = body["key"].as_str().expect("key shown once");
     assert!(generated.len() >= 32, "{generated}");
-    let (status, body) = stack.post(path, json!({"secret": "short"})).await;
+    let (status, body) = stack.post(path, json!({"key": "short"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Listed by name only, and sealed at rest: the database does not hold the key.
+    let (_, listed) = stack.get("/api/webhook-keys").await;
+    assert_eq!(listed["items"][0]["name"], "LEAD_FORM_HMAC", "{listed}");
+    assert!(!listed.to_string().contains(generated));
+    let (plain, sealed): (Option<String>, Vec<u8>) =
+        sqlx::query_as("SELECT value, sealed FROM secrets WHERE namespace = 'webhook' AND name = 'LEAD_FORM_HMAC'")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(plain, None);
+    assert!(!sealed.windows(generated.len()).any(|w| w == generated.as_bytes()));
+    // A step secret of the same name is another secret altogether.
+    assert_eq!(stack.get("/api/secrets").await.1["items"], json!([]));
 }

@@ -66,11 +66,13 @@ pub enum Trigger {
         #[serde(default)]
         filter: EventFilter,
     },
-    /// `POST /hooks/<path>`, signed with HMAC-SHA256 by the named secret when given
+    /// `POST /hooks/<path>`, signed with HMAC-SHA256 by the named webhook key (the path
+    /// when none is named). Keys live apart from step secrets (`crm webhook key NAME`); `secret`
+    /// is accepted as the key's old name.
     Webhook {
         path: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret: Option<String>,
+        #[serde(default, alias = "secret", skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
 }
 
@@ -456,7 +458,7 @@ impl Manifest {
                         }
                     }
                 }
-                Trigger::Webhook { path, secret } => {
+                Trigger::Webhook { path, key } => {
                     let ok = !path.is_empty()
                         && path.len() <= 100
                         && path.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
@@ -466,10 +468,10 @@ impl Manifest {
                             format!("{path:?} is not a valid webhook path: 1-100 letters, digits, '-' or '_'"),
                         );
                     }
-                    if let Some(s) = secret
-                        && format!("secret:{s}").parse::<Capability>().is_err()
+                    if let Some(k) = key
+                        && format!("secret:{k}").parse::<Capability>().is_err()
                     {
-                        err(at("secret"), format!("{s:?} is not a valid secret name"));
+                        err(at("key"), format!("{k:?} is not a valid key name"));
                     }
                 }
             }

@@ -25,15 +25,19 @@ pub type CustomFields = Map<String, Value>;
 
 /// Who makes a change: the CRM user (if any) and, for changes made by a workflow step,
 /// the run. Triggers use `origin_run` to avoid reacting to their own writes in a loop.
+/// `token_id` is the API token behind a change made over the API, which tells who really
+/// acted when an admin token or the bot's delegate token acted for `user_id`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub user_id: Option<Id>,
     pub origin_run: Option<Uuid>,
+    #[serde(default)]
+    pub token_id: Option<Id>,
 }
 
 impl Actor {
     pub fn user(user_id: Id) -> Actor {
-        Actor { user_id: Some(user_id), origin_run: None }
+        Actor { user_id: Some(user_id), origin_run: None, token_id: None }
     }
     /// Changes made by the system itself (demo data, migrations of data).
     pub fn system() -> Actor {
@@ -625,6 +629,11 @@ pub struct Activity {
     pub actor_id: Option<Id>,
     #[schema(required)]
     pub origin_run: Option<Uuid>,
+    /// the API token that made the change (an admin's or the bot's when acting for
+    /// `actor_id`); null for changes by runs, triggers and the command line
+    #[serde(default)]
+    #[schema(required)]
+    pub token_id: Option<Id>,
     pub record_kind: RecordKind,
     pub record_id: Id,
     /// created, updated, deleted, moved, completed

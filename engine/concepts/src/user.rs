@@ -86,13 +86,49 @@ pub struct NewUser {
     pub telegram_user_id: Option<i64>,
 }
 
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// the token is its user, with the user's role
+    #[default]
+    Full,
+    /// the bot's kind: acts for the CRM user each request names (`X-Crm-Acting-User`), with
+    /// that user's role, and never has the operator's powers (deploying workflows, secrets and
+    /// webhook keys, users and roles, tokens); on its own it may only look users up, redeem
+    /// invites and follow the completion and notification streams
+    Delegate,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Full => "full",
+            TokenScope::Delegate => "delegate",
+        }
+    }
+}
+
+impl FromStr for TokenScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(TokenScope::Full),
+            "delegate" => Ok(TokenScope::Delegate),
+            other => Err(format!("unknown token scope {other:?}: expected full or delegate")),
+        }
+    }
+}
+
 /// An API token as listed: never the secret, which is shown once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
     pub id: Id,
     pub user_id: Id,
     pub name: String,
+    pub scope: TokenScope,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -1,6 +1,7 @@
 //! What the scheduler's tasks share: configuration, connections, caches and counters. A
 //! leaf: it names no task, so every task file depends on it and on nothing of each other.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct SchedulerConfig {
     /// the dispatcher's poll interval when nothing woke it
     pub dispatch_poll: Duration,
     pub durability: Durability,
+    /// opens the secrets steps read (the installation's key, see `crm_vault`)
+    pub vault: Arc<crm_vault::Vault>,
 }
 
 /// Which scheduler commits wait for the disk (fsync), traded against latency.
@@ -61,7 +64,7 @@ impl std::str::FromStr for Durability {
 }
 
 impl SchedulerConfig {
-    pub fn new(prefix: impl Into<String>) -> SchedulerConfig {
+    pub fn new(prefix: impl Into<String>, vault: Arc<crm_vault::Vault>) -> SchedulerConfig {
         SchedulerConfig {
             prefix: prefix.into(),
             consumer: format!("engine-{}", Uuid::new_v4().simple()),
@@ -73,6 +76,7 @@ impl SchedulerConfig {
             reconcile_every: Duration::from_secs(1),
             dispatch_poll: Duration::from_millis(50),
             durability: Durability::Runs,
+            vault,
         }
     }
 }

@@ -10,10 +10,12 @@ use chrono::Utc;
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::step::{LogLine, StepOutcome, StepResult, TicketedResult};
 use crm_store::host_calls::{self, Caller};
+use crm_store::secrets::Namespace;
 use crm_trust::{Ticket, TicketError};
 use tokio::sync::oneshot;
 
 use crate::core::Core;
+use crate::redaction;
 
 /// Results handed in by one request, and where to say whether they were applied.
 pub(crate) struct Arrival {
@@ -89,6 +91,7 @@ pub(crate) async fn host_call(
         attempt: t.attempt as i32,
         workflow: &t.workflow,
         acting_user: t.acting_user,
+        vault: &core.config.vault,
     };
     let budget = remaining_ms.min(u64::try_from(t.expires_at_ms - now).unwrap_or(0)).max(1);
     Ok(host_calls::serve(&core.pool, &caller, write_seq, call, budget).await)
@@ -114,6 +117,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             continue;
         }
         bound(&mut result);
+        redact(core, &t, &mut result).await?;
         results.push(result);
     }
     if results.is_empty() {
@@ -128,6 +132,27 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
         .await
         .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?
         .map_err(IntakeError::Unavailable)
+}
+
+/// Cuts the values of the step's granted secrets out of its result (see `redaction`).
+async fn redact(core: &Core, t: &Ticket, result: &mut StepResult) -> Result<(), IntakeError> {
+    let version = core
+        .versions
+        .get(&t.workflow, t.version)
+        .await
+        .map_err(|e| IntakeError::Unavailable(format!("reading the workflow version: {e}")))?;
+    let names = version.manifest.step(&t.step).map(|s| redaction::granted(&s.capabilities)).unwrap_or_default();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let secrets = crm_store::secrets::reveal_many(&core.pool, &core.config.vault, Namespace::Step, &names)
+        .await
+        .map_err(|e| IntakeError::Unavailable(format!("reading the step's secrets to redact them: {e}")))?;
+    let cut = redaction::scrub(result, &secrets);
+    if cut > 0 {
+        tracing::info!(run = %t.run_id, step = %t.step, cut, "secret values redacted from a step's result");
+    }
+    Ok(())
 }
 
 /// What a worker says is believed only within bounds: an oversized log is cut, an

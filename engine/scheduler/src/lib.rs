@@ -14,6 +14,7 @@ mod intake;
 mod jobs;
 pub mod machine;
 mod recover;
+mod redaction;
 mod scheduler;
 mod submit;
 mod versions;

@@ -34,8 +34,8 @@ pub async fn record_change(
     let record = after.or(before);
     sqlx::query(
         "WITH a AS (
-             INSERT INTO activity (actor_id, origin_run, record_kind, record_id, action, before, after)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             INSERT INTO activity (actor_id, origin_run, record_kind, record_id, action, before, after, token_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $11)
          )
          INSERT INTO outbox (actor_id, origin_run, record_kind, record_id, action, changes, record)
          VALUES ($1, $2, $3, $4, $8, $9, $10)",
@@ -50,6 +50,7 @@ pub async fn record_change(
     .bind(outbox_action)
     .bind(&changes)
     .bind(record)
+    .bind(actor.token_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::{activity, companies, contacts, deals, journal, notes, notifications, secrets, tasks, workflow_state};
 
-/// Who a call is made for.
+/// Who a call is made for, and the key that opens the secrets it may read.
 #[derive(Debug, Clone)]
 pub struct Caller<'a> {
     pub run_id: Uuid,
@@ -20,11 +20,16 @@ pub struct Caller<'a> {
     pub attempt: i32,
     pub workflow: &'a str,
     pub acting_user: Option<i64>,
+    pub vault: &'a crm_vault::Vault,
 }
 
 impl Caller<'_> {
+    fn reader(&self) -> secrets::Reader<'_> {
+        secrets::Reader { acting_user: self.acting_user, run_id: self.run_id, workflow: self.workflow, step: self.step }
+    }
+
     fn actor(&self) -> Actor {
-        Actor { user_id: self.acting_user, origin_run: Some(self.run_id) }
+        Actor { user_id: self.acting_user, origin_run: Some(self.run_id), token_id: None }
     }
 }
 
@@ -84,7 +89,7 @@ pub async fn apply(conn: &mut PgConnection, caller: &Caller<'_>, call: HostCall)
             workflow_state::delete(conn, caller.workflow, &key).await?;
             HostReply::Done
         }
-        Secret { name } => match secrets::get_in(conn, &name).await? {
+        Secret { name } => match secrets::read_for_step(conn, caller.vault, &name, caller.reader()).await? {
             Some(value) => HostReply::Secret(value),
             None => return Err(StoreError::Missing(format!("no secret named {name}"))),
         },

@@ -117,7 +117,7 @@ pub async fn redeem(db: &Db, code: &str, telegram_user_id: i64, name: &str) -> R
     let role: Role = role.parse().map_err(|_| refused())?;
     let new = NewUser { name: name.trim().to_string(), email: None, role, telegram_user_id: Some(telegram_user_id) };
     // The admin who invited is recorded as the one who created the user.
-    let actor = Actor { user_id: created_by, origin_run: None };
+    let actor = Actor { user_id: created_by, origin_run: None, token_id: None };
     let after = users::TABLE.create_audited(&mut tx, &actor, &table::to_fields(&new)?).await?;
     let user: User = table::to_record(after)?;
     sqlx::query("UPDATE invites SET redeemed_by = $1, redeemed_at = now() WHERE id = $2")

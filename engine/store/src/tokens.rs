@@ -3,8 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use crm_concepts::records::Id;
-use crm_concepts::user::{ApiToken, User};
+use crm_concepts::user::{ApiToken, TokenScope, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -15,43 +16,74 @@ use crate::table;
 /// Recognisable in logs and secret scanners.
 const PREFIX: &str = "crm_";
 
-/// Creates a token for `user_id`; the returned string is the only copy of the secret.
+/// The columns a token is listed with.
+const LISTED: &str = "jsonb_build_object('id', id, 'user_id', user_id, 'name', name, 'scope', scope,
+    'created_at', created_at, 'expires_at', expires_at, 'last_used_at', last_used_at, 'revoked_at', revoked_at)";
+
+/// What a new token may do and how long it lives.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub scope: TokenScope,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A token that authenticated: its id and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presented {
+    pub id: Id,
+    pub scope: TokenScope,
+}
+
+/// Creates a full token for `user_id`; the returned string is the only copy of the secret.
 pub async fn create(db: &Db, user_id: Id, name: &str) -> Result<(ApiToken, String), StoreError> {
+    create_with(db, user_id, &NewToken { name, ..NewToken::default() }).await
+}
+
+/// Creates a token of any scope and lifetime; the returned string is the only copy of the secret.
+pub async fn create_with(db: &Db, user_id: Id, new: &NewToken<'_>) -> Result<(ApiToken, String), StoreError> {
+    let name = new.name;
     crm_concepts::fields::text("name", name, 200)?;
+    if new.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(StoreError::validation("expires_at", "a token must expire in the future"));
+    }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let row: Option<(serde_json::Value,)> = sqlx::query_as(
-        "INSERT INTO api_tokens (user_id, name, token_hash)
-         SELECT id, $2, $3 FROM users WHERE id = $1
-         RETURNING jsonb_build_object('id', id, 'user_id', user_id, 'name', name, 'created_at', created_at,
-                                      'last_used_at', last_used_at, 'revoked_at', revoked_at)",
-    )
+    let row: Option<(serde_json::Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO api_tokens (user_id, name, token_hash, scope, expires_at)
+         SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1
+         RETURNING {LISTED}"
+    )))
     .bind(user_id)
     .bind(name)
     .bind(hash(&secret))
+    .bind(new.scope.as_str())
+    .bind(new.expires_at)
     .fetch_optional(&db.pool)
     .await?;
     let (token,) = row.ok_or_else(|| StoreError::validation("user_id", format!("user {user_id} does not exist")))?;
     Ok((table::to_record(token)?, secret))
 }
 
-/// The user behind a live token of a live user, and the token's id.
-pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Id)>, StoreError> {
+/// The user behind a live (unrevoked, unexpired) token of a live user, and the token.
+pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Presented)>, StoreError> {
     if !secret.starts_with(PREFIX) || secret.len() > 200 {
         return Ok(None);
     }
-    let row: Option<(serde_json::Value, Id, bool)> = sqlx::query_as(
-        "SELECT to_jsonb(u.*), t.id, (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+    let row: Option<(serde_json::Value, Id, String, bool)> = sqlx::query_as(
+        "SELECT to_jsonb(u.*), t.id, t.scope, (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
          FROM api_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND u.disabled_at IS NULL",
     )
     .bind(hash(secret))
     .fetch_optional(&db.pool)
     .await?;
-    let Some((user, token_id, stale)) = row else {
+    let Some((user, token_id, scope, stale)) = row else {
         return Ok(None);
     };
+    let scope = scope.parse().map_err(|e: String| StoreError::Db(sqlx::Error::Decode(e.into())))?;
     // Touching last_used_at on every request would turn each read into a write; once a
     // minute is precise enough to spot unused tokens.
     if stale {
@@ -60,7 +92,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Id)>, S
             .execute(&db.pool)
             .await?;
     }
-    Ok(Some((table::to_record(user)?, token_id)))
+    Ok(Some((table::to_record(user)?, Presented { id: token_id, scope })))
 }
 
 pub async fn revoke(db: &Db, token_id: Id) -> Result<(), StoreError> {
@@ -75,14 +107,11 @@ pub async fn revoke(db: &Db, token_id: Id) -> Result<(), StoreError> {
 }
 
 pub async fn list(db: &Db, user_id: Id) -> Result<Vec<ApiToken>, StoreError> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT jsonb_build_object('id', id, 'user_id', user_id, 'name', name, 'created_at', created_at,
-                                   'last_used_at', last_used_at, 'revoked_at', revoked_at)
-         FROM api_tokens WHERE user_id = $1 ORDER BY id",
-    )
-    .bind(user_id)
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(serde_json::Value,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LISTED} FROM api_tokens WHERE user_id = $1 ORDER BY id")))
+            .bind(user_id)
+            .fetch_all(&db.pool)
+            .await?;
     rows.into_iter().map(|r| table::to_record(r.0)).collect()
 }
 

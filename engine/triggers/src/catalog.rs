@@ -28,8 +28,8 @@ pub struct EventTrigger {
 pub struct WebhookTrigger {
     pub workflow: String,
     pub path: String,
-    /// the name of the secret that signs requests; the path when the manifest names none
-    pub secret: String,
+    /// the name of the webhook key that signs requests; the path when the manifest names none
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,9 +64,9 @@ impl Catalog {
                 Trigger::RecordEvent { record, actions, filter } => {
                     self.events.push(EventTrigger { workflow: workflow.to_string(), record, actions, filter })
                 }
-                Trigger::Webhook { path, secret } => self.webhooks.push(WebhookTrigger {
+                Trigger::Webhook { path, key } => self.webhooks.push(WebhookTrigger {
                     workflow: workflow.to_string(),
-                    secret: secret.unwrap_or_else(|| path.clone()),
+                    key: key.unwrap_or_else(|| path.clone()),
                     path,
                 }),
                 Trigger::BotCommand { .. } => {}

@@ -23,14 +23,14 @@ impl From<crm_store::workflow_error::WorkflowError> for TriggerError {
 pub enum WebhookError {
     #[error("no workflow receives webhooks at /hooks/{0}")]
     UnknownHook(String),
-    #[error("webhook /hooks/{path} has no secret yet: set one with `crm webhook secret {secret}`")]
-    NoSecret { path: String, secret: String },
+    #[error("webhook /hooks/{path} has no key yet: set one with `crm webhook key {key}`")]
+    NoKey { path: String, key: String },
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("this request was already received (same signature inside the replay window)")]
     Replayed,
     #[error("{0}")]
-    BadSecret(String),
+    BadKey(String),
     #[error("the body is not a JSON object: {0}")]
     BadBody(String),
     #[error(transparent)]

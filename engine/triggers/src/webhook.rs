@@ -2,16 +2,16 @@
 //! workflow whose webhook trigger has that path; the body is the run's input.
 //!
 //! A request is accepted when its `X-Crm-Signature` is the HMAC-SHA256 of
-//! `X-Crm-Timestamp + "." + body` under the trigger's secret, its timestamp is within
+//! `X-Crm-Timestamp + "." + path + "." + body` under the trigger's key, its timestamp is within
 //! [`REPLAY_WINDOW_SECS`] of the server clock, and the same signature has not been
 //! accepted before. The signature is recorded in the transaction that starts the run, so
 //! a replayed request inside the window hits the primary key and starts nothing; outside
 //! the window the timestamp check refuses it.
 //!
-//! The key is the named secret the trigger gives (`secret = "NAME"`, the path when absent),
-//! kept in the same `secrets` store steps read with `secret:NAME`; set one with
-//! `crm webhook secret NAME` or `POST /api/webhook-secrets/{name}`. A hook whose secret is
-//! not set refuses every request: there are no unsigned webhooks.
+//! The key is the named webhook key the trigger gives (`key = "NAME"`, the path when absent),
+//! sealed at rest in its own namespace that no step can read; set one with
+//! `crm webhook key NAME` or `POST /api/webhook-keys/{name}`. A hook whose key is not set
+//! refuses every request: there are no unsigned webhooks.
 
 use chrono::{DateTime, Utc};
 use crm_concepts::run::RunRequest;
@@ -22,15 +22,18 @@ use uuid::Uuid;
 
 use crate::catalog::WebhookTrigger;
 use crate::error::{TriggerError, WebhookError};
-use crate::signature;
+use crate::signature::{self, Signed};
 use crate::starter::{RunStarter, StartRunError};
+use crm_store::Db;
+use crm_store::secrets::{self, Namespace};
+use crm_vault::Vault;
 
 /// How far a request's timestamp may be from the server clock, either way.
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 /// The largest body accepted; a lead form or a payment notice is a few kilobytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Generated secrets: 32 random bytes, hex.
-const SECRET_BYTES: usize = 32;
+/// Generated keys: 32 random bytes, hex.
+const KEY_BYTES: usize = 32;
 
 /// The signed parts of one request, as received.
 #[derive(Debug, Clone, Copy)]
@@ -54,31 +57,32 @@ async fn find_trigger(pool: &PgPool, path: &str) -> Result<Option<WebhookTrigger
         .await
         .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
     Ok(found.map(|(workflow, trigger)| {
-        let secret = trigger.get("secret").and_then(Value::as_str).unwrap_or(path).to_string();
-        WebhookTrigger { workflow, path: path.to_string(), secret }
+        let key = trigger.get("key").or_else(|| trigger.get("secret")).and_then(Value::as_str).unwrap_or(path);
+        WebhookTrigger { workflow, path: path.to_string(), key: key.to_string() }
     }))
 }
 
 /// Verifies a request and starts its run. Every refusal starts nothing.
 pub async fn accept(
     pool: &PgPool,
+    vault: &Vault,
     starter: &dyn RunStarter,
     request: SignedRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Accepted, WebhookError> {
     let trigger =
         find_trigger(pool, request.path).await?.ok_or_else(|| WebhookError::UnknownHook(request.path.to_string()))?;
-    let secret = crm_store::secrets::get_in(&mut *pool.acquire().await?, &trigger.secret)
+    let key = secrets::reveal_in(&mut *pool.acquire().await?, vault, Namespace::Webhook, &trigger.key)
         .await
         .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
-    let Some(secret) = secret else {
-        return Err(WebhookError::NoSecret { path: trigger.path, secret: trigger.secret });
+    let Some(key) = key else {
+        return Err(WebhookError::NoKey { path: trigger.path, key: trigger.key });
     };
     let sig = signature::verify(
-        secret.as_bytes(),
+        key.as_bytes(),
         request.timestamp,
         request.signature,
-        request.body,
+        Signed { path: &trigger.path, body: request.body },
         now,
         REPLAY_WINDOW_SECS,
     )?;
@@ -141,27 +145,23 @@ pub async fn accept(
     Ok(Accepted { run_id, workflow: trigger.workflow })
 }
 
-/// Sets the secret `name` (generating one when `value` is `None`) and returns it: the only
-/// time it is shown.
-pub async fn set_secret(pool: &PgPool, name: &str, value: Option<&str>) -> Result<String, WebhookError> {
-    let secret = match value {
+/// Sets the webhook key `name` (generating one when `value` is `None`) and returns it: the
+/// only time it is shown.
+pub async fn set_key(db: &Db, vault: &Vault, name: &str, value: Option<&str>) -> Result<String, WebhookError> {
+    let key = match value {
         Some(v) => v.to_string(),
         None => {
-            let mut bytes = [0u8; SECRET_BYTES];
+            let mut bytes = [0u8; KEY_BYTES];
             rand::rng().fill_bytes(&mut bytes);
             format!("whsec_{}", hex::encode(bytes))
         }
     };
-    if secret.len() < 16 {
-        return Err(WebhookError::BadSecret("a webhook secret must be at least 16 characters".into()));
+    if key.len() < 16 {
+        return Err(WebhookError::BadKey("a webhook key must be at least 16 characters".into()));
     }
-    if name.is_empty() || name.len() > 253 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-        return Err(WebhookError::BadSecret(format!(
-            "{name:?} is not a valid secret name: letters, digits, '-', '.' or '_'"
-        )));
-    }
-    crm_store::secrets::set_in(&mut *pool.acquire().await?, name, &secret)
-        .await
-        .map_err(|e| WebhookError::Trigger(TriggerError::Store(e.to_string())))?;
-    Ok(secret)
+    secrets::put(db, vault, Namespace::Webhook, name, &key).await.map_err(|e| match e {
+        crm_store::StoreError::Validation { message, .. } => WebhookError::BadKey(message),
+        other => WebhookError::Trigger(TriggerError::Store(other.to_string())),
+    })?;
+    Ok(key)
 }

@@ -41,6 +41,6 @@ fn the_won_deal_celebration_filters_on_status_becoming_won() {
 #[test]
 fn the_inbound_lead_form_is_a_signed_webhook() {
     let m = manifest("inbound-lead");
-    let [Trigger::Webhook { path, secret }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
-    assert_eq!((path.as_str(), secret.as_deref()), ("inbound-lead", Some("INBOUND_LEAD_HMAC")));
+    let [Trigger::Webhook { path, key }] = m.triggers.as_slice() else { panic!("{:?}", m.triggers) };
+    assert_eq!((path.as_str(), key.as_deref()), ("inbound-lead", Some("INBOUND_LEAD_HMAC")));
 }

@@ -148,7 +148,7 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
         sqlx::query_scalar("SELECT id FROM runs WHERE workflow = 'enrich'").fetch_one(&s.db.pool).await.unwrap();
 
     // The enrich run writes to the contact: audit runs, enrich does not run again.
-    let by_run = Actor { user_id: None, origin_run: Some(enrich_run) };
+    let by_run = Actor { user_id: None, origin_run: Some(enrich_run), token_id: None };
     crm_store::contacts::update(&s.db, &by_run, c.id, patch("2")).await.unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 1);
     let audit_runs: Vec<(uuid::Uuid,)> =
@@ -165,7 +165,7 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
     assert_eq!(chain, vec!["enrich"]);
 
     // ... and that audit run's write reaches neither audit (itself) nor enrich (upstream).
-    let by_audit = Actor { user_id: None, origin_run: Some(audit_runs[1].0) };
+    let by_audit = Actor { user_id: None, origin_run: Some(audit_runs[1].0), token_id: None };
     crm_store::contacts::update(&s.db, &by_audit, c.id, patch("3")).await.unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 0);
 
@@ -193,9 +193,14 @@ async fn a_workflows_own_writes_do_not_retrigger_it_and_chains_are_bounded() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    crm_store::contacts::update(&s.db, &Actor { user_id: None, origin_run: Some(deep) }, c.id, patch("4"))
-        .await
-        .unwrap();
+    crm_store::contacts::update(
+        &s.db,
+        &Actor { user_id: None, origin_run: Some(deep), token_id: None },
+        c.id,
+        patch("4"),
+    )
+    .await
+    .unwrap();
     assert_eq!(drain(&s.db.pool, &starter).await, 0);
     s.close().await;
 }

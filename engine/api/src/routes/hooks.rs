@@ -1,5 +1,5 @@
 //! Inbound webhooks: `POST /hooks/{path}` (no bearer token: the HMAC signature is the
-//! credential) and the admin call that sets a webhook secret.
+//! credential) and the admin calls that set and list webhook keys.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,11 +15,13 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody};
-use crate::extract::{Admin, Json, Path};
+use crate::extract::{Json, Operator, Path};
 use crate::limits::ClientIp;
+use crm_concepts::records::Page;
+use crm_store::secrets::{Namespace, SecretInfo};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(receive)).routes(routes!(set_secret))
+    OpenApiRouter::new().routes(routes!(receive)).routes(routes!(set_key)).routes(routes!(list_keys))
 }
 
 /// The run a webhook started.
@@ -31,9 +33,10 @@ struct HookAccepted {
 
 /// Inbound webhook: starts one run of the workflow whose webhook trigger has this path
 ///
-/// The JSON object body is the run's input. The request is signed with the webhook's secret:
-/// `X-Crm-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`, and a timestamp
-/// outside the replay window, or one seen before, is refused.
+/// The JSON object body is the run's input. The request is signed with the webhook's key:
+/// `X-Crm-Signature: sha256=<hex HMAC-SHA256(key, timestamp + "." + path + "." + body)>` (path:
+/// the hook's path, e.g. `inbound-lead`), and a timestamp outside the replay window, or one
+/// seen before, is refused.
 #[utoipa::path(
     post, path = "/hooks/{path}", tag = "triggers", operation_id = "receive_webhook",
     params(
@@ -45,7 +48,7 @@ struct HookAccepted {
     responses(
         (status = 202, description = "the run was started", body = HookAccepted),
         (status = 400, description = "the body is not a JSON object", body = ErrorBody),
-        (status = 401, description = "no secret is set, or the signature or timestamp is missing or wrong",
+        (status = 401, description = "no key is set, or the signature or timestamp is missing or wrong",
             body = ErrorBody),
         (status = 404, description = "no enabled workflow has a webhook with this path", body = ErrorBody),
         (status = 409, description = "this signed request was seen before", body = ErrorBody),
@@ -83,18 +86,19 @@ async fn receive(
         .run_starter
         .as_deref()
         .ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))?;
-    let accepted =
-        webhook::accept(&state.db.pool, starter, request, chrono::Utc::now()).await.map_err(|e| refusal(&path, e))?;
+    let accepted = webhook::accept(&state.db.pool, &state.vault, starter, request, chrono::Utc::now())
+        .await
+        .map_err(|e| refusal(&path, e))?;
     Ok((StatusCode::ACCEPTED, Json(HookAccepted { run_id: accepted.run_id, workflow: accepted.workflow })))
 }
 
 fn refusal(path: &str, e: WebhookError) -> ApiError {
     let error = match &e {
         WebhookError::UnknownHook(_) => ApiError::not_found(e.to_string()),
-        WebhookError::NoSecret { .. } | WebhookError::Signature(_) => ApiError::unauthorized(e.to_string()),
+        WebhookError::NoKey { .. } | WebhookError::Signature(_) => ApiError::unauthorized(e.to_string()),
         WebhookError::Replayed => ApiError::conflict(e.to_string()),
         WebhookError::BadBody(_) => ApiError::bad_request(e.to_string()),
-        WebhookError::BadSecret(_) => ApiError::validation("secret", e.to_string()),
+        WebhookError::BadKey(_) => ApiError::validation("key", e.to_string()),
         WebhookError::Trigger(TriggerError::Sql(_) | TriggerError::StartRun { .. } | TriggerError::Store(_)) => {
             return ApiError::internal(e);
         }
@@ -110,50 +114,61 @@ fn refusal(path: &str, e: WebhookError) -> ApiError {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretBody {
-    /// the secret to store; a random one is generated when absent
+struct KeyBody {
+    /// the key to store; a random one is generated when absent
     #[serde(default)]
-    secret: Option<String>,
+    key: Option<String>,
 }
 
-/// The secret as stored: the only time it is shown.
+/// The key as stored: the only time it is shown.
 #[derive(Debug, Serialize, ToSchema)]
-struct WebhookSecret {
+struct WebhookKey {
     name: String,
-    secret: String,
+    key: String,
 }
 
-/// Set or rotate a webhook secret (admin)
+/// Set or rotate a webhook key (an admin's own token)
 ///
-/// Without a body (or with `{}`) a random secret is generated. The answer is the only time the
-/// secret is shown.
+/// Without a body (or with `{}`) a random key is generated. The answer is the only time the
+/// key is shown. Webhook keys live apart from step secrets: no step can read one.
 #[utoipa::path(
-    post, path = "/api/webhook-secrets/{name}", tag = "triggers", operation_id = "set_webhook_secret",
-    params(("name" = String, Path, description = "the secret's name, as a webhook trigger's `secret` gives it")),
-    request_body = Option<SecretBody>,
+    post, path = "/api/webhook-keys/{name}", tag = "triggers", operation_id = "set_webhook_key",
+    params(("name" = String, Path, description = "the key's name, as a webhook trigger's `key` gives it")),
+    request_body = Option<KeyBody>,
     responses(
-        (status = 200, description = "the stored secret", body = WebhookSecret),
+        (status = 200, description = "the stored key", body = WebhookKey),
         CallerErrors,
         (status = 413, description = "the body is larger than the limit", body = ErrorBody),
-        (status = 422, description = "the given secret is unacceptable", body = ErrorBody),
+        (status = 422, description = "the given key or name is unacceptable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
-async fn set_secret(
+async fn set_key(
     State(state): State<AppState>,
-    _admin: Admin,
+    _: Operator,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<WebhookSecret>, ApiError> {
-    // The body is optional: no body (or `{}`) asks for a generated secret.
-    let body: SecretBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SecretBody::default()
+) -> Result<Json<WebhookKey>, ApiError> {
+    // The body is optional: no body (or `{}`) asks for a generated key.
+    let body: KeyBody = if body.iter().all(u8::is_ascii_whitespace) {
+        KeyBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
-    let secret = webhook::set_secret(&state.db.pool, &name, body.secret.as_deref()).await.map_err(|e| match e {
-        WebhookError::BadSecret(m) => ApiError::validation("secret", m),
+    let key = webhook::set_key(&state.db, &state.vault, &name, body.key.as_deref()).await.map_err(|e| match e {
+        WebhookError::BadKey(m) => ApiError::validation("key", m),
         other => ApiError::internal(other),
     })?;
-    Ok(Json(WebhookSecret { name, secret }))
+    Ok(Json(WebhookKey { name, key }))
+}
+
+/// Webhook keys by name (never their values)
+#[utoipa::path(
+    get, path = "/api/webhook-keys", tag = "triggers", operation_id = "list_webhook_keys",
+    responses((status = 200, description = "every webhook key", body = Page<SecretInfo>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn list_keys(State(state): State<AppState>, _: Operator) -> Result<Json<Page<SecretInfo>>, ApiError> {
+    let items = crm_store::secrets::list(&state.db, Namespace::Webhook).await?;
+    Ok(Json(Page { items, next_cursor: None }))
 }

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, WriteErrors};
-use crate::extract::{Admin, Json};
+use crate::extract::{Admin, Json, Service};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(redeem))
@@ -69,7 +69,7 @@ struct Redeem {
 
 /// Redeem an invite (admin)
 ///
-/// The bot calls this with its own (admin) token for a chat user it does not know; the answer
+/// The bot calls this with its own (delegate) token for a chat user it does not know; the answer
 /// is the new CRM user, linked to the Telegram account.
 #[utoipa::path(
     post, path = "/api/invites/redeem", tag = "invites", operation_id = "redeem_invite",
@@ -79,7 +79,7 @@ struct Redeem {
 )]
 async fn redeem(
     State(s): State<AppState>,
-    _: Admin,
+    _: Service,
     Json(r): Json<Redeem>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     Ok((StatusCode::CREATED, Json(invites::redeem(&s.db, &r.code, r.telegram_user_id, &r.name).await?)))

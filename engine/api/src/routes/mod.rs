@@ -14,6 +14,7 @@ pub mod pipelines;
 pub mod runs;
 pub mod schedules;
 pub mod search;
+pub mod secrets;
 pub mod tasks;
 pub mod users;
 pub mod workers;
@@ -41,6 +42,7 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(invites::router())
         .merge(hooks::router())
+        .merge(secrets::router())
         .merge(schedules::router())
         .merge(workflows::router())
         .merge(runs::router())

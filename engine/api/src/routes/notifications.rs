@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Admin, Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, Path, Query, Service};
 
 /// Pending notifications read per query; more wait until the bot reports some.
 const BATCH: i64 = 500;
@@ -134,7 +134,7 @@ fn no_such(id: i64) -> ApiError {
     responses((status = 200, description = "the notification with its outcome", body = View), CallerErrors, NotFound),
     security(("bearer" = [])),
 )]
-async fn delivered(State(s): State<AppState>, _: Admin, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
+async fn delivered(State(s): State<AppState>, _: Service, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
     let n = notifications::delivered(&s.db, id).await?.ok_or_else(|| no_such(id))?;
     Ok(Json(n.into()))
 }
@@ -163,7 +163,7 @@ struct Undeliverable {
 )]
 async fn undeliverable(
     State(s): State<AppState>,
-    _: Admin,
+    _: Service,
     Path(id): Path<i64>,
     Json(body): Json<Undeliverable>,
 ) -> Result<Json<View>, ApiError> {
@@ -186,7 +186,7 @@ async fn undeliverable(
 )]
 async fn stream(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Service(c): Service,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let slot = s.limits.stream_slot(c.token_id)?;
     // Listening starts before the first read, so a notification committed in between

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, Path, Query, Service};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,7 +59,16 @@ async fn start(
     Json(mut request): Json<RunRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     c.require_write()?;
-    let acting_for_someone = c.token_user_id != c.user.id;
+    let acting_for_someone = c.acting;
+    if let Some(notify) = &request.notify {
+        // The chat a run answers in: the bot's delegate says which chat asked (it saw the
+        // message); anyone else may only name their own linked chat.
+        if !c.is_delegate() && c.user.telegram_user_id != Some(notify.chat_id) {
+            return Err(ApiError::forbidden(
+                "notify may name only your own linked Telegram chat; the bot names the chat a command came from",
+            ));
+        }
+    }
     match request.acting_user {
         Some(u) if u != c.user.id && (acting_for_someone || !c.user.role.is_admin()) => {
             return Err(ApiError::forbidden(
@@ -232,11 +241,10 @@ async fn events(
 )]
 async fn completions(
     State(s): State<AppState>,
-    c: Caller,
+    Service(c): Service,
     headers: HeaderMap,
     Query(q): Query<CompletionsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    c.require_admin()?;
     let slot = s.limits.stream_slot(c.token_id)?;
     let sched = scheduler(&s)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.after);

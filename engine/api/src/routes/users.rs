@@ -1,22 +1,49 @@
-//! `/api/me` and `/api/users`. Creating users and looking them up by Telegram id (what
-//! the bot does to map a chat user) needs an admin.
+//! `/api/me`, `/api/token` and `/api/users`. Creating users needs an admin's own token;
+//! looking them up by Telegram id (what the bot does to map a chat user) an admin's or the
+//! bot's delegate token.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use crm_concepts::records::{Page, PageRequest};
-use crm_concepts::user::{NewUser, User};
+use crm_concepts::user::{NewUser, TokenScope, User};
 use crm_store::users;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Admin, Caller, Json, Path, Query};
+use crate::extract::{Authenticated, Caller, Json, Operator, Path, Query, Service};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(me)).routes(routes!(list, create)).routes(routes!(by_telegram))
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(token))
+        .routes(routes!(list, create))
+        .routes(routes!(by_telegram))
+}
+
+/// The token a request is made with: whose it is and what it may do.
+#[derive(Debug, Serialize, ToSchema)]
+struct TokenView {
+    id: i64,
+    scope: TokenScope,
+    /// the user the token belongs to
+    user: User,
+}
+
+/// The token making this request
+///
+/// Answers for any valid token, delegate tokens included (the bot checks its own at start).
+#[utoipa::path(
+    get, path = "/api/token", tag = "users", operation_id = "current_token",
+    responses((status = 200, description = "the token and its owner", body = TokenView), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn token(State(s): State<AppState>, Authenticated(c): Authenticated) -> Result<Json<TokenView>, ApiError> {
+    let user = if c.acting { users::get(&s.db, c.token_user_id).await? } else { c.user };
+    Ok(Json(TokenView { id: c.token_id, scope: c.scope, user }))
 }
 
 /// The calling (or acting) user
@@ -61,7 +88,7 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
 )]
 async fn create(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Operator(c): Operator,
     Json(new): Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     Ok((StatusCode::CREATED, Json(users::create(&s.db, &c.actor(), new).await?)))
@@ -74,7 +101,7 @@ async fn create(
     responses((status = 200, description = "the linked user", body = User), CallerErrors, NotFound),
     security(("bearer" = [])),
 )]
-async fn by_telegram(State(s): State<AppState>, _: Admin, Path(tg): Path<i64>) -> Result<Json<User>, ApiError> {
+async fn by_telegram(State(s): State<AppState>, _: Service, Path(tg): Path<i64>) -> Result<Json<User>, ApiError> {
     users::by_telegram(&s.db, tg)
         .await?
         .map(Json)

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody, FieldError, NotFound, WriteErrors};
-use crate::extract::{Admin, Caller, Json, Path};
+use crate::extract::{Authenticated, Caller, Json, Operator, Path};
 
 /// A deploy carries its components base64-encoded: room for a few large (Python or
 /// JavaScript) components.
@@ -56,7 +56,7 @@ struct DeployBody {
 )]
 async fn deploy_workflow(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Operator(c): Operator,
     Json(body): Json<DeployBody>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     let mut uploads = BTreeMap::new();
@@ -80,12 +80,15 @@ async fn deploy_workflow(
 }
 
 /// Deployed workflows with their triggers and bot commands
+///
+/// Any token may read it, the bot's delegate token on its own included (it registers the
+/// workflows' commands).
 #[utoipa::path(
     get, path = "/api/workflows", tag = "workflows", operation_id = "list_workflows",
     responses((status = 200, description = "every workflow, in one page", body = Page<WorkflowSummary>), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn list(State(s): State<AppState>, _: Caller) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
+async fn list(State(s): State<AppState>, _: Authenticated) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
     let items = workflows::list(&s.db.pool).await?;
     Ok(Json(Page { items, next_cursor: None }))
 }
@@ -114,7 +117,7 @@ async fn show(
 )]
 async fn disable(
     State(s): State<AppState>,
-    _: Admin,
+    _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, false).await?))
@@ -129,7 +132,7 @@ async fn disable(
 )]
 async fn enable(
     State(s): State<AppState>,
-    _: Admin,
+    _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     Ok(Json(workflows::set_enabled(&s.db.pool, &name, true).await?))
@@ -158,7 +161,7 @@ struct RollbackBody {
 )]
 async fn rollback(
     State(s): State<AppState>,
-    _: Admin,
+    _: Operator,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<WorkflowSummary>, ApiError> {

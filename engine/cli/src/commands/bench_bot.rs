@@ -93,7 +93,14 @@ pub async fn run(config: &Config, args: BotBenchArgs) -> anyhow::Result<()> {
 
 async fn measure(config: &Config, args: &BotBenchArgs, exe: &Path, db_url: &str, data: &Path) -> anyhow::Result<()> {
     let db = Db::connect(db_url, 4).await?;
-    let (_, token) = bench_admin(&db, "bench bot").await?;
+    let (admin, _) = bench_admin(&db, "bench bot").await?;
+    // The bot runs as in production: with a delegate token.
+    let delegate = crm_store::tokens::NewToken {
+        name: "bench bot",
+        scope: crm_concepts::user::TokenScope::Delegate,
+        expires_at: None,
+    };
+    let (_, token) = crm_store::tokens::create_with(&db, admin, &delegate).await?;
     let mut users = Vec::new();
     for i in 0..args.chats {
         let tg = 9_000_000 + i64::try_from(i)?;

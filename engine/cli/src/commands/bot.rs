@@ -23,7 +23,7 @@ pub struct BotArgs {
 pub fn bot_config(config: &Config, args: &BotArgs) -> anyhow::Result<BotConfig> {
     let token = config.bot_token.clone().context("CRM_BOT_TOKEN is not set: get a token from @BotFather")?;
     let engine_token = config.engine_token.clone().context(
-        "CRM_ENGINE_TOKEN is not set: the bot needs an admin's API token (crm token create --user ADMIN_ID)",
+        "CRM_ENGINE_TOKEN is not set: the bot needs a delegate token (crm token create --delegate --user ADMIN_ID)",
     )?;
     let engine_url = args
         .engine_url
@@ -36,6 +36,12 @@ pub fn bot_config(config: &Config, args: &BotArgs) -> anyhow::Result<BotConfig> 
     bot.limits.per_chat_interval = Duration::from_millis(config.bot_chat_interval_ms);
     bot.limits.global_per_second = config.bot_global_per_second.max(1);
     bot.state_dir = Some(config.data_dir.join("bot"));
+    for group in config.bot_groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let id: i64 = group.parse().with_context(|| {
+            format!("CRM_BOT_GROUPS: {group:?} is not a chat id (group ids look like -1001234567890)")
+        })?;
+        bot.allowed_groups.insert(id);
+    }
     if let Some(public_url) = &config.bot_webhook_url {
         let listen: SocketAddr = config
             .bot_webhook_listen

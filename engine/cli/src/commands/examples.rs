@@ -56,9 +56,9 @@ fn describe(manifest: &Manifest) -> String {
                 let actions = if actions.is_empty() { "changed".to_string() } else { actions.join("/") };
                 format!("on {record} {actions}")
             }
-            Trigger::Webhook { path, secret } => {
-                let secret = secret.clone().unwrap_or_else(|| path.clone());
-                format!("POST /hooks/{path} (set its secret: crm webhook secret {secret})")
+            Trigger::Webhook { path, key } => {
+                let key = key.clone().unwrap_or_else(|| path.clone());
+                format!("POST /hooks/{path} (set its key: crm webhook key {key})")
             }
             Trigger::BotCommand { command, .. } => format!("/{command}"),
         })

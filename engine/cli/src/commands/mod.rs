@@ -15,6 +15,7 @@ pub mod invite;
 pub mod migrate;
 pub mod run;
 pub mod schedule;
+pub mod secret;
 pub mod serve;
 pub mod token;
 pub mod up;

@@ -52,11 +52,16 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let redis = redis::Client::open(config.redis_url.as_str())
         .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
-    let mut state = crm_api::AppState::new(db, redis);
+    let vault = std::sync::Arc::new(config.vault()?);
+    let sealed = crm_store::secrets::prepare(&db, &vault).await.context("readying the secrets for this key")?;
+    if sealed > 0 {
+        tracing::info!(sealed, key = vault.id(), "sealed secrets stored before sealing existed");
+    }
+    let mut state = crm_api::AppState::new(db, redis, vault.clone());
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
-    let scheduler = start_scheduler(config, &state.db).await?;
+    let scheduler = start_scheduler(config, &state.db, vault).await?;
     let state = state.with_scheduler(scheduler.clone());
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
@@ -66,8 +71,12 @@ pub async fn serve(
     served
 }
 
-async fn start_scheduler(config: &Config, db: &crm_store::Db) -> anyhow::Result<Scheduler> {
-    let mut sc = SchedulerConfig::new(config.redis_prefix.clone());
+async fn start_scheduler(
+    config: &Config,
+    db: &crm_store::Db,
+    vault: std::sync::Arc<crm_vault::Vault>,
+) -> anyhow::Result<Scheduler> {
+    let mut sc = SchedulerConfig::new(config.redis_prefix.clone(), vault);
     sc.lost_after = Duration::from_secs(config.step_lost_after_secs);
     sc.durability =
         config.scheduler_durability.parse().map_err(|e: String| anyhow::anyhow!("CRM_SCHEDULER_DURABILITY: {e}"))?;

@@ -4,6 +4,8 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crm_concepts::user::TokenScope;
+
 use crate::config::Config;
 
 #[derive(Subcommand, Debug)]
@@ -19,6 +21,14 @@ pub enum TokenCommand {
         /// What the token is for, e.g. "laptop" or "bot".
         #[arg(long, default_value = "cli")]
         name: String,
+        /// A delegate token, for the bot: it acts for the CRM user each request names
+        /// (X-Crm-Acting-User) with that user's role, and can never deploy, manage secrets,
+        /// webhook keys, users or roles.
+        #[arg(long)]
+        delegate: bool,
+        /// Days until the token stops working (default: until revoked).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     /// List a user's tokens (never their secrets).
     List {
@@ -32,7 +42,7 @@ pub enum TokenCommand {
 pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
     let db = crate::commands::serve::connect(config).await?;
     match command {
-        TokenCommand::Create { user, email, name } => {
+        TokenCommand::Create { user, email, name, delegate, expires_in_days } => {
             let user_id = match (user, email) {
                 (Some(id), _) => id,
                 (None, Some(email)) => match crm_store::users::by_email(&db, &email).await? {
@@ -41,8 +51,20 @@ pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
                 },
                 (None, None) => bail!("give --user ID or --email ADDRESS"),
             };
-            let (token, secret) = crm_store::tokens::create(&db, user_id, &name).await.context("creating the token")?;
-            eprintln!("token {} for user {} (shown once; store it safely):", token.id, token.user_id);
+            let new = crm_store::tokens::NewToken {
+                name: &name,
+                scope: if delegate { TokenScope::Delegate } else { TokenScope::Full },
+                expires_at: expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
+            };
+            let (token, secret) =
+                crm_store::tokens::create_with(&db, user_id, &new).await.context("creating the token")?;
+            let until = token.expires_at.map(|at| format!(", expires {}", at.to_rfc3339())).unwrap_or_default();
+            eprintln!(
+                "{} token {} for user {}{until} (shown once; store it safely):",
+                token.scope.as_str(),
+                token.id,
+                token.user_id
+            );
             println!("{secret}");
         }
         TokenCommand::List { user } => {
@@ -54,7 +76,14 @@ pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
                         t.last_used_at.map(|a| a.to_rfc3339()).unwrap_or_else(|| "never".into())
                     ),
                 };
-                println!("{:>5}  {:<20} created {}  {state}", t.id, t.name, t.created_at.to_rfc3339());
+                let expiry = t.expires_at.map(|at| format!("  expires {}", at.to_rfc3339())).unwrap_or_default();
+                println!(
+                    "{:>5}  {:<20} {:<8} created {}  {state}{expiry}",
+                    t.id,
+                    t.name,
+                    t.scope.as_str(),
+                    t.created_at.to_rfc3339()
+                );
             }
         }
         TokenCommand::Revoke { id } => {

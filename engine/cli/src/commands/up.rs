@@ -65,7 +65,8 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     if config.bot_token.is_some() {
         let mut env = vec![("CRM_ENGINE_URL", engine_url.clone())];
         if config.engine_token.is_none() {
-            // The bot needs an admin's token; mint one for this `crm up` and revoke it at stop.
+            // The bot gets a delegate token: it acts for the chat user each request names and
+            // has none of the operator's powers; minted for this `crm up`, revoked at stop.
             let (token_id, secret) = bot_token(&db).await?;
             bot_token_id = Some(token_id);
             env.push(("CRM_ENGINE_TOKEN", secret));
@@ -125,7 +126,7 @@ async fn worker_credential(db: &crm_store::Db) -> anyhow::Result<(i64, String)> 
     Ok((c.id, secret))
 }
 
-/// A fresh API token of the first admin, for the bot child.
+/// A fresh delegate token for the bot child, owned by the first admin (who minted it).
 async fn bot_token(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
     let users = crm_store::users::list(db, &PageRequest { limit: Some(200), ..PageRequest::default() }).await?;
     let admin = users
@@ -133,7 +134,12 @@ async fn bot_token(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
         .iter()
         .find(|u| u.role == Role::Admin)
         .context("the bot needs an admin user: create one with `crm user add --role admin`")?;
-    let (token, secret) = crm_store::tokens::create(db, admin.id, "crm up: bot").await?;
+    let new = crm_store::tokens::NewToken {
+        name: "crm up: bot",
+        scope: crm_concepts::user::TokenScope::Delegate,
+        expires_at: None,
+    };
+    let (token, secret) = crm_store::tokens::create_with(db, admin.id, &new).await?;
     Ok((token.id, secret))
 }
 
