@@ -50,8 +50,17 @@ pub struct Flow {
 impl Flow {
     /// A scratch database with an admin and a token, and a running engine.
     pub async fn start(purpose: &str) -> Flow {
+        Flow::start_on(purpose, TestPrefix::new(purpose)).await
+    }
+
+    /// The same on a private Redis with a password, where the engine and the workers connect
+    /// as their own ACL users (see `crm_queue::acl`).
+    pub async fn start_with_acl_redis(purpose: &str) -> Flow {
+        Flow::start_on(purpose, TestPrefix::acl(purpose).await).await
+    }
+
+    async fn start_on(purpose: &str, redis: TestPrefix) -> Flow {
         let scratch = ScratchDb::new(purpose, 4).await;
-        let redis = TestPrefix::new(purpose);
         let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
         let bot_token = crate::users::delegate_token(&scratch.db, admin_id).await;
         let (_, worker_credential) =
@@ -94,7 +103,7 @@ impl Flow {
     /// A worker's command: Redis, the engine and a credential; no database.
     pub fn worker_command(&self, args: &[&str]) -> Command {
         let mut cmd = crate::process::crm();
-        cmd.env("CRM_REDIS_URL", self.redis.redis_url())
+        cmd.env("CRM_REDIS_URL", self.redis.worker_redis_url())
             .env("CRM_REDIS_PREFIX", self.redis.as_str())
             .env("CRM_DATA_DIR", self.data_dir.path())
             .env("CRM_ENGINE_URL", format!("http://{}", self.listen))
@@ -301,8 +310,8 @@ impl Flow {
         }
     }
 
-    /// Simulates Redis losing this installation's data: every key under the prefix goes
-    /// (the shared Redis of the test machine is never flushed as a whole).
+    /// Redis loses this installation's data: a FLUSHALL on a private Redis, every key under
+    /// the prefix on the shared one (which is never flushed as a whole).
     pub async fn wipe_redis(&self) -> usize {
         self.redis.clear().await
     }

@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod flow;
 pub mod http;
 pub mod process;
+pub mod redis_server;
 pub mod services;
 pub mod stack;
 pub mod users;

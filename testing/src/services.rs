@@ -90,28 +90,61 @@ impl Drop for ScratchDb {
 }
 
 /// A Redis key prefix of its own (`CRM_REDIS_PREFIX` of the processes a test starts); its
-/// keys are deleted when this goes out of scope.
+/// keys are deleted when this goes out of scope. On the machine's shared Redis by default;
+/// [`TestPrefix::acl`] puts it on a private Redis with ACL users instead.
 pub struct TestPrefix {
     name: String,
+    /// the engine's URL
     url: String,
+    /// the workers' URL (another ACL user on a private Redis)
+    worker_url: String,
+    /// the test's own URL, allowed everything
+    admin_url: String,
+    server: Option<crate::redis_server::AclRedis>,
 }
 
 impl TestPrefix {
     pub fn new(purpose: &str) -> TestPrefix {
-        TestPrefix { name: unique_name(purpose), url: redis_url() }
+        let url = redis_url();
+        TestPrefix { name: unique_name(purpose), worker_url: url.clone(), admin_url: url.clone(), url, server: None }
+    }
+
+    /// A prefix on a private Redis with a password and the ACL users of `crm_queue::acl`:
+    /// the engine and the workers each connect as their own user, as in production.
+    pub async fn acl(purpose: &str) -> TestPrefix {
+        let name = unique_name(purpose);
+        let server = crate::redis_server::AclRedis::start(&name).await;
+        TestPrefix {
+            name,
+            url: server.engine_url.clone(),
+            worker_url: server.worker_url.clone(),
+            admin_url: server.admin_url.clone(),
+            server: Some(server),
+        }
     }
 
     pub fn as_str(&self) -> &str {
         &self.name
     }
 
+    /// The engine's Redis URL.
     pub fn redis_url(&self) -> &str {
         &self.url
     }
 
-    /// The queue streams under this prefix, as the engine and workers see them.
+    /// The workers' Redis URL.
+    pub fn worker_redis_url(&self) -> &str {
+        &self.worker_url
+    }
+
+    /// The private Redis behind this prefix, if it has one.
+    pub fn server(&self) -> Option<&crate::redis_server::AclRedis> {
+        self.server.as_ref()
+    }
+
+    /// The queue streams under this prefix, with every right (to inspect or forge entries).
     pub async fn queue(&self) -> Queue {
-        Queue::connect(&self.url, &self.name).await.expect("redis is up")
+        Queue::connect(&self.admin_url, &self.name).await.expect("redis is up")
     }
 
     /// A scheduler configuration whose every key is under this prefix.
@@ -120,7 +153,7 @@ impl TestPrefix {
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
+        redis::Client::open(self.admin_url.as_str())
             .expect("a valid redis url")
             .get_multiplexed_async_connection()
             .await
@@ -129,19 +162,28 @@ impl TestPrefix {
 
     /// Every key under this prefix.
     pub async fn keys(&self) -> Vec<String> {
-        keys_under(&self.name).await
+        let mut conn = self.connection().await;
+        keys_matching(&mut conn, &format!("{}:*", self.name)).await.expect("scan redis keys")
     }
 
-    /// Deletes every key under this prefix (and nothing else: the Redis is shared); returns
-    /// how many there were. To the processes of the test this is a FLUSHALL.
+    /// Redis forgets everything: a real FLUSHALL on a private Redis; on the shared one every
+    /// key under this prefix is deleted (and nothing else), which to the processes of the
+    /// test is the same. Returns how many keys there were.
     pub async fn clear(&self) -> usize {
-        clear_prefix(&self.url, &self.name).await
+        match &self.server {
+            Some(server) => server.flushall().await,
+            None => clear_prefix(&self.admin_url, &self.name).await,
+        }
     }
 }
 
 impl Drop for TestPrefix {
     fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
+        if self.server.is_some() {
+            // The private server goes with its data.
+            return;
+        }
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
         cleanup_blocking(async move {
             clear_prefix(&url, &name).await;
         });

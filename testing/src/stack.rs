@@ -116,7 +116,7 @@ impl TestStack {
         let (_, credential) =
             crm_store::worker_credentials::create(&self.db, "test").await.expect("create a worker credential");
         let mut cmd = crm();
-        cmd.env("CRM_REDIS_URL", self.redis.redis_url())
+        cmd.env("CRM_REDIS_URL", self.redis.worker_redis_url())
             .env("CRM_REDIS_PREFIX", self.redis.as_str())
             .env("CRM_DATA_DIR", self.data_dir.path())
             .env("CRM_ENGINE_URL", &self.url)

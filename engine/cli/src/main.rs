@@ -57,6 +57,8 @@ enum Command {
         #[command(subcommand)]
         command: commands::schedule::ScheduleCommand,
     },
+    /// Print the Redis ACL users of this installation (engine and workers), for an ACL file.
+    RedisAcl(commands::redis_acl::RedisAclArgs),
     /// Secrets steps read (`secret:NAME`): set, list, remove; values are never printed.
     Secret {
         #[command(subcommand)]
@@ -103,6 +105,7 @@ fn main() -> std::process::ExitCode {
             Command::Component { command } => commands::component::run(&config, command).await,
             Command::Bench { command } => commands::bench::run(&config, command).await,
             Command::Schedule { command } => commands::schedule::run(&config, command).await,
+            Command::RedisAcl(args) => commands::redis_acl::run(&config, args),
             Command::Secret { command } => commands::secret::run(&config, command).await,
             Command::Webhook { command } => commands::webhook::run(&config, command).await,
             Command::Workflow { command } => commands::workflow::run(&config, command).await,

@@ -70,7 +70,13 @@ async fn with_kills(flow: &mut Flow, ids: &[Uuid], within: Duration) {
         if open == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{open} runs unfinished after {within:?} ({kills} worker kills)");
+        if Instant::now() >= deadline {
+            let denials = match flow.redis().server() {
+                Some(server) => server.denials().await,
+                None => Vec::new(),
+            };
+            panic!("{open} runs unfinished after {within:?} ({kills} worker kills); Redis ACL denials: {denials:#?}");
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let victim = workers.remove(kills % workers.len());
         flow.kill_worker(victim);
@@ -87,7 +93,8 @@ async fn with_kills(flow: &mut Flow, ids: &[Uuid], within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_run_writes_its_note_exactly_once_while_workers_and_the_engine_are_killed() {
-    let mut flow = Flow::start("effects_notes").await;
+    // Redis as production runs it: a password and an ACL user each for engine and workers.
+    let mut flow = Flow::start_with_acl_redis("effects_notes").await;
     let contact = crm_store::contacts::create(
         &flow.db,
         &Actor::system(),
@@ -127,7 +134,7 @@ async fn every_run_writes_its_note_exactly_once_while_workers_and_the_engine_are
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_follow_ups_for_one_contact_leave_one_task() {
-    let mut flow = Flow::start("effects_follow_up").await;
+    let mut flow = Flow::start_with_acl_redis("effects_follow_up").await;
     let contact = crm_store::contacts::create(
         &flow.db,
         &Actor::system(),

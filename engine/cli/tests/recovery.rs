@@ -2,9 +2,10 @@
 //! mid-run, the engine SIGKILLed and restarted mid-run. Every run still completes, and the
 //! history shows no step result applied twice.
 //!
-//! Redis loss is simulated by deleting every key under the test's own prefix (SCAN + DEL):
-//! to the engine and workers of the test that is exactly a FLUSHALL, while other tests
-//! sharing the machine's Redis keep their data.
+//! Each test runs on a private Redis set up as production should be: a password, and the
+//! engine and the workers each connecting as their own ACL user (`crm_queue::acl`), so the
+//! recovery paths are shown to need nothing those users are not allowed. Redis loss is a
+//! real FLUSHALL there.
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ async fn applied_results(flow: &Flow, ids: &[Uuid]) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_step_loses_no_run() {
-    let mut flow = Flow::start("rec_worker").await;
+    let mut flow = Flow::start_with_acl_redis("rec_worker").await;
     flow.deploy_manifest(&slow_chain("slow-pair", 2, 800));
     let doomed = flow.start_worker_named(4, "doomed");
     let ids = start_runs(&flow, "slow-pair", 4).await;
@@ -76,11 +77,18 @@ async fn a_worker_killed_mid_step_loses_no_run() {
         .await
         .unwrap();
     assert_eq!(workers, vec!["survivor"], "the {held} steps the dead worker held were finished by the survivor");
+    assert_no_acl_denials(&flow).await;
+}
+
+/// Nothing the engine or a worker did was refused by Redis for lack of permission.
+async fn assert_no_acl_denials(flow: &Flow) {
+    let denials = flow.redis().server().expect("a private Redis").denials().await;
+    assert!(denials.is_empty(), "Redis refused commands of the ACL users: {denials:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_losing_everything_mid_run_loses_no_run() {
-    let mut flow = Flow::start("rec_redis").await;
+    let mut flow = Flow::start_with_acl_redis("rec_redis").await;
     flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
     flow.start_worker(8);
     let ids = start_runs(&flow, "slow-three", 6).await;
@@ -96,11 +104,12 @@ async fn redis_losing_everything_mid_run_loses_no_run() {
     flow.assert_clean_history(&ids).await;
     let (_, metrics) = flow.get("/api/scheduler/metrics").await;
     assert!(metrics["redis_resets"].as_u64().unwrap() >= 1, "{metrics}");
+    assert_no_acl_denials(&flow).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_engine_killed_and_restarted_mid_run_loses_no_run() {
-    let mut flow = Flow::start("rec_engine").await;
+    let mut flow = Flow::start_with_acl_redis("rec_engine").await;
     flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
     flow.start_worker(8);
     let ids = start_runs(&flow, "slow-three", 6).await;
@@ -118,4 +127,5 @@ async fn an_engine_killed_and_restarted_mid_run_loses_no_run() {
     // and the restarted engine serves the whole history
     let (_, run) = flow.get(&format!("/api/runs/{}", ids[0])).await;
     assert_eq!(run["steps"].as_array().unwrap().len(), 3);
+    assert_no_acl_denials(&flow).await;
 }

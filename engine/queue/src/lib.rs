@@ -14,6 +14,7 @@
 //! held by a worker that died stays pending; live workers take it over with
 //! [`Queue::claim_stale_jobs`] once it has been idle longer than the visibility timeout.
 
+pub mod acl;
 mod completions;
 mod entries;
 mod epoch;

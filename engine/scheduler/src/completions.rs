@@ -24,6 +24,11 @@ pub(crate) async fn publish(core: &Core, completions: &[Completion]) -> Result<(
     core.queue.completions().publish(&entries).await
 }
 
+/// Completions larger than this are not even checked: the engine never publishes one (a
+/// run's result is bounded by the step output cap), so a bigger entry is forged and its
+/// MAC not worth computing.
+pub const MAX_COMPLETION_BYTES: usize = 2 << 20;
+
 /// Reads completions and keeps only the engine's own.
 pub struct CompletionFeed {
     reader: CompletionReader,
@@ -47,6 +52,10 @@ impl CompletionFeed {
         Ok(entries
             .into_iter()
             .map(|e| {
+                if e.data.len() > MAX_COMPLETION_BYTES {
+                    tracing::warn!(id = %e.id, bytes = e.data.len(), "dropping an oversized completion (forged on Redis?)");
+                    return (e.id, None);
+                }
                 let genuine = e.seal.as_deref().is_some_and(|s| self.key.is_sealed(&e.data, s));
                 if !genuine {
                     tracing::warn!(id = %e.id, "dropping a completion the engine did not seal (forged on Redis?)");

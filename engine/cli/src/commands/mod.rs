@@ -13,6 +13,7 @@ pub mod engine_client;
 pub mod examples;
 pub mod invite;
 pub mod migrate;
+pub mod redis_acl;
 pub mod run;
 pub mod schedule;
 pub mod secret;

@@ -1,0 +1,98 @@
+//! A private `redis-server` for one test, run the way a production Redis should be: a
+//! password on the default user and ACL users for the engine and the workers (from
+//! `crm_queue::acl`), on a free loopback port, killed on drop. Tests that wipe Redis use it
+//! for a real FLUSHALL, which the machine's shared Redis cannot take.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running private Redis with ACL users.
+pub struct AclRedis {
+    /// the engine's URL: `redis://crm-engine:…@127.0.0.1:PORT`
+    pub engine_url: String,
+    /// a worker's URL: `redis://crm-worker:…@127.0.0.1:PORT`
+    pub worker_url: String,
+    /// the default user's URL, for the test itself (inspection, FLUSHALL)
+    pub admin_url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl AclRedis {
+    /// Starts one whose users may use the keys of `prefix`.
+    pub async fn start(prefix: &str) -> AclRedis {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let pw = |who: &str| format!("{who}-{}", uuid::Uuid::new_v4().simple());
+        let (admin_pw, engine_pw, worker_pw) = (pw("admin"), pw("engine"), pw("worker"));
+        let acl = format!(
+            "user default on >{admin_pw} ~* &* +@all\n{}\n{}\n",
+            crm_queue::acl::engine_user("crm-engine", &engine_pw, prefix),
+            crm_queue::acl::worker_user("crm-worker", &worker_pw, prefix),
+        );
+        let aclfile = dir.path().join("users.acl");
+        std::fs::write(&aclfile, acl).expect("write the ACL file");
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--aclfile")
+            .arg(&aclfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian: redis-server)");
+        let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{port}");
+        let redis = AclRedis {
+            engine_url: url("crm-engine", &engine_pw),
+            worker_url: url("crm-worker", &worker_pw),
+            admin_url: url("default", &admin_pw),
+            child,
+            _dir: dir,
+        };
+        redis.wait_ready().await;
+        redis
+    }
+
+    async fn wait_ready(&self) {
+        let client = redis::Client::open(self.admin_url.as_str()).expect("a valid URL");
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private redis-server did not start");
+    }
+
+    /// Everything gone, as after a restart without persistence; returns how many keys there were.
+    pub async fn flushall(&self) -> usize {
+        let client = redis::Client::open(self.admin_url.as_str()).expect("a valid URL");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+        let keys: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.expect("DBSIZE");
+        let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.expect("FLUSHALL");
+        keys
+    }
+
+    /// Commands the server refused for lack of permission (`ACL LOG`), one line each.
+    pub async fn denials(&self) -> Vec<String> {
+        let client = redis::Client::open(self.admin_url.as_str()).expect("a valid URL");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+        let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query_async(&mut conn).await.expect("ACL LOG");
+        log.iter().map(|entry| format!("{entry:?}")).collect()
+    }
+}
+
+impl Drop for AclRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
