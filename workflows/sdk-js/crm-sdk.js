@@ -211,6 +211,7 @@ export function formatMoney(amountMinor, currency) {
 }
 
 // Patch fields that are `option<option<T>>` in the WIT: given means "set", null means "clear".
+// The bindings read the outer option as a variant, `{tag: 'none'}` or `{tag: 'some', val}`.
 const NESTED = {
   contact: ['email', 'phone', 'companyId', 'ownerId'],
   company: ['domain', 'phone', 'ownerId'],
@@ -232,7 +233,7 @@ function newRecord(fields) {
 function patch(kind, fields) {
   const out = custom(fields);
   for (const name of NESTED[kind]) {
-    if (name in out) out[name] = { tag: 'some', val: out[name] === null ? undefined : out[name] };
+    out[name] = name in out ? { tag: 'some', val: out[name] === null ? undefined : out[name] } : { tag: 'none' };
   }
   return out;
 }
