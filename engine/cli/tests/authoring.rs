@@ -66,13 +66,19 @@ async fn new_edit_test_deploy_then_hello_in_the_bot_in_python_js_and_rust() {
     let bot_data = tempfile::tempdir().unwrap();
     let mut bot: Option<Process> = None;
 
-    for (lang, source, label) in [("python", "hello.py", "Python"), ("js", "hello.js", "JS"), ("rust", "src/lib.rs", "Rust")] {
+    for (lang, source, label) in
+        [("python", "hello.py", "Python"), ("js", "hello.js", "JS"), ("rust", "src/lib.rs", "Rust")]
+    {
         // A folder outside the crm source tree, as a team's own repository would be.
         let home = tempfile::tempdir().unwrap();
         let out = crm_in(home.path(), &["workflow", "new", "hello", "--lang", lang, "--trigger", "bot"]);
         assert!(out.status.success(), "{lang}: {}", text(&out));
         let dir = home.path().join("hello");
-        assert!(std::fs::read_to_string(dir.join("workflow.toml")).unwrap().starts_with("#:schema ./.crm/workflow.schema.json"));
+        assert!(
+            std::fs::read_to_string(dir.join("workflow.toml"))
+                .unwrap()
+                .starts_with("#:schema ./.crm/workflow.schema.json")
+        );
         assert!(dir.join(".crm/workflow.schema.json").is_file());
 
         // The scaffold passes its own test as it is.

@@ -67,7 +67,9 @@ async fn lead_score_in_rust_python_and_js_gives_the_same_results() {
             let logs: Vec<Value> = run.logs.iter().map(|l| json!([l.message, l.fields])).collect();
             let written = crm.records(crm_concepts::records::RecordKind::Contact)[1]["custom"].clone();
             results[i].push(match run.outcome {
-                StepOutcome::Ok { output, next } => json!({"output": output, "next": next, "logs": logs, "custom": written}),
+                StepOutcome::Ok { output, next } => {
+                    json!({"output": output, "next": next, "logs": logs, "custom": written})
+                }
                 // The message after the guest's code is each language's own wording of the
                 // same refusal; the code and whether it is retryable must agree.
                 StepOutcome::Failed { error } => json!({

@@ -26,7 +26,9 @@ mod tests {
     #[test]
     fn describes_the_manifest_as_the_parser_reads_it() {
         let s = workflow_schema().to_string();
-        for needle in ["\"bot_command\"", "\"cron\"", "\"record_event\"", "\"webhook\"", "\"capabilities\"", "\"needs\""] {
+        for needle in
+            ["\"bot_command\"", "\"cron\"", "\"record_event\"", "\"webhook\"", "\"capabilities\"", "\"needs\""]
+        {
             assert!(s.contains(needle), "{needle} missing from {s}");
         }
         assert!(s.contains("\"additionalProperties\":false"), "{s}");

@@ -382,7 +382,9 @@ async fn warm(runtime: Arc<Runtime<EngineHost>>, channel: EngineChannel, every: 
                         Err(e) => Err(e),
                     };
                     match loaded {
-                        Ok(()) => tracing::info!(%digest, ms = started.elapsed().as_millis() as u64, "component prepared ahead of its runs"),
+                        Ok(()) => {
+                            tracing::info!(%digest, ms = started.elapsed().as_millis() as u64, "component prepared ahead of its runs")
+                        }
                         Err(e) => {
                             // A component that can never load is refused for good; anything
                             // else is tried again next round.

@@ -29,7 +29,12 @@ const RESULTS_BODY_LIMIT: usize = 64 << 20;
 
 pub fn router() -> OpenApiRouter<AppState> {
     let results = OpenApiRouter::new().routes(routes!(results)).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT));
-    OpenApiRouter::new().routes(routes!(hello)).routes(routes!(current_components)).routes(routes!(component)).routes(routes!(call)).merge(results)
+    OpenApiRouter::new()
+        .routes(routes!(hello))
+        .routes(routes!(current_components))
+        .routes(routes!(component))
+        .routes(routes!(call))
+        .merge(results)
 }
 
 /// How long a verified credential is believed without asking Postgres again: a host call

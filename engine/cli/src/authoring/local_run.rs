@@ -47,13 +47,8 @@ pub async fn run(
         next: None,
     });
     let mut machine = RunMachine::new(version.clone(), run, steps);
-    let mut ready: Vec<(String, i32)> = version
-        .manifest
-        .steps
-        .iter()
-        .filter(|s| s.needs.is_empty())
-        .map(|s| (s.id.clone(), 1))
-        .collect();
+    let mut ready: Vec<(String, i32)> =
+        version.manifest.steps.iter().filter(|s| s.needs.is_empty()).map(|s| (s.id.clone(), 1)).collect();
     let mut statuses: BTreeMap<String, (String, Option<Value>)> =
         version.manifest.steps.iter().map(|s| (s.id.clone(), ("waiting".to_string(), None))).collect();
     let mut outcome = None;
@@ -61,7 +56,8 @@ pub async fn run(
         for (step, attempt) in std::mem::take(&mut ready) {
             let Some(spec) = version.manifest.step(&step) else { continue };
             let Some(component) = components.get(&spec.component) else { continue };
-            let step_input = StepInput { run_input: input.clone(), deps: machine.deps_of(&step), config: spec.config.clone() };
+            let step_input =
+                StepInput { run_input: input.clone(), deps: machine.deps_of(&step), config: spec.config.clone() };
             let limits = spec.limits();
             let call = StepCall {
                 key: AttemptKey { run_id, step: step.clone(), attempt: attempt as u32 },

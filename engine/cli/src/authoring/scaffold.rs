@@ -40,10 +40,14 @@ fn trigger_toml(kind: TriggerKind, name: &str) -> String {
             "[[triggers]]\nkind = \"bot_command\"\ncommand = \"{command}\"\ndescription = \"Say hello\"\n\
              args = [{{ name = \"name\", type = \"text\", required = false, description = \"who to greet\" }}]\n"
         ),
-        TriggerKind::Cron => "[[triggers]]\nkind = \"cron\"\n# sec min hour day-of-month month day-of-week: weekdays at 09:00\n\
+        TriggerKind::Cron => {
+            "[[triggers]]\nkind = \"cron\"\n# sec min hour day-of-month month day-of-week: weekdays at 09:00\n\
              schedule = \"0 0 9 * * Mon-Fri\"\ntimezone = \"UTC\"\ninput = { name = \"team\" }\n"
-            .to_string(),
-        TriggerKind::Event => "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n".to_string(),
+                .to_string()
+        }
+        TriggerKind::Event => {
+            "[[triggers]]\nkind = \"record_event\"\nrecord = \"contact\"\nactions = [\"created\"]\n".to_string()
+        }
         TriggerKind::Webhook => format!("[[triggers]]\nkind = \"webhook\"\npath = \"{name}\"\n"),
     }
 }

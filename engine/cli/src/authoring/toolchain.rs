@@ -140,7 +140,12 @@ fn run_tool(mut cmd: Command, tool: &str, install: &str) -> anyhow::Result<()> {
 }
 
 /// `DIR/target/crm/<file>.wasm`, rebuilt only when the inputs' digest changed.
-fn cached(dir: &Path, source: &Path, ext: &str, build: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<PathBuf> {
+fn cached(
+    dir: &Path,
+    source: &Path,
+    ext: &str,
+    build: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
     let name = source.file_name().and_then(|n| n.to_str()).unwrap_or("step");
     let out_dir = dir.join("target/crm");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -172,7 +177,6 @@ fn inputs_digest(dir: &Path, ext: &str) -> anyhow::Result<String> {
     }
     Ok(hex::encode(h.finalize()))
 }
-
 
 fn collect(dir: &Path, ext: &str, into: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.flatten() {
@@ -249,13 +253,10 @@ fn rust(dir: &Path, name: &str) -> anyhow::Result<Option<PathBuf>> {
         name,
     ]);
     let started = Instant::now();
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("cargo is not installed: see https://rustup.rs"),
-            _ => anyhow::anyhow!("running cargo: {e}"),
-        })?;
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("cargo is not installed: see https://rustup.rs"),
+        _ => anyhow::anyhow!("running cargo: {e}"),
+    })?;
     if !out.status.success() {
         bail!(
             "`cargo build --release --target wasm32-wasip2 -p {name}` failed in {} (is the target installed? \
