@@ -31,8 +31,9 @@ pub struct WorkerConfig {
     /// results handed in per request at most
     pub publish_batch: usize,
     /// how often the worker asks which components the current workflow versions run, and
-    /// compiles the ones it has not prepared (so a deploy's first run waits for no compile)
-    pub warm_every: Duration,
+    /// compiles the ones it has not prepared (so a deploy's first run waits for no compile);
+    /// `None`: never, each component is compiled by its first job
+    pub warm_every: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -44,7 +45,7 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(2),
             read_block: Duration::from_millis(500),
             publish_batch: 256,
-            warm_every: Duration::from_secs(1),
+            warm_every: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -190,7 +191,8 @@ impl Worker {
             tokio::spawn(publish(queue.clone(), channel, rx, in_flight.clone(), config.publish_batch.max(1)));
         queue.heartbeat(&config.id).await?;
         let beat = tokio::spawn(heartbeat(queue.clone(), in_flight, config.clone()));
-        let warmer = tokio::spawn(warm(shared.runtime.clone(), shared.channel.clone(), config.warm_every));
+        let warmer =
+            config.warm_every.map(|every| tokio::spawn(warm(shared.runtime.clone(), shared.channel.clone(), every)));
         tracing::info!(worker = %config.id, concurrency, "worker started");
 
         tokio::pin!(shutdown);
@@ -270,7 +272,9 @@ impl Worker {
         let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
         let _drained = permits.acquire_many(all).await;
         beat.abort();
-        warmer.abort();
+        if let Some(warmer) = warmer {
+            warmer.abort();
+        }
         // Dropping the last sender ends the publisher once it has published everything.
         drop(shared);
         if let Err(e) = publisher.await {
