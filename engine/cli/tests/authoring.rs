@@ -43,17 +43,7 @@ async fn new_edit_test_deploy_then_hello_in_the_bot_in_python_js_and_rust() {
     }
     // A production worker (the engine's URL, a credential, Redis; no database) that says
     // when it prepares a component.
-    let (_, credential) = crm_store::worker_credentials::create(&stack.db, "authoring").await.unwrap();
-    let worker_data = tempfile::tempdir().unwrap();
-    let mut cmd = crm();
-    cmd.env("CRM_REDIS_URL", stack.redis().redis_url())
-        .env("CRM_REDIS_PREFIX", &stack.prefix)
-        .env("CRM_DATA_DIR", worker_data.path())
-        .env("CRM_ENGINE_URL", &stack.url)
-        .env("CRM_WORKER_CREDENTIAL", credential)
-        .env("RUST_LOG", "warn,crm_worker=info")
-        .args(["worker", "--concurrency", "4"]);
-    let worker = Process::spawn("crm worker", cmd, &worker_data.path().join("worker.log")).unwrap();
+    let worker = stack.start_worker_with(4, &[("RUST_LOG", "warn,crm_worker=info")]).await;
     let user = crm_store::users::create(
         &stack.db,
         &Actor::system(),
