@@ -113,6 +113,12 @@ impl TestStack {
     /// Starts a `crm worker` for this stack's engine, as production starts one: the engine's
     /// URL, a fresh worker credential and Redis; no database.
     pub async fn start_worker(&self, concurrency: usize) -> Process {
+        self.start_worker_with(concurrency, &[]).await
+    }
+
+    /// [`TestStack::start_worker`] with extra environment (e.g. a `RUST_LOG` that shows what
+    /// the test waits for).
+    pub async fn start_worker_with(&self, concurrency: usize, env: &[(&str, &str)]) -> Process {
         let (_, credential) =
             crm_store::worker_credentials::create(&self.db, "test").await.expect("create a worker credential");
         let mut cmd = crm();
@@ -122,6 +128,7 @@ impl TestStack {
             .env("CRM_ENGINE_URL", &self.url)
             .env("CRM_WORKER_CREDENTIAL", credential)
             .env("RUST_LOG", rust_log("warn"))
+            .envs(env.iter().copied())
             .args(["worker", "--concurrency", &concurrency.to_string()]);
         let log = self.data_dir.path().join(format!("worker-{}.log", uuid::Uuid::new_v4().simple()));
         Process::spawn("crm worker", cmd, &log).unwrap_or_else(|e| panic!("{e}"))

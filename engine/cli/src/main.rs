@@ -1,6 +1,7 @@
 //! `crm`: the one binary of the stack. Each role (engine API, worker, bot) is a subcommand,
 //! so `crm up` can start them all as one process tree and each can run alone in production.
 
+mod authoring;
 mod commands;
 mod config;
 

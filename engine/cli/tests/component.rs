@@ -83,6 +83,10 @@ fn check_accepts_a_step_and_explains_everything_else() {
         text(&command.stderr)
     );
 
+    // Sockets link (Python's and JavaScript's runtimes import them) and refuse at the call.
     let socket = crm(&["component", "check", crm_guests::OPEN_SOCKET]);
-    assert!(text(&socket.stderr).contains("steps have no sockets"), "{}", text(&socket.stderr));
+    assert!(socket.status.success(), "{}", text(&socket.stderr));
+    let connect = crm(&["component", "run", crm_guests::OPEN_SOCKET]);
+    assert!(!connect.status.success());
+    assert!(text(&connect.stderr).contains("cannot connect: Permission denied"), "{}", text(&connect.stderr));
 }

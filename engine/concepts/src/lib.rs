@@ -6,6 +6,7 @@ pub mod egress;
 pub mod fields;
 pub mod host_call;
 pub mod manifest;
+pub mod manifest_schema;
 pub mod records;
 pub mod run;
 pub mod step;

@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,7 +23,7 @@ pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const MAX_ATTEMPTS: u32 = 20;
 pub const MAX_STEPS: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: String,
@@ -37,7 +38,7 @@ pub struct Manifest {
     pub result: ResultSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// `/command arg…` in the Telegram bot
@@ -77,7 +78,7 @@ pub enum Trigger {
 }
 
 /// One argument of a bot command, in order: `/qualify 42` fills the first argument.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgSpec {
     pub name: String,
@@ -89,7 +90,7 @@ pub struct ArgSpec {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArgKind {
     #[default]
@@ -103,7 +104,7 @@ pub enum ArgKind {
 
 /// Narrows a record-event trigger: every listed field must have changed, and every
 /// `equals` field must hold the given value after the change.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     #[serde(default)]
@@ -112,12 +113,13 @@ pub struct EventFilter {
     pub equals: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub id: String,
-    /// a component crate of `workflows/` (e.g. `lead-scoring`), a `.wasm` path relative to
-    /// the manifest, or `sha256:<hex>` of a component the engine already stores
+    /// a component crate of `workflows/` or a cargo package beside the manifest (e.g.
+    /// `lead-score`), a `.py` or `.js` step or a `.wasm` file relative to the manifest, or
+    /// `sha256:<hex>` of a component the engine already stores
     pub component: String,
     #[serde(default)]
     pub needs: Vec<String>,
@@ -137,7 +139,7 @@ pub struct StepSpec {
 /// Retries apply to retryable errors only; the delay before attempt n+1 is
 /// `min(backoff * 2^(n-1), max_backoff)`, scaled by a random factor in [0.5, 1.0] so a
 /// burst of failures does not come back as a burst.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     #[serde(default = "default_attempts")]
@@ -167,7 +169,7 @@ impl RetryPolicy {
 
 /// How a finished run reads in a chat. Templates use `{{path}}` into
 /// `{workflow, run_id, status, input, result, error, steps: {<id>: {output, status}}}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultSpec {
     /// the step whose output is the run's result; default: the only step nothing depends
@@ -293,7 +295,7 @@ impl Manifest {
                 err(
                     format!("steps[{i}].component"),
                     format!(
-                        "unknown component {:?}: build it in workflows/ or give a path to a .wasm file",
+                        "unknown component {:?}: name a cargo package, a .py or .js step or a .wasm file beside the manifest",
                         s.component
                     ),
                 );

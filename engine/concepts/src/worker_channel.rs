@@ -3,6 +3,8 @@
 //! database, no user token.
 //!
 //! - `GET  /worker/v1/hello` → [`Hello`]: the key jobs are signed with;
+//! - `GET  /worker/v1/components` → [`CurrentComponents`]: what the current versions run,
+//!   for a worker to compile before their first job;
 //! - `GET  /worker/v1/components/{digest}` → the component's bytes;
 //! - `POST /worker/v1/calls` [`CallRequest`] → [`CallAnswer`]: one host call of an attempt;
 //! - `POST /worker/v1/results` [`ResultsRequest`] → 204 once the results are committed.
@@ -23,6 +25,15 @@ pub struct Hello {
     /// the engine's Ed25519 public key, hex: a job whose signature does not verify under
     /// it is refused
     pub public_key: String,
+}
+
+/// The components of every enabled workflow's current version: a worker compiles (or
+/// reloads from its disk cache) each one it has not prepared yet, so no run waits for a
+/// compile after a deploy or a worker restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CurrentComponents {
+    /// SHA-256 digests, sorted
+    pub digests: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

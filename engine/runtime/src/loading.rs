@@ -193,17 +193,43 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     put(&hash_path(path), digest_of(data).as_bytes())
 }
 
-/// Steps have no sockets: a component that imports them is refused before it runs, with
-/// a message that says why, rather than failing later at an obscure call.
+/// The `crm:automation` interfaces this host serves: the imports of the `step` world.
+const CRM_INTERFACES: [&str; 7] = [
+    "crm:automation/types@0.1.0",
+    "crm:automation/records@0.1.0",
+    "crm:automation/log@0.1.0",
+    "crm:automation/http@0.1.0",
+    "crm:automation/secrets@0.1.0",
+    "crm:automation/state@0.1.0",
+    "crm:automation/notify@0.1.0",
+];
+
+/// A step imports the `crm:automation` interfaces and WASI, nothing else. WASI is served
+/// with nothing in it — no files, no environment, sockets that refuse every use — because
+/// Python's and JavaScript's runtimes import filesystem and socket interfaces whether or
+/// not a step uses them. Anything else is refused before the step runs, with its name.
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), StepError> {
     for (name, _) in component.component_type().imports(engine) {
-        if name.starts_with("wasi:sockets/") {
+        if name.starts_with("wasi:http/") {
             return Err(StepError::permanent(
                 StepErrorCode::InvalidComponent,
                 format!(
-                    "the component imports `{name}`: steps have no sockets; \
-                     use the crm:automation/http interface for outbound requests"
+                    "the component imports `{name}`: steps make HTTP requests through crm:automation/http, \
+                     which checks the step's grants; build JavaScript with `componentize-js --disable http fetch-event` \
+                     (as `crm workflow build` does)"
                 ),
+            ));
+        }
+        let served = name.starts_with("wasi:") || CRM_INTERFACES.contains(&name);
+        if !served {
+            let hint = if name.starts_with("crm:automation/") {
+                format!("this host serves {}", CRM_INTERFACES.join(", "))
+            } else {
+                "steps reach the world only through crm:automation (and WASI clocks and randomness)".to_string()
+            };
+            return Err(StepError::permanent(
+                StepErrorCode::InvalidComponent,
+                format!("the component imports `{name}`, which this host does not provide: {hint}"),
             ));
         }
     }

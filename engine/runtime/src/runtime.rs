@@ -66,13 +66,16 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     let n = rc.max_instances.max(1);
     pool.total_component_instances(n)
-        // a Rust step is a main module plus a few adapter shims
-        .max_core_instances_per_component(16)
-        .total_core_instances(n.saturating_mul(8))
+        // A Rust step is a main module plus a few adapter shims; a Python or JavaScript step
+        // links its interpreter from a dozen or more core modules with several memories and
+        // tables. The totals are sized for every slot running the largest (they reserve
+        // address space, not memory).
+        .max_core_instances_per_component(32)
+        .total_core_instances(n.saturating_mul(32))
         .max_memories_per_component(8)
-        .total_memories(n.saturating_mul(2))
-        .max_tables_per_component(16)
-        .total_tables(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(4))
+        .max_tables_per_component(32)
+        .total_tables(n.saturating_mul(32))
         .total_stacks(n)
         .max_memory_size(usize::try_from(rc.max_memory_bytes).unwrap_or(usize::MAX))
         // Keep some pages of recently used slots resident: re-zeroing by madvise is the

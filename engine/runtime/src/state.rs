@@ -50,9 +50,19 @@ impl<H: HostCalls> StepState<H> {
         let cap = usize::try_from(limits.log_bytes).unwrap_or(usize::MAX);
         let stdout = CappedPipe::new(cap);
         let stderr = CappedPipe::new(cap);
-        // The builder grants nothing by default: no preopened directories, no environment
-        // variables, no arguments, no network. Clocks and randomness are the host's.
-        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        // The builder grants nothing by default: no preopened directories (so the
+        // filesystem interfaces Python and JS components import reach no file), no
+        // environment variables, no arguments, and a socket address check that refuses
+        // every address. TCP, UDP and name lookups are switched off outright as well, so
+        // a step that tries a socket is refused at the call before any OS socket exists.
+        // Clocks and randomness are the host's.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         StepState {

@@ -21,7 +21,8 @@ async fn each_hostile_component_fails_with_its_expected_error() {
     let svc = Arc::new(MemoryCrm::empty());
     for f in fixtures::hostile() {
         let e = match f.stage {
-            // Refused before it runs: a component importing sockets never gets an instance.
+            // Refused before it runs: a component importing what the host does not serve
+            // never gets an instance.
             Stage::Load => {
                 let bytes = std::fs::read(f.path).expect("the component was built");
                 match rt.load(&crm_runtime::digest_of(&bytes), Arc::new(bytes)).await {

@@ -189,6 +189,19 @@ fn manifest_from(name: &str, json: serde_json::Value) -> Result<Manifest, Workfl
     })
 }
 
+/// The digests of the components every enabled workflow's current version runs, sorted:
+/// what workers keep compiled.
+pub async fn current_components(pool: &PgPool) -> Result<Vec<String>, WorkflowError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT c.digest FROM workflows w
+         JOIN workflow_versions v ON v.workflow = w.name AND v.version = w.current_version
+         CROSS JOIN LATERAL jsonb_each_text(v.components) AS c(reference, digest)
+         WHERE w.enabled ORDER BY c.digest",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Every workflow, by name.
 pub async fn list(pool: &PgPool) -> Result<Vec<WorkflowSummary>, WorkflowError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SUMMARY_SQL} ORDER BY w.name"))).fetch_all(pool).await?;

@@ -87,6 +87,23 @@ impl EngineChannel {
         resp.json().await.map_err(unreachable)
     }
 
+    /// The digests of the components the current workflow versions run.
+    pub async fn current_components(&self) -> Result<Vec<String>, ChannelError> {
+        let resp = self
+            .http
+            .get(self.url(wire::COMPONENTS))
+            .bearer_auth(&self.credential)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        let current: wire::CurrentComponents = resp.json().await.map_err(unreachable)?;
+        Ok(current.digests)
+    }
+
     /// The bytes of a stored component.
     pub async fn component(&self, digest: &str) -> Result<Vec<u8>, ChannelError> {
         let resp = self

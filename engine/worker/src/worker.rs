@@ -30,6 +30,10 @@ pub struct WorkerConfig {
     pub read_block: Duration,
     /// results handed in per request at most
     pub publish_batch: usize,
+    /// how often the worker asks which components the current workflow versions run, and
+    /// compiles the ones it has not prepared (so a deploy's first run waits for no compile);
+    /// `None`: never, each component is compiled by its first job
+    pub warm_every: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -41,6 +45,7 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(2),
             read_block: Duration::from_millis(500),
             publish_batch: 256,
+            warm_every: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -186,6 +191,8 @@ impl Worker {
             tokio::spawn(publish(queue.clone(), channel, rx, in_flight.clone(), config.publish_batch.max(1)));
         queue.heartbeat(&config.id).await?;
         let beat = tokio::spawn(heartbeat(queue.clone(), in_flight, config.clone()));
+        let warmer =
+            config.warm_every.map(|every| tokio::spawn(warm(shared.runtime.clone(), shared.channel.clone(), every)));
         tracing::info!(worker = %config.id, concurrency, "worker started");
 
         tokio::pin!(shutdown);
@@ -265,6 +272,9 @@ impl Worker {
         let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
         let _drained = permits.acquire_many(all).await;
         beat.abort();
+        if let Some(warmer) = warmer {
+            warmer.abort();
+        }
         // Dropping the last sender ends the publisher once it has published everything.
         drop(shared);
         if let Err(e) = publisher.await {
@@ -351,6 +361,50 @@ async fn publish(
             }
         }
         done(&ids);
+    }
+}
+
+/// Keeps the components of the current workflow versions prepared: after a deploy, a
+/// rollback or this worker's start, each one it has not prepared is reloaded from the disk
+/// cache (milliseconds) or fetched and compiled (seconds for a Python or JavaScript
+/// component) before a run needs it. The bytes are checked against their digest as for a
+/// job; nothing compiled elsewhere is loaded.
+async fn warm(runtime: Arc<Runtime<EngineHost>>, channel: EngineChannel, every: Duration) {
+    let mut warmed: Vec<String> = Vec::new();
+    loop {
+        match channel.current_components().await {
+            Ok(digests) if digests != warmed => {
+                let mut all = true;
+                for digest in digests.iter().filter(|d| runtime.prepared(d).is_none()) {
+                    let started = std::time::Instant::now();
+                    let loaded = match runtime.load_cached(digest).await {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) => match channel.component(digest).await {
+                            Ok(bytes) => runtime.load(digest, Arc::new(bytes)).await.map(drop),
+                            Err(e) => Err(StepError::retryable(StepErrorCode::Unavailable, e.to_string())),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    match loaded {
+                        Ok(()) => {
+                            tracing::info!(%digest, ms = started.elapsed().as_millis() as u64, "component prepared ahead of its runs")
+                        }
+                        Err(e) => {
+                            // A component that can never load is refused for good; anything
+                            // else is tried again next round.
+                            all &= !e.is_retryable();
+                            tracing::warn!(%digest, "cannot prepare a current component: {e}");
+                        }
+                    }
+                }
+                if all {
+                    warmed = digests;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("cannot list the current components: {e}"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use crm_concepts::step::is_digest;
-use crm_concepts::worker_channel::{CallAnswer, CallRequest, Hello, ResultsRequest};
+use crm_concepts::worker_channel::{CallAnswer, CallRequest, CurrentComponents, Hello, ResultsRequest};
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::worker_credentials;
 use sha2::{Digest, Sha256};
@@ -30,7 +30,12 @@ const RESULTS_BODY_LIMIT: usize = 64 << 20;
 
 pub fn router() -> OpenApiRouter<AppState> {
     let results = OpenApiRouter::new().routes(routes!(results)).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT));
-    OpenApiRouter::new().routes(routes!(hello)).routes(routes!(component)).routes(routes!(call)).merge(results)
+    OpenApiRouter::new()
+        .routes(routes!(hello))
+        .routes(routes!(current_components))
+        .routes(routes!(component))
+        .routes(routes!(call))
+        .merge(results)
 }
 
 /// How long a verified credential is believed without asking Postgres again: a host call
@@ -102,6 +107,17 @@ fn intake_error(e: IntakeError) -> ApiError {
 )]
 async fn hello(State(s): State<AppState>, _: Worker) -> Result<Json<Hello>, ApiError> {
     Ok(Json(Hello { public_key: scheduler(&s)?.public_key() }))
+}
+
+/// The components the current workflow versions run
+#[utoipa::path(
+    get, path = "/worker/v1/components", tag = "workers", operation_id = "worker_current_components",
+    responses((status = 200, description = "digests to keep compiled", body = CurrentComponents), CallerErrors),
+    security(("worker" = [])),
+)]
+async fn current_components(State(s): State<AppState>, _: Worker) -> Result<Json<CurrentComponents>, ApiError> {
+    let digests = crm_store::workflows::current_components(&s.db.pool).await?;
+    Ok(Json(CurrentComponents { digests }))
 }
 
 /// A stored component's bytes

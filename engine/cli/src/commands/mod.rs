@@ -24,3 +24,4 @@ pub mod user;
 pub mod webhook;
 pub mod worker;
 pub mod workflow;
+pub mod workflow_test;

@@ -28,6 +28,11 @@ pub struct WorkerArgs {
     /// Consumer name in the jobs group (default: host-pid-random).
     #[arg(long)]
     pub id: Option<String>,
+    /// Do not compile the current workflow versions' components ahead of their runs: each
+    /// is compiled by the first job that needs it (a worker among many workflows with
+    /// little memory, or to measure what preparing saves).
+    #[arg(long)]
+    pub no_prepare: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,7 +62,7 @@ pub enum CredentialAction {
 pub async fn run(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
     match args.command {
         Some(CredentialCommand::Credential { command }) => credential(config, command).await,
-        None => work(config, args.concurrency, args.id).await,
+        None => work(config, args.concurrency, args.id, !args.no_prepare).await,
     }
 }
 
@@ -93,7 +98,7 @@ async fn credential(config: &Config, action: CredentialAction) -> anyhow::Result
     Ok(())
 }
 
-async fn work(config: &Config, concurrency: Option<usize>, id: Option<String>) -> anyhow::Result<()> {
+async fn work(config: &Config, concurrency: Option<usize>, id: Option<String>, prepare: bool) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let concurrency = concurrency.unwrap_or(config.worker_concurrency).max(1);
     let id = id.unwrap_or_else(default_id);
@@ -113,6 +118,9 @@ async fn work(config: &Config, concurrency: Option<usize>, id: Option<String>) -
     })
     .context("starting the wasm runtime")?;
     let mut wc = WorkerConfig::new(id);
+    if !prepare {
+        wc.warm_every = None;
+    }
     wc.concurrency = concurrency;
     wc.visibility_timeout = Duration::from_secs(config.worker_visibility_secs.max(1));
     let worker = Worker::connect(wc, queue, Arc::new(runtime), channel)

@@ -1,20 +1,42 @@
-//! `crm workflow …`: deploy a workflow folder, list, show, disable, enable, roll back.
+//! `crm workflow …`: scaffold, build, test locally and deploy a workflow folder; list, show,
+//! disable, enable, roll back deployed ones.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine as _;
 use clap::Subcommand;
 use crm_concepts::manifest::Manifest;
 use serde_json::{Value, json};
 
+use crate::authoring::Lang;
+use crate::authoring::scaffold::{self, TriggerKind};
+use crate::authoring::toolchain;
 use crate::commands::engine_client::{EngineArgs, EngineClient};
 use crate::config::Config;
 
 #[derive(Subcommand, Debug)]
 pub enum WorkflowCommand {
-    /// Deploy DIR/workflow.toml with its components as the workflow's next version.
+    /// Make a new workflow folder NAME (a path) that works as it is: the step in the chosen
+    /// language, workflow.toml with the chosen trigger, fixtures and a test case.
+    New {
+        name: PathBuf,
+        #[arg(long, value_enum)]
+        lang: Lang,
+        #[arg(long, value_enum, default_value = "bot")]
+        trigger: TriggerKind,
+    },
+    /// Build DIR's components (cargo, componentize-py, componentize-js) and say where they are.
+    Build { dir: PathBuf },
+    /// Run DIR's workflow locally — every step, in graph order, with branches — against its
+    /// fixtures, without Postgres or Redis; compare with tests/*.json (non-zero exit on a
+    /// mismatch). Without test cases, run once with --input.
+    Test(crate::commands::workflow_test::TestArgs),
+    /// Print the JSON Schema of workflow.toml.
+    Schema,
+    /// Build DIR's components, then deploy DIR/workflow.toml with them as the workflow's next
+    /// version.
     Deploy {
         dir: PathBuf,
         #[command(flatten)]
@@ -60,6 +82,31 @@ pub enum WorkflowCommand {
 
 pub async fn run(config: &Config, command: WorkflowCommand) -> anyhow::Result<()> {
     match command {
+        WorkflowCommand::New { name, lang, trigger } => {
+            let source = scaffold::create(&name, lang, trigger)?;
+            println!("created {} ({}): edit {}", name.display(), lang.label(), source.display());
+            println!("then: crm workflow test {0}   and   crm workflow deploy {0}", name.display());
+            Ok(())
+        }
+        WorkflowCommand::Build { dir } => {
+            let path = dir.join("workflow.toml");
+            let source = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let manifest = Manifest::from_toml(&source).with_context(|| format!("in {}", path.display()))?;
+            let built = toolchain::build_all(&dir, &manifest)?;
+            let bytes: BTreeMap<String, Vec<u8>> = built.iter().map(|(r, c)| (r.clone(), c.bytes.clone())).collect();
+            let m = check(&source, &bytes)?;
+            for (reference, c) in &built {
+                let digest = crm_runtime::digest_of(&c.bytes);
+                println!("{reference}\t{}\tsha256:{digest}\t{} bytes", c.path.display(), c.bytes.len());
+            }
+            println!("{} {}: {} component(s) built", m.name, m.version, built.len());
+            Ok(())
+        }
+        WorkflowCommand::Test(args) => crate::commands::workflow_test::run(config, args).await,
+        WorkflowCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crm_concepts::manifest_schema::workflow_schema())?);
+            Ok(())
+        }
         WorkflowCommand::Deploy { dir, engine } => {
             let (source, components) = load(&dir)?;
             check(&source, &components)?;
@@ -157,69 +204,19 @@ fn trigger_label(t: &Value) -> String {
     }
 }
 
-/// The manifest text and the bytes of every component it names (except `sha256:`
-/// references, which the engine resolves).
+/// The manifest text and the bytes of every component it names, built as needed (except
+/// `sha256:` references, which the engine resolves).
 pub fn load(dir: &Path) -> anyhow::Result<(String, BTreeMap<String, Vec<u8>>)> {
     let path = dir.join("workflow.toml");
     let source = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let manifest = Manifest::from_toml(&source).with_context(|| format!("in {}", path.display()))?;
-    let mut components = BTreeMap::new();
-    for step in &manifest.steps {
-        let r = &step.component;
-        if r.starts_with("sha256:") || components.contains_key(r) {
-            continue;
-        }
-        match resolve(dir, r) {
-            Ok(file) => {
-                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                eprintln!("component {r}: {} ({} KB)", file.display(), bytes.len() / 1024);
-                components.insert(r.clone(), bytes);
-            }
-            // reported by `check` as an unknown component, with every other problem
-            Err(e) => eprintln!("component {r}: {e:#}"),
-        }
-    }
-    Ok((source, components))
+    let built = toolchain::build_all(dir, &manifest)?;
+    Ok((source, built.into_iter().map(|(r, c)| (r, c.bytes)).collect()))
 }
 
 /// Validates the manifest locally against the components found, reporting every problem.
-fn check(source: &str, components: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Manifest> {
+pub fn check(source: &str, components: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Manifest> {
     let m = Manifest::from_toml(source)?;
     m.validate(|c| components.contains_key(c) || c.starts_with("sha256:"))?;
     Ok(m)
-}
-
-/// A `.wasm` path relative to the manifest, or a component crate: one built with `crm`
-/// itself (the crates in `workflows/`), else a member of the cargo workspace around DIR,
-/// built here for wasm32-wasip2.
-fn resolve(dir: &Path, reference: &str) -> anyhow::Result<PathBuf> {
-    if reference.ends_with(".wasm") {
-        let p = dir.join(reference);
-        if !p.is_file() {
-            bail!("{} does not exist", p.display());
-        }
-        return Ok(p);
-    }
-    if let Some((_, p)) = crm_guests::ALL.iter().find(|(name, _)| *name == reference)
-        && Path::new(p).is_file()
-    {
-        return Ok(PathBuf::from(p));
-    }
-    let workspace = dir
-        .ancestors()
-        .find(|a| std::fs::read_to_string(a.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
-        .with_context(|| format!("not a built component crate, and no cargo workspace around {}", dir.display()))?;
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", reference])
-        .current_dir(workspace)
-        .status()
-        .context("running cargo to build the component")?;
-    if !status.success() {
-        bail!("`cargo build -p {reference} --target wasm32-wasip2` failed in {}", workspace.display());
-    }
-    let p = workspace.join("target/wasm32-wasip2/release").join(format!("{}.wasm", reference.replace('-', "_")));
-    if !p.is_file() {
-        bail!("cargo built {reference} but {} is missing: is it a `cdylib` crate?", p.display());
-    }
-    Ok(p)
 }
