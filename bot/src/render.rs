@@ -31,20 +31,7 @@ pub fn keyboard(rows: Rows) -> Option<InlineKeyboardMarkup> {
 }
 
 /// `1,500.00 USD`
-pub fn money(amount_minor: i64, currency: &str) -> String {
-    let whole = amount_minor / 100;
-    let cents = (amount_minor % 100).abs();
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let sign = if amount_minor < 0 { "-" } else { "" };
-    format!("{sign}{grouped}.{cents:02} {currency}")
-}
+pub use crm_concepts::money::format as money;
 
 pub fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -111,17 +98,5 @@ pub fn task_line(t: &Task) -> String {
     match t.due_at {
         Some(due) => format!("{mark} {} — due {}", t.title, when(due)),
         None => format!("{mark} {}", t.title),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_groups_thousands() {
-        assert_eq!(money(150_000, "USD"), "1,500.00 USD");
-        assert_eq!(money(5, "EUR"), "0.05 EUR");
-        assert_eq!(money(123_456_789, "USD"), "1,234,567.89 USD");
     }
 }

@@ -77,48 +77,8 @@ pub fn phone(answer: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// An amount of money: `1500`, `1 500.50`, `1,500.50 EUR`, `$99`. Returns minor units and
-/// an upper-case ISO currency (defaulting to `default_currency`). Exact: no floats.
-pub fn money(answer: &str, default_currency: &str) -> Result<(i64, String), String> {
-    let bad = || "Type an amount like 1500, 1 500.50 or 1500 EUR.".to_string();
-    let mut text = answer.trim().to_string();
-    let mut currency = default_currency.to_string();
-    for (symbol, code) in [("$", "USD"), ("€", "EUR"), ("£", "GBP")] {
-        if let Some(rest) = text.strip_prefix(symbol) {
-            currency = code.into();
-            text = rest.trim().to_string();
-        }
-    }
-    if let Some((number, code)) = text.rsplit_once(' ')
-        && code.len() == 3
-        && code.chars().all(|c| c.is_ascii_alphabetic())
-    {
-        currency = code.to_ascii_uppercase();
-        text = number.trim().to_string();
-    }
-    let cleaned: String = text.chars().filter(|c| !matches!(c, ' ' | ',' | '_' | '\u{a0}')).collect();
-    if cleaned.starts_with('-') {
-        return Err("The amount cannot be negative.".into());
-    }
-    let (whole, frac) = match cleaned.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (cleaned.as_str(), ""),
-    };
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    if frac.len() > 2 {
-        return Err("Use at most two decimals (cents).".into());
-    }
-    let whole: i64 = whole.parse().map_err(|_| "That amount is too large.".to_string())?;
-    let cents: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
-    let minor = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or("That amount is too large.")?;
-    // A typed code is always well-formed by now; only a misconfigured default can fail.
-    fields::currency("currency", &currency).map_err(|_| {
-        format!("“{currency}” is not a three-letter currency code; type one after the amount, e.g. 1500 EUR.")
-    })?;
-    Ok((minor, currency))
-}
+/// An amount of money (`1500`, `1 500.50`, `1,500.50 EUR`, `$99`): the CRM's one parser.
+pub use crm_concepts::money::parse as money;
 
 /// A date: `today`, `tomorrow`, `+3` (days), `2026-12-01`.
 pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {
@@ -235,18 +195,6 @@ mod tests {
         let long_phone = "1".repeat(fields::MAX_PHONE + 1);
         agrees_with_the_store(phone, fields::phone, &phones);
         agrees_with_the_store(phone, fields::phone, &[&long_phone]);
-    }
-
-    #[test]
-    fn money_is_exact() {
-        assert_eq!(money("1500", "USD").unwrap(), (150_000, "USD".into()));
-        assert_eq!(money("1 500.5 eur", "USD").unwrap(), (150_050, "EUR".into()));
-        assert_eq!(money("$1,000.99", "EUR").unwrap(), (100_099, "USD".into()));
-        assert!(money("-5", "USD").is_err());
-        assert!(money("1.999", "USD").is_err());
-        assert!(money("lots", "USD").is_err());
-        assert!(money("99999999999999999999", "USD").is_err());
-        assert!(money("5", "usd").unwrap_err().contains("currency code"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - `worker`: one `crm worker` fed jobs by the test ([`WorkerHarness`]);
 //! - `bot_api`: a Bot-API-compatible server on loopback ([`LocalBotApi`]), and `bot`, the
 //!   `crm bot` process that talks to it;
+//! - `browser`: a headless Chromium driven over WebDriver, for the web app ([`Browser`]);
 //! - `fixtures`: the hostile fixture components with the error each must end with;
 //! - `deploy`: manifests deployed straight through the store; `http`: requests to the API;
 //!   `users`: users with tokens; `workspace`: where the repository's files are.
@@ -17,6 +18,7 @@
 
 pub mod bot;
 pub mod bot_api;
+pub mod browser;
 pub mod deploy;
 pub mod fixtures;
 pub mod flow;
@@ -30,6 +32,7 @@ pub mod worker;
 pub mod workspace;
 
 pub use bot_api::{Call, LocalBotApi, TgUser};
+pub use browser::Browser;
 pub use flow::Flow;
 pub use http::send;
 pub use services::{ScratchDb, TestPrefix, scheduler};

@@ -9,6 +9,7 @@ mod records;
 mod runs;
 mod schedules;
 mod tasks;
+mod web;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("runs", "", "Recent workflow runs and their status"),
     ("schedules", "", "Scheduled workflows and when they run next"),
     ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
+    ("web", "", "A one-time link that signs you in to the web app"),
     ("cancel", "", "Stop the current dialogue"),
     ("start", "[CODE]", "Start, or redeem an invite code"),
 ];
@@ -211,6 +213,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "runs" => runs::recent(req).await,
         "schedules" => schedules::list(req).await,
         "invite" => access::invite(req, args).await,
+        "web" => web::link(req).await,
         other => {
             if !runs::workflow_command(req, other, args).await {
                 req.reply(&format!("Unknown command /{}. Send /help for the list.", crate::text::ellipsize(other, 40)));

@@ -235,3 +235,43 @@ impl FromRequestParts<AppState> for Operator {
         Ok(Operator(caller))
     }
 }
+
+/// The caller of a read-only event stream: an API token as for [`Caller`], or else the web
+/// app's session cookie, since a browser's `EventSource` cannot send an Authorization
+/// header. Only for GET routes that change nothing; the cookie is SameSite=Lax, so another
+/// site's page cannot make a browser send it along. `budget` keys the per-credential stream
+/// cap: the token's id, or for a session the negated session id (ids are positive).
+#[derive(Debug, Clone)]
+pub struct StreamCaller {
+    pub caller: Caller,
+    pub budget: i64,
+}
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            let caller = Caller::from_request_parts(parts, state).await?;
+            return Ok(StreamCaller { budget: caller.token_id, caller });
+        }
+        let secret = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crm_store::web_sessions::secret_in_cookie_header)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header or web session"))?;
+        let session = crm_store::web_sessions::authenticate(&state.db, secret)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the web session has ended; sign in again"))?;
+        let caller = Caller {
+            token_user_id: session.user.id,
+            token_id: 0,
+            scope: TokenScope::Full,
+            acting: false,
+            user: session.user,
+        };
+        Ok(StreamCaller { caller, budget: -session.id })
+    }
+}

@@ -50,6 +50,9 @@ pub struct AppState {
     pub scheduler: Option<crm_scheduler::Scheduler>,
     /// worker credentials verified recently
     pub worker_credentials: Arc<routes::workers::WorkerCredentials>,
+    /// where people's browsers reach this engine (`CRM_PUBLIC_URL`): sign-in links point
+    /// there; `None` gives links relative to the engine
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             run_starter: None,
             scheduler: None,
             worker_credentials: Arc::default(),
+            public_url: None,
         }
     }
 

@@ -22,8 +22,12 @@ pub struct Config {
     pub db_max_connections: u32,
     /// CRM_REQUEST_TIMEOUT_SECS: an API request that takes longer is answered with 503
     pub request_timeout_secs: u64,
-    /// CRM_BOT_TOKEN: the Telegram bot token; `crm up` starts the bot when it is set
+    /// CRM_BOT_TOKEN: the Telegram bot token; `crm up` starts the bot when it is set, and
+    /// the web app verifies Telegram Mini App sign-ins with it
     pub bot_token: Option<String>,
+    /// CRM_PUBLIC_URL: where people's browsers reach `crm serve` (sign-in links point
+    /// there); default `http://` + the listening address
+    pub public_url: Option<String>,
     /// CRM_BOT_API_URL: the Bot API server (Telegram's, or a local Bot API server)
     pub bot_api_url: String,
     /// CRM_ENGINE_URL: the engine API the bot talks to; default `http://` + `listen`
@@ -93,6 +97,7 @@ impl Default for Config {
             db_max_connections: 16,
             request_timeout_secs: 30,
             bot_token: None,
+            public_url: None,
             bot_api_url: "https://api.telegram.org".into(),
             engine_url: None,
             engine_token: None,
@@ -183,6 +188,7 @@ impl Config {
         }
         for (key, slot) in [
             ("CRM_BOT_TOKEN", &mut self.bot_token),
+            ("CRM_PUBLIC_URL", &mut self.public_url),
             ("CRM_ENGINE_URL", &mut self.engine_url),
             ("CRM_ENGINE_TOKEN", &mut self.engine_token),
             ("CRM_BOT_WEBHOOK_URL", &mut self.bot_webhook_url),

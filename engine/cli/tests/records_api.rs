@@ -283,7 +283,8 @@ async fn health_readiness_and_openapi() {
     assert_eq!((st, h["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (st, r) = send(s.client.get(format!("{}/readyz", s.url))).await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!((r["postgres"].as_str(), r["redis"].as_str()), (Some("ok"), Some("ok")));
+    // what is wrong (or right) with each dependency is for the log, not for anyone who asks
+    assert_eq!(r, json!({"status": "ready"}));
 
     let (st, doc) = send(s.client.get(format!("{}/api/openapi.json", s.url))).await;
     assert_eq!(st, StatusCode::OK);

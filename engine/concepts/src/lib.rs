@@ -7,6 +7,7 @@ pub mod fields;
 pub mod host_call;
 pub mod manifest;
 pub mod manifest_schema;
+pub mod money;
 pub mod records;
 pub mod run;
 pub mod step;

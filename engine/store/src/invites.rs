@@ -128,3 +128,19 @@ pub async fn redeem(db: &Db, code: &str, telegram_user_id: i64, name: &str) -> R
     tx.commit().await?;
     Ok(user)
 }
+
+/// Withdraws an open invite: it expires now. An invite already redeemed or expired is a
+/// conflict, so the caller learns it revoked nothing.
+pub async fn revoke(db: &Db, id: Id) -> Result<Invite, StoreError> {
+    let row: Option<InviteRow> = sqlx::query_as(
+        "UPDATE invites SET expires_at = now() WHERE id = $1 AND redeemed_at IS NULL AND expires_at > now()
+         RETURNING id, role, created_by, created_at, expires_at, redeemed_by, redeemed_at",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match row {
+        Some(r) => from_row(r),
+        None => Err(StoreError::Conflict(format!("invite {id} does not exist, or was already used or expired"))),
+    }
+}

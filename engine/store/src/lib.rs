@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod audit;
+pub mod board;
 pub mod companies;
 pub mod components;
 pub mod contacts;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod host_calls;
 pub mod invites;
 mod journal;
+pub mod labels;
 pub mod notes;
 pub mod notifications;
 pub mod pipelines;
@@ -25,10 +27,12 @@ pub mod runs;
 pub mod sample;
 pub mod search;
 pub mod secrets;
+pub mod sign_in_links;
 mod table;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod web_sessions;
 pub mod worker_credentials;
 pub mod workflow_error;
 pub mod workflow_state;

@@ -69,3 +69,13 @@ pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<User>, StoreError>
     let mut conn = db.pool.acquire().await?;
     table::to_records(TABLE.list(&mut conn, page, |_| {}).await?)
 }
+
+/// Gives a user another role; their tokens and web sessions carry it from the next request.
+pub async fn set_role(db: &Db, actor: &Actor, user_id: Id, role: crm_concepts::user::Role) -> Result<User, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let before = TABLE.lock(&mut tx, user_id).await?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("role".into(), serde_json::json!(role));
+    let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
+    table::finish_update(tx, before, after).await
+}

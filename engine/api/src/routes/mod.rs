@@ -15,6 +15,7 @@ pub mod runs;
 pub mod schedules;
 pub mod search;
 pub mod secrets;
+pub mod sign_in_links;
 pub mod tasks;
 pub mod users;
 pub mod workers;
@@ -48,4 +49,5 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(runs::router())
         .merge(notifications::router())
         .merge(workers::router())
+        .merge(sign_in_links::router())
 }

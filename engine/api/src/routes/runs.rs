@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query, Service};
+use crate::extract::{Caller, Json, Path, Query, Service, StreamCaller};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -167,7 +167,8 @@ async fn metrics(State(s): State<AppState>, _: Caller) -> Result<Json<serde_json
 /// state, then one `run` event whose data is the finished run, and the stream ends. Works
 /// against any engine replica, since it follows Postgres. A token may hold a limited number
 /// of streams open at once (429 past it), and a stream that outlives the engine's
-/// `CRM_STREAM_LIFETIME_SECS` ends with a `reconnect` event.
+/// `CRM_STREAM_LIFETIME_SECS` ends with a `reconnect` event. Besides a token, the web app's
+/// session cookie is accepted, so a run page can follow its run.
 #[utoipa::path(
     get, path = "/api/runs/{id}/events", tag = "runs", operation_id = "stream_run_events",
     params(("id" = Uuid, Path)),
@@ -180,10 +181,10 @@ async fn metrics(State(s): State<AppState>, _: Caller) -> Result<Json<serde_json
 )]
 async fn events(
     State(s): State<AppState>,
-    c: Caller,
+    StreamCaller { budget, .. }: StreamCaller,
     Path(id): Path<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let slot = s.limits.stream_slot(c.token_id)?;
+    let slot = s.limits.stream_slot(budget)?;
     run_history::get(&s.db.pool, id).await?;
     let mut snapshots = s.run_watch.follow(id);
     let lifetime = s.limits.stream_lifetime;

@@ -25,6 +25,9 @@ pub enum BenchCommand {
     /// Host calls over the workers' channel: round trip of reads and journaled writes
     /// (goal: read p50 <= 150 µs on loopback).
     Hostcalls(crate::commands::bench_hostcalls::HostCallsArgs),
+    /// Web app: server-side render of the contacts table and the board (goal: p99 <= 50 ms
+    /// with 100,000 contacts and 1,000 open deals).
+    Web(crate::commands::bench_web::WebArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +63,7 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Bot(args) => crate::commands::bench_bot::run(config, args).await,
         BenchCommand::Runs(args) => crate::commands::bench_runs::run(config, args).await,
         BenchCommand::Hostcalls(args) => crate::commands::bench_hostcalls::run(config, args).await,
+        BenchCommand::Web(args) => crate::commands::bench_web::run(config, args).await,
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let (listener, addr) = bind(&listen).await?;
     // Tests and `crm up` read this line to learn the port.
     println!("crm api listening on http://{addr}");
+    println!("crm web app at {}/", public_url(config, addr));
     serve(config, db, listener, shutdown_signal()).await
 }
 
@@ -43,7 +44,13 @@ pub async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, addr))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Where people's browsers reach this engine: `CRM_PUBLIC_URL`, or the listening address.
+pub fn public_url(config: &Config, addr: SocketAddr) -> String {
+    config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string()
+}
+
+/// Serves the API and the web app on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish.
 pub async fn serve(
     config: &Config,
     db: crm_store::Db,
@@ -52,6 +59,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let redis = redis::Client::open(config.redis_url.as_str())
         .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
+    let addr = listener.local_addr().context("reading the listening address")?;
+    let public_url = public_url(config, addr);
     let vault = std::sync::Arc::new(config.vault()?);
     let sealed = crm_store::secrets::prepare(&db, &vault).await.context("readying the secrets for this key")?;
     if sealed > 0 {
@@ -60,12 +69,20 @@ pub async fn serve(
     let mut state = crm_api::AppState::new(db, redis, vault.clone());
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
+    state.public_url = Some(public_url.clone());
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db, vault).await?;
     let state = state.with_scheduler(scheduler.clone());
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
-    let served = crm_api::serve(listener, state, shutdown).await.context("serving the API");
+    let web = crm_web::WebState {
+        db: state.db.clone(),
+        scheduler: state.scheduler.clone(),
+        bot_token: config.bot_token.as_deref().map(std::sync::Arc::from),
+        secure_cookies: public_url.starts_with("https://"),
+    };
+    let app = crm_web::router(web).merge(crm_api::router(state));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served

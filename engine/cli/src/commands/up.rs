@@ -51,6 +51,8 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     let examples = crate::commands::examples::deploy_missing(&db).await?;
 
     println!("crm is up");
+    let web = crate::commands::serve::public_url(config, addr);
+    println!("  Web app    {web}/   (sign in with /web in the bot, or paste an API token at {web}/sign-in)");
     println!("  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)");
     println!("  Postgres   {}", crm_store::database::redact(&config.database_url));
     println!("  Redis      {}", crm_store::database::redact(&config.redis_url));
