@@ -111,6 +111,12 @@ async fn completions_stream_to_the_bot_and_resume_after_a_reconnect() {
     flow.deploy("bench-three-steps");
     flow.start_worker(4);
 
+    // notify may name only the caller's own chat: this admin's Telegram account is 4242.
+    sqlx::query("UPDATE users SET telegram_user_id = 4242 WHERE id = $1")
+        .bind(flow.admin_id)
+        .execute(&flow.db.pool)
+        .await
+        .unwrap();
     let open = || flow.request(reqwest::Method::GET, "/api/completions").timeout(Duration::from_secs(60)).send();
     let resp = open().await.unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::OK);

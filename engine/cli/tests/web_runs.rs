@@ -56,6 +56,8 @@ async fn a_running_runs_steps_turn_green_without_reloading() {
             // The first is green while the last is still to come.
             let last = browser.js(&format!("return {};", node("notify")), vec![]).await;
             assert!(!last.as_str().unwrap_or_default().contains("status-succeeded"), "{last}");
+            let badge = browser.js("return document.getElementById('run-status').textContent.trim();", vec![]).await;
+            assert_eq!(badge, json!("running"), "the run is under way once a step has moved");
             browser.screenshot("run-in-progress").await;
         }
     }

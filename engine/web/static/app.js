@@ -173,6 +173,12 @@
     };
     source.addEventListener("step", function (e) {
       const step = JSON.parse(e.data);
+      // The engine keeps a run "queued" until it ends; a step that moved means it is under way.
+      const runBadge = document.getElementById("run-status");
+      if (runBadge && runBadge.textContent === "queued" && step.status !== "queued" && step.status !== "waiting") {
+        runBadge.textContent = "running";
+        setStatus(runBadge, "running");
+      }
       const node = document.getElementById("node-" + step.step);
       setStatus(node, step.status);
       if (node) {
