@@ -1,7 +1,8 @@
 //! `crm bench runs`: workflow runs through the whole path — HTTP API, Postgres, Redis,
 //! `crm worker` processes, back to Postgres — with the engine and K workers as separate
-//! processes on this machine. Goals: ≥ 9,000 one-step runs/s sustained; three-step runs
-//! submit-to-completed p50 ≤ 3 ms, p99 ≤ 10 ms.
+//! processes on this machine. Goals: ≥ 9,000 one-step runs/s sustained at ≤ 200 µs of CPU
+//! per run over every process involved; three-step runs submit-to-completed p50 ≤ 3 ms,
+//! p99 ≤ 10 ms, also while one-step runs hold the system at half its throughput.
 //!
 //! Completion is observed the way the bot observes it: on the `/api/completions` stream,
 //! so the latency is what a client sees, submit to notification.
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use uuid::Uuid;
 
+use crate::commands::bench_cpu::{CpuMeter, Role};
 use crate::commands::bench_stack::{Processes, Scratch, bench_admin, clean_redis, percentile, spawn, start_engine};
 use crate::config::Config;
 
@@ -46,6 +48,14 @@ pub struct RunsArgs {
     /// Three-step runs in flight while timing latency.
     #[arg(long, default_value_t = 1)]
     pub latency_concurrency: usize,
+    /// Also time three-step runs while one-step runs keep the system at this fraction of
+    /// the throughput just measured (0 to skip).
+    #[arg(long, default_value_t = 0.5)]
+    pub under_load: f64,
+    /// Also measure throughput with 1, 2 and 4 workers and with 2 engines (a fresh set of
+    /// processes for each row, each a window of `--seconds`).
+    #[arg(long)]
+    pub scale_out: bool,
     /// Scratch database (on the server of CRM_DATABASE_URL), dropped and recreated.
     #[arg(long, default_value = "crm_bench_runs")]
     pub database: String,
@@ -66,7 +76,9 @@ struct Waiters {
 
 struct Client {
     http: reqwest::Client,
-    url: String,
+    /// Every engine's API; submits go round-robin, completions are read from the first
+    /// (they are one Redis stream, so any engine's feed has them all).
+    urls: Vec<String>,
     token: String,
     waiters: Mutex<Waiters>,
     completed: AtomicU64,
@@ -79,7 +91,7 @@ impl Client {
         let start = Instant::now();
         let resp = self
             .http
-            .post(format!("{}/api/runs", self.url))
+            .post(format!("{}/api/runs", self.urls[n as usize % self.urls.len()]))
             .bearer_auth(&self.token)
             .json(&json!({"workflow": workflow, "input": {"n": n}}))
             .send()
@@ -110,7 +122,7 @@ impl Client {
     async fn listen(self: Arc<Self>, ready: oneshot::Sender<()>) -> anyhow::Result<()> {
         let resp = self
             .http
-            .get(format!("{}/api/completions", self.url))
+            .get(format!("{}/api/completions", self.urls[0]))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -179,108 +191,31 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         let uploads = std::collections::BTreeMap::from([("fixture-echo".to_string(), echo.clone())]);
         crm_scheduler::deploy::deploy(&db, manifest, &uploads, Some(admin_id)).await?;
     }
-
     let scratch = Scratch::new()?;
-    let (prefix, data_dir) = (&scratch.prefix, &scratch.data_dir);
-    let env = scratch.engine_env(config, db_url);
-    let exe = std::env::current_exe().context("locating the crm binary")?;
-    let mut procs = Processes(Vec::new());
-    let (engine, api) = start_engine(&exe, &env).await?;
-    procs.0.push(engine);
-    let (_, credential) = crm_store::worker_credentials::create(&db, "bench").await?;
-    let worker_env = [
-        ("CRM_ENGINE_URL", api.clone()),
-        ("CRM_WORKER_CREDENTIAL", credential),
-        ("CRM_REDIS_URL", config.redis_url.clone()),
-        ("CRM_REDIS_PREFIX", prefix.clone()),
-        ("CRM_DATA_DIR", data_dir.display().to_string()),
-    ];
-    for i in 0..args.workers {
-        let id = format!("bench-worker-{i}");
-        let conc = args.worker_concurrency.to_string();
-        procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &worker_env, Stdio::null())?);
-    }
+    let setup = Setup { config, args, db: &db, db_url, scratch: &scratch, token };
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.in_flight.max(args.latency_concurrency))
-        .tcp_nodelay(true)
-        .build()?;
-    let client = Arc::new(Client {
-        http,
-        url: api.clone(),
-        token,
-        waiters: Mutex::new(Waiters::default()),
-        completed: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-    });
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let listener = tokio::spawn(client.clone().listen(ready_tx));
-    ready_rx.await.context("the completions stream did not open")?;
-    // Workers compile the component on first use: one run of each warms them up.
-    client.run("bench-one-step", 0).await?;
-    client.run("bench-three-steps", 0).await?;
-
-    // One-step throughput: a closed loop keeping `in_flight` runs going.
-    let warmup = Duration::from_secs((args.seconds / 4).max(1));
-    let window = Duration::from_secs(args.seconds.max(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut loops = Vec::new();
-    for t in 0..args.in_flight {
-        let (client, stop, errors) = (client.clone(), stop.clone(), errors.clone());
-        loops.push(tokio::spawn(async move {
-            let mut n = t as u64;
-            while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = client.run("bench-one-step", n).await {
-                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("bench: {e:#}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                n += 1_000_000;
-            }
-        }));
-    }
+    let stack = setup.start(1, args.workers).await?;
     if !args.json {
         eprintln!(
-            "one-step runs: {} in flight, {} worker(s) x {}, warming up {warmup:?}…",
+            "one-step runs: {} in flight, {} worker(s) x {}, warming up…",
             args.in_flight, args.workers, args.worker_concurrency
         );
     }
-    tokio::time::sleep(warmup).await;
-    let before = client.completed.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    tokio::time::sleep(window).await;
-    let completed = client.completed.load(Ordering::Relaxed) - before;
-    let elapsed = t0.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for l in loops {
-        let _ = l.await;
-    }
-    let throughput = completed as f64 / elapsed.as_secs_f64();
+    let one_step = stack.throughput(args).await;
 
-    // Three-step latency, submit to completion event.
     if !args.json {
         eprintln!("three-step runs: timing {} at concurrency {}…", args.latency_runs, args.latency_concurrency);
     }
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.latency_runs)));
-    let per_task = args.latency_runs.div_ceil(args.latency_concurrency.max(1));
-    let mut tasks = Vec::new();
-    for t in 0..args.latency_concurrency.max(1) {
-        let (client, latencies) = (client.clone(), latencies.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_task {
-                let d = client.run("bench-three-steps", (t * per_task + i) as u64).await?;
-                latencies.lock().await.push(d);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let mut lat = latencies.lock().await.clone();
-    lat.sort_unstable();
+    let idle = stack.latency(args.latency_runs, args.latency_concurrency).await?;
+    let under_load = if args.under_load > 0.0 && one_step.runs_per_s > 0.0 {
+        let rate = one_step.runs_per_s * args.under_load;
+        if !args.json {
+            eprintln!("three-step runs: timing {} while one-step runs arrive at {rate:.0}/s…", args.latency_runs);
+        }
+        Some((rate, stack.latency_under_load(rate, args.latency_runs).await?))
+    } else {
+        None
+    };
     let db_side: (Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000)
@@ -288,41 +223,69 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     )
     .fetch_one(&db.pool)
     .await?;
-    let metrics: Value = client
+    let metrics: Value = stack
+        .client
         .http
-        .get(format!("{api}/api/scheduler/metrics"))
-        .bearer_auth(&client.token)
+        .get(format!("{}/api/scheduler/metrics", stack.client.urls[0]))
+        .bearer_auth(&stack.client.token)
         .send()
         .await?
         .json()
         .await
         .unwrap_or(Value::Null);
-    listener.abort();
-    let failed = client.failed.load(Ordering::Relaxed);
-    drop(procs);
-    clean_redis(&config.redis_url, prefix).await;
+    let failed = stack.client.failed.load(Ordering::Relaxed);
+    drop(stack);
 
+    let mut scale_out = Vec::new();
+    if args.scale_out {
+        for (engines, workers) in [(1, 1), (1, 2), (1, 4), (2, 2), (2, 4)] {
+            if !args.json {
+                eprintln!("scale-out: {engines} engine(s), {workers} worker(s)…");
+            }
+            let stack = setup.start(engines, workers).await?;
+            let t = stack.throughput(args).await;
+            scale_out.push(json!({
+                "engines": engines, "workers": workers,
+                "runs_per_s": (t.runs_per_s * 10.0).round() / 10.0,
+                "cpu_us_per_run": t.cpu["total"],
+            }));
+        }
+    }
+    clean_redis(&config.redis_url, &scratch.prefix).await;
+
+    let three_step = |lat: &[Duration]| {
+        json!({
+            "runs": lat.len(),
+            "p50_ms": percentile(lat, 0.5),
+            "p90_ms": percentile(lat, 0.9),
+            "p99_ms": percentile(lat, 0.99),
+            "max_ms": percentile(lat, 1.0),
+        })
+    };
+    let mut idle_report = three_step(&idle);
+    idle_report["concurrency"] = json!(args.latency_concurrency);
+    idle_report["engine_p50_ms"] = json!(db_side.0);
+    idle_report["engine_p99_ms"] = json!(db_side.1);
+    idle_report["goal_p50_ms"] = json!(3);
+    idle_report["goal_p99_ms"] = json!(10);
     let report = json!({
         "one_step": {
-            "runs_per_s": (throughput * 10.0).round() / 10.0,
-            "completed": completed,
-            "seconds": elapsed.as_secs_f64(),
+            "runs_per_s": (one_step.runs_per_s * 10.0).round() / 10.0,
+            "completed": one_step.completed,
+            "seconds": one_step.elapsed.as_secs_f64(),
             "in_flight": args.in_flight,
             "goal_runs_per_s": 9000,
-            "submit_errors": errors.load(Ordering::Relaxed),
+            "submit_errors": one_step.errors,
+            "cpu_us_per_run": one_step.cpu,
+            "goal_cpu_us_per_run": 200,
         },
-        "three_step": {
-            "runs": lat.len(),
-            "concurrency": args.latency_concurrency,
-            "p50_ms": percentile(&lat, 0.5),
-            "p90_ms": percentile(&lat, 0.9),
-            "p99_ms": percentile(&lat, 0.99),
-            "max_ms": percentile(&lat, 1.0),
-            "engine_p50_ms": db_side.0,
-            "engine_p99_ms": db_side.1,
-            "goal_p50_ms": 3,
-            "goal_p99_ms": 10,
-        },
+        "three_step": idle_report,
+        "three_step_under_load": under_load.as_ref().map(|(rate, lat)| {
+            let mut r = three_step(lat);
+            r["one_step_runs_per_s"] = json!(rate.round());
+            r
+        }),
+        "scale_out": scale_out,
         "durability": config.scheduler_durability,
         "workers": args.workers,
         "worker_concurrency": args.worker_concurrency,
@@ -331,33 +294,261 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let o = &report["one_step"];
-        let t = &report["three_step"];
+        return Ok(());
+    }
+    let o = &report["one_step"];
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    println!(
+        "one-step runs:   {:.0} runs/s sustained ({} completed in {:.1} s, {} in flight; goal >= 9000)",
+        one_step.runs_per_s,
+        one_step.completed,
+        one_step.elapsed.as_secs_f64(),
+        args.in_flight
+    );
+    let c = &o["cpu_us_per_run"];
+    println!(
+        "                 CPU per run: {} µs in total (engine {}, workers {}, Postgres {}, Redis {}; the bench's client {} besides; goal <= 200)",
+        c["total"], c["engine"], c["workers"], c["postgres"], c["redis"], c["bench_client"]
+    );
+    let t = &report["three_step"];
+    println!(
+        "three-step runs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} runs at concurrency {} (goal p50 <= 3, p99 <= 10)",
+        f(&t["p50_ms"]),
+        f(&t["p90_ms"]),
+        f(&t["p99_ms"]),
+        f(&t["max_ms"]),
+        idle.len(),
+        args.latency_concurrency
+    );
+    println!(
+        "                 engine-side (created -> finished in Postgres): p50 {:.2} ms, p99 {:.2} ms",
+        db_side.0.unwrap_or(0.0),
+        db_side.1.unwrap_or(0.0)
+    );
+    let l = &report["three_step_under_load"];
+    if !l.is_null() {
         println!(
-            "one-step runs:   {:.0} runs/s sustained ({} completed in {:.1} s, {} in flight; goal >= 9000)",
-            throughput,
-            completed,
-            elapsed.as_secs_f64(),
-            args.in_flight
+            "                 under load ({} one-step runs/s): p50 {:.2} ms, p99 {:.2} ms",
+            l["one_step_runs_per_s"],
+            f(&l["p50_ms"]),
+            f(&l["p99_ms"])
         );
+    }
+    for row in &scale_out {
         println!(
-            "three-step runs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} runs at concurrency {} (goal p50 <= 3, p99 <= 10)",
-            t["p50_ms"].as_f64().unwrap_or(0.0),
-            t["p90_ms"].as_f64().unwrap_or(0.0),
-            t["p99_ms"].as_f64().unwrap_or(0.0),
-            t["max_ms"].as_f64().unwrap_or(0.0),
-            lat.len(),
-            args.latency_concurrency
+            "scale-out:       {} engine(s), {} worker(s): {:.0} runs/s, {} µs CPU per run",
+            row["engines"],
+            row["workers"],
+            f(&row["runs_per_s"]),
+            row["cpu_us_per_run"]
         );
-        println!(
-            "                 engine-side (created -> finished in Postgres): p50 {:.2} ms, p99 {:.2} ms",
-            db_side.0.unwrap_or(0.0),
-            db_side.1.unwrap_or(0.0)
-        );
-        if o["submit_errors"].as_u64() != Some(0) || failed != 0 {
-            println!("errors: {} submits failed, {failed} runs did not succeed", o["submit_errors"]);
-        }
+    }
+    if one_step.errors != 0 || failed != 0 {
+        println!("errors: {} submits failed, {failed} runs did not succeed", one_step.errors);
     }
     Ok(())
+}
+
+/// What every set of processes of one bench shares: its database, Redis prefix, data
+/// directory and the admin token its client uses.
+struct Setup<'a> {
+    config: &'a Config,
+    args: &'a RunsArgs,
+    db: &'a Db,
+    db_url: &'a str,
+    scratch: &'a Scratch,
+    token: String,
+}
+
+/// Engines and workers started for one measurement, with a client following completions;
+/// stopped on drop.
+struct Stack {
+    procs: Processes,
+    workers: usize,
+    client: Arc<Client>,
+    listener: tokio::task::JoinHandle<anyhow::Result<()>>,
+    redis_url: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl Setup<'_> {
+    async fn start(&self, engines: usize, workers: usize) -> anyhow::Result<Stack> {
+        let env = self.scratch.engine_env(self.config, self.db_url);
+        let exe = std::env::current_exe().context("locating the crm binary")?;
+        let mut procs = Processes(Vec::new());
+        let mut urls = Vec::new();
+        for _ in 0..engines.max(1) {
+            let (engine, api) = start_engine(&exe, &env).await?;
+            procs.0.push(engine);
+            urls.push(api);
+        }
+        let (_, credential) = crm_store::worker_credentials::create(self.db, "bench").await?;
+        for i in 0..workers {
+            let worker_env = [
+                // Workers spread over the engines, as behind a load balancer.
+                ("CRM_ENGINE_URL", urls[i % urls.len()].clone()),
+                ("CRM_WORKER_CREDENTIAL", credential.clone()),
+                ("CRM_REDIS_URL", self.config.redis_url.clone()),
+                ("CRM_REDIS_PREFIX", self.scratch.prefix.clone()),
+                ("CRM_DATA_DIR", self.scratch.data_dir.display().to_string()),
+            ];
+            let id = format!("bench-worker-{i}");
+            let conc = self.args.worker_concurrency.to_string();
+            procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &worker_env, Stdio::null())?);
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(self.args.in_flight.max(self.args.latency_concurrency))
+            .tcp_nodelay(true)
+            .build()?;
+        let client = Arc::new(Client {
+            http,
+            urls,
+            token: self.token.clone(),
+            waiters: Mutex::new(Waiters::default()),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let listener = tokio::spawn(client.clone().listen(ready_tx));
+        ready_rx.await.context("the completions stream did not open")?;
+        let stack = Stack { procs, workers, client, listener, redis_url: self.config.redis_url.clone() };
+        // Workers compile the component on first use: a run of each per worker warms them.
+        for n in 0..(2 * workers.max(1)) as u64 {
+            stack.client.run("bench-one-step", n).await?;
+            stack.client.run("bench-three-steps", n).await?;
+        }
+        Ok(stack)
+    }
+}
+
+struct Throughput {
+    runs_per_s: f64,
+    completed: u64,
+    elapsed: Duration,
+    errors: u64,
+    cpu: Value,
+}
+
+impl Stack {
+    /// One-step runs in a closed loop keeping `in_flight` going: a warm-up of a quarter of
+    /// the window, then the window.
+    async fn throughput(&self, args: &RunsArgs) -> Throughput {
+        let warmup = Duration::from_secs((args.seconds / 4).max(1));
+        let window = Duration::from_secs(args.seconds.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(AtomicU64::new(0));
+        let mut loops = Vec::new();
+        for t in 0..args.in_flight {
+            let (client, stop, errors) = (self.client.clone(), stop.clone(), errors.clone());
+            loops.push(tokio::spawn(async move {
+                let mut n = t as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(e) = client.run("bench-one-step", n).await {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("bench: {e:#}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    n += 1_000_000;
+                }
+            }));
+        }
+        tokio::time::sleep(warmup).await;
+        let meter = cpu_meter(&self.redis_url, &self.procs, self.workers);
+        let cpu_before = meter.sample();
+        let before = self.client.completed.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        tokio::time::sleep(window).await;
+        let completed = self.client.completed.load(Ordering::Relaxed) - before;
+        let elapsed = t0.elapsed();
+        let cpu = meter.sample().per_unit_since(&cpu_before, completed, &["bench_client"]);
+        stop.store(true, Ordering::Relaxed);
+        for l in loops {
+            let _ = l.await;
+        }
+        Throughput {
+            runs_per_s: completed as f64 / elapsed.as_secs_f64(),
+            completed,
+            elapsed,
+            errors: errors.load(Ordering::Relaxed),
+            cpu,
+        }
+    }
+
+    /// Three-step runs, submit to completion event, `concurrency` at a time; sorted.
+    async fn latency(&self, runs: usize, concurrency: usize) -> anyhow::Result<Vec<Duration>> {
+        let latencies = Arc::new(Mutex::new(Vec::with_capacity(runs)));
+        let per_task = runs.div_ceil(concurrency.max(1));
+        let mut tasks = Vec::new();
+        for t in 0..concurrency.max(1) {
+            let (client, latencies) = (self.client.clone(), latencies.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per_task {
+                    let d = client.run("bench-three-steps", (t * per_task + i) as u64).await?;
+                    latencies.lock().await.push(d);
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let mut lat = latencies.lock().await.clone();
+        lat.sort_unstable();
+        Ok(lat)
+    }
+
+    /// Three-step latency, one at a time, while one-step runs arrive at `rate` per second
+    /// (an open loop: they keep coming whether or not earlier ones are done).
+    async fn latency_under_load(&self, rate: f64, runs: usize) -> anyhow::Result<Vec<Duration>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (client, stop) = (self.client.clone(), stop.clone());
+            // Timers tick at best every millisecond: submit in small batches every 10 ms.
+            let tick = Duration::from_millis(10);
+            let per_tick = rate * tick.as_secs_f64();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(tick);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let (mut owed, mut n) = (0.0, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    interval.tick().await;
+                    owed += per_tick;
+                    while owed >= 1.0 {
+                        owed -= 1.0;
+                        n += 1;
+                        let client = client.clone();
+                        tokio::spawn(async move { client.run("bench-one-step", 500_000_000 + n).await });
+                    }
+                }
+            })
+        };
+        // Let the load settle before timing.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let lat = self.latency(runs, 1).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = load.await;
+        lat
+    }
+}
+
+/// The processes a one-step run passes through: the engines and the workers this bench
+/// started, every Postgres process (backends, WAL writer: the commit's fsync is part of a
+/// run's cost), the Redis server on the configured port, and the bench's own client apart.
+fn cpu_meter(redis_url: &str, procs: &Processes, workers: usize) -> CpuMeter {
+    let pids: Vec<u32> = procs.0.iter().map(|c| c.id()).collect();
+    let engines = pids.len() - workers;
+    let redis_port = reqwest::Url::parse(redis_url).ok().and_then(|u| u.port()).unwrap_or(6379);
+    CpuMeter::new(vec![
+        ("engine", Role::Pids(pids[..engines].to_vec())),
+        ("workers", Role::Pids(pids[engines..].to_vec())),
+        ("postgres", Role::Named { comm: "postgres", arg: None }),
+        ("redis", Role::Named { comm: "redis-server", arg: Some(format!(":{redis_port}")) }),
+        ("bench_client", Role::This),
+    ])
 }

@@ -62,13 +62,13 @@ impl Drop for Scratch {
 pub struct Processes(pub Vec<Child>);
 
 impl Drop for Processes {
+    /// Stops them in the reverse of their start: workers hand in what they hold before
+    /// the engine they hand it to goes.
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.0.iter_mut().rev() {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for c in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
