@@ -37,6 +37,8 @@ pub struct Flow {
     pub client: reqwest::Client,
     /// the engine's address, the same after a restart
     listen: String,
+    /// extra `crm serve` arguments (`--test-clock`)
+    engine_args: Vec<String>,
     engine: Option<Process>,
     workers: Vec<Option<Process>>,
     /// processes started so far, to give each its own log file
@@ -50,16 +52,22 @@ pub struct Flow {
 impl Flow {
     /// A scratch database with an admin and a token, and a running engine.
     pub async fn start(purpose: &str) -> Flow {
-        Flow::start_on(purpose, TestPrefix::new(purpose)).await
+        Flow::start_on(purpose, TestPrefix::new(purpose), Vec::new()).await
+    }
+
+    /// On a private password-protected Redis (as [`Flow::start_with_acl_redis`]), with an
+    /// engine whose clock the test moves ([`Flow::advance_clock`]), restarts included.
+    pub async fn start_with_test_clock(purpose: &str) -> Flow {
+        Flow::start_on(purpose, TestPrefix::acl(purpose).await, vec!["--test-clock".into()]).await
     }
 
     /// The same on a private Redis with a password, where the engine and the workers connect
     /// as their own ACL users (see `crm_queue::acl`).
     pub async fn start_with_acl_redis(purpose: &str) -> Flow {
-        Flow::start_on(purpose, TestPrefix::acl(purpose).await).await
+        Flow::start_on(purpose, TestPrefix::acl(purpose).await, Vec::new()).await
     }
 
-    async fn start_on(purpose: &str, redis: TestPrefix) -> Flow {
+    async fn start_on(purpose: &str, redis: TestPrefix, engine_args: Vec<String>) -> Flow {
         let scratch = ScratchDb::new(purpose, 4).await;
         let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
         let bot_token = crate::users::delegate_token(&scratch.db, admin_id).await;
@@ -78,6 +86,7 @@ impl Flow {
             worker_credential,
             client: crate::http::client(),
             listen: free_loopback_address(),
+            engine_args,
             engine: None,
             workers: Vec::new(),
             started: 0,
@@ -130,7 +139,10 @@ impl Flow {
     pub async fn start_engine(&mut self) {
         assert!(self.engine.is_none(), "an engine is already running");
         let listen = self.listen.clone();
-        let mut engine = self.spawn("crm serve", &["serve", "--listen", &listen]);
+        let mut args = vec!["serve", "--listen", &listen];
+        let extra = self.engine_args.clone();
+        args.extend(extra.iter().map(String::as_str));
+        let mut engine = self.spawn("crm serve", &args);
         self.url = engine.listening_url(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
         self.engine = Some(engine);
     }
@@ -260,6 +272,31 @@ impl Flow {
         let (status, body) = self.post("/api/runs", json!({"workflow": workflow, "input": input})).await;
         assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
         body["id"].as_str().and_then(|s| s.parse().ok()).expect("run id")
+    }
+
+    /// Moves the engine's test clock forward by `by` (`"3d"`); see [`Flow::start_with_test_clock`].
+    pub async fn advance_clock(&self, by: &str) {
+        let (status, body) = self.post("/api/engine/clock", json!({"by": by})).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    }
+
+    /// Waits until the run has `status`, reading Postgres; returns the run as the API
+    /// shows it.
+    pub async fn wait_status(&self, id: Uuid, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let now: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.db.pool)
+                .await
+                .expect("read the run's status");
+            if now == status {
+                let (_, run) = self.get(&format!("/api/runs/{id}")).await;
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} is {now}, not {status}, after {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until every run is final, reading Postgres (so it works while the engine is

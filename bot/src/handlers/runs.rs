@@ -246,6 +246,15 @@ struct RunLine {
     created_at: DateTime<Utc>,
     #[serde(default)]
     error: Option<RunError>,
+    /// what a `waiting` run waits for
+    #[serde(default)]
+    waiting_for: Vec<WaitLine>,
+}
+
+#[derive(Deserialize)]
+struct WaitLine {
+    step: String,
+    what: String,
 }
 
 /// `/runs`: the ten most recent runs this user may see.
@@ -270,12 +279,18 @@ fn recent_text(runs: &[RunLine]) -> String {
             RunStatus::Cancelled => "🚫",
             RunStatus::Running => "⏳",
             RunStatus::Queued => "🕒",
+            RunStatus::Waiting => "⏸",
         };
         let id: String = r.id.to_string().chars().take(8).collect();
         let when = r.created_at.format("%Y-%m-%dT%H:%M");
         let error =
             r.error.as_ref().map(|e| format!(" — {}", crate::text::ellipsize(&e.message, 80))).unwrap_or_default();
-        lines.push(format!("{icon} {} · {} · {when} · {id}{error}", r.workflow, r.status));
+        let waits: String = r
+            .waiting_for
+            .iter()
+            .map(|w| format!(" — {} waits {}", w.step, crate::text::ellipsize(&w.what, 80)))
+            .collect();
+        lines.push(format!("{icon} {} · {} · {when} · {id}{error}{waits}", r.workflow, r.status));
     }
     lines.join("\n")
 }
@@ -314,7 +329,12 @@ mod tests {
                  "duration_ms": null, "error": {"step": "score", "code": "step_failed", "message": "deal 9 not found"}},
                 {"id": "0190a5b2-0000-7000-8000-000000000002", "workflow": "digest", "version": 1,
                  "status": "queued", "trigger": "cron", "acting_user": null,
-                 "created_at": "2026-11-26T10:05:00Z", "error": null}
+                 "created_at": "2026-11-26T10:05:00Z", "error": null},
+                {"id": "0190a5b2-0000-7000-8000-000000000003", "workflow": "drip", "version": 1,
+                 "status": "waiting", "trigger": "api", "acting_user": 2,
+                 "created_at": "2026-11-26T10:06:00Z", "error": null,
+                 "waiting_for": [{"step": "pause", "kind": "wait", "until": "2026-11-29T10:06:00Z",
+                                  "what": "until 2026-11-29 10:06:00 UTC"}]}
             ],
             "next_cursor": "abc"
         }))
@@ -323,7 +343,8 @@ mod tests {
             recent_text(&page.items),
             "Recent runs:\n\
              ❌ qualify · failed · 2026-11-26T10:04 · 0190a5b2 — deal 9 not found\n\
-             🕒 digest · queued · 2026-11-26T10:05 · 0190a5b2"
+             🕒 digest · queued · 2026-11-26T10:05 · 0190a5b2\n\
+             ⏸ drip · waiting · 2026-11-26T10:06 · 0190a5b2 — pause waits until 2026-11-29 10:06:00 UTC"
         );
         assert!(recent_text(&[]).contains("No workflow runs yet"));
     }

@@ -311,3 +311,59 @@ async fn a_signed_lead_form_creates_a_contact_and_a_deal_which_then_get_scored()
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(runs_of(&flow, "inbound-lead", 1).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_deal_that_does_not_move_in_three_days_gets_a_nudge_and_one_that_moves_does_not() {
+    let mut flow = Flow::start_with_test_clock("auto_nudge").await;
+    flow.deploy("nudge-unmoved-deal");
+    flow.start_worker(4);
+    let owner = user(&flow, "Olga Owner").await;
+    let open = stage(&flow, "open").await;
+    let quiet = create(
+        &flow,
+        "/api/deals",
+        json!({"title": "Quiet Corp", "pipeline_id": 1, "stage_id": open, "owner_id": owner}),
+    )
+    .await;
+    let busy = create(
+        &flow,
+        "/api/deals",
+        json!({"title": "Busy Inc", "pipeline_id": 1, "stage_id": open, "owner_id": owner}),
+    )
+    .await;
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM runs WHERE workflow = 'nudge-unmoved-deal' AND status = 'waiting'",
+        )
+        .fetch_one(&flow.db.pool)
+        .await
+        .expect("runs")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while waiting().await < 2 {
+        assert!(Instant::now() < deadline, "both new deals' runs wait");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One deal moves within the three days; the other does not.
+    let (_, pipelines) = flow.get("/api/pipelines").await;
+    let next = pipelines["items"][0]["stages"][1]["id"].as_i64().expect("a second stage");
+    let (s, _) = flow.post(&format!("/api/deals/{}/move", busy["id"]), json!({"stage_id": next})).await;
+    assert_eq!(s, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while waiting().await > 1 {
+        assert!(Instant::now() < deadline, "the moved deal's run goes on");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    flow.advance_clock("3d").await;
+    let runs = runs_of(&flow, "nudge-unmoved-deal", 2).await;
+    assert!(runs.iter().all(|(_, s)| s == "succeeded"), "{runs:?}");
+
+    let (_, tasks) = flow.get(&format!("/api/tasks?deal_id={}", quiet["id"])).await;
+    let tasks = tasks["items"].as_array().expect("tasks").clone();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["title"], "Nudge: Quiet Corp has not moved in 3 days");
+    assert_eq!(tasks[0]["assignee_id"], owner);
+    let (_, tasks) = flow.get(&format!("/api/tasks?deal_id={}", busy["id"])).await;
+    assert_eq!(tasks["items"], json!([]), "the deal that moved gets no nudge");
+}

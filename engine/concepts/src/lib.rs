@@ -13,5 +13,6 @@ pub mod run;
 pub mod step;
 pub mod template;
 pub mod user;
+pub mod wait;
 pub mod wasm;
 pub mod worker_channel;

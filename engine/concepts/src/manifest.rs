@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::capability::{Capability, Grants};
 use crate::step::StepLimits;
 use crate::template::Template;
+use crate::wait::{MAX_WAIT, StepKind, WaitEventSpec, WaitSpec};
 
 /// The longest a step may be allowed to run; beyond this a workflow should be split.
 pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -119,8 +120,16 @@ pub struct StepSpec {
     pub id: String,
     /// a component crate of `workflows/` or a cargo package beside the manifest (e.g.
     /// `lead-score`), a `.py` or `.js` step or a `.wasm` file relative to the manifest, or
-    /// `sha256:<hex>` of a component the engine already stores
+    /// `sha256:<hex>` of a component the engine already stores. A step has a component or
+    /// one of `wait`, `wait_event`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub component: String,
+    /// hold the run for a time (no worker, no Redis entry: a row with a wake time)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitSpec>,
+    /// hold the run until a record changes as the filter says, or a timeout
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_event: Option<WaitEventSpec>,
     #[serde(default)]
     pub needs: Vec<String>,
     #[serde(default = "empty_object")]
@@ -289,8 +298,19 @@ impl Manifest {
             }
         }
         for (i, s) in self.steps.iter().enumerate() {
-            if s.component.trim().is_empty() {
-                err(format!("steps[{i}].component"), "missing component".into());
+            let kinds = usize::from(!s.component.trim().is_empty())
+                + usize::from(s.wait.is_some())
+                + usize::from(s.wait_event.is_some());
+            if kinds > 1 {
+                err(format!("steps[{i}]"), "a step has one of `component`, `wait` or `wait_event`, not several".into());
+            }
+            if s.kind().holds() {
+                self.validate_hold(i, s, &ids, &mut err);
+            } else if s.component.trim().is_empty() {
+                err(
+                    format!("steps[{i}].component"),
+                    "missing component (or declare the step a `wait` or `wait_event`)".into(),
+                );
             } else if !component_known(&s.component) {
                 err(
                     format!("steps[{i}].component"),
@@ -370,6 +390,81 @@ impl Manifest {
             }
         }
         if v.is_empty() { Ok(()) } else { Err(ManifestError { errors: v }) }
+    }
+
+    /// A waiting step: its time, template, record and branch, and nothing a worker would use.
+    fn validate_hold(&self, i: usize, s: &StepSpec, ids: &HashMap<&str, usize>, err: &mut impl FnMut(String, String)) {
+        let at = |f: &str| format!("steps[{i}].{f}");
+        let check_wait = |field: String, d: &str, err: &mut dyn FnMut(String, String)| match parse_duration(d) {
+            Ok(d) if d.is_zero() || d > MAX_WAIT => {
+                err(field, format!("must be between 1ms and {} days", MAX_WAIT.as_secs() / 86_400))
+            }
+            Ok(_) => {}
+            Err(e) => err(field, e),
+        };
+        let check_template = |field: String, t: &str, err: &mut dyn FnMut(String, String)| match Template::parse(t) {
+            Ok(tpl) => {
+                for path in tpl.paths() {
+                    if let Some(msg) = check_step_template_path(&path, &s.id, &s.needs, ids) {
+                        err(field.clone(), msg);
+                    }
+                }
+            }
+            Err(e) => err(field, e.to_string()),
+        };
+        if !s.capabilities.is_empty() {
+            err(at("capabilities"), "a waiting step runs no code, so it has no capabilities".into());
+        }
+        if s.config.as_object().is_some_and(|c| !c.is_empty()) {
+            err(at("config"), "a waiting step runs no code, so it has no config".into());
+        }
+        if s.timeout.is_some() || s.memory_mb.is_some() {
+            err(
+                at("timeout"),
+                "`timeout` and `memory_mb` limit components; a `wait_event` sets its own `timeout`".into(),
+            );
+        }
+        if let Some(w) = &s.wait {
+            match (&w.duration, &w.until) {
+                (Some(d), None) => check_wait(at("wait.duration"), d, err),
+                (None, Some(u)) => check_template(at("wait.until"), u, err),
+                _ => err(
+                    at("wait"),
+                    "give `duration` (e.g. \"3d\") or `until` (a template of a time), one of them".into(),
+                ),
+            }
+        }
+        if let Some(w) = &s.wait_event {
+            if !RECORD_KINDS.contains(&w.record.as_str()) {
+                err(
+                    at("wait_event.record"),
+                    format!("unknown record kind {:?}: expected one of {}", w.record, RECORD_KINDS.join(", ")),
+                );
+            }
+            check_template(at("wait_event.id"), &w.id, err);
+            for (j, a) in w.actions.iter().enumerate() {
+                if !["created", "updated", "deleted"].contains(&a.as_str()) {
+                    err(
+                        at(&format!("wait_event.actions[{j}]")),
+                        format!("unknown action {a:?}: expected created, updated or deleted"),
+                    );
+                }
+            }
+            for f in w.filter.changed.iter().chain(w.filter.equals.keys()) {
+                if !is_field(f) {
+                    err(at("wait_event.filter"), format!("{f:?} is not a field name"));
+                }
+            }
+            check_wait(at("wait_event.timeout"), &w.timeout, err);
+            if let Some(t) = &w.on_timeout
+                && !self.dependents(&s.id).any(|d| &d.id == t)
+            {
+                err(
+                    at("wait_event.on_timeout"),
+                    format!("{t:?} is not a step that needs {:?}: name one of its successors", s.id),
+                );
+            }
+        }
     }
 
     fn validate_triggers(&self, err: &mut impl FnMut(String, String)) {
@@ -545,6 +640,17 @@ impl Manifest {
 }
 
 impl StepSpec {
+    /// What the step does: run its component, or hold the run.
+    pub fn kind(&self) -> StepKind<'_> {
+        if let Some(w) = &self.wait {
+            StepKind::Wait(w)
+        } else if let Some(w) = &self.wait_event {
+            StepKind::WaitEvent(w)
+        } else {
+            StepKind::Component(&self.component)
+        }
+    }
+
     /// The granted capabilities (validated manifests only hold valid strings).
     pub fn grants(&self) -> Grants {
         Grants::new(self.capabilities.iter().filter_map(|c| c.parse().ok()))
@@ -564,7 +670,7 @@ impl StepSpec {
 
 pub const RECORD_KINDS: [&str; 5] = ["contact", "company", "deal", "task", "note"];
 
-/// `2s`, `250ms`, `1m`, `1h`, `1500us`: an integer followed by a unit.
+/// `2s`, `250ms`, `1m`, `1h`, `3d`, `1500us`: an integer followed by a unit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -576,7 +682,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{s:?} has no known unit: use us, ms, s, m or h")),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(format!("{s:?} has no known unit: use us, ms, s, m, h or d")),
     };
     Ok(d)
 }
@@ -624,6 +731,36 @@ fn check_template_path(path: &[String], steps: &HashMap<&str, usize>) -> Option<
             && f != "status"
         {
             return Some(format!("{:?}: a step has `output` and `status`", path.join(".")));
+        }
+    }
+    None
+}
+
+/// A waiting step's template sees `input`, `run_id`, `workflow` and the outputs of the
+/// steps it needs (the only ones sure to have run before it).
+fn check_step_template_path(
+    path: &[String],
+    step: &str,
+    needs: &[String],
+    steps: &HashMap<&str, usize>,
+) -> Option<String> {
+    const ROOTS: [&str; 4] = ["workflow", "run_id", "input", "steps"];
+    let root = path.first()?;
+    if !ROOTS.contains(&root.as_str()) {
+        return Some(format!("unknown template variable {:?}: use one of {}", path.join("."), ROOTS.join(", ")));
+    }
+    if root == "steps" {
+        let Some(dep) = path.get(1) else {
+            return Some("`steps` needs a step id, e.g. {{steps.score.output}}".into());
+        };
+        if !steps.contains_key(dep.as_str()) {
+            return Some(format!("template refers to step {dep:?}, which is not a step of this workflow"));
+        }
+        if !needs.iter().any(|n| n == dep) {
+            return Some(format!("step {step:?} reads {dep:?}, so it must list {dep:?} in `needs`"));
+        }
+        if path.get(2).is_some_and(|f| f != "output") {
+            return Some(format!("{:?}: a waiting step reads a step's `output`", path.join(".")));
         }
     }
     None

@@ -80,10 +80,12 @@ macro_rules! string_enum {
 
 string_enum! {
     /// A run is `queued` until its first result arrives, `running` until every step is
-    /// settled, then ends in one of the three final states.
+    /// settled, then ends in one of the three final states. It is `waiting` while no step
+    /// is in flight and a `wait`, `wait_event` or `approval` step holds it.
     RunStatus {
         Queued = "queued",
         Running = "running",
+        Waiting = "waiting",
         Succeeded = "succeeded",
         Failed = "failed",
         Cancelled = "cancelled",
@@ -100,10 +102,12 @@ string_enum! {
     /// `waiting` for its dependencies; `queued` once ready (handed to Redis, or waiting out a
     /// retry backoff); then one of the final states. `dead_letter` is a retryable failure
     /// that used up its attempts; `failed` is a permanent error; `skipped` is a step no
-    /// taken branch led to.
+    /// taken branch led to. `held` is a `wait`, `wait_event` or `approval` step waiting for
+    /// its time, event or decision: a row in Postgres, nothing on Redis.
     StepStatus {
         Waiting = "waiting",
         Queued = "queued",
+        Held = "held",
         Succeeded = "succeeded",
         Failed = "failed",
         DeadLetter = "dead_letter",
@@ -114,7 +118,7 @@ string_enum! {
 
 impl StepStatus {
     pub fn is_final(self) -> bool {
-        !matches!(self, StepStatus::Waiting | StepStatus::Queued)
+        !matches!(self, StepStatus::Waiting | StepStatus::Queued | StepStatus::Held)
     }
 }
 

@@ -112,6 +112,8 @@ pub enum StepErrorCode {
     ReplayDiverged,
     /// the step's `next` named steps that do not follow it
     BadNext,
+    /// a waiting step's template rendered no time (`until`) or no record id (`wait_event`)
+    BadWait,
 }
 
 impl StepErrorCode {
@@ -131,6 +133,7 @@ impl StepErrorCode {
         StepErrorCode::Lost,
         StepErrorCode::ReplayDiverged,
         StepErrorCode::BadNext,
+        StepErrorCode::BadWait,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +153,7 @@ impl StepErrorCode {
             StepErrorCode::Lost => "lost",
             StepErrorCode::ReplayDiverged => "replay_diverged",
             StepErrorCode::BadNext => "bad_next",
+            StepErrorCode::BadWait => "bad_wait",
         }
     }
 }

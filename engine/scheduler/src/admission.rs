@@ -1,7 +1,7 @@
 //! Admitting runs: the one path by which any run comes to exist, whether the API, the bot,
 //! a cron tick, a record event or a webhook asked for it. The same checks (input, acting
 //! user, trigger, idempotency key, the workflow's current version and whether it is
-//! enabled), the same first steps (`RunMachine::initial_steps`), the same fast path: the
+//! enabled), the same first steps (`RunMachine::initial`), the same fast path: the
 //! ready steps go to Redis right after the caller's commit, and the outbox row with its
 //! grace period is the fallback.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
-use crm_concepts::run::{RunRequest, RunStatus};
+use crm_concepts::run::{RunRequest, RunStatus, StepStatus};
 use crm_store::runs::{self, Inserted, NewRun};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::workflows::{self, WorkflowVersion};
@@ -18,7 +18,9 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::apply::{Incoming, Staged};
 use crate::core::Core;
+use crate::hold::Wake;
 use crate::jobs::{self, Dispatch, RunContext};
 use crate::machine::RunMachine;
 
@@ -38,16 +40,21 @@ pub struct Accepted {
 #[derive(Default)]
 pub struct Admitted {
     jobs: Vec<Dispatch>,
+    /// waits ended in the same transaction ([`Admission::wake`])
+    woken: Option<Staged>,
 }
 
 impl Admitted {
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
+        self.jobs.is_empty() && self.woken.is_none()
     }
 
     /// Adds the runs another admission in the same transaction started.
     pub fn extend(&mut self, other: Admitted) {
         self.jobs.extend(other.jobs);
+        if let Some(w) = other.woken {
+            self.woken.get_or_insert_with(Staged::default).extend(w);
+        }
     }
 }
 
@@ -118,8 +125,16 @@ impl Admission {
                 continue;
             }
             let v = core.versions.get(&r.workflow, version).await?;
+            let id = Uuid::now_v7();
+            let initial = match RunMachine::initial(&v, id, &r.input, core.clock.now()) {
+                Ok(i) => i,
+                Err((step, message)) => {
+                    answers[i] = Some(Err(WorkflowError::validation("input", format!("step {step:?}: {message}"))));
+                    continue;
+                }
+            };
             new_runs.push(NewRun {
-                id: Uuid::now_v7(),
+                id,
                 workflow: r.workflow.clone(),
                 version,
                 input: r.input.clone(),
@@ -127,7 +142,9 @@ impl Admission {
                 notify: r.notify.clone(),
                 idempotency_key: r.idempotency_key.clone(),
                 trigger: r.trigger.clone().unwrap_or_else(|| "api".into()),
-                steps: RunMachine::initial_steps(&v),
+                steps: initial.steps,
+                status: initial.status,
+                waits: initial.waits,
                 dispatch_after,
             });
             versions.push(v);
@@ -140,8 +157,10 @@ impl Admission {
                 Inserted::Created => {
                     core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
                     let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
-                    for (step, ready) in &run.steps {
-                        if *ready && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default()) {
+                    for (step, status) in &run.steps {
+                        if *status == StepStatus::Queued
+                            && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default())
+                        {
                             admitted.jobs.push(job);
                         }
                     }
@@ -149,7 +168,7 @@ impl Admission {
                         id: run.id,
                         workflow: run.workflow.clone(),
                         version: run.version,
-                        status: RunStatus::Queued,
+                        status: run.status,
                         created: true,
                     })
                 }
@@ -171,10 +190,34 @@ impl Admission {
             .collect())
     }
 
+    /// Ends `wait_event` steps in `conn`'s open transaction: each `(run, step, event)` is a
+    /// held step and the record change (as a record-event trigger's input) that ends its
+    /// wait. A step no longer held (it timed out, the run was cancelled) is left alone; the
+    /// first of several events for one step wins. What follows leaves in
+    /// [`Admission::committed`].
+    pub async fn wake(
+        &self,
+        conn: &mut PgConnection,
+        wakes: Vec<(Uuid, String, serde_json::Value)>,
+        admitted: &mut Admitted,
+    ) -> Result<(), WorkflowError> {
+        if wakes.is_empty() {
+            return Ok(());
+        }
+        let incoming =
+            wakes.into_iter().map(|(run_id, step, event)| Incoming::Woken { run_id, step, wake: Wake::Event(event) });
+        let staged = crate::apply::stage(&self.core, conn, incoming.collect()).await?;
+        admitted.woken.get_or_insert_with(Staged::default).extend(staged);
+        Ok(())
+    }
+
     /// The transaction that admitted these runs committed: send their first steps now.
     pub async fn committed(&self, admitted: Admitted) {
         if !admitted.jobs.is_empty() {
             crate::dispatch::send_now(&self.core, admitted.jobs).await;
+        }
+        if let Some(woken) = admitted.woken {
+            woken.after_commit(&self.core).await;
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
 use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepResult, StepUsage};
+use crm_store::run_waits;
 use crm_store::runs::{self, AttemptRecord};
 use crm_store::workflow_error::WorkflowError;
 use rand::Rng;
@@ -23,15 +24,17 @@ use uuid::Uuid;
 
 use crate::confirmer::Key;
 use crate::core::Core;
+use crate::hold::Wake;
 use crate::intake::Arrival;
 use crate::jobs::{self, RunContext};
 use crate::machine::{Applied, RunMachine};
 
-/// Something that ends an attempt: a worker's result, or the engine's verdict that the
-/// attempt was lost.
+/// Something that ends an attempt: a worker's result, the engine's verdict that the
+/// attempt was lost, or the end of a held step's wait.
 pub(crate) enum Incoming {
     Result(StepResult),
     Lost { run_id: Uuid, step: String, attempt: i32, after: Duration },
+    Woken { run_id: Uuid, step: String, wake: Wake },
 }
 
 impl Incoming {
@@ -39,6 +42,8 @@ impl Incoming {
         match self {
             Incoming::Result(r) => (r.key.run_id, r.key.step.clone(), r.key.attempt as i32),
             Incoming::Lost { run_id, step, attempt, .. } => (*run_id, step.clone(), *attempt),
+            // a held step is at attempt 1 and is woken once
+            Incoming::Woken { run_id, step, .. } => (*run_id, step.clone(), 1),
         }
     }
 }
@@ -91,6 +96,60 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
 /// Applies results (and lost verdicts) in one transaction, then sends what became ready
 /// and publishes what finished.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
+    let mut tx = core.state_pool.begin().await?;
+    let staged = stage(core, &mut tx, incoming).await?;
+    tx.commit().await?;
+    staged.after_commit(core).await;
+    Ok(())
+}
+
+/// What an applied batch leaves to do once its transaction commits.
+#[derive(Default)]
+pub(crate) struct Staged {
+    jobs_now: Vec<jobs::Dispatch>,
+    completions: Vec<Completion>,
+    applied: Vec<Key>,
+    stale: u64,
+    wake_dispatcher: bool,
+}
+
+impl Staged {
+    pub(crate) fn extend(&mut self, other: Staged) {
+        self.jobs_now.extend(other.jobs_now);
+        self.completions.extend(other.completions);
+        self.applied.extend(other.applied);
+        self.stale += other.stale;
+        self.wake_dispatcher |= other.wake_dispatcher;
+    }
+
+    /// The transaction committed: count, send the next steps, publish the completions.
+    pub(crate) async fn after_commit(self, core: &Core) {
+        core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
+        core.metrics.results_applied.fetch_add(self.applied.len() as u64, Ordering::Relaxed);
+        core.metrics.results_stale.fetch_add(self.stale, Ordering::Relaxed);
+        core.confirmer.settled(self.applied.iter());
+        if self.wake_dispatcher {
+            // a retry with a short backoff: let the dispatcher look sooner than its poll
+            core.dispatch_wake.notify_one();
+        }
+        // Independent round trips: the next steps out and the completions out, together.
+        let send = async {
+            if !self.jobs_now.is_empty() {
+                crate::dispatch::send_now(core, self.jobs_now).await;
+            }
+        };
+        tokio::join!(send, publish(core, &self.completions));
+    }
+}
+
+/// Applies results, lost verdicts and wakes in the caller's transaction: locks the runs,
+/// moves their machines, writes the changed rows. The caller commits, then calls
+/// [`Staged::after_commit`].
+pub(crate) async fn stage(
+    core: &Arc<Core>,
+    tx: &mut sqlx::PgConnection,
+    incoming: Vec<Incoming>,
+) -> Result<Staged, WorkflowError> {
     // The same attempt twice in one batch (a redelivery): the first one counts.
     let mut seen = std::collections::HashSet::new();
     let delivered = incoming.len();
@@ -100,8 +159,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     run_ids.sort_unstable();
     run_ids.dedup();
 
-    let mut tx = core.state_pool.begin().await?;
-    let (run_rows, step_rows) = runs::lock_runs(&mut tx, &run_ids).await?;
+    let (run_rows, step_rows) = runs::lock_runs(tx, &run_ids).await?;
     let mut steps_by_run: HashMap<Uuid, Vec<runs::StepState>> = HashMap::new();
     for s in step_rows {
         steps_by_run.entry(s.run_id).or_default().push(s);
@@ -110,7 +168,7 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     for run in run_rows {
         let v = core.versions.get(&run.workflow, run.version).await?;
         let steps = steps_by_run.remove(&run.id).unwrap_or_default();
-        machines.insert(run.id, RunMachine::new(v, run, steps));
+        machines.insert(run.id, RunMachine::new(v, run, steps).at(core.clock.now()));
     }
 
     let now = Utc::now();
@@ -144,6 +202,26 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
                         logs: serde_json::to_value(&r.logs).unwrap_or_default(),
                         usage: serde_json::to_value(&r.usage).unwrap_or_default(),
                         applied: applied == Applied::Yes,
+                    };
+                    (applied, record)
+                }
+                Incoming::Woken { wake, .. } => {
+                    let attempt = m.attempt_of(&key.1);
+                    let applied = m.wake(&key.1, wake);
+                    if applied == Applied::Stale {
+                        // ended already (cancelled, or the other of a timeout and an event)
+                        continue;
+                    }
+                    let record = AttemptRecord {
+                        run_id: key.0,
+                        step: key.1.clone(),
+                        attempt,
+                        status: AttemptStatus::Succeeded,
+                        worker: "engine".into(),
+                        error: None,
+                        logs: serde_json::json!([]),
+                        usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                        applied: true,
                     };
                     (applied, record)
                 }
@@ -182,7 +260,12 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     let mut run_updates = Vec::new();
     let mut completions = Vec::new();
     let mut jobs_now = Vec::new();
+    let mut holds = Vec::new();
+    let mut released = Vec::new();
     for m in machines.values_mut() {
+        let (h, r) = m.take_waits();
+        holds.extend(h);
+        released.extend(r);
         let ready = m.take_ready();
         let (s, r) = m.updates(&ready, fallback);
         step_updates.extend(s);
@@ -200,30 +283,21 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
         }
     }
 
-    let fresh = runs::write_changes(&mut tx, &attempts, &step_updates, &run_updates).await?;
+    let fresh = runs::write_changes(tx, &attempts, &step_updates, &run_updates).await?;
     if fresh < applied_keys.len() as i64 {
         // An applied result whose attempt row already existed means two engines applied
         // the same attempt, which the run lock rules out; refuse rather than corrupt.
         return Err(WorkflowError::Conflict("an attempt was recorded twice; batch rolled back".into()));
     }
-    tx.commit().await?;
-
-    core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
-    core.metrics.results_applied.fetch_add(applied_keys.len() as u64, Ordering::Relaxed);
-    core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64 + duplicates, Ordering::Relaxed);
-    core.confirmer.settled(applied_keys.iter());
-    if step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)) {
-        // a retry with a short backoff: let the dispatcher look sooner than its poll
-        core.dispatch_wake.notify_one();
-    }
-    // Independent round trips: the next steps out and the completions out, together.
-    let send = async {
-        if !jobs_now.is_empty() {
-            crate::dispatch::send_now(core, jobs_now).await;
-        }
-    };
-    tokio::join!(send, publish(core, &completions));
-    Ok(())
+    run_waits::delete(tx, &released).await?;
+    run_waits::insert(tx, &holds).await?;
+    Ok(Staged {
+        stale: (attempts.len() - applied_keys.len()) as u64 + duplicates,
+        wake_dispatcher: step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)),
+        applied: applied_keys,
+        jobs_now,
+        completions,
+    })
 }
 
 pub(crate) async fn publish(core: &Core, completions: &[Completion]) {
@@ -244,6 +318,7 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
     let (steps, run) = m.updates(&[], Utc::now());
     let completion = run.as_ref().map(|r| m.completion(r.rendered.clone().unwrap_or_default(), None));
     runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
+    run_waits::delete(&mut tx, &m.take_waits().1).await?;
     tx.commit().await?;
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
     Ok(true)

@@ -36,6 +36,10 @@ pub struct SchedulerConfig {
     /// the dispatcher's poll interval when nothing woke it
     pub dispatch_poll: Duration,
     pub durability: Durability,
+    /// how often the waker looks for due waits (one indexed query, however many wait)
+    pub wake_poll: Duration,
+    /// a clock an admin may move forward, for tests of long waits (`crm serve --test-clock`)
+    pub test_clock: bool,
     /// opens the secrets steps read (the installation's key, see `crm_vault`)
     pub vault: Arc<crm_vault::Vault>,
 }
@@ -76,6 +80,8 @@ impl SchedulerConfig {
             reconcile_every: Duration::from_secs(1),
             dispatch_poll: Duration::from_millis(50),
             durability: Durability::Runs,
+            wake_poll: Duration::from_millis(250),
+            test_clock: false,
             vault,
         }
     }
@@ -94,6 +100,7 @@ pub struct Metrics {
     pub steps_lost: AtomicU64,
     pub redis_resets: AtomicU64,
     pub apply_batches: AtomicU64,
+    pub waits_woken: AtomicU64,
 }
 
 impl Metrics {
@@ -111,6 +118,7 @@ impl Metrics {
             "steps_lost": g(&self.steps_lost),
             "redis_resets": g(&self.redis_resets),
             "apply_batches": g(&self.apply_batches),
+            "waits_woken": g(&self.waits_woken),
         })
     }
 }
@@ -127,6 +135,10 @@ pub(crate) struct Core {
     pub key: EngineKey,
     pub config: SchedulerConfig,
     pub dispatch_wake: Notify,
+    /// the engine's time for waits
+    pub clock: crate::clock::Clock,
+    /// wakes the waker before its poll (the clock moved)
+    pub wake_now: Notify,
     /// results handed in by workers, waiting for an applier
     pub arrivals: mpsc::Sender<Arrival>,
     pub metrics: Metrics,

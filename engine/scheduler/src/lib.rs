@@ -5,11 +5,13 @@
 
 mod admission;
 mod apply;
+pub mod clock;
 mod completions;
 mod confirmer;
 mod core;
 pub mod deploy;
 mod dispatch;
+pub mod hold;
 mod intake;
 mod jobs;
 pub mod machine;
@@ -18,6 +20,7 @@ mod redaction;
 mod scheduler;
 mod submit;
 mod versions;
+mod wake;
 
 pub use admission::{Accepted, Admission, Admitted, TRIGGERS};
 pub use completions::{CompletionFeed, FeedEntry};

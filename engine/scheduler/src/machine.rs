@@ -11,6 +11,9 @@
 //!   dead-lettered; a permanent error fails the step at once. Either fails the run, and
 //!   the run's other unfinished steps are cancelled.
 //! - A run succeeds when every step is final and none failed.
+//! - A ready `wait` or `wait_event` step is `held` instead of sent: it gets a `run_waits`
+//!   row ([`crate::hold`]) and succeeds when the waker or a record event ends the wait. A
+//!   run with no step in flight and one held is `waiting`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,10 +23,13 @@ use crm_concepts::manifest::{DEFAULT_FAILURE_TEMPLATE, DEFAULT_SUCCESS_TEMPLATE}
 use crm_concepts::run::{Completion, RunError, RunStatus, StepStatus};
 use crm_concepts::step::{StepError, StepErrorCode};
 use crm_concepts::template::Template;
+use crm_store::run_waits::NewWait;
 use crm_store::runs::{RunState, RunUpdate, StepState, StepUpdate};
 use crm_store::workflows::WorkflowVersion;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use crate::hold::{self, Wake};
 
 /// A step the machine made ready: send it to Redis once the transaction commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +51,20 @@ pub struct RunMachine {
     run_changed: bool,
     error: Option<RunError>,
     ready: Vec<Ready>,
+    /// the engine's time, for wake times
+    now: DateTime<Utc>,
+    /// steps that started holding the run: their `run_waits` rows to insert
+    holds: Vec<NewWait>,
+    /// steps that stopped holding it: their `run_waits` rows to delete
+    released: Vec<(Uuid, String)>,
+}
+
+/// A new run's steps, its status and the waits of the steps that hold it from the start.
+#[derive(Debug, Clone)]
+pub struct Initial {
+    pub steps: Vec<(String, StepStatus)>,
+    pub status: RunStatus,
+    pub waits: Vec<NewWait>,
 }
 
 /// What happened to one result.
@@ -67,12 +87,46 @@ impl RunMachine {
             run_changed: false,
             error: None,
             ready: Vec::new(),
+            now: Utc::now(),
+            holds: Vec::new(),
+            released: Vec::new(),
         }
     }
 
-    /// The step rows of a new run: steps without dependencies start queued.
-    pub fn initial_steps(version: &WorkflowVersion) -> Vec<(String, bool)> {
-        version.manifest.steps.iter().map(|s| (s.id.clone(), s.needs.is_empty())).collect()
+    /// The machine on the engine's clock (a test clock may be ahead of the wall).
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// A new run's step rows: steps without dependencies start queued, or held when they
+    /// wait. `Err` names a waiting step that cannot wait on this input.
+    pub fn initial(
+        version: &WorkflowVersion,
+        run_id: Uuid,
+        input: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<Initial, (String, String)> {
+        let ctx = json!({"workflow": version.workflow, "run_id": run_id, "input": input, "steps": {}});
+        let mut steps = Vec::with_capacity(version.manifest.steps.len());
+        let mut waits = Vec::new();
+        for spec in &version.manifest.steps {
+            let status = if !spec.needs.is_empty() {
+                StepStatus::Waiting
+            } else if spec.kind().holds() {
+                waits.push(hold::hold(run_id, spec, &ctx, now).map_err(|e| (spec.id.clone(), e))?);
+                StepStatus::Held
+            } else {
+                StepStatus::Queued
+            };
+            steps.push((spec.id.clone(), status));
+        }
+        let status = if steps.iter().any(|(_, s)| *s == StepStatus::Queued) || waits.is_empty() {
+            RunStatus::Queued
+        } else {
+            RunStatus::Waiting
+        };
+        Ok(Initial { steps, status, waits })
     }
 
     fn current(&self, step: &str, attempt: i32) -> bool {
@@ -81,10 +135,67 @@ impl RunMachine {
     }
 
     fn touch_run(&mut self) {
-        if self.run.status == RunStatus::Queued {
+        if matches!(self.run.status, RunStatus::Queued | RunStatus::Waiting) {
             self.run.status = RunStatus::Running;
             self.run_changed = true;
         }
+    }
+
+    /// `waiting` while nothing is in flight and a step holds the run; `running` otherwise.
+    fn settle(&mut self) {
+        if self.run.status.is_final() || self.run.status == RunStatus::Queued {
+            return;
+        }
+        let in_flight = self.steps.values().any(|s| s.status == StepStatus::Queued);
+        let held = self.steps.values().any(|s| s.status == StepStatus::Held);
+        let status = if !in_flight && held { RunStatus::Waiting } else { RunStatus::Running };
+        if status != self.run.status {
+            self.run.status = status;
+            self.run_changed = true;
+        }
+    }
+
+    /// Ends the wait of a held step: it succeeds with what ended it, and its successors
+    /// follow (the timeout's branch or the others, see [`hold::woken`]).
+    pub fn wake(&mut self, step: &str, wake: &Wake) -> Applied {
+        if self.run.status.is_final() || self.steps.get(step).is_none_or(|s| s.status != StepStatus::Held) {
+            return Applied::Stale;
+        }
+        let version = self.version.clone();
+        let Some(spec) = version.manifest.step(step) else {
+            return Applied::Stale;
+        };
+        let successors: Vec<&str> = version.manifest.dependents(step).map(|s| s.id.as_str()).collect();
+        let (output, next) = hold::woken(spec, &successors, wake, self.now);
+        self.touch_run();
+        let s = self.steps.get_mut(step).expect("checked above");
+        s.status = StepStatus::Succeeded;
+        s.output = Some(output);
+        s.next = next;
+        self.changed.insert(step.to_string());
+        self.released.push((self.run.id, step.to_string()));
+        self.advance();
+        Applied::Yes
+    }
+
+    /// The attempt a held step is at (what its wake is recorded as).
+    pub fn attempt_of(&self, step: &str) -> i32 {
+        self.steps.get(step).map(|s| s.attempt).unwrap_or(1).max(1)
+    }
+
+    /// Waits to insert and to delete for what this machine did.
+    pub fn take_waits(&mut self) -> (Vec<NewWait>, Vec<(Uuid, String)>) {
+        (std::mem::take(&mut self.holds), std::mem::take(&mut self.released))
+    }
+
+    fn template_context(&self) -> Value {
+        let steps: serde_json::Map<String, Value> = self
+            .steps
+            .values()
+            .filter(|s| s.status == StepStatus::Succeeded)
+            .map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})))
+            .collect();
+        json!({"workflow": self.run.workflow, "run_id": self.run.id, "input": self.run.input, "steps": steps})
     }
 
     pub fn succeed(&mut self, step: &str, attempt: i32, output: Value, next: Option<Vec<String>>) -> Applied {
@@ -167,12 +278,16 @@ impl RunMachine {
 
     fn cancel_open_steps(&mut self) {
         for s in self.steps.values_mut() {
+            if s.status == StepStatus::Held {
+                self.released.push((s.run_id, s.step.clone()));
+            }
             if !s.status.is_final() {
                 s.status = StepStatus::Cancelled;
                 self.changed.insert(s.step.clone());
             }
         }
         self.ready.clear();
+        self.holds.clear();
     }
 
     fn finish_failed(&mut self) {
@@ -185,6 +300,7 @@ impl RunMachine {
     /// can settle the steps after it), then finishes the run if every step is final.
     fn advance(&mut self) {
         let version = self.version.clone();
+        let mut cannot_wait: Option<(String, String)> = None;
         loop {
             let mut progressed = false;
             for spec in &version.manifest.steps {
@@ -208,6 +324,26 @@ impl RunMachine {
                 if !all_final {
                     continue;
                 }
+                if taken && spec.kind().holds() {
+                    let held = hold::hold(self.run.id, spec, &self.template_context(), self.now);
+                    let s = self.steps.get_mut(&spec.id).expect("present");
+                    s.attempt = 1;
+                    match held {
+                        Ok(wait) => {
+                            s.status = StepStatus::Held;
+                            self.holds.push(wait);
+                        }
+                        Err(message) => {
+                            s.status = StepStatus::Failed;
+                            let err = StepError::permanent(StepErrorCode::BadWait, message.clone());
+                            self.last_errors.insert(spec.id.clone(), serde_json::to_value(&err).unwrap_or(Value::Null));
+                            cannot_wait.get_or_insert((spec.id.clone(), message));
+                        }
+                    }
+                    self.changed.insert(spec.id.clone());
+                    progressed = true;
+                    continue;
+                }
                 let s = self.steps.get_mut(&spec.id).expect("present");
                 if taken {
                     s.status = StepStatus::Queued;
@@ -223,9 +359,16 @@ impl RunMachine {
                 break;
             }
         }
+        if let Some((step, message)) = cannot_wait {
+            self.error = Some(RunError { step: Some(step), code: StepErrorCode::BadWait.to_string(), message });
+            self.finish_failed();
+            return;
+        }
         if self.steps.values().all(|s| s.status.is_final()) {
             self.run.status = RunStatus::Succeeded;
             self.run_changed = true;
+        } else {
+            self.settle();
         }
     }
 
@@ -374,15 +517,68 @@ mod tests {
             acting_user: None,
             notify: None,
         };
-        let steps = RunMachine::initial_steps(v).into_iter().map(|(step, ready)| StepState {
+        let initial = RunMachine::initial(v, id, &run.input, Utc::now()).unwrap();
+        let run = RunState { status: initial.status, ..run };
+        let steps = initial.steps.into_iter().map(|(step, status)| StepState {
             run_id: id,
             step,
-            status: if ready { StepStatus::Queued } else { StepStatus::Waiting },
-            attempt: i32::from(ready),
+            status,
+            attempt: i32::from(status != StepStatus::Waiting),
             output: None,
             next: None,
         });
         RunMachine::new(v.clone(), run, steps)
+    }
+
+    const DRIP: &str = r#"
+name = "drip"
+version = "1"
+[[steps]]
+id = "welcome"
+component = "c"
+[[steps]]
+id = "pause"
+needs = ["welcome"]
+wait = { until = "{{steps.welcome.output.at}}" }
+[[steps]]
+id = "ask"
+component = "c"
+needs = ["pause"]
+"#;
+
+    #[test]
+    fn a_wait_holds_the_run_without_sending_anything_until_woken() {
+        let v = version(DRIP);
+        let mut m = start(&v);
+        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}), None);
+        assert!(m.take_ready().is_empty(), "a wait goes to no worker");
+        assert_eq!(status(&m, "pause"), StepStatus::Held);
+        assert_eq!(m.run.status, RunStatus::Waiting);
+        let (holds, released) = m.take_waits();
+        assert_eq!(holds[0].wake_at.to_rfc3339(), "2030-01-01T00:00:00+00:00");
+        assert!(released.is_empty());
+        assert_eq!(m.wake("pause", &Wake::Time), Applied::Yes);
+        assert_eq!(m.wake("pause", &Wake::Time), Applied::Stale, "a wait ends once");
+        assert_eq!(m.take_ready()[0].step, "ask");
+        assert_eq!(m.run.status, RunStatus::Running);
+        assert_eq!(m.take_waits().1, vec![(m.run.id, "pause".to_string())]);
+    }
+
+    #[test]
+    fn a_wait_that_cannot_tell_its_time_fails_the_run_and_cancel_releases_a_held_step() {
+        let v = version(DRIP);
+        let mut m = start(&v);
+        m.succeed("welcome", 1, json!({"at": "soon"}), None);
+        assert_eq!(status(&m, "pause"), StepStatus::Failed);
+        assert_eq!(m.run.status, RunStatus::Failed);
+        assert_eq!(m.error.as_ref().unwrap().code, "bad_wait");
+
+        let mut m = start(&v);
+        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}), None);
+        m.take_waits();
+        assert!(m.cancel());
+        assert_eq!(status(&m, "pause"), StepStatus::Cancelled);
+        assert_eq!(m.take_waits().1.len(), 1, "its run_waits row goes");
     }
 
     fn status(m: &RunMachine, step: &str) -> StepStatus {

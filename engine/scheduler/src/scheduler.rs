@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::run::RunRequest;
 use crm_concepts::step::TicketedResult;
@@ -72,6 +72,7 @@ impl Scheduler {
             .connect_with(options)
             .await?;
         let (arrivals, arrivals_rx) = mpsc::channel(4096);
+        let clock = if config.test_clock { crate::clock::Clock::adjustable() } else { crate::clock::Clock::real() };
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
             pool,
@@ -82,6 +83,8 @@ impl Scheduler {
             key,
             config,
             dispatch_wake: Notify::new(),
+            clock,
+            wake_now: Notify::new(),
             arrivals,
             metrics: Default::default(),
         });
@@ -100,6 +103,7 @@ impl Scheduler {
             tasks.spawn(crate::apply::run_applier(core.clone(), arrivals_rx.clone(), stop.clone()));
         }
         tasks.spawn(crate::recover::run_reconciler(core.clone(), stop.clone()));
+        tasks.spawn(crate::wake::run_waker(core.clone(), stop.clone()));
         tasks.spawn(crate::recover::republish_recent(core.clone(), Utc::now() - chrono::Duration::seconds(120)));
         Ok(Scheduler { core, submit_tx, tasks: Arc::new(Mutex::new(tasks)), stop })
     }
@@ -169,6 +173,22 @@ impl Scheduler {
     /// Applies results a worker hands in; returns once they are committed.
     pub async fn accept_results(&self, results: Vec<TicketedResult>) -> Result<(), IntakeError> {
         crate::intake::results(&self.core, results).await
+    }
+
+    /// The engine's time for waits.
+    pub async fn now(&self) -> Result<DateTime<Utc>, WorkflowError> {
+        self.core.clock.refresh(&self.core.pool).await?;
+        Ok(self.core.clock.now())
+    }
+
+    /// Moves a test clock forward (every engine of the installation follows) and fires
+    /// what fell due; `None` when this engine runs on the real clock.
+    pub async fn advance_clock(&self, by: Duration) -> Result<Option<DateTime<Utc>>, WorkflowError> {
+        let now = self.core.clock.advance(&self.core.pool, by).await?;
+        if now.is_some() {
+            self.core.wake_now.notify_one();
+        }
+        Ok(now)
     }
 
     pub fn metrics(&self) -> serde_json::Value {

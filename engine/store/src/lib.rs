@@ -23,6 +23,7 @@ pub mod notes;
 pub mod notifications;
 pub mod pipelines;
 pub mod run_history;
+pub mod run_waits;
 pub mod runs;
 pub mod sample;
 pub mod search;

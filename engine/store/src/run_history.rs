@@ -13,6 +13,7 @@ use sqlx::{PgPool, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::run_waits::WaitView;
 use crate::runs::{status_of, step_status_of};
 use crate::workflow_error::WorkflowError;
 use crate::workflows;
@@ -38,6 +39,8 @@ pub struct RunSummary {
     pub duration_ms: Option<f64>,
     #[schema(required)]
     pub error: Option<RunError>,
+    /// what a `waiting` run waits for: one entry per held step (empty otherwise)
+    pub waiting_for: Vec<WaitView>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -105,7 +108,22 @@ fn summary_of(r: &PgRow) -> Result<RunSummary, sqlx::Error> {
         finished_at,
         duration_ms: finished_at.map(|f| millis(f - created_at)),
         error: r.try_get::<Option<serde_json::Value>, _>("error")?.and_then(|e| serde_json::from_value(e).ok()),
+        waiting_for: r
+            .try_get::<Option<serde_json::Value>, _>("waiting_for")?
+            .and_then(|w| serde_json::from_value(w).ok())
+            .unwrap_or_default(),
     })
+}
+
+/// The `waiting_for` column of a run query: only a waiting run looks at `run_waits`. A
+/// macro, so the statements stay literals.
+macro_rules! waiting_for {
+    () => {
+        "CASE WHEN status = 'waiting' THEN (
+            SELECT jsonb_agg(jsonb_build_object('step', w.step, 'kind', w.kind, 'until', w.wake_at, 'what', w.what)
+                             ORDER BY w.wake_at)
+            FROM run_waits w WHERE w.run_id = runs.id) END AS waiting_for"
+    };
 }
 
 fn millis(d: chrono::TimeDelta) -> f64 {
@@ -127,15 +145,16 @@ pub async fn list(pool: &PgPool, q: &RunQuery) -> Result<(Vec<RunSummary>, Optio
         None => None,
     };
     let limit = q.limit.clamp(1, 200);
-    let rows = sqlx::query(
-        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error
-         FROM runs
+    let rows = sqlx::query(concat!(
+        "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error, ",
+        waiting_for!(),
+        " FROM runs
          WHERE ($1::text IS NULL OR workflow = $1)
            AND ($2::text IS NULL OR status = $2)
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
          ORDER BY created_at DESC, id DESC
-         LIMIT $5",
-    )
+         LIMIT $5"
+    ))
     .bind(q.workflow.as_deref())
     .bind(q.status.map(|s| s.as_str()))
     .bind(after.map(|a| a.0))
@@ -165,11 +184,12 @@ fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), WorkflowError> {
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<RunRecord, WorkflowError> {
-    let r = sqlx::query(
+    let r = sqlx::query(concat!(
         "SELECT id, workflow, version, status, trigger, acting_user, created_at, started_at, finished_at, error,
-                input, notify, idempotency_key, result, rendered
-         FROM runs WHERE id = $1",
-    )
+                input, notify, idempotency_key, result, rendered, ",
+        waiting_for!(),
+        " FROM runs WHERE id = $1"
+    ))
     .bind(id)
     .fetch_optional(pool)
     .await?
@@ -249,6 +269,9 @@ pub struct RunDetail {
 // required in the OpenAPI document, which would otherwise make them optional.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepDetail {
+    /// `component`, `wait` or `wait_event`
+    pub kind: String,
+    /// the component's digest (empty for a waiting step)
     pub component: String,
     pub needs: Vec<String>,
     /// what the step received: the run input, its dependencies' outputs, its config
@@ -278,6 +301,7 @@ pub async fn run_detail(pool: &PgPool, id: Uuid) -> Result<RunDetail, WorkflowEr
         let deps: BTreeMap<&String, &Value> =
             spec.needs.iter().filter_map(|n| outputs.get(n).map(|o| (n, o))).collect();
         steps.push(StepDetail {
+            kind: spec.kind().name().to_string(),
             component: version.components.get(&spec.component).cloned().unwrap_or_else(|| spec.component.clone()),
             needs: spec.needs.clone(),
             input: started.then(|| json!({"run_input": run.input, "deps": deps, "config": spec.config})),

@@ -21,7 +21,12 @@ pub struct NewRun {
     pub notify: Option<Notify>,
     pub idempotency_key: Option<String>,
     pub trigger: String,
-    pub steps: Vec<(String, bool)>,
+    /// `queued` (ready), `waiting` (for dependencies) or `held` (a waiting step at the start)
+    pub steps: Vec<(String, StepStatus)>,
+    /// `queued`, or `waiting` when a waiting step is all that starts
+    pub status: RunStatus,
+    /// the `run_waits` rows of the held steps
+    pub waits: Vec<crate::run_waits::NewWait>,
     /// when the dispatcher may send the ready steps (the inserting engine sends them at
     /// once; this is the dispatcher's fallback)
     pub dispatch_after: DateTime<Utc>,
@@ -55,7 +60,9 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     let mut notifies = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     let mut triggers = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
     for r in runs {
+        statuses.push(r.status.as_str());
         ids.push(r.id);
         workflows.push(r.workflow.as_str());
         versions.push(r.version);
@@ -71,25 +78,25 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     let mut s_attempt = Vec::new();
     let mut s_after: Vec<Option<DateTime<Utc>>> = Vec::new();
     for r in runs {
-        for (step, ready) in &r.steps {
+        for (step, status) in &r.steps {
             s_runs.push(r.id);
             s_steps.push(step.as_str());
-            s_status.push(if *ready { "queued" } else { "waiting" });
-            s_attempt.push(i32::from(*ready));
-            s_after.push(ready.then_some(r.dispatch_after));
+            s_status.push(status.as_str());
+            s_attempt.push(i32::from(*status != StepStatus::Waiting));
+            s_after.push((*status == StepStatus::Queued).then_some(r.dispatch_after));
         }
     }
     // One statement: the runs, and the steps of those that went in (a run whose
     // idempotency key is taken inserts nothing). Atomic on its own, one round trip.
     let created: Vec<Uuid> = sqlx::query_scalar(
         "WITH r AS (
-            INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger)
-            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[])
+            INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[], $14::text[])
             ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id
          ), s AS (
             INSERT INTO run_steps (run_id, step, status, attempt, dispatch_after, queued_at)
-            SELECT u.r, u.s, u.st, u.a, u.d, CASE WHEN u.st = 'queued' THEN now() END
+            SELECT u.r, u.s, u.st, u.a, u.d, CASE WHEN u.st IN ('queued', 'held') THEN now() END
             FROM UNNEST($9::uuid[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) AS u (r, s, st, a, d)
             JOIN r ON r.id = u.r
          )
@@ -108,9 +115,13 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     .bind(&s_status)
     .bind(&s_attempt)
     .bind(&s_after)
+    .bind(&statuses)
     .fetch_all(&mut *conn)
     .await?;
     let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+    let waits: Vec<crate::run_waits::NewWait> =
+        runs.iter().filter(|r| created.contains(&r.id)).flat_map(|r| r.waits.iter().cloned()).collect();
+    crate::run_waits::insert(conn, &waits).await?;
 
     let clashed: Vec<&NewRun> = runs.iter().filter(|r| !created.contains(&r.id)).collect();
     let mut existing = std::collections::HashMap::new();
@@ -327,8 +338,8 @@ pub async fn write_changes(
                 next = CASE WHEN u.n IS NULL THEN s.next ELSE ARRAY(SELECT jsonb_array_elements_text(u.n)) END,
                 dispatch_after = u.d,
                 enqueued_at = NULL,
-                queued_at = CASE WHEN u.st = 'queued' AND s.status <> 'queued' THEN now() ELSE s.queued_at END,
-                finished_at = CASE WHEN u.st IN ('waiting', 'queued') THEN NULL ELSE now() END
+                queued_at = CASE WHEN u.st IN ('queued', 'held') AND s.status <> u.st THEN now() ELSE s.queued_at END,
+                finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE now() END
             FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
                  AS u (r, s, st, a, o, e, n, d)
             WHERE s.run_id = u.r AND s.step = u.s

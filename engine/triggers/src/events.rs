@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crm_concepts::manifest::EventFilter;
 use crm_concepts::run::RunRequest;
+use crm_store::run_waits;
 use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
@@ -45,6 +47,8 @@ pub struct PassStats {
     pub loops_stopped: usize,
     /// runs that could not be started (careful mode only)
     pub failed: usize,
+    /// `wait_event` steps the changes ended
+    pub woken: usize,
 }
 
 /// The chain a run carries: which workflow it is and which came before it.
@@ -225,12 +229,36 @@ pub async fn process(pool: &PgPool, starter: &dyn RunStarter, mode: Mode) -> Res
         }
     }
     triggered.insert(&mut tx).await?;
+    let wakes = waits_ended_by(&mut tx, &changes).await?;
+    stats.woken = wakes.len();
+    starter.wake_waits(&mut tx, wakes, &mut admitted).await?;
 
     let ids: Vec<i64> = changes.iter().map(|c| c.outbox_id).collect();
     sqlx::query("UPDATE outbox SET processed_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
     tx.commit().await?;
     starter.committed(admitted).await;
     Ok(stats)
+}
+
+/// The `wait_event` steps these changes end: `(run, step, the change as run input)`, in
+/// outbox order. The same filter language as record-event triggers.
+async fn waits_ended_by(
+    conn: &mut PgConnection,
+    changes: &[RecordChange],
+) -> Result<Vec<(Uuid, String, Value)>, TriggerError> {
+    let records: Vec<(String, i64)> = changes.iter().map(|c| (c.record_kind.clone(), c.record_id)).collect();
+    let waits = run_waits::on_records(conn, &records).await?;
+    let mut wakes = Vec::new();
+    for change in changes {
+        for w in waits.iter().filter(|w| w.record_kind == change.record_kind && w.record_id == change.record_id) {
+            let actions: Vec<String> = serde_json::from_value(w.detail["actions"].clone()).unwrap_or_default();
+            let filter: EventFilter = serde_json::from_value(w.detail["filter"].clone()).unwrap_or_default();
+            if matches(&change.record_kind, &actions, &filter, change) {
+                wakes.push((w.run_id, w.step.clone(), event_input(change)));
+            }
+        }
+    }
+    Ok(wakes)
 }
 
 /// A run the pass means to start, and what to record about it.

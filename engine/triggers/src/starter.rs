@@ -54,6 +54,15 @@ pub trait RunStarter: Send + Sync + 'static {
         })
     }
 
+    /// Ends `wait_event` steps (`(run, step, event input)`) in `conn`'s open transaction;
+    /// what follows leaves with [`RunStarter::committed`].
+    fn wake_waits<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        wakes: Vec<(Uuid, String, serde_json::Value)>,
+        admitted: &'a mut Admitted,
+    ) -> BoxFuture<'a, Result<(), WorkflowError>>;
+
     /// The transaction that started these runs committed: hand their first steps over.
     fn committed(&self, admitted: Admitted) -> BoxFuture<'_, ()>;
 }
@@ -76,6 +85,15 @@ impl RunStarter for Admission {
             };
             (answers, admitted)
         })
+    }
+
+    fn wake_waits<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        wakes: Vec<(Uuid, String, serde_json::Value)>,
+        admitted: &'a mut Admitted,
+    ) -> BoxFuture<'a, Result<(), WorkflowError>> {
+        Box::pin(self.wake(conn, wakes, admitted))
     }
 
     fn committed(&self, admitted: Admitted) -> BoxFuture<'_, ()> {

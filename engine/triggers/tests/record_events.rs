@@ -225,6 +225,15 @@ impl RunStarter for Poisoned {
         self.0.start_runs(conn, requests)
     }
 
+    fn wake_waits<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        wakes: Vec<(uuid::Uuid, String, serde_json::Value)>,
+        admitted: &'a mut Admitted,
+    ) -> futures::future::BoxFuture<'a, Result<(), crm_store::workflow_error::WorkflowError>> {
+        self.0.wake_waits(conn, wakes, admitted)
+    }
+
     fn committed(&self, admitted: Admitted) -> futures::future::BoxFuture<'_, ()> {
         RunStarter::committed(&self.0, admitted)
     }

@@ -1,5 +1,6 @@
 //! One module per group of routes; each exposes `router()`, merged in [`all`].
 
+pub mod clock;
 pub mod companies;
 pub mod contacts;
 pub mod deals;
@@ -47,6 +48,7 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(schedules::router())
         .merge(workflows::router())
         .merge(runs::router())
+        .merge(clock::router())
         .merge(notifications::router())
         .merge(workers::router())
         .merge(sign_in_links::router())

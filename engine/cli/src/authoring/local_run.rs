@@ -11,6 +11,7 @@ use crm_concepts::run::{RunStatus, StepStatus};
 use crm_concepts::step::{AttemptKey, LogLevel, StepInput, StepOutcome};
 use crm_memory::MemoryCrm;
 use crm_runtime::{Prepared, Runtime, StepCall};
+use crm_scheduler::hold::Wake;
 use crm_scheduler::machine::RunMachine;
 use crm_store::runs::{RunState, StepState};
 use crm_store::workflows::WorkflowVersion;
@@ -38,21 +39,47 @@ pub async fn run(
         acting_user,
         notify: None,
     };
-    let steps = RunMachine::initial_steps(&version).into_iter().map(|(step, ready)| StepState {
+    let initial = match RunMachine::initial(&version, run_id, &input, Utc::now()) {
+        Ok(i) => i,
+        Err((step, message)) => {
+            println!("── step {step} cannot wait: {message}");
+            return Outcome { status: "failed".into(), message, result: None, steps: BTreeMap::new() };
+        }
+    };
+    let mut held: Vec<String> = initial.waits.iter().map(|w| w.step.clone()).collect();
+    let steps = initial.steps.iter().map(|(step, status)| StepState {
         run_id,
-        step,
-        status: if ready { StepStatus::Queued } else { StepStatus::Waiting },
-        attempt: i32::from(ready),
+        step: step.clone(),
+        status: *status,
+        attempt: i32::from(*status != StepStatus::Waiting),
         output: None,
         next: None,
     });
+    let run = RunState { status: initial.status, ..run };
     let mut machine = RunMachine::new(version.clone(), run, steps);
     let mut ready: Vec<(String, i32)> =
-        version.manifest.steps.iter().filter(|s| s.needs.is_empty()).map(|s| (s.id.clone(), 1)).collect();
+        initial.steps.iter().filter(|(_, s)| *s == StepStatus::Queued).map(|(id, _)| (id.clone(), 1)).collect();
     let mut statuses: BTreeMap<String, (String, Option<Value>)> =
         version.manifest.steps.iter().map(|s| (s.id.clone(), ("waiting".to_string(), None))).collect();
     let mut outcome = None;
-    while !ready.is_empty() {
+    while !ready.is_empty() || !held.is_empty() {
+        // A local run does not wait: a `wait` passes at once, a `wait_event` times out.
+        for step in std::mem::take(&mut held) {
+            println!("── step {step} waits: a local run goes on at once (a wait_event times out)");
+            machine.wake(&step, &Wake::Time);
+            let taken = machine.take_ready();
+            ready.extend(taken.iter().map(|r| (r.step.clone(), r.attempt)));
+            held.extend(machine.take_waits().0.into_iter().map(|w| w.step));
+            let (updates, run_update) = machine.updates(&taken, Utc::now());
+            for u in updates {
+                statuses.insert(u.step.clone(), (u.status.to_string(), u.output.clone()));
+            }
+            if let Some(run) = run_update
+                && run.status.is_final()
+            {
+                outcome = Some(run);
+            }
+        }
         for (step, attempt) in std::mem::take(&mut ready) {
             let Some(spec) = version.manifest.step(&step) else { continue };
             let Some(component) = components.get(&spec.component) else { continue };
@@ -103,6 +130,7 @@ pub async fn run(
             }
             let taken = machine.take_ready();
             ready.extend(taken.iter().map(|r| (r.step.clone(), r.attempt)));
+            held.extend(machine.take_waits().0.into_iter().map(|w| w.step));
             let (updates, run_update) = machine.updates(&taken, Utc::now());
             for u in updates {
                 statuses.insert(u.step.clone(), (u.status.to_string(), u.output.clone()));

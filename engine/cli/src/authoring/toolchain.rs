@@ -73,7 +73,12 @@ pub struct Component {
 
 /// The languages the manifest's components are written in.
 pub fn languages(dir: &Path, manifest: &Manifest) -> Vec<Lang> {
-    let mut langs: Vec<Lang> = manifest.steps.iter().filter_map(|s| Source::of(dir, &s.component).lang()).collect();
+    let mut langs: Vec<Lang> = manifest
+        .steps
+        .iter()
+        .filter(|s| !s.kind().holds())
+        .filter_map(|s| Source::of(dir, &s.component).lang())
+        .collect();
     // A crate that is a crm example needs no vendored SDK; one beside the manifest does.
     langs.retain(|l| *l != Lang::Rust || dir.join("Cargo.toml").is_file());
     langs.sort();
@@ -89,7 +94,7 @@ pub fn build_all(dir: &Path, manifest: &Manifest) -> anyhow::Result<BTreeMap<Str
     let dir = &dir.canonicalize().with_context(|| format!("{} is not a folder", dir.display()))?;
     vendor::vendor(dir, &languages(dir, manifest))?;
     let mut built = BTreeMap::new();
-    for step in &manifest.steps {
+    for step in manifest.steps.iter().filter(|s| !s.kind().holds()) {
         let reference = &step.component;
         if built.contains_key(reference) {
             continue;

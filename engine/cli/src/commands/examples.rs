@@ -1,7 +1,7 @@
 //! The example automations of `workflows/`, which `crm up` deploys on a fresh install so the
 //! CRM automates from the first start: a daily stale-deals digest (cron), lead scoring of
-//! new contacts and a won-deal celebration (record events), and an inbound lead form
-//! (webhook). Each is deployed only while no workflow of its name exists, so disabling,
+//! new contacts and a won-deal celebration (record events), an inbound lead form
+//! (webhook), and a nudge for a new deal that has not moved in three days (`wait_event`). Each is deployed only while no workflow of its name exists, so disabling,
 //! replacing or rolling back an example is never undone by the next `crm up`.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ pub const AUTOMATIONS: &[(&str, &str)] = &[
     ("score-new-leads", include_str!("../../../../workflows/score-new-leads/workflow.toml")),
     ("celebrate-won-deal", include_str!("../../../../workflows/celebrate-won-deal/workflow.toml")),
     ("inbound-lead", include_str!("../../../../workflows/inbound-lead/workflow.toml")),
+    ("nudge-unmoved-deal", include_str!("../../../../workflows/nudge-unmoved-deal/workflow.toml")),
 ];
 
 /// Deploys the examples not yet present; returns a line to print for each one deployed.
@@ -29,7 +30,7 @@ pub async fn deploy_missing(db: &crm_store::Db) -> anyhow::Result<Vec<String>> {
         }
         let manifest = Manifest::from_toml(source).with_context(|| format!("example workflow {name}"))?;
         let mut uploads = BTreeMap::new();
-        for step in &manifest.steps {
+        for step in manifest.steps.iter().filter(|s| !s.kind().holds()) {
             let (_, path) = crm_guests::ALL
                 .iter()
                 .find(|(package, _)| *package == step.component)
@@ -75,7 +76,7 @@ mod tests {
         for (name, source) in AUTOMATIONS {
             let m = Manifest::from_toml(source).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&m.name, name);
-            for step in &m.steps {
+            for step in m.steps.iter().filter(|s| !s.kind().holds()) {
                 assert!(crm_guests::ALL.iter().any(|(p, _)| *p == step.component), "{name}: {}", step.component);
             }
         }

@@ -139,6 +139,9 @@ fn s(v: &Value) -> &str {
 fn print_run(run: &Value) {
     println!("run {}  {} v{}  {}", s(&run["id"]), s(&run["workflow"]), run["version"], s(&run["status"]));
     println!("  created {}  finished {}", s(&run["created_at"]), run["finished_at"].as_str().unwrap_or("-"));
+    for w in run["waiting_for"].as_array().into_iter().flatten() {
+        println!("  waiting: step {} waits {}", s(&w["step"]), s(&w["what"]));
+    }
     if let Some(d) = run["duration_ms"].as_f64() {
         println!("  took {d:.1} ms");
     }
@@ -152,8 +155,12 @@ fn print_run(run: &Value) {
     for st in run["steps"].as_array().into_iter().flatten() {
         println!();
         println!(
-            "  step {}  {}  attempt {}{}",
+            "  step {}{}  {}  attempt {}{}",
             s(&st["step"]),
+            match s(&st["kind"]) {
+                "" | "component" => String::new(),
+                kind => format!(" ({kind})"),
+            },
             s(&st["status"]),
             st["attempt"],
             st["duration_ms"].as_f64().map(|d| format!("  {d:.1} ms")).unwrap_or_default()

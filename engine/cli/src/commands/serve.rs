@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// Apply pending database migrations before serving.
     #[arg(long)]
     pub migrate: bool,
+    /// Let an admin move the engine's clock forward (`POST /api/engine/clock`), for tests
+    /// of long waits. Never in production.
+    #[arg(long, env = "CRM_TEST_CLOCK")]
+    pub test_clock: bool,
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
@@ -29,7 +33,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // Tests and `crm up` read this line to learn the port.
     println!("crm api listening on http://{addr}");
     println!("crm web app at {}/", public_url(config, addr));
-    serve(config, db, listener, shutdown_signal()).await
+    serve(config, db, listener, args.test_clock, shutdown_signal()).await
 }
 
 pub async fn connect(config: &Config) -> anyhow::Result<crm_store::Db> {
@@ -55,6 +59,7 @@ pub async fn serve(
     config: &Config,
     db: crm_store::Db,
     listener: TcpListener,
+    test_clock: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let redis = redis::Client::open(config.redis_url.as_str())
@@ -71,7 +76,7 @@ pub async fn serve(
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     state.public_url = Some(public_url.clone());
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
-    let scheduler = start_scheduler(config, &state.db, vault).await?;
+    let scheduler = start_scheduler(config, &state.db, vault, test_clock).await?;
     let state = state.with_scheduler(scheduler.clone());
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
@@ -92,8 +97,13 @@ async fn start_scheduler(
     config: &Config,
     db: &crm_store::Db,
     vault: std::sync::Arc<crm_vault::Vault>,
+    test_clock: bool,
 ) -> anyhow::Result<Scheduler> {
     let mut sc = SchedulerConfig::new(config.redis_prefix.clone(), vault);
+    sc.test_clock = test_clock;
+    if test_clock {
+        tracing::warn!("the engine's clock may be moved by an admin (--test-clock): for tests only");
+    }
     sc.lost_after = Duration::from_secs(config.step_lost_after_secs);
     sc.durability =
         config.scheduler_durability.parse().map_err(|e: String| anyhow::anyhow!("CRM_SCHEDULER_DURABILITY: {e}"))?;

@@ -105,7 +105,7 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
         .collect();
 
     let stop = stop_tx.clone();
-    let result = serve::serve(config, db, listener, async move {
+    let result = serve::serve(config, db, listener, false, async move {
         serve::shutdown_signal().await;
         let _ = stop.send(true);
     })

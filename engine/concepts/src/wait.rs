@@ -1,0 +1,72 @@
+//! Steps that wait instead of running a component: `wait` (a duration, or until a time a
+//! template computes) and `wait_event` (until a change of one record matches a filter, or
+//! a timeout). A run held at such a step is a row in Postgres with a wake time; no worker,
+//! Redis entry or open transaction is spent on it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::manifest::EventFilter;
+
+/// The longest a run may wait at one step.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+/// `wait`: resume after `duration`, or at the time `until` renders to. Exactly one of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// how long, e.g. `"90s"`, `"3d"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// a template over `input` and earlier steps' outputs rendering an RFC 3339 time, e.g.
+    /// `"{{steps.score.output.follow_up_at}}"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `wait_event`: resume when a change of one record matches, as a record-event trigger
+/// would match it; or after `timeout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitEventSpec {
+    /// the record kind: contact, company, deal, task or note
+    pub record: String,
+    /// a template rendering the record's id, e.g. `"{{input.deal_id}}"`
+    pub id: String,
+    /// `created`, `updated`, `deleted`; empty means all three
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub filter: EventFilter,
+    /// how long to wait for the change, e.g. `"3d"`
+    pub timeout: String,
+    /// the successor that runs when the timeout comes first (the others are skipped); when
+    /// the change comes first, every successor but this one runs. Unset: all successors
+    /// run either way and read `timed_out` from the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+}
+
+/// What a step does: run a component, or wait.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepKind<'a> {
+    Component(&'a str),
+    Wait(&'a WaitSpec),
+    WaitEvent(&'a WaitEventSpec),
+}
+
+impl StepKind<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Component(_) => "component",
+            StepKind::Wait(_) => "wait",
+            StepKind::WaitEvent(_) => "wait_event",
+        }
+    }
+
+    /// Whether the step holds the run instead of going to a worker.
+    pub fn holds(&self) -> bool {
+        !matches!(self, StepKind::Component(_))
+    }
+}

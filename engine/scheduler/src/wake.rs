@@ -1,0 +1,67 @@
+//! The waker: ends the waits whose time has come. One indexed query a tick finds the due
+//! `run_waits` rows, however many runs wait (a waiting run costs nothing until then);
+//! rows are claimed with their runs under `FOR UPDATE SKIP LOCKED`, so two engines never
+//! fire one wait, and fired in the same transaction as the step they end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_store::run_waits;
+use crm_store::workflow_error::WorkflowError;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, Incoming};
+use crate::core::Core;
+use crate::hold::Wake;
+
+pub(crate) async fn run_waker(core: Arc<Core>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        match wake_once(&core, core.config.batch as i64).await {
+            Ok(n) => {
+                backoff = Duration::from_millis(100);
+                if n > 0 {
+                    continue;
+                }
+                tokio::select! {
+                    _ = core.wake_now.notified() => {}
+                    _ = tokio::time::sleep(core.config.wake_poll) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "waking due waits failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Fires one batch of due waits; returns how many.
+pub(crate) async fn wake_once(core: &Arc<Core>, limit: i64) -> Result<usize, WorkflowError> {
+    core.clock.refresh(&core.pool).await?;
+    let now = core.clock.now();
+    let mut tx = core.state_pool.begin().await?;
+    let due = run_waits::claim_due(&mut tx, now, limit).await?;
+    if due.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let keys: Vec<_> = due.iter().map(|d| (d.run_id, d.step.clone())).collect();
+    run_waits::delete(&mut tx, &keys).await?;
+    let incoming =
+        due.into_iter().map(|d| Incoming::Woken { run_id: d.run_id, step: d.step, wake: Wake::Time }).collect();
+    let staged = apply::stage(core, &mut tx, incoming).await?;
+    tx.commit().await?;
+    let n = keys.len();
+    core.metrics.waits_woken.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    staged.after_commit(core).await;
+    Ok(n)
+}

@@ -1,0 +1,154 @@
+//! Runs held at a waiting step: one `run_waits` row each, with its wake time and, for
+//! `wait_event`, the record whose change wakes it. Every write here happens under the
+//! run's lock (`runs::lock_runs`), so a row and its step never disagree.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::workflow_error::WorkflowError;
+
+/// A step that starts holding its run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWait {
+    pub run_id: Uuid,
+    pub step: String,
+    /// `wait`, `wait_event` or `approval`
+    pub kind: String,
+    pub wake_at: DateTime<Utc>,
+    /// what it waits for, as people read it after "<step> waits": `until 2026-12-24
+    /// 09:00:00 UTC`, `for a change of deal 7 (stage_id changed) until …`
+    pub what: String,
+    /// `wait_event`: the record kind and id whose change wakes it
+    pub record: Option<(String, i64)>,
+    pub detail: serde_json::Value,
+}
+
+/// What a waiting run waits for, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct WaitView {
+    pub step: String,
+    pub kind: String,
+    /// when it ends: the time of a `wait`, the timeout of the others
+    pub until: DateTime<Utc>,
+    pub what: String,
+}
+
+/// A wait whose time has come, claimed by one engine.
+#[derive(Debug, Clone)]
+pub struct DueWait {
+    pub run_id: Uuid,
+    pub step: String,
+    pub kind: String,
+}
+
+/// A `wait_event` subscription on a record.
+#[derive(Debug, Clone)]
+pub struct RecordWait {
+    pub run_id: Uuid,
+    pub step: String,
+    pub record_kind: String,
+    pub record_id: i64,
+    pub detail: serde_json::Value,
+}
+
+pub async fn insert(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), WorkflowError> {
+    if waits.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<Uuid> = waits.iter().map(|w| w.run_id).collect();
+    let steps: Vec<&str> = waits.iter().map(|w| w.step.as_str()).collect();
+    let kinds: Vec<&str> = waits.iter().map(|w| w.kind.as_str()).collect();
+    let wake: Vec<DateTime<Utc>> = waits.iter().map(|w| w.wake_at).collect();
+    let what: Vec<&str> = waits.iter().map(|w| w.what.as_str()).collect();
+    let rkind: Vec<Option<&str>> = waits.iter().map(|w| w.record.as_ref().map(|r| r.0.as_str())).collect();
+    let rid: Vec<Option<i64>> = waits.iter().map(|w| w.record.as_ref().map(|r| r.1)).collect();
+    let detail: Vec<&serde_json::Value> = waits.iter().map(|w| &w.detail).collect();
+    sqlx::query(
+        "INSERT INTO run_waits (run_id, step, kind, wake_at, what, record_kind, record_id, detail)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::int8[], $8::jsonb[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&runs)
+    .bind(&steps)
+    .bind(&kinds)
+    .bind(&wake)
+    .bind(&what)
+    .bind(&rkind)
+    .bind(&rid)
+    .bind(&detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes the waits of steps that stopped holding (woken, cancelled).
+pub async fn delete(conn: &mut PgConnection, keys: &[(Uuid, String)]) -> Result<(), WorkflowError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let steps: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    sqlx::query(
+        "DELETE FROM run_waits w USING UNNEST($1::uuid[], $2::text[]) AS u (r, s)
+         WHERE w.run_id = u.r AND w.step = u.s",
+    )
+    .bind(&runs)
+    .bind(&steps)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` waits due at `now`, oldest first, with their runs: one query on
+/// `run_waits_due`. Rows another engine holds are skipped, so no wait fires twice; the
+/// locks last until the caller commits.
+pub async fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueWait>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT w.run_id, w.step, w.kind FROM run_waits w JOIN runs r ON r.id = w.run_id
+         WHERE w.wake_at <= $1
+         ORDER BY w.wake_at
+         LIMIT $2
+         FOR UPDATE OF w, r SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(DueWait { run_id: r.try_get("run_id")?, step: r.try_get("step")?, kind: r.try_get("kind")? }))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The `wait_event` subscriptions on these records.
+pub async fn on_records(conn: &mut PgConnection, records: &[(String, i64)]) -> Result<Vec<RecordWait>, WorkflowError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kinds: Vec<&str> = records.iter().map(|r| r.0.as_str()).collect();
+    let ids: Vec<i64> = records.iter().map(|r| r.1).collect();
+    let rows = sqlx::query(
+        "SELECT w.run_id, w.step, w.record_kind, w.record_id, w.detail FROM run_waits w
+         JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::int8[])) AS u (k, i)
+           ON w.record_kind = u.k AND w.record_id = u.i",
+    )
+    .bind(&kinds)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RecordWait {
+                run_id: r.try_get("run_id")?,
+                step: r.try_get("step")?,
+                record_kind: r.try_get("record_kind")?,
+                record_id: r.try_get("record_id")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
