@@ -46,6 +46,8 @@ pub struct Config {
     pub bot_poll_timeout_secs: u64,
     /// CRM_BOT_CHAT_INTERVAL_MS: a chat's average: one message per this many milliseconds
     pub bot_chat_interval_ms: u64,
+    /// CRM_DEFAULT_CURRENCY: the ISO 4217 code of amounts typed without one
+    pub default_currency: String,
     /// CRM_BOT_CHAT_BURST: how many messages a quiet chat may get at once
     pub bot_chat_burst: u32,
     /// CRM_BOT_GROUP_PER_MINUTE: most messages a minute to one group chat
@@ -112,6 +114,7 @@ impl Default for Config {
             bot_poll_timeout_secs: 25,
             bot_chat_interval_ms: 1000,
             bot_chat_burst: 20,
+            default_currency: "USD".into(),
             bot_group_per_minute: 20,
             bot_global_per_second: 30,
             redis_prefix: "crm".into(),
@@ -217,6 +220,9 @@ impl Config {
         if let Some(v) = get("CRM_BOT_CHAT_INTERVAL_MS") {
             self.bot_chat_interval_ms =
                 v.parse().context("CRM_BOT_CHAT_INTERVAL_MS must be a number of milliseconds")?;
+        }
+        if let Some(v) = get("CRM_DEFAULT_CURRENCY") {
+            self.default_currency = v.trim().to_ascii_uppercase();
         }
         if let Some(v) = get("CRM_BOT_CHAT_BURST") {
             self.bot_chat_burst = v.parse().context("CRM_BOT_CHAT_BURST must be a positive integer")?;
