@@ -1,10 +1,13 @@
 //! The outbound queue: every message and edit the bot sends goes through here, so the bot
-//! stays inside Telegram's flood limits (about 30 messages a second overall, one a second
-//! per chat) by waiting rather than dropping. Each chat has its own FIFO, and at most one
-//! request per chat is in flight, so a chat sees its messages in the order they were
-//! queued. A `429 retry after N` or a network error puts the message back at the head of
-//! its chat's queue; only a permanent refusal (a `400` from Telegram) ends a message, and
-//! that is reported to whoever waits for it and logged.
+//! stays inside Telegram's flood limits (about 30 messages a second overall; about one a
+//! second per chat on average, with short bursts; 20 a minute in a group) by waiting rather
+//! than dropping. Each chat has its own FIFO, and at most one request per chat is in
+//! flight, so a chat sees its messages in the order they were queued. A chat that has been
+//! quiet may send a burst at once — a user typing commands one after another gets each
+//! answer without waiting — and only a chat really over its budget waits. A `429 retry
+//! after N` or a network error puts the message back at the head of its chat's queue and
+//! empties the chat's burst; only a permanent refusal (a `400` from Telegram) ends a
+//! message, and that is reported to whoever waits for it and logged.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -20,18 +23,27 @@ use tokio::time::Instant;
 
 use crate::text;
 
-/// Flood limits; the defaults are Telegram's documented ones.
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Flood limits; the defaults are Telegram's documented ones, with a burst Telegram
+/// tolerates ("short bursts that go over this limit").
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// messages in any one-second window, over all chats
     pub global_per_second: usize,
-    /// the least time between two messages to one chat
+    /// a chat's average: one message per this interval
     pub per_chat_interval: Duration,
+    /// how many messages a chat that has been quiet may send at once (1: strictly one
+    /// per interval)
+    pub per_chat_burst: u32,
+    /// messages in any one-minute window to one group chat
+    pub group_per_minute: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { global_per_second: 30, per_chat_interval: Duration::from_secs(1) }
+        Limits { global_per_second: 30, per_chat_interval: SECOND, per_chat_burst: 20, group_per_minute: 20 }
     }
 }
 
@@ -148,12 +160,70 @@ enum Outcome {
     Retry { job: Job, after: Duration },
 }
 
+/// One chat's queue and budget.
 #[derive(Default)]
 struct ChatQueue {
     jobs: VecDeque<Job>,
-    next_at: Option<Instant>,
+    /// The chat's token bucket, kept as the time it would be full again (GCRA): a message
+    /// may go when `full_at - (burst - 1) × interval` has passed, and each moves `full_at`
+    /// one interval later. No timer runs for a bucket that refills.
+    full_at: Option<Instant>,
+    /// Telegram asked to wait (or the network failed) until then.
+    blocked_until: Option<Instant>,
+    /// groups only: when each message of the last minute was answered
+    minute: VecDeque<Instant>,
     in_flight: bool,
     scheduled: bool,
+}
+
+impl ChatQueue {
+    /// The earliest time the next message may go, given the chat's budget.
+    fn next_at(&mut self, chat: ChatId, limits: &Limits, now: Instant) -> Instant {
+        let mut at = now;
+        if let Some(full_at) = self.full_at {
+            let burst = limits.per_chat_interval * limits.per_chat_burst.saturating_sub(1);
+            at = at.max(full_at.checked_sub(burst).unwrap_or(now));
+        }
+        if let Some(until) = self.blocked_until {
+            at = at.max(until);
+        }
+        if is_group(chat) {
+            while self.minute.front().is_some_and(|&t| now.duration_since(t) >= MINUTE) {
+                self.minute.pop_front();
+            }
+            if self.minute.len() >= limits.group_per_minute {
+                let oldest = self.minute.len() - limits.group_per_minute;
+                at = at.max(self.minute[oldest] + MINUTE);
+            }
+        }
+        at
+    }
+
+    /// Spends one message of the budget.
+    fn spend(&mut self, limits: &Limits, now: Instant) {
+        self.full_at = Some(self.full_at.map_or(now, |t| t.max(now)) + limits.per_chat_interval);
+    }
+
+    /// After a `429`: nothing before `until`, and no burst after it either.
+    fn block(&mut self, limits: &Limits, until: Instant) {
+        self.blocked_until = Some(self.blocked_until.map_or(until, |t| t.max(until)));
+        let burst = limits.per_chat_interval * limits.per_chat_burst.saturating_sub(1);
+        let empty = until + burst;
+        self.full_at = Some(self.full_at.map_or(empty, |t| t.max(empty)));
+    }
+
+    fn idle(&self, now: Instant) -> bool {
+        self.jobs.is_empty()
+            && !self.in_flight
+            && self.full_at.is_none_or(|t| t <= now)
+            && self.blocked_until.is_none_or(|t| t <= now)
+            && self.minute.back().is_none_or(|&t| now.duration_since(t) >= MINUTE)
+    }
+}
+
+/// Group and channel ids are negative; a private chat's id is its user's.
+fn is_group(chat: ChatId) -> bool {
+    chat.0 < 0
 }
 
 struct Scheduler {
@@ -171,7 +241,12 @@ impl Scheduler {
     fn new(bot: Bot, limits: Limits) -> Scheduler {
         Scheduler {
             bot,
-            limits: Limits { global_per_second: limits.global_per_second.max(1), ..limits },
+            limits: Limits {
+                global_per_second: limits.global_per_second.max(1),
+                per_chat_burst: limits.per_chat_burst.max(1),
+                group_per_minute: limits.group_per_minute.max(1),
+                ..limits
+            },
             chats: HashMap::new(),
             ready: BinaryHeap::new(),
             seq: 0,
@@ -188,7 +263,8 @@ impl Scheduler {
             && !q.jobs.is_empty()
         {
             q.scheduled = true;
-            let at = q.next_at.map_or(now, |t| t.max(now));
+            // Nothing else changes this chat's budget until its message is dispatched.
+            let at = q.next_at(chat, &self.limits, now);
             self.seq += 1;
             self.ready.push(Reverse((at, self.seq, chat.0)));
         }
@@ -216,6 +292,7 @@ impl Scheduler {
             let Some(q) = self.chats.get_mut(&chat) else { continue };
             q.scheduled = false;
             let Some(job) = q.jobs.pop_front() else { continue };
+            q.spend(&self.limits, now);
             q.in_flight = true;
             self.in_flight += 1;
             let bot = self.bot.clone();
@@ -257,14 +334,18 @@ impl Scheduler {
                     self.recent.push_back(now);
                     if let Some(q) = self.chats.get_mut(&chat) {
                         q.in_flight = false;
-                        // The per-chat interval also runs from the completion, for the
-                        // same reason as the global window.
-                        let mut next = now + self.limits.per_chat_interval;
+                        // A group's minute also runs from the completion, for the same
+                        // reason as the global window.
+                        if is_group(chat) {
+                            q.minute.push_back(now);
+                        }
                         if let Outcome::Retry { job, after } = outcome {
-                            next = next.max(now + after);
+                            // A zero wait is an edit turned into a send, not a refusal.
+                            if !after.is_zero() {
+                                q.block(&self.limits, now + after);
+                            }
                             q.jobs.push_front(job);
                         }
-                        q.next_at = Some(next);
                     }
                     self.schedule(chat);
                     self.forget_idle_chats();
@@ -280,7 +361,7 @@ impl Scheduler {
             return;
         }
         let now = Instant::now();
-        self.chats.retain(|_, q| !q.jobs.is_empty() || q.in_flight || q.next_at.is_some_and(|t| t > now));
+        self.chats.retain(|_, q| !q.idle(now));
     }
 }
 

@@ -1,5 +1,6 @@
-//! The outbound queue against the local Bot API server: flood limits are kept, nothing is
-//! dropped, each chat sees its messages in order, and long texts are split to the limit.
+//! The outbound queue against the local Bot API server: flood limits are kept, a quiet chat
+//! may send a short burst, nothing is dropped, each chat sees its messages in order, and
+//! long texts are split to the limit.
 
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ fn sends(api: &LocalBotApi) -> Vec<Call> {
 
 #[tokio::test]
 async fn bursts_are_spread_within_flood_limits_without_loss() {
-    let limits = Limits { global_per_second: 30, per_chat_interval: Duration::from_millis(1000) };
+    // A burst of one: strictly one message a second per chat.
+    let limits = Limits { per_chat_burst: 1, ..Limits::default() };
     let (api, out, users) = setup(limits).await;
     // 40 chats × 1 message plus 4 more to chat 1: more than 30 in the first second.
     for u in &users {
@@ -54,9 +56,69 @@ async fn bursts_are_spread_within_flood_limits_without_loss() {
     }
 }
 
+fn texts_in(api: &LocalBotApi, chat: i64) -> Vec<String> {
+    sends(api).iter().filter(|c| c.chat_id() == Some(chat)).map(|c| c.text().to_string()).collect()
+}
+
+/// The position of the delivered message with `text` in the server's order of events.
+fn position(api: &LocalBotApi, text: &str) -> u64 {
+    sends(api).iter().find(|c| c.text() == text).map_or(u64::MAX, |c| c.seq)
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_quiet_chat_sends_a_burst_at_once_and_then_waits_for_its_budget() {
+    // An hour per message on average: only the burst can go out during this test.
+    let limits = Limits { per_chat_interval: Duration::from_secs(3600), per_chat_burst: 3, ..Limits::default() };
+    let (api, out, _users) = setup(limits).await;
+    for n in 0..5 {
+        out.send(ChatId(4), &format!("a{n}"), None);
+    }
+    api.wait_for(0, WAIT, |c| c.result.is_some() && c.text() == "a2").await.expect("a burst of three");
+    // A message to another chat queued after the burst overtakes the rest of the chat's
+    // queue, which waits for the budget to refill.
+    out.send_and_wait(ChatId(5), "b0", None).await.expect("delivered");
+    assert_eq!(texts_in(&api, 4), ["a0", "a1", "a2"]);
+    assert!(position(&api, "a2") < position(&api, "b0"));
+}
+
+#[tokio::test]
+async fn after_a_burst_the_average_is_kept_and_nothing_is_dropped() {
+    let interval = Duration::from_secs(2);
+    let limits = Limits { per_chat_interval: interval, per_chat_burst: 2, ..Limits::default() };
+    let (api, out, _users) = setup(limits).await;
+    for n in 0..3 {
+        out.send(ChatId(4), &format!("a{n}"), None);
+    }
+    out.send_and_wait(ChatId(4), "a3", None).await.expect("delivered");
+    assert_eq!(texts_in(&api, 4), ["a0", "a1", "a2", "a3"]);
+    let sent = sends(&api);
+    let at = |t: &str| sent.iter().find(|c| c.text() == t).map(|c| c.at).expect("sent");
+    // Four messages with a burst of two span at least two intervals (less a little for the
+    // way from the queue to the server).
+    assert!(at("a3").duration_since(at("a0")) >= 2 * interval - Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn a_group_gets_at_most_its_messages_per_minute() {
+    let limits = Limits { per_chat_interval: Duration::from_millis(10), group_per_minute: 2, ..Limits::default() };
+    let (api, out, users) = setup(limits).await;
+    let group = -1001;
+    api.send_group_text(&users[0], group, "Team", "hi");
+    for n in 0..3 {
+        out.send(ChatId(group), &format!("g{n}"), None);
+    }
+    api.wait_for(0, WAIT, |c| c.result.is_some() && c.text() == "g1").await.expect("two within the minute");
+    out.send_and_wait(ChatId(6), "after", None).await.expect("delivered");
+    // The third waits for the minute to pass; the private chat does not wait for it.
+    assert_eq!(texts_in(&api, group), ["g0", "g1"]);
+    assert!(position(&api, "g2") > position(&api, "after"));
+}
+
 #[tokio::test]
 async fn retry_after_is_waited_out_not_dropped() {
-    let limits = Limits { global_per_second: 30, per_chat_interval: Duration::from_millis(200) };
+    let limits = Limits { per_chat_interval: Duration::from_millis(200), ..Limits::default() };
     let (api, out, _users) = setup(limits).await;
     // The server is stricter than the queue: it will answer 429 and the queue must retry.
     api.set_flood_interval(Some(Duration::from_millis(600)));
@@ -71,7 +133,7 @@ async fn retry_after_is_waited_out_not_dropped() {
 
 #[tokio::test]
 async fn long_texts_are_split_and_edits_of_vanished_messages_become_sends() {
-    let limits = Limits { global_per_second: 30, per_chat_interval: Duration::from_millis(10) };
+    let limits = Limits { per_chat_interval: Duration::from_millis(10), ..Limits::default() };
     let (api, out, _users) = setup(limits).await;
     let long = "😀 emoji and עברית text\n".repeat(600); // ≈ 14,400 UTF-16 units
     let id = out.send_and_wait(ChatId(3), "⏳ running…", None).await.expect("sent");

@@ -44,8 +44,14 @@ pub struct Config {
     pub bot_webhook_secret: Option<String>,
     /// CRM_BOT_POLL_TIMEOUT_SECS: long-poll duration of getUpdates
     pub bot_poll_timeout_secs: u64,
-    /// CRM_BOT_CHAT_INTERVAL_MS: least time between two messages to one chat
+    /// CRM_BOT_CHAT_INTERVAL_MS: a chat's average: one message per this many milliseconds
     pub bot_chat_interval_ms: u64,
+    /// CRM_DEFAULT_CURRENCY: the ISO 4217 code of amounts typed without one
+    pub default_currency: String,
+    /// CRM_BOT_CHAT_BURST: how many messages a quiet chat may get at once
+    pub bot_chat_burst: u32,
+    /// CRM_BOT_GROUP_PER_MINUTE: most messages a minute to one group chat
+    pub bot_group_per_minute: usize,
     /// CRM_BOT_GLOBAL_PER_SECOND: most messages per second over all chats
     pub bot_global_per_second: usize,
     /// CRM_REDIS_PREFIX: prefix of every Redis key of this installation (engine and workers)
@@ -107,6 +113,9 @@ impl Default for Config {
             bot_webhook_secret: None,
             bot_poll_timeout_secs: 25,
             bot_chat_interval_ms: 1000,
+            bot_chat_burst: 20,
+            default_currency: "USD".into(),
+            bot_group_per_minute: 20,
             bot_global_per_second: 30,
             redis_prefix: "crm".into(),
             step_lost_after_secs: 120,
@@ -211,6 +220,15 @@ impl Config {
         if let Some(v) = get("CRM_BOT_CHAT_INTERVAL_MS") {
             self.bot_chat_interval_ms =
                 v.parse().context("CRM_BOT_CHAT_INTERVAL_MS must be a number of milliseconds")?;
+        }
+        if let Some(v) = get("CRM_DEFAULT_CURRENCY") {
+            self.default_currency = v.trim().to_ascii_uppercase();
+        }
+        if let Some(v) = get("CRM_BOT_CHAT_BURST") {
+            self.bot_chat_burst = v.parse().context("CRM_BOT_CHAT_BURST must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_BOT_GROUP_PER_MINUTE") {
+            self.bot_group_per_minute = v.parse().context("CRM_BOT_GROUP_PER_MINUTE must be a positive integer")?;
         }
         if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
             self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;

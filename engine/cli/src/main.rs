@@ -37,6 +37,8 @@ enum Command {
         #[command(subcommand)]
         command: commands::token::TokenCommand,
     },
+    /// Import contacts, companies, deals or tasks from a CSV file (one transaction).
+    Import(commands::import::ImportArgs),
     /// Load realistic sample companies, contacts, deals and tasks.
     DemoData(commands::demo_data::DemoDataArgs),
     /// The Telegram bot (needs CRM_BOT_TOKEN and CRM_ENGINE_TOKEN).
@@ -100,6 +102,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => commands::up::run(&config, cli.config.as_deref(), args).await,
             Command::User { command } => commands::user::run(&config, command).await,
             Command::Token { command } => commands::token::run(&config, command).await,
+            Command::Import(args) => commands::import::run(&config, args).await,
             Command::DemoData(args) => commands::demo_data::run(&config, args).await,
             Command::Bot(args) => commands::bot::run(&config, args).await,
             Command::Worker(args) => commands::worker::run(&config, args).await,

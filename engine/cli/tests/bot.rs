@@ -680,3 +680,19 @@ async fn in_a_group_that_is_not_allowed_the_bot_shows_no_data_and_no_code() {
     assert!(code.text().contains("/start "), "{}", code.text());
     assert_eq!(h.stack.count("SELECT count(*) FROM invites").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_commands_in_a_row_are_answered_without_waiting_for_the_flood_interval() {
+    // An hour between messages to a chat on average: a queue that spaced every message by
+    // the interval would answer the first command only. The default burst answers ten.
+    let env = [("CRM_BOT_CHAT_INTERVAL_MS", "3600000")];
+    let h = Harness::launch(TestStack::start("bot_reply_burst").await, &env, "getUpdates").await;
+    let (ann, _) = h.user(1601, "Ann Burst", Role::Manager).await;
+    for n in 1..=10 {
+        let since = h.api.seq();
+        h.api.send_text(&ann, "/help");
+        let reply = h.api.reply(ann.id, since, WAIT).await.unwrap_or_else(|e| panic!("command {n} not answered: {e}"));
+        assert!(reply.text().contains("/find"), "{}", reply.text());
+    }
+    assert_eq!(h.replies_to(ann.id).len(), 10);
+}

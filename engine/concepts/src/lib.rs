@@ -5,6 +5,7 @@ pub mod capability;
 pub mod egress;
 pub mod fields;
 pub mod host_call;
+pub mod import;
 pub mod manifest;
 pub mod manifest_schema;
 pub mod money;

@@ -5,8 +5,10 @@ pub mod companies;
 pub mod contacts;
 pub mod deals;
 pub mod docs;
+pub mod export;
 pub mod health;
 pub mod hooks;
+pub mod import;
 pub mod invites;
 pub mod notes;
 pub mod notifications;
@@ -35,6 +37,8 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(openapi::router())
         .merge(docs::router())
         .merge(contacts::router())
+        .merge(export::router())
+        .merge(import::router())
         .merge(companies::router())
         .merge(pipelines::router())
         .merge(deals::router())

@@ -30,8 +30,9 @@ pub struct BotBenchArgs {
     /// Commands to time in all (after one warm-up command per chat).
     #[arg(long, default_value_t = 400)]
     pub commands: usize,
-    /// Least time between two commands of one chat; below the bot's per-chat flood limit
-    /// (1 s) the measurement includes the queue's waiting.
+    /// Least time between two commands of one chat; 0 sends each command right after the
+    /// previous reply. A chat past its burst (CRM_BOT_CHAT_BURST, 20) waits for its
+    /// average (1 s), and the measurement includes that waiting.
     #[arg(long, default_value_t = 1100)]
     pub chat_interval_ms: u64,
     /// Contacts in the scratch database that `/find` searches.

@@ -13,6 +13,7 @@ pub mod component;
 pub mod demo_data;
 pub mod engine_client;
 pub mod examples;
+pub mod import;
 pub mod invite;
 pub mod migrate;
 pub mod redis_acl;
