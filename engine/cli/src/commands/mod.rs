@@ -14,6 +14,7 @@ pub mod engine_client;
 pub mod examples;
 pub mod invite;
 pub mod migrate;
+pub mod preflight;
 pub mod redis_acl;
 pub mod run;
 pub mod schedule;

@@ -40,6 +40,8 @@ pub struct UpArgs {
 }
 
 pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
+    // Both servers answer, or nothing is written: no database, no admin, no examples.
+    crate::commands::preflight::check(&config.database_url, &config.redis_url).await?;
     crm_store::Db::ensure_database(&config.database_url)
         .await
         .with_context(|| format!("creating the database {}", crm_store::database::redact(&config.database_url)))?;
@@ -51,11 +53,13 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     let examples = crate::commands::examples::deploy_missing(&db).await?;
 
     println!("crm is up");
+    // Scripts (and the tests) read this line to learn the port, as with `crm serve`.
+    println!("crm api listening on http://{addr}");
     let web = crate::commands::serve::public_url(config, addr);
     println!("  Web app    {web}/   (sign in with /web in the bot, or paste an API token at {web}/sign-in)");
     println!("  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)");
     println!("  Postgres   {}", crm_store::database::redact(&config.database_url));
-    println!("  Redis      {}", crm_store::database::redact(&config.redis_url));
+    println!("  Redis      {}", crm_queue::redact(&config.redis_url));
     let engine_url = config.engine_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     // The worker gets a credential of its own for this `crm up` (revoked at stop) and no
     // database URL: everything it does goes through the engine.
