@@ -85,6 +85,9 @@ pub struct Config {
     pub streams_per_token: usize,
     /// CRM_STREAM_LIFETIME_SECS: an event stream is closed after this long (clients resume)
     pub stream_lifetime_secs: u64,
+    /// CRM_METRICS_LISTEN: where this process serves Prometheus `/metrics` (and `/healthz`);
+    /// a listener apart from the API, so only what can reach that address may scrape
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             hooks_per_second: 50,
             streams_per_token: 16,
             stream_lifetime_secs: 30 * 60,
+            metrics_listen: None,
         }
     }
 }
@@ -194,6 +198,7 @@ impl Config {
             ("CRM_BOT_WEBHOOK_URL", &mut self.bot_webhook_url),
             ("CRM_BOT_WEBHOOK_SECRET", &mut self.bot_webhook_secret),
             ("CRM_WORKER_CREDENTIAL", &mut self.worker_credential),
+            ("CRM_METRICS_LISTEN", &mut self.metrics_listen),
         ] {
             if let Some(v) = get(key) {
                 *slot = if v.trim().is_empty() { None } else { Some(v) };

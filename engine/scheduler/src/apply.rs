@@ -126,6 +126,12 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
             };
             let (applied, record) = match item {
                 Incoming::Result(r) => {
+                    metrics::histogram!(
+                        "crm_step_duration_seconds",
+                        "workflow" => m.run.workflow.clone(),
+                        "step" => key.1.clone(),
+                    )
+                    .record(r.usage.duration_us as f64 / 1e6);
                     let applied = match &r.outcome {
                         StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
                         StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),
@@ -211,6 +217,10 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
     core.metrics.results_applied.fetch_add(applied_keys.len() as u64, Ordering::Relaxed);
     core.metrics.results_stale.fetch_add((attempts.len() - applied_keys.len()) as u64 + duplicates, Ordering::Relaxed);
+    for c in &completions {
+        metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
+            .increment(1);
+    }
     core.confirmer.settled(applied_keys.iter());
     if step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)) {
         // a retry with a short backoff: let the dispatcher look sooner than its poll
@@ -245,6 +255,10 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
     let completion = run.as_ref().map(|r| m.completion(r.rendered.clone().unwrap_or_default(), None));
     runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
+    if let Some(c) = &completion {
+        metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
+            .increment(1);
+    }
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
     Ok(true)
 }

@@ -81,7 +81,16 @@ pub async fn serve(
         bot_token: config.bot_token.as_deref().map(std::sync::Arc::from),
         secure_cookies: public_url.starts_with("https://"),
     };
-    let app = crm_web::router(web).merge(crm_api::router(state));
+    let app = crm_api::observe::layer(crm_web::router(web).merge(crm_api::router(state)));
+    let sampled = scheduler.clone();
+    let sampler: crate::telemetry::Sampler = std::sync::Arc::new(move || {
+        let scheduler = sampled.clone();
+        Box::pin(async move {
+            crate::telemetry::export_totals("scheduler", &scheduler.metrics());
+            scheduler.sample_gauges().await;
+        })
+    });
+    crate::telemetry::start(config.metrics_listen.as_deref(), "engine", Some(sampler)).await?;
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
     triggers.shutdown().await;
     scheduler.shutdown().await;

@@ -181,6 +181,8 @@ async fn supervise(
             cmd.arg("--config").arg(p);
         }
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        // The metrics address is the engine's (this process); a child would fight it for it.
+        cmd.env("CRM_METRICS_LISTEN", "");
         if child.name == "worker" {
             // Not even by inheritance: a worker is never given the database.
             cmd.env_remove("CRM_DATABASE_URL");
