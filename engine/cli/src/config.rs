@@ -88,6 +88,11 @@ pub struct Config {
     /// CRM_METRICS_LISTEN: where this process serves Prometheus `/metrics` (and `/healthz`);
     /// a listener apart from the API, so only what can reach that address may scrape
     pub metrics_listen: Option<String>,
+    /// CRM_RUN_RETENTION_DAYS: finished runs (with their steps, attempts and logs) and
+    /// settled notifications older than this are pruned; unset keeps them forever
+    pub run_retention_days: Option<u32>,
+    /// CRM_RETENTION_INTERVAL_SECS: how often the engine looks for what to prune
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -126,6 +131,8 @@ impl Default for Config {
             streams_per_token: 16,
             stream_lifetime_secs: 30 * 60,
             metrics_listen: None,
+            run_retention_days: None,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -219,6 +226,21 @@ impl Config {
         }
         if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
             self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_RUN_RETENTION_DAYS") {
+            self.run_retention_days = match v.trim() {
+                "" => None,
+                days => Some(days.parse().ok().filter(|d| (1..=36_500).contains(d)).context(
+                    "CRM_RUN_RETENTION_DAYS must be a number of days from 1 to 36500 (unset keeps runs forever)",
+                )?),
+            };
+        }
+        if let Some(v) = get("CRM_RETENTION_INTERVAL_SECS") {
+            self.retention_interval_secs = v
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .context("CRM_RETENTION_INTERVAL_SECS must be a positive number of seconds")?;
         }
         if let Some(v) = get("CRM_REDIS_PREFIX") {
             self.redis_prefix = v;

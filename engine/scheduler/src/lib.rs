@@ -15,6 +15,7 @@ mod jobs;
 pub mod machine;
 mod recover;
 mod redaction;
+pub mod retention;
 mod scheduler;
 mod submit;
 mod versions;

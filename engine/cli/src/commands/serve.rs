@@ -91,7 +91,17 @@ pub async fn serve(
         })
     });
     crate::telemetry::start(config.metrics_listen.as_deref(), "engine", Some(sampler)).await?;
+    let prune_stop = tokio_util::sync::CancellationToken::new();
+    let policy = crm_store::retention::RetentionPolicy { default_days: config.run_retention_days, batch: 500 };
+    let pruner = crm_scheduler::retention::spawn(
+        scheduler.pool().clone(),
+        policy,
+        Duration::from_secs(config.retention_interval_secs),
+        prune_stop.clone(),
+    );
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
+    prune_stop.cancel();
+    let _ = pruner.await;
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served
