@@ -88,6 +88,9 @@ pub struct Config {
     /// CRM_METRICS_LISTEN: where this process serves Prometheus `/metrics` (and `/healthz`);
     /// a listener apart from the API, so only what can reach that address may scrape
     pub metrics_listen: Option<String>,
+    /// CRM_PRIVATE_SERVERS: `auto` lets `crm up` start a private PostgreSQL and Redis under
+    /// the data directory when none answers at the configured URLs; `off` never does
+    pub private_servers: String,
     /// CRM_RUN_RETENTION_DAYS: finished runs (with their steps, attempts and logs) and
     /// settled notifications older than this are pruned; unset keeps them forever
     pub run_retention_days: Option<u32>,
@@ -131,6 +134,7 @@ impl Default for Config {
             streams_per_token: 16,
             stream_lifetime_secs: 30 * 60,
             metrics_listen: None,
+            private_servers: "auto".into(),
             run_retention_days: None,
             retention_interval_secs: 3600,
         }
@@ -226,6 +230,12 @@ impl Config {
         }
         if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
             self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_PRIVATE_SERVERS") {
+            if !matches!(v.as_str(), "auto" | "off") {
+                anyhow::bail!("CRM_PRIVATE_SERVERS must be auto or off, not {v:?}");
+            }
+            self.private_servers = v;
         }
         if let Some(v) = get("CRM_RUN_RETENTION_DAYS") {
             self.run_retention_days = match v.trim() {

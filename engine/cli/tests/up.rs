@@ -165,7 +165,7 @@ template = "hello back"
     assert!(status.success(), "{status:?}");
 }
 
-/// `crm up` with these URLs, to completion: (success, stderr).
+/// `crm up` with these URLs and no private servers, to completion: (success, stderr).
 fn up_with(database_url: &str, redis_url: &str) -> (bool, String) {
     let data = tempfile::tempdir().expect("temp dir");
     let out = crm()
@@ -173,6 +173,7 @@ fn up_with(database_url: &str, redis_url: &str) -> (bool, String) {
         .env("CRM_REDIS_URL", redis_url)
         .env("CRM_LISTEN", "127.0.0.1:0")
         .env("CRM_DATA_DIR", data.path())
+        .env("CRM_PRIVATE_SERVERS", "off")
         .arg("up")
         .output()
         .expect("run crm up");
@@ -208,4 +209,71 @@ async fn up_without_postgres_says_how_to_start_it() {
     assert!(stderr.contains("cannot reach PostgreSQL at postgres://postgres:***@127.0.0.1:1/crm"), "{stderr}");
     assert!(stderr.contains("apt-get install postgresql") && stderr.contains("CRM_DATABASE_URL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is never printed: {stderr}");
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_nothing_running_starts_private_servers_and_stops_them() {
+    let data = tempfile::tempdir().expect("temp dir");
+    // A root `crm up` runs Postgres as the `postgres` user, who must reach the directory.
+    std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let dir = data.path().display().to_string();
+    let mut cmd = crm();
+    cmd.env("CRM_DATABASE_URL", "postgres://postgres@127.0.0.1:1/crm")
+        .env("CRM_REDIS_URL", "redis://127.0.0.1:1")
+        .env("CRM_LISTEN", "127.0.0.1:0")
+        .env("CRM_DATA_DIR", data.path())
+        .env("RUST_LOG", rust_log("warn"))
+        .arg("up");
+    let mut up = Process::spawn("crm up", cmd, &data.path().join("up.log")).expect("start crm up");
+    let url = up.listening_url(Duration::from_secs(120)).await.unwrap_or_else(|e| panic!("{e}"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !up.log().contains("stop with Ctrl-C") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = up.log();
+    assert!(log.contains("PostgreSQL did not answer: started a private one"), "{log}");
+    assert!(log.contains("Redis did not answer: started a private one"), "{log}");
+    let token = log.lines().find_map(|l| l.trim().strip_prefix("export CRM_TOKEN=")).expect("a token").to_string();
+    let client = crm_testing::http::client();
+    let (status, ann) =
+        send(client.post(format!("{url}/api/contacts")).bearer_auth(&token).json(&json!({"name": "Ann"}))).await;
+    assert_eq!(status, 201, "{ann}");
+    // The new contact starts score-new-leads, which the worker child runs through the
+    // private Redis: the whole run path works on the private servers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, runs) = send(client.get(format!("{url}/api/runs?limit=10")).bearer_auth(&token)).await;
+        let done = runs["items"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|run| run["workflow"] == "score-new-leads" && run["status"] == "succeeded"));
+        if done {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no finished run: {runs}\n{}", up.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, ready) = send(client.get(format!("{url}/readyz"))).await;
+    assert_eq!(status, 200, "Postgres and Redis both answer: {ready}");
+    assert!(processes_mentioning(&dir).iter().any(|c| c.contains("postgres")), "a private Postgres runs");
+    assert!(processes_mentioning(&dir).iter().any(|c| c.contains("redis-server")), "a private Redis runs");
+
+    let status = up.terminate(Duration::from_secs(60)).await.expect("crm up stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", up.log());
+    // Postgres's own children exit after it; give them a moment.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !processes_mentioning(&dir).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_mentioning(&dir), Vec::<String>::new(), "no process is left behind");
 }

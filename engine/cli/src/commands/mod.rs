@@ -15,6 +15,7 @@ pub mod examples;
 pub mod invite;
 pub mod migrate;
 pub mod preflight;
+pub mod private_servers;
 pub mod redis_acl;
 pub mod run;
 pub mod schedule;

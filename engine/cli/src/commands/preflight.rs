@@ -43,10 +43,12 @@ pub enum PreflightError {
     RedisLogin { url: String, message: String },
 }
 
-/// Checks both servers; the first that cannot be used is the error.
-pub async fn check(database_url: &str, redis_url: &str) -> Result<(), PreflightError> {
-    postgres(database_url).await?;
-    redis(redis_url).await
+impl PreflightError {
+    /// Nothing answered (as opposed to a bad URL or a refused login): the case where
+    /// `crm up` may start a private server instead.
+    pub fn is_down(&self) -> bool {
+        matches!(self, PreflightError::PostgresDown { .. } | PreflightError::RedisDown { .. })
+    }
 }
 
 /// `message` without the password `url` carries, should a library have quoted the URL.
@@ -65,7 +67,7 @@ fn scrub(message: &str, url: &str) -> String {
 
 /// Connects to the configured database (or, while it does not exist yet, only proves the
 /// server answers and takes the login: `crm up` creates the database next).
-async fn postgres(url: &str) -> Result<(), PreflightError> {
+pub async fn check_postgres(url: &str) -> Result<(), PreflightError> {
     let shown = crm_store::database::redact(url);
     let opts: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| PreflightError::PostgresUrl {
         url: shown.clone(),
@@ -99,7 +101,7 @@ async fn postgres(url: &str) -> Result<(), PreflightError> {
 }
 
 /// Connects and sends PING, which answers only once any login the URL carries has worked.
-async fn redis(url: &str) -> Result<(), PreflightError> {
+pub async fn check_redis(url: &str) -> Result<(), PreflightError> {
     let shown = crm_queue::redact(url);
     let client = redis::Client::open(url)
         .map_err(|e| PreflightError::RedisUrl { url: shown.clone(), message: scrub(&e.to_string(), url) })?;
