@@ -29,7 +29,6 @@ use std::time::Duration;
 use teloxide::Bot;
 use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::BotCommand;
 
 pub use config::{BotConfig, WebhookConfig};
 pub use handlers::BUILTIN as BUILTIN_COMMANDS;
@@ -89,20 +88,6 @@ async fn wait_for_engine(engine: &EngineClient, stop: &CancellationToken) -> Res
     }
 }
 
-async fn register_commands(bot: &Bot, workflows: &WorkflowCatalog) {
-    let mut commands: Vec<BotCommand> =
-        handlers::BUILTIN.iter().map(|(name, _, desc)| BotCommand::new(*name, *desc)).collect();
-    for w in workflows.commands() {
-        let desc =
-            if w.description.chars().count() >= 3 { w.description.clone() } else { format!("Run {}", w.workflow) };
-        commands.push(BotCommand::new(w.command.clone(), text::ellipsize(&desc, 256)));
-    }
-    commands.truncate(100);
-    if let Err(e) = bot.set_my_commands(commands).await {
-        tracing::warn!(error = %e, "setMyCommands failed");
-    }
-}
-
 /// Runs the bot until `stop` is cancelled.
 pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotError> {
     if config.token.trim().is_empty() {
@@ -151,7 +136,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
     if let Err(e) = ctx.workflows.refresh(&engine).await {
         tracing::warn!(error = %e, "cannot list workflows yet; only built-in commands for now");
     }
-    register_commands(&bot, &ctx.workflows).await;
+    ctx.workflows.register(&bot).await;
 
     let mut tasks = Vec::new();
     {
@@ -163,7 +148,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
                     () = tokio::time::sleep(WORKFLOW_REFRESH) => {}
                 }
                 match ctx.workflows.refresh(&ctx.engine).await {
-                    Ok(true) => register_commands(&bot, &ctx.workflows).await,
+                    Ok(true) => ctx.workflows.register(&bot).await,
                     Ok(false) => {}
                     Err(e) => tracing::debug!(error = %e, "workflow refresh failed"),
                 }

@@ -386,14 +386,26 @@ async fn execute(bot: &Bot, mut job: Job) -> Outcome {
             req.await.map(|m| m.id)
         }
     };
+    let method = match &job.op {
+        Op::Send { .. } => "sendMessage",
+        Op::Edit { .. } => "editMessageText",
+    };
+    let sent =
+        |result: &'static str| metrics::counter!("crm_telegram_sends_total", "method" => method, "result" => result);
     let outcome = match result {
-        Ok(id) => Ok(id),
+        Ok(id) => {
+            sent("ok").increment(1);
+            Ok(id)
+        }
         Err(RequestError::RetryAfter(s)) => {
+            // Telegram's 429: the message waits its turn again, so it is counted, not lost.
+            sent("too_many_requests").increment(1);
             tracing::warn!(chat = job.chat.0, seconds = s.seconds(), "Telegram asked to slow down");
             job.attempts += 1;
             return Outcome::Retry { after: s.duration(), job };
         }
         Err(RequestError::Network(e)) => {
+            sent("network_error").increment(1);
             tracing::warn!(chat = job.chat.0, error = %e, "network error talking to Telegram; will retry");
             job.attempts += 1;
             return Outcome::Retry { after: network_backoff(job.attempts), job };
@@ -413,6 +425,7 @@ async fn execute(bot: &Bot, mut job: Job) -> Outcome {
         Err(e) => Err(OutboundError::Refused(e.to_string())),
     };
     if let Err(e) = &outcome {
+        sent("refused").increment(1);
         tracing::error!(chat = job.chat.0, error = %e, "message not delivered");
     }
     if let Some(reply) = job.reply {

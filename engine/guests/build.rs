@@ -75,6 +75,41 @@ fn watch(dir: &Path) {
     }
 }
 
+const TARGET: &str = "wasm32-wasip2";
+
+/// The sysroot of the compiler cargo builds with (the toolchain `rust-toolchain.toml` picked).
+fn sysroot() -> Option<PathBuf> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn target_installed(sysroot: &Path) -> bool {
+    sysroot.join("lib").join("rustlib").join(TARGET).is_dir()
+}
+
+/// An installed stable toolchain does not add `rust-toolchain.toml`'s `targets` by itself:
+/// add the target through rustup when it is missing, or stop with the one command to run.
+fn ensure_target() {
+    let Some(sysroot) = sysroot() else {
+        return; // no answer from rustc: let the nested cargo say what is wrong
+    };
+    if target_installed(&sysroot) {
+        return;
+    }
+    println!("cargo:warning=the {TARGET} target is missing; running `rustup target add {TARGET}`");
+    // The rustup proxy that started this build set RUSTUP_TOOLCHAIN, so this adds the target
+    // to the toolchain in use.
+    let added = Command::new("rustup").args(["target", "add", TARGET]).status().is_ok_and(|s| s.success());
+    if !added || !target_installed(&sysroot) {
+        panic!(
+            "the {TARGET} target is not installed for the Rust toolchain at {} and rustup could not add it. \
+             Run this, then build again:\n\n    rustup target add {TARGET}\n",
+            sysroot.display()
+        );
+    }
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..").canonicalize().expect("the repository root exists");
@@ -85,6 +120,7 @@ fn main() {
     watch(&workflows);
     watch(&root.join("wit"));
 
+    ensure_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&workflows)
@@ -99,16 +135,17 @@ fn main() {
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
     if !status.success() {
-        panic!(
-            "building the guest components in {} failed ({status}); is the target installed? \
-             `rustup target add wasm32-wasip2`",
-            workflows.display()
-        );
+        panic!("building the guest components in {} failed ({status}); its errors are above", workflows.display());
     }
 
     let out_dir = target_dir.join("wasm32-wasip2").join("release");
     let mut code = String::new();
     let mut all = String::from("/// Every component: (package name, path).\npub const ALL: &[(&str, &str)] = &[\n");
+    // The examples' bytes go into the binary itself, so an installed `crm` (or a container
+    // image without the build tree) can still deploy them; the fixtures stay on disk.
+    let mut embedded = String::from(
+        "/// The example components' bytes, compiled in: (package name, bytes).\npub const EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
     for (constant, package) in COMPONENTS {
         let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(file.is_file(), "the guest build did not produce {}", file.display());
@@ -116,9 +153,14 @@ fn main() {
         writeln!(code, "/// The `{package}` component (`wasm32-wasip2`, release).").unwrap();
         writeln!(code, "pub const {constant}: &str = {path:?};").unwrap();
         writeln!(all, "    ({package:?}, {constant}),").unwrap();
+        if !package.starts_with("fixture-") {
+            writeln!(embedded, "    ({package:?}, include_bytes!({path:?})),").unwrap();
+        }
     }
     all.push_str("];\n");
+    embedded.push_str("];\n");
     code.push_str(&all);
+    code.push_str(&embedded);
     let generated = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("components.rs");
     std::fs::write(&generated, code).expect("writing the generated component list");
 }

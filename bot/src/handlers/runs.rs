@@ -2,7 +2,8 @@
 //! `/runs`. The bot answers "running…" at once; the completion stream later edits that
 //! message into the result (see `completions`).
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{ArgKind, ArgSpec, Trigger};
@@ -10,6 +11,9 @@ use crm_concepts::records::Page;
 use crm_concepts::run::{Notify, RunError, RunRequest, RunStatus};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use teloxide::Bot;
+use teloxide::prelude::Requester;
+use teloxide::types::BotCommand;
 use uuid::Uuid;
 
 use super::{BUILTIN, Req};
@@ -56,14 +60,59 @@ fn yes() -> bool {
     true
 }
 
-/// The workflows' bot commands, refreshed from `GET /api/workflows`.
+/// The least time between two refreshes an unknown command asks for, so a chat sending
+/// nonsense commands cannot turn each one into a request to the engine.
+const ON_DEMAND_EVERY: Duration = Duration::from_secs(1);
+
+/// The workflows' bot commands, refreshed from `GET /api/workflows` periodically and
+/// whenever a chat sends a command the bot does not know (a workflow deployed since).
 #[derive(Default)]
 pub struct WorkflowCatalog {
     commands: RwLock<Vec<WorkflowCommand>>,
     names: RwLock<Vec<String>>,
+    last_on_demand: Mutex<Option<Instant>>,
 }
 
 impl WorkflowCatalog {
+    /// Refreshes now for a command the list lacks (at most once per [`ON_DEMAND_EVERY`]),
+    /// registering the commands with Telegram when they changed; false when it did not look.
+    async fn refresh_on_demand(&self, engine: &EngineClient, bot: &Bot) -> bool {
+        {
+            let mut last = self.last_on_demand.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < ON_DEMAND_EVERY) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.refresh(engine).await {
+            Ok(changed) => {
+                if changed {
+                    self.register(bot).await;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "workflow refresh failed");
+                false
+            }
+        }
+    }
+
+    /// Tells Telegram the command menu: the built-in commands, then the workflows'.
+    pub async fn register(&self, bot: &Bot) {
+        let mut commands: Vec<BotCommand> =
+            BUILTIN.iter().map(|(name, _, desc)| BotCommand::new(*name, *desc)).collect();
+        for w in self.commands() {
+            let desc =
+                if w.description.chars().count() >= 3 { w.description.clone() } else { format!("Run {}", w.workflow) };
+            commands.push(BotCommand::new(w.command.clone(), crate::text::ellipsize(&desc, 256)));
+        }
+        commands.truncate(100);
+        if let Err(e) = bot.set_my_commands(commands).await {
+            tracing::warn!(error = %e, "setMyCommands failed");
+        }
+    }
+
     pub fn commands(&self) -> Vec<WorkflowCommand> {
         self.commands.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -190,7 +239,16 @@ pub async fn run_command(req: &Req<'_>, args: &str) {
 
 /// A command declared by a workflow; false when no workflow declares `name`.
 pub async fn workflow_command(req: &Req<'_>, name: &str, args: &str) -> bool {
-    let Some(cmd) = req.ctx.workflows.find(name) else { return false };
+    let workflows = &req.ctx.workflows;
+    let cmd = match workflows.find(name) {
+        Some(cmd) => cmd,
+        // Perhaps deployed since the list was read: look again before calling it unknown.
+        None if workflows.refresh_on_demand(&req.ctx.engine, &req.ctx.bot).await => match workflows.find(name) {
+            Some(cmd) => cmd,
+            None => return false,
+        },
+        None => return false,
+    };
     match build_input(&cmd.args, args, &cmd.usage()) {
         Ok(input) => start_run(req, &cmd.workflow, input).await,
         Err(msg) => req.reply(&msg),

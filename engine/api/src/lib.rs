@@ -7,6 +7,7 @@
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod run_watch;

@@ -91,6 +91,17 @@ pub struct Config {
     pub streams_per_token: usize,
     /// CRM_STREAM_LIFETIME_SECS: an event stream is closed after this long (clients resume)
     pub stream_lifetime_secs: u64,
+    /// CRM_METRICS_LISTEN: where this process serves Prometheus `/metrics` (and `/healthz`);
+    /// a listener apart from the API, so only what can reach that address may scrape
+    pub metrics_listen: Option<String>,
+    /// CRM_PRIVATE_SERVERS: `auto` lets `crm up` start a private PostgreSQL and Redis under
+    /// the data directory when none answers at the configured URLs; `off` never does
+    pub private_servers: String,
+    /// CRM_RUN_RETENTION_DAYS: finished runs (with their steps, attempts and logs) and
+    /// settled notifications older than this are pruned; unset keeps them forever
+    pub run_retention_days: Option<u32>,
+    /// CRM_RETENTION_INTERVAL_SECS: how often the engine looks for what to prune
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -131,6 +142,10 @@ impl Default for Config {
             hooks_per_second: 50,
             streams_per_token: 16,
             stream_lifetime_secs: 30 * 60,
+            metrics_listen: None,
+            private_servers: "auto".into(),
+            run_retention_days: None,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -203,6 +218,7 @@ impl Config {
             ("CRM_BOT_WEBHOOK_URL", &mut self.bot_webhook_url),
             ("CRM_BOT_WEBHOOK_SECRET", &mut self.bot_webhook_secret),
             ("CRM_WORKER_CREDENTIAL", &mut self.worker_credential),
+            ("CRM_METRICS_LISTEN", &mut self.metrics_listen),
         ] {
             if let Some(v) = get(key) {
                 *slot = if v.trim().is_empty() { None } else { Some(v) };
@@ -232,6 +248,27 @@ impl Config {
         }
         if let Some(v) = get("CRM_BOT_GLOBAL_PER_SECOND") {
             self.bot_global_per_second = v.parse().context("CRM_BOT_GLOBAL_PER_SECOND must be a positive integer")?;
+        }
+        if let Some(v) = get("CRM_PRIVATE_SERVERS") {
+            if !matches!(v.as_str(), "auto" | "off") {
+                anyhow::bail!("CRM_PRIVATE_SERVERS must be auto or off, not {v:?}");
+            }
+            self.private_servers = v;
+        }
+        if let Some(v) = get("CRM_RUN_RETENTION_DAYS") {
+            self.run_retention_days = match v.trim() {
+                "" => None,
+                days => Some(days.parse().ok().filter(|d| (1..=36_500).contains(d)).context(
+                    "CRM_RUN_RETENTION_DAYS must be a number of days from 1 to 36500 (unset keeps runs forever)",
+                )?),
+            };
+        }
+        if let Some(v) = get("CRM_RETENTION_INTERVAL_SECS") {
+            self.retention_interval_secs = v
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .context("CRM_RETENTION_INTERVAL_SECS must be a positive number of seconds")?;
         }
         if let Some(v) = get("CRM_REDIS_PREFIX") {
             self.redis_prefix = v;

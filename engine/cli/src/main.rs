@@ -4,6 +4,7 @@
 mod authoring;
 mod commands;
 mod config;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 

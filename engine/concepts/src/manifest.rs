@@ -23,6 +23,8 @@ pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// More attempts than this only hides a broken step.
 pub const MAX_ATTEMPTS: u32 = 20;
 pub const MAX_STEPS: usize = 64;
+/// A hundred years: past this a retention is "forever" (leave `retention_days` out).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,11 @@ pub struct Manifest {
     pub steps: Vec<StepSpec>,
     #[serde(default)]
     pub result: ResultSpec,
+    /// days a finished run of this workflow is kept (with its steps, attempts, logs and
+    /// delivered notifications) before the engine prunes it; overrides
+    /// `CRM_RUN_RETENTION_DAYS` for this workflow
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
@@ -260,6 +267,9 @@ impl Manifest {
         let mut v = Vec::new();
         let mut err = |field: String, message: String| v.push(FieldError { field, message });
 
+        if self.retention_days.is_some_and(|d| d == 0 || d > MAX_RETENTION_DAYS) {
+            err("retention_days".into(), format!("must be between 1 and {MAX_RETENTION_DAYS} days"));
+        }
         if !is_name(&self.name) {
             err(
                 "name".into(),

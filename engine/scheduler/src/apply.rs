@@ -127,6 +127,10 @@ impl Staged {
         core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
         core.metrics.results_applied.fetch_add(self.applied.len() as u64, Ordering::Relaxed);
         core.metrics.results_stale.fetch_add(self.stale, Ordering::Relaxed);
+        for c in &self.completions {
+            metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
+                .increment(1);
+        }
         core.confirmer.settled(self.applied.iter());
         if self.wake_dispatcher {
             // a retry with a short backoff: let the dispatcher look sooner than its poll
@@ -184,6 +188,12 @@ pub(crate) async fn stage(
             };
             let (applied, record) = match item {
                 Incoming::Result(r) => {
+                    metrics::histogram!(
+                        "crm_step_duration_seconds",
+                        "workflow" => m.run.workflow.clone(),
+                        "step" => key.1.clone(),
+                    )
+                    .record(r.usage.duration_us as f64 / 1e6);
                     let applied = match &r.outcome {
                         StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
                         StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),
@@ -320,6 +330,10 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
     runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
     run_waits::delete(&mut tx, &m.take_waits().1).await?;
     tx.commit().await?;
+    if let Some(c) = &completion {
+        metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
+            .increment(1);
+    }
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
     Ok(true)
 }

@@ -17,6 +17,7 @@ mod jobs;
 pub mod machine;
 mod recover;
 mod redaction;
+pub mod retention;
 mod scheduler;
 mod submit;
 mod versions;

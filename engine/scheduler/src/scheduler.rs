@@ -195,6 +195,38 @@ impl Scheduler {
         self.core.metrics.snapshot()
     }
 
+    /// Sets the gauges that describe the database rather than count events: steps waiting
+    /// in the step outbox and on Redis, and how far behind the step outbox and the records
+    /// outbox (record-event triggers) are. Read at scrape time; a failed read leaves them.
+    pub async fn sample_gauges(&self) {
+        let steps = sqlx::query_as::<_, (i64, i64, f64)>(
+            "SELECT count(*) FILTER (WHERE enqueued_at IS NULL),
+                    count(*) FILTER (WHERE enqueued_at IS NOT NULL),
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(dispatch_after)
+                        FILTER (WHERE enqueued_at IS NULL AND dispatch_after <= now())), 0)::float8
+             FROM run_steps WHERE status = 'queued'",
+        )
+        .fetch_one(&self.core.pool)
+        .await;
+        match steps {
+            Ok((outbox, on_redis, lag)) => {
+                metrics::gauge!("crm_queue_depth", "where" => "outbox").set(outbox as f64);
+                metrics::gauge!("crm_queue_depth", "where" => "redis").set(on_redis as f64);
+                metrics::gauge!("crm_outbox_lag_seconds", "outbox" => "steps").set(lag);
+            }
+            Err(e) => tracing::warn!(error = %e, "sampling the step queue failed"),
+        }
+        let records = sqlx::query_scalar::<_, f64>(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(at)), 0)::float8 FROM outbox WHERE processed_at IS NULL",
+        )
+        .fetch_one(&self.core.pool)
+        .await;
+        match records {
+            Ok(lag) => metrics::gauge!("crm_outbox_lag_seconds", "outbox" => "records").set(lag),
+            Err(e) => tracing::warn!(error = %e, "sampling the records outbox failed"),
+        }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.core.pool
     }

@@ -24,6 +24,7 @@ pub mod labels;
 pub mod notes;
 pub mod notifications;
 pub mod pipelines;
+pub mod retention;
 pub mod run_history;
 pub mod run_waits;
 pub mod runs;

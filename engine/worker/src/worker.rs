@@ -290,11 +290,20 @@ impl Worker {
 
 fn spawn_step(shared: Arc<Shared>, (entry_id, job): (String, StepJob), permit: tokio::sync::OwnedSemaphorePermit) {
     shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry_id.clone());
+    if let Some(waited) = queue_wait(&entry_id) {
+        metrics::histogram!("crm_step_queue_wait_seconds", "workflow" => job.workflow.clone()).record(waited);
+    }
     tokio::spawn(async move {
         let run = execute(&shared.runtime, &shared.host, &shared.channel, &job).await;
-        if let StepOutcome::Failed { error } = &run.outcome {
-            tracing::info!(run = %job.key.run_id, step = %job.key.step, code = %error.code, "step failed: {}", error.message);
-        }
+        let outcome = match &run.outcome {
+            StepOutcome::Ok { .. } => "succeeded",
+            StepOutcome::Failed { error } => {
+                tracing::info!(run = %job.key.run_id, step = %job.key.step, code = %error.code, "step failed: {}", error.message);
+                "failed"
+            }
+        };
+        metrics::counter!("crm_worker_steps_total", "workflow" => job.workflow.clone(), "outcome" => outcome)
+            .increment(1);
         let result = StepResult {
             key: job.key,
             outcome: run.outcome,
@@ -306,6 +315,15 @@ fn spawn_step(shared: Arc<Shared>, (entry_id, job): (String, StepJob), permit: t
         let _ = shared.results.send((TicketedResult { ticket: job.ticket, result }, entry_id));
         drop(permit);
     });
+}
+
+/// Seconds from the job's entry on the stream to now: a stream entry id starts with the
+/// millisecond Redis added it (Redis's clock; a job taken over from a dead worker counts its
+/// whole wait).
+fn queue_wait(entry_id: &str) -> Option<f64> {
+    let added_ms: u128 = entry_id.split('-').next()?.parse().ok()?;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    Some(now_ms.saturating_sub(added_ms) as f64 / 1000.0)
 }
 
 /// Hands results to the engine in batches until every sender (the worker loop's `Shared`

@@ -61,6 +61,7 @@ pub fn bot_config(config: &Config, args: &BotArgs) -> anyhow::Result<BotConfig> 
 
 pub async fn run(config: &Config, args: BotArgs) -> anyhow::Result<()> {
     let bot = bot_config(config, &args)?;
+    crate::telemetry::start(config.metrics_listen.as_deref(), "bot", None).await?;
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {

@@ -1,8 +1,11 @@
 //! The example automations of `workflows/`, which `crm up` deploys on a fresh install so the
-//! CRM automates from the first start: a daily stale-deals digest (cron), lead scoring of
-//! new contacts and a won-deal celebration (record events), an inbound lead form
-//! (webhook), and a nudge for a new deal that has not moved in three days (`wait_event`). Each is deployed only while no workflow of its name exists, so disabling,
-//! replacing or rolling back an example is never undone by the next `crm up`.
+//! CRM automates from the first start: lead qualification from the chat (`/qualify`), a
+//! daily stale-deals digest (cron), lead scoring of new contacts and a won-deal celebration
+//! (record events), an inbound lead form (webhook), and a nudge for a new deal that has not
+//! moved in three days (`wait_event`). Manifests and components are both compiled into the
+//! binary, so an installed `crm` needs no source tree to deploy them. Each is deployed only
+//! while no workflow of its name exists, so disabling, replacing or rolling back an example
+//! is never undone by the next `crm up`.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,7 @@ use crm_store::workflow_error::WorkflowError;
 
 /// (workflow name, manifest), compiled in so the binary carries its examples.
 pub const AUTOMATIONS: &[(&str, &str)] = &[
+    ("qualify-lead", include_str!("../../../../workflows/qualify-lead/workflow.toml")),
     ("stale-deals-digest", include_str!("../../../../workflows/stale-deals-digest/workflow.toml")),
     ("score-new-leads", include_str!("../../../../workflows/score-new-leads/workflow.toml")),
     ("celebrate-won-deal", include_str!("../../../../workflows/celebrate-won-deal/workflow.toml")),
@@ -31,12 +35,9 @@ pub async fn deploy_missing(db: &crm_store::Db) -> anyhow::Result<Vec<String>> {
         let manifest = Manifest::from_toml(source).with_context(|| format!("example workflow {name}"))?;
         let mut uploads = BTreeMap::new();
         for step in manifest.steps.iter().filter(|s| !s.kind().holds()) {
-            let (_, path) = crm_guests::ALL
-                .iter()
-                .find(|(package, _)| *package == step.component)
-                .with_context(|| format!("example workflow {name}: component {} is not built", step.component))?;
-            let bytes = std::fs::read(path).with_context(|| format!("reading component {path}"))?;
-            uploads.insert(step.component.clone(), bytes);
+            let bytes = crm_guests::embedded(&step.component)
+                .with_context(|| format!("example workflow {name}: component {} is not compiled in", step.component))?;
+            uploads.insert(step.component.clone(), bytes.to_vec());
         }
         let deployed = crm_scheduler::deploy::deploy(db, source, &uploads, None)
             .await
@@ -77,7 +78,7 @@ mod tests {
             let m = Manifest::from_toml(source).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&m.name, name);
             for step in m.steps.iter().filter(|s| !s.kind().holds()) {
-                assert!(crm_guests::ALL.iter().any(|(p, _)| *p == step.component), "{name}: {}", step.component);
+                assert!(crm_guests::embedded(&step.component).is_some(), "{name}: {}", step.component);
             }
         }
     }

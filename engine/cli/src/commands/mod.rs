@@ -16,6 +16,8 @@ pub mod examples;
 pub mod import;
 pub mod invite;
 pub mod migrate;
+pub mod preflight;
+pub mod private_servers;
 pub mod redis_acl;
 pub mod run;
 pub mod schedule;

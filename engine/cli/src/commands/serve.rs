@@ -86,8 +86,27 @@ pub async fn serve(
         bot_token: config.bot_token.as_deref().map(std::sync::Arc::from),
         secure_cookies: public_url.starts_with("https://"),
     };
-    let app = crm_web::router(web).merge(crm_api::router(state));
+    let app = crm_api::observe::layer(crm_web::router(web).merge(crm_api::router(state)));
+    let sampled = scheduler.clone();
+    let sampler: crate::telemetry::Sampler = std::sync::Arc::new(move || {
+        let scheduler = sampled.clone();
+        Box::pin(async move {
+            crate::telemetry::export_totals("scheduler", &scheduler.metrics());
+            scheduler.sample_gauges().await;
+        })
+    });
+    crate::telemetry::start(config.metrics_listen.as_deref(), "engine", Some(sampler)).await?;
+    let prune_stop = tokio_util::sync::CancellationToken::new();
+    let policy = crm_store::retention::RetentionPolicy { default_days: config.run_retention_days, batch: 500 };
+    let pruner = crm_scheduler::retention::spawn(
+        scheduler.pool().clone(),
+        policy,
+        Duration::from_secs(config.retention_interval_secs),
+        prune_stop.clone(),
+    );
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
+    prune_stop.cancel();
+    let _ = pruner.await;
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served

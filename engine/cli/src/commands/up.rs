@@ -11,6 +11,7 @@ use crm_concepts::user::{NewUser, Role};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use crate::commands::private_servers::PrivateServers;
 use crate::commands::serve;
 use crate::config::Config;
 
@@ -40,6 +41,11 @@ pub struct UpArgs {
 }
 
 pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
+    // Both servers answer (or private ones were started), or nothing is written: no
+    // database, no admin, no examples.
+    let mut config = config.clone();
+    let private = servers(&mut config).await?;
+    let config = &config;
     crm_store::Db::ensure_database(&config.database_url)
         .await
         .with_context(|| format!("creating the database {}", crm_store::database::redact(&config.database_url)))?;
@@ -51,16 +57,22 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     let examples = crate::commands::examples::deploy_missing(&db).await?;
 
     println!("crm is up");
+    // Scripts (and the tests) read this line to learn the port, as with `crm serve`.
+    println!("crm api listening on http://{addr}");
     let web = crate::commands::serve::public_url(config, addr);
     println!("  Web app    {web}/   (sign in with /web in the bot, or paste an API token at {web}/sign-in)");
     println!("  API        http://{addr}   (OpenAPI: http://{addr}/api/openapi.json, readiness: http://{addr}/readyz)");
     println!("  Postgres   {}", crm_store::database::redact(&config.database_url));
-    println!("  Redis      {}", crm_store::database::redact(&config.redis_url));
+    println!("  Redis      {}", crm_queue::redact(&config.redis_url));
     let engine_url = config.engine_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     // The worker gets a credential of its own for this `crm up` (revoked at stop) and no
     // database URL: everything it does goes through the engine.
     let (worker_credential_id, worker_secret) = worker_credential(&db).await?;
-    let worker_env = vec![("CRM_ENGINE_URL", engine_url.clone()), ("CRM_WORKER_CREDENTIAL", worker_secret)];
+    let worker_env = vec![
+        ("CRM_ENGINE_URL", engine_url.clone()),
+        ("CRM_WORKER_CREDENTIAL", worker_secret),
+        ("CRM_REDIS_URL", config.redis_url.clone()),
+    ];
     let mut children: Vec<(&'static Child, Vec<(&'static str, String)>)> =
         CHILDREN.iter().map(|c| (c, worker_env.clone())).collect();
     let mut bot_token_id = None;
@@ -119,8 +131,41 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
             let _ = crm_store::tokens::revoke(&db, id).await;
         }
         let _ = crm_store::worker_credentials::revoke(&db, worker_credential_id).await;
+        db.pool.close().await;
     }
+    private.stop().await;
     result
+}
+
+/// Checks PostgreSQL and Redis at the configured URLs; one that does not answer is replaced
+/// by a private one (unless CRM_PRIVATE_SERVERS=off), and `config` points at it.
+async fn servers(config: &mut Config) -> anyhow::Result<PrivateServers> {
+    use crate::commands::preflight::{check_postgres, check_redis};
+    let auto = config.private_servers == "auto";
+    let mut private = PrivateServers::default();
+    match check_postgres(&config.database_url).await {
+        Ok(()) => {}
+        Err(e) if e.is_down() && auto => {
+            let database = config
+                .database_url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .ok()
+                .and_then(|o| o.get_database().map(str::to_string))
+                .unwrap_or_else(|| "crm".into());
+            config.database_url = private.start_postgres(&config.data_dir, &database).await.context(e)?;
+            println!("PostgreSQL did not answer: started a private one under {}", config.data_dir.display());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match check_redis(&config.redis_url).await {
+        Ok(()) => {}
+        Err(e) if e.is_down() && auto => {
+            config.redis_url = private.start_redis(&config.data_dir).await.context(e)?;
+            println!("Redis did not answer: started a private one under {}", config.data_dir.display());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(private)
 }
 
 async fn worker_credential(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
@@ -177,6 +222,8 @@ async fn supervise(
             cmd.arg("--config").arg(p);
         }
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        // The metrics address is the engine's (this process); a child would fight it for it.
+        cmd.env("CRM_METRICS_LISTEN", "");
         if child.name == "worker" {
             // Not even by inheritance: a worker is never given the database.
             cmd.env_remove("CRM_DATABASE_URL");

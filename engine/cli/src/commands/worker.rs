@@ -62,7 +62,10 @@ pub enum CredentialAction {
 pub async fn run(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
     match args.command {
         Some(CredentialCommand::Credential { command }) => credential(config, command).await,
-        None => work(config, args.concurrency, args.id, !args.no_prepare).await,
+        None => {
+            crate::telemetry::start(config.metrics_listen.as_deref(), "worker", None).await?;
+            work(config, args.concurrency, args.id, !args.no_prepare).await
+        }
     }
 }
 

@@ -1,0 +1,116 @@
+//! The deploy files, checked without Docker or a cluster: the systemd units pass
+//! `systemd-analyze verify` against the built binary; the image's build context leaves
+//! build outputs out and its runtime stage is the `crm` binary alone (the examples are
+//! compiled in) under a non-root user; compose restarts what must keep running; every
+//! Kubernetes container asks for resources, migrations run before the engine, the bot runs
+//! alone, and workers and the bot have health checks.
+
+use std::process::Command;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(crm_testing::workspace::root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn systemd_units_verify_and_the_engine_migrates_on_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let crm = crm_testing::process::crm_bin();
+    let units = ["crm-engine.service", "crm-worker.service", "crm-bot.service"];
+    for unit in units {
+        let text = read(&format!("deploy/systemd/{unit}"));
+        // The units name the installed path; verify them against this build's binary.
+        std::fs::write(dir.path().join(unit), text.replace("/usr/local/bin/crm", &crm.display().to_string()))
+            .expect("write unit");
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(units.iter().map(|u| dir.path().join(u)))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!units.iter().any(|u| stderr.contains(u)), "no warning about a unit: {stderr}");
+
+    let engine = read("deploy/systemd/crm-engine.service");
+    let pre = engine.find("ExecStartPre=/usr/local/bin/crm migrate").expect("the engine migrates before it serves");
+    assert!(pre < engine.find("ExecStart=/usr/local/bin/crm serve").expect("serve"));
+    // Each service reads only its own secrets.
+    assert!(read("deploy/systemd/crm-worker.service").contains("EnvironmentFile=/etc/crm/worker.env"));
+    assert!(read("deploy/systemd/crm-bot.service").contains("EnvironmentFile=/etc/crm/bot.env"));
+    assert!(read("deploy/systemd/crm.sysusers").lines().any(|l| l.starts_with("u crm ")));
+}
+
+#[test]
+fn the_image_sends_no_build_outputs_and_runs_the_binary_alone_as_a_user() {
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "target/") && ignore.lines().any(|l| l.trim() == ".git/"), "{ignore}");
+    let dockerfile = read("deploy/Dockerfile");
+    let runtime = dockerfile.rsplit("\nFROM ").next().expect("a runtime stage");
+    let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
+    assert_eq!(copies, ["COPY --from=build /src/target/release/crm /usr/local/bin/crm"], "{runtime}");
+    assert!(runtime.lines().any(|l| l.starts_with("USER ") && !l.contains("root")), "{runtime}");
+    // What `crm up` deploys is inside that binary, not beside it.
+    for (package, _) in crm_guests::ALL.iter().filter(|(p, _)| !p.starts_with("fixture-")) {
+        assert!(crm_guests::embedded(package).is_some_and(|b| !b.is_empty()), "{package} is compiled in");
+    }
+}
+
+/// The top-level blocks under `services:` of the compose file: (name, its lines).
+fn compose_services(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty() {
+            inside = line.starts_with("services:");
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ') && !l.starts_with('#')) {
+            out.push((name.trim_end_matches(':').to_string(), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn compose_restarts_the_long_running_services() {
+    let services = compose_services(&read("deploy/compose.yaml"));
+    for name in ["postgres", "redis", "engine", "worker", "bot"] {
+        let (_, body) = services.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name} in compose"));
+        assert!(body.contains("restart: unless-stopped"), "{name}:\n{body}");
+    }
+    let (_, engine) = services.iter().find(|(n, _)| n == "engine").expect("engine");
+    assert!(engine.contains("migrate: { condition: service_completed_successfully }"), "{engine}");
+}
+
+#[test]
+fn kubernetes_containers_request_resources_and_migrations_come_first() {
+    let text = read("deploy/k8s/crm.yaml");
+    let images = text.matches("image: crm:latest").count();
+    assert_eq!(text.matches("requests:").count(), images, "every container states its requests");
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d.contains(&format!("kind: {kind}")) && d.contains(&format!("name: {name} }}")))
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .to_string()
+    };
+    let engine = find("Deployment", "crm-engine");
+    let (init, main) = engine.split_once("containers:\n        - name: engine").expect("the engine container");
+    assert!(init.contains("initContainers:") && init.contains("args: [\"migrate\"]"), "{engine}");
+    assert!(main.contains("readinessProbe") && main.contains("livenessProbe"));
+    for name in ["crm-worker", "crm-bot"] {
+        let d = find("Deployment", name);
+        assert!(d.contains("livenessProbe: { httpGet: { path: /healthz, port: 9464 } }"), "{d}");
+        assert!(d.contains("CRM_METRICS_LISTEN"), "{d}");
+    }
+    assert!(find("Deployment", "crm-bot").contains("replicas: 1"));
+    for name in ["crm-engine", "crm-worker"] {
+        find("PodDisruptionBudget", name);
+    }
+}
