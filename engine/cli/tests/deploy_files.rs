@@ -1,7 +1,8 @@
 //! The deploy files, checked without Docker or a cluster: the systemd units pass
 //! `systemd-analyze verify` against the built binary; the image's build context leaves
 //! build outputs out and its runtime stage is the `crm` binary alone (the examples are
-//! compiled in) under a non-root user; compose restarts what must keep running; every
+//! compiled in) under a non-root user; compose bootstraps the admin and the credentials
+//! and restarts what must keep running; every
 //! Kubernetes container asks for resources, migrations run before the engine, the bot runs
 //! alone, and workers and the bot have health checks.
 
@@ -85,7 +86,15 @@ fn compose_restarts_the_long_running_services() {
         assert!(body.contains("restart: unless-stopped"), "{name}:\n{body}");
     }
     let (_, engine) = services.iter().find(|(n, _)| n == "engine").expect("engine");
-    assert!(engine.contains("migrate: { condition: service_completed_successfully }"), "{engine}");
+    assert!(engine.contains("bootstrap: { condition: service_completed_successfully }"), "{engine}");
+    // No manual step: the bootstrap writes the credentials the worker and the bot read.
+    let (_, bootstrap) = services.iter().find(|(n, _)| n == "bootstrap").expect("bootstrap");
+    assert!(bootstrap.contains("--worker-credential=/run/crm/worker/credential"), "{bootstrap}");
+    assert!(bootstrap.contains("--bot-token=/run/crm/bot/token"), "{bootstrap}");
+    for (name, file) in [("worker", "CRM_WORKER_CREDENTIAL_FILE"), ("bot", "CRM_ENGINE_TOKEN_FILE")] {
+        let (_, body) = services.iter().find(|(n, _)| n == name).expect("service");
+        assert!(body.contains(file) && !body.contains("CRM_DATABASE_URL"), "{name}:\n{body}");
+    }
 }
 
 #[test]
