@@ -48,7 +48,13 @@ fn the_image_sends_no_build_outputs_and_runs_the_binary_alone_as_a_user() {
     let dockerfile = read("deploy/Dockerfile");
     let runtime = dockerfile.rsplit("\nFROM ").next().expect("a runtime stage");
     let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
-    assert_eq!(copies, ["COPY --from=build /src/target/release/crm /usr/local/bin/crm"], "{runtime}");
+    assert_eq!(copies, ["COPY --from=build /usr/local/bin/crm /usr/local/bin/crm"], "{runtime}");
+    // Dependencies stay built between image builds (a cache mount, not a layer).
+    let build = dockerfile.split("\nFROM ").nth(1).expect("a build stage");
+    assert!(
+        build.contains("--mount=type=cache,target=/src/target") && build.contains("cargo build --release"),
+        "{build}"
+    );
     assert!(runtime.lines().any(|l| l.starts_with("USER ") && !l.contains("root")), "{runtime}");
     // What `crm up` deploys is inside that binary, not beside it.
     for (package, _) in crm_guests::ALL.iter().filter(|(p, _)| !p.starts_with("fixture-")) {
@@ -94,6 +100,16 @@ fn compose_restarts_the_long_running_services() {
     for (name, file) in [("worker", "CRM_WORKER_CREDENTIAL_FILE"), ("bot", "CRM_ENGINE_TOKEN_FILE")] {
         let (_, body) = services.iter().find(|(n, _)| n == name).expect("service");
         assert!(body.contains(file) && !body.contains("CRM_DATABASE_URL"), "{name}:\n{body}");
+    }
+}
+
+#[test]
+fn the_dev_overlay_publishes_only_postgres_and_redis_on_loopback() {
+    let services = compose_services(&read("deploy/compose.dev.yaml"));
+    let names: Vec<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["postgres", "redis"]);
+    for (name, body) in &services {
+        assert!(body.contains("ports: [\"127.0.0.1:"), "{name} is published on loopback only:\n{body}");
     }
 }
 
