@@ -139,3 +139,78 @@ fn kubernetes_containers_request_resources_and_migrations_come_first() {
         find("PodDisruptionBudget", name);
     }
 }
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path} is not valid YAML: {e}"))
+}
+
+fn keys(v: &serde_yaml::Value) -> Vec<String> {
+    match v {
+        serde_yaml::Value::Mapping(m) => m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        serde_yaml::Value::Sequence(s) => s.iter().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn compose_files_parse_and_refer_only_to_what_they_define() {
+    let dev = yaml("deploy/compose.dev.yaml");
+    let compose = yaml("deploy/compose.yaml");
+    let services = keys(&compose["services"]);
+    let volumes = keys(&compose["volumes"]);
+    for name in keys(&dev["services"]) {
+        assert!(services.contains(&name), "the dev overlay names {name}, which compose.yaml lacks");
+    }
+    for name in &services {
+        let service = &compose["services"][name.as_str()];
+        assert!(!service["image"].is_null() || !service["build"].is_null(), "{name} has an image or a build");
+        for dep in keys(&service["depends_on"]) {
+            assert!(services.contains(&dep), "{name} depends on {dep}, which is not a service");
+        }
+        for mount in service["volumes"].as_sequence().into_iter().flatten().filter_map(|m| m.as_str()) {
+            let source = mount.split(':').next().unwrap_or_default();
+            if !source.starts_with(['/', '.']) {
+                assert!(volumes.iter().any(|v| v == source), "{name} mounts {source}, which is not a declared volume");
+            }
+        }
+    }
+}
+
+#[test]
+fn kubernetes_documents_parse_and_select_their_own_pods() {
+    let text = read("deploy/k8s/crm.yaml");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("each document is valid YAML"))
+        .collect();
+    let kind = |d: &serde_yaml::Value| d["kind"].as_str().unwrap_or_default().to_string();
+    let deployments: Vec<&serde_yaml::Value> = docs.iter().filter(|d| kind(d) == "Deployment").collect();
+    assert_eq!(deployments.len(), 3, "engine, worker and bot");
+    let labels_of = |d: &serde_yaml::Value| d["spec"]["template"]["metadata"]["labels"].clone();
+    for d in &deployments {
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let labels = labels_of(d);
+        for (k, v) in d["spec"]["selector"]["matchLabels"].as_mapping().expect("a selector") {
+            assert_eq!(&labels[k], v, "{name}: the selector matches the pod labels");
+        }
+        let pod = &d["spec"]["template"]["spec"];
+        let containers = pod["containers"].as_sequence().into_iter().chain(pod["initContainers"].as_sequence());
+        for c in containers.flatten() {
+            let requests = &c["resources"]["requests"];
+            assert!(
+                !requests["cpu"].is_null() && !requests["memory"].is_null(),
+                "{name}/{:?} states its requests",
+                c["name"]
+            );
+            assert!(c["image"].as_str().is_some_and(|i| !i.is_empty()), "{name}: an image");
+        }
+    }
+    for d in docs.iter().filter(|d| matches!(kind(d).as_str(), "PodDisruptionBudget" | "Service")) {
+        let selector =
+            if kind(d) == "Service" { &d["spec"]["selector"] } else { &d["spec"]["selector"]["matchLabels"] };
+        assert!(
+            deployments.iter().any(|dep| labels_of(dep)["app"] == selector["app"]),
+            "{:?} selects the pods of a Deployment",
+            d["metadata"]["name"]
+        );
+    }
+}
