@@ -188,7 +188,25 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.read_secret_files(|k| std::env::var(k).ok())?;
         Ok(config)
+    }
+
+    /// CRM_WORKER_CREDENTIAL_FILE and CRM_ENGINE_TOKEN_FILE: the credential in a file (as
+    /// `crm bootstrap` writes it, or a mounted secret) when the variable itself is unset.
+    fn read_secret_files(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        for (key, slot) in [
+            ("CRM_WORKER_CREDENTIAL_FILE", &mut self.worker_credential),
+            ("CRM_ENGINE_TOKEN_FILE", &mut self.engine_token),
+        ] {
+            if slot.is_none()
+                && let Some(path) = get(key).filter(|p| !p.trim().is_empty())
+            {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("{key}: reading {path}"))?;
+                *slot = Some(text.trim().to_string()).filter(|t| !t.is_empty());
+            }
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -327,5 +345,32 @@ pub fn init_tracing() {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn credentials_come_from_their_files_unless_set_directly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("credential");
+        std::fs::write(&file, "crmw_secret\n").expect("write");
+        let path = file.display().to_string();
+        let get = |k: &str| (k == "CRM_WORKER_CREDENTIAL_FILE" || k == "CRM_ENGINE_TOKEN_FILE").then(|| path.clone());
+
+        let mut config = Config::default();
+        config.read_secret_files(get).expect("read");
+        assert_eq!(config.worker_credential.as_deref(), Some("crmw_secret"));
+        assert_eq!(config.engine_token.as_deref(), Some("crmw_secret"));
+
+        let mut config = Config { worker_credential: Some("direct".into()), ..Config::default() };
+        config.read_secret_files(get).expect("read");
+        assert_eq!(config.worker_credential.as_deref(), Some("direct"), "the variable wins over the file");
+
+        let missing = |k: &str| (k == "CRM_WORKER_CREDENTIAL_FILE").then(|| "/nonexistent/credential".to_string());
+        let err = Config::default().read_secret_files(missing).expect_err("a missing file is an error");
+        assert!(format!("{err:#}").contains("CRM_WORKER_CREDENTIAL_FILE"), "{err:#}");
     }
 }

@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Apply database migrations and exit.
     Migrate,
+    /// Create the database, migrate, create the first admin and write the workers' and the
+    /// bot's credentials to files (each once): an unattended deploy's first step.
+    Bootstrap(commands::bootstrap::BootstrapArgs),
     /// Serve the engine's HTTP API.
     Serve(commands::serve::ServeArgs),
     /// Start the whole local stack in one process tree (applies migrations first).
@@ -99,6 +102,7 @@ fn main() -> std::process::ExitCode {
         let config = Config::load(cli.config.as_deref())?;
         match cli.command {
             Command::Migrate => commands::migrate::run(&config).await,
+            Command::Bootstrap(args) => commands::bootstrap::run(&config, args).await,
             Command::Serve(args) => commands::serve::run(&config, args).await,
             Command::Up(args) => commands::up::run(&config, cli.config.as_deref(), args).await,
             Command::User { command } => commands::user::run(&config, command).await,

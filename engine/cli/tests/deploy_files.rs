@@ -1,7 +1,8 @@
 //! The deploy files, checked without Docker or a cluster: the systemd units pass
 //! `systemd-analyze verify` against the built binary; the image's build context leaves
 //! build outputs out and its runtime stage is the `crm` binary alone (the examples are
-//! compiled in) under a non-root user; compose restarts what must keep running; every
+//! compiled in) under a non-root user; compose bootstraps the admin and the credentials
+//! and restarts what must keep running; every
 //! Kubernetes container asks for resources, migrations run before the engine, the bot runs
 //! alone, and workers and the bot have health checks.
 
@@ -47,7 +48,13 @@ fn the_image_sends_no_build_outputs_and_runs_the_binary_alone_as_a_user() {
     let dockerfile = read("deploy/Dockerfile");
     let runtime = dockerfile.rsplit("\nFROM ").next().expect("a runtime stage");
     let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
-    assert_eq!(copies, ["COPY --from=build /src/target/release/crm /usr/local/bin/crm"], "{runtime}");
+    assert_eq!(copies, ["COPY --from=build /usr/local/bin/crm /usr/local/bin/crm"], "{runtime}");
+    // Dependencies stay built between image builds (a cache mount, not a layer).
+    let build = dockerfile.split("\nFROM ").nth(1).expect("a build stage");
+    assert!(
+        build.contains("--mount=type=cache,target=/src/target") && build.contains("cargo build --release"),
+        "{build}"
+    );
     assert!(runtime.lines().any(|l| l.starts_with("USER ") && !l.contains("root")), "{runtime}");
     // What `crm up` deploys is inside that binary, not beside it.
     for (package, _) in crm_guests::ALL.iter().filter(|(p, _)| !p.starts_with("fixture-")) {
@@ -85,7 +92,25 @@ fn compose_restarts_the_long_running_services() {
         assert!(body.contains("restart: unless-stopped"), "{name}:\n{body}");
     }
     let (_, engine) = services.iter().find(|(n, _)| n == "engine").expect("engine");
-    assert!(engine.contains("migrate: { condition: service_completed_successfully }"), "{engine}");
+    assert!(engine.contains("bootstrap: { condition: service_completed_successfully }"), "{engine}");
+    // No manual step: the bootstrap writes the credentials the worker and the bot read.
+    let (_, bootstrap) = services.iter().find(|(n, _)| n == "bootstrap").expect("bootstrap");
+    assert!(bootstrap.contains("--worker-credential=/run/crm/worker/credential"), "{bootstrap}");
+    assert!(bootstrap.contains("--bot-token=/run/crm/bot/token"), "{bootstrap}");
+    for (name, file) in [("worker", "CRM_WORKER_CREDENTIAL_FILE"), ("bot", "CRM_ENGINE_TOKEN_FILE")] {
+        let (_, body) = services.iter().find(|(n, _)| n == name).expect("service");
+        assert!(body.contains(file) && !body.contains("CRM_DATABASE_URL"), "{name}:\n{body}");
+    }
+}
+
+#[test]
+fn the_dev_overlay_publishes_only_postgres_and_redis_on_loopback() {
+    let services = compose_services(&read("deploy/compose.dev.yaml"));
+    let names: Vec<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["postgres", "redis"]);
+    for (name, body) in &services {
+        assert!(body.contains("ports: [\"127.0.0.1:"), "{name} is published on loopback only:\n{body}");
+    }
 }
 
 #[test]
@@ -112,5 +137,80 @@ fn kubernetes_containers_request_resources_and_migrations_come_first() {
     assert!(find("Deployment", "crm-bot").contains("replicas: 1"));
     for name in ["crm-engine", "crm-worker"] {
         find("PodDisruptionBudget", name);
+    }
+}
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path} is not valid YAML: {e}"))
+}
+
+fn keys(v: &serde_yaml::Value) -> Vec<String> {
+    match v {
+        serde_yaml::Value::Mapping(m) => m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        serde_yaml::Value::Sequence(s) => s.iter().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn compose_files_parse_and_refer_only_to_what_they_define() {
+    let dev = yaml("deploy/compose.dev.yaml");
+    let compose = yaml("deploy/compose.yaml");
+    let services = keys(&compose["services"]);
+    let volumes = keys(&compose["volumes"]);
+    for name in keys(&dev["services"]) {
+        assert!(services.contains(&name), "the dev overlay names {name}, which compose.yaml lacks");
+    }
+    for name in &services {
+        let service = &compose["services"][name.as_str()];
+        assert!(!service["image"].is_null() || !service["build"].is_null(), "{name} has an image or a build");
+        for dep in keys(&service["depends_on"]) {
+            assert!(services.contains(&dep), "{name} depends on {dep}, which is not a service");
+        }
+        for mount in service["volumes"].as_sequence().into_iter().flatten().filter_map(|m| m.as_str()) {
+            let source = mount.split(':').next().unwrap_or_default();
+            if !source.starts_with(['/', '.']) {
+                assert!(volumes.iter().any(|v| v == source), "{name} mounts {source}, which is not a declared volume");
+            }
+        }
+    }
+}
+
+#[test]
+fn kubernetes_documents_parse_and_select_their_own_pods() {
+    let text = read("deploy/k8s/crm.yaml");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("each document is valid YAML"))
+        .collect();
+    let kind = |d: &serde_yaml::Value| d["kind"].as_str().unwrap_or_default().to_string();
+    let deployments: Vec<&serde_yaml::Value> = docs.iter().filter(|d| kind(d) == "Deployment").collect();
+    assert_eq!(deployments.len(), 3, "engine, worker and bot");
+    let labels_of = |d: &serde_yaml::Value| d["spec"]["template"]["metadata"]["labels"].clone();
+    for d in &deployments {
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let labels = labels_of(d);
+        for (k, v) in d["spec"]["selector"]["matchLabels"].as_mapping().expect("a selector") {
+            assert_eq!(&labels[k], v, "{name}: the selector matches the pod labels");
+        }
+        let pod = &d["spec"]["template"]["spec"];
+        let containers = pod["containers"].as_sequence().into_iter().chain(pod["initContainers"].as_sequence());
+        for c in containers.flatten() {
+            let requests = &c["resources"]["requests"];
+            assert!(
+                !requests["cpu"].is_null() && !requests["memory"].is_null(),
+                "{name}/{:?} states its requests",
+                c["name"]
+            );
+            assert!(c["image"].as_str().is_some_and(|i| !i.is_empty()), "{name}: an image");
+        }
+    }
+    for d in docs.iter().filter(|d| matches!(kind(d).as_str(), "PodDisruptionBudget" | "Service")) {
+        let selector =
+            if kind(d) == "Service" { &d["spec"]["selector"] } else { &d["spec"]["selector"]["matchLabels"] };
+        assert!(
+            deployments.iter().any(|dep| labels_of(dep)["app"] == selector["app"]),
+            "{:?} selects the pods of a Deployment",
+            d["metadata"]["name"]
+        );
     }
 }

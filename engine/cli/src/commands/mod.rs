@@ -8,6 +8,7 @@ pub mod bench_runs;
 pub mod bench_runtime;
 pub mod bench_stack;
 pub mod bench_web;
+pub mod bootstrap;
 pub mod bot;
 pub mod component;
 pub mod demo_data;

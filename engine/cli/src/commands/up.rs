@@ -81,7 +81,7 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
         if config.engine_token.is_none() {
             // The bot gets a delegate token: it acts for the chat user each request names and
             // has none of the operator's powers; minted for this `crm up`, revoked at stop.
-            let (token_id, secret) = bot_token(&db).await?;
+            let (token_id, secret) = bot_token(&db, "crm up: bot").await?;
             bot_token_id = Some(token_id);
             env.push(("CRM_ENGINE_TOKEN", secret));
         }
@@ -174,25 +174,21 @@ async fn worker_credential(db: &crm_store::Db) -> anyhow::Result<(i64, String)> 
 }
 
 /// A fresh delegate token for the bot child, owned by the first admin (who minted it).
-async fn bot_token(db: &crm_store::Db) -> anyhow::Result<(i64, String)> {
+pub(crate) async fn bot_token(db: &crm_store::Db, name: &str) -> anyhow::Result<(i64, String)> {
     let users = crm_store::users::list(db, &PageRequest { limit: Some(200), ..PageRequest::default() }).await?;
     let admin = users
         .items
         .iter()
         .find(|u| u.role == Role::Admin)
         .context("the bot needs an admin user: create one with `crm user add --role admin`")?;
-    let new = crm_store::tokens::NewToken {
-        name: "crm up: bot",
-        scope: crm_concepts::user::TokenScope::Delegate,
-        expires_at: None,
-    };
+    let new = crm_store::tokens::NewToken { name, scope: crm_concepts::user::TokenScope::Delegate, expires_at: None };
     let (token, secret) = crm_store::tokens::create_with(db, admin.id, &new).await?;
     Ok((token.id, secret))
 }
 
 /// On a database without users, creates an admin and a token so a newcomer can call the
 /// API at once. Returns the user id and the secret.
-async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option<(i64, String)>> {
+pub(crate) async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option<(i64, String)>> {
     let users = crm_store::users::list(db, &PageRequest { limit: Some(1), ..PageRequest::default() }).await?;
     if !users.items.is_empty() {
         return Ok(None);
