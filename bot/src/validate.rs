@@ -78,7 +78,7 @@ pub fn phone(answer: &str) -> Result<String, String> {
 }
 
 /// An amount of money (`1500`, `1 500.50`, `1,500.50 EUR`, `$99`): the CRM's one parser.
-pub use crm_concepts::money::parse as money;
+pub use crm_concepts::money::parse_in as money;
 
 /// A date: `today`, `tomorrow`, `+3` (days), `2026-12-01`.
 pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {

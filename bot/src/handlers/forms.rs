@@ -235,7 +235,7 @@ async fn parse_answer(
         Field::Email => vec![("email", json!(validate::email(text)?))],
         Field::Phone => vec![("phone", json!(validate::phone(text)?))],
         Field::Amount => {
-            let (minor, currency) = validate::money(text, &req.ctx.default_currency)?;
+            let (minor, currency) = validate::money(text, &req.ctx.default_currency, req.locale)?;
             vec![("amount_minor", json!(minor)), ("currency", json!(currency))]
         }
         Field::ExpectedClose => {

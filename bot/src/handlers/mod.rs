@@ -76,6 +76,8 @@ pub struct Req<'a> {
     pub private: bool,
     pub tg_user: i64,
     pub user: User,
+    /// how the user writes numbers, from Telegram's `language_code`
+    pub locale: crm_concepts::money::Locale,
 }
 
 impl Req<'_> {
@@ -157,7 +159,8 @@ async fn on_message(ctx: &Ctx, m: Message) {
             return;
         }
     };
-    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user };
+    let locale = locale_of(Some(from));
+    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale };
     if m.text().is_none() {
         req.reply("I understand text messages only. Send /help for the commands.");
         return;
@@ -224,6 +227,12 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
 
 pub fn parse_id(args: &str) -> Option<i64> {
     args.trim().trim_start_matches('#').parse::<i64>().ok().filter(|&id| id > 0)
+}
+
+/// Telegram's `language_code` decides how amounts are read (`1 500,50` in Russian).
+fn locale_of(user: Option<&teloxide::types::User>) -> crm_concepts::money::Locale {
+    user.and_then(|u| u.language_code.as_deref())
+        .map_or_else(Default::default, crm_concepts::money::Locale::from_language)
 }
 
 pub fn help_text(ctx: &Ctx) -> String {
@@ -293,7 +302,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         return Some("This button has expired; please run the command again.".into());
     };
     let private = q.message.as_ref().is_some_and(|m| m.chat().is_private());
-    let req = Req { ctx, chat, private, tg_user: tg, user };
+    let req = Req { ctx, chat, private, tg_user: tg, user, locale: locale_of(Some(&q.from)) };
     match cb {
         Callback::Open(kind, id) => records::open(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,

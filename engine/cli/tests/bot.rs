@@ -696,3 +696,36 @@ async fn ten_commands_in_a_row_are_answered_without_waiting_for_the_flood_interv
     }
     assert_eq!(h.replies_to(ann.id).len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_are_read_in_the_users_language() {
+    let h = Harness::start("bot_money_locale").await;
+    let (ru, _) = h.user(1602, "Ivan Rubley", Role::Manager).await;
+    let ru = ru.speaking("ru");
+    let (en, _) = h.user(1603, "Ed English", Role::Manager).await;
+    // "1.500" is fifteen hundred to a Russian speaker; to an English one it has a decimal
+    // too many, and "1,500" is fifteen hundred.
+    for (who, title) in [(&ru, "Ivan's deal"), (&en, "Ed's deal")] {
+        h.say(who, "/adddeal").await;
+        h.say(who, title).await;
+        let mut ask = h.say(who, "1.500").await;
+        if who.id == en.id {
+            assert!(ask.text().contains("at most 2 decimals"), "{}", ask.text());
+            ask = h.say(who, "1,500").await;
+        }
+        assert!(ask.text().contains("contact"), "{}", ask.text());
+        let stage_q = h.say(who, "-").await;
+        let (_, stage) = button(&stage_q, "Proposal");
+        let since = h.api.seq();
+        h.press(who, stage_q.message_id().expect("id"), &stage).await;
+        h.api.reply(who.id, since, WAIT).await.expect("close date question");
+        let done = h.say(who, "-").await;
+        assert!(done.text().contains("Deal added"), "{}", done.text());
+    }
+    let (_, deals) = h.stack.get("/api/deals").await;
+    let amount = |title: &str| {
+        deals["items"].as_array().unwrap().iter().find(|d| d["title"] == title).map(|d| d["amount_minor"].clone())
+    };
+    assert_eq!(amount("Ivan's deal"), Some(json!(150_000)), "{deals}");
+    assert_eq!(amount("Ed's deal"), Some(json!(150_000)), "{deals}");
+}

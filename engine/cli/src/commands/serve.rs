@@ -70,6 +70,7 @@ pub async fn serve(
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     state.public_url = Some(public_url.clone());
+    state.default_currency = config.default_currency.clone();
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db, vault).await?;
     let state = state.with_scheduler(scheduler.clone());
