@@ -81,6 +81,7 @@ pub async fn serve(
         scheduler: state.scheduler.clone(),
         bot_token: config.bot_token.as_deref().map(std::sync::Arc::from),
         secure_cookies: public_url.starts_with("https://"),
+        default_currency: config.default_currency.as_str().into(),
     };
     let app = crm_web::router(web).merge(crm_api::router(state));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
