@@ -51,6 +51,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("companies", "[TEXT]", "List or search companies"),
     ("deals", "[TEXT]", "List or search deals"),
     ("addcontact", "", "Add a contact, field by field"),
+    ("addcompany", "", "Add a company, field by field"),
     ("editcontact", "ID", "Change a contact"),
     ("adddeal", "", "Add a deal, field by field"),
     ("editdeal", "ID", "Change a deal"),
@@ -195,6 +196,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "companies" => records::list(req, crm_concepts::records::RecordKind::Company, args).await,
         "deals" => records::list(req, crm_concepts::records::RecordKind::Deal, args).await,
         "addcontact" => forms::start(req, crate::dialogue::FormKind::AddContact).await,
+        "addcompany" => forms::start(req, crate::dialogue::FormKind::AddCompany).await,
         "adddeal" => forms::start(req, crate::dialogue::FormKind::AddDeal).await,
         "editcontact" | "editdeal" => match parse_id(args) {
             Some(id) => {

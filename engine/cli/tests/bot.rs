@@ -729,3 +729,23 @@ async fn amounts_are_read_in_the_users_language() {
     assert_eq!(amount("Ivan's deal"), Some(json!(150_000)), "{deals}");
     assert_eq!(amount("Ed's deal"), Some(json!(150_000)), "{deals}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_is_added_by_dialogue() {
+    let h = Harness::start("bot_add_company").await;
+    let (max, _) = h.user(1604, "Max Manager", Role::Manager).await;
+    let ask = h.say(&max, "/addcompany").await;
+    assert!(ask.text().contains("company called"), "{}", ask.text());
+    let ask = h.say(&max, "Acme Rockets").await;
+    assert!(ask.text().contains("domain"), "{}", ask.text());
+    let refused = h.say(&max, "not a domain").await;
+    assert!(refused.text().contains("not a domain"), "{}", refused.text());
+    let ask = h.say(&max, "https://www.Acme-Rockets.example/about").await;
+    assert!(ask.text().contains("Phone"), "{}", ask.text());
+    let done = h.say(&max, "-").await;
+    assert!(done.text().contains("Company added") && done.text().contains("Acme Rockets"), "{}", done.text());
+    let (_, companies) = h.stack.get("/api/companies").await;
+    assert_eq!(companies["items"][0]["name"], "Acme Rockets");
+    assert_eq!(companies["items"][0]["domain"], "acme-rockets.example");
+    assert!(companies["items"][0]["phone"].is_null());
+}
