@@ -36,6 +36,7 @@ pub struct Ctx {
     pub username: String,
     pub identity: Identity,
     pub dialogues: Dialogues,
+    pub lists: crate::list_pages::ListPages,
     pub workflows: WorkflowCatalog,
     pub default_currency: String,
     /// group chats where the bot answers; it answers in private chats everywhere else
@@ -310,6 +311,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,
         Callback::Move { deal, stage } => pipeline::move_deal(&req, message_id, deal, stage).await,
         Callback::Stage(stage) => pipeline::stage(&req, stage).await,
+        Callback::Page { list, page } => records::turn_page(&req, message_id, list, page).await,
         Callback::TaskDone(task) => tasks::done(&req, message_id, task).await,
         Callback::Note(kind, id) => {
             forms::start_note(&req, kind, id, "").await;

@@ -749,3 +749,35 @@ async fn a_company_is_added_by_dialogue() {
     assert_eq!(companies["items"][0]["domain"], "acme-rockets.example");
     assert!(companies["items"][0]["phone"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_past_ten_with_next_and_previous() {
+    let h = Harness::start("bot_list_paging").await;
+    let (max, _) = h.user(1605, "Max Manager", Role::Manager).await;
+    for n in 1..=12 {
+        let (status, _) = h.stack.post("/api/contacts", json!({"name": format!("Person {n:02}")})).await;
+        assert_eq!(status, 201);
+    }
+    let first = h.say(&max, "/contacts").await;
+    let labels = |c: &Call| c.buttons().into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    let shown = labels(&first);
+    assert_eq!(shown.iter().filter(|l| l.contains("Person")).count(), 10, "{shown:?}");
+    assert!(shown.contains(&"👤 Person 12".to_string()) && !shown.iter().any(|l| l.contains("Previous")), "{shown:?}");
+    let (_, next) = button(&first, "Next");
+
+    let since = h.api.seq();
+    h.press(&max, first.message_id().expect("id"), &next).await;
+    let second = h.api.reply(max.id, since, WAIT).await.expect("page 2");
+    assert_eq!(second.method, "editMessageText", "the list's own message turns the page");
+    let shown = labels(&second);
+    assert_eq!(shown, ["👤 Person 02", "👤 Person 01", "◀ Previous"].map(String::from).to_vec(), "{}", second.text());
+    let (_, previous) = button(&second, "Previous");
+    let since = h.api.seq();
+    h.press(&max, first.message_id().expect("id"), &previous).await;
+    let back = h.api.reply(max.id, since, WAIT).await.expect("page 1 again");
+    assert_eq!(labels(&back), labels(&first));
+
+    // A list the bot no longer knows (after a restart) asks for the command again.
+    let stale = h.press(&max, first.message_id().expect("id"), "pg:999999:1").await;
+    assert!(stale.params["text"].as_str().unwrap_or("").contains("expired"), "{:?}", stale.params);
+}
