@@ -26,6 +26,8 @@ pub enum Callback {
     Edit(RecordKind, Id),
     /// pick option `choice` in dialogue `nonce`; a press for an older dialogue is stale
     Choice { nonce: u32, choice: u16 },
+    /// show page `page` of list `list` (see `list_pages`)
+    Page { list: u32, page: u16 },
 }
 
 fn kind_code(kind: RecordKind) -> Option<&'static str> {
@@ -62,6 +64,7 @@ impl Callback {
             Callback::Note(k, id) => format!("n:{}:{id}", kind(k)),
             Callback::Edit(k, id) => format!("e:{}:{id}", kind(k)),
             Callback::Choice { nonce, choice } => format!("dc:{nonce}:{choice}"),
+            Callback::Page { list, page } => format!("pg:{list}:{page}"),
         };
         // i64 ids and u32/u16 numbers bound every form above to at most 44 bytes.
         debug_assert!(data.len() <= MAX_CALLBACK_DATA);
@@ -83,6 +86,7 @@ impl Callback {
             ["n", k, i] => Callback::Note(kind_from_code(k)?, id(i)?),
             ["e", k, i] => Callback::Edit(kind_from_code(k)?, id(i)?),
             ["dc", n, c] => Callback::Choice { nonce: n.parse().ok()?, choice: c.parse().ok()? },
+            ["pg", l, p] => Callback::Page { list: l.parse().ok()?, page: p.parse().ok()? },
             _ => return None,
         })
     }
@@ -105,6 +109,7 @@ mod tests {
             Callback::Note(RecordKind::Deal, max),
             Callback::Edit(RecordKind::Contact, max),
             Callback::Choice { nonce: u32::MAX, choice: u16::MAX },
+            Callback::Page { list: u32::MAX, page: u16::MAX },
         ];
         for cb in all {
             let data = cb.encode();

@@ -17,6 +17,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormKind {
     AddContact,
+    AddCompany,
     EditContact(Id),
     AddDeal,
     EditDeal(Id),
@@ -29,6 +30,7 @@ impl FormKind {
     pub fn describe(self) -> String {
         match self {
             FormKind::AddContact => "adding a contact".into(),
+            FormKind::AddCompany => "adding a company".into(),
             FormKind::EditContact(id) => format!("editing contact #{id}"),
             FormKind::AddDeal => "adding a deal".into(),
             FormKind::EditDeal(id) => format!("editing deal #{id}"),
@@ -41,6 +43,7 @@ impl FormKind {
     pub fn fields(self) -> Vec<Field> {
         match self {
             FormKind::AddContact => vec![Field::Name, Field::Email, Field::Phone, Field::Company],
+            FormKind::AddCompany => vec![Field::Name, Field::Domain, Field::Phone],
             FormKind::AddDeal => vec![Field::Title, Field::Amount, Field::Contact, Field::Stage, Field::ExpectedClose],
             FormKind::AddTask => vec![Field::Title, Field::Due],
             FormKind::Note(..) => vec![Field::Body],
@@ -64,6 +67,7 @@ pub enum Field {
     Email,
     Phone,
     Company,
+    Domain,
     Title,
     Amount,
     Contact,
@@ -80,6 +84,7 @@ impl Field {
             Field::Email => "Email",
             Field::Phone => "Phone",
             Field::Company => "Company",
+            Field::Domain => "Domain",
             Field::Title => "Title",
             Field::Amount => "Amount",
             Field::Contact => "Contact",
@@ -94,7 +99,13 @@ impl Field {
     pub fn optional(self) -> bool {
         matches!(
             self,
-            Field::Email | Field::Phone | Field::Company | Field::Contact | Field::ExpectedClose | Field::Due
+            Field::Email
+                | Field::Phone
+                | Field::Company
+                | Field::Domain
+                | Field::Contact
+                | Field::ExpectedClose
+                | Field::Due
         )
     }
 
@@ -105,6 +116,7 @@ impl Field {
             Field::Email => &["email"],
             Field::Phone => &["phone"],
             Field::Company => &["company_id"],
+            Field::Domain => &["domain"],
             Field::Title => &["title"],
             Field::Amount => &["amount_minor", "currency"],
             Field::Contact => &["contact_id"],
@@ -121,6 +133,7 @@ impl Field {
             Field::Email,
             Field::Phone,
             Field::Company,
+            Field::Domain,
             Field::Title,
             Field::Amount,
             Field::Contact,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dialogue;
 pub mod engine;
 mod handlers;
+pub mod list_pages;
 pub mod notifications;
 pub mod outbound;
 pub mod render;
@@ -129,6 +130,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
         username,
         identity: Identity::new(engine.clone()),
         dialogues: Default::default(),
+        lists: Default::default(),
         workflows: WorkflowCatalog::default(),
         default_currency: config.default_currency.clone(),
         allowed_groups: config.allowed_groups.clone(),

@@ -77,8 +77,25 @@ pub fn phone(answer: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// A website's domain (`acme.com`); a pasted address (`https://www.acme.com/about`) is cut
+/// down to its host.
+pub fn domain(answer: &str) -> Result<String, String> {
+    let value = answer.trim().to_lowercase();
+    let value = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")).unwrap_or(&value);
+    let host = value.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let valid = host.contains('.')
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !valid || fields::optional_text("domain", Some(host), fields::MAX_DOMAIN).is_err() {
+        return Err("That is not a domain. Type it like acme.com, or send - to skip.".into());
+    }
+    Ok(host.to_string())
+}
+
 /// An amount of money (`1500`, `1 500.50`, `1,500.50 EUR`, `$99`): the CRM's one parser.
-pub use crm_concepts::money::parse as money;
+pub use crm_concepts::money::parse_in as money;
 
 /// A date: `today`, `tomorrow`, `+3` (days), `2026-12-01`.
 pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {

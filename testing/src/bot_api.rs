@@ -33,15 +33,24 @@ pub struct TgUser {
     pub id: i64,
     pub first_name: String,
     pub username: Option<String>,
+    /// Telegram's `language_code` for the user's app (`en` unless set)
+    pub language_code: String,
 }
 
 impl TgUser {
     pub fn new(id: i64, first_name: &str) -> TgUser {
-        TgUser { id, first_name: first_name.into(), username: None }
+        TgUser { id, first_name: first_name.into(), username: None, language_code: "en".into() }
+    }
+
+    /// The same user with their Telegram app in another language (`ru`).
+    pub fn speaking(mut self, language_code: &str) -> TgUser {
+        self.language_code = language_code.into();
+        self
     }
 
     fn json(&self) -> Value {
-        let mut v = json!({"id": self.id, "is_bot": false, "first_name": self.first_name, "language_code": "en"});
+        let mut v =
+            json!({"id": self.id, "is_bot": false, "first_name": self.first_name, "language_code": self.language_code});
         if let Some(u) = &self.username {
             v["username"] = json!(u);
         }

@@ -3,8 +3,8 @@
 
 use crm_concepts::fields;
 use crm_concepts::records::{
-    Company, Contact, ContactPatch, Deal, DealPatch, Id, NewContact, NewDeal, NewNote, NewTask, Note, Page, RecordKind,
-    StageKind, Task,
+    Company, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, Page,
+    RecordKind, StageKind, Task,
 };
 use serde_json::{Value, json};
 
@@ -119,7 +119,9 @@ async fn save_note(req: &Req<'_>, kind: RecordKind, id: Id, body: String) {
 
 fn question(kind: FormKind, field: Field) -> &'static str {
     match (field, kind) {
+        (Field::Name, FormKind::AddCompany) => "What is the company called?",
         (Field::Name, _) => "What is the contact's name?",
+        (Field::Domain, _) => "Its website's domain? e.g. acme.com",
         (Field::Email, _) => "Email address?",
         (Field::Phone, _) => "Phone number?",
         (Field::Company, _) => "Which company? Type part of its name.",
@@ -234,8 +236,9 @@ async fn parse_answer(
         Field::Title => vec![("title", json!(validate::name(text, "title", fields::MAX_NAME)?))],
         Field::Email => vec![("email", json!(validate::email(text)?))],
         Field::Phone => vec![("phone", json!(validate::phone(text)?))],
+        Field::Domain => vec![("domain", json!(validate::domain(text)?))],
         Field::Amount => {
-            let (minor, currency) = validate::money(text, &req.ctx.default_currency)?;
+            let (minor, currency) = validate::money(text, &req.ctx.default_currency, req.locale)?;
             vec![("amount_minor", json!(minor)), ("currency", json!(currency))]
         }
         Field::ExpectedClose => {
@@ -349,6 +352,13 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             FormKind::AddContact => {
                 let c: Contact = engine.post(acting, "/api/contacts", &decode::<NewContact>(&d)?).await?;
                 Ok((format!("✅ Contact added.\n\n{}", render::contact_card(&c, None)), contact_rows(c.id)))
+            }
+            FormKind::AddCompany => {
+                let c: Company = engine.post(acting, "/api/companies", &decode::<NewCompany>(&d)?).await?;
+                Ok((
+                    format!("✅ Company added.\n\n{}", render::company_card(&c, &[])),
+                    vec![vec![("📝 Note".into(), Callback::Note(RecordKind::Company, c.id))]],
+                ))
             }
             FormKind::EditContact(id) => {
                 let c: Contact =

@@ -36,6 +36,7 @@ pub struct Ctx {
     pub username: String,
     pub identity: Identity,
     pub dialogues: Dialogues,
+    pub lists: crate::list_pages::ListPages,
     pub workflows: WorkflowCatalog,
     pub default_currency: String,
     /// group chats where the bot answers; it answers in private chats everywhere else
@@ -51,6 +52,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("companies", "[TEXT]", "List or search companies"),
     ("deals", "[TEXT]", "List or search deals"),
     ("addcontact", "", "Add a contact, field by field"),
+    ("addcompany", "", "Add a company, field by field"),
     ("editcontact", "ID", "Change a contact"),
     ("adddeal", "", "Add a deal, field by field"),
     ("editdeal", "ID", "Change a deal"),
@@ -76,6 +78,8 @@ pub struct Req<'a> {
     pub private: bool,
     pub tg_user: i64,
     pub user: User,
+    /// how the user writes numbers, from Telegram's `language_code`
+    pub locale: crm_concepts::money::Locale,
 }
 
 impl Req<'_> {
@@ -157,7 +161,8 @@ async fn on_message(ctx: &Ctx, m: Message) {
             return;
         }
     };
-    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user };
+    let locale = locale_of(Some(from));
+    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale };
     if m.text().is_none() {
         req.reply("I understand text messages only. Send /help for the commands.");
         return;
@@ -192,6 +197,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "companies" => records::list(req, crm_concepts::records::RecordKind::Company, args).await,
         "deals" => records::list(req, crm_concepts::records::RecordKind::Deal, args).await,
         "addcontact" => forms::start(req, crate::dialogue::FormKind::AddContact).await,
+        "addcompany" => forms::start(req, crate::dialogue::FormKind::AddCompany).await,
         "adddeal" => forms::start(req, crate::dialogue::FormKind::AddDeal).await,
         "editcontact" | "editdeal" => match parse_id(args) {
             Some(id) => {
@@ -224,6 +230,12 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
 
 pub fn parse_id(args: &str) -> Option<i64> {
     args.trim().trim_start_matches('#').parse::<i64>().ok().filter(|&id| id > 0)
+}
+
+/// Telegram's `language_code` decides how amounts are read (`1 500,50` in Russian).
+fn locale_of(user: Option<&teloxide::types::User>) -> crm_concepts::money::Locale {
+    user.and_then(|u| u.language_code.as_deref())
+        .map_or_else(Default::default, crm_concepts::money::Locale::from_language)
 }
 
 pub fn help_text(ctx: &Ctx) -> String {
@@ -293,12 +305,13 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         return Some("This button has expired; please run the command again.".into());
     };
     let private = q.message.as_ref().is_some_and(|m| m.chat().is_private());
-    let req = Req { ctx, chat, private, tg_user: tg, user };
+    let req = Req { ctx, chat, private, tg_user: tg, user, locale: locale_of(Some(&q.from)) };
     match cb {
         Callback::Open(kind, id) => records::open(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,
         Callback::Move { deal, stage } => pipeline::move_deal(&req, message_id, deal, stage).await,
         Callback::Stage(stage) => pipeline::stage(&req, stage).await,
+        Callback::Page { list, page } => records::turn_page(&req, message_id, list, page).await,
         Callback::TaskDone(task) => tasks::done(&req, message_id, task).await,
         Callback::Note(kind, id) => {
             forms::start_note(&req, kind, id, "").await;

@@ -2,7 +2,9 @@
 
 use crm_concepts::records::{Company, Contact, Deal, Id, Page, RecordKind, SearchHit, Task};
 
-use super::Req;
+use teloxide::types::MessageId;
+
+use super::{Req, log_engine_error};
 use crate::callback::Callback;
 use crate::engine::EngineError;
 use crate::render;
@@ -62,42 +64,94 @@ pub async fn find(req: &Req<'_>, query: &str, kind: Option<RecordKind>) {
     req.reply_with(&lines.join("\n"), render::keyboard(rows));
 }
 
-/// `/contacts`, `/companies`, `/deals`: the newest ten, or a search when text is given.
+const PAGE_SIZE: usize = 10;
+
+/// `/contacts`, `/companies`, `/deals`: the newest ten, with Next/Previous buttons past
+/// them, or a search when text is given.
 pub async fn list(req: &Req<'_>, kind: RecordKind, args: &str) {
     if !args.trim().is_empty() {
         return find(req, args, Some(kind)).await;
     }
-    let query = [("limit", "10".to_string()), ("sort", "-created_at".to_string())];
+    let list = req.ctx.lists.start(req.chat.0, kind);
+    match list_page(req, kind, list, 0, None).await {
+        Ok(None) => req.reply(&format!("There are no {} yet.", kind.plural())),
+        Ok(Some((text, rows))) => req.reply_with(&text, render::keyboard(rows)),
+        Err(e) => req.fail(&e),
+    }
+}
+
+/// A Next/Previous press: the list's message shows the other page.
+pub async fn turn_page(req: &Req<'_>, message_id: MessageId, list: u32, page: u16) -> Option<String> {
+    let Some((kind, cursor)) = req.ctx.lists.page(req.chat.0, list, page) else {
+        return Some("This list has expired; please send the command again.".into());
+    };
+    match list_page(req, kind, list, page, cursor).await {
+        Ok(Some((text, rows))) => {
+            req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), true);
+            None
+        }
+        Ok(None) => Some(format!("There are no more {}.", kind.plural())),
+        Err(e) => {
+            log_engine_error(&e);
+            Some(e.for_chat())
+        }
+    }
+}
+
+/// One page of a list as text and buttons; `None` when it is empty.
+async fn list_page(
+    req: &Req<'_>,
+    kind: RecordKind,
+    list: u32,
+    page: u16,
+    cursor: Option<String>,
+) -> Result<Option<render::View>, EngineError> {
+    let mut query = vec![("limit", PAGE_SIZE.to_string()), ("sort", "-created_at".to_string())];
+    if let Some(c) = cursor {
+        query.push(("cursor", c));
+    }
     let path = format!("/api/{}", kind.plural());
     let engine = &req.ctx.engine;
-    let items: Result<Vec<(String, Id)>, EngineError> = match kind {
-        RecordKind::Contact => engine
-            .get::<Page<Contact>>(req.acting(), &path, &query)
-            .await
-            .map(|p| p.items.into_iter().map(|c| (c.name, c.id)).collect()),
-        RecordKind::Company => engine
-            .get::<Page<Company>>(req.acting(), &path, &query)
-            .await
-            .map(|p| p.items.into_iter().map(|c| (c.name, c.id)).collect()),
-        _ => engine
-            .get::<Page<Deal>>(req.acting(), &path, &query)
-            .await
-            .map(|p| p.items.into_iter().map(|d| (d.title, d.id)).collect()),
-    };
-    let items = match items {
-        Ok(items) => items,
-        Err(e) => return req.fail(&e),
+    let (items, next): (Vec<(String, Id)>, Option<String>) = match kind {
+        RecordKind::Contact => {
+            let p = engine.get::<Page<Contact>>(req.acting(), &path, &query).await?;
+            (p.items.into_iter().map(|c| (c.name, c.id)).collect(), p.next_cursor)
+        }
+        RecordKind::Company => {
+            let p = engine.get::<Page<Company>>(req.acting(), &path, &query).await?;
+            (p.items.into_iter().map(|c| (c.name, c.id)).collect(), p.next_cursor)
+        }
+        _ => {
+            let p = engine.get::<Page<Deal>>(req.acting(), &path, &query).await?;
+            (p.items.into_iter().map(|d| (d.title, d.id)).collect(), p.next_cursor)
+        }
     };
     if items.is_empty() {
-        req.reply(&format!("There are no {} yet.", kind.plural()));
-        return;
+        return Ok(None);
     }
-    let text = format!("Newest {} (tap to open):", kind.plural());
-    let rows = items
+    let text = if page == 0 && next.is_none() {
+        format!("Newest {} (tap to open):", kind.plural())
+    } else {
+        format!("Newest {}, page {} (tap to open):", kind.plural(), page + 1)
+    };
+    let mut rows: render::Rows = items
         .into_iter()
         .map(|(title, id)| vec![(format!("{} {title}", icon(kind)), Callback::Open(kind, id))])
         .collect();
-    req.reply_with(&text, render::keyboard(rows));
+    let mut nav = Vec::new();
+    if page > 0 {
+        nav.push(("◀ Previous".to_string(), Callback::Page { list, page: page - 1 }));
+    }
+    if let Some(next) = next
+        && page < u16::MAX
+    {
+        req.ctx.lists.found_next(list, page, next);
+        nav.push(("Next ▶".to_string(), Callback::Page { list, page: page + 1 }));
+    }
+    if !nav.is_empty() {
+        rows.push(nav);
+    }
+    Ok(Some((text, rows)))
 }
 
 /// Sends a record's card; returns the notice for the button press.

@@ -54,6 +54,8 @@ pub struct AppState {
     /// where people's browsers reach this engine (`CRM_PUBLIC_URL`): sign-in links point
     /// there; `None` gives links relative to the engine
     pub public_url: Option<String>,
+    /// the ISO 4217 code of a new deal that names none (`CRM_DEFAULT_CURRENCY`)
+    pub default_currency: String,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             scheduler: None,
             worker_credentials: Arc::default(),
             public_url: None,
+            default_currency: "USD".into(),
         }
     }
 

@@ -696,3 +696,88 @@ async fn ten_commands_in_a_row_are_answered_without_waiting_for_the_flood_interv
     }
     assert_eq!(h.replies_to(ann.id).len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_are_read_in_the_users_language() {
+    let h = Harness::start("bot_money_locale").await;
+    let (ru, _) = h.user(1602, "Ivan Rubley", Role::Manager).await;
+    let ru = ru.speaking("ru");
+    let (en, _) = h.user(1603, "Ed English", Role::Manager).await;
+    // "1.500" is fifteen hundred to a Russian speaker; to an English one it has a decimal
+    // too many, and "1,500" is fifteen hundred.
+    for (who, title) in [(&ru, "Ivan's deal"), (&en, "Ed's deal")] {
+        h.say(who, "/adddeal").await;
+        h.say(who, title).await;
+        let mut ask = h.say(who, "1.500").await;
+        if who.id == en.id {
+            assert!(ask.text().contains("at most 2 decimals"), "{}", ask.text());
+            ask = h.say(who, "1,500").await;
+        }
+        assert!(ask.text().contains("contact"), "{}", ask.text());
+        let stage_q = h.say(who, "-").await;
+        let (_, stage) = button(&stage_q, "Proposal");
+        let since = h.api.seq();
+        h.press(who, stage_q.message_id().expect("id"), &stage).await;
+        h.api.reply(who.id, since, WAIT).await.expect("close date question");
+        let done = h.say(who, "-").await;
+        assert!(done.text().contains("Deal added"), "{}", done.text());
+    }
+    let (_, deals) = h.stack.get("/api/deals").await;
+    let amount = |title: &str| {
+        deals["items"].as_array().unwrap().iter().find(|d| d["title"] == title).map(|d| d["amount_minor"].clone())
+    };
+    assert_eq!(amount("Ivan's deal"), Some(json!(150_000)), "{deals}");
+    assert_eq!(amount("Ed's deal"), Some(json!(150_000)), "{deals}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_is_added_by_dialogue() {
+    let h = Harness::start("bot_add_company").await;
+    let (max, _) = h.user(1604, "Max Manager", Role::Manager).await;
+    let ask = h.say(&max, "/addcompany").await;
+    assert!(ask.text().contains("company called"), "{}", ask.text());
+    let ask = h.say(&max, "Acme Rockets").await;
+    assert!(ask.text().contains("domain"), "{}", ask.text());
+    let refused = h.say(&max, "not a domain").await;
+    assert!(refused.text().contains("not a domain"), "{}", refused.text());
+    let ask = h.say(&max, "https://www.Acme-Rockets.example/about").await;
+    assert!(ask.text().contains("Phone"), "{}", ask.text());
+    let done = h.say(&max, "-").await;
+    assert!(done.text().contains("Company added") && done.text().contains("Acme Rockets"), "{}", done.text());
+    let (_, companies) = h.stack.get("/api/companies").await;
+    assert_eq!(companies["items"][0]["name"], "Acme Rockets");
+    assert_eq!(companies["items"][0]["domain"], "acme-rockets.example");
+    assert!(companies["items"][0]["phone"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_past_ten_with_next_and_previous() {
+    let h = Harness::start("bot_list_paging").await;
+    let (max, _) = h.user(1605, "Max Manager", Role::Manager).await;
+    for n in 1..=12 {
+        let (status, _) = h.stack.post("/api/contacts", json!({"name": format!("Person {n:02}")})).await;
+        assert_eq!(status, 201);
+    }
+    let first = h.say(&max, "/contacts").await;
+    let labels = |c: &Call| c.buttons().into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    let shown = labels(&first);
+    assert_eq!(shown.iter().filter(|l| l.contains("Person")).count(), 10, "{shown:?}");
+    assert!(shown.contains(&"👤 Person 12".to_string()) && !shown.iter().any(|l| l.contains("Previous")), "{shown:?}");
+    let (_, next) = button(&first, "Next");
+
+    let since = h.api.seq();
+    h.press(&max, first.message_id().expect("id"), &next).await;
+    let second = h.api.reply(max.id, since, WAIT).await.expect("page 2");
+    assert_eq!(second.method, "editMessageText", "the list's own message turns the page");
+    let shown = labels(&second);
+    assert_eq!(shown, ["👤 Person 02", "👤 Person 01", "◀ Previous"].map(String::from).to_vec(), "{}", second.text());
+    let (_, previous) = button(&second, "Previous");
+    let since = h.api.seq();
+    h.press(&max, first.message_id().expect("id"), &previous).await;
+    let back = h.api.reply(max.id, since, WAIT).await.expect("page 1 again");
+    assert_eq!(labels(&back), labels(&first));
+
+    // A list the bot no longer knows (after a restart) asks for the command again.
+    let stale = h.press(&max, first.message_id().expect("id"), "pg:999999:1").await;
+    assert!(stale.params["text"].as_str().unwrap_or("").contains("expired"), "{:?}", stale.params);
+}

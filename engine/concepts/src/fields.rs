@@ -108,7 +108,7 @@ pub fn amount(field: &str, amount_minor: i64) -> Result<(), FieldError> {
 }
 
 pub fn currency(field: &str, code: &str) -> Result<(), FieldError> {
-    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
+    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) && crate::money::currency(code).is_some() {
         Ok(())
     } else {
         Err(FieldError::new(field, "must be a three-letter ISO 4217 code such as USD"))

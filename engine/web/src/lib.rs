@@ -47,11 +47,13 @@ pub struct WebState {
     pub bot_token: Option<Arc<str>>,
     /// set `Secure` on cookies: the app is reached over HTTPS (`CRM_PUBLIC_URL`)
     pub secure_cookies: bool,
+    /// the currency of an amount typed without one (`CRM_DEFAULT_CURRENCY`)
+    pub default_currency: Arc<str>,
 }
 
 impl WebState {
     pub fn new(db: Db) -> WebState {
-        WebState { db, scheduler: None, bot_token: None, secure_cookies: false }
+        WebState { db, scheduler: None, bot_token: None, secure_cookies: false, default_currency: "USD".into() }
     }
 }
 

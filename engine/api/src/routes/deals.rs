@@ -68,8 +68,11 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
 async fn create(
     State(s): State<AppState>,
     Writer(c): Writer,
-    Json(new): Json<NewDeal>,
+    Json(mut new): Json<NewDeal>,
 ) -> Result<(StatusCode, Json<Deal>), ApiError> {
+    if new.currency.is_none() {
+        new.currency = Some(s.default_currency.clone());
+    }
     Ok((StatusCode::CREATED, Json(deals::create(&s.db, &c.actor(), new).await?)))
 }
 

@@ -73,7 +73,7 @@ async fn import_csv(
         map,
         dry_run: q.dry_run,
         on_duplicate: q.on_duplicate.unwrap_or_default(),
-        default_currency: String::new(),
+        default_currency: s.default_currency.clone(),
     };
     match import::import(&s.db, &c.actor(), kind, &body, &options, &|_| {}).await {
         Ok(report) => Ok(axum::Json(report)),

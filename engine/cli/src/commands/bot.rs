@@ -36,6 +36,7 @@ pub fn bot_config(config: &Config, args: &BotArgs) -> anyhow::Result<BotConfig> 
     bot.limits.per_chat_interval = Duration::from_millis(config.bot_chat_interval_ms);
     bot.limits.global_per_second = config.bot_global_per_second.max(1);
     bot.limits.per_chat_burst = config.bot_chat_burst.max(1);
+    bot.default_currency = config.default_currency.clone();
     bot.limits.group_per_minute = config.bot_group_per_minute.max(1);
     bot.state_dir = Some(config.data_dir.join("bot"));
     for group in config.bot_groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {

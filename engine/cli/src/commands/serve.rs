@@ -75,6 +75,7 @@ pub async fn serve(
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     state.public_url = Some(public_url.clone());
+    state.default_currency = config.default_currency.clone();
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db, vault, test_clock).await?;
     let state = state.with_scheduler(scheduler.clone());
@@ -85,6 +86,7 @@ pub async fn serve(
         scheduler: state.scheduler.clone(),
         bot_token: config.bot_token.as_deref().map(std::sync::Arc::from),
         secure_cookies: public_url.starts_with("https://"),
+        default_currency: config.default_currency.as_str().into(),
     };
     let app = crm_api::observe::layer(crm_web::router(web).merge(crm_api::router(state)));
     let sampled = scheduler.clone();

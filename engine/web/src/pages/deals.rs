@@ -258,7 +258,7 @@ impl DealForm {
     fn of(d: &Deal) -> DealForm {
         DealForm {
             title: Some(d.title.clone()),
-            amount: Some(format!("{}.{:02} {}", d.amount_minor / 100, d.amount_minor % 100, d.currency)),
+            amount: Some(format!("{} {}", crm_concepts::money::plain(d.amount_minor, &d.currency), d.currency)),
             stage_id: Some(d.stage_id.to_string()),
             contact_id: d.contact_id.map(|i| i.to_string()),
             company_id: d.company_id.map(|i| i.to_string()),
@@ -269,9 +269,9 @@ impl DealForm {
         }
     }
 
-    fn parse(&self, problems: &mut Problems) -> NewDeal {
+    fn parse(&self, problems: &mut Problems, default_currency: &str) -> NewDeal {
         let (amount_minor, currency) = match forms::text(&self.amount) {
-            Some(text) => match crm_concepts::money::parse(&text, "USD") {
+            Some(text) => match crm_concepts::money::parse(&text, default_currency) {
                 Ok((minor, currency)) => (minor, Some(currency)),
                 Err(message) => {
                     problems.add("amount_minor", message);
@@ -357,7 +357,7 @@ async fn new_form(State(s): State<WebState>, me: Me) -> Result<Response, WebErro
 async fn create(State(s): State<WebState>, me: Me, Form(f): Form<DealForm>) -> Result<Response, WebError> {
     me.require_write()?;
     let mut problems = Problems::default();
-    let new = f.parse(&mut problems);
+    let new = f.parse(&mut problems, &s.default_currency);
     if problems.is_empty() {
         match deals::create(&s.db, &me.actor(), new).await {
             Ok(d) => return Ok(auth::see_other(&format!("/deals/{}", d.id), Some("Deal created."))),
@@ -390,7 +390,7 @@ async fn update(
 ) -> Result<Response, WebError> {
     me.require_write()?;
     let mut problems = Problems::default();
-    let new = f.parse(&mut problems);
+    let new = f.parse(&mut problems, &s.default_currency);
     let patch = DealPatch {
         title: Some(new.title),
         amount_minor: Some(new.amount_minor),
