@@ -118,3 +118,38 @@ async fn nobody_decides_and_the_timeout_rejects() {
     let (status, _) = flow.post(&format!("/api/approvals/{id}/ok"), json!({"decision": "approved"})).await;
     assert_eq!(status, StatusCode::CONFLICT, "too late");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn where_the_workflow_says_so_only_the_deals_owner_may_decide() {
+    let mut flow = Flow::start_with_test_clock("approval_owner").await;
+    flow.deploy_manifest(
+        r#"
+name = "owned"
+version = "1"
+
+[[steps]]
+id = "ok"
+approval = { role = "manager", text = "Close deal {{input.deal_id}}?", timeout = "1d", on_timeout = "rejected", owner_of = { record = "deal", id = "{{input.deal_id}}" } }
+
+[[steps]]
+id = "after"
+component = "fixture-echo"
+needs = ["ok"]
+"#,
+    );
+    flow.start_worker(2);
+    let (owner, owner_token) = crm_testing::users::with_token(&flow.db, "Olga Owner", Role::Manager).await;
+    let (_, other_token) = crm_testing::users::with_token(&flow.db, "Otto Other", Role::Manager).await;
+    let (status, deal) = flow.post("/api/deals", json!({"title": "Owned", "owner_id": owner})).await;
+    assert_eq!(status, StatusCode::CREATED, "{deal}");
+    let id = flow.start_run("owned", json!({"deal_id": deal["id"]})).await;
+    flow.wait_status(id, "waiting", Duration::from_secs(30)).await;
+    let decide = format!("/api/approvals/{id}/ok");
+    let (status, body) =
+        as_user(&flow, &other_token, reqwest::Method::POST, &decide, Some(json!({"decision": "approved"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a manager who does not own the deal: {body}");
+    let (status, body) =
+        as_user(&flow, &owner_token, reqwest::Method::POST, &decide, Some(json!({"decision": "approved"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(flow.wait_final(&[id], Duration::from_secs(30)).await, vec!["succeeded"]);
+}

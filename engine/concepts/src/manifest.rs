@@ -475,6 +475,15 @@ impl Manifest {
             check_template(at("approval.text"), &a.text, err);
             check_wait(at("approval.timeout"), &a.timeout, err);
             check_successor(at("approval.on_reject"), a.on_reject.as_ref(), err);
+            if let Some(o) = &a.owner_of {
+                if !["deal", "contact", "company"].contains(&o.record.as_str()) {
+                    err(
+                        at("approval.owner_of.record"),
+                        format!("{:?} has no owner: use deal, contact or company", o.record),
+                    );
+                }
+                check_template(at("approval.owner_of.id"), &o.id, err);
+            }
         }
     }
 

@@ -61,10 +61,23 @@ pub struct ApprovalSpec {
     pub timeout: String,
     /// the decision the timeout makes: `approved` or `rejected`
     pub on_timeout: Decision,
+    /// besides the role, only the owner of this deal, contact or company may decide (admins
+    /// always may): a template of its id, e.g. `{ record = "deal", id = "{{input.deal_id}}" }`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_of: Option<OwnedRecord>,
     /// the successor that runs on a rejection (the others are skipped); on an approval
     /// every successor but this one runs. Unset: all run and read `decision`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_reject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnedRecord {
+    /// deal, contact or company
+    pub record: String,
+    /// a template rendering its id
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]

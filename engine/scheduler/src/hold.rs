@@ -96,6 +96,13 @@ pub fn hold(run_id: Uuid, spec: &StepSpec, ctx: &Value, now: DateTime<Utc>) -> R
                 ),
             );
             wait.detail = json!({"role": a.role, "text": text, "on_timeout": a.on_timeout});
+            if let Some(o) = &a.owner_of {
+                let rendered = render(&o.id)?;
+                let id: i64 = rendered
+                    .parse()
+                    .map_err(|_| format!("`owner_of.id` {:?} rendered {rendered:?}, which is not a record id", o.id))?;
+                wait.detail["owner_of"] = json!({"record": o.record, "id": id});
+            }
             Ok(wait)
         }
     }

@@ -167,6 +167,9 @@ pub struct PendingApproval {
     pub until: DateTime<Utc>,
     /// the decision the timeout makes
     pub on_timeout: String,
+    /// only the owner of this record (`{"record", "id"}`) may decide, besides admins
+    #[schema(required)]
+    pub owner_of: Option<serde_json::Value>,
 }
 
 /// Pending approvals, soonest timeout first; `one` narrows to one step of one run.
@@ -197,8 +200,22 @@ pub async fn approvals(
                 role: s("role"),
                 until: r.try_get("wake_at")?,
                 on_timeout: s("on_timeout"),
+                owner_of: Some(detail["owner_of"].clone()).filter(|o| !o.is_null()),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// The owner of a deal, contact or company (`None`: no such record, or no owner).
+pub async fn owner_of(pool: &sqlx::PgPool, record: &str, id: i64) -> Result<Option<i64>, WorkflowError> {
+    // The table comes from this fixed list, never from the caller's text.
+    let sql = match record {
+        "deal" => "SELECT owner_id FROM deals WHERE id = $1",
+        "contact" => "SELECT owner_id FROM contacts WHERE id = $1",
+        "company" => "SELECT owner_id FROM companies WHERE id = $1",
+        _ => return Ok(None),
+    };
+    let owner: Option<Option<i64>> = sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?;
+    Ok(owner.flatten())
 }

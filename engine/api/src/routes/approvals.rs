@@ -86,6 +86,17 @@ async fn decide(
     if !may_decide(c.user.role, &pending.role) {
         return Err(ApiError::forbidden(format!("only a {} may decide this approval", pending.role)));
     }
+    if let Some(o) = &pending.owner_of
+        && c.user.role != Role::Admin
+    {
+        let record = o["record"].as_str().unwrap_or_default();
+        let id = o["id"].as_i64().unwrap_or_default();
+        if run_waits::owner_of(&s.db.pool, record, id).await? != Some(c.user.id) {
+            return Err(ApiError::forbidden(format!(
+                "only the owner of {record} {id} (or an admin) may decide this approval"
+            )));
+        }
+    }
     if !scheduler.decide(run_id, &step, d.decision, c.user.id, d.comment).await? {
         return Err(ApiError::conflict(format!("step {step:?} of run {run_id} was decided or timed out already")));
     }
