@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::capability::{Capability, Grants};
 use crate::step::StepLimits;
 use crate::template::Template;
-use crate::wait::{MAX_WAIT, StepKind, WaitEventSpec, WaitSpec};
+use crate::wait::{ApprovalSpec, MAX_WAIT, StepKind, WaitEventSpec, WaitSpec};
 
 /// The longest a step may be allowed to run; beyond this a workflow should be split.
 pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -137,6 +137,9 @@ pub struct StepSpec {
     /// hold the run until a record changes as the filter says, or a timeout
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_event: Option<WaitEventSpec>,
+    /// hold the run until a person allowed to decide approves or rejects, or a timeout
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
     #[serde(default)]
     pub needs: Vec<String>,
     #[serde(default = "empty_object")]
@@ -319,7 +322,7 @@ impl Manifest {
             } else if s.component.trim().is_empty() {
                 err(
                     format!("steps[{i}].component"),
-                    "missing component (or declare the step a `wait` or `wait_event`)".into(),
+                    "missing component (or declare the step a `wait`, `wait_event` or `approval`)".into(),
                 );
             } else if !component_known(&s.component) {
                 err(
@@ -422,6 +425,13 @@ impl Manifest {
             }
             Err(e) => err(field, e.to_string()),
         };
+        let check_successor = |field: String, t: Option<&String>, err: &mut dyn FnMut(String, String)| {
+            if let Some(t) = t
+                && !self.dependents(&s.id).any(|d| &d.id == t)
+            {
+                err(field, format!("{t:?} is not a step that needs {:?}: name one of its successors", s.id));
+            }
+        };
         if !s.capabilities.is_empty() {
             err(at("capabilities"), "a waiting step runs no code, so it has no capabilities".into());
         }
@@ -466,13 +476,23 @@ impl Manifest {
                 }
             }
             check_wait(at("wait_event.timeout"), &w.timeout, err);
-            if let Some(t) = &w.on_timeout
-                && !self.dependents(&s.id).any(|d| &d.id == t)
-            {
-                err(
-                    at("wait_event.on_timeout"),
-                    format!("{t:?} is not a step that needs {:?}: name one of its successors", s.id),
-                );
+            check_successor(at("wait_event.on_timeout"), w.on_timeout.as_ref(), err);
+        }
+        if let Some(a) = &s.approval {
+            if !["manager", "admin"].contains(&a.role.as_str()) {
+                err(at("approval.role"), format!("{:?} cannot decide: use manager or admin", a.role));
+            }
+            check_template(at("approval.text"), &a.text, err);
+            check_wait(at("approval.timeout"), &a.timeout, err);
+            check_successor(at("approval.on_reject"), a.on_reject.as_ref(), err);
+            if let Some(o) = &a.owner_of {
+                if !["deal", "contact", "company"].contains(&o.record.as_str()) {
+                    err(
+                        at("approval.owner_of.record"),
+                        format!("{:?} has no owner: use deal, contact or company", o.record),
+                    );
+                }
+                check_template(at("approval.owner_of.id"), &o.id, err);
             }
         }
     }
@@ -656,6 +676,8 @@ impl StepSpec {
             StepKind::Wait(w)
         } else if let Some(w) = &self.wait_event {
             StepKind::WaitEvent(w)
+        } else if let Some(a) = &self.approval {
+            StepKind::Approval(a)
         } else {
             StepKind::Component(&self.component)
         }

@@ -1,6 +1,6 @@
 //! Steps that wait instead of running a component: `wait` (a duration, or until a time a
-//! template computes) and `wait_event` (until a change of one record matches a filter, or
-//! a timeout). A run held at such a step is a row in Postgres with a wake time; no worker,
+//! template computes), `wait_event` (until a change of one record matches a filter, or a
+//! timeout) and `approval` (until a person allowed to decide does, or a timeout). A run held at such a step is a row in Postgres with a wake time; no worker,
 //! Redis entry or open transaction is spent on it.
 
 use schemars::JsonSchema;
@@ -48,12 +48,61 @@ pub struct WaitEventSpec {
     pub on_timeout: Option<String>,
 }
 
+/// `approval`: hold the run until a person allowed to decide approves or rejects, or the
+/// timeout decides `on_timeout`. The decision, who made it and when are the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// who may decide: `manager` (managers and admins) or `admin`
+    pub role: String,
+    /// the question, a template over `input` and the needed steps' outputs
+    pub text: String,
+    /// how long to wait for a decision, e.g. `"2d"`
+    pub timeout: String,
+    /// the decision the timeout makes: `approved` or `rejected`
+    pub on_timeout: Decision,
+    /// besides the role, only the owner of this deal, contact or company may decide (admins
+    /// always may): a template of its id, e.g. `{ record = "deal", id = "{{input.deal_id}}" }`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_of: Option<OwnedRecord>,
+    /// the successor that runs on a rejection (the others are skipped); on an approval
+    /// every successor but this one runs. Unset: all run and read `decision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_reject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnedRecord {
+    /// deal, contact or company
+    pub record: String,
+    /// a template rendering its id
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    Rejected,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
 /// What a step does: run a component, or wait.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StepKind<'a> {
     Component(&'a str),
     Wait(&'a WaitSpec),
     WaitEvent(&'a WaitEventSpec),
+    Approval(&'a ApprovalSpec),
 }
 
 impl StepKind<'_> {
@@ -62,6 +111,7 @@ impl StepKind<'_> {
             StepKind::Component(_) => "component",
             StepKind::Wait(_) => "wait",
             StepKind::WaitEvent(_) => "wait_event",
+            StepKind::Approval(_) => "approval",
         }
     }
 

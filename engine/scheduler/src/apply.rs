@@ -103,6 +103,16 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
     Ok(())
 }
 
+/// Ends a held step with a person's decision; false when it had ended already.
+pub(crate) async fn decide(core: &Arc<Core>, run_id: Uuid, step: String, wake: Wake) -> Result<bool, WorkflowError> {
+    let mut tx = core.state_pool.begin().await?;
+    let staged = stage(core, &mut tx, vec![Incoming::Woken { run_id, step, wake }]).await?;
+    tx.commit().await?;
+    let applied = !staged.applied.is_empty();
+    staged.after_commit(core).await;
+    Ok(applied)
+}
+
 /// What an applied batch leaves to do once its transaction commits.
 #[derive(Default)]
 pub(crate) struct Staged {

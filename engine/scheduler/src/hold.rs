@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{StepSpec, parse_duration};
 use crm_concepts::template::Template;
-use crm_concepts::wait::StepKind;
+use crm_concepts::wait::{Decision, StepKind};
 use crm_store::run_waits::NewWait;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -18,6 +18,8 @@ pub enum Wake {
     /// the record change a `wait_event` listened for (the run input a record-event trigger
     /// would get)
     Event(Value),
+    /// a person's decision on an `approval`
+    Decision { decision: Decision, by: i64, comment: Option<String> },
 }
 
 /// The `run_waits` row of `spec` starting to hold run `run_id` at `now`; `ctx` is what its
@@ -80,6 +82,29 @@ pub fn hold(run_id: Uuid, spec: &StepSpec, ctx: &Value, now: DateTime<Utc>) -> R
             wait.detail = json!({"actions": w.actions, "filter": w.filter});
             Ok(wait)
         }
+        StepKind::Approval(a) => {
+            let text = render(&a.text)?;
+            let wake_at = after(&a.timeout)?;
+            let mut wait = new(
+                "approval",
+                wake_at,
+                format!(
+                    "for a {}'s approval of \"{text}\" until {} (then {})",
+                    a.role,
+                    wake_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    a.on_timeout.as_str()
+                ),
+            );
+            wait.detail = json!({"role": a.role, "text": text, "on_timeout": a.on_timeout});
+            if let Some(o) = &a.owner_of {
+                let rendered = render(&o.id)?;
+                let id: i64 = rendered
+                    .parse()
+                    .map_err(|_| format!("`owner_of.id` {:?} rendered {rendered:?}, which is not a record id", o.id))?;
+                wait.detail["owner_of"] = json!({"record": o.record, "id": id});
+            }
+            Ok(wait)
+        }
     }
 }
 
@@ -93,6 +118,21 @@ pub fn woken(spec: &StepSpec, successors: &[&str], wake: &Wake, now: DateTime<Ut
             let next =
                 w.on_timeout.as_ref().map(|t| successors.iter().filter(|s| *s != t).map(|s| s.to_string()).collect());
             (json!({"timed_out": false, "at": now, "event": event}), next)
+        }
+        (StepKind::Approval(a), wake) => {
+            let (decision, by, comment) = match wake {
+                Wake::Decision { decision, by, comment } => (*decision, Some(*by), comment.clone()),
+                _ => (a.on_timeout, None, None),
+            };
+            let next = a.on_reject.as_ref().map(|r| match decision {
+                Decision::Rejected => vec![r.clone()],
+                Decision::Approved => successors.iter().filter(|s| *s != r).map(|s| s.to_string()).collect(),
+            });
+            let output = json!({
+                "decision": decision, "decided_by": by, "decided_at": now,
+                "comment": comment, "timed_out": by.is_none(),
+            });
+            (output, next)
         }
         _ => (json!({"woke_at": now}), None),
     }

@@ -175,6 +175,20 @@ impl Scheduler {
         crate::intake::results(&self.core, results).await
     }
 
+    /// Decides a held `approval` step for user `by` (whom the caller checked may decide);
+    /// false when it was decided (or timed out) already.
+    pub async fn decide(
+        &self,
+        run_id: Uuid,
+        step: &str,
+        decision: crm_concepts::wait::Decision,
+        by: i64,
+        comment: Option<String>,
+    ) -> Result<bool, WorkflowError> {
+        let wake = crate::hold::Wake::Decision { decision, by, comment };
+        crate::apply::decide(&self.core, run_id, step.to_string(), wake).await
+    }
+
     /// The engine's time for waits.
     pub async fn now(&self) -> Result<DateTime<Utc>, WorkflowError> {
         self.core.clock.refresh(&self.core.pool).await?;

@@ -152,3 +152,70 @@ pub async fn on_records(conn: &mut PgConnection, records: &[(String, i64)]) -> R
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+/// An `approval` step waiting for a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PendingApproval {
+    pub run_id: Uuid,
+    pub step: String,
+    pub workflow: String,
+    /// the question, rendered
+    pub text: String,
+    /// who may decide: `manager` (managers and admins) or `admin`
+    pub role: String,
+    /// when the timeout decides
+    pub until: DateTime<Utc>,
+    /// the decision the timeout makes
+    pub on_timeout: String,
+    /// only the owner of this record (`{"record", "id"}`) may decide, besides admins
+    #[schema(required)]
+    pub owner_of: Option<serde_json::Value>,
+}
+
+/// Pending approvals, soonest timeout first; `one` narrows to one step of one run.
+pub async fn approvals(
+    pool: &sqlx::PgPool,
+    one: Option<(Uuid, &str)>,
+    limit: i64,
+) -> Result<Vec<PendingApproval>, WorkflowError> {
+    let rows = sqlx::query(
+        "SELECT w.run_id, w.step, r.workflow, w.wake_at, w.detail FROM run_waits w JOIN runs r ON r.id = w.run_id
+         WHERE w.kind = 'approval' AND ($1::uuid IS NULL OR (w.run_id = $1 AND w.step = $2))
+         ORDER BY w.wake_at LIMIT $3",
+    )
+    .bind(one.map(|o| o.0))
+    .bind(one.map(|o| o.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: serde_json::Value = r.try_get("detail")?;
+            let s = |k: &str| detail[k].as_str().unwrap_or_default().to_string();
+            Ok(PendingApproval {
+                run_id: r.try_get("run_id")?,
+                step: r.try_get("step")?,
+                workflow: r.try_get("workflow")?,
+                text: s("text"),
+                role: s("role"),
+                until: r.try_get("wake_at")?,
+                on_timeout: s("on_timeout"),
+                owner_of: Some(detail["owner_of"].clone()).filter(|o| !o.is_null()),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The owner of a deal, contact or company (`None`: no such record, or no owner).
+pub async fn owner_of(pool: &sqlx::PgPool, record: &str, id: i64) -> Result<Option<i64>, WorkflowError> {
+    // The table comes from this fixed list, never from the caller's text.
+    let sql = match record {
+        "deal" => "SELECT owner_id FROM deals WHERE id = $1",
+        "contact" => "SELECT owner_id FROM contacts WHERE id = $1",
+        "company" => "SELECT owner_id FROM companies WHERE id = $1",
+        _ => return Ok(None),
+    };
+    let owner: Option<Option<i64>> = sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?;
+    Ok(owner.flatten())
+}

@@ -1,5 +1,6 @@
 //! One module per group of routes; each exposes `router()`, merged in [`all`].
 
+pub mod approvals;
 pub mod clock;
 pub mod companies;
 pub mod contacts;
@@ -53,6 +54,7 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(workflows::router())
         .merge(runs::router())
         .merge(clock::router())
+        .merge(approvals::router())
         .merge(notifications::router())
         .merge(workers::router())
         .merge(sign_in_links::router())

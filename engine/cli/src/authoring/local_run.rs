@@ -63,9 +63,10 @@ pub async fn run(
         version.manifest.steps.iter().map(|s| (s.id.clone(), ("waiting".to_string(), None))).collect();
     let mut outcome = None;
     while !ready.is_empty() || !held.is_empty() {
-        // A local run does not wait: a `wait` passes at once, a `wait_event` times out.
+        // A local run does not wait: a `wait` passes at once, a `wait_event` times out, an
+        // `approval` takes its timeout's decision.
         for step in std::mem::take(&mut held) {
-            println!("── step {step} waits: a local run goes on at once (a wait_event times out)");
+            println!("── step {step} waits: a local run goes on at once, as if its time or timeout came");
             machine.wake(&step, &Wake::Time);
             let taken = machine.take_ready();
             ready.extend(taken.iter().map(|r| (r.step.clone(), r.attempt)));

@@ -1,0 +1,104 @@
+//! `/api/approvals`: the `approval` steps waiting for a decision, and deciding one. Only a
+//! user whose role the step names (admins always) may decide; the first decision ends the
+//! wait, and any later one is refused with 409.
+
+use axum::extract::State;
+use crm_concepts::records::Page;
+use crm_concepts::user::Role;
+use crm_concepts::wait::Decision;
+use crm_store::run_history::{self, RunSummary};
+use crm_store::run_waits::{self, PendingApproval};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
+use crate::extract::{Caller, Json, Path};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(decide))
+}
+
+fn may_decide(role: Role, wanted: &str) -> bool {
+    role == Role::Admin || (role == Role::Manager && wanted == "manager")
+}
+
+/// Approvals the caller may decide
+#[utoipa::path(
+    get, path = "/api/approvals", tag = "runs", operation_id = "list_approvals",
+    responses((status = 200, description = "pending approvals, soonest timeout first", body = Page<PendingApproval>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn list(State(s): State<AppState>, c: Caller) -> Result<Json<Page<PendingApproval>>, ApiError> {
+    let items = run_waits::approvals(&s.db.pool, None, 200).await?;
+    let items = items.into_iter().filter(|a| may_decide(c.user.role, &a.role)).collect();
+    Ok(Json(Page { items, next_cursor: None }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    pub decision: Decision,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Approve or reject
+#[utoipa::path(
+    post, path = "/api/approvals/{run_id}/{step}", tag = "runs", operation_id = "decide_approval",
+    params(("run_id" = Uuid, Path), ("step" = String, Path)),
+    request_body = DecideRequest,
+    responses(
+        (status = 200, description = "decided: the run as it goes on", body = RunSummary),
+        CallerErrors,
+        NotFound,
+        (status = 409, description = "decided or timed out already", body = ErrorBody),
+        WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
+async fn decide(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((run_id, step)): Path<(Uuid, String)>,
+    Json(d): Json<DecideRequest>,
+) -> Result<Json<RunSummary>, ApiError> {
+    let scheduler = s
+        .scheduler
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))?;
+    if d.comment.as_ref().is_some_and(|c| c.chars().count() > 1000) {
+        return Err(ApiError::validation("comment", "must be at most 1000 characters"));
+    }
+    let Some(pending) = run_waits::approvals(&s.db.pool, Some((run_id, &step)), 1).await?.pop() else {
+        let exists = run_history::get(&s.db.pool, run_id).await.is_ok();
+        return Err(if exists {
+            ApiError::conflict(format!(
+                "step {step:?} of run {run_id} waits for no decision (decided or timed out already)"
+            ))
+        } else {
+            ApiError::not_found(format!("no run {run_id}"))
+        });
+    };
+    if !may_decide(c.user.role, &pending.role) {
+        return Err(ApiError::forbidden(format!("only a {} may decide this approval", pending.role)));
+    }
+    if let Some(o) = &pending.owner_of
+        && c.user.role != Role::Admin
+    {
+        let record = o["record"].as_str().unwrap_or_default();
+        let id = o["id"].as_i64().unwrap_or_default();
+        if run_waits::owner_of(&s.db.pool, record, id).await? != Some(c.user.id) {
+            return Err(ApiError::forbidden(format!(
+                "only the owner of {record} {id} (or an admin) may decide this approval"
+            )));
+        }
+    }
+    if !scheduler.decide(run_id, &step, d.decision, c.user.id, d.comment).await? {
+        return Err(ApiError::conflict(format!("step {step:?} of run {run_id} was decided or timed out already")));
+    }
+    Ok(Json(run_history::get(&s.db.pool, run_id).await?.summary))
+}
