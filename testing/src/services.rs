@@ -89,6 +89,34 @@ impl Drop for ScratchDb {
     }
 }
 
+/// A database name of the test's own for a process under test to create (`crm bootstrap`,
+/// `crm up` on a server without the database); dropped, if it was made, when this goes out
+/// of scope.
+pub struct UnmadeDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl UnmadeDb {
+    pub fn new(purpose: &str) -> UnmadeDb {
+        let name = unique_name(purpose);
+        let url = crm_store::database::with_database(&postgres_url(), &name);
+        UnmadeDb { name, url }
+    }
+
+    /// A pool on it, once the process under test has made it.
+    pub async fn connect(&self, max_connections: u32) -> Db {
+        Db::connect(&self.url, max_connections).await.expect("connect to the database the process made")
+    }
+}
+
+impl Drop for UnmadeDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        cleanup_blocking(async move { Db::drop_scratch(&postgres_url(), &name).await });
+    }
+}
+
 /// A Redis key prefix of its own (`CRM_REDIS_PREFIX` of the processes a test starts); its
 /// keys are deleted when this goes out of scope. On the machine's shared Redis by default;
 /// [`TestPrefix::acl`] puts it on a private Redis with ACL users instead.
@@ -125,6 +153,11 @@ impl TestPrefix {
 
     pub fn as_str(&self) -> &str {
         &self.name
+    }
+
+    /// Points a `crm` process at this prefix, as its engine: the URL and the prefix together.
+    pub fn point<'c>(&self, cmd: &'c mut std::process::Command) -> &'c mut std::process::Command {
+        cmd.env("CRM_REDIS_URL", &self.url).env("CRM_REDIS_PREFIX", &self.name)
     }
 
     /// The engine's Redis URL.

@@ -6,27 +6,12 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use crm_testing::process::crm;
-use crm_testing::services::{postgres_url, unique_name};
-
-/// The database `crm bootstrap` makes, dropped afterwards.
-struct Made(String);
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(crm_store::Db::drop_scratch(&postgres_url(), &name));
-            }
-        })
-        .join();
-    }
-}
+use crm_testing::services::UnmadeDb;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstrap_makes_the_admin_and_the_credentials_once() {
-    let made = Made(unique_name("bootstrap"));
-    let url = crm_store::database::with_database(&postgres_url(), &made.0);
+    let made = UnmadeDb::new("bootstrap");
+    let url = made.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
     let (admin, worker, bot) = (dir.path().join("admin"), dir.path().join("worker"), dir.path().join("bot"));
     let bootstrap = || {
@@ -56,7 +41,7 @@ async fn bootstrap_makes_the_admin_and_the_credentials_once() {
     assert!(!second.contains("created") && !second.contains("written"), "nothing new the second time: {second}");
     assert_eq!((read(&admin), read(&worker), read(&bot)), secrets);
 
-    let db = crm_store::Db::connect(&url, 1).await.expect("the made database");
+    let db = made.connect(1).await;
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&db.pool).await.expect("users");
     assert_eq!(users, 1);
     let (user, _) =

@@ -49,9 +49,8 @@ impl Up {
         let redis = TestPrefix::new(purpose);
         let data = tempfile::tempdir().expect("temp dir");
         let mut cmd = crm();
+        redis.point(&mut cmd);
         cmd.env("CRM_DATABASE_URL", &scratch.url)
-            .env("CRM_REDIS_URL", redis.redis_url())
-            .env("CRM_REDIS_PREFIX", redis.as_str())
             .env("CRM_LISTEN", "127.0.0.1:0")
             .env("CRM_DATA_DIR", data.path())
             .env("CRM_BOT_TOKEN", api.token())
