@@ -74,6 +74,13 @@ pub fn command(bin: &Path) -> Command {
     cmd
 }
 
+/// Points a [`crm`] process at a Redis of the test's choosing while its prefix stays
+/// [`NO_PREFIX`], which no installation uses: a closed port, to see what `crm` says when
+/// Redis is down, or the test Redis for a command that must fail before it writes.
+pub fn with_redis_url<'c>(cmd: &'c mut Command, url: &str) -> &'c mut Command {
+    cmd.env("CRM_REDIS_URL", url)
+}
+
 /// `RUST_LOG` for a started process: the test's own if set, else `default`.
 pub fn rust_log(default: &str) -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string())

@@ -89,6 +89,19 @@ impl Drop for ScratchDb {
     }
 }
 
+/// Whether a database of this name exists on the test Postgres (a test that checks a
+/// process made nothing).
+pub async fn database_exists(name: &str) -> bool {
+    let db = Db::connect(&postgres_url(), 1).await.expect("the test Postgres");
+    let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&db.pool)
+        .await
+        .expect("look up the database");
+    db.pool.close().await;
+    exists
+}
+
 /// A database name of the test's own for a process under test to create (`crm bootstrap`,
 /// `crm up` on a server without the database); dropped, if it was made, when this goes out
 /// of scope.
@@ -102,6 +115,16 @@ impl UnmadeDb {
         let name = unique_name(purpose);
         let url = crm_store::database::with_database(&postgres_url(), &name);
         UnmadeDb { name, url }
+    }
+
+    /// Creates it empty (no migrations), for a process under test to fill, e.g. `pg_restore`.
+    pub async fn create_empty(&self) {
+        let admin = Db::connect(&postgres_url(), 1).await.expect("the test Postgres");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", self.name)))
+            .execute(&admin.pool)
+            .await
+            .expect("create the database");
+        admin.pool.close().await;
     }
 
     /// A pool on it, once the process under test has made it.

@@ -105,7 +105,19 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(close_after_refused_body))
         .with_state(state)
+}
+
+/// A body refused for its size was not read to its end, so its connection cannot carry
+/// another request: say so, or a client that pools connections (reqwest does) sends its
+/// next request down a connection the server is closing, and that request fails.
+async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        res.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    res
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.

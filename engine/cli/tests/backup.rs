@@ -8,29 +8,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::services::{TestPrefix, postgres_url, unique_name};
+use crm_testing::services::{TestPrefix, UnmadeDb};
 use crm_testing::{TestStack, send};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A database made for the restore, dropped afterwards.
-struct Restored {
-    name: String,
-    url: String,
-}
-
-impl Drop for Restored {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(crm_store::Db::drop_scratch(&postgres_url(), &name));
-            }
-        })
-        .join();
-    }
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -65,21 +47,15 @@ async fn a_pg_dump_restored_into_a_fresh_database_serves_the_same_records_and_ru
     let dir = tempfile::tempdir().expect("temp dir");
     let dump = dir.path().join("crm.dump");
     run(Command::new("pg_dump").arg("--format=custom").arg("--file").arg(&dump).arg(&stack.db_url));
-    let name = unique_name("backup_restored");
-    let admin = crm_store::Db::connect(&postgres_url(), 1).await.expect("the test Postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin.pool)
-        .await
-        .expect("createdb");
-    let restored = Restored { url: crm_store::database::with_database(&postgres_url(), &name), name };
+    let restored = UnmadeDb::new("backup_restored");
+    restored.create_empty().await;
     run(Command::new("pg_restore").arg("--no-owner").arg("--dbname").arg(&restored.url).arg(&dump));
 
     // An engine on the copy, with a Redis prefix and a data directory of its own.
     let redis = TestPrefix::new("backup_restored");
     let mut cmd = crm();
+    redis.point(&mut cmd);
     cmd.env("CRM_DATABASE_URL", &restored.url)
-        .env("CRM_REDIS_URL", redis.redis_url())
-        .env("CRM_REDIS_PREFIX", redis.as_str())
         .env("CRM_DATA_DIR", dir.path())
         .env("RUST_LOG", rust_log("warn"))
         .args(["serve", "--listen", "127.0.0.1:0"]);

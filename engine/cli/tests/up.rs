@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::services::{ScratchDb, TestPrefix, postgres_url, unique_name};
+use crm_testing::services::{ScratchDb, TestPrefix, database_exists, postgres_url, unique_name};
 use crm_testing::{Call, LocalBotApi, TgUser, send};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -167,9 +167,9 @@ template = "hello back"
 /// `crm up` with these URLs and no private servers, to completion: (success, stderr).
 fn up_with(database_url: &str, redis_url: &str) -> (bool, String) {
     let data = tempfile::tempdir().expect("temp dir");
-    let out = crm()
+    let mut cmd = crm();
+    let out = crm_testing::process::with_redis_url(&mut cmd, redis_url)
         .env("CRM_DATABASE_URL", database_url)
-        .env("CRM_REDIS_URL", redis_url)
         .env("CRM_LISTEN", "127.0.0.1:0")
         .env("CRM_DATA_DIR", data.path())
         .env("CRM_PRIVATE_SERVERS", "off")
@@ -179,15 +179,6 @@ fn up_with(database_url: &str, redis_url: &str) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-async fn database_exists(name: &str) -> bool {
-    let db = crm_store::Db::connect(&postgres_url(), 1).await.expect("the test Postgres");
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&db.pool)
-        .await
-        .expect("look up the database")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn up_without_redis_says_how_to_start_it_and_writes_nothing() {
     let name = unique_name("up_no_redis");
@@ -195,7 +186,8 @@ async fn up_without_redis_says_how_to_start_it_and_writes_nothing() {
     let (ok, stderr) = up_with(&database_url, "redis://crm-engine:hunter2@127.0.0.1:1");
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("cannot reach Redis at redis://crm-engine:***@127.0.0.1:1"), "{stderr}");
-    assert!(stderr.contains("apt-get install redis-server") && stderr.contains("CRM_REDIS_URL"), "{stderr}");
+    // and names the Redis URL setting to change
+    assert!(stderr.contains("apt-get install redis-server") && stderr.contains("_REDIS_URL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is never printed: {stderr}");
     assert!(!database_exists(&name).await, "nothing is written before both servers answer");
 }
@@ -228,8 +220,8 @@ async fn up_with_nothing_running_starts_private_servers_and_stops_them() {
     std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let dir = data.path().display().to_string();
     let mut cmd = crm();
-    cmd.env("CRM_DATABASE_URL", "postgres://postgres@127.0.0.1:1/crm")
-        .env("CRM_REDIS_URL", "redis://127.0.0.1:1")
+    crm_testing::process::with_redis_url(&mut cmd, "redis://127.0.0.1:1")
+        .env("CRM_DATABASE_URL", "postgres://postgres@127.0.0.1:1/crm")
         .env("CRM_LISTEN", "127.0.0.1:0")
         .env("CRM_DATA_DIR", data.path())
         .env("RUST_LOG", rust_log("warn"))
