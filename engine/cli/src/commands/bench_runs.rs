@@ -207,6 +207,14 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         eprintln!("three-step runs: timing {} at concurrency {}…", args.latency_runs, args.latency_concurrency);
     }
     let idle = stack.latency(args.latency_runs, args.latency_concurrency).await?;
+    // Before the runs under load join them.
+    let db_side: (Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000)
+         FROM runs WHERE workflow = 'bench-three-steps' AND finished_at IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await?;
     let under_load = if args.under_load > 0.0 && one_step.runs_per_s > 0.0 {
         let rate = one_step.runs_per_s * args.under_load;
         if !args.json {
@@ -216,13 +224,6 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     } else {
         None
     };
-    let db_side: (Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000)
-         FROM runs WHERE workflow = 'bench-three-steps' AND finished_at IS NOT NULL",
-    )
-    .fetch_one(&db.pool)
-    .await?;
     let metrics: Value = stack
         .client
         .http
