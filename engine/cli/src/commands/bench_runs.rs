@@ -105,6 +105,7 @@ impl Client {
         let rx = {
             let mut w = self.waiters.lock().await;
             if let Some(at) = w.early.remove(&id) {
+                self.completed.fetch_add(1, Ordering::Relaxed);
                 return Ok(at.duration_since(start));
             }
             let (tx, rx) = oneshot::channel();
@@ -115,10 +116,13 @@ impl Client {
             .await
             .with_context(|| format!("run {id} did not complete within 60 s"))?
             .context("completion listener stopped")?;
+        self.completed.fetch_add(1, Ordering::Relaxed);
         Ok(at.duration_since(start))
     }
 
-    /// Follows `/api/completions` and wakes the waiting submitters.
+    /// Follows `/api/completions` and wakes the waiting submitters. The stream may replay
+    /// completions of earlier sets of processes on the same prefix: only the runs this client
+    /// submitted count (in [`Client::run`]).
     async fn listen(self: Arc<Self>, ready: oneshot::Sender<()>) -> anyhow::Result<()> {
         let resp = self
             .http
@@ -156,7 +160,6 @@ impl Client {
             if ids.is_empty() {
                 continue;
             }
-            self.completed.fetch_add(ids.len() as u64, Ordering::Relaxed);
             let mut w = self.waiters.lock().await;
             for id in ids {
                 match w.waiting.remove(&id) {
