@@ -225,6 +225,15 @@ async fn supervise(
             cmd.env_remove("CRM_DATABASE_URL");
         }
         cmd.args(child.args).stdin(std::process::Stdio::null()).kill_on_drop(true);
+        // kill_on_drop needs this process alive to run; when `crm up` is killed outright
+        // (SIGKILL, OOM) the kernel must end the children, or a worker and a bot outlive it.
+        // SAFETY: the closure runs in the forked child before exec and only makes one
+        // prctl(2) system call, which is async-signal-safe and touches no shared memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)
+            });
+        }
         let mut proc = match cmd.spawn() {
             Ok(p) => p,
             Err(e) => {
