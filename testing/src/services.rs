@@ -119,12 +119,7 @@ impl UnmadeDb {
 
     /// Creates it empty (no migrations), for a process under test to fill, e.g. `pg_restore`.
     pub async fn create_empty(&self) {
-        let admin = Db::connect(&postgres_url(), 1).await.expect("the test Postgres");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", self.name)))
-            .execute(&admin.pool)
-            .await
-            .expect("create the database");
-        admin.pool.close().await;
+        Db::ensure_database(&self.url).await.expect("create the database");
     }
 
     /// A pool on it, once the process under test has made it.
