@@ -79,7 +79,18 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
         assert!(!a["worker"].as_str().unwrap().is_empty());
         assert!(a["usage"]["duration_us"].as_u64().unwrap() > 0, "{}", a["usage"]);
         assert!(s["duration_ms"].as_f64().is_some());
+        // Where the attempt's time went: every point of its path, in path order.
+        let t = &a["usage"]["timeline"];
+        let points: Vec<u64> = ["sent_us", "picked_us", "started_us", "finished_us", "received_us", "applied_us"]
+            .iter()
+            .map(|p| t[p].as_u64().unwrap_or_else(|| panic!("{p} missing: {t}")))
+            .collect();
+        assert!(points[0] > 0 && points.windows(2).all(|w| w[0] <= w[1]), "timeline out of order: {t}");
     }
+    // ...and each step was sent only after the one before it was applied.
+    let sent = |id: &str| step(&run, id)["attempts"][0]["usage"]["timeline"]["sent_us"].as_u64().unwrap();
+    let applied = |id: &str| step(&run, id)["attempts"][0]["usage"]["timeline"]["applied_us"].as_u64().unwrap();
+    assert!(applied("score") <= sent("follow_up"), "{run}");
     // lead-score logs through the log capability; the history keeps the lines
     let logs = step(&run, "score")["attempts"][0]["logs"].as_array().unwrap().clone();
     assert!(logs.iter().any(|l| l["message"] == "lead scored"), "{logs:?}");
@@ -103,6 +114,7 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("step follow_up  succeeded  attempt 1"), "{shown}");
+    assert!(shown.contains("path  on Redis "), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

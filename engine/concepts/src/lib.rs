@@ -13,6 +13,7 @@ pub mod records;
 pub mod run;
 pub mod step;
 pub mod template;
+pub mod timeline;
 pub mod user;
 pub mod wait;
 pub mod wasm;

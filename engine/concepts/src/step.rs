@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::capability::Grants;
+use crate::timeline::StepTimeline;
 
 /// SHA-256 of a component's bytes, lowercase hex. Components are stored and cached by it.
 pub type Digest = String;
@@ -232,6 +233,9 @@ pub struct StepUsage {
     pub epochs: u64,
     pub peak_memory_bytes: u64,
     pub log_lines: u32,
+    /// where the attempt's time went between the engine, Redis and the worker
+    #[serde(default, skip_serializing_if = "StepTimeline::is_empty")]
+    pub timeline: StepTimeline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -15,6 +15,9 @@ pub struct RawJob {
     pub payload: Vec<u8>,
     /// absent on an entry that was not written by the engine
     pub signature: Option<String>,
+    /// when the engine added it, µs since the Unix epoch (0 if absent); outside the
+    /// signature, as it is timing only
+    pub sent_us: u64,
 }
 
 /// A completion entry as the API reads it: its data and the engine's seal over it.

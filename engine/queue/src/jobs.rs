@@ -12,11 +12,13 @@ use crate::queue::{Queue, QueueError, WORKERS_GROUP, field};
 /// The fields of a job entry: the payload and its signature.
 const PAYLOAD: &str = "p";
 const SIGNATURE: &str = "s";
+const SENT: &str = "t";
 
 fn raw(entry: StreamId) -> RawJob {
     let payload = field(&entry, PAYLOAD).unwrap_or_default();
     let signature = field(&entry, SIGNATURE).and_then(|s| String::from_utf8(s).ok());
-    RawJob { id: entry.id, payload, signature }
+    let sent_us = field(&entry, SENT).and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
+    RawJob { id: entry.id, payload, signature, sent_us }
 }
 
 impl Queue {
@@ -26,6 +28,11 @@ impl Queue {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
+        let sent_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0)
+            .to_string();
         for job in jobs {
             pipe.cmd("XADD")
                 .arg(&self.keys.jobs)
@@ -33,7 +40,9 @@ impl Queue {
                 .arg(PAYLOAD)
                 .arg(&job.payload)
                 .arg(SIGNATURE)
-                .arg(&job.signature);
+                .arg(&job.signature)
+                .arg(SENT)
+                .arg(&sent_us);
         }
         Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }

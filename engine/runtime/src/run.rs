@@ -98,6 +98,7 @@ async fn run_step<H: HostCalls>(rt: &Runtime<H>, component: &Prepared<H>, call: 
         epochs: rt.ticks().saturating_sub(ticks_at_start),
         peak_memory_bytes: state.limiter.peak_memory as u64,
         log_lines: u32::try_from(logs.len()).unwrap_or(u32::MAX),
+        timeline: Default::default(),
     };
     StepRun { outcome, usage, logs }
 }

@@ -186,6 +186,7 @@ pub(crate) async fn stage(
     }
 
     let now = Utc::now();
+    let applied_us = crm_concepts::timeline::now_us();
     let mut attempts = Vec::with_capacity(incoming.len());
     let mut applied_keys = Vec::with_capacity(incoming.len());
     {
@@ -220,7 +221,11 @@ pub(crate) async fn stage(
                         worker: r.worker.clone(),
                         error,
                         logs: serde_json::to_value(&r.logs).unwrap_or_default(),
-                        usage: serde_json::to_value(&r.usage).unwrap_or_default(),
+                        usage: {
+                            let mut usage = r.usage.clone();
+                            usage.timeline.applied_us = applied_us;
+                            serde_json::to_value(&usage).unwrap_or_default()
+                        },
                         applied: applied == Applied::Yes,
                     };
                     (applied, record)

@@ -101,7 +101,9 @@ pub(crate) async fn host_call(
 /// are applied (committed), so the worker may ack their jobs.
 pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(), IntakeError> {
     let mut results = Vec::with_capacity(batch.len());
+    let received_us = crm_concepts::timeline::now_us();
     for TicketedResult { ticket, mut result } in batch {
+        result.usage.timeline.received_us = received_us;
         let t = match ticket_for(core, &ticket) {
             Ok(t) => t,
             Err(e) => {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crm_concepts::step::{
     StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult, is_digest,
 };
+use crm_concepts::timeline::{StepTimeline, now_us};
 use crm_queue::{Queue, RawJob};
 use crm_runtime::{HostCalls, Runtime, StepCall, StepRun};
 use crm_trust::JobVerifier;
@@ -239,11 +240,15 @@ impl Worker {
             if stale_due && !entries.is_empty() {
                 tracing::info!(count = entries.len(), "took over jobs held by an unresponsive worker");
             }
+            let picked_us = now_us();
             let mut refused = Vec::new();
             let mut admitted = Vec::with_capacity(entries.len());
             for raw in entries {
                 match admit(&verifier, &raw) {
-                    Ok(job) => admitted.push((raw.id, job)),
+                    Ok(job) => {
+                        let timeline = StepTimeline { sent_us: raw.sent_us, picked_us, ..Default::default() };
+                        admitted.push((raw.id, job, timeline))
+                    }
                     Err(why) => {
                         tracing::warn!(entry = %raw.id, "refused a job from Redis: {why}");
                         refused.push(raw.id);
@@ -288,13 +293,20 @@ impl Worker {
     }
 }
 
-fn spawn_step(shared: Arc<Shared>, (entry_id, job): (String, StepJob), permit: tokio::sync::OwnedSemaphorePermit) {
+fn spawn_step(
+    shared: Arc<Shared>,
+    (entry_id, job, mut timeline): (String, StepJob, StepTimeline),
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry_id.clone());
     if let Some(waited) = queue_wait(&entry_id) {
         metrics::histogram!("crm_step_queue_wait_seconds", "workflow" => job.workflow.clone()).record(waited);
     }
     tokio::spawn(async move {
-        let run = execute(&shared.runtime, &shared.host, &shared.channel, &job).await;
+        timeline.started_us = now_us();
+        let mut run = execute(&shared.runtime, &shared.host, &shared.channel, &job).await;
+        timeline.finished_us = now_us();
+        run.usage.timeline = timeline;
         let outcome = match &run.outcome {
             StepOutcome::Ok { .. } => "succeeded",
             StepOutcome::Failed { error } => {

@@ -22,8 +22,10 @@ use tokio::sync::{Mutex, oneshot};
 use uuid::Uuid;
 
 use crate::commands::bench_cpu::{CpuMeter, Role};
+use crate::commands::bench_hops::{self, TimedRun};
 use crate::commands::bench_stack::{Processes, Scratch, bench_admin, clean_redis, percentile, spawn, start_engine};
 use crate::config::Config;
+use crm_concepts::timeline::now_us;
 
 const ONE_STEP: &str = include_str!("../../../../workflows/bench-one-step/workflow.toml");
 const THREE_STEPS: &str = include_str!("../../../../workflows/bench-three-steps/workflow.toml");
@@ -70,8 +72,15 @@ pub struct RunsArgs {
 /// Who waits for which run; completions may overtake the submit's answer.
 #[derive(Default)]
 struct Waiters {
-    waiting: HashMap<Uuid, oneshot::Sender<Instant>>,
-    early: HashMap<Uuid, Instant>,
+    waiting: HashMap<Uuid, oneshot::Sender<Seen>>,
+    early: HashMap<Uuid, Seen>,
+}
+
+/// When a completion event arrived: for latencies, and as a wall clock for the breakdown.
+#[derive(Clone, Copy)]
+struct Seen {
+    at: Instant,
+    wall_us: u64,
 }
 
 struct Client {
@@ -83,12 +92,27 @@ struct Client {
     waiters: Mutex<Waiters>,
     completed: AtomicU64,
     failed: AtomicU64,
+    /// the three-step runs timed since the last [`Client::take_timed`]
+    timed: std::sync::Mutex<Vec<TimedRun>>,
 }
 
 impl Client {
+    fn take_timed(&self) -> Vec<TimedRun> {
+        std::mem::take(&mut *self.timed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn finished(&self, workflow: &str, id: Uuid, start: Instant, submitted_us: u64, seen: Seen) -> Duration {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        if workflow == "bench-three-steps" {
+            let run = TimedRun { id, submitted_us, seen_us: seen.wall_us };
+            self.timed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(run);
+        }
+        seen.at.duration_since(start)
+    }
+
     /// Submits a run and waits for its completion event; returns submit-to-completed.
     async fn run(&self, workflow: &str, n: u64) -> anyhow::Result<Duration> {
-        let start = Instant::now();
+        let (start, submitted_us) = (Instant::now(), now_us());
         let resp = self
             .http
             .post(format!("{}/api/runs", self.urls[n as usize % self.urls.len()]))
@@ -104,20 +128,18 @@ impl Client {
         let id: Uuid = body["id"].as_str().and_then(|s| s.parse().ok()).context("run id")?;
         let rx = {
             let mut w = self.waiters.lock().await;
-            if let Some(at) = w.early.remove(&id) {
-                self.completed.fetch_add(1, Ordering::Relaxed);
-                return Ok(at.duration_since(start));
+            if let Some(seen) = w.early.remove(&id) {
+                return Ok(self.finished(workflow, id, start, submitted_us, seen));
             }
             let (tx, rx) = oneshot::channel();
             w.waiting.insert(id, tx);
             rx
         };
-        let at = tokio::time::timeout(Duration::from_secs(60), rx)
+        let seen = tokio::time::timeout(Duration::from_secs(60), rx)
             .await
             .with_context(|| format!("run {id} did not complete within 60 s"))?
             .context("completion listener stopped")?;
-        self.completed.fetch_add(1, Ordering::Relaxed);
-        Ok(at.duration_since(start))
+        Ok(self.finished(workflow, id, start, submitted_us, seen))
     }
 
     /// Follows `/api/completions` and wakes the waiting submitters. The stream may replay
@@ -138,7 +160,7 @@ impl Client {
         let mut stream = resp.bytes_stream();
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let now = Instant::now();
+            let now = Seen { at: Instant::now(), wall_us: now_us() };
             buf.extend_from_slice(&chunk.context("reading completions")?);
             let mut ids = Vec::new();
             while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
@@ -209,7 +231,9 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     if !args.json {
         eprintln!("three-step runs: timing {} at concurrency {}…", args.latency_runs, args.latency_concurrency);
     }
+    stack.client.take_timed();
     let idle = stack.latency(args.latency_runs, args.latency_concurrency).await?;
+    let idle_hops = bench_hops::breakdown(&db, &stack.client.take_timed()).await?;
     // Before the runs under load join them.
     let db_side: (Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000),
@@ -223,7 +247,9 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         if !args.json {
             eprintln!("three-step runs: timing {} while one-step runs arrive at {rate:.0}/s…", args.latency_runs);
         }
-        Some((rate, stack.latency_under_load(rate, args.latency_runs).await?))
+        let lat = stack.latency_under_load(rate, args.latency_runs).await?;
+        let hops = bench_hops::breakdown(&db, &stack.client.take_timed()).await?;
+        Some((rate, lat, hops))
     } else {
         None
     };
@@ -272,6 +298,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     idle_report["engine_p99_ms"] = json!(db_side.1);
     idle_report["goal_p50_ms"] = json!(3);
     idle_report["goal_p99_ms"] = json!(10);
+    idle_report["hops"] = idle_hops.clone();
     let report = json!({
         "one_step": {
             "runs_per_s": (one_step.runs_per_s * 10.0).round() / 10.0,
@@ -284,9 +311,10 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             "goal_cpu_us_per_run": 200,
         },
         "three_step": idle_report,
-        "three_step_under_load": under_load.as_ref().map(|(rate, lat)| {
+        "three_step_under_load": under_load.as_ref().map(|(rate, lat, hops)| {
             let mut r = three_step(lat);
             r["one_step_runs_per_s"] = json!(rate.round());
+            r["hops"] = hops.clone();
             r
         }),
         "scale_out": scale_out,
@@ -337,6 +365,13 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             f(&l["p50_ms"]),
             f(&l["p99_ms"])
         );
+    }
+    bench_hops::print(
+        "                 where an idle three-step run's time goes (per-step hops count each of its three steps):",
+        &idle_hops,
+    );
+    if let Some((_, _, hops)) = &under_load {
+        bench_hops::print("                 and under load:", hops);
     }
     for row in &scale_out {
         println!(
@@ -416,6 +451,7 @@ impl Setup<'_> {
             waiters: Mutex::new(Waiters::default()),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            timed: std::sync::Mutex::new(Vec::new()),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
         let listener = tokio::spawn(client.clone().listen(ready_tx));

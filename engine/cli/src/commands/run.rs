@@ -186,6 +186,9 @@ fn print_run(run: &Value) {
                 u["log_lines"],
                 if a["applied"].as_bool() == Some(false) { "  (late, not applied)" } else { "" }
             );
+            if let Some(path) = timeline(&u["timeline"]) {
+                println!("       path  {path}");
+            }
             if !a["error"].is_null() {
                 println!("       error {}", a["error"]);
             }
@@ -199,4 +202,24 @@ fn print_run(run: &Value) {
             }
         }
     }
+}
+
+/// An attempt's way through the system as milliseconds per hop, when its timeline is whole.
+fn timeline(t: &Value) -> Option<String> {
+    let at = |p: &str| t[p].as_u64().filter(|&v| v > 0);
+    let points = [
+        at("sent_us")?,
+        at("picked_us")?,
+        at("started_us")?,
+        at("finished_us")?,
+        at("received_us")?,
+        at("applied_us")?,
+    ];
+    let hops = ["on Redis", "to start", "run", "back to engine", "until applied"];
+    let parts: Vec<String> = hops
+        .iter()
+        .zip(points.windows(2))
+        .map(|(hop, w)| format!("{hop} {:.2} ms", (w[1] as f64 - w[0] as f64) / 1000.0))
+        .collect();
+    Some(parts.join(", "))
 }

@@ -1,0 +1,109 @@
+//! The per-hop breakdown of `crm bench runs`: where a timed three-step run's time goes on
+//! its way from the client's submit, through the engine, Redis and a worker for each step,
+//! to the completion event the client sees. Read from the timelines the engine keeps with
+//! every attempt (`crm_concepts::timeline`) plus the client's own two instants; all are wall
+//! clocks of processes on this machine.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use crm_concepts::timeline::StepTimeline;
+use crm_store::Db;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A timed run as the client saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct TimedRun {
+    pub id: Uuid,
+    pub submitted_us: u64,
+    pub seen_us: u64,
+}
+
+/// The hops, in path order; each step of a run contributes one sample to each per-step hop.
+const HOPS: [&str; 9] = [
+    "submit -> first step on Redis",
+    "on Redis -> read by a worker",
+    "read -> step started",
+    "step (instantiate + call)",
+    "step done -> result at the engine",
+    "at the engine -> staged by an applier",
+    "staged -> next step on Redis (commit, send)",
+    "last step staged -> completion seen (commit, publish, SSE)",
+    "total: submit -> completion seen",
+];
+
+/// p50/p99 of every hop over `runs`, as JSON rows (`hop`, `p50_ms`, `p99_ms`, `samples`).
+pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let rows: Vec<(Uuid, Option<Value>)> =
+        sqlx::query_as("SELECT run_id, usage->'timeline' FROM step_attempts WHERE run_id = ANY($1) AND applied")
+            .bind(&ids)
+            .fetch_all(&db.pool)
+            .await
+            .context("reading the timed runs' step timelines")?;
+    let mut steps: HashMap<Uuid, Vec<StepTimeline>> = HashMap::new();
+    for (run, timeline) in rows {
+        let t: StepTimeline = timeline.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        steps.entry(run).or_default().push(t);
+    }
+    let mut samples: Vec<Vec<i64>> = vec![Vec::new(); HOPS.len()];
+    let gap = |from: u64, to: u64| to as i64 - from as i64;
+    for run in runs {
+        let Some(mut path) = steps.remove(&run.id) else { continue };
+        // A run whose every point was seen (not one ended by the engine, say).
+        let complete = |t: &StepTimeline| {
+            [t.sent_us, t.picked_us, t.started_us, t.finished_us, t.received_us, t.applied_us].iter().all(|&x| x > 0)
+        };
+        if path.is_empty() || !path.iter().all(complete) {
+            continue;
+        }
+        path.sort_by_key(|t| t.sent_us);
+        samples[0].push(gap(run.submitted_us, path[0].sent_us));
+        for (i, t) in path.iter().enumerate() {
+            samples[1].push(gap(t.sent_us, t.picked_us));
+            samples[2].push(gap(t.picked_us, t.started_us));
+            samples[3].push(gap(t.started_us, t.finished_us));
+            samples[4].push(gap(t.finished_us, t.received_us));
+            samples[5].push(gap(t.received_us, t.applied_us));
+            match path.get(i + 1) {
+                Some(next) => samples[6].push(gap(t.applied_us, next.sent_us)),
+                None => samples[7].push(gap(t.applied_us, run.seen_us)),
+            }
+        }
+        samples[8].push(gap(run.submitted_us, run.seen_us));
+    }
+    let rows: Vec<Value> = HOPS
+        .iter()
+        .zip(samples.iter_mut())
+        .map(|(hop, s)| {
+            s.sort_unstable();
+            json!({ "hop": hop, "p50_ms": ms(quantile(s, 0.5)), "p99_ms": ms(quantile(s, 0.99)), "samples": s.len() })
+        })
+        .collect();
+    Ok(Value::Array(rows))
+}
+
+fn quantile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(us: i64) -> f64 {
+    (us as f64 / 10.0).round() / 100.0
+}
+
+/// The breakdown as text lines, one per hop.
+pub fn print(title: &str, rows: &Value) {
+    println!("{title}");
+    for r in rows.as_array().into_iter().flatten() {
+        println!(
+            "    {:<62} p50 {:>7.2} ms   p99 {:>7.2} ms",
+            r["hop"].as_str().unwrap_or(""),
+            r["p50_ms"].as_f64().unwrap_or(0.0),
+            r["p99_ms"].as_f64().unwrap_or(0.0)
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! When one attempt passed each point of its path from the engine through Redis and a
+//! worker back to the engine. Kept with the attempt's usage, so `crm run show` and the
+//! benchmark's per-hop breakdown read where a run's time went without a tracing backend.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Wall-clock instants in µs since the Unix epoch; 0 where a point was not seen (an older
+/// worker, an attempt the engine ended itself). Stamped by different processes: comparable
+/// on one machine, within clock skew across machines. Timing only: nothing decides on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StepTimeline {
+    /// the engine put the job on Redis
+    #[serde(default)]
+    pub sent_us: u64,
+    /// a worker read it from Redis
+    #[serde(default)]
+    pub picked_us: u64,
+    /// the worker began the step (component lookup, instantiation, the call)
+    #[serde(default)]
+    pub started_us: u64,
+    /// the step ended and its result went to the worker's publisher
+    #[serde(default)]
+    pub finished_us: u64,
+    /// the engine took the result in
+    #[serde(default)]
+    pub received_us: u64,
+    /// an applier staged it into the run's transaction
+    #[serde(default)]
+    pub applied_us: u64,
+}
+
+impl StepTimeline {
+    pub fn is_empty(&self) -> bool {
+        *self == StepTimeline::default()
+    }
+}
+
+/// Now, in the timeline's unit.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
