@@ -26,9 +26,7 @@ use std::collections::{HashMap, HashSet};
 use crm_concepts::fields::Checked;
 use crm_concepts::import::{ColumnType, ImportKind, ImportOptions, ImportReport, OnDuplicate, RowNote};
 use crm_concepts::money;
-use crm_concepts::records::{
-    Actor, CompanyPatch, ContactPatch, Id, NewCompany, NewContact, NewDeal, NewTask,
-};
+use crm_concepts::records::{Actor, CompanyPatch, ContactPatch, Id, NewCompany, NewContact, NewDeal, NewTask};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
@@ -329,11 +327,8 @@ const fn r(field: &'static str, table: &'static Table) -> Reference {
 fn references(kind: ImportKind) -> &'static [Reference] {
     const CONTACT: &[Reference] = &[r("company_id", &companies::TABLE), r("owner_id", &users::TABLE)];
     const COMPANY: &[Reference] = &[r("owner_id", &users::TABLE)];
-    const DEAL: &[Reference] = &[
-        r("contact_id", &contacts::TABLE),
-        r("company_id", &companies::TABLE),
-        r("owner_id", &users::TABLE),
-    ];
+    const DEAL: &[Reference] =
+        &[r("contact_id", &contacts::TABLE), r("company_id", &companies::TABLE), r("owner_id", &users::TABLE)];
     const TASK: &[Reference] = &[
         r("assignee_id", &users::TABLE),
         r("contact_id", &contacts::TABLE),
@@ -433,7 +428,12 @@ impl BatchWriter<'_> {
         (round, later)
     }
 
-    async fn create(&mut self, conn: &mut PgConnection, rows: Vec<Row>, report: &mut ImportReport) -> Result<(), StoreError> {
+    async fn create(
+        &mut self,
+        conn: &mut PgConnection,
+        rows: Vec<Row>,
+        report: &mut ImportReport,
+    ) -> Result<(), StoreError> {
         let mut ready = Vec::with_capacity(rows.len());
         for row in rows {
             match self.new_fields(conn, &row.fields).await {
@@ -448,7 +448,11 @@ impl BatchWriter<'_> {
     }
 
     /// The columns of a new record from a row: the kind's input, checked as the API checks it.
-    async fn new_fields(&mut self, conn: &mut PgConnection, fields: &Map<String, Value>) -> Result<Map<String, Value>, StoreError> {
+    async fn new_fields(
+        &mut self,
+        conn: &mut PgConnection,
+        fields: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, StoreError> {
         match self.kind {
             ImportKind::Contacts => {
                 let new = input::<NewContact>(fields)?;
@@ -469,7 +473,12 @@ impl BatchWriter<'_> {
         }
     }
 
-    async fn update(&mut self, conn: &mut PgConnection, rows: Vec<(Row, Id)>, report: &mut ImportReport) -> Result<(), StoreError> {
+    async fn update(
+        &mut self,
+        conn: &mut PgConnection,
+        rows: Vec<(Row, Id)>,
+        report: &mut ImportReport,
+    ) -> Result<(), StoreError> {
         let mut ready = Vec::with_capacity(rows.len());
         for (row, id) in rows {
             let patch = match self.kind {
@@ -482,7 +491,9 @@ impl BatchWriter<'_> {
                     table::to_fields(&p)
                 }),
                 // Deals and tasks have no duplicates to update.
-                ImportKind::Deals | ImportKind::Tasks => Err(StoreError::InvalidQuery(format!("{} are never updated by an import", self.kind))),
+                ImportKind::Deals | ImportKind::Tasks => {
+                    Err(StoreError::InvalidQuery(format!("{} are never updated by an import", self.kind)))
+                }
             };
             match patch {
                 Ok(mut fields) => {
@@ -517,7 +528,8 @@ async fn check_references(
             if let Some(id) = fields.get(reference.field).and_then(Value::as_i64)
                 && !live.contains(&id)
             {
-                let e = StoreError::validation(reference.field, format!("{} {id} does not exist", reference.table.kind));
+                let e =
+                    StoreError::validation(reference.field, format!("{} {id} does not exist", reference.table.kind));
                 report.rejected.push(RowNote { line, reason: e.to_string() });
                 continue 'rows;
             }
