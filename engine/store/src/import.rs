@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crm_concepts::fields::Checked;
-use crm_concepts::import::{ColumnType, ImportKind, ImportOptions, ImportReport, OnDuplicate, RowNote};
+use crm_concepts::import::{ColumnType, ImportKind, ImportOptions, ImportReport, MappedColumn, OnDuplicate, RowNote};
 use crm_concepts::money;
 use crm_concepts::records::{Actor, CompanyPatch, ContactPatch, Id, NewCompany, NewContact, NewDeal, NewTask};
 use serde::de::DeserializeOwned;
@@ -81,6 +81,11 @@ pub async fn import(
     let plan = Plan::new(kind, &headers, options)?;
     let mut report = ImportReport::new(kind, options.dry_run);
     report.ignored_columns = plan.ignored.clone();
+    report.columns = plan
+        .columns
+        .iter()
+        .map(|(i, c)| MappedColumn { column: headers.get(*i).unwrap_or_default().to_string(), field: c.name.into() })
+        .collect();
 
     let mut writer = BatchWriter { actor, kind, on_duplicate: options.on_duplicate, stages: HashMap::new() };
     let mut tx = db.pool.begin().await?;
