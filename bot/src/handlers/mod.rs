@@ -173,7 +173,7 @@ async fn on_message(ctx: &Ctx, m: Message) {
         return;
     }
     if m.text().is_none() {
-        req.reply("I understand text messages and CSV files only. Send /help for the commands.");
+        req.reply("I understand text messages only (and CSV files to import). Send /help for the commands.");
         return;
     }
     match parsed {

@@ -395,8 +395,10 @@ fn prefixed(fields: &Map<String, Value>) -> String {
 
 /// Rows grouped by the columns they set (a statement names its columns once), with the
 /// column list of each group.
-fn by_columns<'m>(rows: &[&'m Map<String, Value>]) -> Result<Vec<(String, Vec<&'m Map<String, Value>>)>, StoreError> {
-    let mut groups: Vec<(String, Vec<&'m Map<String, Value>>)> = Vec::new();
+type Group<'m> = (String, Vec<&'m Map<String, Value>>);
+
+fn by_columns<'m>(rows: &[&'m Map<String, Value>]) -> Result<Vec<Group<'m>>, StoreError> {
+    let mut groups: Vec<Group<'m>> = Vec::new();
     for row in rows {
         let cols = column_list(row)?;
         match groups.iter_mut().find(|(c, _)| *c == cols) {
