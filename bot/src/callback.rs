@@ -28,6 +28,10 @@ pub enum Callback {
     Choice { nonce: u32, choice: u16 },
     /// show page `page` of list `list` (see `list_pages`)
     Page { list: u32, page: u16 },
+    /// import the CSV file previewed under number `n`
+    ImportConfirm(u32),
+    /// forget the CSV file previewed under number `n`
+    ImportCancel(u32),
 }
 
 fn kind_code(kind: RecordKind) -> Option<&'static str> {
@@ -65,6 +69,8 @@ impl Callback {
             Callback::Edit(k, id) => format!("e:{}:{id}", kind(k)),
             Callback::Choice { nonce, choice } => format!("dc:{nonce}:{choice}"),
             Callback::Page { list, page } => format!("pg:{list}:{page}"),
+            Callback::ImportConfirm(n) => format!("ic:{n}"),
+            Callback::ImportCancel(n) => format!("ix:{n}"),
         };
         // i64 ids and u32/u16 numbers bound every form above to at most 44 bytes.
         debug_assert!(data.len() <= MAX_CALLBACK_DATA);
@@ -87,6 +93,8 @@ impl Callback {
             ["e", k, i] => Callback::Edit(kind_from_code(k)?, id(i)?),
             ["dc", n, c] => Callback::Choice { nonce: n.parse().ok()?, choice: c.parse().ok()? },
             ["pg", l, p] => Callback::Page { list: l.parse().ok()?, page: p.parse().ok()? },
+            ["ic", n] => Callback::ImportConfirm(n.parse().ok()?),
+            ["ix", n] => Callback::ImportCancel(n.parse().ok()?),
             _ => return None,
         })
     }

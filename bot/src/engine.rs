@@ -117,13 +117,19 @@ impl EngineClient {
     }
 
     async fn send<T: DeserializeOwned>(req: reqwest::RequestBuilder) -> Result<T, EngineError> {
+        let bytes = Self::send_raw(req).await?;
+        // 204 and friends: let `()` and `Value` accept an empty body.
+        let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(body).map_err(|e| EngineError::Decode(e.to_string()))
+    }
+
+    /// The body of a successful answer as it came; an error answer as an [`EngineError`].
+    async fn send_raw(req: reqwest::RequestBuilder) -> Result<Vec<u8>, EngineError> {
         let resp = req.send().await.map_err(|e| EngineError::Transport(e.to_string()))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| EngineError::Transport(e.to_string()))?;
         if status.is_success() {
-            // 204 and friends: let `()` and `Value` accept an empty body.
-            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(body).map_err(|e| EngineError::Decode(e.to_string()));
+            return Ok(bytes.to_vec());
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(ErrorBody { error }) => Err(EngineError::Api {
@@ -157,6 +163,26 @@ impl EngineClient {
         body: &B,
     ) -> Result<T, EngineError> {
         Self::send(self.request(reqwest::Method::POST, path, acting).json(body)).await
+    }
+
+    /// A download (a CSV export): the body's bytes.
+    pub async fn get_bytes(&self, acting: Acting, path: &str) -> Result<Vec<u8>, EngineError> {
+        Self::send_raw(self.request(reqwest::Method::GET, path, acting)).await
+    }
+
+    /// An upload of a CSV file; the answer is JSON.
+    pub async fn post_csv<T: DeserializeOwned>(
+        &self,
+        acting: Acting,
+        path: &str,
+        csv: Vec<u8>,
+    ) -> Result<T, EngineError> {
+        Self::send(
+            self.request(reqwest::Method::POST, path, acting)
+                .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                .body(csv),
+        )
+        .await
     }
 
     pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(

@@ -131,6 +131,7 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
         identity: Identity::new(engine.clone()),
         dialogues: Default::default(),
         lists: Default::default(),
+        imports: Default::default(),
         workflows: WorkflowCatalog::default(),
         default_currency: config.default_currency.clone(),
         allowed_groups: config.allowed_groups.clone(),

@@ -1,8 +1,10 @@
 //! A Bot-API-compatible server on loopback, for tests and `crm bench bot`: it implements the
 //! methods the bot uses (getMe, getUpdates with real long polling, sendMessage,
 //! editMessageText, answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook,
-//! setWebhook, getWebhookInfo) with Telegram's JSON shapes and error texts, records every
-//! call, and lets the caller play the users: inject messages, edits and button presses.
+//! setWebhook, getWebhookInfo, sendDocument, getFile and the file download path
+//! `/file/bot<token>/<path>`) with Telegram's JSON shapes and error texts, records every
+//! call, and lets the caller play the users: inject messages, documents, edits and button
+//! presses.
 //!
 //! It checks what Telegram checks (text length in UTF-16 units, `callback_data` ≤ 64
 //! bytes, known chats and messages, one answer per callback query), and can enforce a
@@ -109,6 +111,14 @@ impl Call {
         }
         out
     }
+    /// The file of a sendDocument call: (file name, content).
+    pub fn document(&self) -> Option<(String, String)> {
+        let d = match self.params.get("document")? {
+            Value::String(s) => self.params.get(s.strip_prefix("attach://")?)?,
+            d => d,
+        };
+        Some((d.get("file_name")?.as_str()?.to_string(), d.get("content")?.as_str()?.to_string()))
+    }
     /// A message or edit that landed in `chat`.
     pub fn is_reply_to(&self, chat: i64) -> bool {
         self.result.is_some()
@@ -146,6 +156,8 @@ struct Inner {
     webhook_url: String,
     last_delivery: HashMap<i64, Instant>,
     flood_interval: Option<Duration>,
+    /// files users sent or the bot uploaded: file_id → (file_path, content)
+    files: HashMap<String, (String, Vec<u8>)>,
 }
 
 struct Shared {
@@ -205,11 +217,15 @@ impl LocalBotApi {
                 webhook_url: String::new(),
                 last_delivery: HashMap::new(),
                 flood_interval: None,
+                files: HashMap::new(),
             }),
             updates_version,
             calls_version,
         });
-        let app = Router::new().route("/{bot}/{method}", axum::routing::any(handle)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/{bot}/{method}", axum::routing::any(handle))
+            .route("/file/{bot}/{*path}", axum::routing::get(download))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let serve = axum::serve(listener, app);
@@ -300,6 +316,32 @@ impl LocalBotApi {
             "file_id": "sticker-1", "file_unique_id": "s1", "type": "regular", "width": 512, "height": 512,
             "is_animated": false, "is_video": false}});
         self.push_message(from, "message", message)
+    }
+
+    /// `from` sends a file as a document (with `caption`, if any); returns the message id.
+    pub fn send_document(&self, from: &TgUser, file_name: &str, content: &[u8], caption: Option<&str>) -> i64 {
+        let file_id = self.store_file(file_name, content.to_vec());
+        let mut message = json!({"from": from.json(), "chat": from.private_chat(), "date": now_unix(),
+            "document": document_json(&file_id, file_name, content.len())});
+        if let Some(c) = caption {
+            message["caption"] = json!(c);
+        }
+        self.push_message(from, "message", message)
+    }
+
+    fn store_file(&self, file_name: &str, content: Vec<u8>) -> String {
+        let mut inner = self.shared.lock();
+        let n = inner.files.len() + 1;
+        let file_id = format!("file-{n}");
+        let extension = file_name.rsplit_once('.').map_or("", |(_, e)| e);
+        inner.files.insert(file_id.clone(), (format!("documents/file_{n}.{extension}"), content));
+        file_id
+    }
+
+    /// The content of a file by its `file_id` (one a user sent, or one the bot uploaded:
+    /// the `document.file_id` of a sendDocument result).
+    pub fn file(&self, file_id: &str) -> Option<Vec<u8>> {
+        self.shared.lock().files.get(file_id).map(|(_, c)| c.clone())
     }
 
     fn push_message(&self, from: &TgUser, kind: &str, mut message: Value) -> i64 {
@@ -425,7 +467,31 @@ const METHODS: &[&str] = &[
     "sendMessage",
     "editMessageText",
     "answerCallbackQuery",
+    "sendDocument",
+    "getFile",
 ];
+
+/// Telegram's limits on files: bots download up to 20 MB and upload up to 50 MB.
+const DOWNLOAD_LIMIT: usize = 20 << 20;
+const UPLOAD_LIMIT: usize = 50 << 20;
+
+fn document_json(file_id: &str, file_name: &str, size: usize) -> Value {
+    let mime = if file_name.to_ascii_lowercase().ends_with(".csv") { "text/csv" } else { "application/octet-stream" };
+    json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_name": file_name,
+        "mime_type": mime, "file_size": size})
+}
+
+/// `GET /file/bot<token>/<file_path>`: a file's content, as Telegram serves it after getFile.
+async fn download(State(shared): State<Arc<Shared>>, Path((bot, path)): Path<(String, String)>) -> Response {
+    if bot.strip_prefix("bot") != Some(shared.token.as_str()) {
+        return fail(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let inner = shared.lock();
+    match inner.files.values().find(|(p, _)| *p == path) {
+        Some((_, content)) => (StatusCode::OK, content.clone()).into_response(),
+        None => fail(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -491,7 +557,9 @@ async fn handle(
     }
 }
 
-/// The text fields of a multipart/form-data body (how teloxide sends `setWebhook`).
+/// The fields of a multipart/form-data body (how teloxide sends `setWebhook` and
+/// `sendDocument`). A file part becomes `{"file_name": …, "content": …}`; files are read as
+/// UTF-8 text, which is what the bot uploads (CSV).
 fn multipart_fields(body: &[u8], boundary: &str) -> Option<serde_json::Map<String, Value>> {
     let text = std::str::from_utf8(body).ok()?;
     let mut fields = serde_json::Map::new();
@@ -500,8 +568,12 @@ fn multipart_fields(body: &[u8], boundary: &str) -> Option<serde_json::Map<Strin
             break;
         }
         let (head, value) = part.split_once("\r\n\r\n")?;
-        let name = head.split("name=\"").nth(1)?.split('"').next()?;
+        let name = head.split(" name=\"").nth(1)?.split('"').next()?;
         let value = value.strip_suffix("\r\n").unwrap_or(value);
+        if let Some(file_name) = head.split("filename=\"").nth(1).and_then(|s| s.split('"').next()) {
+            fields.insert(name.to_string(), json!({"file_name": file_name, "content": value}));
+            continue;
+        }
         // Non-string values arrive JSON-encoded; strings arrive bare.
         let value = serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.to_string()));
         fields.insert(name.to_string(), value);
@@ -726,6 +798,71 @@ fn dispatch(shared: &Shared, inner: &mut Inner, method: &str, params: &Value) ->
                 m => stored.json["reply_markup"] = m,
             }
             Ok(stored.json.clone())
+        }
+        "getFile" => {
+            let file_id = params.get("file_id").and_then(Value::as_str).unwrap_or("");
+            let Some((path, content)) = inner.files.get(file_id) else {
+                return Err(bad("invalid file_id"));
+            };
+            if content.len() > DOWNLOAD_LIMIT {
+                return Err(bad("file is too big"));
+            }
+            Ok(json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": content.len(),
+                "file_path": path}))
+        }
+        "sendDocument" => {
+            let chat = require_chat(inner, params)?;
+            let markup = check_markup(params)?;
+            // The file is the part named `document`, or the part `document` names as
+            // `attach://<part>` (how teloxide uploads).
+            let document = match params.get("document") {
+                Some(Value::String(s)) if s.starts_with("attach://") => params.get(&s["attach://".len()..]),
+                other => other,
+            };
+            let (file_name, content) = match document {
+                Some(Value::Object(f)) => (
+                    f.get("file_name").and_then(Value::as_str).unwrap_or("document").to_string(),
+                    f.get("content").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec(),
+                ),
+                Some(Value::String(id)) => match inner.files.get(id.as_str()) {
+                    Some((path, content)) => {
+                        (path.rsplit('/').next().unwrap_or("document").to_string(), content.clone())
+                    }
+                    None => return Err(bad("wrong file identifier/HTTP URL specified")),
+                },
+                _ => return Err(bad("there is no document in the request")),
+            };
+            if content.is_empty() {
+                return Err(bad("file must be non-empty"));
+            }
+            if content.len() > UPLOAD_LIMIT {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large".into()));
+            }
+            let caption = params.get("caption").and_then(Value::as_str).unwrap_or("").to_string();
+            if utf16_len(&caption) > 1024 {
+                return Err(bad("message caption is too long"));
+            }
+            check_flood(inner, chat)?;
+            let n = inner.files.len() + 1;
+            let file_id = format!("file-{n}");
+            inner.files.insert(file_id.clone(), (format!("documents/file_{n}.csv"), content.clone()));
+            let id = LocalBotApi::next_message_id(inner, chat);
+            let user = inner
+                .chats
+                .get(&chat)
+                .map(TgUser::private_chat)
+                .or_else(|| inner.groups.get(&chat).cloned())
+                .unwrap_or(Value::Null);
+            let mut message = json!({"message_id": id, "from": shared.bot, "chat": user, "date": now_unix(),
+                "document": document_json(&file_id, &file_name, content.len())});
+            if !caption.is_empty() {
+                message["caption"] = json!(caption);
+            }
+            if !markup.is_null() {
+                message["reply_markup"] = markup.clone();
+            }
+            inner.messages.insert((chat, id), StoredMessage { text: caption, markup, json: message.clone() });
+            Ok(message)
         }
         "answerCallbackQuery" => {
             let id = params.get("callback_query_id").and_then(Value::as_str).unwrap_or("");

@@ -2,6 +2,7 @@
 //! here one at a time (see `updates`), so a chat's dialogue is never raced by itself.
 
 mod access;
+mod csv_files;
 mod deal_view;
 mod forms;
 mod pipeline;
@@ -20,6 +21,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardMarkup, Message, MessageId, Update, UpdateKind};
 
 pub use access::Identity;
+pub use csv_files::PendingImports;
 pub use runs::WorkflowCatalog;
 
 use crate::callback::Callback;
@@ -37,6 +39,8 @@ pub struct Ctx {
     pub identity: Identity,
     pub dialogues: Dialogues,
     pub lists: crate::list_pages::ListPages,
+    /// CSV files previewed in a chat and waiting for their Import button
+    pub imports: PendingImports,
     pub workflows: WorkflowCatalog,
     pub default_currency: String,
     /// group chats where the bot answers; it answers in private chats everywhere else
@@ -61,6 +65,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("today", "", "My tasks due today"),
     ("addtask", "[TITLE]", "Add a task for me"),
     ("note", "contact|company|deal ID [TEXT]", "Add a note to a record"),
+    ("export", "contacts|companies|deals|tasks", "Download records as a CSV file"),
     ("run", "WORKFLOW [ARGS]", "Run a workflow"),
     ("runs", "", "Recent workflow runs and their status"),
     ("schedules", "", "Scheduled workflows and when they run next"),
@@ -163,8 +168,12 @@ async fn on_message(ctx: &Ctx, m: Message) {
     };
     let locale = locale_of(Some(from));
     let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale };
+    if let Some(document) = m.document() {
+        csv_files::received(&req, document, m.caption()).await;
+        return;
+    }
     if m.text().is_none() {
-        req.reply("I understand text messages only. Send /help for the commands.");
+        req.reply("I understand text messages only (and CSV files to import). Send /help for the commands.");
         return;
     }
     match parsed {
@@ -212,6 +221,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         },
         "addtask" => forms::start_task(req, args).await,
         "note" => records::note_command(req, args).await,
+        "export" => csv_files::export(req, args).await,
         "pipeline" => pipeline::overview(req, args).await,
         "tasks" => tasks::mine(req, false).await,
         "today" => tasks::mine(req, true).await,
@@ -254,6 +264,10 @@ pub fn help_text(ctx: &Ctx) -> String {
     }
     lines.push(String::new());
     lines.push("In a dialogue, send - to skip an optional field and /cancel to stop.".into());
+    lines.push(
+        "To import, send a CSV file with the caption contacts, companies, deals or tasks: you see a preview first."
+            .into(),
+    );
     lines.join("\n")
 }
 
@@ -327,5 +341,9 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
             None
         }
         Callback::Choice { nonce, choice } => forms::choose(&req, nonce, choice).await,
+        Callback::ImportConfirm(n) => csv_files::confirm(&req, message_id, n).await,
+        Callback::ImportCancel(n) => {
+            csv_files::cancel(&req, message_id, n).or_else(|| Some("This preview has expired.".into()))
+        }
     }
 }

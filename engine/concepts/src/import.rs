@@ -195,6 +195,13 @@ pub struct RowNote {
     pub reason: String,
 }
 
+/// A column of the file and the field it fills.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MappedColumn {
+    pub column: String,
+    pub field: String,
+}
+
 /// What an import did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ImportReport {
@@ -210,6 +217,9 @@ pub struct ImportReport {
     pub rejected: Vec<RowNote>,
     /// columns of the file that no field takes
     pub ignored_columns: Vec<String>,
+    /// the columns read, in the file's order
+    #[serde(default)]
+    pub columns: Vec<MappedColumn>,
 }
 
 impl ImportReport {
@@ -223,6 +233,7 @@ impl ImportReport {
             skipped: Vec::new(),
             rejected: Vec::new(),
             ignored_columns: Vec::new(),
+            columns: Vec::new(),
         }
     }
 

@@ -56,6 +56,54 @@ pub async fn record_change(
     Ok(())
 }
 
+/// Two CTEs that log every row of a preceding CTE `new (id, rec)` as created, as
+/// [`record_change`] does for one: binds `$2` actor id, `$3` origin run, `$4` record kind,
+/// `$5` token id.
+pub(crate) const LOG_NEW_ROWS: &str = "logged AS (
+         INSERT INTO activity (actor_id, origin_run, record_kind, record_id, action, before, after, token_id)
+         SELECT $2, $3, $4, new.id, 'created', NULL, new.rec, $5 FROM new
+     ), announced AS (
+         INSERT INTO outbox (actor_id, origin_run, record_kind, record_id, action, changes, record)
+         SELECT $2, $3, $4, new.id, 'created', '{}', new.rec FROM new
+     )";
+
+/// [`record_change`] for many updates `(id, before, after)` in one statement.
+pub async fn record_updates(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    kind: RecordKind,
+    updates: &[(Id, Value, Value)],
+) -> Result<(), StoreError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<Value> = updates
+        .iter()
+        .map(|(id, before, after)| {
+            serde_json::json!({"id": id, "before": before, "after": after, "changes": Value::Object(diff(before, after))})
+        })
+        .collect();
+    sqlx::query(
+        "WITH e AS (
+             SELECT (x->>'id')::bigint AS id, x->'before' AS before, x->'after' AS after, x->'changes' AS changes
+             FROM jsonb_array_elements($1) x
+         ), a AS (
+             INSERT INTO activity (actor_id, origin_run, record_kind, record_id, action, before, after, token_id)
+             SELECT $2, $3, $4, e.id, 'updated', e.before, e.after, $5 FROM e
+         )
+         INSERT INTO outbox (actor_id, origin_run, record_kind, record_id, action, changes, record)
+         SELECT $2, $3, $4, e.id, 'updated', e.changes, e.after FROM e",
+    )
+    .bind(Value::Array(entries))
+    .bind(actor.user_id)
+    .bind(actor.origin_run)
+    .bind(kind.as_str())
+    .bind(actor.token_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// `{"field": [old, new]}` for every top-level field that differs.
 pub fn diff(before: &Value, after: &Value) -> Map<String, Value> {
     let mut out = Map::new();

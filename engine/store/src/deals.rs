@@ -1,6 +1,8 @@
 //! Deals move through the stages of one pipeline; their status follows the stage's kind
 //! (a won/lost stage closes the deal and stamps `closed_at`).
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use crm_concepts::fields::Checked;
 use crm_concepts::records::{
@@ -40,33 +42,56 @@ pub async fn create(db: &Db, actor: &Actor, new: NewDeal) -> Result<Deal, StoreE
 
 /// [`create`] inside the caller's transaction.
 pub async fn create_in(conn: &mut PgConnection, actor: &Actor, new: NewDeal) -> Result<Deal, StoreError> {
-    new.check()?;
-    let currency = new.currency.clone().unwrap_or_else(|| "USD".to_string());
-    let stage = match (new.pipeline_id, new.stage_id) {
-        (pipeline_id, Some(stage_id)) => {
-            let stage = pipelines::find_stage(conn, stage_id)
-                .await?
-                .ok_or_else(|| StoreError::validation("stage_id", format!("stage {stage_id} does not exist")))?;
-            if let Some(p) = pipeline_id {
-                check_stage_in(&stage, p)?;
-            }
-            stage
-        }
-        (Some(p), None) => pipelines::first_stage(conn, Some(p))
-            .await?
-            .ok_or_else(|| StoreError::validation("pipeline_id", format!("pipeline {p} does not exist")))?,
-        (None, None) => pipelines::first_stage(conn, None)
-            .await?
-            .ok_or_else(|| StoreError::validation("pipeline_id", "no pipeline exists yet: create one first"))?,
-    };
+    let fields = creation_fields(conn, &new, &mut StageCache::new()).await?;
     ensure_exists(conn, &contacts::TABLE, new.contact_id, "contact_id").await?;
     ensure_exists(conn, &companies::TABLE, new.company_id, "company_id").await?;
     ensure_exists(conn, &users::TABLE, new.owner_id, "owner_id").await?;
+    table::to_record(TABLE.create_audited(conn, actor, &fields).await?)
+}
 
-    let mut fields = table::to_fields(&new)?;
+/// Stages looked up for new deals, by the (pipeline_id, stage_id) a new deal names: an
+/// import of many deals asks once per pair.
+pub(crate) type StageCache = HashMap<(Option<Id>, Option<Id>), Stage>;
+
+/// The columns of a new deal after its checks: its currency and the stage it starts in
+/// (the one named, or the first of its pipeline, or of the oldest pipeline). References to
+/// other records are the caller's to check.
+pub(crate) async fn creation_fields(
+    conn: &mut PgConnection,
+    new: &NewDeal,
+    stages: &mut StageCache,
+) -> Result<Map<String, Value>, StoreError> {
+    new.check()?;
+    let currency = new.currency.clone().unwrap_or_else(|| "USD".to_string());
+    let key = (new.pipeline_id, new.stage_id);
+    let stage = match stages.get(&key) {
+        Some(stage) => stage.clone(),
+        None => {
+            let stage = match key {
+                (pipeline_id, Some(stage_id)) => {
+                    let stage = pipelines::find_stage(conn, stage_id).await?.ok_or_else(|| {
+                        StoreError::validation("stage_id", format!("stage {stage_id} does not exist"))
+                    })?;
+                    if let Some(p) = pipeline_id {
+                        check_stage_in(&stage, p)?;
+                    }
+                    stage
+                }
+                (Some(p), None) => pipelines::first_stage(conn, Some(p))
+                    .await?
+                    .ok_or_else(|| StoreError::validation("pipeline_id", format!("pipeline {p} does not exist")))?,
+                (None, None) => pipelines::first_stage(conn, None)
+                    .await?
+                    .ok_or_else(|| StoreError::validation("pipeline_id", "no pipeline exists yet: create one first"))?,
+            };
+            stages.insert(key, stage.clone());
+            stage
+        }
+    };
+    let mut fields = table::to_fields(new)?;
     fields.insert("currency".into(), json!(currency));
     enter_stage(&mut fields, &stage, None);
-    table::to_record(TABLE.create_audited(conn, actor, &fields).await?)
+    Ok(fields)
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<Deal, StoreError> {

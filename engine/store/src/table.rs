@@ -6,6 +6,8 @@
 //! the same value is the API's record, the activity log's
 //! before/after and the outbox payload, so the three never disagree.
 
+use std::collections::{HashMap, HashSet};
+
 use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -152,6 +154,115 @@ impl Table {
         Ok(())
     }
 
+    /// The ids among `ids` of rows that exist (and are live): [`ensure_exists`] for a batch.
+    pub async fn live_ids(&self, conn: &mut PgConnection, ids: Vec<Id>) -> Result<HashSet<Id>, StoreError> {
+        let sql = format!("SELECT t.id FROM {} t WHERE t.id = ANY($1) AND {}", self.name, self.live());
+        let found: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(conn).await?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// [`Table::create_audited`] for many rows: one statement per set of columns inserts
+    /// them and writes their activity entries and outbox events. Returns how many were
+    /// inserted.
+    pub async fn create_audited_many(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        rows: &[&Map<String, Value>],
+    ) -> Result<u64, StoreError> {
+        let mut inserted = 0;
+        for (cols, group) in by_columns(rows)? {
+            let sql = format!(
+                "WITH new AS (
+                     INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, $1)
+                     RETURNING id, {json} AS rec
+                 ), {log}
+                 SELECT count(*) FROM new",
+                t = self.name,
+                json = row_json(self.name),
+                log = audit::LOG_NEW_ROWS,
+            );
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(Value::Array(group.into_iter().map(|m| Value::Object(m.clone())).collect()))
+                .bind(actor.user_id)
+                .bind(actor.origin_run)
+                .bind(self.kind.as_str())
+                .bind(actor.token_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            inserted += u64::try_from(n).unwrap_or_default();
+        }
+        Ok(inserted)
+    }
+
+    /// [`Table::update_audited`] for many rows: each of `patches` holds the row's `id` and
+    /// the columns to set. The rows are locked and read in one statement, the ones that
+    /// change are written in one statement per set of columns, and logged in one more.
+    /// A patch that changes nothing writes nothing. A row that is not there fails the
+    /// whole call. Returns how many patches were applied.
+    pub async fn update_audited_many(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        patches: &[&Map<String, Value>],
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<Id> = patches.iter().filter_map(|p| p.get("id").and_then(Value::as_i64)).collect();
+        if ids.len() != patches.len() {
+            return Err(StoreError::InvalidQuery("a patch without an id".into()));
+        }
+        let sql = format!(
+            "SELECT t.id, {} FROM {} t WHERE t.id = ANY($1) AND {} ORDER BY t.id FOR UPDATE",
+            row_json("t"),
+            self.name,
+            self.live()
+        );
+        let before: HashMap<Id, Value> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?.into_iter().collect();
+        let mut changing = Vec::new();
+        for (patch, id) in patches.iter().zip(&ids) {
+            let Some(row) = before.get(id) else {
+                return Err(StoreError::not_found(self.kind, *id));
+            };
+            if !patch.iter().all(|(k, v)| row.get(k) == Some(v)) {
+                changing.push(*patch);
+            }
+        }
+        let mut logged = Vec::new();
+        for (cols, group) in by_columns(&changing)? {
+            let set_cols = cols.split(", ").filter(|c| *c != "id").collect::<Vec<_>>();
+            if set_cols.is_empty() {
+                continue;
+            }
+            let (targets, sources) = {
+                let sources = set_cols.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+                if self.has_updated_at {
+                    (format!("{}, updated_at", set_cols.join(", ")), format!("{sources}, now()"))
+                } else {
+                    (set_cols.join(", "), sources)
+                }
+            };
+            let sql = format!(
+                "UPDATE {t} t SET ({targets}) = ({sources}) FROM jsonb_populate_recordset(NULL::{t}, $1) r
+                 WHERE t.id = r.id RETURNING t.id, {json}",
+                t = self.name,
+                json = row_json("t")
+            );
+            let after: Vec<(Id, Value)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(Value::Array(group.into_iter().map(|m| Value::Object(m.clone())).collect()))
+                .fetch_all(&mut *conn)
+                .await?;
+            for (id, after) in after {
+                let Some(before) = before.get(&id) else { continue };
+                // e.g. a timestamp given in another notation for the same instant
+                if !audit::diff(before, &after).is_empty() {
+                    logged.push((id, before.clone(), after));
+                }
+            }
+        }
+        audit::record_updates(conn, actor, self.kind, &logged).await?;
+        Ok(patches.len() as u64)
+    }
+
     /// One page of live rows. `filter` appends ` AND …` conditions on alias `t`.
     pub async fn list(
         &self,
@@ -280,4 +391,20 @@ fn column_list(fields: &Map<String, Value>) -> Result<String, StoreError> {
 
 fn prefixed(fields: &Map<String, Value>) -> String {
     fields.keys().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Rows grouped by the columns they set (a statement names its columns once), with the
+/// column list of each group.
+type Group<'m> = (String, Vec<&'m Map<String, Value>>);
+
+fn by_columns<'m>(rows: &[&'m Map<String, Value>]) -> Result<Vec<Group<'m>>, StoreError> {
+    let mut groups: Vec<Group<'m>> = Vec::new();
+    for row in rows {
+        let cols = column_list(row)?;
+        match groups.iter_mut().find(|(c, _)| *c == cols) {
+            Some((_, group)) => group.push(row),
+            None => groups.push((cols, vec![row])),
+        }
+    }
+    Ok(groups)
 }

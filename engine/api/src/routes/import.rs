@@ -39,9 +39,10 @@ struct ImportQuery {
 
 /// Import records from CSV (admin or manager)
 ///
-/// The body is the CSV file (UTF-8, a header row first). Every row is written in one
-/// transaction: rows that break a rule are reported by line and left out; a failure of the
-/// file as a whole writes nothing.
+/// The body is the CSV file (UTF-8, a header row first). Rows are written in batches of
+/// 5,000, each in one transaction: rows that break a rule are reported by line and left
+/// out; a file that cannot be read writes nothing, and a failure part way keeps the
+/// batches before it and says where to resume.
 #[utoipa::path(
     post, path = "/api/import/{kind}", tag = "import", operation_id = "import_csv",
     params(("kind" = String, Path, description = "contacts, companies, deals or tasks"), ImportQuery),
@@ -79,5 +80,13 @@ async fn import_csv(
         Ok(report) => Ok(axum::Json(report)),
         Err(ImportError::File(message)) => Err(ApiError::validation("file", message)),
         Err(ImportError::Store(e)) => Err(e.into()),
+        Err(ImportError::Interrupted { line, done, source }) => {
+            tracing::warn!(error = %source, line, "an import stopped part way");
+            Err(ApiError::unavailable(format!(
+                "the import stopped at line {line} ({source}); the rows before it were imported ({}): \
+                 send the rest of the file from line {line} on",
+                done.summary()
+            )))
+        }
     }
 }

@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// Web app: server-side render of the contacts table and the board (goal: p99 <= 50 ms
     /// with 100,000 contacts and 1,000 open deals).
     Web(crate::commands::bench_web::WebArgs),
+    /// CSV import of generated contacts into a fresh database, search index checked
+    /// afterwards (goal: 100,000 contacts at >= 20,000 rows/s).
+    Import(crate::commands::bench_import::ImportBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,6 +67,7 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runs(args) => crate::commands::bench_runs::run(config, args).await,
         BenchCommand::Hostcalls(args) => crate::commands::bench_hostcalls::run(config, args).await,
         BenchCommand::Web(args) => crate::commands::bench_web::run(config, args).await,
+        BenchCommand::Import(args) => crate::commands::bench_import::run(config, args).await,
     }
 }
 

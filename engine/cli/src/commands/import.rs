@@ -1,11 +1,11 @@
-//! `crm import contacts|companies|deals|tasks FILE.csv`: a CSV file into the CRM in one
-//! transaction (`crm_store::import`), straight to Postgres like the other operator
-//! commands; the changes are the system's in the activity log.
+//! `crm import contacts|companies|deals|tasks FILE.csv`: a CSV file into the CRM in batches
+//! of 5,000 rows, each one transaction (`crm_store::import`), straight to Postgres like the
+//! other operator commands; the changes are the system's in the activity log.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use crm_concepts::import::{ImportKind, ImportOptions, OnDuplicate};
+use crm_concepts::import::{ImportKind, ImportOptions, ImportReport, OnDuplicate};
 use crm_concepts::records::Actor;
 use crm_store::import::ImportError;
 
@@ -60,7 +60,19 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         Err(ImportError::Store(e)) => {
             return Err(anyhow::Error::new(e).context("the import failed and was rolled back; nothing was imported"));
         }
+        Err(ImportError::Interrupted { line, done, source }) => {
+            print_report(&done);
+            return Err(anyhow::Error::new(source).context(format!(
+                "the import stopped at line {line}: the rows before it were imported (above), the rest were not; \
+                 import lines {line} on again"
+            )));
+        }
     };
+    print_report(&report);
+    Ok(())
+}
+
+fn print_report(report: &ImportReport) {
     for note in &report.rejected {
         println!("line {}: rejected: {}", note.line, note.reason);
     }
@@ -71,5 +83,4 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         println!("ignored columns (map them with --map COLUMN=FIELD): {}", report.ignored_columns.join(", "));
     }
     println!("{}", report.summary());
-    Ok(())
 }

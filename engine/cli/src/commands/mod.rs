@@ -5,6 +5,7 @@ pub mod bench_bot;
 pub mod bench_cpu;
 pub mod bench_hops;
 pub mod bench_hostcalls;
+pub mod bench_import;
 pub mod bench_runs;
 pub mod bench_runtime;
 pub mod bench_stack;
