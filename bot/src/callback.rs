@@ -28,6 +28,10 @@ pub enum Callback {
     Choice { nonce: u32, choice: u16 },
     /// show page `page` of list `list` (see `list_pages`)
     Page { list: u32, page: u16 },
+    /// approve (or reject) the approval with this short id
+    Decide { approval: Id, approve: bool },
+    /// run a failed run again from its failed step
+    Retry(uuid::Uuid),
 }
 
 fn kind_code(kind: RecordKind) -> Option<&'static str> {
@@ -65,8 +69,11 @@ impl Callback {
             Callback::Edit(k, id) => format!("e:{}:{id}", kind(k)),
             Callback::Choice { nonce, choice } => format!("dc:{nonce}:{choice}"),
             Callback::Page { list, page } => format!("pg:{list}:{page}"),
+            Callback::Decide { approval, approve } => format!("ap:{approval}:{}", if approve { "y" } else { "n" }),
+            Callback::Retry(run) => format!("rt:{}", run.as_hyphenated()),
         };
-        // i64 ids and u32/u16 numbers bound every form above to at most 44 bytes.
+        // i64 ids, u32/u16 numbers and a hyphenated uuid bound every form above to at most
+        // 44 bytes.
         debug_assert!(data.len() <= MAX_CALLBACK_DATA);
         data
     }
@@ -87,6 +94,9 @@ impl Callback {
             ["e", k, i] => Callback::Edit(kind_from_code(k)?, id(i)?),
             ["dc", n, c] => Callback::Choice { nonce: n.parse().ok()?, choice: c.parse().ok()? },
             ["pg", l, p] => Callback::Page { list: l.parse().ok()?, page: p.parse().ok()? },
+            ["ap", a, "y"] => Callback::Decide { approval: id(a)?, approve: true },
+            ["ap", a, "n"] => Callback::Decide { approval: id(a)?, approve: false },
+            ["rt", r] => Callback::Retry(uuid::Uuid::parse_str(r).ok()?),
             _ => return None,
         })
     }
@@ -110,6 +120,9 @@ mod tests {
             Callback::Edit(RecordKind::Contact, max),
             Callback::Choice { nonce: u32::MAX, choice: u16::MAX },
             Callback::Page { list: u32::MAX, page: u16::MAX },
+            Callback::Decide { approval: max, approve: true },
+            Callback::Decide { approval: 1, approve: false },
+            Callback::Retry(uuid::Uuid::from_u128(u128::MAX)),
         ];
         for cb in all {
             let data = cb.encode();
@@ -120,7 +133,7 @@ mod tests {
 
     #[test]
     fn forged_or_old_payloads_are_rejected() {
-        for data in ["", "mv:1", "mv:a:b", "mv:-1:2", "o:x:1", "zz:1", "mv:1:2:3", "td:0", &"9".repeat(65)] {
+        for data in ["", "mv:1", "mv:a:b", "mv:-1:2", "o:x:1", "zz:1", "mv:1:2:3", "td:0", "ap:1:x", "ap:0:y", "rt:nope", &"9".repeat(65)] {
             assert_eq!(Callback::parse(data), None, "{data}");
         }
     }

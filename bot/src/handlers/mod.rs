@@ -2,6 +2,7 @@
 //! here one at a time (see `updates`), so a chat's dialogue is never raced by itself.
 
 mod access;
+mod approvals;
 mod deal_view;
 mod forms;
 mod pipeline;
@@ -63,6 +64,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("note", "contact|company|deal ID [TEXT]", "Add a note to a record"),
     ("run", "WORKFLOW [ARGS]", "Run a workflow"),
     ("runs", "", "Recent workflow runs and their status"),
+    ("approvals", "", "Approvals waiting for my decision, with their buttons"),
     ("schedules", "", "Scheduled workflows and when they run next"),
     ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
     ("web", "", "A one-time link that signs you in to the web app"),
@@ -217,6 +219,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "today" => tasks::mine(req, true).await,
         "run" => runs::run_command(req, args).await,
         "runs" => runs::recent(req).await,
+        "approvals" => approvals::mine(req).await,
         "schedules" => schedules::list(req).await,
         "invite" => access::invite(req, args).await,
         "web" => web::link(req).await,
@@ -327,5 +330,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
             None
         }
         Callback::Choice { nonce, choice } => forms::choose(&req, nonce, choice).await,
+        Callback::Decide { approval, approve } => approvals::decide(&req, approval, approve).await,
+        Callback::Retry(run) => runs::retry(&req, run).await,
     }
 }
