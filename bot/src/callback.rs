@@ -133,7 +133,20 @@ mod tests {
 
     #[test]
     fn forged_or_old_payloads_are_rejected() {
-        for data in ["", "mv:1", "mv:a:b", "mv:-1:2", "o:x:1", "zz:1", "mv:1:2:3", "td:0", "ap:1:x", "ap:0:y", "rt:nope", &"9".repeat(65)] {
+        for data in [
+            "",
+            "mv:1",
+            "mv:a:b",
+            "mv:-1:2",
+            "o:x:1",
+            "zz:1",
+            "mv:1:2:3",
+            "td:0",
+            "ap:1:x",
+            "ap:0:y",
+            "rt:nope",
+            &"9".repeat(65),
+        ] {
             assert_eq!(Callback::parse(data), None, "{data}");
         }
     }

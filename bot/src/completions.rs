@@ -33,7 +33,9 @@ pub fn chat_text(c: &Completion) -> String {
 /// A failed run's message offers to run it again from its failed step.
 pub fn buttons(c: &Completion) -> Option<InlineKeyboardMarkup> {
     (c.status == RunStatus::Failed)
-        .then(|| crate::render::keyboard(vec![vec![("🔁 Retry from the failed step".into(), Callback::Retry(c.run_id))]]))
+        .then(|| {
+            crate::render::keyboard(vec![vec![("🔁 Retry from the failed step".into(), Callback::Retry(c.run_id))]])
+        })
         .flatten()
 }
 

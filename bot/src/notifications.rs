@@ -2,7 +2,9 @@
 //! message for a CRM user in the engine; the engine streams the pending ones over SSE
 //! (`GET /api/notifications/stream`), and the bot sends each to the user's private chat
 //! (whose id is their Telegram user id) through the rate-limited outbound queue, then
-//! reports it `delivered`, or `undeliverable` with a reason.
+//! reports it `delivered` (with the Telegram message id), or `undeliverable` with a reason.
+//! An approval's message carries Approve / Reject buttons; when the approval ends, the
+//! engine sends an edit that turns that message into the outcome.
 //!
 //! The engine keeps a notification pending until it hears that report, and serves the
 //! pending ones again whenever the bot reconnects: a bot restart loses none. One that was

@@ -29,8 +29,16 @@ pub async fn mine(req: &Req<'_>) {
         Ok(l) => {
             let mut lines = vec![format!(
                 "{} waiting for your decision{}:",
-                if l.items.len() == 1 { "One approval is".to_string() } else { format!("{} approvals are", l.items.len()) },
-                if req.private { "; each follows with its buttons" } else { "; each comes to our private chat with its buttons" },
+                if l.items.len() == 1 {
+                    "One approval is".to_string()
+                } else {
+                    format!("{} approvals are", l.items.len())
+                },
+                if req.private {
+                    "; each follows with its buttons"
+                } else {
+                    "; each comes to our private chat with its buttons"
+                },
             )];
             for p in &l.items {
                 lines.push(format!("• {} — {}", p.workflow, crate::text::ellipsize(&p.text, 120)));
@@ -51,7 +59,9 @@ pub async fn decide(req: &Req<'_>, approval: i64, approve: bool) -> Option<Strin
         Ok(_) if approve => "✅ Approved.".into(),
         Ok(_) => "❌ Rejected.".into(),
         // Refusals say why: the role, or whose record it is.
-        Err(EngineError::Api { code, message, .. }) if code == "forbidden" => format!("⛔ Not yours to decide: {message}"),
+        Err(EngineError::Api { code, message, .. }) if code == "forbidden" => {
+            format!("⛔ Not yours to decide: {message}")
+        }
         Err(EngineError::Api { code, .. }) if code == "conflict" => "This was decided already; nothing changed.".into(),
         Err(e) if e.is_not_found() => "This approval no longer exists.".into(),
         Err(e) => {

@@ -98,7 +98,11 @@ impl Bot {
 
     /// What `chat` was sent (not edits) after call `since`.
     fn sent_to(&self, since: u64, chat: i64) -> Vec<Call> {
-        self.api.calls().into_iter().filter(|c| c.seq > since && c.method == "sendMessage" && c.is_reply_to(chat)).collect()
+        self.api
+            .calls()
+            .into_iter()
+            .filter(|c| c.seq > since && c.method == "sendMessage" && c.is_reply_to(chat))
+            .collect()
     }
 }
 
@@ -149,7 +153,11 @@ async fn a_manager_approves_by_button_a_viewers_press_is_refused_and_a_second_pr
 
     let run = start_discount(&flow).await;
     let asked = bot.message(since, mia.id, "Give 25% off deal 7?").await;
-    assert!(asked.text().contains("discount") && asked.text().contains("without a decision it is rejected"), "{}", asked.text());
+    assert!(
+        asked.text().contains("discount") && asked.text().contains("without a decision it is rejected"),
+        "{}",
+        asked.text()
+    );
     let (approve, reject) = buttons(&asked);
     let message = asked.message_id().expect("message id");
 
@@ -184,7 +192,8 @@ async fn a_manager_approves_by_button_a_viewers_press_is_refused_and_a_second_pr
     bot.api.send_text(&mia, "/approvals");
     let reply = bot.api.reply(mia.id, before, WAIT).await.expect("reply to /approvals");
     assert_eq!(reply.text(), "Nothing waits for your decision.");
-    let edits = bot.api.calls().iter().filter(|c| c.method == "editMessageText" && c.message_id() == Some(message)).count();
+    let edits =
+        bot.api.calls().iter().filter(|c| c.method == "editMessageText" && c.message_id() == Some(message)).count();
     assert_eq!(edits, 1);
     flow.assert_clean_history(&[run]).await;
 }
@@ -296,4 +305,13 @@ needs = ["ok"]
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "decided already");
+
+    // A run cancelled while it waits: its message says the approval is no longer needed.
+    let since = bot.api.seq();
+    let run = flow.start_run("close-deal", json!({"deal_id": deal["id"]})).await;
+    flow.wait_status(run, "waiting", WAIT).await;
+    let asked = bot.message(since, olga.id, &format!("Close deal {}?", deal["id"])).await;
+    let (status, body) = flow.post(&format!("/api/runs/{run}/cancel"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    bot.edited(olga.id, asked.message_id().expect("id"), "🚫 No longer needed: the run ended").await;
 }

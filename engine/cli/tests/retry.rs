@@ -75,7 +75,10 @@ async fn a_failed_run_goes_on_from_its_failed_step_with_the_outputs_it_had() {
     // A viewer may not retry; an unknown run is not found.
     let (_, viewer) = crm_testing::users::with_token(&flow.db, "Vic Viewer", Role::Viewer).await;
     let (status, body) = crm_testing::send(
-        flow.client.request(Method::POST, format!("{}/api/runs/{id}/retry", flow.url)).bearer_auth(&viewer).json(&json!({})),
+        flow.client
+            .request(Method::POST, format!("{}/api/runs/{id}/retry", flow.url))
+            .bearer_auth(&viewer)
+            .json(&json!({})),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");

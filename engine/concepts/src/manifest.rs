@@ -329,17 +329,24 @@ impl Manifest {
                 if !s.needs.is_empty() {
                     err(
                         format!("steps[{i}].needs"),
-                        "an on_failure step needs nothing: it runs when any step fails, with the failure as input".into(),
+                        "an on_failure step needs nothing: it runs when any step fails, with the failure as input"
+                            .into(),
                     );
                 }
                 if let Some(d) = self.dependents(&s.id).next() {
                     err(
                         format!("steps[{i}].on_failure"),
-                        format!("step {:?} needs {:?}, but an on_failure step runs only when the run fails", d.id, s.id),
+                        format!(
+                            "step {:?} needs {:?}, but an on_failure step runs only when the run fails",
+                            d.id, s.id
+                        ),
                     );
                 }
                 if self.result.output.as_deref() == Some(s.id.as_str()) {
-                    err("result.output".into(), format!("{:?} is an on_failure step; it has no output on success", s.id));
+                    err(
+                        "result.output".into(),
+                        format!("{:?} is an on_failure step; it has no output on success", s.id),
+                    );
                 }
             }
             if s.kind().holds() {

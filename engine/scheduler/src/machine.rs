@@ -10,10 +10,15 @@
 //! - A retryable error is retried with backoff until `max_attempts`, then the step is
 //!   dead-lettered; a permanent error fails the step at once. Either fails the run, and
 //!   the run's other unfinished steps are cancelled.
-//! - A run succeeds when every step is final and none failed.
-//! - A ready `wait` or `wait_event` step is `held` instead of sent: it gets a `run_waits`
-//!   row ([`crate::hold`]) and succeeds when the waker or a record event ends the wait. A
-//!   run with no step in flight and one held is `waiting`.
+//! - `on_failure` steps run only then, all of them, with the run's error as input; the
+//!   run stays `running` (its error set) until they are done, then is `failed`. On a run
+//!   that succeeds they are skipped.
+//! - A run succeeds when every other step is final and none failed.
+//! - A failed run can be retried: every step that did not succeed waits again, at the
+//!   attempt after its last; the succeeded ones keep their outputs.
+//! - A ready `wait`, `wait_event` or `approval` step is `held` instead of sent: it gets a
+//!   `run_waits` row ([`crate::hold`]) and succeeds when the waker, a record event or a
+//!   decision ends the wait. A run with no step in flight and one held is `waiting`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

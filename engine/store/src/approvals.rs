@@ -69,7 +69,9 @@ pub async fn open(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), Work
         .await?;
         let role = w.detail["role"].as_str().unwrap_or("admin");
         let owner = match w.detail.get("owner_of").filter(|o| !o.is_null()) {
-            Some(o) => Some(owner_in(conn, o["record"].as_str().unwrap_or_default(), o["id"].as_i64().unwrap_or(0)).await?),
+            Some(o) => {
+                Some(owner_in(conn, o["record"].as_str().unwrap_or_default(), o["id"].as_i64().unwrap_or(0)).await?)
+            }
             None => None,
         };
         let mut asked = match owner {

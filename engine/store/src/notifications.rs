@@ -161,8 +161,10 @@ pub async fn mark_delivered(db: &Db, ids: &[i64]) -> Result<(), StoreError> {
 /// ended meanwhile gets its edit at once.
 pub async fn delivered(db: &Db, id: i64, message_id: Option<i64>) -> Result<Option<Notification>, StoreError> {
     let mut tx = db.pool.begin().await?;
-    let approval: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT approval_id FROM notifications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+    let approval: Option<Option<i64>> = sqlx::query_scalar("SELECT approval_id FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let approval = approval.flatten();
     if let Some(a) = approval {
         // Taken before the update, like `approvals::close` takes it: whichever commits

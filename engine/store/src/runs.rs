@@ -237,9 +237,7 @@ pub async fn lock_runs(
                 notify: r
                     .try_get::<Option<serde_json::Value>, _>("notify")?
                     .and_then(|n| serde_json::from_value(n).ok()),
-                error: r
-                    .try_get::<Option<serde_json::Value>, _>("error")?
-                    .and_then(|e| serde_json::from_value(e).ok()),
+                error: r.try_get::<Option<serde_json::Value>, _>("error")?.and_then(|e| serde_json::from_value(e).ok()),
             });
         }
         let st: String = r.try_get("step_status")?;
