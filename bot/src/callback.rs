@@ -32,6 +32,10 @@ pub enum Callback {
     ImportConfirm(u32),
     /// forget the CSV file previewed under number `n`
     ImportCancel(u32),
+    /// approve (or reject) the approval with this short id
+    Decide { approval: Id, approve: bool },
+    /// run a failed run again from its failed step
+    Retry(uuid::Uuid),
 }
 
 fn kind_code(kind: RecordKind) -> Option<&'static str> {
@@ -71,8 +75,11 @@ impl Callback {
             Callback::Page { list, page } => format!("pg:{list}:{page}"),
             Callback::ImportConfirm(n) => format!("ic:{n}"),
             Callback::ImportCancel(n) => format!("ix:{n}"),
+            Callback::Decide { approval, approve } => format!("ap:{approval}:{}", if approve { "y" } else { "n" }),
+            Callback::Retry(run) => format!("rt:{}", run.as_hyphenated()),
         };
-        // i64 ids and u32/u16 numbers bound every form above to at most 44 bytes.
+        // i64 ids, u32/u16 numbers and a hyphenated uuid bound every form above to at most
+        // 44 bytes.
         debug_assert!(data.len() <= MAX_CALLBACK_DATA);
         data
     }
@@ -95,6 +102,9 @@ impl Callback {
             ["pg", l, p] => Callback::Page { list: l.parse().ok()?, page: p.parse().ok()? },
             ["ic", n] => Callback::ImportConfirm(n.parse().ok()?),
             ["ix", n] => Callback::ImportCancel(n.parse().ok()?),
+            ["ap", a, "y"] => Callback::Decide { approval: id(a)?, approve: true },
+            ["ap", a, "n"] => Callback::Decide { approval: id(a)?, approve: false },
+            ["rt", r] => Callback::Retry(uuid::Uuid::parse_str(r).ok()?),
             _ => return None,
         })
     }
@@ -118,6 +128,9 @@ mod tests {
             Callback::Edit(RecordKind::Contact, max),
             Callback::Choice { nonce: u32::MAX, choice: u16::MAX },
             Callback::Page { list: u32::MAX, page: u16::MAX },
+            Callback::Decide { approval: max, approve: true },
+            Callback::Decide { approval: 1, approve: false },
+            Callback::Retry(uuid::Uuid::from_u128(u128::MAX)),
         ];
         for cb in all {
             let data = cb.encode();
@@ -128,7 +141,20 @@ mod tests {
 
     #[test]
     fn forged_or_old_payloads_are_rejected() {
-        for data in ["", "mv:1", "mv:a:b", "mv:-1:2", "o:x:1", "zz:1", "mv:1:2:3", "td:0", &"9".repeat(65)] {
+        for data in [
+            "",
+            "mv:1",
+            "mv:a:b",
+            "mv:-1:2",
+            "o:x:1",
+            "zz:1",
+            "mv:1:2:3",
+            "td:0",
+            "ap:1:x",
+            "ap:0:y",
+            "rt:nope",
+            &"9".repeat(65),
+        ] {
             assert_eq!(Callback::parse(data), None, "{data}");
         }
     }

@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use crm_concepts::run::{Completion, RunStatus};
-use teloxide::types::{ChatId, MessageId};
+use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 use tokio_util::sync::CancellationToken;
 
+use crate::callback::Callback;
 use crate::engine::EngineClient;
 use crate::outbound::Outbound;
 use crate::sse::{self, Resume, SseEvent};
@@ -29,13 +30,22 @@ pub fn chat_text(c: &Completion) -> String {
     }
 }
 
+/// A failed run's message offers to run it again from its failed step.
+pub fn buttons(c: &Completion) -> Option<InlineKeyboardMarkup> {
+    (c.status == RunStatus::Failed)
+        .then(|| {
+            crate::render::keyboard(vec![vec![("🔁 Retry from the failed step".into(), Callback::Retry(c.run_id))]])
+        })
+        .flatten()
+}
+
 fn deliver(out: &Outbound, c: &Completion) {
     let Some(notify) = &c.notify else { return };
     let chat = ChatId(notify.chat_id);
     let text = chat_text(c);
     match notify.message_id.and_then(|m| i32::try_from(m).ok()) {
-        Some(mid) => out.edit(chat, MessageId(mid), &text, None, true),
-        None => out.send(chat, &text, None),
+        Some(mid) => out.edit(chat, MessageId(mid), &text, buttons(c), true),
+        None => out.send(chat, &text, buttons(c)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! message for a CRM user in the engine; the engine streams the pending ones over SSE
 //! (`GET /api/notifications/stream`), and the bot sends each to the user's private chat
 //! (whose id is their Telegram user id) through the rate-limited outbound queue, then
-//! reports it `delivered`, or `undeliverable` with a reason.
+//! reports it `delivered` (with the Telegram message id), or `undeliverable` with a reason.
+//! An approval's message carries Approve / Reject buttons; when the approval ends, the
+//! engine sends an edit that turns that message into the outcome.
 //!
 //! The engine keeps a notification pending until it hears that report, and serves the
 //! pending ones again whenever the bot reconnects: a bot restart loses none. One that was
@@ -13,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use teloxide::types::ChatId;
+use teloxide::types::{ChatId, MessageId};
 use tokio_util::sync::CancellationToken;
 
+use crate::callback::Callback;
 use crate::engine::{EngineClient, EngineError};
 use crate::outbound::{Outbound, OutboundError};
 use crate::sse::{self, Redelivered, SseEvent};
@@ -28,12 +31,19 @@ pub struct Pending {
     /// `None` while the user has not linked a Telegram account
     pub telegram_user_id: Option<i64>,
     pub text: String,
+    /// the approval whose Approve / Reject buttons go under the message
+    #[serde(default)]
+    pub approval_id: Option<i64>,
+    /// an edit: the message in the same chat whose text this replaces (buttons gone)
+    #[serde(default)]
+    pub edit_message_id: Option<i64>,
 }
 
 /// What the bot tells the engine about one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    Delivered,
+    /// as this Telegram message
+    Delivered(Option<i64>),
     Undeliverable(String),
 }
 
@@ -104,8 +114,20 @@ async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
             n.user_id
         )));
     };
-    match out.send_and_wait(ChatId(chat), &n.text, None).await {
-        Ok(_) => Some(Report::Delivered),
+    if let Some(mid) = n.edit_message_id.and_then(|m| i32::try_from(m).ok()) {
+        // An approval's message turning into its outcome: the edit drops the buttons. A
+        // message Telegram no longer has is left alone rather than sent anew.
+        out.edit(ChatId(chat), MessageId(mid), &n.text, None, false);
+        return Some(Report::Delivered(Some(i64::from(mid))));
+    }
+    let keyboard = n.approval_id.and_then(|approval| {
+        crate::render::keyboard(vec![vec![
+            ("✅ Approve".to_string(), Callback::Decide { approval, approve: true }),
+            ("❌ Reject".to_string(), Callback::Decide { approval, approve: false }),
+        ]])
+    });
+    match out.send_and_wait(ChatId(chat), &n.text, keyboard).await {
+        Ok(mid) => Some(Report::Delivered(Some(i64::from(mid.0)))),
         Err(OutboundError::Refused(why)) => Some(Report::Undeliverable(format!("Telegram refused the message: {why}"))),
         Err(OutboundError::Closed) => None,
     }
@@ -115,7 +137,9 @@ async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
 /// if that fails the notification stays pending and is sent again after the restart.
 async fn send_report(engine: &EngineClient, id: i64, report: &Report, stop: &CancellationToken) {
     let (path, body) = match report {
-        Report::Delivered => (format!("/api/notifications/{id}/delivered"), serde_json::json!({})),
+        Report::Delivered(message_id) => {
+            (format!("/api/notifications/{id}/delivered"), serde_json::json!({ "message_id": message_id }))
+        }
         Report::Undeliverable(reason) => {
             (format!("/api/notifications/{id}/undeliverable"), serde_json::json!({ "reason": reason }))
         }

@@ -2,6 +2,7 @@
 //! here one at a time (see `updates`), so a chat's dialogue is never raced by itself.
 
 mod access;
+mod approvals;
 mod csv_files;
 mod deal_view;
 mod forms;
@@ -68,6 +69,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("export", "contacts|companies|deals|tasks", "Download records as a CSV file"),
     ("run", "WORKFLOW [ARGS]", "Run a workflow"),
     ("runs", "", "Recent workflow runs and their status"),
+    ("approvals", "", "Approvals waiting for my decision, with their buttons"),
     ("schedules", "", "Scheduled workflows and when they run next"),
     ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
     ("web", "", "A one-time link that signs you in to the web app"),
@@ -227,6 +229,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "today" => tasks::mine(req, true).await,
         "run" => runs::run_command(req, args).await,
         "runs" => runs::recent(req).await,
+        "approvals" => approvals::mine(req).await,
         "schedules" => schedules::list(req).await,
         "invite" => access::invite(req, args).await,
         "web" => web::link(req).await,
@@ -345,5 +348,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         Callback::ImportCancel(n) => {
             csv_files::cancel(&req, message_id, n).or_else(|| Some("This preview has expired.".into()))
         }
+        Callback::Decide { approval, approve } => approvals::decide(&req, approval, approve).await,
+        Callback::Retry(run) => runs::retry(&req, run).await,
     }
 }

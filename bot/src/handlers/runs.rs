@@ -353,6 +353,23 @@ fn recent_text(runs: &[RunLine]) -> String {
     lines.join("\n")
 }
 
+/// The Retry button under a failed run's message: runs it again from its failed step, as
+/// the user who pressed it. The message is left as it is: the run's new result replaces it
+/// (the completion of a run started from the chat edits the message it started in), and
+/// an edit from here could land after that one.
+pub async fn retry(req: &Req<'_>, run: Uuid) -> Option<String> {
+    let retried: Result<Value, EngineError> =
+        req.ctx.engine.post(req.acting(), &format!("/api/runs/{run}/retry"), &json!({})).await;
+    match retried {
+        Ok(_) => Some("Retrying.".into()),
+        Err(EngineError::Api { code, message, .. }) if code == "conflict" => Some(message),
+        Err(e) => {
+            super::log_engine_error(&e);
+            Some(e.for_chat())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! `approval` steps through the API: the run waits for a person; only a user of the role
 //! the step names (admins always) may decide; the decision, who made it and when become
 //! the step's output and choose the branch; a second decision is refused; the timeout
-//! decides the declared outcome. (The bot's buttons over this are not built yet.)
+//! decides the declared outcome. (The bot's buttons over this: `bot_approvals.rs`.)
 
 use std::time::Duration;
 

@@ -153,6 +153,11 @@ pub struct StepSpec {
     pub memory_mb: Option<u64>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// runs only when the run fails (and then whatever step failed), with the failure as
+    /// its input (`deps.failure`: `step`, `code`, `message`); e.g. tell the owner. A
+    /// component step that needs nothing and that no step needs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_failure: bool,
 }
 
 /// Retries apply to retryable errors only; the delay before attempt n+1 is
@@ -290,8 +295,8 @@ impl Manifest {
         }
         self.validate_triggers(&mut err);
 
-        if self.steps.is_empty() {
-            err("steps".into(), "a workflow needs at least one step".into());
+        if self.steps.iter().all(|s| s.on_failure) {
+            err("steps".into(), "a workflow needs at least one step (besides on_failure steps)".into());
         }
         if self.steps.len() > MAX_STEPS {
             err("steps".into(), format!("at most {MAX_STEPS} steps are allowed"));
@@ -316,6 +321,33 @@ impl Manifest {
                 + usize::from(s.wait_event.is_some());
             if kinds > 1 {
                 err(format!("steps[{i}]"), "a step has one of `component`, `wait` or `wait_event`, not several".into());
+            }
+            if s.on_failure {
+                if s.kind().holds() || s.component.trim().is_empty() {
+                    err(format!("steps[{i}].on_failure"), "an on_failure step runs a component; it cannot wait".into());
+                }
+                if !s.needs.is_empty() {
+                    err(
+                        format!("steps[{i}].needs"),
+                        "an on_failure step needs nothing: it runs when any step fails, with the failure as input"
+                            .into(),
+                    );
+                }
+                if let Some(d) = self.dependents(&s.id).next() {
+                    err(
+                        format!("steps[{i}].on_failure"),
+                        format!(
+                            "step {:?} needs {:?}, but an on_failure step runs only when the run fails",
+                            d.id, s.id
+                        ),
+                    );
+                }
+                if self.result.output.as_deref() == Some(s.id.as_str()) {
+                    err(
+                        "result.output".into(),
+                        format!("{:?} is an on_failure step; it has no output on success", s.id),
+                    );
+                }
             }
             if s.kind().holds() {
                 self.validate_hold(i, s, &ids, &mut err);
@@ -661,7 +693,7 @@ impl Manifest {
 
     /// Steps no other step depends on: their outputs make the default result.
     pub fn sinks(&self) -> Vec<&StepSpec> {
-        self.steps.iter().filter(|s| self.dependents(&s.id).next().is_none()).collect()
+        self.steps.iter().filter(|s| !s.on_failure && self.dependents(&s.id).next().is_none()).collect()
     }
 
     pub fn bot_commands(&self) -> impl Iterator<Item = &Trigger> {

@@ -151,6 +151,11 @@ impl Admission {
             index.push(i);
         }
         let inserted = runs::insert_runs(conn, &new_runs).await?;
+        for (run, outcome) in new_runs.iter().zip(&inserted) {
+            if matches!(outcome, Inserted::Created) {
+                crm_store::approvals::open(conn, &run.waits).await?;
+            }
+        }
 
         for (((run, outcome), i), v) in new_runs.iter().zip(inserted).zip(index).zip(versions) {
             answers[i] = Some(match outcome {

@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
 use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepResult, StepUsage};
-use crm_store::run_waits;
 use crm_store::runs::{self, AttemptRecord};
 use crm_store::workflow_error::WorkflowError;
+use crm_store::{approvals, run_waits};
 use rand::Rng;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -287,10 +287,12 @@ pub(crate) async fn stage(
     let mut jobs_now = Vec::new();
     let mut holds = Vec::new();
     let mut released = Vec::new();
+    let mut approvals_ended = Vec::new();
     for m in machines.values_mut() {
         let (h, r) = m.take_waits();
         holds.extend(h);
         released.extend(r);
+        approvals_ended.extend(m.take_approvals_ended());
         let ready = m.take_ready();
         let (s, r) = m.updates(&ready, fallback);
         step_updates.extend(s);
@@ -316,6 +318,8 @@ pub(crate) async fn stage(
     }
     run_waits::delete(tx, &released).await?;
     run_waits::insert(tx, &holds).await?;
+    approvals::close(tx, &approvals_ended).await?;
+    approvals::open(tx, &holds).await?;
     Ok(Staged {
         stale: (attempts.len() - applied_keys.len()) as u64 + duplicates,
         wake_dispatcher: step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)),
@@ -344,10 +348,50 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
     let completion = run.as_ref().map(|r| m.completion(r.rendered.clone().unwrap_or_default(), None));
     runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
     run_waits::delete(&mut tx, &m.take_waits().1).await?;
+    approvals::close(&mut tx, &m.take_approvals_ended()).await?;
     tx.commit().await?;
     if let Some(c) = &completion {
         metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
             .increment(1);
+    }
+    publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
+    Ok(true)
+}
+
+/// Runs a failed run again from its failed steps (see [`RunMachine::retry`]); false for a
+/// run that is not failed.
+pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowError> {
+    let mut tx = core.state_pool.begin().await?;
+    let (mut run_rows, steps) = runs::lock_runs(&mut tx, &[id]).await?;
+    let run = run_rows.pop().ok_or(WorkflowError::RunNotFound(id))?;
+    let v = core.versions.get(&run.workflow, run.version).await?;
+    let mut m = RunMachine::new(v, run, steps).at(core.clock.now());
+    if !m.retry() {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let fallback = now + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
+    let ready = m.take_ready();
+    let (holds, released) = m.take_waits();
+    let (steps, run) = m.updates(&ready, fallback);
+    let completion = run
+        .as_ref()
+        .filter(|r| r.status.is_final())
+        .map(|r| m.completion(r.rendered.clone().unwrap_or_default(), r.result.clone()));
+    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
+    run_waits::delete(&mut tx, &released).await?;
+    run_waits::insert(&mut tx, &holds).await?;
+    approvals::close(&mut tx, &m.take_approvals_ended()).await?;
+    approvals::open(&mut tx, &holds).await?;
+    tx.commit().await?;
+    let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
+    let jobs: Vec<_> = ready
+        .iter()
+        .filter(|r| r.not_before.is_none())
+        .filter_map(|r| jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)))
+        .collect();
+    if !jobs.is_empty() {
+        crate::dispatch::send_now(core, jobs).await;
     }
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
     Ok(true)

@@ -76,6 +76,8 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
     for (run, step, output) in runs::outputs_of(&mut tx, &run_ids).await? {
         outputs.entry(run).or_default().insert(step, output);
     }
+    // Read only when an on_failure step is due: the failures they get as input.
+    let mut failures: Option<HashMap<Uuid, Value>> = None;
     let mut jobs = Vec::with_capacity(due.len());
     let mut keys = Vec::with_capacity(due.len());
     for d in &due {
@@ -84,7 +86,15 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
             continue;
         };
         let run_outputs = outputs.get(&d.run_id);
-        let deps = spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect();
+        let deps = if spec.on_failure {
+            if failures.is_none() {
+                failures = Some(runs::errors_of(&mut tx, &run_ids).await?.into_iter().collect());
+            }
+            let failure = failures.as_ref().and_then(|f| f.get(&d.run_id)).cloned().unwrap_or(Value::Null);
+            BTreeMap::from([("failure".to_string(), failure)])
+        } else {
+            spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect()
+        };
         let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
         if let Some(job) = jobs::build(core, &v, &ctx, &d.step, d.attempt, deps) {
             jobs.push(job.signed);

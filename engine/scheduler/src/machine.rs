@@ -10,10 +10,15 @@
 //! - A retryable error is retried with backoff until `max_attempts`, then the step is
 //!   dead-lettered; a permanent error fails the step at once. Either fails the run, and
 //!   the run's other unfinished steps are cancelled.
-//! - A run succeeds when every step is final and none failed.
-//! - A ready `wait` or `wait_event` step is `held` instead of sent: it gets a `run_waits`
-//!   row ([`crate::hold`]) and succeeds when the waker or a record event ends the wait. A
-//!   run with no step in flight and one held is `waiting`.
+//! - `on_failure` steps run only then, all of them, with the run's error as input; the
+//!   run stays `running` (its error set) until they are done, then is `failed`. On a run
+//!   that succeeds they are skipped.
+//! - A run succeeds when every other step is final and none failed.
+//! - A failed run can be retried: every step that did not succeed waits again, at the
+//!   attempt after its last; the succeeded ones keep their outputs.
+//! - A ready `wait`, `wait_event` or `approval` step is `held` instead of sent: it gets a
+//!   `run_waits` row ([`crate::hold`]) and succeeds when the waker, a record event or a
+//!   decision ends the wait. A run with no step in flight and one held is `waiting`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +28,8 @@ use crm_concepts::manifest::{DEFAULT_FAILURE_TEMPLATE, DEFAULT_SUCCESS_TEMPLATE}
 use crm_concepts::run::{Completion, RunError, RunStatus, StepStatus};
 use crm_concepts::step::{StepError, StepErrorCode};
 use crm_concepts::template::Template;
+use crm_concepts::wait::StepKind;
+use crm_store::approvals::Ended;
 use crm_store::run_waits::NewWait;
 use crm_store::runs::{RunState, RunUpdate, StepState, StepUpdate};
 use crm_store::workflows::WorkflowVersion;
@@ -57,6 +64,8 @@ pub struct RunMachine {
     holds: Vec<NewWait>,
     /// steps that stopped holding it: their `run_waits` rows to delete
     released: Vec<(Uuid, String)>,
+    /// approval steps that stopped holding it: how each ended, for its chat messages
+    approvals_ended: Vec<Ended>,
 }
 
 /// A new run's steps, its status and the waits of the steps that hold it from the start.
@@ -78,6 +87,8 @@ pub enum Applied {
 
 impl RunMachine {
     pub fn new(version: Arc<WorkflowVersion>, run: RunState, steps: impl IntoIterator<Item = StepState>) -> Self {
+        // a failing run whose on_failure steps are running carries its failure
+        let error = run.error.clone();
         RunMachine {
             version,
             run,
@@ -85,11 +96,12 @@ impl RunMachine {
             changed: Default::default(),
             last_errors: Default::default(),
             run_changed: false,
-            error: None,
+            error,
             ready: Vec::new(),
             now: Utc::now(),
             holds: Vec::new(),
             released: Vec::new(),
+            approvals_ended: Vec::new(),
         }
     }
 
@@ -111,7 +123,7 @@ impl RunMachine {
         let mut steps = Vec::with_capacity(version.manifest.steps.len());
         let mut waits = Vec::new();
         for spec in &version.manifest.steps {
-            let status = if !spec.needs.is_empty() {
+            let status = if spec.on_failure || !spec.needs.is_empty() {
                 StepStatus::Waiting
             } else if spec.kind().holds() {
                 waits.push(hold::hold(run_id, spec, &ctx, now).map_err(|e| (spec.id.clone(), e))?);
@@ -168,6 +180,17 @@ impl RunMachine {
         let successors: Vec<&str> = version.manifest.dependents(step).map(|s| s.id.as_str()).collect();
         let (output, next) = hold::woken(spec, &successors, wake, self.now);
         self.touch_run();
+        if let StepKind::Approval(_) = spec.kind() {
+            let at = output["decided_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            self.approvals_ended.push(Ended {
+                run_id: self.run.id,
+                step: step.to_string(),
+                decision: output["decision"].as_str().map(str::to_string),
+                decided_by: output["decided_by"].as_i64(),
+                at: at.map_or(self.now, |t| t.with_timezone(&Utc)),
+                comment: output["comment"].as_str().map(str::to_string),
+            });
+        }
         let s = self.steps.get_mut(step).expect("checked above");
         s.status = StepStatus::Succeeded;
         s.output = Some(output);
@@ -186,6 +209,11 @@ impl RunMachine {
     /// Waits to insert and to delete for what this machine did.
     pub fn take_waits(&mut self) -> (Vec<NewWait>, Vec<(Uuid, String)>) {
         (std::mem::take(&mut self.holds), std::mem::take(&mut self.released))
+    }
+
+    /// The approvals that ended (decided, timed out, or their run ended first).
+    pub fn take_approvals_ended(&mut self) -> Vec<Ended> {
+        std::mem::take(&mut self.approvals_ended)
     }
 
     fn template_context(&self) -> Value {
@@ -259,9 +287,40 @@ impl RunMachine {
         } else {
             error.message.clone()
         };
-        self.error = Some(RunError { step: Some(step.to_string()), code: error.code.to_string(), message });
-        self.finish_failed();
+        let failure = RunError { step: Some(step.to_string()), code: error.code.to_string(), message };
+        if spec.on_failure {
+            // The failure it was handling stays the run's error.
+            self.error.get_or_insert(failure);
+            self.finish_if_done();
+        } else {
+            self.error = Some(failure);
+            self.finish_failed();
+        }
         Applied::Yes
+    }
+
+    /// Runs a failed run again from where it failed: every step that did not succeed waits
+    /// again and goes when its dependencies allow, at the attempt after its last; the
+    /// succeeded steps keep their outputs and do not run again. False for a run that is
+    /// not failed.
+    pub fn retry(&mut self) -> bool {
+        if self.run.status != RunStatus::Failed {
+            return false;
+        }
+        let version = self.version.clone();
+        for s in self.steps.values_mut() {
+            // on_failure steps that ran are ready to handle the next failure
+            if s.status != StepStatus::Succeeded || version.manifest.step(&s.step).is_some_and(|spec| spec.on_failure) {
+                s.status = StepStatus::Waiting;
+                s.next = None;
+                self.changed.insert(s.step.clone());
+            }
+        }
+        self.error = None;
+        self.run.status = RunStatus::Running;
+        self.run_changed = true;
+        self.advance();
+        true
     }
 
     /// Ends the run as cancelled (no-op on a finished run).
@@ -269,17 +328,33 @@ impl RunMachine {
         if self.run.status.is_final() {
             return false;
         }
-        self.cancel_open_steps();
+        self.cancel_open_steps(false);
         self.run.status = RunStatus::Cancelled;
         self.error = Some(RunError { step: None, code: "cancelled".into(), message: "the run was cancelled".into() });
         self.run_changed = true;
         true
     }
 
-    fn cancel_open_steps(&mut self) {
+    /// `keep_handlers`: the on_failure steps are left to run.
+    fn cancel_open_steps(&mut self, keep_handlers: bool) {
+        let version = self.version.clone();
+        let handler = |id: &str| version.manifest.step(id).is_some_and(|s| s.on_failure);
         for s in self.steps.values_mut() {
+            if keep_handlers && handler(&s.step) {
+                continue;
+            }
             if s.status == StepStatus::Held {
                 self.released.push((s.run_id, s.step.clone()));
+                if let Some(StepKind::Approval(_)) = version.manifest.step(&s.step).map(|spec| spec.kind()) {
+                    self.approvals_ended.push(Ended {
+                        run_id: s.run_id,
+                        step: s.step.clone(),
+                        decision: None,
+                        decided_by: None,
+                        at: self.now,
+                        comment: None,
+                    });
+                }
             }
             if !s.status.is_final() {
                 s.status = StepStatus::Cancelled;
@@ -290,10 +365,53 @@ impl RunMachine {
         self.holds.clear();
     }
 
+    /// A step failed for good: the steps still open are cancelled and the on_failure steps
+    /// start, with the failure as input; the run is failed once they are done (at once
+    /// when there are none).
     fn finish_failed(&mut self) {
-        self.cancel_open_steps();
-        self.run.status = RunStatus::Failed;
+        self.cancel_open_steps(true);
+        let version = self.version.clone();
+        let mut started = false;
+        for spec in version.manifest.steps.iter().filter(|s| s.on_failure) {
+            if let Some(s) = self.steps.get_mut(&spec.id)
+                && s.status == StepStatus::Waiting
+            {
+                s.status = StepStatus::Queued;
+                s.attempt += 1;
+                let attempt = s.attempt;
+                self.ready.push(Ready { run_id: self.run.id, step: spec.id.clone(), attempt, not_before: None });
+                self.changed.insert(spec.id.clone());
+                started = true;
+            }
+        }
+        self.run.status = if started { RunStatus::Running } else { RunStatus::Failed };
         self.run_changed = true;
+    }
+
+    /// Ends the run when nothing is left to do: failed when a step failed (its on_failure
+    /// steps done), else succeeded (its on_failure steps skipped).
+    fn finish_if_done(&mut self) {
+        let version = self.version.clone();
+        let handler = |id: &str| version.manifest.step(id).is_some_and(|s| s.on_failure);
+        if self.error.is_some() {
+            if self.steps.values().all(|s| s.status.is_final()) {
+                self.run.status = RunStatus::Failed;
+                self.run_changed = true;
+            } else {
+                self.settle();
+            }
+            return;
+        }
+        if self.steps.values().filter(|s| !handler(&s.step)).all(|s| s.status.is_final()) {
+            for s in self.steps.values_mut().filter(|s| handler(&s.step) && !s.status.is_final()) {
+                s.status = StepStatus::Skipped;
+                self.changed.insert(s.step.clone());
+            }
+            self.run.status = RunStatus::Succeeded;
+            self.run_changed = true;
+        } else {
+            self.settle();
+        }
     }
 
     /// Settles waiting steps whose dependencies are final, until nothing changes (a skip
@@ -303,7 +421,7 @@ impl RunMachine {
         let mut cannot_wait: Option<(String, String)> = None;
         loop {
             let mut progressed = false;
-            for spec in &version.manifest.steps {
+            for spec in version.manifest.steps.iter().filter(|s| !s.on_failure) {
                 let Some(s) = self.steps.get(&spec.id) else {
                     continue;
                 };
@@ -327,7 +445,8 @@ impl RunMachine {
                 if taken && spec.kind().holds() {
                     let held = hold::hold(self.run.id, spec, &self.template_context(), self.now);
                     let s = self.steps.get_mut(&spec.id).expect("present");
-                    s.attempt = 1;
+                    // 1 on a run's first pass; after a retry, the attempt after its last
+                    s.attempt += 1;
                     match held {
                         Ok(wait) => {
                             s.status = StepStatus::Held;
@@ -347,8 +466,9 @@ impl RunMachine {
                 let s = self.steps.get_mut(&spec.id).expect("present");
                 if taken {
                     s.status = StepStatus::Queued;
-                    s.attempt = 1;
-                    self.ready.push(Ready { run_id: self.run.id, step: spec.id.clone(), attempt: 1, not_before: None });
+                    s.attempt += 1;
+                    let attempt = s.attempt;
+                    self.ready.push(Ready { run_id: self.run.id, step: spec.id.clone(), attempt, not_before: None });
                 } else {
                     s.status = StepStatus::Skipped;
                 }
@@ -364,19 +484,18 @@ impl RunMachine {
             self.finish_failed();
             return;
         }
-        if self.steps.values().all(|s| s.status.is_final()) {
-            self.run.status = RunStatus::Succeeded;
-            self.run_changed = true;
-        } else {
-            self.settle();
-        }
+        self.finish_if_done();
     }
 
     /// The outputs of the succeeded steps a step needs: its `deps`.
+    /// An on_failure step's is the run's failure, as `failure`.
     pub fn deps_of(&self, step: &str) -> BTreeMap<String, Value> {
         let Some(spec) = self.version.manifest.step(step) else {
             return BTreeMap::new();
         };
+        if spec.on_failure {
+            return BTreeMap::from([("failure".to_string(), serde_json::to_value(&self.error).unwrap_or(Value::Null))]);
+        }
         spec.needs
             .iter()
             .filter_map(|n| {
@@ -516,6 +635,7 @@ mod tests {
             input: json!({"contact_id": 7}),
             acting_user: None,
             notify: None,
+            error: None,
         };
         let initial = RunMachine::initial(v, id, &run.input, Utc::now()).unwrap();
         let run = RunState { status: initial.status, ..run };
@@ -654,6 +774,73 @@ failure_template = "{{error.step}} broke: {{error.code}}"
         assert_eq!(run.status, RunStatus::Failed);
         assert!(run.error.unwrap().message.contains("gave up after 3 attempts"));
         assert_eq!(run.rendered.as_deref(), Some("a broke: unavailable"));
+    }
+
+    #[test]
+    fn a_retried_run_goes_on_from_its_failed_step_with_the_outputs_it_had() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        assert!(!m.retry(), "only a failed run is retried");
+        m.succeed("a", 1, json!({"n": 1}), None);
+        m.take_ready();
+        m.fail("b", 1, &StepError::permanent(StepErrorCode::Guest, "no contact"), Utc::now(), 0.5);
+        assert_eq!((m.run.status, status(&m, "c")), (RunStatus::Failed, StepStatus::Cancelled));
+        m.updates(&[], Utc::now());
+        assert!(m.retry());
+        assert_eq!(m.run.status, RunStatus::Running);
+        let ready = m.take_ready();
+        assert_eq!(ready.iter().map(|r| (r.step.as_str(), r.attempt)).collect::<Vec<_>>(), vec![("b", 2)]);
+        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), json!({"n": 1}))]));
+        assert_eq!(status(&m, "c"), StepStatus::Waiting);
+        let (_, run) = m.updates(&ready, Utc::now());
+        let run = run.unwrap();
+        assert_eq!((run.status, run.error), (RunStatus::Running, None));
+        assert!(!m.retry(), "a running run is not retried");
+        m.succeed("b", 2, json!({"n": 2}), None);
+        assert_eq!(m.take_ready()[0].attempt, 1, "c never ran: its first attempt");
+        m.succeed("c", 1, json!({"n": 3}), None);
+        assert_eq!(m.run.status, RunStatus::Succeeded);
+    }
+
+    const HANDLED: &str = r#"
+name = "handled"
+version = "1"
+[[steps]]
+id = "a"
+component = "c"
+[[steps]]
+id = "b"
+component = "c"
+needs = ["a"]
+[[steps]]
+id = "tell"
+component = "c"
+on_failure = true
+"#;
+
+    #[test]
+    fn on_failure_steps_run_with_the_failure_when_a_step_fails_and_are_skipped_otherwise() {
+        let v = version(HANDLED);
+        let mut m = start(&v);
+        assert_eq!(m.take_ready().len(), 0, "the first ready steps go out with the insert");
+        assert_eq!(status(&m, "tell"), StepStatus::Waiting);
+        m.fail("a", 1, &StepError::permanent(StepErrorCode::Guest, "no deal 9"), Utc::now(), 0.5);
+        assert_eq!((status(&m, "b"), status(&m, "tell")), (StepStatus::Cancelled, StepStatus::Queued));
+        assert_eq!(m.run.status, RunStatus::Running, "failing, while its on_failure step runs");
+        assert_eq!(m.take_ready()[0].step, "tell");
+        assert_eq!(m.deps_of("tell")["failure"]["message"], "no deal 9");
+        let (_, run) = m.updates(&[], Utc::now());
+        assert_eq!(run.unwrap().error.unwrap().step.as_deref(), Some("a"), "the failure is kept meanwhile");
+        m.succeed("tell", 1, json!({"told": true}), None);
+        assert_eq!(m.run.status, RunStatus::Failed);
+        let (_, run) = m.updates(&[], Utc::now());
+        assert_eq!(run.unwrap().error.unwrap().message, "no deal 9");
+
+        let mut m = start(&v);
+        m.succeed("a", 1, json!(1), None);
+        m.succeed("b", 1, json!(2), None);
+        assert_eq!((m.run.status, status(&m, "tell")), (RunStatus::Succeeded, StepStatus::Skipped));
+        assert_eq!(m.result(), json!(2), "an on_failure step is not a result");
     }
 
     #[test]

@@ -129,6 +129,19 @@ impl Scheduler {
         Ok(run_history::get(&self.core.pool, id).await?.summary)
     }
 
+    /// Runs a failed run again from its failed steps, keeping what the succeeded steps
+    /// output. A run that is not failed is refused with [`WorkflowError::Conflict`].
+    pub async fn retry(&self, id: Uuid) -> Result<RunSummary, WorkflowError> {
+        if !crate::apply::retry(&self.core, id).await? {
+            let run = run_history::get(&self.core.pool, id).await?.summary;
+            return Err(WorkflowError::Conflict(format!(
+                "run {id} is {}; only a failed run can be retried",
+                run.status
+            )));
+        }
+        Ok(run_history::get(&self.core.pool, id).await?.summary)
+    }
+
     /// Steps were made ready outside the scheduler's own transactions: look at the outbox
     /// now rather than at the next poll.
     pub fn wake_dispatcher(&self) {

@@ -5,6 +5,7 @@
 //! in one transaction.
 
 pub mod activity;
+pub mod approvals;
 pub mod audit;
 pub mod board;
 pub mod companies;

@@ -72,6 +72,16 @@ pub struct Notification {
     pub undeliverable_at: Option<DateTime<Utc>>,
     #[schema(required)]
     pub undeliverable_reason: Option<String>,
+    /// the approval whose Approve / Reject buttons the message carries
+    #[schema(required)]
+    pub approval_id: Option<i64>,
+    /// the Telegram message it was delivered as
+    #[schema(required)]
+    pub message_id: Option<i64>,
+    /// set on an edit: the message (in the same chat) whose text this replaces, its
+    /// buttons gone
+    #[schema(required)]
+    pub edit_message_id: Option<i64>,
 }
 
 impl Notification {
@@ -88,8 +98,9 @@ impl Notification {
 
 const SELECT: &str =
     "SELECT n.id, n.user_id, CASE WHEN u.disabled_at IS NULL THEN u.telegram_user_id END AS telegram_user_id,
-        n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason
-    FROM notifications n JOIN users u ON u.id = n.user_id";
+        n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason,
+        n.approval_id, n.message_id, o.message_id AS edit_message_id
+    FROM notifications n JOIN users u ON u.id = n.user_id LEFT JOIN notifications o ON o.id = n.edit_of";
 
 /// Who sent a notification: the run and step, for the bot to link back to.
 #[derive(Debug, Clone, Default)]
@@ -145,9 +156,33 @@ pub async fn mark_delivered(db: &Db, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records delivery of a pending notification; returns it as it is now (`None`: no such id).
-pub async fn delivered(db: &Db, id: i64) -> Result<Option<Notification>, StoreError> {
-    mark_delivered(db, &[id]).await?;
+/// Records delivery of a pending notification as Telegram message `message_id`; returns it
+/// as it is now (`None`: no such id). A message with the buttons of an approval that has
+/// ended meanwhile gets its edit at once.
+pub async fn delivered(db: &Db, id: i64, message_id: Option<i64>) -> Result<Option<Notification>, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let approval: Option<Option<i64>> = sqlx::query_scalar("SELECT approval_id FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let approval = approval.flatten();
+    if let Some(a) = approval {
+        // Taken before the update, like `approvals::close` takes it: whichever commits
+        // second sees the other's write (see there).
+        sqlx::query("SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE").bind(a).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "UPDATE notifications SET delivered_at = now(), message_id = $2
+         WHERE id = $1 AND delivered_at IS NULL AND undeliverable_at IS NULL",
+    )
+    .bind(id)
+    .bind(message_id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(a) = approval {
+        crate::approvals::edit_delivered(&mut tx, &[a], Some(id)).await?;
+    }
+    tx.commit().await?;
     get(db, id).await
 }
 

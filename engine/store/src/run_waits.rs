@@ -156,6 +156,9 @@ pub async fn on_records(conn: &mut PgConnection, records: &[(String, i64)]) -> R
 /// An `approval` step waiting for a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PendingApproval {
+    /// the short id the bot's buttons carry (`POST /api/approvals/{id}`)
+    #[schema(required)]
+    pub id: Option<i64>,
     pub run_id: Uuid,
     pub step: String,
     pub workflow: String,
@@ -172,20 +175,34 @@ pub struct PendingApproval {
     pub owner_of: Option<serde_json::Value>,
 }
 
-/// Pending approvals, soonest timeout first; `one` narrows to one step of one run.
+/// Pending approvals, soonest timeout first; `one` narrows to one step of one run, and
+/// `decider` (a user id and role) to those that user may decide: of their role (admins
+/// decide all) and, where the step names a record, of a record they own.
 pub async fn approvals(
     pool: &sqlx::PgPool,
     one: Option<(Uuid, &str)>,
+    decider: Option<(i64, &str)>,
     limit: i64,
 ) -> Result<Vec<PendingApproval>, WorkflowError> {
     let rows = sqlx::query(
-        "SELECT w.run_id, w.step, r.workflow, w.wake_at, w.detail FROM run_waits w JOIN runs r ON r.id = w.run_id
+        "SELECT a.id, w.run_id, w.step, r.workflow, w.wake_at, w.detail
+         FROM run_waits w JOIN runs r ON r.id = w.run_id
+         LEFT JOIN approvals a ON a.run_id = w.run_id AND a.step = w.step
          WHERE w.kind = 'approval' AND ($1::uuid IS NULL OR (w.run_id = $1 AND w.step = $2))
+           AND ($4::bigint IS NULL OR $5 = 'admin' OR ($5 = 'manager' AND w.detail->>'role' = 'manager'
+                AND (w.detail->'owner_of' IS NULL
+                     OR (CASE w.detail->'owner_of'->>'record'
+                           WHEN 'deal' THEN (SELECT owner_id FROM deals WHERE id = (w.detail->'owner_of'->>'id')::bigint)
+                           WHEN 'contact' THEN (SELECT owner_id FROM contacts WHERE id = (w.detail->'owner_of'->>'id')::bigint)
+                           WHEN 'company' THEN (SELECT owner_id FROM companies WHERE id = (w.detail->'owner_of'->>'id')::bigint)
+                         END) = $4)))
          ORDER BY w.wake_at LIMIT $3",
     )
     .bind(one.map(|o| o.0))
     .bind(one.map(|o| o.1))
     .bind(limit)
+    .bind(decider.map(|d| d.0))
+    .bind(decider.map(|d| d.1))
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -193,6 +210,7 @@ pub async fn approvals(
             let detail: serde_json::Value = r.try_get("detail")?;
             let s = |k: &str| detail[k].as_str().unwrap_or_default().to_string();
             Ok(PendingApproval {
+                id: r.try_get("id")?,
                 run_id: r.try_get("run_id")?,
                 step: r.try_get("step")?,
                 workflow: r.try_get("workflow")?,

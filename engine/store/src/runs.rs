@@ -180,6 +180,8 @@ pub struct RunState {
     pub input: serde_json::Value,
     pub acting_user: Option<i64>,
     pub notify: Option<Notify>,
+    /// set while a failing run's on_failure steps run, and on a failed run
+    pub error: Option<RunError>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +210,7 @@ pub async fn lock_runs(
     // keeps the steps on their primary key: a plain join lets the planner hash-join a seq
     // scan of run_steps, which grows with every run ever made.
     let rows = sqlx::query(
-        "SELECT r.id, r.workflow, r.version, r.status, r.input, r.acting_user, r.notify,
+        "SELECT r.id, r.workflow, r.version, r.status, r.input, r.acting_user, r.notify, r.error,
                 s.step, s.status AS step_status, s.attempt, s.output, s.next
          FROM runs r
          CROSS JOIN LATERAL (
@@ -235,6 +237,7 @@ pub async fn lock_runs(
                 notify: r
                     .try_get::<Option<serde_json::Value>, _>("notify")?
                     .and_then(|n| serde_json::from_value(n).ok()),
+                error: r.try_get::<Option<serde_json::Value>, _>("error")?.and_then(|e| serde_json::from_value(e).ok()),
             });
         }
         let st: String = r.try_get("step_status")?;
@@ -423,6 +426,17 @@ pub async fn claim_due(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueSte
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// The failures of these runs that have one: what their on_failure steps get.
+pub async fn errors_of(
+    conn: &mut PgConnection,
+    run_ids: &[Uuid],
+) -> Result<Vec<(Uuid, serde_json::Value)>, WorkflowError> {
+    Ok(sqlx::query_as("SELECT id, error FROM runs WHERE id = ANY($1) AND error IS NOT NULL")
+        .bind(run_ids)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 /// Outputs of the succeeded steps of these runs: the inputs of their successors.

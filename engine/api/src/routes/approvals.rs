@@ -1,6 +1,7 @@
-//! `/api/approvals`: the `approval` steps waiting for a decision, and deciding one. Only a
-//! user whose role the step names (admins always) may decide; the first decision ends the
-//! wait, and any later one is refused with 409.
+//! `/api/approvals`: the `approval` steps waiting for a decision, and deciding one (by run
+//! and step, or by the short id the bot's buttons carry). Only a user whose role the step
+//! names (admins always) may decide, and where the step names a record only its owner (or
+//! an admin); the first decision ends the wait, and any later one is refused with 409.
 
 use axum::extract::State;
 use crm_concepts::records::Page;
@@ -19,7 +20,11 @@ use crate::error::{ApiError, CallerErrors, ErrorBody, NotFound, WriteErrors};
 use crate::extract::{Caller, Json, Path};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(decide))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(decide))
+        .routes(routes!(decide_by_id))
+        .routes(routes!(ask_again))
 }
 
 fn may_decide(role: Role, wanted: &str) -> bool {
@@ -33,8 +38,23 @@ fn may_decide(role: Role, wanted: &str) -> bool {
     security(("bearer" = [])),
 )]
 async fn list(State(s): State<AppState>, c: Caller) -> Result<Json<Page<PendingApproval>>, ApiError> {
-    let items = run_waits::approvals(&s.db.pool, None, 200).await?;
-    let items = items.into_iter().filter(|a| may_decide(c.user.role, &a.role)).collect();
+    let items = run_waits::approvals(&s.db.pool, None, Some((c.user.id, c.user.role.as_str())), 200).await?;
+    Ok(Json(Page { items, next_cursor: None }))
+}
+
+/// Ask me again in the chat
+///
+/// Each approval the caller may decide comes again as a message with Approve / Reject
+/// buttons in their private chat with the bot (the bot's `/approvals`); answers the list.
+#[utoipa::path(
+    post, path = "/api/approvals/ask-again", tag = "runs", operation_id = "ask_approvals_again",
+    responses((status = 200, description = "the approvals sent again, soonest timeout first", body = Page<PendingApproval>), CallerErrors),
+    security(("bearer" = [])),
+)]
+async fn ask_again(State(s): State<AppState>, c: Caller) -> Result<Json<Page<PendingApproval>>, ApiError> {
+    let items = run_waits::approvals(&s.db.pool, None, Some((c.user.id, c.user.role.as_str())), 200).await?;
+    let ids: Vec<i64> = items.iter().filter_map(|a| a.id).collect();
+    crm_store::approvals::ask_again(&s.db.pool, c.user.id, &ids).await?;
     Ok(Json(Page { items, next_cursor: None }))
 }
 
@@ -66,6 +86,42 @@ async fn decide(
     Path((run_id, step)): Path<(Uuid, String)>,
     Json(d): Json<DecideRequest>,
 ) -> Result<Json<RunSummary>, ApiError> {
+    decide_step(&s, &c, run_id, step, d).await
+}
+
+/// Approve or reject, by the approval's short id (what the bot's buttons carry)
+#[utoipa::path(
+    post, path = "/api/approvals/{id}", tag = "runs", operation_id = "decide_approval_by_id",
+    params(("id" = i64, Path)),
+    request_body = DecideRequest,
+    responses(
+        (status = 200, description = "decided: the run as it goes on", body = RunSummary),
+        CallerErrors,
+        NotFound,
+        (status = 409, description = "decided or timed out already", body = ErrorBody),
+        WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
+async fn decide_by_id(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Json(d): Json<DecideRequest>,
+) -> Result<Json<RunSummary>, ApiError> {
+    let (run_id, step) = crm_store::approvals::step_of(&s.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+    decide_step(&s, &c, run_id, step, d).await
+}
+
+async fn decide_step(
+    s: &AppState,
+    c: &Caller,
+    run_id: Uuid,
+    step: String,
+    d: DecideRequest,
+) -> Result<Json<RunSummary>, ApiError> {
     let scheduler = s
         .scheduler
         .as_ref()
@@ -73,7 +129,7 @@ async fn decide(
     if d.comment.as_ref().is_some_and(|c| c.chars().count() > 1000) {
         return Err(ApiError::validation("comment", "must be at most 1000 characters"));
     }
-    let Some(pending) = run_waits::approvals(&s.db.pool, Some((run_id, &step)), 1).await?.pop() else {
+    let Some(pending) = run_waits::approvals(&s.db.pool, Some((run_id, &step)), None, 1).await?.pop() else {
         let exists = run_history::get(&s.db.pool, run_id).await.is_ok();
         return Err(if exists {
             ApiError::conflict(format!(

@@ -130,13 +130,27 @@ fn no_such(id: i64) -> ApiError {
 #[utoipa::path(
     post, path = "/api/notifications/{id}/delivered", tag = "notifications",
     operation_id = "report_notification_delivered",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path)), request_body = Delivered,
     responses((status = 200, description = "the notification with its outcome", body = View), CallerErrors, NotFound),
     security(("bearer" = [])),
 )]
-async fn delivered(State(s): State<AppState>, _: Service, Path(id): Path<i64>) -> Result<Json<View>, ApiError> {
-    let n = notifications::delivered(&s.db, id).await?.ok_or_else(|| no_such(id))?;
+async fn delivered(
+    State(s): State<AppState>,
+    _: Service,
+    Path(id): Path<i64>,
+    Json(body): Json<Delivered>,
+) -> Result<Json<View>, ApiError> {
+    let n = notifications::delivered(&s.db, id, body.message_id).await?.ok_or_else(|| no_such(id))?;
     Ok(Json(n.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Delivered {
+    /// the Telegram message it went out as (an approval's message is edited into its
+    /// outcome later)
+    #[serde(default)]
+    message_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-//! `/api/runs` (start, list, show, cancel, follow as SSE) and `/api/completions` (the SSE
+//! `/api/runs` (start, list, show, cancel, retry, follow as SSE) and `/api/completions` (the SSE
 //! stream of finished runs the bot listens to).
 
 use std::convert::Infallible;
@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, start))
         .routes(routes!(show))
         .routes(routes!(cancel))
+        .routes(routes!(retry))
         .routes(routes!(events))
         .routes(routes!(completions))
         .routes(routes!(metrics))
@@ -149,6 +150,27 @@ async fn show(State(s): State<AppState>, _: Caller, Path(id): Path<Uuid>) -> Res
 async fn cancel(State(s): State<AppState>, c: Caller, Path(id): Path<Uuid>) -> Result<Json<RunSummary>, ApiError> {
     c.require_write()?;
     Ok(Json(scheduler(&s)?.cancel(id).await?))
+}
+
+/// Retry a failed run from its failed step
+///
+/// The steps that failed (and those after them) run again, at their next attempt; the
+/// steps that succeeded keep their outputs and do not run again. The run answers its chat
+/// again when it ends.
+#[utoipa::path(
+    post, path = "/api/runs/{id}/retry", tag = "runs", operation_id = "retry_run",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "the run, running again", body = RunSummary),
+        CallerErrors,
+        NotFound,
+        (status = 409, description = "the run is not failed", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn retry(State(s): State<AppState>, c: Caller, Path(id): Path<Uuid>) -> Result<Json<RunSummary>, ApiError> {
+    c.require_write()?;
+    Ok(Json(scheduler(&s)?.retry(id).await?))
 }
 
 /// Scheduler counters

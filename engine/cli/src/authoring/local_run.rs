@@ -38,6 +38,7 @@ pub async fn run(
         input: input.clone(),
         acting_user,
         notify: None,
+        error: None,
     };
     let initial = match RunMachine::initial(&version, run_id, &input, Utc::now()) {
         Ok(i) => i,

@@ -1,4 +1,4 @@
-//! `crm run …`: start a run, list runs, show one with its steps, cancel one.
+//! `crm run …`: start a run, list runs, show one with its steps, cancel or retry one.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,13 @@ pub enum RunCommand {
         engine: EngineArgs,
     },
     Cancel {
+        id: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Run a failed run again from its failed step; the steps that succeeded keep their
+    /// outputs.
+    Retry {
         id: String,
         #[command(flatten)]
         engine: EngineArgs,
@@ -127,6 +134,14 @@ pub async fn run(config: &Config, command: RunCommand) -> anyhow::Result<()> {
         RunCommand::Cancel { id, engine } => {
             let r = EngineClient::new(config, &engine)?.post(&format!("/api/runs/{id}/cancel"), &json!({})).await?;
             println!("{id}: {}", s(&r["status"]));
+            Ok(())
+        }
+        RunCommand::Retry { id, engine } => {
+            let r = EngineClient::new(config, &engine)?
+                .post(&format!("/api/runs/{id}/retry"), &json!({}))
+                .await
+                .with_context(|| format!("cannot retry run {id}"))?;
+            println!("{id}: {} (retrying from the failed step)", s(&r["status"]));
             Ok(())
         }
     }

@@ -1,0 +1,72 @@
+//! Approvals from the chat. The engine sends each person asked a message with Approve /
+//! Reject buttons (a notification, see `notifications`) and edits it into the outcome once
+//! the approval ends, whoever decided it and however. Here: `/approvals`, which has the
+//! engine ask the user again for everything waiting for them, and a press of one of those
+//! buttons, which decides as that user; the engine checks they may.
+
+use serde::Deserialize;
+
+use super::Req;
+use crate::engine::EngineError;
+
+#[derive(Deserialize)]
+struct Pending {
+    workflow: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    items: Vec<Pending>,
+}
+
+/// `/approvals`: the approvals waiting for me, each again as a message with its buttons.
+pub async fn mine(req: &Req<'_>) {
+    let listed: Result<Listed, EngineError> =
+        req.ctx.engine.post(req.acting(), "/api/approvals/ask-again", &serde_json::json!({})).await;
+    match listed {
+        Ok(l) if l.items.is_empty() => req.reply("Nothing waits for your decision."),
+        Ok(l) => {
+            let mut lines = vec![format!(
+                "{} waiting for your decision{}:",
+                if l.items.len() == 1 {
+                    "One approval is".to_string()
+                } else {
+                    format!("{} approvals are", l.items.len())
+                },
+                if req.private {
+                    "; each follows with its buttons"
+                } else {
+                    "; each comes to our private chat with its buttons"
+                },
+            )];
+            for p in &l.items {
+                lines.push(format!("• {} — {}", p.workflow, crate::text::ellipsize(&p.text, 120)));
+            }
+            req.reply(&lines.join("\n"));
+        }
+        Err(e) => req.fail(&e),
+    }
+}
+
+/// A press of Approve or Reject; returns the notice the presser sees. The message itself
+/// turns into the decision when the engine's edit arrives, for every message of it.
+pub async fn decide(req: &Req<'_>, approval: i64, approve: bool) -> Option<String> {
+    let body = serde_json::json!({"decision": if approve { "approved" } else { "rejected" }});
+    let decided: Result<serde_json::Value, EngineError> =
+        req.ctx.engine.post(req.acting(), &format!("/api/approvals/{approval}"), &body).await;
+    Some(match decided {
+        Ok(_) if approve => "✅ Approved.".into(),
+        Ok(_) => "❌ Rejected.".into(),
+        // Refusals say why: the role, or whose record it is.
+        Err(EngineError::Api { code, message, .. }) if code == "forbidden" => {
+            format!("⛔ Not yours to decide: {message}")
+        }
+        Err(EngineError::Api { code, .. }) if code == "conflict" => "This was decided already; nothing changed.".into(),
+        Err(e) if e.is_not_found() => "This approval no longer exists.".into(),
+        Err(e) => {
+            super::log_engine_error(&e);
+            e.for_chat()
+        }
+    })
+}

@@ -1,0 +1,237 @@
+//! Approvals in the chat. An `approval` step that starts waiting gets a short id (what its
+//! buttons carry: Telegram's callback data holds 64 bytes, too few for a run uuid and a step
+//! name) and a notification with Approve / Reject buttons for each person asked: the owner
+//! of the record when the step names one (and may decide), else everyone of the role. When
+//! it ends (decided, timed out, or its run ended first) every delivered message gets an edit
+//! notification that turns it into the outcome; one delivered later is edited as soon as the
+//! bot reports it (see [`crate::notifications::delivered`]).
+//!
+//! Both writers lock the `approvals` row first, so an outcome and a delivery report that
+//! cross never leave a message with live buttons behind.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::run_waits::NewWait;
+use crate::workflow_error::WorkflowError;
+
+/// At most this many people are asked one approval (a CRM with more managers is asked
+/// through `/approvals` and the API).
+const MAX_ASKED: i64 = 50;
+/// The question as the message shows it is cut here (a notification holds 4096 characters).
+const MAX_QUESTION_CHARS: usize = 3000;
+
+/// How an approval ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub run_id: Uuid,
+    pub step: String,
+    /// `None`: the run ended (cancelled, failed) before anyone decided
+    pub decision: Option<String>,
+    pub decided_by: Option<i64>,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 1).chain(['…']).collect() }
+}
+
+/// The message an approval's buttons go under: the question, then the deadline.
+fn question(workflow: &str, text: &str) -> String {
+    format!("🗳 Approval needed ({workflow})\n{}", cut(text, MAX_QUESTION_CHARS))
+}
+
+/// Opens the approvals of steps that just started waiting (other waits are ignored) and
+/// asks the people who should decide, in the caller's transaction. A step asked again (a
+/// retried run) keeps its id and is open again.
+pub async fn open(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), WorkflowError> {
+    for w in waits.iter().filter(|w| w.kind == "approval") {
+        let workflow: String =
+            sqlx::query_scalar("SELECT workflow FROM runs WHERE id = $1").bind(w.run_id).fetch_one(&mut *conn).await?;
+        let text = format!(
+            "{}\n\nDecide by {} UTC; without a decision it is {}.",
+            question(&workflow, w.detail["text"].as_str().unwrap_or_default()),
+            w.wake_at.format("%Y-%m-%d %H:%M"),
+            w.detail["on_timeout"].as_str().unwrap_or("rejected"),
+        );
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO approvals (run_id, step, workflow, message) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, step) DO UPDATE SET outcome = NULL, message = $4, created_at = now()
+             RETURNING id",
+        )
+        .bind(w.run_id)
+        .bind(&w.step)
+        .bind(&workflow)
+        .bind(&text)
+        .fetch_one(&mut *conn)
+        .await?;
+        let role = w.detail["role"].as_str().unwrap_or("admin");
+        let owner = match w.detail.get("owner_of").filter(|o| !o.is_null()) {
+            Some(o) => {
+                Some(owner_in(conn, o["record"].as_str().unwrap_or_default(), o["id"].as_i64().unwrap_or(0)).await?)
+            }
+            None => None,
+        };
+        let mut asked = match owner {
+            None => recipients(conn, role, None).await?,
+            Some(Some(owner)) => recipients(conn, role, Some(owner)).await?,
+            Some(None) => Vec::new(),
+        };
+        if asked.is_empty() && owner.is_some() {
+            // The owner may not decide (no owner, or not of the role): the admins, who
+            // always may, are asked instead.
+            asked = recipients(conn, "admin", None).await?;
+        }
+        if asked.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
+             SELECT u, $2, $3, $4, $5, $6 FROM UNNEST($1::bigint[]) AS u",
+        )
+        .bind(&asked)
+        .bind(&text)
+        .bind(w.run_id)
+        .bind(&w.step)
+        .bind(&workflow)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Active users with a linked Telegram account who may decide for `role` (`owner`: only
+/// that one).
+async fn recipients(conn: &mut PgConnection, role: &str, owner: Option<i64>) -> Result<Vec<i64>, WorkflowError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM users
+         WHERE disabled_at IS NULL AND telegram_user_id IS NOT NULL
+           AND (role = 'admin' OR (role = 'manager' AND $1 = 'manager'))
+           AND ($2::bigint IS NULL OR id = $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(role)
+    .bind(owner)
+    .bind(MAX_ASKED)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The owner of a deal, contact or company (`None`: no such record, or no owner).
+pub async fn owner_in(conn: &mut PgConnection, record: &str, id: i64) -> Result<Option<i64>, WorkflowError> {
+    // The table comes from this fixed list, never from the caller's text.
+    let sql = match record {
+        "deal" => "SELECT owner_id FROM deals WHERE id = $1",
+        "contact" => "SELECT owner_id FROM contacts WHERE id = $1",
+        "company" => "SELECT owner_id FROM companies WHERE id = $1",
+        _ => return Ok(None),
+    };
+    let owner: Option<Option<i64>> = sqlx::query_scalar(sql).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(owner.flatten())
+}
+
+/// The outcome line an ended approval's messages show.
+fn outcome(e: &Ended, by: Option<&str>) -> String {
+    let at = e.at.format("%Y-%m-%d %H:%M UTC");
+    let mut line = match (e.decision.as_deref(), by) {
+        (Some("approved"), Some(name)) => format!("✅ Approved by {name} at {at}"),
+        (Some(_), Some(name)) => format!("❌ Rejected by {name} at {at}"),
+        (Some(d), None) => format!("⌛ Nobody decided in time: {d} at {at}"),
+        (None, _) => format!("🚫 No longer needed: the run ended at {at} before a decision"),
+    };
+    if let Some(c) = e.comment.as_deref().filter(|c| !c.trim().is_empty()) {
+        line.push_str(&format!("\n💬 {}", cut(c.trim(), 500)));
+    }
+    line
+}
+
+/// Records how approvals ended and turns their delivered messages into the outcome, in
+/// the caller's transaction. An approval that had ended already is left as it was.
+pub async fn close(conn: &mut PgConnection, ended: &[Ended]) -> Result<(), WorkflowError> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let deciders: Vec<i64> = ended.iter().filter_map(|e| e.decided_by).collect();
+    let names: std::collections::HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM users WHERE id = ANY($1)")
+            .bind(&deciders)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    let runs: Vec<Uuid> = ended.iter().map(|e| e.run_id).collect();
+    let steps: Vec<&str> = ended.iter().map(|e| e.step.as_str()).collect();
+    let outcomes: Vec<String> = ended
+        .iter()
+        .map(|e| {
+            let by = e.decided_by.map(|id| names.get(&id).map_or_else(|| format!("user {id}"), Clone::clone));
+            outcome(e, by.as_deref())
+        })
+        .collect();
+    // Two statements, not one: the edits below must see message ids a delivery report
+    // committed while this one waited for the approval's lock, and only a new statement
+    // takes a new snapshot.
+    let closed: Vec<i64> = sqlx::query_scalar(
+        "UPDATE approvals a SET outcome = u.o
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u (r, s, o)
+         WHERE a.run_id = u.r AND a.step = u.s AND a.outcome IS NULL
+         RETURNING a.id",
+    )
+    .bind(&runs)
+    .bind(&steps)
+    .bind(&outcomes)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(edit_delivered(conn, &closed, None).await?)
+}
+
+/// Adds the edit notification of each delivered message of these ended approvals that has
+/// none yet (`only`: of that one notification).
+pub(crate) async fn edit_delivered(
+    conn: &mut PgConnection,
+    approvals: &[i64],
+    only: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    if approvals.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO notifications (user_id, text, run_id, step, workflow, edit_of)
+         SELECT n.user_id, split_part(a.message, E'\\n\\nDecide by ', 1) || E'\\n\\n' || a.outcome,
+                n.run_id, n.step, n.workflow, n.id
+         FROM notifications n JOIN approvals a ON a.id = n.approval_id
+         WHERE a.id = ANY($1) AND a.outcome IS NOT NULL AND n.edit_of IS NULL AND n.message_id IS NOT NULL
+           AND ($2::bigint IS NULL OR n.id = $2)
+         ON CONFLICT (edit_of) DO NOTHING",
+    )
+    .bind(approvals)
+    .bind(only)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The run and step an approval id names.
+pub async fn step_of(pool: &sqlx::PgPool, id: i64) -> Result<Option<(Uuid, String)>, WorkflowError> {
+    Ok(sqlx::query_as("SELECT run_id, step FROM approvals WHERE id = $1").bind(id).fetch_optional(pool).await?)
+}
+
+/// Asks `user` again, with buttons, for each of these approvals still waiting.
+pub async fn ask_again(pool: &sqlx::PgPool, user: i64, ids: &[i64]) -> Result<(), WorkflowError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
+         SELECT $1, a.message, a.run_id, a.step, a.workflow, a.id FROM approvals a
+         WHERE a.id = ANY($2) AND a.outcome IS NULL",
+    )
+    .bind(user)
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
