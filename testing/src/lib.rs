@@ -13,6 +13,7 @@
 //!   `crm bot` process that talks to it;
 //! - `browser`: a headless Chromium driven over WebDriver, for the web app ([`Browser`]);
 //! - `fixtures`: the hostile fixture components with the error each must end with;
+//! - `otlp`: an OTLP/HTTP trace receiver on loopback ([`otlp::OtlpReceiver`]);
 //! - `deploy`: manifests deployed straight through the store; `http`: requests to the API;
 //!   `users`: users with tokens; `workspace`: where the repository's files are.
 //!
@@ -25,6 +26,7 @@ pub mod deploy;
 pub mod fixtures;
 pub mod flow;
 pub mod http;
+pub mod otlp;
 pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
