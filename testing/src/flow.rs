@@ -39,6 +39,8 @@ pub struct Flow {
     listen: String,
     /// extra `crm serve` arguments (`--test-clock`)
     engine_args: Vec<String>,
+    /// extra environment of every process of the flow
+    env: Vec<(String, String)>,
     engine: Option<Process>,
     workers: Vec<Option<Process>>,
     /// processes started so far, to give each its own log file
@@ -67,7 +69,28 @@ impl Flow {
         Flow::start_on(purpose, TestPrefix::acl(purpose).await, Vec::new()).await
     }
 
+    /// The same on a private three-master Redis Cluster (`redis+cluster://` URL).
+    pub async fn start_with_redis_cluster(purpose: &str) -> Flow {
+        Flow::start_on(purpose, TestPrefix::cluster(purpose).await, Vec::new()).await
+    }
+
+    /// [`Flow::start`] with extra environment for every process of the flow (engine,
+    /// workers, commands), e.g. where to export traces.
+    pub async fn start_with_env(purpose: &str, env: &[(&str, &str)]) -> Flow {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Flow::start_on_with(purpose, TestPrefix::new(purpose), Vec::new(), env).await
+    }
+
     async fn start_on(purpose: &str, redis: TestPrefix, engine_args: Vec<String>) -> Flow {
+        Flow::start_on_with(purpose, redis, engine_args, Vec::new()).await
+    }
+
+    async fn start_on_with(
+        purpose: &str,
+        redis: TestPrefix,
+        engine_args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Flow {
         let scratch = ScratchDb::new(purpose, 4).await;
         let (admin_id, token) = crate::users::with_token(&scratch.db, "Ada Admin", Role::Admin).await;
         let bot_token = crate::users::delegate_token(&scratch.db, admin_id).await;
@@ -87,6 +110,7 @@ impl Flow {
             client: crate::http::client(),
             listen: free_loopback_address(),
             engine_args,
+            env,
             engine: None,
             workers: Vec::new(),
             started: 0,
@@ -105,7 +129,8 @@ impl Flow {
         cmd.args(args)
             .env("CRM_WORKER_VISIBILITY_SECS", "2")
             .env("CRM_STEP_LOST_AFTER_SECS", "20")
-            .env("RUST_LOG", rust_log("warn"));
+            .env("RUST_LOG", rust_log("warn"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }
 
@@ -119,6 +144,7 @@ impl Flow {
             .env("CRM_WORKER_CREDENTIAL", &self.worker_credential)
             .env("CRM_WORKER_VISIBILITY_SECS", "2")
             .env("RUST_LOG", rust_log("warn"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args);
         cmd
     }
@@ -254,7 +280,7 @@ impl Flow {
     pub async fn jobs_in_progress(&self) -> usize {
         let mut conn = self.redis.connection().await;
         let reply: redis::Value = redis::cmd("XPENDING")
-            .arg(format!("{}:jobs", self.prefix))
+            .arg(crm_queue::Keys::new(&self.prefix).jobs)
             .arg("workers")
             .query_async(&mut conn)
             .await

@@ -4,6 +4,8 @@
 //!   database and a Redis key prefix per test, removed afterwards;
 //! - `process`: `crm` processes that cannot reach the default installation, with their
 //!   output in a log file, their listening address awaited, killed on drop;
+//! - `redis_server`, `redis_cluster`: a private Redis with ACL users, a private
+//!   three-master Redis Cluster;
 //! - `stack`: `crm serve` with an admin, a manager and a viewer ([`TestStack`]);
 //! - `flow`: the whole run path, engine and workers, with crash controls ([`Flow`]);
 //! - `worker`: one `crm worker` fed jobs by the test ([`WorkerHarness`]);
@@ -11,6 +13,7 @@
 //!   `crm bot` process that talks to it;
 //! - `browser`: a headless Chromium driven over WebDriver, for the web app ([`Browser`]);
 //! - `fixtures`: the hostile fixture components with the error each must end with;
+//! - `otlp`: an OTLP/HTTP trace receiver on loopback ([`otlp::OtlpReceiver`]);
 //! - `deploy`: manifests deployed straight through the store; `http`: requests to the API;
 //!   `users`: users with tokens; `workspace`: where the repository's files are.
 //!
@@ -23,7 +26,9 @@ pub mod deploy;
 pub mod fixtures;
 pub mod flow;
 pub mod http;
+pub mod otlp;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod services;
 pub mod stack;

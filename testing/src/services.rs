@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crm_queue::Queue;
+use crm_queue::{Keys, Queue};
 use crm_scheduler::SchedulerConfig;
 use crm_store::Db;
 
@@ -147,12 +147,20 @@ pub struct TestPrefix {
     /// the test's own URL, allowed everything
     admin_url: String,
     server: Option<crate::redis_server::AclRedis>,
+    cluster: Option<crate::redis_cluster::RedisCluster>,
 }
 
 impl TestPrefix {
     pub fn new(purpose: &str) -> TestPrefix {
         let url = redis_url();
-        TestPrefix { name: unique_name(purpose), worker_url: url.clone(), admin_url: url.clone(), url, server: None }
+        TestPrefix {
+            name: unique_name(purpose),
+            worker_url: url.clone(),
+            admin_url: url.clone(),
+            url,
+            server: None,
+            cluster: None,
+        }
     }
 
     /// A prefix on a private Redis with a password and the ACL users of `crm_queue::acl`:
@@ -166,6 +174,21 @@ impl TestPrefix {
             worker_url: server.worker_url.clone(),
             admin_url: server.admin_url.clone(),
             server: Some(server),
+            cluster: None,
+        }
+    }
+
+    /// A prefix on a private three-master Redis Cluster: every process gets its
+    /// `redis+cluster://` URL.
+    pub async fn cluster(purpose: &str) -> TestPrefix {
+        let cluster = crate::redis_cluster::RedisCluster::start().await;
+        TestPrefix {
+            name: unique_name(purpose),
+            url: cluster.url.clone(),
+            worker_url: cluster.url.clone(),
+            admin_url: cluster.url.clone(),
+            server: None,
+            cluster: Some(cluster),
         }
     }
 
@@ -188,6 +211,11 @@ impl TestPrefix {
         &self.worker_url
     }
 
+    /// The private Redis Cluster behind this prefix, if it has one.
+    pub fn redis_cluster(&self) -> Option<&crate::redis_cluster::RedisCluster> {
+        self.cluster.as_ref()
+    }
+
     /// The private Redis behind this prefix, if it has one.
     pub fn server(&self) -> Option<&crate::redis_server::AclRedis> {
         self.server.as_ref()
@@ -203,8 +231,14 @@ impl TestPrefix {
         SchedulerConfig::new(self.name.clone(), std::sync::Arc::new(crm_vault::Vault::ephemeral()))
     }
 
+    /// A connection that reaches every key of this prefix: on a cluster, to the node
+    /// serving the prefix's slot.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.admin_url.as_str())
+        let url = match &self.cluster {
+            Some(cluster) => cluster.node_serving(&Keys::new(&self.name).jobs).await,
+            None => self.admin_url.clone(),
+        };
+        redis::Client::open(url.as_str())
             .expect("a valid redis url")
             .get_multiplexed_async_connection()
             .await
@@ -214,23 +248,24 @@ impl TestPrefix {
     /// Every key under this prefix.
     pub async fn keys(&self) -> Vec<String> {
         let mut conn = self.connection().await;
-        keys_matching(&mut conn, &format!("{}:*", self.name)).await.expect("scan redis keys")
+        keys_matching(&mut conn, &Keys::new(&self.name).all).await.expect("scan redis keys")
     }
 
     /// Redis forgets everything: a real FLUSHALL on a private Redis; on the shared one every
     /// key under this prefix is deleted (and nothing else), which to the processes of the
     /// test is the same. Returns how many keys there were.
     pub async fn clear(&self) -> usize {
-        match &self.server {
-            Some(server) => server.flushall().await,
-            None => clear_prefix(&self.admin_url, &self.name).await,
+        match (&self.server, &self.cluster) {
+            (Some(server), _) => server.flushall().await,
+            (_, Some(cluster)) => cluster.flushall().await,
+            (None, None) => clear_prefix(&self.admin_url, &self.name).await,
         }
     }
 }
 
 impl Drop for TestPrefix {
     fn drop(&mut self) {
-        if self.server.is_some() {
+        if self.server.is_some() || self.cluster.is_some() {
             // The private server goes with its data.
             return;
         }
@@ -241,12 +276,12 @@ impl Drop for TestPrefix {
     }
 }
 
-/// Every key under `prefix` (`{prefix}:*`) on the test Redis, e.g. to check that a dropped
+/// Every key under `prefix` ([`Keys::all`]) on the test Redis, e.g. to check that a dropped
 /// [`TestPrefix`] left none.
 pub async fn keys_under(prefix: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url()).expect("a valid redis url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("connect to redis");
-    keys_matching(&mut conn, &format!("{prefix}:*")).await.expect("scan redis keys")
+    keys_matching(&mut conn, &Keys::new(prefix).all).await.expect("scan redis keys")
 }
 
 /// SCAN rather than KEYS: the shared Redis may hold many keys of other runs, and KEYS
@@ -277,7 +312,7 @@ async fn clear_prefix(url: &str, prefix: &str) -> usize {
     else {
         return 0;
     };
-    let keys = keys_matching(&mut conn, &format!("{prefix}:*")).await.unwrap_or_default();
+    let keys = keys_matching(&mut conn, &Keys::new(prefix).all).await.unwrap_or_default();
     let mut deleted = 0;
     for chunk in keys.chunks(500) {
         let n: usize = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.unwrap_or(0);

@@ -1,6 +1,6 @@
 //! Tests never write into the default installation (database `crm`, Redis prefix `crm`),
 //! which a developer's `crm up` on the same machine uses: its worker would run whatever a
-//! test left on `crm:jobs`.
+//! test left on the installation's jobs stream.
 //!
 //! The guarantee is structural, so it holds however many test runs share the machine's
 //! Redis at the same time: every crm process, database and key prefix of a test comes from

@@ -30,10 +30,11 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    /// for `/readyz`; a client connects lazily, so the API starts even while Redis is down
-    pub redis: redis::Client,
+    /// for `/readyz` (one server or a cluster); it connects lazily, so the API starts even
+    /// while Redis is down
+    pub redis: crm_queue::Redis,
     /// the one Redis connection `/readyz` probes with, made on first use and kept
-    pub readiness: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    pub readiness: Arc<tokio::sync::OnceCell<crm_queue::Connection>>,
     /// budgets for failed authentications, webhooks and event streams
     pub limits: Arc<limits::Limits>,
     /// the one watcher behind every run event stream of this process
@@ -59,7 +60,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, redis: redis::Client, vault: Arc<crm_vault::Vault>) -> AppState {
+    pub fn new(db: Db, redis: crm_queue::Redis, vault: Arc<crm_vault::Vault>) -> AppState {
         AppState {
             vault,
             run_watch: run_watch::RunWatch::new(db.pool.clone()),
@@ -92,7 +93,7 @@ impl AppState {
             .acquire_timeout(Duration::from_millis(500))
             .connect_lazy("postgres://postgres@127.0.0.1:1/unreachable")
             .expect("a valid URL");
-        let redis = redis::Client::open("redis://127.0.0.1:1").expect("a valid URL");
+        let redis = crm_queue::Redis::open("redis://127.0.0.1:1").expect("a valid URL");
         AppState::new(Db { pool }, redis, Arc::new(crm_vault::Vault::ephemeral()))
     }
 }

@@ -336,16 +336,31 @@ impl Config {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` picks the level, `CRM_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_tracing() {
+/// What is exported as trace spans when an OTLP endpoint is set.
+const OTLP_FILTER: &str = "info,sqlx=warn,hyper=warn,hyper_util=warn,reqwest=warn,h2=warn";
+
+/// Logs go to stderr; `RUST_LOG` picks the level, `CRM_LOG_FORMAT=json` switches to JSON
+/// lines. With an OTLP endpoint configured, spans are exported too (see `crm_traces`) as
+/// the service `crm-ROLE`; keep the returned exporter until the end, which flushes it.
+pub fn init_tracing(role: &str) -> anyhow::Result<Option<crm_traces::Exporter>> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("CRM_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if std::env::var("CRM_LOG_FORMAT").as_deref() == Ok("json") { fmt.json().boxed() } else { fmt.boxed() };
+    let (otlp, exporter) = match crm_traces::Exporter::start(role)? {
+        // Spans are exported whatever RUST_LOG keeps out of the log, at info and above;
+        // the HTTP client's own spans never, so exporting does not feed itself.
+        Some((layer, exporter)) => {
+            (Some(layer.with_filter(tracing_subscriber::EnvFilter::new(OTLP_FILTER))), Some(exporter))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt.with_filter(filter)).with(otlp).init();
+    Ok(exporter)
 }
 
 #[cfg(test)]

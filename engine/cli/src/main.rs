@@ -90,7 +90,19 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    config::init_tracing();
+    let role = match cli.command {
+        Command::Serve(_) | Command::Up(_) => "engine",
+        Command::Worker(_) => "worker",
+        Command::Bot(_) => "bot",
+        _ => "cli",
+    };
+    let traces = match config::init_tracing(role) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -121,6 +133,10 @@ fn main() -> std::process::ExitCode {
             Command::Run { command } => commands::run::run(&config, command).await,
         }
     });
+    // Flushes the spans still buffered, with the runtime gone: the exporter's HTTP client
+    // must not be dropped inside it.
+    drop(rt);
+    drop(traces);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -87,13 +87,21 @@ fn redis_acl_prints_the_users_the_readme_shows() {
     assert!(lines.iter().all(|l| !l.contains("password-0001")), "passwords appear hashed only: {lines:?}");
     // crm() gives the process a prefix no installation uses; the README shows the default, `crm`.
     let p = crm_testing::process::NO_PREFIX;
-    assert!(lines[0].starts_with("user crm-engine on #") && lines[0].contains(&format!(" ~{p}:* ")), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("user crm-engine on #") && lines[0].contains(&format!(" ~{{{p}}}:* ")),
+        "{}",
+        lines[0]
+    );
     // The README's worker line names exactly the commands a worker gets.
     let readme = std::fs::read_to_string(crm_testing::workspace::root().join("README.md")).unwrap();
     let shown = readme.lines().find(|l| l.starts_with("user crm-worker")).expect("the README shows the worker's user");
     let (_, shown_commands) = shown.split_once("<connection commands> ").expect("the README's shape");
     assert!(lines[1].starts_with("user crm-worker on #"), "{}", lines[1]);
-    assert!(lines[1].contains(&format!("resetkeys ~{p}:jobs ~{p}:workers resetchannels -@all ")), "{}", lines[1]);
-    assert!(shown.contains("resetkeys ~crm:jobs ~crm:workers resetchannels -@all "), "{shown}");
+    assert!(
+        lines[1].contains(&format!("resetkeys ~{{{p}}}:jobs ~{{{p}}}:workers resetchannels -@all ")),
+        "{}",
+        lines[1]
+    );
+    assert!(shown.contains("resetkeys ~{crm}:jobs ~{crm}:workers resetchannels -@all "), "{shown}");
     assert!(lines[1].ends_with(shown_commands), "README: {shown_commands}\nprinted: {}", lines[1]);
 }

@@ -1,7 +1,8 @@
 //! A trigger flow of the kind that used to leave hundreds of jobs on the default
-//! installation's `crm:jobs` keeps to the test's own prefix and leaves nothing behind.
+//! installation's jobs stream keeps to the test's own prefix and leaves nothing behind.
 //!
-//! Other test runs share this Redis, and older ones may still write `crm:*`, so the check
+//! Other test runs share this Redis, and older ones may still write `{crm}:*` (or `crm:*`,
+//! the layout before keys carried a hash tag), so the check
 //! is on this test's own runs: none of them may appear under the default prefix.
 //! (`testing/tests/isolation.rs` checks that no test code can get at the default prefix.)
 
@@ -13,8 +14,14 @@ use crm_testing::deploy::{deploy, one_step};
 use reqwest::StatusCode;
 use serde_json::json;
 
-/// The streams of the default installation, whose key prefix is `crm`.
-const DEFAULT_STREAMS: &[&str] = &["crm:jobs", "crm:results", "crm:completions"];
+/// The streams of the default installation, whose key prefix is `crm`, in today's layout
+/// and the one before hash tags.
+fn default_streams() -> Vec<String> {
+    let keys = crm_queue::Keys::new("crm");
+    let mut streams = vec![keys.jobs, keys.completions];
+    streams.extend(["crm:jobs", "crm:results", "crm:completions"].map(String::from));
+    streams
+}
 
 async fn stream_entries(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
     let entries: Vec<(String, HashMap<String, String>)> =
@@ -33,7 +40,7 @@ async fn a_trigger_flow_keeps_to_its_own_prefix_and_leaves_nothing_behind() {
     }
 
     // No worker runs here: each run's step `only` waits on the jobs stream of the stack.
-    let jobs = format!("{}:jobs", stack.prefix);
+    let jobs = crm_queue::Keys::new(&stack.prefix).jobs;
     let mut conn = stack.redis().connection().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -53,8 +60,8 @@ async fn a_trigger_flow_keeps_to_its_own_prefix_and_leaves_nothing_behind() {
     for run in &runs {
         assert!(own.iter().any(|e| e.contains(&run.to_string())), "run {run} is not on {jobs}");
     }
-    for key in DEFAULT_STREAMS {
-        let entries = stream_entries(&mut conn, key).await;
+    for key in default_streams() {
+        let entries = stream_entries(&mut conn, &key).await;
         for run in &runs {
             assert!(!entries.iter().any(|e| e.contains(&run.to_string())), "run {run} of a test is on {key}");
         }

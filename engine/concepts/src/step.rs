@@ -66,6 +66,10 @@ pub struct StepJob {
     pub acting_user: Option<i64>,
     /// the engine's credential for this attempt (opaque to the worker)
     pub ticket: String,
+    /// the W3C `traceparent` of the engine's dispatch of this attempt, while the engine
+    /// exports traces: the worker's span of the step joins the run's trace under it
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Whether `digest` is a SHA-256 in lowercase hex: the only form a component is named by,

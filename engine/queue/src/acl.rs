@@ -16,8 +16,10 @@ use sha2::{Digest, Sha256};
 use crate::keys::Keys;
 
 /// Commands every client needs to connect and stay connected (AUTH, HELLO, PING, CLIENT
-/// SETNAME/SETINFO…), by category so the line works on every Redis from 6 on.
-const CONNECTION: &str = "+@connection -@admin -@dangerous";
+/// SETNAME/SETINFO…), by category so the line works on every Redis from 6 on; and CLUSTER
+/// SLOTS, which a Redis Cluster client reads to learn which node serves the installation's
+/// slot.
+const CONNECTION: &str = "+@connection -@admin -@dangerous +cluster|slots";
 
 /// What a worker runs against the jobs stream and the heartbeat set.
 const WORKER: &str = "+multi +exec +discard +xreadgroup +xautoclaim +xclaim +xack +xdel +xgroup|create +zadd +zrem";
@@ -31,9 +33,8 @@ const ENGINE: &str = "+multi +exec +discard +xadd +xread +xreadgroup +xrange +xr
 /// password appears only as its SHA-256 (`#…`), so an ACL file holds no usable secret.
 pub fn engine_user(name: &str, password: &str, prefix: &str) -> String {
     let keys = Keys::new(prefix);
-    let all = keys.jobs.trim_end_matches("jobs");
     let hash = hashed(password);
-    format!("user {name} on #{hash} resetkeys ~{all}* resetchannels -@all {CONNECTION} {ENGINE}")
+    format!("user {name} on #{hash} resetkeys ~{} resetchannels -@all {CONNECTION} {ENGINE}", keys.all)
 }
 
 /// The ACL line of a worker's user: the jobs stream and the heartbeat set, nothing else.
@@ -61,9 +62,9 @@ mod tests {
         let (head, rules) = engine.split_once(" resetkeys ").unwrap();
         assert_eq!(head, format!("user crm-engine on #{}", hashed("e-pass")));
         assert!(!engine.contains("e-pass"), "the password is only hashed: {engine}");
-        assert!(rules.starts_with("~crm:* resetchannels -@all "), "{engine}");
+        assert!(rules.starts_with("~{crm}:* resetchannels -@all "), "{engine}");
         let worker = worker_user("crm-worker", "w-pass", "crm");
-        assert!(worker.contains("~crm:jobs ~crm:workers resetchannels -@all"));
+        assert!(worker.contains("~{crm}:jobs ~{crm}:workers resetchannels -@all"));
         assert!(!worker.contains("xadd") && !worker.contains("+get"), "{worker}");
         for line in [engine, worker] {
             for forbidden in ["flushall", "keys ", "config", "@all ", "eval", "publish"] {

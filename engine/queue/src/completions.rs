@@ -3,9 +3,9 @@
 //! last entry id it saw, so nothing is lost while it reconnects; the stream keeps about
 //! the latest [`MAX_COMPLETIONS`] entries.
 
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 
+use crate::connection::Connection;
 use crate::entries::CompletionEntry;
 use crate::queue::{Queue, QueueError, field};
 
@@ -23,7 +23,7 @@ pub struct Completions {
 
 /// A reader's own connection: its blocking reads must not stall the shared one.
 pub struct CompletionReader {
-    conn: MultiplexedConnection,
+    conn: Connection,
     stream: String,
 }
 
@@ -62,13 +62,7 @@ impl Completions {
     pub async fn reader(&self) -> Result<CompletionReader, QueueError> {
         // A blocking XREAD outlasts the client's default response timeout; the block time
         // itself bounds the wait, so this connection has none.
-        let conn = self
-            .queue
-            .client
-            .get_multiplexed_async_connection_with_config(
-                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-            )
-            .await?;
+        let conn = self.queue.redis.connect_reader().await?;
         Ok(CompletionReader { conn, stream: self.queue.keys.completions.clone() })
     }
 

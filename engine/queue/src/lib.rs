@@ -2,7 +2,8 @@
 //! is delivery, at least once, and nothing read from it is trusted without a check:
 //! jobs are signed by the engine, completions sealed with its MAC (`crm-trust`).
 //!
-//! Every key of an installation is under its prefix, so tests and tenants do not collide:
+//! Every key of an installation is under its prefix, so tests and tenants do not collide,
+//! and the prefix in braces is the keys' Redis Cluster hash tag (one slot per installation):
 //! - `{prefix}:jobs` — stream of signed step jobs, consumer group `workers`;
 //! - `{prefix}:workers` — sorted set of worker ids scored by their last heartbeat (ms);
 //! - `{prefix}:completions` — stream of sealed run completions, read by the API's SSE;
@@ -16,6 +17,7 @@
 
 pub mod acl;
 mod completions;
+mod connection;
 mod entries;
 mod epoch;
 mod jobs;
@@ -24,6 +26,7 @@ mod queue;
 mod workers;
 
 pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, is_entry_id};
+pub use connection::{Connection, Redis};
 pub use entries::{CompletionEntry, RawJob, SignedJob};
 pub use keys::Keys;
 pub use queue::{Queue, QueueError, redact};

@@ -1,11 +1,12 @@
-//! The connections: one multiplexed for commands, one for blocking reads.
+//! The connections: one multiplexed for commands, one for blocking reads, to one Redis
+//! server or a Redis Cluster (see [`crate::connection`]).
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadReply};
-use redis::{Client, RedisError, Value};
+use redis::{RedisError, Value};
 
+use crate::connection::{Connection, Redis};
 use crate::keys::Keys;
 
 pub(crate) const WORKERS_GROUP: &str = "workers";
@@ -20,15 +21,17 @@ pub enum QueueError {
     Redis(#[from] RedisError),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    Prefix(String),
 }
 
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) client: Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) redis: Redis,
+    pub(crate) conn: Connection,
     /// blocking reads get their own connection: a BLOCK holds its connection for its
     /// whole duration and would stall every other command multiplexed on it
-    pub(crate) blocking: ConnectionManager,
+    pub(crate) blocking: Connection,
     pub(crate) keys: Keys,
 }
 
@@ -42,28 +45,24 @@ pub(crate) fn field(entry: &StreamId, name: &str) -> Option<Vec<u8>> {
 
 impl Queue {
     /// Connects and creates the jobs stream's consumer group if it does not exist yet.
-    /// `redis_url` may carry a user and password (`redis://user:pass@host:6379`); errors
-    /// never print it.
+    /// `redis_url` may carry a user and password (`redis://user:pass@host:6379`), or name
+    /// a cluster (`redis+cluster://…`, see [`Redis::open`]); errors never print the password.
     pub async fn connect(redis_url: &str, prefix: &str) -> Result<Queue, QueueError> {
+        Keys::check_prefix(prefix).map_err(QueueError::Prefix)?;
         let connect_err = |source| QueueError::Connect { url: redact(redis_url), source };
-        let client = Client::open(redis_url).map_err(connect_err)?;
-        let conn = ConnectionManager::new(client.clone()).await.map_err(connect_err)?;
-        let blocking = Self::blocking_connection(&client).await.map_err(connect_err)?;
-        let queue = Queue { client, conn, blocking, keys: Keys::new(prefix) };
+        let redis = Redis::open(redis_url).map_err(connect_err)?;
+        let conn = redis.connect().await.map_err(connect_err)?;
+        let blocking = redis.connect_blocking().await.map_err(connect_err)?;
+        let queue = Queue { redis, conn, blocking, keys: Keys::new(prefix) };
         queue.ensure_groups().await?;
         Ok(queue)
-    }
-
-    async fn blocking_connection(client: &Client) -> Result<ConnectionManager, RedisError> {
-        let config = ConnectionManagerConfig::new().set_response_timeout(None);
-        ConnectionManager::new_with_config(client.clone(), config).await
     }
 
     /// Another handle on the same streams with its own blocking connection, for a second
     /// concurrent reader in the same process.
     pub async fn reader(&self) -> Result<Queue, QueueError> {
         let mut q = self.clone();
-        q.blocking = Self::blocking_connection(&self.client).await?;
+        q.blocking = self.redis.connect_blocking().await?;
         Ok(q)
     }
 

@@ -161,6 +161,7 @@ impl Admission {
             answers[i] = Some(match outcome {
                 Inserted::Created => {
                     core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
+                    crm_traces::started_run(run.id, &run.workflow, &run.trigger);
                     let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
                     for (step, status) in &run.steps {
                         if *status == StepStatus::Queued

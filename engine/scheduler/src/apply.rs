@@ -46,6 +46,18 @@ impl Incoming {
             Incoming::Woken { run_id, step, .. } => (*run_id, step.clone(), 1),
         }
     }
+
+    fn span(&self) -> tracing::Span {
+        let (run_id, step, attempt) = self.key();
+        let what = match self {
+            Incoming::Result(_) => "result",
+            Incoming::Lost { .. } => "lost",
+            Incoming::Woken { .. } => "woken",
+        };
+        let span = tracing::info_span!("step.apply", crm.run_id = %run_id, crm.step = %step, crm.attempt = attempt, crm.incoming = what);
+        crm_traces::in_run(&span, run_id);
+        span
+    }
 }
 
 /// One applier: takes whatever results are waiting (up to a batch), applies them, answers
@@ -96,10 +108,15 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
 /// Applies results (and lost verdicts) in one transaction, then sends what became ready
 /// and publishes what finished.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
+    // One span per attempt in its run's trace, over the batch's transaction and what
+    // follows it (sending the next steps, publishing completions).
+    let spans: Vec<tracing::Span> =
+        if crm_traces::exporting() { incoming.iter().map(Incoming::span).collect() } else { Vec::new() };
     let mut tx = core.state_pool.begin().await?;
     let staged = stage(core, &mut tx, incoming).await?;
     tx.commit().await?;
     staged.after_commit(core).await;
+    drop(spans);
     Ok(())
 }
 

@@ -62,6 +62,14 @@ pub(crate) fn build(
         acting_user: run.acting_user,
         expires_at_ms: (Utc::now() + lifetime).timestamp_millis(),
     };
+    // The dispatch span ends with this function; its context travels in the signed job.
+    let span = if crm_traces::exporting() {
+        let span = tracing::info_span!("step.dispatch", crm.run_id = %run.run_id, crm.step = step, crm.attempt = attempt, crm.workflow = %version.workflow);
+        crm_traces::in_run(&span, run.run_id);
+        span
+    } else {
+        tracing::Span::none()
+    };
     let job = StepJob {
         key: AttemptKey { run_id: run.run_id, step: step.to_string(), attempt: attempt as u32 },
         workflow: version.workflow.clone(),
@@ -71,6 +79,7 @@ pub(crate) fn build(
         limits,
         acting_user: run.acting_user,
         ticket: core.key.mint(&ticket),
+        trace: crm_traces::traceparent(&span),
     };
     let payload = serde_json::to_vec(&job).ok()?;
     let signature = core.key.sign(&payload);

@@ -116,7 +116,10 @@ impl Scheduler {
             .send(Pending { request, reply: tx })
             .await
             .map_err(|_| WorkflowError::Unavailable("the scheduler is shutting down".into()))?;
-        rx.await.map_err(|_| WorkflowError::Unavailable("the scheduler is shutting down".into()))?
+        let accepted = rx.await.map_err(|_| WorkflowError::Unavailable("the scheduler is shutting down".into()))??;
+        // The caller's span (an API request) names the run, whose trace is its own.
+        crm_traces::record_run(&tracing::Span::current(), accepted.id);
+        Ok(accepted)
     }
 
     /// The door triggers start runs through, inside their own transactions.

@@ -302,7 +302,16 @@ fn spawn_step(
     if let Some(waited) = queue_wait(&entry_id) {
         metrics::histogram!("crm_step_queue_wait_seconds", "workflow" => job.workflow.clone()).record(waited);
     }
-    tokio::spawn(async move {
+    // The step's span, in the run's trace under the engine's dispatch of it.
+    let span = if crm_traces::exporting() {
+        let key = &job.key;
+        let span = tracing::info_span!("step.execute", crm.run_id = %key.run_id, crm.step = %key.step, crm.attempt = key.attempt, crm.workflow = %job.workflow, crm.worker = %shared.worker_id);
+        crm_traces::follow(&span, job.trace.as_deref(), key.run_id);
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let step = async move {
         timeline.started_us = now_us();
         let mut run = execute(&shared.runtime, &shared.host, &shared.channel, &job).await;
         timeline.finished_us = now_us();
@@ -326,7 +335,8 @@ fn spawn_step(
         // The receiver lives until every sender is gone, so this cannot fail in practice.
         let _ = shared.results.send((TicketedResult { ticket: job.ticket, result }, entry_id));
         drop(permit);
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(step, span));
 }
 
 /// Seconds from the job's entry on the stream to now: a stream entry id starts with the

@@ -73,7 +73,7 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
 
 /// Pings over one kept connection (reconnected by its manager), not a new one per probe.
 async fn ping_redis(s: &AppState) -> Result<(), redis::RedisError> {
-    let conn = s.readiness.get_or_try_init(|| redis::aio::ConnectionManager::new(s.redis.clone())).await?;
+    let conn = s.readiness.get_or_try_init(|| s.redis.connect()).await?;
     let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
     Ok(())
 }

@@ -60,6 +60,7 @@ fn job(digest: &str, n: usize) -> StepJob {
         limits: StepLimits::default(),
         acting_user: None,
         ticket: String::new(),
+        trace: None,
     }
 }
 

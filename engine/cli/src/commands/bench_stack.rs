@@ -144,7 +144,7 @@ pub async fn clean_redis(redis_url: &str, prefix: &str) {
         return;
     };
     let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap_or_default();
+        redis::cmd("KEYS").arg(crm_queue::Keys::new(prefix).all).query_async(&mut conn).await.unwrap_or_default();
     if !keys.is_empty() {
         let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
     }

@@ -103,12 +103,9 @@ pub async fn check_postgres(url: &str) -> Result<(), PreflightError> {
 /// Connects and sends PING, which answers only once any login the URL carries has worked.
 pub async fn check_redis(url: &str) -> Result<(), PreflightError> {
     let shown = crm_queue::redact(url);
-    let client = redis::Client::open(url)
+    let redis = crm_queue::Redis::open(url)
         .map_err(|e| PreflightError::RedisUrl { url: shown.clone(), message: scrub(&e.to_string(), url) })?;
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
+    let ping = redis.ping();
     let error = match tokio::time::timeout(CONNECT_TIMEOUT, ping).await {
         Ok(Ok(_)) => return Ok(()),
         Ok(Err(e)) => e,

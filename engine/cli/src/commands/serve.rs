@@ -62,7 +62,7 @@ pub async fn serve(
     test_clock: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let redis = redis::Client::open(config.redis_url.as_str())
+    let redis = crm_queue::Redis::open(config.redis_url.as_str())
         .with_context(|| format!("invalid CRM_REDIS_URL {}", crm_store::database::redact(&config.redis_url)))?;
     let addr = listener.local_addr().context("reading the listening address")?;
     let public_url = public_url(config, addr);
