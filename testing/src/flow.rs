@@ -300,6 +300,15 @@ impl Flow {
         body["id"].as_str().and_then(|s| s.parse().ok()).expect("run id")
     }
 
+    /// Starts `n` runs of `workflow` with inputs `{"n": 0}`, `{"n": 1}`, …
+    pub async fn start_runs(&self, workflow: &str, n: usize) -> Vec<Uuid> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(self.start_run(workflow, json!({"n": i})).await);
+        }
+        ids
+    }
+
     /// Moves the engine's test clock forward by `by` (`"3d"`); see [`Flow::start_with_test_clock`].
     pub async fn advance_clock(&self, by: &str) {
         let (status, body) = self.post("/api/engine/clock", json!({"by": by})).await;

@@ -26,6 +26,7 @@ pub mod deploy;
 pub mod fixtures;
 pub mod flow;
 pub mod http;
+pub mod manifests;
 pub mod otlp;
 pub mod process;
 pub mod redis_cluster;

@@ -52,7 +52,7 @@ impl RedisCluster {
             _dir: dir,
         };
         for node in &cluster.nodes {
-            wait_ping(node).await;
+            crate::redis_server::wait_for_ping(node, "a redis-server of the test cluster").await;
         }
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
@@ -162,20 +162,6 @@ async fn cluster_info(node: &str) -> Option<String> {
     let client = redis::Client::open(node).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
     redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn).await.ok()
-}
-
-async fn wait_ping(node: &str) {
-    let client = redis::Client::open(node).expect("a valid URL");
-    for _ in 0..100 {
-        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-            if pong.is_ok() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("a redis-server of the test cluster did not start");
 }
 
 impl Drop for RedisCluster {

@@ -55,17 +55,7 @@ impl AclRedis {
     }
 
     async fn wait_ready(&self) {
-        let client = redis::Client::open(self.admin_url.as_str()).expect("a valid URL");
-        for _ in 0..100 {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the private redis-server did not start");
+        wait_for_ping(&self.admin_url, "the private redis-server").await;
     }
 
     /// Everything gone, as after a restart without persistence; returns how many keys there were.
@@ -95,4 +85,19 @@ impl Drop for AclRedis {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Waits up to 5 s until the Redis at `url` answers PING; panics naming `what` otherwise.
+pub(crate) async fn wait_for_ping(url: &str, what: &str) {
+    let client = redis::Client::open(url).expect("a valid URL");
+    for _ in 0..100 {
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+            if pong.is_ok() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start");
 }

@@ -7,28 +7,10 @@ use std::time::Duration;
 
 use crm_concepts::user::Role;
 use crm_testing::Flow;
+use crm_testing::manifests::DISCOUNT;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const DISCOUNT: &str = r#"
-name = "discount"
-version = "1"
-
-[[steps]]
-id = "ok"
-approval = { role = "manager", text = "Give {{input.percent}}% off deal {{input.deal_id}}?", timeout = "2d", on_timeout = "rejected", on_reject = "decline" }
-
-[[steps]]
-id = "apply"
-component = "fixture-echo"
-needs = ["ok"]
-
-[[steps]]
-id = "decline"
-component = "fixture-echo"
-needs = ["ok"]
-"#;
 
 fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == id)).unwrap_or_else(|| panic!("no step {id}"))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
+use crm_testing::manifests::DISCOUNT;
 use crm_testing::process::{Process, crm, rust_log};
 use crm_testing::{Call, Flow, LocalBotApi, TgUser};
 use reqwest::StatusCode;
@@ -16,25 +17,6 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "4545:local-test-token";
-
-const DISCOUNT: &str = r#"
-name = "discount"
-version = "1"
-
-[[steps]]
-id = "ok"
-approval = { role = "manager", text = "Give {{input.percent}}% off deal {{input.deal_id}}?", timeout = "2d", on_timeout = "rejected", on_reject = "decline" }
-
-[[steps]]
-id = "apply"
-component = "fixture-echo"
-needs = ["ok"]
-
-[[steps]]
-id = "decline"
-component = "fixture-echo"
-needs = ["ok"]
-"#;
 
 /// `crm bot` against a loopback Bot API server and the flow's engine; killed on drop.
 struct Bot {

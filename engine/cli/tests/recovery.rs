@@ -10,31 +10,8 @@
 use std::time::{Duration, Instant};
 
 use crm_testing::Flow;
-use serde_json::json;
+use crm_testing::manifests::slow_chain;
 use uuid::Uuid;
-
-/// A chain of slow steps (each sleeps `ms` inside the component), so a crash lands while
-/// steps are running.
-fn slow_chain(name: &str, steps: usize, ms: u64) -> String {
-    let mut m = format!("name = \"{name}\"\nversion = \"1\"\n");
-    for i in 0..steps {
-        m.push_str(&format!(
-            "\n[[steps]]\nid = \"s{i}\"\ncomponent = \"fixture-slow\"\nconfig = {{ ms = {ms} }}\ntimeout = \"10s\"\n"
-        ));
-        if i > 0 {
-            m.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
-        }
-    }
-    m
-}
-
-async fn start_runs(flow: &Flow, workflow: &str, n: usize) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        ids.push(flow.start_run(workflow, json!({"n": i})).await);
-    }
-    ids
-}
 
 async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -57,7 +34,7 @@ async fn a_worker_killed_mid_step_loses_no_run() {
     let mut flow = Flow::start_with_acl_redis("rec_worker").await;
     flow.deploy_manifest(&slow_chain("slow-pair", 2, 800));
     let doomed = flow.start_worker_named(4, "doomed");
-    let ids = start_runs(&flow, "slow-pair", 4).await;
+    let ids = flow.start_runs("slow-pair", 4).await;
 
     // The doomed worker has taken steps and is sleeping inside them: kill it there.
     wait_until("the worker holds steps", Duration::from_secs(20), async || flow.jobs_in_progress().await > 0).await;
@@ -91,7 +68,7 @@ async fn redis_losing_everything_mid_run_loses_no_run() {
     let mut flow = Flow::start_with_acl_redis("rec_redis").await;
     flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
     flow.start_worker(8);
-    let ids = start_runs(&flow, "slow-three", 6).await;
+    let ids = flow.start_runs("slow-three", 6).await;
 
     // Some steps done, others in flight: Redis forgets every job, result, group and marker.
     wait_until("a first result is applied", Duration::from_secs(30), async || applied_results(&flow, &ids).await > 0)
@@ -118,7 +95,7 @@ async fn an_engine_killed_and_restarted_mid_run_loses_no_run() {
     let mut flow = Flow::start_with_acl_redis("rec_engine").await;
     flow.deploy_manifest(&slow_chain("slow-three", 3, 300));
     flow.start_worker(8);
-    let ids = start_runs(&flow, "slow-three", 6).await;
+    let ids = flow.start_runs("slow-three", 6).await;
 
     wait_until("a first result is applied", Duration::from_secs(30), async || applied_results(&flow, &ids).await > 0)
         .await;

@@ -7,38 +7,15 @@ use std::time::{Duration, Instant};
 
 use crm_queue::Keys;
 use crm_testing::Flow;
-use serde_json::json;
-use uuid::Uuid;
-
-/// A chain of `steps` steps that each sleep `ms` inside the component.
-fn chain(name: &str, steps: usize, ms: u64) -> String {
-    let mut m = format!("name = \"{name}\"\nversion = \"1\"\n");
-    for i in 0..steps {
-        m.push_str(&format!(
-            "\n[[steps]]\nid = \"s{i}\"\ncomponent = \"fixture-slow\"\nconfig = {{ ms = {ms} }}\ntimeout = \"10s\"\n"
-        ));
-        if i > 0 {
-            m.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
-        }
-    }
-    m
-}
-
-async fn start_runs(flow: &Flow, workflow: &str, n: usize) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        ids.push(flow.start_run(workflow, json!({"n": i})).await);
-    }
-    ids
-}
+use crm_testing::manifests::slow_chain;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_complete_on_a_redis_cluster_with_every_key_in_one_slot() {
     let mut flow = Flow::start_with_redis_cluster("cluster_runs").await;
-    flow.deploy_manifest(&chain("cluster-chain", 3, 5));
+    flow.deploy_manifest(&slow_chain("cluster-chain", 3, 5));
     flow.start_worker(4);
     flow.start_worker(4);
-    let ids = start_runs(&flow, "cluster-chain", 40).await;
+    let ids = flow.start_runs("cluster-chain", 40).await;
 
     let statuses = flow.wait_final(&ids, Duration::from_secs(120)).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}\n{}", flow.engine_log());
@@ -66,9 +43,9 @@ async fn runs_complete_on_a_redis_cluster_with_every_key_in_one_slot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_step_is_taken_over_through_the_cluster() {
     let mut flow = Flow::start_with_redis_cluster("cluster_takeover").await;
-    flow.deploy_manifest(&chain("cluster-slow", 2, 800));
+    flow.deploy_manifest(&slow_chain("cluster-slow", 2, 800));
     let doomed = flow.start_worker_named(4, "doomed");
-    let ids = start_runs(&flow, "cluster-slow", 4).await;
+    let ids = flow.start_runs("cluster-slow", 4).await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while flow.jobs_in_progress().await == 0 {
