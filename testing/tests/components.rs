@@ -20,7 +20,8 @@ const SCENARIO_TESTED: &[(&str, &str, &str)] = &[
     ("fixture-not-a-step", "engine/cli/tests/component.rs", "crm_guests::NOT_A_STEP"),
     ("fixture-counter", "engine/runtime/tests/state.rs", "crm_guests::COUNTER"),
     ("fixture-http-get", "engine/runtime/tests/http.rs", "crm_guests::HTTP_GET"),
-    ("fixture-slow", "engine/cli/tests/recovery.rs", "fixture-slow"),
+    // Through `crm_testing::manifests::slow_chain`, whose steps are `fixture-slow`.
+    ("fixture-slow", "engine/cli/tests/recovery.rs", "slow_chain("),
     ("fixture-note", "engine/cli/tests/effects.rs", "fixture-note"),
 ];
 
