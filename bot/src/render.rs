@@ -2,6 +2,7 @@
 //! right-to-left marks are shown as typed and can never break a message.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use crm_concepts::records::{Company, Contact, Deal, Pipeline, Task};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
@@ -33,8 +34,9 @@ pub fn keyboard(rows: Rows) -> Option<InlineKeyboardMarkup> {
 /// `1,500.00 USD`
 pub use crm_concepts::money::format as money;
 
-pub fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+/// A time in the reader's zone: they set it with /settings, so it goes unnamed.
+pub fn when(t: DateTime<Utc>, zone: Tz) -> String {
+    crm_concepts::local_time::format(t, zone, zone)
 }
 
 pub fn contact_card(c: &Contact, company: Option<&Company>) -> String {
@@ -93,10 +95,10 @@ pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>) ->
     lines.join("\n")
 }
 
-pub fn task_line(t: &Task) -> String {
+pub fn task_line(t: &Task, zone: Tz) -> String {
     let mark = if t.done { "✅" } else { "⬜" };
     match t.due_at {
-        Some(due) => format!("{mark} {} — due {}", t.title, when(due)),
+        Some(due) => format!("{mark} {} — due {}", t.title, when(due, zone)),
         None => format!("{mark} {}", t.title),
     }
 }

@@ -6,8 +6,9 @@
 //! rules the store applies: the bot tidies the answer (trimming, collapsing blank space)
 //! and phrases the refusal, but never accepts what the store would refuse or the reverse.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use crm_concepts::fields;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use crm_concepts::{fields, local_time};
 
 /// The answer that leaves an optional field empty.
 pub fn is_skip(answer: &str) -> bool {
@@ -116,23 +117,25 @@ pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(&value, "%Y-%m-%d").map_err(|_| bad())
 }
 
-/// A due time in UTC: a date (due at the end of that day) or `date HH:MM`.
-pub fn due(answer: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+/// A due time typed in the user's `zone`: a date (due at the end of that day) or
+/// `date HH:MM`. `today` is the user's today.
+pub fn due(answer: &str, today: NaiveDate, zone: Tz) -> Result<DateTime<Utc>, String> {
     let value = answer.trim();
     if let Some((d, t)) = value.rsplit_once(' ')
         && let Ok(time) = NaiveTime::parse_from_str(t, "%H:%M")
     {
-        let day = date(d, now.date_naive())?;
-        return Ok(Utc.from_utc_datetime(&NaiveDateTime::new(day, time)));
+        let day = date(d, today)?;
+        return Ok(local_time::instant(zone, NaiveDateTime::new(day, time)));
     }
-    let day = date(value, now.date_naive())?;
+    let day = date(value, today)?;
     let end = NaiveTime::from_hms_opt(23, 59, 0).unwrap_or_default();
-    Ok(Utc.from_utc_datetime(&NaiveDateTime::new(day, end)))
+    Ok(local_time::instant(zone, NaiveDateTime::new(day, end)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     /// What the bot accepts is what the store accepts, for the value the bot would send.
     fn agrees_with_the_store(
@@ -220,9 +223,20 @@ mod tests {
         assert_eq!(date("tomorrow", today).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
         assert_eq!(date("+5", today).unwrap(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
         assert!(date("2026-13-01", today).is_err());
-        let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
-        assert_eq!(due("2026-12-01 09:30", now).unwrap(), Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap());
-        assert_eq!(due("today", now).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 23, 59, 0).unwrap());
-        assert!(due("someday", now).is_err());
+        assert_eq!(
+            due("2026-12-01 09:30", today, Tz::UTC).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap()
+        );
+        assert_eq!(due("today", today, Tz::UTC).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 23, 59, 0).unwrap());
+        assert!(due("someday", today, Tz::UTC).is_err());
+    }
+
+    #[test]
+    fn due_times_are_typed_in_the_users_zone() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let tokyo = chrono_tz::Asia::Tokyo;
+        // 09:30 in Tokyo (UTC+9) is 00:30 UTC; the end of the day there is 14:59 UTC.
+        assert_eq!(due("tomorrow 09:30", today, tokyo).unwrap(), Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 0).unwrap());
+        assert_eq!(due("today", today, tokyo).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 14, 59, 0).unwrap());
     }
 }

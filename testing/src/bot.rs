@@ -22,3 +22,41 @@ pub fn configure<'a>(
         .env("CRM_ENGINE_TOKEN", engine_token)
         .env("CRM_DATA_DIR", data_dir)
 }
+
+/// A running `crm bot` on its own loopback Bot API server, for scenario tests that play
+/// Telegram users; killed on drop.
+pub struct ChatBot {
+    pub api: LocalBotApi,
+    _process: crate::process::Process,
+    _data: tempfile::TempDir,
+}
+
+impl ChatBot {
+    /// How long a test waits for the bot to answer.
+    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Starts `crm bot` (Telegram token `tg_token`) against the engine at `engine_url`
+    /// with its delegate token; returns once it polls for updates.
+    pub async fn start(tg_token: &str, engine_url: &str, engine_token: &str) -> ChatBot {
+        let api = LocalBotApi::start(tg_token).await.expect("local Bot API server");
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut cmd = crate::process::crm();
+        configure(&mut cmd, &api, engine_url, engine_token, data.path())
+            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
+            .env("RUST_LOG", crate::process::rust_log("warn"));
+        let process =
+            crate::process::Process::spawn("crm bot", cmd, &data.path().join("bot.log")).expect("start crm bot");
+        api.wait_for(0, Self::WAIT, |c| c.method == "getUpdates" && c.result.is_some())
+            .await
+            .expect("the bot never polled");
+        ChatBot { api, _process: process, _data: data }
+    }
+
+    /// Sends `text` as `from` in their private chat and returns the bot's next message or
+    /// edit there.
+    pub async fn say(&self, from: &crate::TgUser, text: &str) -> crate::Call {
+        let since = self.api.seq();
+        self.api.send_text(from, text);
+        self.api.reply(from.id, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
+    }
+}

@@ -9,7 +9,7 @@ pub async fn with_token(db: &Db, name: &str, role: Role) -> (i64, String) {
     let user = crm_store::users::create(
         db,
         &Actor::system(),
-        NewUser { name: name.into(), email: None, role, telegram_user_id: None },
+        NewUser { name: name.into(), email: None, role, telegram_user_id: None, time_zone: None },
     )
     .await
     .expect("create a test user");

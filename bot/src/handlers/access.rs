@@ -206,8 +206,10 @@ pub async fn invite(req: &Req<'_>, args: &str) {
         req.ctx.engine.post(req.acting(), "/api/invites", &serde_json::json!({"role": role})).await;
     match created {
         Ok(invite) => {
-            let expiry =
-                invite.expires_at.map(|t| format!(" It expires {}.", crate::render::when(t))).unwrap_or_default();
+            let expiry = invite
+                .expires_at
+                .map(|t| format!(" It expires {}.", crate::render::when(t, req.zone())))
+                .unwrap_or_default();
             req.reply(&format!(
                 "Invite for a {role} created. The new user sends this to the bot:\n/start {}\nThe code works once.{expiry}",
                 invite.code

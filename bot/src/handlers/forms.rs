@@ -73,7 +73,7 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
         Ok(title) => {
             let task = NewTask { title, assignee_id: Some(req.user.id), ..Default::default() };
             match req.ctx.engine.post::<_, Task>(req.acting(), "/api/tasks", &task).await {
-                Ok(t) => req.reply(&format!("✅ Task added: {}", render::task_line(&t))),
+                Ok(t) => req.reply(&format!("✅ Task added: {}", render::task_line(&t, req.zone()))),
                 Err(e) => req.fail(&e),
             }
         }
@@ -131,7 +131,9 @@ fn question(kind: FormKind, field: Field) -> &'static str {
         (Field::Contact, _) => "Which contact is it with? Type part of the name.",
         (Field::Stage, _) => "Which stage?",
         (Field::ExpectedClose, _) => "Expected close date? e.g. 2026-12-01, tomorrow or +30.",
-        (Field::Due, _) => "When is it due? e.g. today, tomorrow or 2026-12-01 09:30 (UTC).",
+        (Field::Due, _) => {
+            "When is it due? e.g. today, tomorrow or 2026-12-01 09:30 (your time; /settings shows your zone)."
+        }
         (Field::Body, _) => "Type the note.",
     }
 }
@@ -231,6 +233,7 @@ async fn parse_answer(
     text: &str,
 ) -> Result<Vec<(&'static str, Value)>, String> {
     let now = chrono::Utc::now();
+    let today = crm_concepts::local_time::today(req.zone(), now);
     Ok(match field {
         Field::Name => vec![("name", json!(validate::name(text, "name", fields::MAX_NAME)?))],
         Field::Title => vec![("title", json!(validate::name(text, "title", fields::MAX_NAME)?))],
@@ -242,9 +245,9 @@ async fn parse_answer(
             vec![("amount_minor", json!(minor)), ("currency", json!(currency))]
         }
         Field::ExpectedClose => {
-            vec![("expected_close", json!(validate::date(text, now.date_naive())?.to_string()))]
+            vec![("expected_close", json!(validate::date(text, today)?.to_string()))]
         }
-        Field::Due => vec![("due_at", json!(validate::due(text, now)?.to_rfc3339()))],
+        Field::Due => vec![("due_at", json!(validate::due(text, today, req.zone())?.to_rfc3339()))],
         Field::Body => vec![("body", json!(validate::body(text, fields::MAX_NOTE_BODY)?))],
         Field::Stage => return Err("Please pick a stage with the buttons above, or /cancel.".into()),
         Field::Company | Field::Contact => return lookup(req, d, field, text).await,
@@ -380,7 +383,7 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
                 task.assignee_id = Some(req.user.id);
                 let t: Task = engine.post(acting, "/api/tasks", &task).await?;
                 Ok((
-                    format!("✅ Task added: {}", render::task_line(&t)),
+                    format!("✅ Task added: {}", render::task_line(&t, req.zone())),
                     vec![vec![("✅ Done".into(), Callback::TaskDone(t.id))]],
                 ))
             }

@@ -10,6 +10,7 @@ mod pipeline;
 mod records;
 mod runs;
 mod schedules;
+mod settings;
 mod tasks;
 mod web;
 
@@ -71,6 +72,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("runs", "", "Recent workflow runs and their status"),
     ("approvals", "", "Approvals waiting for my decision, with their buttons"),
     ("schedules", "", "Scheduled workflows and when they run next"),
+    ("settings", "[zone NAME | remind MINUTES]", "My time zone and task reminders"),
     ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
     ("web", "", "A one-time link that signs you in to the web app"),
     ("cancel", "", "Stop the current dialogue"),
@@ -92,6 +94,10 @@ pub struct Req<'a> {
 impl Req<'_> {
     pub fn acting(&self) -> Acting {
         Some(self.user.id)
+    }
+    /// The zone the user reads and types times in.
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.user.zone()
     }
 
     pub fn reply(&self, text: &str) {
@@ -231,6 +237,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "runs" => runs::recent(req).await,
         "approvals" => approvals::mine(req).await,
         "schedules" => schedules::list(req).await,
+        "settings" => settings::settings(req, args).await,
         "invite" => access::invite(req, args).await,
         "web" => web::link(req).await,
         other => {

@@ -195,7 +195,7 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                 if !t.done {
                     rows.push(vec![("✅ Done".to_string(), Callback::TaskDone(t.id))]);
                 }
-                Ok((render::task_line(&t), rows))
+                Ok((render::task_line(&t, req.zone()), rows))
             }
         }
     }

@@ -320,12 +320,12 @@ pub async fn recent(req: &Req<'_>) {
     let page: Result<Page<RunLine>, EngineError> =
         req.ctx.engine.get(req.acting(), "/api/runs", &[("limit", "10".to_string())]).await;
     match page {
-        Ok(page) => req.reply(&recent_text(&page.items)),
+        Ok(page) => req.reply(&recent_text(&page.items, req.zone())),
         Err(e) => req.fail(&e),
     }
 }
 
-fn recent_text(runs: &[RunLine]) -> String {
+fn recent_text(runs: &[RunLine], zone: chrono_tz::Tz) -> String {
     if runs.is_empty() {
         return "No workflow runs yet. Start one with /run WORKFLOW.".into();
     }
@@ -340,7 +340,7 @@ fn recent_text(runs: &[RunLine]) -> String {
             RunStatus::Waiting => "⏸",
         };
         let id: String = r.id.to_string().chars().take(8).collect();
-        let when = r.created_at.format("%Y-%m-%dT%H:%M");
+        let when = r.created_at.with_timezone(&zone).format("%Y-%m-%dT%H:%M");
         let error =
             r.error.as_ref().map(|e| format!(" — {}", crate::text::ellipsize(&e.message, 80))).unwrap_or_default();
         let waits: String = r
@@ -415,12 +415,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            recent_text(&page.items),
+            recent_text(&page.items, chrono_tz::Tz::UTC),
             "Recent runs:\n\
              ❌ qualify · failed · 2026-11-26T10:04 · 0190a5b2 — deal 9 not found\n\
              🕒 digest · queued · 2026-11-26T10:05 · 0190a5b2\n\
              ⏸ drip · waiting · 2026-11-26T10:06 · 0190a5b2 — pause waits until 2026-11-29 10:06:00 UTC"
         );
-        assert!(recent_text(&[]).contains("No workflow runs yet"));
+        assert!(recent_text(&[], chrono_tz::Tz::UTC).contains("No workflow runs yet"));
     }
 }

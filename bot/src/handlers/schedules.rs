@@ -1,6 +1,7 @@
 //! `/schedules`: the cron schedules of the deployed workflows and when each fires next.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use crm_concepts::records::Page;
 use serde::Deserialize;
 
@@ -22,26 +23,26 @@ pub struct Schedule {
 pub async fn list(req: &Req<'_>) {
     let query = [("next", SHOWN.to_string())];
     match req.ctx.engine.get::<Page<Schedule>>(req.acting(), "/api/schedules", &query).await {
-        Ok(page) => req.reply(&render(&page.items, Utc::now())),
+        Ok(page) => req.reply(&render(&page.items, Utc::now(), req.zone())),
         Err(e) => req.fail(&e),
     }
 }
 
-/// The chat text; times are UTC (the bot has no per-user time zone), with how far away
-/// the next one is.
-pub fn render(schedules: &[Schedule], now: DateTime<Utc>) -> String {
+/// The chat text: each expression with the zone it ticks in, the fire times in the reader's
+/// `zone` with how far away the next one is.
+pub fn render(schedules: &[Schedule], now: DateTime<Utc>, zone: Tz) -> String {
     if schedules.is_empty() {
         return "No scheduled workflows. A workflow with a cron trigger shows up here once deployed.".into();
     }
-    let mut lines = vec!["⏰ Scheduled workflows (times in UTC):".to_string()];
+    let mut lines = vec![format!("⏰ Scheduled workflows (times in your zone, {}):", zone.name())];
     for s in schedules {
         lines.push(String::new());
         lines.push(format!("• {} — {} ({})", s.workflow, s.expression, s.timezone));
         let mut times = s.next_fire_times.iter();
         match times.next() {
             Some(first) => {
-                lines.push(format!("  next: {} ({})", first.format("%Y-%m-%d %H:%M:%S"), until(now, *first)));
-                let rest: Vec<String> = times.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).collect();
+                lines.push(format!("  next: {} ({})", local(first, zone), until(now, *first)));
+                let rest: Vec<String> = times.map(|t| local(t, zone)).collect();
                 if !rest.is_empty() {
                     lines.push(format!("  then: {}", rest.join(", ")));
                 }
@@ -50,6 +51,10 @@ pub fn render(schedules: &[Schedule], now: DateTime<Utc>) -> String {
         }
     }
     lines.join("\n")
+}
+
+fn local(t: &DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
@@ -79,10 +84,14 @@ mod tests {
             timezone: "UTC".into(),
             next_fire_times: vec!["2026-11-26T09:00:00Z".parse().unwrap(), "2026-11-27T09:00:00Z".parse().unwrap()],
         };
-        let text = render(&[s], now);
+        let text = render(std::slice::from_ref(&s), now, Tz::UTC);
         assert!(text.contains("• stale-deals-digest — 0 0 9 * * * (UTC)"), "{text}");
         assert!(text.contains("next: 2026-11-26 09:00:00 (in 2h 30m)"), "{text}");
         assert!(text.contains("then: 2026-11-27 09:00:00"), "{text}");
-        assert!(render(&[], now).contains("No scheduled workflows"));
+        assert!(render(&[], now, Tz::UTC).contains("No scheduled workflows"));
+        // A reader in Berlin sees the same ticks at their own clock's 10:00.
+        let text = render(&[s], now, chrono_tz::Europe::Berlin);
+        assert!(text.contains("(times in your zone, Europe/Berlin)"), "{text}");
+        assert!(text.contains("next: 2026-11-26 10:00:00 (in 2h 30m)"), "{text}");
     }
 }

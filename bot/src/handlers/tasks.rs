@@ -1,6 +1,7 @@
 //! My tasks, tasks due today, and marking one done.
 
-use chrono::{NaiveTime, TimeZone, Utc};
+use chrono::Utc;
+use chrono_tz::Tz;
 use crm_concepts::records::{Id, Page, Task};
 use teloxide::types::MessageId;
 
@@ -13,8 +14,7 @@ async fn open_tasks(req: &Req<'_>, today_only: bool) -> Result<Vec<Task>, Engine
     let mut query =
         vec![("assignee_id", req.user.id.to_string()), ("done", "false".to_string()), ("limit", "50".to_string())];
     if today_only {
-        // "Today" is the UTC day: the bot has no per-user time zone yet.
-        let end = Utc.from_utc_datetime(&Utc::now().date_naive().and_time(NaiveTime::MIN)) + chrono::Duration::days(1);
+        let (_, end) = crm_concepts::local_time::day_bounds(req.zone(), Utc::now());
         query.push(("due_before", end.to_rfc3339()));
     }
     let page: Page<Task> = req.ctx.engine.get(req.acting(), "/api/tasks", &query).await?;
@@ -24,7 +24,7 @@ async fn open_tasks(req: &Req<'_>, today_only: bool) -> Result<Vec<Task>, Engine
     Ok(tasks)
 }
 
-fn task_list(tasks: &[Task], today_only: bool) -> (String, render::Rows) {
+fn task_list(tasks: &[Task], today_only: bool, zone: Tz) -> (String, render::Rows) {
     if tasks.is_empty() {
         let text =
             if today_only { "Nothing due today. 🎉" } else { "You have no open tasks. 🎉 Add one with /addtask." };
@@ -34,7 +34,7 @@ fn task_list(tasks: &[Task], today_only: bool) -> (String, render::Rows) {
     let mut lines = vec![title.to_string()];
     let mut rows = Vec::new();
     for t in tasks {
-        lines.push(render::task_line(t));
+        lines.push(render::task_line(t, zone));
         rows.push(vec![(format!("✅ Done: {}", t.title), Callback::TaskDone(t.id))]);
     }
     (lines.join("\n"), rows)
@@ -43,7 +43,7 @@ fn task_list(tasks: &[Task], today_only: bool) -> (String, render::Rows) {
 pub async fn mine(req: &Req<'_>, today_only: bool) {
     match open_tasks(req, today_only).await {
         Ok(tasks) => {
-            let (text, rows) = task_list(&tasks, today_only);
+            let (text, rows) = task_list(&tasks, today_only, req.zone());
             req.reply_with(&text, render::keyboard(rows));
         }
         Err(e) => req.fail(&e),
@@ -63,7 +63,7 @@ pub async fn done(req: &Req<'_>, message_id: MessageId, task: Id) -> Option<Stri
         }
     };
     if let Ok(tasks) = open_tasks(req, false).await {
-        let (text, rows) = task_list(&tasks, false);
+        let (text, rows) = task_list(&tasks, false, req.zone());
         req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), false);
     }
     Some(notice)

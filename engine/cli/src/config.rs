@@ -48,6 +48,9 @@ pub struct Config {
     pub bot_chat_interval_ms: u64,
     /// CRM_DEFAULT_CURRENCY: the ISO 4217 code of amounts typed without one
     pub default_currency: String,
+    /// CRM_TIME_ZONE: the IANA zone of users who are created without one (each user may
+    /// choose their own with the bot's `/settings`, the API or `crm user settings`)
+    pub time_zone: String,
     /// CRM_BOT_CHAT_BURST: how many messages a quiet chat may get at once
     pub bot_chat_burst: u32,
     /// CRM_BOT_GROUP_PER_MINUTE: most messages a minute to one group chat
@@ -126,6 +129,7 @@ impl Default for Config {
             bot_chat_interval_ms: 1000,
             bot_chat_burst: 20,
             default_currency: "USD".into(),
+            time_zone: "UTC".into(),
             bot_group_per_minute: 20,
             bot_global_per_second: 30,
             redis_prefix: "crm".into(),
@@ -257,6 +261,10 @@ impl Config {
         }
         if let Some(v) = get("CRM_DEFAULT_CURRENCY") {
             self.default_currency = v.trim().to_ascii_uppercase();
+        }
+        if let Some(v) = get("CRM_TIME_ZONE") {
+            let zone = crm_concepts::local_time::zone(&v).context("CRM_TIME_ZONE")?;
+            self.time_zone = zone.name().to_string();
         }
         if let Some(v) = get("CRM_BOT_CHAT_BURST") {
             self.bot_chat_burst = v.parse().context("CRM_BOT_CHAT_BURST must be a positive integer")?;

@@ -47,7 +47,13 @@ async fn new_edit_test_deploy_then_hello_in_the_bot_in_python_js_and_rust() {
     let user = crm_store::users::create(
         &stack.db,
         &Actor::system(),
-        NewUser { name: "Max Manager".into(), email: None, role: Role::Manager, telegram_user_id: Some(9001) },
+        NewUser {
+            name: "Max Manager".into(),
+            email: None,
+            role: Role::Manager,
+            telegram_user_id: Some(9001),
+            time_zone: None,
+        },
     )
     .await
     .expect("a linked user");

@@ -93,7 +93,7 @@ async fn person(flow: &Flow, name: &str, role: Role, telegram: Option<i64>) -> (
     let user = crm_store::users::create(
         &flow.db,
         &Actor::system(),
-        NewUser { name: name.into(), email: None, role, telegram_user_id: telegram },
+        NewUser { name: name.into(), email: None, role, telegram_user_id: telegram, time_zone: None },
     )
     .await
     .expect("create user");

@@ -42,7 +42,7 @@ impl Harness {
         crm_store::users::create(
             &self.stack.db,
             &Actor::system(),
-            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id) },
+            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id), time_zone: None },
         )
         .await
         .expect("create linked user");

@@ -97,7 +97,7 @@ async fn person(flow: &Flow, name: &str, telegram: Option<i64>) -> i64 {
     crm_store::users::create(
         &flow.db,
         &Actor::system(),
-        NewUser { name: name.into(), email: None, role: Role::Manager, telegram_user_id: telegram },
+        NewUser { name: name.into(), email: None, role: Role::Manager, telegram_user_id: telegram, time_zone: None },
     )
     .await
     .expect("create user")

@@ -145,7 +145,7 @@ component = "missing"
     let viewer = crm_store::users::create(
         &flow.db,
         &Actor::system(),
-        NewUser { name: "Vic Viewer".into(), email: None, role: Role::Viewer, telegram_user_id: None },
+        NewUser { name: "Vic Viewer".into(), email: None, role: Role::Viewer, telegram_user_id: None, time_zone: None },
     )
     .await
     .unwrap();

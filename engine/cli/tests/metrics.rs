@@ -122,7 +122,7 @@ async fn the_bot_counts_telegram_sends_and_429s() {
     crm_store::users::create(
         &stack.db,
         &Actor::system(),
-        NewUser { name: "Ann".into(), email: None, role: Role::Manager, telegram_user_id: Some(9001) },
+        NewUser { name: "Ann".into(), email: None, role: Role::Manager, telegram_user_id: Some(9001), time_zone: None },
     )
     .await
     .expect("a linked user");

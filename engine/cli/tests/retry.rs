@@ -216,7 +216,7 @@ async fn a_failure_message_in_the_chat_has_a_retry_button() {
         crm_store::users::create(
             &flow.db,
             &Actor::system(),
-            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(tg) },
+            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(tg), time_zone: None },
         )
         .await
         .expect("create user");

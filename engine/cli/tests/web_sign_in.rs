@@ -26,7 +26,7 @@ async fn linked_user(stack: &TestStack, telegram_id: i64, name: &str, role: Role
     crm_store::users::create(
         &stack.db,
         &Actor::system(),
-        NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id) },
+        NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id), time_zone: None },
     )
     .await
     .expect("create a linked user")

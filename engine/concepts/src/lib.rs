@@ -1,11 +1,13 @@
 //! The domain vocabulary every `crm` crate speaks: CRM records, roles, capabilities,
 //! step jobs and results. No I/O lives here.
 
+pub mod business_hours;
 pub mod capability;
 pub mod egress;
 pub mod fields;
 pub mod host_call;
 pub mod import;
+pub mod local_time;
 pub mod manifest;
 pub mod manifest_schema;
 pub mod money;

@@ -485,6 +485,9 @@ impl Manifest {
                     "give `duration` (e.g. \"3d\") or `until` (a template of a time), one of them".into(),
                 ),
             }
+            if let Some(Err(e)) = w.business_hours.as_ref().map(|b| b.opening()) {
+                err(at("wait.business_hours"), e);
+            }
         }
         if let Some(w) = &s.wait_event {
             if !RECORD_KINDS.contains(&w.record.as_str()) {

@@ -73,6 +73,39 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     #[schema(required)]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// the IANA zone due times are typed and shown in and "today" is counted in
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// how long before a task's due time its reminder comes (0: at the due time)
+    #[serde(default)]
+    pub remind_before_minutes: i32,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl User {
+    /// The user's zone; UTC for a name this build's zone database does not know (the name
+    /// was checked when it was set, so only a zone dropped from a newer database gets here).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        crate::local_time::zone(&self.time_zone).unwrap_or(chrono_tz::Tz::UTC)
+    }
+}
+
+/// The most a reminder may come before its task is due: a week.
+pub const MAX_REMIND_BEFORE_MINUTES: i32 = 7 * 24 * 60;
+
+/// A person's own settings; what is absent stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// an IANA zone name, e.g. `Europe/Berlin`
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// 0 to 10080 (a week)
+    #[serde(default)]
+    pub remind_before_minutes: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -84,6 +117,9 @@ pub struct NewUser {
     pub role: Role,
     #[serde(default)]
     pub telegram_user_id: Option<i64>,
+    /// an IANA zone name; unset: the installation's default (CRM_TIME_ZONE)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// What an API token may do.

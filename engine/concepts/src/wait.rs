@@ -23,6 +23,9 @@ pub struct WaitSpec {
     /// `"{{steps.score.output.follow_up_at}}"`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// wake at that time only when it falls inside these hours, else at their next opening
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<crate::business_hours::BusinessHours>,
 }
 
 /// `wait_event`: resume when a change of one record matches, as a record-event trigger

@@ -55,7 +55,18 @@ pub fn hold(run_id: Uuid, spec: &StepSpec, ctx: &Value, now: DateTime<Utc>) -> R
                 }
                 (None, None) => return Err("a wait needs `duration` or `until`".into()),
             };
-            Ok(new("wait", wake_at, format!("until {}", wake_at.format("%Y-%m-%d %H:%M:%S UTC"))))
+            let Some(hours) = &w.business_hours else {
+                return Ok(new("wait", wake_at, format!("until {}", wake_at.format("%Y-%m-%d %H:%M:%S UTC"))));
+            };
+            let wake_at = hours.opening()?.next_open(wake_at);
+            let zone = crm_concepts::local_time::zone(&hours.zone).unwrap_or(chrono_tz::Tz::UTC);
+            let what = format!(
+                "until {} ({} in {}, within business hours)",
+                wake_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                wake_at.with_timezone(&zone).format("%a %H:%M"),
+                zone.name()
+            );
+            Ok(new("wait", wake_at, what))
         }
         StepKind::WaitEvent(w) => {
             let text = render(&w.id)?;
@@ -186,6 +197,29 @@ needs = ["moved"]
         assert_eq!(w.what, "until 2030-01-02 02:04:05 UTC");
         let e = hold(Uuid::nil(), m.step("until").unwrap(), &ctx("tomorrow"), now).unwrap_err();
         assert!(e.contains("rendered \"tomorrow\", which is not a time"), "{e}");
+    }
+
+    #[test]
+    fn a_wait_within_business_hours_wakes_at_the_next_opening() {
+        let m = Manifest::parse(
+            r#"
+name = "w"
+version = "1"
+[[steps]]
+id = "later"
+wait = { until = "{{input.at}}", business_hours = { zone = "Europe/Berlin", from = "09:00", to = "17:00" } }
+"#,
+        )
+        .unwrap();
+        let step = m.step("later").unwrap();
+        let at = |t: &str| json!({"input": {"at": t}});
+        // Saturday 5 December 2026, 12:00 in Berlin: the wait ends Monday at 09:00 there.
+        let w = hold(Uuid::nil(), step, &at("2026-12-05T12:00:00+01:00"), Utc::now()).unwrap();
+        assert_eq!(w.wake_at.to_rfc3339(), "2026-12-07T08:00:00+00:00");
+        assert_eq!(w.what, "until 2026-12-07 08:00:00 UTC (Mon 09:00 in Europe/Berlin, within business hours)");
+        // Inside the hours it keeps its time.
+        let w = hold(Uuid::nil(), step, &at("2026-12-07T10:15:00+01:00"), Utc::now()).unwrap();
+        assert_eq!(w.wake_at.to_rfc3339(), "2026-12-07T09:15:00+00:00");
     }
 
     #[test]

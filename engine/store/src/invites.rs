@@ -115,7 +115,13 @@ pub async fn redeem(db: &Db, code: &str, telegram_user_id: i64, name: &str) -> R
         return Err(StoreError::Conflict("this Telegram account is already linked to a CRM user".into()));
     }
     let role: Role = role.parse().map_err(|_| refused())?;
-    let new = NewUser { name: name.trim().to_string(), email: None, role, telegram_user_id: Some(telegram_user_id) };
+    let new = NewUser {
+        name: name.trim().to_string(),
+        email: None,
+        role,
+        telegram_user_id: Some(telegram_user_id),
+        time_zone: None,
+    };
     // The admin who invited is recorded as the one who created the user.
     let actor = Actor { user_id: created_by, origin_run: None, token_id: None };
     let after = users::TABLE.create_audited(&mut tx, &actor, &table::to_fields(&new)?).await?;

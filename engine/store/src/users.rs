@@ -1,7 +1,7 @@
 //! CRM users: who owns records, who acts, and with which role.
 
 use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
-use crm_concepts::user::{NewUser, User};
+use crm_concepts::user::{MAX_REMIND_BEFORE_MINUTES, NewUser, User, UserSettings};
 
 use crate::Db;
 use crate::error::StoreError;
@@ -17,9 +17,12 @@ pub(crate) const TABLE: Table = Table {
     default_sort: "id",
 };
 
-pub async fn create(db: &Db, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
+pub async fn create(db: &Db, actor: &Actor, mut new: NewUser) -> Result<User, StoreError> {
     fields::text("name", &new.name, 200)?;
     fields::email("email", new.email.as_deref())?;
+    if let Some(zone) = &new.time_zone {
+        new.time_zone = Some(check_zone(zone)?);
+    }
     let mut tx = db.pool.begin().await?;
     let after = TABLE.create_audited(&mut tx, actor, &table::to_fields(&new)?).await?;
     tx.commit().await?;
@@ -78,4 +81,51 @@ pub async fn set_role(db: &Db, actor: &Actor, user_id: Id, role: crm_concepts::u
     fields.insert("role".into(), serde_json::json!(role));
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
     table::finish_update(tx, before, after).await
+}
+
+fn check_zone(name: &str) -> Result<String, StoreError> {
+    crm_concepts::local_time::zone(name)
+        .map(|z| z.name().to_string())
+        .map_err(|e| StoreError::from(fields::FieldError::new("time_zone", e.to_string())))
+}
+
+/// Changes a person's own settings (time zone, reminder lead); what `settings` leaves out
+/// stays. Zone names are stored as the zone database spells them.
+pub async fn set_settings(db: &Db, actor: &Actor, user_id: Id, settings: &UserSettings) -> Result<User, StoreError> {
+    let mut changes = serde_json::Map::new();
+    if let Some(zone) = &settings.time_zone {
+        changes.insert("time_zone".into(), serde_json::json!(check_zone(zone)?));
+    }
+    if let Some(minutes) = settings.remind_before_minutes {
+        if !(0..=MAX_REMIND_BEFORE_MINUTES).contains(&minutes) {
+            return Err(fields::FieldError::new(
+                "remind_before_minutes",
+                format!("must be 0 to {MAX_REMIND_BEFORE_MINUTES} minutes (a week), not {minutes}"),
+            )
+            .into());
+        }
+        changes.insert("remind_before_minutes".into(), serde_json::json!(minutes));
+    }
+    let mut tx = db.pool.begin().await?;
+    let before = TABLE.lock(&mut tx, user_id).await?;
+    if changes.is_empty() {
+        return table::to_record(before);
+    }
+    let after = TABLE.update_audited(&mut tx, actor, &before, &changes, "updated").await?;
+    table::finish_update(tx, before, after).await
+}
+
+/// The zone users get when they are created without one (`CRM_TIME_ZONE`); the engine
+/// writes it at start. Users made earlier keep theirs.
+pub async fn set_default_time_zone(db: &Db, zone: &str) -> Result<(), StoreError> {
+    let zone = check_zone(zone)?;
+    sqlx::query(
+        "INSERT INTO installation_settings (key, value) VALUES ('default_time_zone', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+         WHERE installation_settings.value IS DISTINCT FROM EXCLUDED.value",
+    )
+    .bind(zone)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
 }

@@ -9,15 +9,9 @@ pub fn money(amount_minor: i64, currency: &str) -> String {
     crm_concepts::money::format(amount_minor, currency)
 }
 
-/// `2026-12-03 09:36` in `zone` (with the zone's name unless it is UTC, which the page
-/// header names).
+/// `2026-12-03 09:36` in the reader's `zone`, which the page footer names once.
 pub fn when(t: DateTime<Utc>, zone: Tz) -> String {
-    let local = t.with_timezone(&zone);
-    if zone == Tz::UTC {
-        local.format("%Y-%m-%d %H:%M").to_string()
-    } else {
-        local.format("%Y-%m-%d %H:%M %Z").to_string()
-    }
+    crm_concepts::local_time::format(t, zone, zone)
 }
 
 pub fn when_opt(t: Option<DateTime<Utc>>, zone: Tz) -> String {

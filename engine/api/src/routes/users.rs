@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use crm_concepts::records::{Page, PageRequest};
-use crm_concepts::user::{NewUser, TokenScope, User};
+use crm_concepts::user::{NewUser, TokenScope, User, UserSettings};
 use crm_store::users;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,6 +19,7 @@ use crate::extract::{Authenticated, Caller, Json, Operator, Path, Query, Service
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
+        .routes(routes!(my_settings))
         .routes(routes!(token))
         .routes(routes!(list, create))
         .routes(routes!(by_telegram))
@@ -54,6 +55,24 @@ async fn token(State(s): State<AppState>, Authenticated(c): Authenticated) -> Re
 )]
 async fn me(c: Caller) -> Json<User> {
     Json(c.user)
+}
+
+/// Change the calling (or acting) user's own settings
+///
+/// Any role may: a time zone and a reminder lead are the person's, not the CRM's. Fields
+/// left out stay as they are.
+#[utoipa::path(
+    patch, path = "/api/me/settings", tag = "users", operation_id = "update_my_settings",
+    request_body = UserSettings,
+    responses((status = 200, description = "the user with the new settings", body = User), CallerErrors, WriteErrors),
+    security(("bearer" = [])),
+)]
+async fn my_settings(
+    State(s): State<AppState>,
+    c: Caller,
+    Json(settings): Json<UserSettings>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(users::set_settings(&s.db, &c.actor(), c.user.id, &settings).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -108,7 +108,13 @@ async fn measure(config: &Config, args: &BotBenchArgs, exe: &Path, db_url: &str,
         crm_store::users::create(
             &db,
             &Actor::system(),
-            NewUser { name: format!("Seller {i}"), email: None, role: Role::Manager, telegram_user_id: Some(tg) },
+            NewUser {
+                name: format!("Seller {i}"),
+                email: None,
+                role: Role::Manager,
+                telegram_user_id: Some(tg),
+                time_zone: None,
+            },
         )
         .await?;
         users.push(TgUser::new(tg, &format!("Seller {i}")));

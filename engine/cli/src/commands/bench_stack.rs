@@ -18,7 +18,7 @@ pub async fn bench_admin(db: &Db, token_name: &str) -> anyhow::Result<(Id, Strin
     let admin = crm_store::users::create(
         db,
         &Actor::system(),
-        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
+        NewUser { name: "Bench Admin".into(), email: None, role: Role::Admin, telegram_user_id: None, time_zone: None },
     )
     .await?;
     let (_, token) = crm_store::tokens::create(db, admin.id, token_name).await?;

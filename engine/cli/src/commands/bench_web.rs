@@ -88,7 +88,7 @@ async fn load(db: &Db, args: &WebArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     for i in 0..10 {
         let role = if i == 0 { Role::Admin } else { Role::Manager };
-        let new = NewUser { name: format!("Owner {i}"), email: None, role, telegram_user_id: None };
+        let new = NewUser { name: format!("Owner {i}"), email: None, role, telegram_user_id: None, time_zone: None };
         crm_store::users::create(db, &Actor::system(), new).await?;
     }
     let companies = (args.contacts / 10).max(1);

@@ -71,6 +71,7 @@ pub async fn serve(
     if sealed > 0 {
         tracing::info!(sealed, key = vault.id(), "sealed secrets stored before sealing existed");
     }
+    crm_store::users::set_default_time_zone(&db, &config.time_zone).await.context("recording CRM_TIME_ZONE")?;
     let mut state = crm_api::AppState::new(db, redis, vault.clone());
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));

@@ -51,6 +51,7 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
         .with_context(|| format!("creating the database {}", crm_store::database::redact(&config.database_url)))?;
     let db = serve::connect(config).await?;
     db.migrate().await.context("applying migrations")?;
+    crm_store::users::set_default_time_zone(&db, &config.time_zone).await.context("recording CRM_TIME_ZONE")?;
     let listen = args.listen.unwrap_or_else(|| config.listen.clone());
     let (listener, addr) = serve::bind(&listen).await?;
     let first_token = bootstrap_admin(&db).await?;
@@ -196,7 +197,7 @@ pub(crate) async fn bootstrap_admin(db: &crm_store::Db) -> anyhow::Result<Option
     let admin = crm_store::users::create(
         db,
         &Actor::system(),
-        NewUser { name: "Admin".into(), email: None, role: Role::Admin, telegram_user_id: None },
+        NewUser { name: "Admin".into(), email: None, role: Role::Admin, telegram_user_id: None, time_zone: None },
     )
     .await?;
     let (_, secret) = crm_store::tokens::create(db, admin.id, "crm up").await?;

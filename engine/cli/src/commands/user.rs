@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use crm_concepts::records::{Actor, PageRequest};
-use crm_concepts::user::{NewUser, Role};
+use crm_concepts::user::{NewUser, Role, UserSettings};
 
 use crate::config::Config;
 
@@ -22,6 +22,20 @@ pub enum UserCommand {
         /// Link a Telegram account so the bot knows who is writing.
         #[arg(long)]
         telegram_id: Option<i64>,
+        /// IANA time zone (e.g. Europe/Berlin); default: the installation's (CRM_TIME_ZONE).
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// Change a user's own settings: time zone and reminder lead.
+    Settings {
+        #[arg(long)]
+        user: i64,
+        /// IANA time zone their due times are typed and shown in, e.g. Europe/Berlin.
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Minutes before a task's due time its reminder comes (0 to 10080).
+        #[arg(long)]
+        remind_before: Option<i32>,
     },
     /// List users.
     List,
@@ -45,16 +59,26 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
     let db = crate::commands::serve::connect(config).await?;
     match command {
-        UserCommand::Add { name, role, email, telegram_id } => {
+        UserCommand::Add { name, role, email, telegram_id, time_zone } => {
             let user = crm_store::users::create(
                 &db,
                 &Actor::system(),
-                NewUser { name, email, role, telegram_user_id: telegram_id },
+                NewUser { name, email, role, telegram_user_id: telegram_id, time_zone },
             )
             .await
             .context("creating the user")?;
-            println!("created user {} ({}) {}", user.id, user.role, user.name);
+            println!("created user {} ({}) {} — time zone {}", user.id, user.role, user.name, user.time_zone);
             eprintln!("get an API token: crm token create --user {}", user.id);
+        }
+        UserCommand::Settings { user, time_zone, remind_before } => {
+            let settings = UserSettings { time_zone, remind_before_minutes: remind_before };
+            let user = crm_store::users::set_settings(&db, &Actor::system(), user, &settings)
+                .await
+                .context("changing the settings")?;
+            println!(
+                "user {} ({}): time zone {}, reminders {} min before due",
+                user.id, user.name, user.time_zone, user.remind_before_minutes
+            );
         }
         UserCommand::List => {
             let mut page = PageRequest { limit: Some(PageRequest::MAX_LIMIT), ..PageRequest::default() };
@@ -62,11 +86,12 @@ pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
                 let users = crm_store::users::list(&db, &page).await?;
                 for u in &users.items {
                     println!(
-                        "{:>5}  {:<8} {:<30} {:<30} {}",
+                        "{:>5}  {:<8} {:<30} {:<30} {:<20} {}",
                         u.id,
                         u.role.as_str(),
                         u.name,
                         u.email.as_deref().unwrap_or("-"),
+                        u.time_zone,
                         u.telegram_user_id.map(|t| format!("telegram {t}")).unwrap_or_default()
                     );
                 }

@@ -119,6 +119,7 @@ async fn create_user(State(s): State<WebState>, me: Me, Form(f): Form<UserForm>)
         email: forms::text(&f.email),
         role,
         telegram_user_id: None,
+        time_zone: None,
     };
     if problems.is_empty() {
         match users::create(&s.db, &me.actor(), new).await {
