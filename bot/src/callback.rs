@@ -36,6 +36,8 @@ pub enum Callback {
     Decide { approval: Id, approve: bool },
     /// run a failed run again from its failed step
     Retry(uuid::Uuid),
+    /// press button `button` under the workflow's message `notification`
+    Press { notification: Id, button: u8 },
 }
 
 fn kind_code(kind: RecordKind) -> Option<&'static str> {
@@ -77,6 +79,7 @@ impl Callback {
             Callback::ImportCancel(n) => format!("ix:{n}"),
             Callback::Decide { approval, approve } => format!("ap:{approval}:{}", if approve { "y" } else { "n" }),
             Callback::Retry(run) => format!("rt:{}", run.as_hyphenated()),
+            Callback::Press { notification, button } => format!("nb:{notification}:{button}"),
         };
         // i64 ids, u32/u16 numbers and a hyphenated uuid bound every form above to at most
         // 44 bytes.
@@ -105,6 +108,7 @@ impl Callback {
             ["ap", a, "y"] => Callback::Decide { approval: id(a)?, approve: true },
             ["ap", a, "n"] => Callback::Decide { approval: id(a)?, approve: false },
             ["rt", r] => Callback::Retry(uuid::Uuid::parse_str(r).ok()?),
+            ["nb", n, b] => Callback::Press { notification: id(n)?, button: b.parse().ok()? },
             _ => return None,
         })
     }
@@ -131,6 +135,7 @@ mod tests {
             Callback::Decide { approval: max, approve: true },
             Callback::Decide { approval: 1, approve: false },
             Callback::Retry(uuid::Uuid::from_u128(u128::MAX)),
+            Callback::Press { notification: max, button: u8::MAX },
         ];
         for cb in all {
             let data = cb.encode();

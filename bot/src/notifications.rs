@@ -37,6 +37,9 @@ pub struct Pending {
     /// an edit: the message in the same chat whose text this replaces (buttons gone)
     #[serde(default)]
     pub edit_message_id: Option<i64>,
+    /// labels of the workflow's buttons under the message, one per row
+    #[serde(default)]
+    pub buttons: Vec<String>,
 }
 
 /// What the bot tells the engine about one notification.
@@ -120,12 +123,19 @@ async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
         out.edit(ChatId(chat), MessageId(mid), &n.text, None, false);
         return Some(Report::Delivered(Some(i64::from(mid))));
     }
-    let keyboard = n.approval_id.and_then(|approval| {
-        crate::render::keyboard(vec![vec![
+    let keyboard = match n.approval_id {
+        Some(approval) => crate::render::keyboard(vec![vec![
             ("✅ Approve".to_string(), Callback::Decide { approval, approve: true }),
             ("❌ Reject".to_string(), Callback::Decide { approval, approve: false }),
-        ]])
-    });
+        ]]),
+        None => crate::render::keyboard(
+            n.buttons
+                .iter()
+                .zip(0u8..)
+                .map(|(label, button)| vec![(label.clone(), Callback::Press { notification: n.id, button })])
+                .collect(),
+        ),
+    };
     match out.send_and_wait(ChatId(chat), &n.text, keyboard).await {
         Ok(mid) => Some(Report::Delivered(Some(i64::from(mid.0)))),
         Err(OutboundError::Refused(why)) => Some(Report::Undeliverable(format!("Telegram refused the message: {why}"))),

@@ -51,8 +51,10 @@ async fn bursts_are_spread_within_flood_limits_without_loss() {
     let texts: Vec<&str> = chat1.iter().map(|c| c.text()).collect();
     assert_eq!(texts, ["hello 1", "chat1 #0", "chat1 #1", "chat1 #2", "chat1 #3", "chat1 last"]);
     for pair in chat1.windows(2) {
-        // A little slack for timer granularity.
-        assert!(pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(990), "per-chat interval kept");
+        // The times are when the Bot API server received each send: on a loaded machine two
+        // sends a second apart can arrive up to a scheduling hiccup closer. Unspaced sends
+        // would arrive milliseconds apart, far below this.
+        assert!(pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(900), "per-chat interval kept");
     }
 }
 

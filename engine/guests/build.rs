@@ -15,6 +15,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("DUPLICATE_CONTACTS", "duplicate-contacts"),
     ("INBOUND_LEAD", "inbound-lead"),
     ("QUALIFY_SUMMARY", "qualify-summary"),
+    ("TASK_REMINDER", "task-reminder"),
     ("ECHO", "fixture-echo"),
     ("NOTE", "fixture-note"),
     ("NOT_A_STEP", "fixture-not-a-step"),

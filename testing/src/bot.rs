@@ -59,4 +59,33 @@ impl ChatBot {
         self.api.send_text(from, text);
         self.api.reply(from.id, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
     }
+
+    /// The first message sent to `chat` after call `since` that contains `needle`.
+    pub async fn message(&self, since: u64, chat: i64, needle: &str) -> crate::Call {
+        self.api
+            .wait_for(since, Self::WAIT, |c| {
+                c.method == "sendMessage" && c.is_reply_to(chat) && c.text().contains(needle)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("no message with {needle:?} in chat {chat}: {e}"))
+    }
+
+    /// Presses the button labelled `label` under `message` as `from`; returns the notice the
+    /// press was answered with.
+    pub async fn press(&self, from: &crate::TgUser, message: &crate::Call, label: &str) -> String {
+        let buttons = message.buttons();
+        let data = buttons
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("no button {label:?} under the message: {buttons:?}"));
+        let since = self.api.seq();
+        let id = self.api.press(from, message.message_id().expect("a delivered message"), &data);
+        let answer = self
+            .api
+            .wait_for(since, Self::WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == id)
+            .await
+            .expect("the press was never answered");
+        answer.params["text"].as_str().unwrap_or_default().to_string()
+    }
 }

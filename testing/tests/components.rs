@@ -16,6 +16,7 @@ const SCENARIO_TESTED: &[(&str, &str, &str)] = &[
     ("inbound-lead", "engine/cli/tests/automations.rs", r#"deploy("inbound-lead")"#),
     // The `summary` step of workflows/qualify-lead.
     ("qualify-summary", "engine/cli/tests/runs.rs", r#"deploy("qualify-lead")"#),
+    ("task-reminder", "engine/cli/tests/reminders.rs", r#"deploy("task-reminder")"#),
     ("fixture-echo", "engine/runtime/tests/containment.rs", "crm_guests::ECHO"),
     ("fixture-not-a-step", "engine/cli/tests/component.rs", "crm_guests::NOT_A_STEP"),
     ("fixture-counter", "engine/runtime/tests/state.rs", "crm_guests::COUNTER"),

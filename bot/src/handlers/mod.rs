@@ -6,6 +6,7 @@ mod approvals;
 mod csv_files;
 mod deal_view;
 mod forms;
+mod message_buttons;
 mod pipeline;
 mod records;
 mod runs;
@@ -357,5 +358,9 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         }
         Callback::Decide { approval, approve } => approvals::decide(&req, approval, approve).await,
         Callback::Retry(run) => runs::retry(&req, run).await,
+        Callback::Press { notification, button } => {
+            let text = q.message.as_ref().and_then(|m| m.regular_message()).and_then(|m| m.text());
+            message_buttons::press(&req, message_id, text, notification, button).await
+        }
     }
 }

@@ -13,11 +13,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::capability::Capability;
+use crate::message_button::Button;
 use crate::records::{
     Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
     Id, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task, TaskFilter,
     TaskPatch,
 };
+use crate::user::UserProfile;
 
 /// Most records one search may return; also the cap on `record_activity`.
 pub const MAX_LIST: u32 = 200;
@@ -123,6 +125,9 @@ pub enum HostCall {
         id: Id,
         limit: u32,
     },
+    GetUser {
+        id: Id,
+    },
     StateGet {
         key: String,
     },
@@ -139,6 +144,9 @@ pub enum HostCall {
     Notify {
         user_id: Id,
         text: String,
+        /// under the message; older workers send none
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        buttons: Vec<Button>,
     },
 }
 
@@ -157,6 +165,7 @@ pub enum HostReply {
     Note(Note),
     Notes(Vec<Note>),
     Activity(Vec<Activity>),
+    User(UserProfile),
     State(Option<Value>),
     Secret(String),
     Done,
@@ -200,7 +209,8 @@ impl HostCall {
             | FindTasks { .. }
             | GetNote { .. }
             | FindNotes { .. }
-            | RecordActivity { .. } => Capability::RecordsRead,
+            | RecordActivity { .. }
+            | GetUser { .. } => Capability::RecordsRead,
             CreateContact { .. }
             | UpdateContact { .. }
             | CreateCompany { .. }
@@ -235,6 +245,7 @@ impl HostCall {
                 | GetNote { .. }
                 | FindNotes { .. }
                 | RecordActivity { .. }
+                | GetUser { .. }
                 | StateGet { .. }
                 | Secret { .. }
         )
@@ -266,6 +277,7 @@ impl HostCall {
             CreateNote { .. } => "create_note",
             UpdateNote { .. } => "update_note",
             RecordActivity { .. } => "record_activity",
+            GetUser { .. } => "get_user",
             StateGet { .. } => "state_get",
             StateSet { .. } => "state_set",
             StateDelete { .. } => "state_delete",
@@ -315,11 +327,11 @@ impl HostCall {
                 Ok(())
             }
             EnsureTask { key, .. } => key_rule(key, MAX_TASK_KEY, "task keys"),
-            Notify { text, .. } => {
+            Notify { text, buttons, .. } => {
                 if text.trim().is_empty() || text.chars().count() > MAX_NOTIFY_TEXT {
                     return Err(HostCallError::Invalid(format!("a message is 1 to {MAX_NOTIFY_TEXT} characters")));
                 }
-                Ok(())
+                crate::message_button::check(buttons).map_err(HostCallError::Invalid)
             }
             FindContacts { limit, .. }
             | FindCompanies { limit, .. }
@@ -360,9 +372,9 @@ mod tests {
 
     #[test]
     fn writes_are_the_same_write_by_function_and_target() {
-        let a = HostCall::Notify { user_id: 3, text: "hi".into() };
-        let b = HostCall::Notify { user_id: 3, text: "hello".into() };
-        let c = HostCall::Notify { user_id: 4, text: "hi".into() };
+        let a = HostCall::Notify { user_id: 3, text: "hi".into(), buttons: vec![] };
+        let b = HostCall::Notify { user_id: 3, text: "hello".into(), buttons: vec![] };
+        let c = HostCall::Notify { user_id: 4, text: "hi".into(), buttons: vec![] };
         assert!(a.is_write());
         assert_eq!(a.target(), b.target());
         assert_ne!(a.target(), c.target());
@@ -373,7 +385,7 @@ mod tests {
     #[test]
     fn checks_its_own_arguments() {
         assert!(HostCall::StateGet { key: String::new() }.check().is_err());
-        assert!(HostCall::Notify { user_id: 1, text: " ".into() }.check().is_err());
+        assert!(HostCall::Notify { user_id: 1, text: " ".into(), buttons: vec![] }.check().is_err());
         assert!(HostCall::FindTasks { filter: TaskFilter::default(), limit: 0 }.check().is_err());
         assert!(HostCall::FindTasks { filter: TaskFilter::default(), limit: 200 }.check().is_ok());
     }

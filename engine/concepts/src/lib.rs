@@ -10,6 +10,7 @@ pub mod import;
 pub mod local_time;
 pub mod manifest;
 pub mod manifest_schema;
+pub mod message_button;
 pub mod money;
 pub mod records;
 pub mod run;

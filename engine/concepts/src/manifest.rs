@@ -769,7 +769,8 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     })
 }
 
-fn is_name(s: &str) -> bool {
+/// A workflow (or step) name: 1-63 lowercase letters, digits, `-` or `_`, starting with a letter.
+pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase())

@@ -93,6 +93,24 @@ impl User {
     }
 }
 
+/// A user as a workflow step sees them (`get-user`): enough to address them and say a time
+/// the way they read it; never their email, role or chat account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserProfile {
+    pub id: Id,
+    pub name: String,
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub remind_before_minutes: i32,
+}
+
+impl From<User> for UserProfile {
+    fn from(u: User) -> UserProfile {
+        UserProfile { id: u.id, name: u.name, time_zone: u.time_zone, remind_before_minutes: u.remind_before_minutes }
+    }
+}
+
 /// The most a reminder may come before its task is due: a week.
 pub const MAX_REMIND_BEFORE_MINUTES: i32 = 7 * 24 * 60;
 

@@ -17,10 +17,11 @@ use crate::fixture::{self, Fixture, FixtureError};
 use crate::kinds::{self, Kind, Match};
 
 /// A chat message a step sent through `notify`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub user_id: i64,
     pub text: String,
+    pub buttons: Vec<crm_concepts::message_button::Button>,
 }
 
 #[derive(Default)]
@@ -28,6 +29,7 @@ struct Data {
     rows: BTreeMap<RecordKind, BTreeMap<Id, Value>>,
     activity: Vec<Activity>,
     secrets: BTreeMap<String, String>,
+    users: BTreeMap<Id, crm_concepts::user::UserProfile>,
     state: BTreeMap<String, Value>,
     notifications: Vec<Notification>,
     /// `ensure_task` keys (per workflow) of open tasks
@@ -123,6 +125,7 @@ impl MemoryCrm {
             });
         }
         d.secrets = f.secrets;
+        d.users = f.users.into_iter().map(|u| (u.id, u)).collect();
         d.state = f.state;
         d.next_id = d.rows.values().flat_map(|t| t.keys()).max().copied().unwrap_or(0) + 1;
         Ok(MemoryCrm { data: Mutex::new(d) })
@@ -263,8 +266,16 @@ impl MemoryCrm {
                 .cloned()
                 .map(HostReply::Secret)
                 .ok_or_else(|| HostCallError::NotFound(format!("no secret named {name}"))),
-            Notify { user_id, text } => {
-                d.notifications.push(Notification { user_id, text });
+            GetUser { id } => {
+                Ok(HostReply::User(d.users.get(&id).cloned().unwrap_or_else(|| crm_concepts::user::UserProfile {
+                    id,
+                    name: format!("User {id}"),
+                    time_zone: "UTC".into(),
+                    remind_before_minutes: 0,
+                })))
+            }
+            Notify { user_id, text, buttons } => {
+                d.notifications.push(Notification { user_id, text, buttons });
                 Ok(HostReply::Done)
             }
         }

@@ -9,6 +9,7 @@
 //!   "tasks":     [{"id": 1, "title": "Call", "contact_id": 1, "due_at": "-2d"}],
 //!   "notes":     [{"id": 1, "body": "Met at a fair", "contact_id": 1}],
 //!   "activity":  [{"record_kind": "contact", "record_id": 1, "action": "updated", "at": "-1d"}],
+//!   "users":     [{"id": 2, "name": "Sam", "time_zone": "Europe/Berlin", "remind_before_minutes": 15}],
 //!   "secrets":   {"SLACK_TOKEN": "xoxb-..."},
 //!   "state":     {"cursor": 42}
 //! }
@@ -46,6 +47,8 @@ pub(crate) struct Fixture {
     pub tasks: Vec<Map<String, Value>>,
     pub notes: Vec<Map<String, Value>>,
     pub activity: Vec<FixtureActivity>,
+    /// users a step may look up; any other id reads as a user in UTC
+    pub users: Vec<crm_concepts::user::UserProfile>,
     pub secrets: BTreeMap<String, String>,
     pub state: BTreeMap<String, Value>,
 }

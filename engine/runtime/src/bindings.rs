@@ -13,6 +13,6 @@ wasmtime::component::bindgen!({
 pub use crm::automation::records::{
     Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
     DealStatus, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task,
-    TaskFilter, TaskPatch,
+    TaskFilter, TaskPatch, User,
 };
 pub use crm::automation::types::{ErrorKind, HostError, StepContext};

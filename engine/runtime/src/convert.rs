@@ -141,6 +141,34 @@ pub fn note(n: rec::Note) -> wit::Note {
 }
 
 /// `None` for kinds a step cannot name (pipelines, users): such entries are left out.
+pub fn user(u: crm_concepts::user::UserProfile) -> wit::User {
+    wit::User { id: u.id, name: u.name, time_zone: u.time_zone, remind_before_minutes: u.remind_before_minutes }
+}
+
+/// Buttons as a guest gives them; a `start-run` input that is not JSON is refused here, the
+/// rest by [`crm_concepts::message_button::check`] wherever the call is served.
+pub fn buttons(
+    buttons: Vec<crate::bindings::crm::automation::notify::Button>,
+) -> Checked<Vec<crm_concepts::message_button::Button>> {
+    use crate::bindings::crm::automation::notify::Action;
+    use crm_concepts::message_button::{Button, ButtonAction};
+    buttons
+        .into_iter()
+        .map(|b| {
+            let action = match b.action {
+                Action::CompleteTask(task_id) => ButtonAction::CompleteTask { task_id },
+                Action::StartRun(r) => ButtonAction::StartRun {
+                    input: serde_json::from_str(&r.input).map_err(|e| {
+                        wit::HostError::Invalid(format!("the input of a start-run button is not JSON: {e}"))
+                    })?,
+                    workflow: r.workflow,
+                },
+            };
+            Ok(Button { label: b.label, action })
+        })
+        .collect()
+}
+
 pub fn activity(a: rec::Activity) -> Option<wit::Activity> {
     Some(wit::Activity {
         at: ms(a.at),

@@ -93,13 +93,14 @@ pub async fn apply(conn: &mut PgConnection, caller: &Caller<'_>, call: HostCall)
             Some(value) => HostReply::Secret(value),
             None => return Err(StoreError::Missing(format!("no secret named {name}"))),
         },
-        Notify { user_id, text } => {
+        GetUser { id } => HostReply::User(crate::users::get_in(conn, id).await?.into()),
+        Notify { user_id, text, buttons } => {
             let origin = notifications::Origin {
                 run_id: Some(caller.run_id),
                 step: Some(caller.step),
                 workflow: Some(caller.workflow),
             };
-            notifications::add_in(conn, user_id, &text, origin).await.map_err(|e| match e {
+            notifications::add_in(conn, user_id, &text, &buttons, origin).await.map_err(|e| match e {
                 // the only foreign key of a notification is its user
                 StoreError::Validation { .. } if is_foreign_key(&e) => {
                     StoreError::Missing(format!("user {user_id} does not exist"))

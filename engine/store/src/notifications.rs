@@ -6,6 +6,7 @@
 //! outcome is written once: a late second report changes nothing.
 
 use chrono::{DateTime, Utc};
+use crm_concepts::message_button::Button;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -82,6 +83,9 @@ pub struct Notification {
     /// buttons gone
     #[schema(required)]
     pub edit_message_id: Option<i64>,
+    /// the labels of the buttons the workflow put under the message, in order; a press
+    /// names one by its position (`POST /api/notifications/{id}/press`)
+    pub buttons: Vec<String>,
 }
 
 impl Notification {
@@ -99,7 +103,8 @@ impl Notification {
 const SELECT: &str =
     "SELECT n.id, n.user_id, CASE WHEN u.disabled_at IS NULL THEN u.telegram_user_id END AS telegram_user_id,
         n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason,
-        n.approval_id, n.message_id, o.message_id AS edit_message_id
+        n.approval_id, n.message_id, o.message_id AS edit_message_id,
+        ARRAY(SELECT b->>'label' FROM jsonb_array_elements(n.buttons) b) AS buttons
     FROM notifications n JOIN users u ON u.id = n.user_id LEFT JOIN notifications o ON o.id = n.edit_of";
 
 /// Who sent a notification: the run and step, for the bot to link back to.
@@ -111,16 +116,24 @@ pub struct Origin<'a> {
 }
 
 pub async fn add(db: &Db, user_id: i64, text: &str, origin: Origin<'_>) -> Result<i64, StoreError> {
-    add_in(&mut *db.pool.acquire().await?, user_id, text, origin).await
+    add_in(&mut *db.pool.acquire().await?, user_id, text, &[], origin).await
 }
 
 /// [`add`] inside the caller's transaction; the bot hears of it when that commits.
-pub async fn add_in(conn: &mut PgConnection, user_id: i64, text: &str, origin: Origin<'_>) -> Result<i64, StoreError> {
+pub async fn add_in(
+    conn: &mut PgConnection,
+    user_id: i64,
+    text: &str,
+    buttons: &[Button],
+    origin: Origin<'_>,
+) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar(
-        "INSERT INTO notifications (user_id, text, run_id, step, workflow) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO notifications (user_id, text, buttons, run_id, step, workflow)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(user_id)
     .bind(text)
+    .bind(sqlx::types::Json(buttons))
     .bind(origin.run_id)
     .bind(origin.step)
     .bind(origin.workflow)
@@ -249,4 +262,57 @@ pub async fn listener(db: &Db) -> Result<PgListener, StoreError> {
     let mut listener = PgListener::connect_with(&db.pool).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
+}
+
+/// What a press of a message's button is to do, once [`claim_press`] took the message's
+/// one press for it.
+#[derive(Debug, Clone)]
+pub struct Press {
+    pub button: Button,
+    pub workflow: Option<String>,
+}
+
+/// Takes the one press of notification `id` for button `index`, pressed by `user_id`. Only
+/// the person the message went to may press; a message already pressed says what that press
+/// did, as a conflict.
+pub async fn claim_press(db: &Db, id: i64, index: usize, user_id: i64) -> Result<Press, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let row: Option<(i64, sqlx::types::Json<Vec<Button>>, Option<String>, Option<DateTime<Utc>>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT user_id, buttons, workflow, pressed_at, pressed FROM notifications WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((owner, buttons, workflow, pressed_at, pressed)) = row else {
+        return Err(StoreError::Missing(format!("message {id} does not exist")));
+    };
+    // Someone else's message reads as missing: its buttons are not theirs to learn about.
+    if owner != user_id {
+        return Err(StoreError::Missing(format!("message {id} does not exist")));
+    }
+    if pressed_at.is_some() {
+        return Err(StoreError::Conflict(pressed.unwrap_or_else(|| "This was already answered.".into())));
+    }
+    let Some(button) = buttons.0.into_iter().nth(index) else {
+        return Err(StoreError::Missing(format!("message {id} has no button {index}")));
+    };
+    sqlx::query("UPDATE notifications SET pressed_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Press { button, workflow })
+}
+
+/// What the press did, as the message reads from now on.
+pub async fn record_press(db: &Db, id: i64, outcome: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE notifications SET pressed = $2 WHERE id = $1").bind(id).bind(outcome).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// Gives the press back when its action failed, so the person can try again.
+pub async fn release_press(db: &Db, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE notifications SET pressed_at = NULL, pressed = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }

@@ -30,8 +30,11 @@ pub async fn create(db: &Db, actor: &Actor, mut new: NewUser) -> Result<User, St
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<User, StoreError> {
-    let mut conn = db.pool.acquire().await?;
-    table::to_record(TABLE.get(&mut conn, id).await?)
+    get_in(&mut *db.pool.acquire().await?, id).await
+}
+
+pub async fn get_in(conn: &mut sqlx::PgConnection, id: Id) -> Result<User, StoreError> {
+    table::to_record(TABLE.get(conn, id).await?)
 }
 
 /// The CRM user a Telegram account is linked to, if any.

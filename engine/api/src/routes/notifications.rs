@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use crm_concepts::message_button::ButtonAction;
 use crm_concepts::records::Page;
+use crm_concepts::run::RunRequest;
 use crm_store::notifications::{self, DeliveryStatus, ListQuery, Notification};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,76 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(delivered))
         .routes(routes!(undeliverable))
+        .routes(routes!(press))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PressRequest {
+    /// the button's position under the message, from 0
+    button: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Pressed {
+    /// what the press did, for the chat to show under the message
+    outcome: String,
+}
+
+/// Press a button under a message (the person it was sent to)
+///
+/// Acts as the caller, with their role's rights: `complete_task` marks the task done,
+/// `start_run` starts the workflow with the button's input (once: a repeated press request
+/// answers the same run). A message takes one press; a second gets 409 with what the first
+/// did. Someone else's message is 404.
+#[utoipa::path(
+    post, path = "/api/notifications/{id}/press", tag = "notifications", operation_id = "press_notification_button",
+    params(("id" = i64, Path)), request_body = PressRequest,
+    responses((status = 200, description = "what the press did", body = Pressed), CallerErrors, NotFound, WriteErrors),
+    security(("bearer" = [])),
+)]
+async fn press(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Json(p): Json<PressRequest>,
+) -> Result<Json<Pressed>, ApiError> {
+    c.require_write()?;
+    let claimed = notifications::claim_press(&s.db, id, p.button, c.user.id).await?;
+    let label = claimed.button.label.clone();
+    let done: Result<String, ApiError> = async {
+        match claimed.button.action {
+            ButtonAction::CompleteTask { task_id } => {
+                let task = crm_store::tasks::complete(&s.db, &c.actor(), task_id).await?;
+                Ok(format!("✅ Done: {}", task.title))
+            }
+            ButtonAction::StartRun { workflow, input } => {
+                let scheduler =
+                    s.scheduler.as_ref().ok_or_else(|| ApiError::unavailable("this API runs without the scheduler"))?;
+                let request = RunRequest {
+                    workflow,
+                    input,
+                    acting_user: Some(c.user.id),
+                    notify: None,
+                    idempotency_key: Some(format!("press:{id}")),
+                    trigger: Some("bot".into()),
+                };
+                scheduler.submit(request).await?;
+                Ok(format!("→ {label}"))
+            }
+        }
+    }
+    .await;
+    match done {
+        Ok(outcome) => {
+            notifications::record_press(&s.db, id, &outcome).await?;
+            Ok(Json(Pressed { outcome }))
+        }
+        Err(e) => {
+            notifications::release_press(&s.db, id).await?;
+            Err(e)
+        }
+    }
 }
 
 /// A notification with its delivery status spelled out.

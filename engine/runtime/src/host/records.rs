@@ -8,7 +8,7 @@ use crate::bindings::crm::automation::records::Host;
 use crate::bindings::{
     Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter, DealPatch,
     HostError, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch, RecordKind, Task,
-    TaskFilter, TaskPatch,
+    TaskFilter, TaskPatch, User,
 };
 use crate::convert;
 use crate::host_calls::HostCalls;
@@ -45,6 +45,9 @@ fn note(r: HostReply) -> Option<Note> {
 }
 fn notes(r: HostReply) -> Option<Vec<Note>> {
     if let HostReply::Notes(v) = r { Some(v.into_iter().map(convert::note).collect()) } else { None }
+}
+fn user(r: HostReply) -> Option<User> {
+    if let HostReply::User(u) = r { Some(convert::user(u)) } else { None }
 }
 fn activity(r: HostReply) -> Option<Vec<Activity>> {
     if let HostReply::Activity(v) = r { Some(v.into_iter().filter_map(convert::activity).collect()) } else { None }
@@ -171,5 +174,9 @@ impl<H: HostCalls> Host for StepState<H> {
     async fn record_activity(&mut self, kind: RecordKind, id: i64, limit: u32) -> Reply<Vec<Activity>> {
         let call = HostCall::RecordActivity { kind: convert::record_kind(kind), id, limit: limit.clamp(1, MAX_LIST) };
         self.serve(call, activity).await
+    }
+
+    async fn get_user(&mut self, id: i64) -> Reply<User> {
+        self.serve(HostCall::GetUser { id }, user).await
     }
 }

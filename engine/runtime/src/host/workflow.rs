@@ -73,6 +73,14 @@ impl<H: HostCalls> state::Host for StepState<H> {
 
 impl<H: HostCalls> notify::Host for StepState<H> {
     async fn send(&mut self, user_id: i64, text: String) -> Reply<()> {
-        self.serve(HostCall::Notify { user_id, text }, done).await
+        self.serve(HostCall::Notify { user_id, text, buttons: Vec::new() }, done).await
+    }
+
+    async fn send_with_buttons(&mut self, user_id: i64, text: String, buttons: Vec<notify::Button>) -> Reply<()> {
+        self.require(Capability::Notify)?;
+        match crate::convert::buttons(buttons) {
+            Ok(buttons) => self.serve(HostCall::Notify { user_id, text, buttons }, done).await,
+            Err(e) => Ok(Err(e)),
+        }
     }
 }
