@@ -15,6 +15,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("DUPLICATE_CONTACTS", "duplicate-contacts"),
     ("INBOUND_LEAD", "inbound-lead"),
     ("QUALIFY_SUMMARY", "qualify-summary"),
+    ("DEAL_DISCOUNT", "deal-discount"),
     ("ECHO", "fixture-echo"),
     ("NOTE", "fixture-note"),
     ("NOT_A_STEP", "fixture-not-a-step"),

@@ -16,6 +16,8 @@ const SCENARIO_TESTED: &[(&str, &str, &str)] = &[
     ("inbound-lead", "engine/cli/tests/automations.rs", r#"deploy("inbound-lead")"#),
     // The `summary` step of workflows/qualify-lead.
     ("qualify-summary", "engine/cli/tests/runs.rs", r#"deploy("qualify-lead")"#),
+    // The three steps of workflows/discount-approval.
+    ("deal-discount", "engine/cli/tests/example_automations.rs", r#"deploy("discount-approval")"#),
     ("fixture-echo", "engine/runtime/tests/containment.rs", "crm_guests::ECHO"),
     ("fixture-not-a-step", "engine/cli/tests/component.rs", "crm_guests::NOT_A_STEP"),
     ("fixture-counter", "engine/runtime/tests/state.rs", "crm_guests::COUNTER"),
