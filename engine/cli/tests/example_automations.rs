@@ -261,7 +261,12 @@ async fn a_deal_added_in_the_chat_is_nudged_after_three_days_unless_it_moves_fir
     assert!(!tasks.text().contains("Moving deal"), "{}", tasks.text());
     let (_, detail) = flow.get(&format!("/api/runs/{moving_run}")).await;
     assert_eq!(step(&detail, "follow_up")["status"], "skipped", "the moved deal's timeout fired nothing");
-    let _ = moving;
+    let moved_tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE deal_id = $1")
+        .bind(moving)
+        .fetch_one(&flow.db.pool)
+        .await
+        .expect("count tasks");
+    assert_eq!(moved_tasks, 0, "no nudge for the deal that moved");
     flow.assert_clean_history(&[moving_run, stuck_run]).await;
 }
 
