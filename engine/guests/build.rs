@@ -16,6 +16,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("INBOUND_LEAD", "inbound-lead"),
     ("QUALIFY_SUMMARY", "qualify-summary"),
     ("TASK_REMINDER", "task-reminder"),
+    ("DEAL_DISCOUNT", "deal-discount"),
     ("ECHO", "fixture-echo"),
     ("NOTE", "fixture-note"),
     ("NOT_A_STEP", "fixture-not-a-step"),

@@ -60,7 +60,12 @@ impl ChatBot {
         self.api.reply(from.id, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
     }
 
-    /// The first message sent to `chat` after call `since` that contains `needle`.
+    /// `from` opens the chat with the bot: Telegram lets a bot write only to users who did.
+    pub async fn open_chat(&self, from: &crate::TgUser) {
+        self.say(from, "/help").await;
+    }
+
+    /// The first message (after call `since`) in `chat` containing `needle`.
     pub async fn message(&self, since: u64, chat: i64, needle: &str) -> crate::Call {
         self.api
             .wait_for(since, Self::WAIT, |c| {
@@ -70,22 +75,54 @@ impl ChatBot {
             .unwrap_or_else(|e| panic!("no message with {needle:?} in chat {chat}: {e}"))
     }
 
-    /// Presses the button labelled `label` under `message` as `from`; returns the notice the
-    /// press was answered with.
-    pub async fn press(&self, from: &crate::TgUser, message: &crate::Call, label: &str) -> String {
-        let buttons = message.buttons();
-        let data = buttons
-            .iter()
-            .find(|(l, _)| l == label)
-            .map(|(_, d)| d.clone())
-            .unwrap_or_else(|| panic!("no button {label:?} under the message: {buttons:?}"));
+    /// Waits until message `message_id` in `chat` was edited into a text containing `needle`.
+    pub async fn edited(&self, chat: i64, message_id: i64, needle: &str) -> crate::Call {
+        self.api
+            .wait_for(0, Self::WAIT, |c| {
+                c.method == "editMessageText"
+                    && c.is_reply_to(chat)
+                    && c.message_id() == Some(message_id)
+                    && c.text().contains(needle)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("message {message_id} in chat {chat} never became {needle:?}: {e}"))
+    }
+
+    /// Presses a button and returns the text the press was answered with.
+    pub async fn press(&self, from: &crate::TgUser, message_id: i64, data: &str) -> String {
         let since = self.api.seq();
-        let id = self.api.press(from, message.message_id().expect("a delivered message"), &data);
+        let id = self.api.press(from, message_id, data);
         let answer = self
             .api
             .wait_for(since, Self::WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == id)
             .await
-            .expect("the press was never answered");
+            .unwrap_or_else(|e| panic!("button {data} was never answered: {e}"));
         answer.params["text"].as_str().unwrap_or_default().to_string()
     }
+
+    /// Presses a button and returns the next message the bot sends `from` after it.
+    pub async fn press_for_reply(&self, from: &crate::TgUser, message_id: i64, data: &str) -> crate::Call {
+        let since = self.api.seq();
+        self.press(from, message_id, data).await;
+        self.api.reply(from.id, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to button {data}: {e}"))
+    }
+
+    /// What `chat` was sent (not edits) after call `since`.
+    pub fn sent_to(&self, since: u64, chat: i64) -> Vec<crate::Call> {
+        self.api
+            .calls()
+            .into_iter()
+            .filter(|c| c.seq > since && c.method == "sendMessage" && c.is_reply_to(chat))
+            .collect()
+    }
+}
+
+/// The payload of the button under `message` whose label contains `label`.
+pub fn button(message: &crate::Call, label: &str) -> String {
+    message
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l.contains(label))
+        .map(|(_, data)| data)
+        .unwrap_or_else(|| panic!("no button with {label:?} in {:?}", message.buttons()))
 }

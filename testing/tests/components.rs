@@ -17,6 +17,8 @@ const SCENARIO_TESTED: &[(&str, &str, &str)] = &[
     // The `summary` step of workflows/qualify-lead.
     ("qualify-summary", "engine/cli/tests/runs.rs", r#"deploy("qualify-lead")"#),
     ("task-reminder", "engine/cli/tests/reminders.rs", r#"deploy("task-reminder")"#),
+    // The three steps of workflows/discount-approval.
+    ("deal-discount", "engine/cli/tests/example_automations.rs", r#"deploy("discount-approval")"#),
     ("fixture-echo", "engine/runtime/tests/containment.rs", "crm_guests::ECHO"),
     ("fixture-not-a-step", "engine/cli/tests/component.rs", "crm_guests::NOT_A_STEP"),
     ("fixture-counter", "engine/runtime/tests/state.rs", "crm_guests::COUNTER"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
-use crm_testing::bot::ChatBot;
+use crm_testing::bot::{ChatBot, button};
 use crm_testing::{Flow, TgUser};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,6 +46,10 @@ async fn new_task(flow: &Flow, title: &str, assignee: i64, due: DateTime<Utc>) -
         flow.post("/api/tasks", json!({"title": title, "assignee_id": assignee, "due_at": due.to_rfc3339()})).await;
     assert_eq!(status, StatusCode::CREATED, "{task}");
     task["id"].as_i64().expect("task id")
+}
+
+fn id(message: &crm_testing::Call) -> i64 {
+    message.message_id().expect("a delivered message")
 }
 
 fn wake_time(run: &Value) -> DateTime<Utc> {
@@ -94,7 +98,7 @@ async fn a_due_task_reminds_its_assignee_once_in_their_zone_with_done_and_snooze
     flow.wait_status(reminder_runs(&flow, task).await[0], "succeeded", WAIT).await;
 
     // Snooze: the message keeps what was pressed, and a new reminder is planned an hour on.
-    let notice = bot.press(&kenji, &reminder, "⏰ Snooze 1 h").await;
+    let notice = bot.press(&kenji, id(&reminder), &button(&reminder, "⏰ Snooze 1 h")).await;
     assert!(notice.contains("Snooze"), "{notice}");
     let edited = bot
         .api
@@ -103,7 +107,7 @@ async fn a_due_task_reminds_its_assignee_once_in_their_zone_with_done_and_snooze
         .expect("the reminder was never edited");
     assert!(edited.text().contains("Reminder") && edited.text().contains("→ ⏰ Snooze 1 h"), "{}", edited.text());
     assert!(edited.buttons().is_empty());
-    let again = bot.press(&kenji, &reminder, "⏰ Snooze 1 h").await;
+    let again = bot.press(&kenji, id(&reminder), &button(&reminder, "⏰ Snooze 1 h")).await;
     assert!(again.contains("→ ⏰ Snooze 1 h"), "a second press only says what the first did: {again}");
     let second = nth_run_waiting(&flow, task, 2).await;
     let in_an_hour = wake_time(&second) - Utc::now();
@@ -113,7 +117,7 @@ async fn a_due_task_reminds_its_assignee_once_in_their_zone_with_done_and_snooze
     let since = bot.api.seq();
     flow.advance_clock("61m").await;
     let reminded_again = bot.message(since, kenji.id, "Reminder: Call the Osaka office").await;
-    let notice = bot.press(&kenji, &reminded_again, "✅ Done").await;
+    let notice = bot.press(&kenji, id(&reminded_again), &button(&reminded_again, "✅ Done")).await;
     assert!(notice.contains("Done: Call the Osaka office"), "{notice}");
     let (_, t) = flow.get(&format!("/api/tasks/{task}")).await;
     assert_eq!(t["done"], true, "{t}");

@@ -9,6 +9,9 @@ use utoipa::ToSchema;
 
 use crate::manifest::EventFilter;
 
+/// The longest comment a decision on an approval may carry.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
 /// The longest a run may wait at one step.
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 

@@ -3,6 +3,7 @@
 //! run's lock (`runs::lock_runs`), so a row and its step never disagree.
 
 use chrono::{DateTime, Utc};
+use crm_concepts::user::Role;
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 use utoipa::ToSchema;
@@ -236,4 +237,31 @@ pub async fn owner_of(pool: &sqlx::PgPool, record: &str, id: i64) -> Result<Opti
     };
     let owner: Option<Option<i64>> = sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?;
     Ok(owner.flatten())
+}
+
+/// Why `user` (of `role`) may not decide `pending`, or `None` when they may: only the role
+/// the step names (`manager`: managers and admins; `admin`: admins), and where the step
+/// names a record, only its owner besides admins. The API (and through it the bot) and the
+/// web app decide under this one rule.
+pub async fn refusal(
+    pool: &sqlx::PgPool,
+    pending: &PendingApproval,
+    user: i64,
+    role: Role,
+) -> Result<Option<String>, WorkflowError> {
+    if role == Role::Admin {
+        return Ok(None);
+    }
+    if !(role == Role::Manager && pending.role == "manager") {
+        let who = if pending.role == "admin" { "an admin" } else { "a manager" };
+        return Ok(Some(format!("only {who} may decide this approval")));
+    }
+    if let Some(o) = &pending.owner_of {
+        let record = o["record"].as_str().unwrap_or_default();
+        let id = o["id"].as_i64().unwrap_or_default();
+        if owner_of(pool, record, id).await? != Some(user) {
+            return Ok(Some(format!("only the owner of {record} {id} (or an admin) may decide this approval")));
+        }
+    }
+    Ok(None)
 }

@@ -19,6 +19,7 @@ pub enum Section {
     Tasks,
     Workflows,
     Runs,
+    Approvals,
     Schedules,
     Notifications,
     Admin,
@@ -33,6 +34,7 @@ const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Tasks, "/tasks", "Tasks"),
     (Section::Workflows, "/workflows", "Workflows"),
     (Section::Runs, "/runs", "Runs"),
+    (Section::Approvals, "/approvals", "Approvals"),
     (Section::Schedules, "/schedules", "Schedules"),
     (Section::Notifications, "/notifications", "Notifications"),
 ];

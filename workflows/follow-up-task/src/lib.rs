@@ -6,7 +6,10 @@
 //! **Config** (all optional):
 //! - `title` (default `"Follow up: {name}"`): `{name}` becomes the deal title or contact name;
 //! - `due_in_days` (default 3, 0–365): the task is due this many days from now;
-//! - `assignee_id`: who gets the task; default the record's owner, else the run's acting user.
+//! - `assignee_id`: who gets the task; default the record's owner, else the run's acting user;
+//! - `key`: names this follow-up among others of the same workflow on the same record (a
+//!   drip that gives a deal one task a week later and another a month later sets one per
+//!   step); without it there is one follow-up per record and workflow.
 //!
 //! An open task with the same title already linked to the record (one a person made, say)
 //! is reused. Otherwise the task is *ensured* under a key naming the record: however many
@@ -66,9 +69,14 @@ fn run(input: Input) -> Result<Output, StepError> {
     }
 
     let due_at = crm_sdk::now_ms() + due_in_days * DAY_MS;
-    let (deal_id, contact_id, key) = match target {
-        Target::Deal(id) => (Some(id), None, format!("follow-up:deal:{id}")),
-        Target::Contact(id) => (None, Some(id), format!("follow-up:contact:{id}")),
+    let (deal_id, contact_id, record) = match target {
+        Target::Deal(id) => (Some(id), None, format!("deal:{id}")),
+        Target::Contact(id) => (None, Some(id), format!("contact:{id}")),
+    };
+    // From the config only: the key is the workflow's choice, not the run input's.
+    let key = match input.config.get("key").and_then(|k| k.as_str()) {
+        Some(name) => format!("follow-up:{name}:{record}"),
+        None => format!("follow-up:{record}"),
     };
     let task = records::ensure_task(
         &key,

@@ -5,8 +5,7 @@
 
 use axum::extract::State;
 use crm_concepts::records::Page;
-use crm_concepts::user::Role;
-use crm_concepts::wait::Decision;
+use crm_concepts::wait::{Decision, MAX_COMMENT_CHARS};
 use crm_store::run_history::{self, RunSummary};
 use crm_store::run_waits::{self, PendingApproval};
 use serde::Deserialize;
@@ -25,10 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(decide))
         .routes(routes!(decide_by_id))
         .routes(routes!(ask_again))
-}
-
-fn may_decide(role: Role, wanted: &str) -> bool {
-    role == Role::Admin || (role == Role::Manager && wanted == "manager")
 }
 
 /// Approvals the caller may decide
@@ -126,8 +121,8 @@ async fn decide_step(
         .scheduler
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("this API runs without the scheduler; start `crm serve`"))?;
-    if d.comment.as_ref().is_some_and(|c| c.chars().count() > 1000) {
-        return Err(ApiError::validation("comment", "must be at most 1000 characters"));
+    if d.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+        return Err(ApiError::validation("comment", format!("must be at most {MAX_COMMENT_CHARS} characters")));
     }
     let Some(pending) = run_waits::approvals(&s.db.pool, Some((run_id, &step)), None, 1).await?.pop() else {
         let exists = run_history::get(&s.db.pool, run_id).await.is_ok();
@@ -139,19 +134,8 @@ async fn decide_step(
             ApiError::not_found(format!("no run {run_id}"))
         });
     };
-    if !may_decide(c.user.role, &pending.role) {
-        return Err(ApiError::forbidden(format!("only a {} may decide this approval", pending.role)));
-    }
-    if let Some(o) = &pending.owner_of
-        && c.user.role != Role::Admin
-    {
-        let record = o["record"].as_str().unwrap_or_default();
-        let id = o["id"].as_i64().unwrap_or_default();
-        if run_waits::owner_of(&s.db.pool, record, id).await? != Some(c.user.id) {
-            return Err(ApiError::forbidden(format!(
-                "only the owner of {record} {id} (or an admin) may decide this approval"
-            )));
-        }
+    if let Some(why) = run_waits::refusal(&s.db.pool, &pending, c.user.id, c.user.role).await? {
+        return Err(ApiError::forbidden(why));
     }
     if !scheduler.decide(run_id, &step, d.decision, c.user.id, d.comment).await? {
         return Err(ApiError::conflict(format!("step {step:?} of run {run_id} was decided or timed out already")));

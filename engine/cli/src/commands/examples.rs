@@ -1,9 +1,11 @@
 //! The example automations of `workflows/`, which `crm up` deploys on a fresh install so the
 //! CRM automates from the first start: lead qualification from the chat (`/qualify`), a
 //! daily stale-deals digest (cron), lead scoring of new contacts and a won-deal celebration
-//! (record events), an inbound lead form (webhook), and a nudge for a new deal that has not
-//! moved in three days (`wait_event`), and task reminders in each assignee's chat (`wait`,
-//! buttons under the message). Manifests and components are both compiled into the
+//! (record events), an inbound lead form (webhook), a nudge for a new deal that has not
+//! moved in three days (`wait_event`), a discount that needs an admin's approval above 20%
+//! (`/discount`, `approval`), an onboarding drip after a deal is won (`wait`) and task
+//! reminders in each assignee's chat (`wait`, buttons under the message). Manifests and
+//! components are both compiled into the
 //! binary, so an installed `crm` needs no source tree to deploy them. Each is deployed only
 //! while no workflow of its name exists, so disabling, replacing or rolling back an example
 //! is never undone by the next `crm up`.
@@ -23,6 +25,8 @@ pub const AUTOMATIONS: &[(&str, &str)] = &[
     ("inbound-lead", include_str!("../../../../workflows/inbound-lead/workflow.toml")),
     ("nudge-unmoved-deal", include_str!("../../../../workflows/nudge-unmoved-deal/workflow.toml")),
     ("task-reminder", include_str!("../../../../workflows/task-reminder/workflow.toml")),
+    ("discount-approval", include_str!("../../../../workflows/discount-approval/workflow.toml")),
+    ("onboarding-drip", include_str!("../../../../workflows/onboarding-drip/workflow.toml")),
 ];
 
 /// Deploys the examples not yet present; returns a line to print for each one deployed.

@@ -1,6 +1,7 @@
 //! One module per area of the app; each exposes `routes()`, merged in [`routes`].
 
 mod admin;
+mod approvals;
 mod board;
 mod companies;
 mod contacts;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<WebState> {
         .merge(notes::routes())
         .merge(workflows::routes())
         .merge(runs::routes())
+        .merge(approvals::routes())
         .merge(schedules::routes())
         .merge(notifications::routes())
         .merge(admin::routes())
