@@ -43,6 +43,45 @@ fn question(workflow: &str, text: &str) -> String {
     format!("🗳 Approval needed ({workflow})\n{}", cut(text, MAX_QUESTION_CHARS))
 }
 
+/// The approval's message as `zone`'s reader gets it: the deadline in their own time. The
+/// stored message (the web page, late edits) keeps it in UTC.
+fn for_reader(message: &str, deadline: DateTime<Utc>, zone: &str) -> String {
+    let zone = crm_concepts::local_time::zone(zone).unwrap_or(chrono_tz::Tz::UTC);
+    match message.split_once("\n\nDecide by ").and_then(|(q, rest)| Some((q, rest.split_once("; ")?.1))) {
+        Some((question, tail)) => {
+            format!("{question}\n\nDecide by {}; {tail}", crm_concepts::local_time::format(deadline, zone, zone))
+        }
+        None => message.to_string(),
+    }
+}
+
+/// Inserts the asking message of approval `id` for each of `users`, with its buttons.
+async fn ask(
+    conn: &mut PgConnection,
+    id: i64,
+    users: &[i64],
+    message: &str,
+    deadline: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    let zones: Vec<(i64, String)> = sqlx::query_as("SELECT id, time_zone FROM users WHERE id = ANY($1) ORDER BY id")
+        .bind(users)
+        .fetch_all(&mut *conn)
+        .await?;
+    let (ids, texts): (Vec<i64>, Vec<String>) =
+        zones.into_iter().map(|(u, zone)| (u, for_reader(message, deadline, &zone))).unzip();
+    sqlx::query(
+        "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
+         SELECT u.id, u.text, a.run_id, a.step, a.workflow, a.id
+         FROM UNNEST($1::bigint[], $2::text[]) AS u (id, text), approvals a WHERE a.id = $3",
+    )
+    .bind(&ids)
+    .bind(&texts)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Opens the approvals of steps that just started waiting (other waits are ignored) and
 /// asks the people who should decide, in the caller's transaction. A step asked again (a
 /// retried run) keeps its id and is open again.
@@ -87,18 +126,7 @@ pub async fn open(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), Work
         if asked.is_empty() {
             continue;
         }
-        sqlx::query(
-            "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
-             SELECT u, $2, $3, $4, $5, $6 FROM UNNEST($1::bigint[]) AS u",
-        )
-        .bind(&asked)
-        .bind(&text)
-        .bind(w.run_id)
-        .bind(&w.step)
-        .bind(&workflow)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        ask(conn, id, &asked, &text, w.wake_at).await?;
     }
     Ok(())
 }
@@ -224,14 +252,33 @@ pub async fn ask_again(pool: &sqlx::PgPool, user: i64, ids: &[i64]) -> Result<()
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
-         SELECT $1, a.message, a.run_id, a.step, a.workflow, a.id FROM approvals a
-         WHERE a.id = ANY($2) AND a.outcome IS NULL",
+    let mut conn = pool.acquire().await?;
+    let open: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT a.id, a.message, w.wake_at FROM approvals a JOIN run_waits w ON (w.run_id, w.step) = (a.run_id, a.step)
+         WHERE a.id = ANY($1) AND a.outcome IS NULL",
     )
-    .bind(user)
     .bind(ids)
-    .execute(pool)
+    .fetch_all(&mut *conn)
     .await?;
+    for (id, message, deadline) in open {
+        ask(&mut conn, id, &[user], &message, deadline).await?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_person_reads_the_deadline_in_their_own_zone() {
+        let message = "🗳 Approval needed (discount)\nGive 25% off?\n\nDecide by 2026-12-05 10:00 UTC; without a decision it is rejected.";
+        let deadline = "2026-12-05T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            for_reader(message, deadline, "Asia/Tokyo"),
+            "🗳 Approval needed (discount)\nGive 25% off?\n\nDecide by 2026-12-05 19:00; without a decision it is rejected."
+        );
+        assert!(for_reader(message, deadline, "UTC").contains("Decide by 2026-12-05 10:00; without"));
+        assert_eq!(for_reader("no deadline here", deadline, "UTC"), "no deadline here");
+    }
 }
