@@ -382,6 +382,7 @@ async fn due_burst(
     let claimed_total: u64 = claimed.iter().sum();
     let late = |sorted: &[Duration]| {
         json!({
+            "min_ms": round(percentile(sorted, 0.0), 1),
             "p50_ms": round(percentile(sorted, 0.5), 1),
             "p99_ms": round(percentile(sorted, 0.99), 1),
             "max_ms": round(percentile(sorted, 1.0), 1),
@@ -431,18 +432,21 @@ async fn waits_woken(http: &reqwest::Client, token: &str, urls: &[String]) -> an
 async fn published_at(redis_url: &str, prefix: &str) -> anyhow::Result<HashMap<Uuid, Vec<u64>>> {
     let client = redis::Client::open(redis_url).context("the Redis URL")?;
     let mut conn = client.get_multiplexed_async_connection().await.context("connecting to Redis")?;
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(crm_queue::Keys::new(prefix).completions)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await?;
+    let key = crm_queue::Keys::new(prefix).completions;
     let mut out: HashMap<Uuid, Vec<u64>> = HashMap::new();
-    for entry in reply.ids {
-        let ms = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
-        let run = entry.get::<String>("run_id").and_then(|r| r.parse().ok());
-        if let (Some(ms), Some(run)) = (ms, run) {
-            out.entry(run).or_default().push(ms);
+    // In pages: one reply of every entry could outlast the client's response timeout.
+    let mut from = "-".to_string();
+    loop {
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(&key).arg(&from).arg("+").arg("COUNT").arg(1000).query_async(&mut conn).await?;
+        let Some(last) = reply.ids.last() else { break };
+        from = format!("({}", last.id);
+        for entry in &reply.ids {
+            let ms = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+            let run = entry.get::<String>("run_id").and_then(|r| r.parse().ok());
+            if let (Some(ms), Some(run)) = (ms, run) {
+                out.entry(run).or_default().push(ms);
+            }
         }
     }
     Ok(out)
@@ -502,13 +506,15 @@ fn print_text(r: &Value) {
         );
         let (w, p) = (&d["woken_lateness"], &d["published_lateness"]);
         println!(
-            "  lateness, due → the engine began the transaction ending the wait: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            "  lateness, due → the engine began the transaction ending the wait: min {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            f(&w["min_ms"]),
             f(&w["p50_ms"]),
             f(&w["p99_ms"]),
             f(&w["max_ms"])
         );
         println!(
-            "  lateness, due → the run's completion published: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 <= 1000)",
+            "  lateness, due → the run's completion published: min {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 <= 1000)",
+            f(&p["min_ms"]),
             f(&p["p50_ms"]),
             f(&p["p99_ms"]),
             f(&p["max_ms"])
