@@ -1,5 +1,7 @@
 //! The waker: ends the waits whose time has come. One indexed query a tick finds the due
-//! `run_waits` rows, however many runs wait (a waiting run costs nothing until then);
+//! `run_waits` rows, however many runs wait (a waiting run costs nothing until then), and
+//! when none are due a second one finds the next wake time, which the waker sleeps until
+//! (at most a poll, 250 ms);
 //! rows are claimed with their runs under `FOR UPDATE SKIP LOCKED`, so two engines never
 //! fire one wait, and fired in the same transaction as the step they end.
 
@@ -26,9 +28,10 @@ pub(crate) async fn run_waker(core: Arc<Core>, stop: CancellationToken) {
                 if n > 0 {
                     continue;
                 }
+                let nap = nap(&core).await;
                 tokio::select! {
                     _ = core.wake_now.notified() => {}
-                    _ = tokio::time::sleep(core.config.wake_poll) => {}
+                    _ = tokio::time::sleep(nap) => {}
                     _ = stop.cancelled() => return,
                 }
             }
@@ -40,6 +43,21 @@ pub(crate) async fn run_waker(core: Arc<Core>, stop: CancellationToken) {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// How long the waker may sleep: until the next wait falls due when that comes before the
+/// next poll, so a wait fires on its time rather than up to a poll late. A wait another
+/// engine (or this one's admission) makes due sooner is seen at the poll at the latest.
+async fn nap(core: &Core) -> Duration {
+    let now = core.clock.now();
+    match run_waits::next_due_after(&core.state_pool, now).await {
+        Ok(Some(at)) => (at - now).to_std().unwrap_or_default().min(core.config.wake_poll),
+        Ok(None) => core.config.wake_poll,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up the next wake time failed");
+            core.config.wake_poll
         }
     }
 }

@@ -124,6 +124,12 @@ pub async fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) 
         .map_err(Into::into)
 }
 
+/// The soonest wake time after `now` (one probe of `run_waits_due`). Waits due already are
+/// left out: when none were claimable, they are held by another engine firing them.
+pub async fn next_due_after(pool: &sqlx::PgPool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, WorkflowError> {
+    Ok(sqlx::query_scalar("SELECT min(wake_at) FROM run_waits WHERE wake_at > $1").bind(now).fetch_one(pool).await?)
+}
+
 /// The `wait_event` subscriptions on these records.
 pub async fn on_records(conn: &mut PgConnection, records: &[(String, i64)]) -> Result<Vec<RecordWait>, WorkflowError> {
     if records.is_empty() {

@@ -31,6 +31,10 @@ pub enum BenchCommand {
     /// CSV import of generated contacts into a fresh database, search index checked
     /// afterwards (goal: 100,000 contacts at >= 20,000 rows/s).
     Import(crate::commands::bench_import::ImportBenchArgs),
+    /// Steps that wait: an engine's CPU and memory with 0, 10,000 and 100,000 runs waiting
+    /// (goal: no growth), and 10,000 waits due in one second before two engines (goals: p99
+    /// lateness <= 1 s, none fires twice).
+    Timers(crate::commands::bench_timers::TimersArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +72,7 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Hostcalls(args) => crate::commands::bench_hostcalls::run(config, args).await,
         BenchCommand::Web(args) => crate::commands::bench_web::run(config, args).await,
         BenchCommand::Import(args) => crate::commands::bench_import::run(config, args).await,
+        BenchCommand::Timers(args) => crate::commands::bench_timers::run(config, args).await,
     }
 }
 

@@ -94,7 +94,7 @@ async fn bench(config: &Config, args: &HostCallsArgs, db_url: &str) -> anyhow::R
     )
     .await?;
 
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new(&config.redis_prefix)?;
     let prefix = &scratch.prefix;
     let env = scratch.engine_env(config, db_url);
     let exe = std::env::current_exe().context("locating the crm binary")?;

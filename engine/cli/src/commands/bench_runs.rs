@@ -216,7 +216,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         let uploads = std::collections::BTreeMap::from([("fixture-echo".to_string(), echo.clone())]);
         crm_scheduler::deploy::deploy(&db, manifest, &uploads, Some(admin_id)).await?;
     }
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new(&config.redis_prefix)?;
     let setup = Setup { config, args, db: &db, db_url, scratch: &scratch, token };
 
     let stack = setup.start(1, args.workers).await?;

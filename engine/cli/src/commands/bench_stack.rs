@@ -33,8 +33,10 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn new() -> anyhow::Result<Scratch> {
-        let prefix = format!("crm_bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
+    /// `installation` is the configured prefix (`crm` by default): the bench's is
+    /// `{installation}_bench_{random}`, so a bench started by a test stays among the test's names.
+    pub fn new(installation: &str) -> anyhow::Result<Scratch> {
+        let prefix = format!("{installation}_bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
         let data_dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         Ok(Scratch { prefix, data_dir })

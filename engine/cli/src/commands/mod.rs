@@ -9,6 +9,7 @@ pub mod bench_import;
 pub mod bench_runs;
 pub mod bench_runtime;
 pub mod bench_stack;
+pub mod bench_timers;
 pub mod bench_web;
 pub mod bootstrap;
 pub mod bot;

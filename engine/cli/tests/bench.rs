@@ -1,0 +1,69 @@
+//! The `crm bench` commands end to end on small numbers: each measures what it says it
+//! measures and leaves nothing behind. Their figures are not asserted here (speed is
+//! measured by the benches, never by a timed test); what is asserted is the report's shape
+//! and the correctness checks a bench makes along the way.
+
+use crm_testing::process::{crm, with_redis_url};
+use crm_testing::services::{database_exists, keys_under, postgres_url, redis_url, unique_name};
+use serde_json::Value;
+
+/// `crm bench timers`: runs held waiting cost no worker and no Redis entry, and waits due
+/// at the same moment before two engines each fire once.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_with_two_engines() {
+    let database = unique_name("bench_timers");
+    let mut cmd = crm();
+    // The test's Postgres server and Redis; the bench makes its database (the name given)
+    // and its key prefix (under the test's `crm_t_` one) itself.
+    with_redis_url(&mut cmd, &redis_url());
+    let out = cmd
+        .env("CRM_DATABASE_URL", postgres_url())
+        .args(["bench", "timers", "--waiting", "0,200", "--seconds", "1", "--due", "200", "--engines", "2"])
+        .args(["--database", &database, "--json"])
+        .output()
+        .expect("run crm bench timers");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "crm bench timers failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+
+    // One row per number of waiting runs, each measured with that many runs waiting and
+    // nothing of them on Redis.
+    let levels = report["waiting"].as_array().expect("waiting rows");
+    assert_eq!(levels.len(), 2, "{report}");
+    for (row, runs) in levels.iter().zip([0, 200]) {
+        assert_eq!(row["runs"], runs, "{row}");
+        assert_eq!(row["runs_waiting"], runs, "{row}");
+        assert_eq!(row["run_waits_rows"], runs, "{row}");
+        assert_eq!(row["redis_jobs"], 0, "{row}");
+        assert!(row["engine_cpu_ms_per_s"].is_number() && row["engine_rss_mb"].is_number(), "{row}");
+    }
+    assert!(levels[1]["created_per_s"].is_number(), "{report}");
+    assert!(report["engine_cpu_growth_ms_per_s"].is_number(), "{report}");
+
+    // Every due wait fired, none early, none twice: one claim by one of the two engines,
+    // one attempt, one completion published.
+    let due = &report["due"];
+    assert_eq!(due["runs"], 200, "{due}");
+    assert_eq!(due["succeeded"], 200, "{due}");
+    assert_eq!(due["unpublished"], 0, "{due}");
+    assert_eq!(due["fired_early"], 0, "{due}");
+    let claimed: Vec<u64> =
+        due["claimed_per_engine"].as_array().expect("claims").iter().map(|c| c.as_u64().unwrap()).collect();
+    assert_eq!(claimed.len(), 2, "{due}");
+    assert_eq!(claimed.iter().sum::<u64>(), 200, "{due}");
+    assert_eq!(due["claimed_beyond_due"], 0, "{due}");
+    assert_eq!(due["steps_with_attempts_not_one"], 0, "{due}");
+    assert_eq!(due["completions_duplicated"], 0, "{due}");
+    for figure in ["woken_lateness", "published_lateness"] {
+        for p in ["p50_ms", "p99_ms", "max_ms"] {
+            assert!(due[figure][p].is_number(), "{figure}.{p}: {due}");
+        }
+    }
+
+    // Its own database and key prefix, both gone.
+    assert_eq!(report["database"], database.as_str());
+    assert!(!database_exists(&database).await, "the scratch database was left behind");
+    let prefix = report["redis_prefix"].as_str().expect("the bench's key prefix");
+    assert!(keys_under(prefix).await.is_empty(), "keys under {prefix} were left behind");
+}
