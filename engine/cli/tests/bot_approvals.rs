@@ -8,85 +8,15 @@ use std::time::Duration;
 
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
+use crm_testing::bot::ChatBot;
 use crm_testing::manifests::DISCOUNT;
-use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::{Call, Flow, LocalBotApi, TgUser};
+use crm_testing::{Call, Flow, TgUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "4545:local-test-token";
-
-/// `crm bot` against a loopback Bot API server and the flow's engine; killed on drop.
-struct Bot {
-    api: LocalBotApi,
-    _child: Process,
-    _data: tempfile::TempDir,
-}
-
-impl Bot {
-    async fn start(flow: &Flow) -> Bot {
-        let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut cmd = crm();
-        crm_testing::bot::configure(&mut cmd, &api, &flow.url, &flow.bot_token, data.path())
-            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", rust_log("warn"));
-        let child = Process::spawn("crm bot", cmd, &data.path().join("bot.log")).expect("start crm bot");
-        api.wait_for(0, WAIT, |c| c.method == "getUpdates" && c.result.is_some()).await.expect("the bot never polled");
-        Bot { api, _child: child, _data: data }
-    }
-
-    /// `from` opens the chat with the bot: Telegram lets a bot write only to users who did.
-    async fn open_chat(&self, from: &TgUser) {
-        let since = self.api.seq();
-        self.api.send_text(from, "/help");
-        self.api.reply(from.id, since, WAIT).await.expect("reply to /help");
-    }
-
-    /// The first message (after call `since`) in `chat` containing `needle`.
-    async fn message(&self, since: u64, chat: i64, needle: &str) -> Call {
-        self.api
-            .wait_for(since, WAIT, |c| c.method == "sendMessage" && c.is_reply_to(chat) && c.text().contains(needle))
-            .await
-            .unwrap_or_else(|e| panic!("no message with {needle:?} in chat {chat}: {e}"))
-    }
-
-    /// Waits until message `message_id` in `chat` was edited into a text containing `needle`.
-    async fn edited(&self, chat: i64, message_id: i64, needle: &str) -> Call {
-        self.api
-            .wait_for(0, WAIT, |c| {
-                c.method == "editMessageText"
-                    && c.is_reply_to(chat)
-                    && c.message_id() == Some(message_id)
-                    && c.text().contains(needle)
-            })
-            .await
-            .unwrap_or_else(|e| panic!("message {message_id} in chat {chat} never became {needle:?}: {e}"))
-    }
-
-    /// Presses a button and returns the text the press was answered with.
-    async fn press(&self, from: &TgUser, message_id: i64, data: &str) -> String {
-        let since = self.api.seq();
-        let id = self.api.press(from, message_id, data);
-        let answer = self
-            .api
-            .wait_for(since, WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == id)
-            .await
-            .expect("the press was never answered");
-        answer.params["text"].as_str().unwrap_or_default().to_string()
-    }
-
-    /// What `chat` was sent (not edits) after call `since`.
-    fn sent_to(&self, since: u64, chat: i64) -> Vec<Call> {
-        self.api
-            .calls()
-            .into_iter()
-            .filter(|c| c.seq > since && c.method == "sendMessage" && c.is_reply_to(chat))
-            .collect()
-    }
-}
 
 /// A CRM user linked to Telegram account `telegram`, with an API token.
 async fn person(flow: &Flow, name: &str, role: Role, telegram: Option<i64>) -> (i64, String) {
@@ -128,7 +58,7 @@ async fn a_manager_approves_by_button_a_viewers_press_is_refused_and_a_second_pr
     let vic = TgUser::new(6002, "Vic");
     let (mia_id, _) = person(&flow, "Mia Manager", Role::Manager, Some(mia.id)).await;
     person(&flow, "Vic Viewer", Role::Viewer, Some(vic.id)).await;
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&mia).await;
     bot.open_chat(&vic).await;
     let since = bot.api.seq();
@@ -190,7 +120,7 @@ async fn nobody_decides_and_the_timeout_rejects_every_message_of_it() {
     person(&flow, "Mia Manager", Role::Manager, Some(mia.id)).await;
     person(&flow, "Max Manager", Role::Manager, Some(max.id)).await;
     person(&flow, "Nat Nolink", Role::Manager, None).await;
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&mia).await;
     bot.open_chat(&max).await;
     let since = bot.api.seq();
@@ -250,7 +180,7 @@ needs = ["ok"]
     let otto = TgUser::new(6202, "Otto");
     let (owner, owner_token) = person(&flow, "Olga Owner", Role::Manager, Some(olga.id)).await;
     let (_, other_token) = person(&flow, "Otto Other", Role::Manager, Some(otto.id)).await;
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&olga).await;
     bot.open_chat(&otto).await;
     let (status, deal) = flow.post("/api/deals", json!({"title": "Owned", "owner_id": owner})).await;
