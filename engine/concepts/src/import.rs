@@ -112,6 +112,7 @@ const TASK_COLUMNS: &[Column] = &[
     c("contact_id", Id, false),
     c("company_id", Id, false),
     c("deal_id", Id, false),
+    c("custom", Json, false),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

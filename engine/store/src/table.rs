@@ -15,6 +15,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::audit;
 use crate::cursor::Cursor;
+use crate::custom_fields;
 use crate::error::StoreError;
 
 /// A field a list can be sorted by: `expr` must be non-null for keyset pagination.
@@ -68,14 +69,15 @@ impl Table {
     }
 
     pub async fn insert(&self, conn: &mut PgConnection, fields: &Map<String, Value>) -> Result<Value, StoreError> {
-        let cols = column_list(fields)?;
+        let fields = custom_fields::typed(conn, self.kind, fields).await?;
+        let cols = column_list(&fields)?;
         let sql = format!(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {json}",
             t = self.name,
             json = row_json(self.name)
         );
         let (v,): (Value,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(Value::Object(fields.clone())).fetch_one(conn).await?;
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(Value::Object(fields.into_owned())).fetch_one(conn).await?;
         Ok(v)
     }
 
@@ -85,11 +87,12 @@ impl Table {
         id: Id,
         fields: &Map<String, Value>,
     ) -> Result<Value, StoreError> {
-        let cols = column_list(fields)?;
+        let fields = custom_fields::typed(conn, self.kind, fields).await?;
+        let cols = column_list(&fields)?;
         let (targets, sources) = if self.has_updated_at {
-            (format!("{cols}, updated_at"), format!("{}, now()", prefixed(fields)))
+            (format!("{cols}, updated_at"), format!("{}, now()", prefixed(&fields)))
         } else {
-            (cols.clone(), prefixed(fields))
+            (cols.clone(), prefixed(&fields))
         };
         let sql = format!(
             "UPDATE {t} SET ({targets}) = (SELECT {sources} FROM jsonb_populate_record(NULL::{t}, $2) r)
@@ -99,7 +102,7 @@ impl Table {
         );
         let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .bind(Value::Object(fields.clone()))
+            .bind(Value::Object(fields.into_owned()))
             .fetch_optional(conn)
             .await?;
         row.map(|r| r.0).ok_or(StoreError::not_found(self.kind, id))
@@ -170,8 +173,10 @@ impl Table {
         actor: &Actor,
         rows: &[&Map<String, Value>],
     ) -> Result<u64, StoreError> {
+        let typed = custom_fields::typed_many(conn, self.kind, rows).await?;
+        let rows: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let mut inserted = 0;
-        for (cols, group) in by_columns(rows)? {
+        for (cols, group) in by_columns(&rows)? {
             let sql = format!(
                 "WITH new AS (
                      INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, $1)
@@ -206,6 +211,8 @@ impl Table {
         actor: &Actor,
         patches: &[&Map<String, Value>],
     ) -> Result<u64, StoreError> {
+        let typed = custom_fields::typed_many(conn, self.kind, patches).await?;
+        let patches: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let ids: Vec<Id> = patches.iter().filter_map(|p| p.get("id").and_then(Value::as_i64)).collect();
         if ids.len() != patches.len() {
             return Err(StoreError::InvalidQuery("a patch without an id".into()));

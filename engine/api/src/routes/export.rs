@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors};
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, Listing};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,10 +58,19 @@ struct ContactsQuery {
 async fn export_contacts(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<ContactsQuery>,
+    Listing(q, fields): Listing<ContactsQuery>,
 ) -> Result<Response, ApiError> {
-    csv(&s, Selection::Contacts(ContactFilter { owner_id: q.owner_id, company_id: q.company_id, tag: q.tag, q: q.q }))
-        .await
+    csv(
+        &s,
+        Selection::Contacts(ContactFilter {
+            owner_id: q.owner_id,
+            company_id: q.company_id,
+            tag: q.tag,
+            q: q.q,
+            fields,
+        }),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -84,9 +93,9 @@ struct CompaniesQuery {
 async fn export_companies(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<CompaniesQuery>,
+    Listing(q, fields): Listing<CompaniesQuery>,
 ) -> Result<Response, ApiError> {
-    csv(&s, Selection::Companies(CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q })).await
+    csv(&s, Selection::Companies(CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q, fields })).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -112,7 +121,11 @@ struct DealsQuery {
     responses((status = 200, description = "the selected deals", content_type = "text/csv", body = String), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn export_deals(State(s): State<AppState>, _: Caller, Query(q): Query<DealsQuery>) -> Result<Response, ApiError> {
+async fn export_deals(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<DealsQuery>,
+) -> Result<Response, ApiError> {
     let filter = DealFilter {
         pipeline_id: q.pipeline_id,
         stage_id: q.stage_id,
@@ -121,6 +134,7 @@ async fn export_deals(State(s): State<AppState>, _: Caller, Query(q): Query<Deal
         contact_id: q.contact_id,
         company_id: q.company_id,
         q: q.q,
+        fields,
         ..DealFilter::default()
     };
     csv(&s, Selection::Deals(filter)).await
@@ -145,7 +159,11 @@ struct TasksQuery {
     responses((status = 200, description = "the selected tasks", content_type = "text/csv", body = String), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn export_tasks(State(s): State<AppState>, _: Caller, Query(q): Query<TasksQuery>) -> Result<Response, ApiError> {
+async fn export_tasks(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<TasksQuery>,
+) -> Result<Response, ApiError> {
     let filter = TaskFilter {
         assignee_id: q.assignee_id,
         done: q.done,
@@ -153,6 +171,7 @@ async fn export_tasks(State(s): State<AppState>, _: Caller, Query(q): Query<Task
         deal_id: q.deal_id,
         contact_id: q.contact_id,
         company_id: q.company_id,
+        fields,
     };
     csv(&s, Selection::Tasks(filter)).await
 }

@@ -45,6 +45,7 @@ async fn list(State(s): State<WebState>, me: Me, Query(q): Query<ListQuery>) -> 
         owner_id: forms::id("owner_id", &q.owner_id, &mut problems),
         tag: forms::text(&q.tag),
         q: forms::text(&q.q),
+        fields: Vec::new(),
     };
     let page = PageRequest { limit: Some(50), cursor: forms::text(&q.cursor), sort: forms::text(&q.sort) };
     let page = companies::list(&s.db, &filter, &page).await?;

@@ -58,6 +58,7 @@ pub async fn table(s: &WebState, me: &Me, q: &ListQuery) -> Result<Markup, WebEr
         company_id: forms::id("company_id", &q.company_id, &mut problems),
         tag: forms::text(&q.tag),
         q: forms::text(&q.q),
+        fields: Vec::new(),
     };
     let page = PageRequest { limit: Some(50), cursor: forms::text(&q.cursor), sort: forms::text(&q.sort) };
     let (page, people) = tokio::try_join!(
