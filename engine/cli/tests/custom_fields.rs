@@ -113,10 +113,17 @@ async fn admins_define_fields_through_the_api_and_the_cli_and_no_one_else_can() 
     let (_, list) = s.get("/api/fields?kind=deal").await;
     assert_eq!(list["items"], json!([]));
 
+    let (st, ann) = s.post("/api/contacts", json!({"name": "Ann Lee", "custom": {"tier": "gold"}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{ann}");
     let (st, removed) = s.delete("/api/fields/contact/tier").await;
     assert_eq!(st, StatusCode::OK, "{removed}");
     let (st, _) = s.delete("/api/fields/contact/tier").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    // Records keep their values, which are free-form again.
+    let (_, still) = s.get(&format!("/api/contacts/{}", ann["id"])).await;
+    assert_eq!(still["custom"], json!({"tier": "gold"}));
+    let (st, bronze) = s.post("/api/contacts", json!({"name": "Bob Stone", "custom": {"tier": "bronze"}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{bronze}");
 }
 
 #[tokio::test]
@@ -237,6 +244,22 @@ async fn lists_filter_on_custom_fields_and_exports_carry_them() {
     assert_eq!(emea["items"][0]["id"], deal["id"], "{emea}");
     let (_, apac) = s.get("/api/deals?field.region=APAC").await;
     assert_eq!(apac["items"], json!([]));
+
+    // Companies and tasks too.
+    define(&s, json!({"kind": "company", "key": "partner", "label": "Partner", "type": "yes_no"})).await;
+    define(&s, json!({"kind": "task", "key": "effort", "label": "Effort", "type": "number"})).await;
+    let (st, acme) = s.post("/api/companies", json!({"name": "Acme", "custom": {"partner": true}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let (_, partners) = s.get("/api/companies?field.partner=yes").await;
+    assert_eq!(partners["items"][0]["id"], acme["id"], "{partners}");
+    let (st, err) = s.post("/api/tasks", json!({"title": "Call Ann", "custom": {"effort": "a lot"}})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let (st, task) = s.post("/api/tasks", json!({"title": "Call Ann", "custom": {"effort": 3}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{task}");
+    let (_, three) = s.get("/api/tasks?field.effort=3").await;
+    assert_eq!(three["items"][0]["id"], task["id"], "{three}");
+    let (_, four) = s.get("/api/tasks?field.effort=4").await;
+    assert_eq!(four["items"], json!([]));
 
     // The export: one column per defined field, after the usual ones, as an import reads it.
     let resp = s.request(Method::GET, "/api/contacts/export.csv?field.tier=gold").send().await.expect("export");

@@ -134,6 +134,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
     let companies = parts::names(&s.db, RecordKind::Company, [contact.company_id]).await?;
     let stages = super::stage_names(&s.db).await?;
     let zone = today::zone_of(me.user());
+    let defined = crm_store::custom_fields::list(&s.db, Some(RecordKind::Contact)).await?;
     let body = html! {
         div.title-row {
             h1 { (contact.name) }
@@ -150,7 +151,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
             dt { "Id" } dd { (contact.id) }
         }
         h2 { "Custom fields" }
-        (parts::custom_fields(&contact.custom))
+        (parts::custom_fields(&contact.custom, &defined))
         div.columns {
             div {
                 (parts::deals(&linked_deals.items, &stages))
