@@ -2,8 +2,8 @@
 //! field add`); every write of a record's `custom` object is checked against them (the
 //! API, CSV import and workflow steps alike) and refused whole, with the field named, when
 //! a value has the wrong type, a choice is not offered or a required field is missing;
-//! lists filter on them with `?field.KEY=VALUE`; CSV exports carry one column per field;
-//! keys nobody defined stay free-form JSON.
+//! lists filter on them with `?field.KEY=VALUE`; CSV exports carry one column per field,
+//! which imports read back; keys nobody defined stay free-form JSON.
 
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,25 @@ async fn a_wrong_value_is_refused_whole_and_a_right_one_is_stored_typed() {
     assert_eq!(report["created"], 1, "{report}");
     assert_eq!(report["rejected"][0]["line"], 3, "{report}");
     assert!(report["rejected"][0]["reason"].as_str().unwrap_or_default().contains("Tier must be one of"), "{report}");
+
+    // A `custom.KEY` column (as an export writes it) is read by the field's type.
+    let csv = "name,custom.tier,custom.budget,custom.newsletter\nEve Park,gold,2000 EUR,yes\nFay Tin,tin,,\n";
+    let (st, report) =
+        send(s.request(Method::POST, "/api/import/contacts").header("content-type", "text/csv").body(csv.to_string()))
+            .await;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    assert_eq!((report["created"].as_i64(), report["ignored_columns"].clone()), (Some(1), json!([])), "{report}");
+    assert_eq!(report["rejected"][0]["line"], 3, "{report}");
+    assert!(
+        report["rejected"][0]["reason"].as_str().unwrap_or_default().contains("custom.tier: Tier must be one of"),
+        "{report}"
+    );
+    let (_, eve) = s.get("/api/contacts?q=Eve%20Park").await;
+    assert_eq!(
+        eve["items"][0]["custom"],
+        json!({"tier": "gold", "budget": {"amount_minor": 200_000, "currency": "EUR"}, "newsletter": true}),
+        "{eve}"
+    );
 }
 
 #[tokio::test]

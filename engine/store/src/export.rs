@@ -6,7 +6,7 @@
 use crm_concepts::custom_fields::FieldDefinition;
 use crm_concepts::import::{ColumnType, ImportKind};
 use crm_concepts::money;
-use crm_concepts::records::{CompanyFilter, ContactFilter, DealFilter, Page, PageRequest, RecordKind, TaskFilter};
+use crm_concepts::records::{CompanyFilter, ContactFilter, DealFilter, Page, PageRequest, TaskFilter};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,15 +23,6 @@ pub enum Selection {
 }
 
 impl Selection {
-    pub fn record_kind(&self) -> RecordKind {
-        match self {
-            Selection::Contacts(_) => RecordKind::Contact,
-            Selection::Companies(_) => RecordKind::Company,
-            Selection::Deals(_) => RecordKind::Deal,
-            Selection::Tasks(_) => RecordKind::Task,
-        }
-    }
-
     pub fn kind(&self) -> ImportKind {
         match self {
             Selection::Contacts(_) => ImportKind::Contacts,
@@ -54,7 +45,7 @@ pub fn header(kind: ImportKind) -> Vec<&'static str> {
 pub async fn export(db: &Db, selection: &Selection) -> Result<String, StoreError> {
     let kind = selection.kind();
     let names = header(kind);
-    let defined = custom_fields::list(db, Some(selection.record_kind())).await?;
+    let defined = custom_fields::list(db, Some(kind.record_kind())).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let custom_names = defined.iter().map(|d| custom_fields::column(&d.key));
     out.write_record(names.iter().map(|n| n.to_string()).chain(custom_names)).map_err(write_failed)?;
