@@ -76,7 +76,7 @@ pub enum Field {
     ExpectedClose,
     Due,
     Body,
-    /// the custom field [`Dialogue::custom_field`] names
+    /// a custom field: the next of [`Dialogue::custom_order`]
     Custom,
 }
 
@@ -185,11 +185,12 @@ pub struct Dialogue {
     /// the request body being assembled, with API field names
     pub values: Map<String, Value>,
     pub choices: Vec<Choice>,
-    /// edit dialogues: the record kind's custom fields, the record's `custom` object as it
-    /// was, and the field being asked
+    /// the record kind's custom fields, the record's `custom` object as it was (edits),
+    /// and which of the fields the `Field::Custom` entries of `fields` ask, in order (an
+    /// edit asks the one picked, an add dialogue the required ones)
     pub custom_fields: Vec<FieldDefinition>,
     pub custom_before: Map<String, Value>,
-    pub custom_field: Option<usize>,
+    pub custom_order: Vec<usize>,
     touched: Instant,
 }
 
@@ -200,13 +201,20 @@ impl Dialogue {
 
     /// The custom field being asked, when the current field is one.
     pub fn custom(&self) -> Option<&FieldDefinition> {
-        self.custom_field.and_then(|i| self.custom_fields.get(i))
+        if self.current() != Some(Field::Custom) {
+            return None;
+        }
+        let n = self.fields[..self.pos].iter().filter(|f| **f == Field::Custom).count();
+        self.custom_order.get(n).and_then(|i| self.custom_fields.get(*i))
     }
 
-    /// The record's `custom` object with the asked field set to `value` (removed for
-    /// `None`), as the patch sends it.
+    /// The record's `custom` object (with the answers so far) with the asked field set to
+    /// `value` (removed for `None`), as the request sends it.
     pub fn custom_with(&self, value: Option<Value>) -> Value {
-        let mut custom = self.custom_before.clone();
+        let mut custom = match self.values.get("custom") {
+            Some(Value::Object(so_far)) => so_far.clone(),
+            _ => self.custom_before.clone(),
+        };
         if let Some(f) = self.custom() {
             match value {
                 Some(v) => custom.insert(f.key.clone(), v),
@@ -268,7 +276,7 @@ impl Dialogues {
             choices: Vec::new(),
             custom_fields: Vec::new(),
             custom_before: Map::new(),
-            custom_field: None,
+            custom_order: Vec::new(),
             touched: Instant::now(),
         };
         let mut map = self.lock();

@@ -70,6 +70,19 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
         _ => {
+            let record_kind = match kind {
+                FormKind::AddContact => Some(RecordKind::Contact),
+                FormKind::AddCompany => Some(RecordKind::Company),
+                FormKind::AddDeal => Some(RecordKind::Deal),
+                FormKind::AddTask => Some(RecordKind::Task),
+                _ => None,
+            };
+            if let Some(record_kind) = record_kind {
+                // A new record must have its required fields: ask them after the usual ones.
+                d.custom_fields = super::custom_fields::definitions(req, record_kind).await;
+                d.custom_order = (0..d.custom_fields.len()).filter(|i| d.custom_fields[*i].required).collect();
+                d.fields.extend(d.custom_order.iter().map(|_| Field::Custom));
+            }
             prompt(req, &mut d, None).await;
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
@@ -386,7 +399,7 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
     let Some(picked) = d.choices.get(usize::from(choice)).cloned() else { return stale };
     match picked.action {
         ChoiceAction::PickCustom(i) => {
-            d.custom_field = Some(i);
+            d.custom_order = vec![i];
             d.fields = vec![Field::Custom];
             d.pos = 0;
             d.choices.clear();
@@ -394,7 +407,7 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
         ChoiceAction::PickField(field) => {
-            d.custom_field = None;
+            d.custom_order.clear();
             d.fields = vec![field];
             d.pos = 0;
             d.choices.clear();

@@ -3,6 +3,7 @@
 //! formatted, yes/no as words) and free-form keys as they are; the edit dialogue offers the
 //! defined fields next to the usual ones, a choice field's choices as buttons, and a typed
 //! answer is read by the field's type and refused with the reason when it does not fit.
+//! Adding a record asks its required custom fields after the usual ones.
 
 use std::time::Duration;
 
@@ -74,7 +75,8 @@ fn button(call: &Call, label: &str) -> String {
 async fn a_card_shows_custom_fields_and_a_choice_is_edited_by_button() {
     let h = Harness::start("bot_custom_fields").await;
     for body in [
-        json!({"kind": "contact", "key": "tier", "label": "Tier", "type": "choice", "choices": ["gold", "silver"]}),
+        json!({"kind": "contact", "key": "tier", "label": "Tier", "type": "choice", "choices": ["gold", "silver"],
+               "required": true}),
         json!({"kind": "contact", "key": "budget", "label": "Budget", "type": "money"}),
         json!({"kind": "contact", "key": "seats", "label": "Seats", "type": "number"}),
     ] {
@@ -123,4 +125,16 @@ async fn a_card_shows_custom_fields_and_a_choice_is_edited_by_button() {
     assert!(saved.text().contains("Seats: 12"), "{}", saved.text());
     let (_, now) = h.stack.get(&format!("/api/contacts/{}", ann["id"])).await;
     assert_eq!(now["custom"]["seats"], 12);
+
+    // /addcontact asks the required Tier last, with its choices as buttons.
+    h.say(&max, "/addcontact").await;
+    h.say(&max, "Bo Berg").await;
+    h.say(&max, "-").await;
+    h.say(&max, "-").await;
+    let tier_q = h.say(&max, "-").await;
+    assert!(tier_q.text().contains("Tier?") && !tier_q.text().contains("skip"), "{}", tier_q.text());
+    let refused = h.say(&max, "-").await;
+    assert!(refused.text().contains("Tier is required"), "{}", refused.text());
+    let added = h.press(&max, &tier_q, &button(&tier_q, "silver")).await;
+    assert!(added.text().contains("Contact added") && added.text().contains("Tier: silver"), "{}", added.text());
 }
