@@ -33,6 +33,9 @@ struct ListQuery {
 }
 
 /// List companies
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/companies", tag = "companies", operation_id = "list_companies",
     params(ListQuery),

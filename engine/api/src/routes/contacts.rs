@@ -34,6 +34,9 @@ struct ListQuery {
 }
 
 /// List contacts
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/contacts", tag = "contacts", operation_id = "list_contacts",
     params(ListQuery),

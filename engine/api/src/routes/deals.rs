@@ -37,6 +37,9 @@ struct ListQuery {
 }
 
 /// List deals
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/deals", tag = "deals", operation_id = "list_deals",
     params(ListQuery),

@@ -49,6 +49,9 @@ struct ContactsQuery {
 }
 
 /// Export contacts as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/contacts/export.csv", tag = "contacts", operation_id = "export_contacts",
     params(ContactsQuery),
@@ -84,6 +87,9 @@ struct CompaniesQuery {
 }
 
 /// Export companies as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/companies/export.csv", tag = "companies", operation_id = "export_companies",
     params(CompaniesQuery),
@@ -115,6 +121,9 @@ struct DealsQuery {
 /// Export deals as CSV
 ///
 /// Amounts are written in the currency's own unit (`1500.00` EUR, `1500` JPY).
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/deals/export.csv", tag = "deals", operation_id = "export_deals",
     params(DealsQuery),
@@ -153,6 +162,9 @@ struct TasksQuery {
 }
 
 /// Export tasks as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/tasks/export.csv", tag = "tasks", operation_id = "export_tasks",
     params(TasksQuery),

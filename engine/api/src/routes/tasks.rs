@@ -36,6 +36,9 @@ struct ListQuery {
 }
 
 /// List tasks
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/tasks", tag = "tasks", operation_id = "list_tasks",
     params(ListQuery),
