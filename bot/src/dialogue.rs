@@ -209,17 +209,15 @@ impl Dialogue {
     }
 
     /// The record's `custom` object (with the answers so far) with the asked field set to
-    /// `value` (removed for `None`), as the request sends it.
+    /// `value` (`null`, which removes it, for `None`), as the request sends it.
     pub fn custom_with(&self, value: Option<Value>) -> Value {
         let mut custom = match self.values.get("custom") {
             Some(Value::Object(so_far)) => so_far.clone(),
             _ => self.custom_before.clone(),
         };
         if let Some(f) = self.custom() {
-            match value {
-                Some(v) => custom.insert(f.key.clone(), v),
-                None => custom.remove(&f.key),
-            };
+            // `null` removes the key: a patch's `custom` is merged into the record's.
+            custom.insert(f.key.clone(), value.unwrap_or(Value::Null));
         }
         Value::Object(custom)
     }

@@ -162,21 +162,28 @@ async fn a_wrong_value_is_refused_whole_and_a_right_one_is_stored_typed() {
     assert_eq!(ann["custom"]["source"], json!({"fair": "Hannover"}), "a free-form key stays free-form");
     let path = format!("/api/contacts/{}", ann["id"]);
 
-    // A change that replaces `custom` is checked the same way and changes nothing when refused.
-    let (st, err) = s.patch(&path, json!({"name": "Ann B. Lee", "custom": {"score": 1}})).await;
+    // A change merges its `custom` keys into the record's (null removes one); the result is
+    // checked the same way, and a refused change changes nothing.
+    let (st, err) = s.patch(&path, json!({"name": "Ann B. Lee", "custom": {"tier": null}})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(err.to_string().contains("Tier is required"), "{err}");
+    let (st, err) = s.patch(&path, json!({"name": "Ann B. Lee", "custom": {"score": "many"}})).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     let (_, now) = s.get(&path).await;
     assert_eq!(now, ann);
+    let (st, changed) = s.patch(&path, json!({"custom": {"score": 43}})).await;
+    assert_eq!(st, StatusCode::OK, "{changed}");
+    assert_eq!((changed["custom"]["score"].as_i64(), &changed["custom"]["tier"]), (Some(43), &json!("gold")));
+    assert_eq!(changed["custom"]["source"], json!({"fair": "Hannover"}), "{changed}");
     // A change that leaves `custom` alone is not held up by it, even on an older record.
     let (st, otto) = s.patch(&format!("/api/contacts/{}", old["id"]), json!({"name": "Otto Old"})).await;
     assert_eq!(st, StatusCode::OK, "{otto}");
     assert_eq!(otto["custom"], json!({"tier": "platinum"}));
     // Null clears an optional field.
-    let mut custom = ann["custom"].clone();
-    custom["score"] = Value::Null;
-    let (st, changed) = s.patch(&path, json!({"custom": custom})).await;
+    let (st, changed) = s.patch(&path, json!({"custom": {"score": null}})).await;
     assert_eq!(st, StatusCode::OK, "{changed}");
     assert!(changed["custom"].get("score").is_none(), "{changed}");
+    assert_eq!(changed["custom"]["tier"], "gold");
     // Money may be sent as stored, too.
     let (st, _) = s
         .post(
@@ -351,16 +358,23 @@ async fn a_step_writing_values_the_definitions_accept_succeeds() {
         json!({"kind": "contact", "key": "lead_grade", "label": "Lead grade", "type": "choice",
                "choices": ["hot", "warm", "cold"]}),
         json!({"kind": "contact", "key": "lead_score", "label": "Lead score", "type": "number"}),
+        json!({"kind": "contact", "key": "tier", "label": "Tier", "type": "choice", "choices": ["gold"], "required": true}),
     ] {
         let (st, def) = flow.post("/api/fields", body).await;
         assert_eq!(st, StatusCode::CREATED, "{def}");
     }
     flow.start_worker(2);
-    let (_, ann) = flow
-        .post("/api/contacts", json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100"}))
+    let (st, ann) = flow
+        .post(
+            "/api/contacts",
+            json!({"name": "Ann Lee", "email": "ann@lee.example", "phone": "+1 555 0100", "custom": {"tier": "gold"}}),
+        )
         .await;
+    assert_eq!(st, StatusCode::CREATED, "{ann}");
     let (status, error) = score_run(&flow).await;
     assert_eq!(status, "succeeded", "{error}");
+    // The step's `custom` is merged in: the required tier it does not know of stays.
     let (_, now) = flow.get(&format!("/api/contacts/{}", ann["id"])).await;
     assert_eq!(now["custom"]["lead_grade"], "cold", "{now}");
+    assert_eq!(now["custom"]["tier"], "gold", "{now}");
 }

@@ -178,6 +178,7 @@ pub struct CompanyPatch {
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -251,6 +252,7 @@ pub struct ContactPatch {
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -452,6 +454,7 @@ pub struct DealPatch {
     pub expected_close: Option<Option<NaiveDate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -547,6 +550,7 @@ pub struct TaskPatch {
     pub company_id: Option<Option<Id>>,
     #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<Option<Id>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,

@@ -6,6 +6,7 @@
 //! the same value is the API's record, the activity log's
 //! before/after and the outbox payload, so the three never disagree.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
@@ -131,6 +132,8 @@ impl Table {
         fields: &Map<String, Value>,
         action: &str,
     ) -> Result<Option<Value>, StoreError> {
+        let fields = merge_custom(fields, Some(before));
+        let fields = fields.as_ref();
         let unchanged = fields.iter().all(|(k, v)| before.get(k) == Some(v));
         if fields.is_empty() || unchanged {
             return Ok(None);
@@ -211,8 +214,6 @@ impl Table {
         actor: &Actor,
         patches: &[&Map<String, Value>],
     ) -> Result<u64, StoreError> {
-        let typed = custom_fields::typed_many(conn, self.kind, patches).await?;
-        let patches: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let ids: Vec<Id> = patches.iter().filter_map(|p| p.get("id").and_then(Value::as_i64)).collect();
         if ids.len() != patches.len() {
             return Err(StoreError::InvalidQuery("a patch without an id".into()));
@@ -225,6 +226,11 @@ impl Table {
         );
         let before: HashMap<Id, Value> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?.into_iter().collect();
+        let merged: Vec<Cow<'_, Map<String, Value>>> =
+            patches.iter().zip(&ids).map(|(p, id)| merge_custom(p, before.get(id))).collect();
+        let merged: Vec<&Map<String, Value>> = merged.iter().map(|m| m.as_ref()).collect();
+        let typed = custom_fields::typed_many(conn, self.kind, &merged).await?;
+        let patches: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let mut changing = Vec::new();
         for (patch, id) in patches.iter().zip(&ids) {
             let Some(row) = before.get(id) else {
@@ -379,6 +385,28 @@ pub fn to_fields<T: serde::Serialize>(input: &T) -> Result<Map<String, Value>, S
         Ok(_) => Err(StoreError::InvalidQuery("input must be an object".into())),
         Err(e) => Err(StoreError::Db(sqlx::Error::Encode(Box::new(e)))),
     }
+}
+
+/// A patch's `custom` is merged into the record's, as the WIT interface and the in-memory
+/// CRM promise: keys given are set, a `null` removes one, the others stay. So a step that
+/// writes `lead_score` leaves an admin's typed fields (and their required ones) alone.
+fn merge_custom<'f>(fields: &'f Map<String, Value>, before: Option<&Value>) -> Cow<'f, Map<String, Value>> {
+    let (Some(Value::Object(changes)), Some(Value::Object(had))) =
+        (fields.get("custom"), before.and_then(|b| b.get("custom")))
+    else {
+        return Cow::Borrowed(fields);
+    };
+    let mut custom = had.clone();
+    for (k, v) in changes {
+        if v.is_null() {
+            custom.remove(k);
+        } else {
+            custom.insert(k.clone(), v.clone());
+        }
+    }
+    let mut merged = fields.clone();
+    merged.insert("custom".into(), Value::Object(custom));
+    Cow::Owned(merged)
 }
 
 fn record_id(v: &Value) -> Result<Id, StoreError> {
