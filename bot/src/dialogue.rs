@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crm_concepts::custom_fields::FieldDefinition;
 use crm_concepts::records::{Id, RecordKind};
 use serde_json::{Map, Value};
 
@@ -75,6 +76,8 @@ pub enum Field {
     ExpectedClose,
     Due,
     Body,
+    /// a custom field: the next of [`Dialogue::custom_order`]
+    Custom,
 }
 
 impl Field {
@@ -92,6 +95,7 @@ impl Field {
             Field::ExpectedClose => "Expected close",
             Field::Due => "Due",
             Field::Body => "Text",
+            Field::Custom => "Custom field",
         }
     }
 
@@ -106,6 +110,7 @@ impl Field {
                 | Field::Contact
                 | Field::ExpectedClose
                 | Field::Due
+                | Field::Custom
         )
     }
 
@@ -124,10 +129,15 @@ impl Field {
             Field::ExpectedClose => &["expected_close"],
             Field::Due => &["due_at"],
             Field::Body => &["body"],
+            // the whole object: a patch replaces it, so it carries the other keys too
+            Field::Custom => &["custom"],
         }
     }
 
     pub fn for_api_key(key: &str) -> Option<Field> {
+        if key.starts_with("custom.") {
+            return Some(Field::Custom);
+        }
         [
             Field::Name,
             Field::Email,
@@ -141,6 +151,7 @@ impl Field {
             Field::ExpectedClose,
             Field::Due,
             Field::Body,
+            Field::Custom,
         ]
         .into_iter()
         .find(|f| f.api_keys().contains(&key))
@@ -158,6 +169,8 @@ pub struct Choice {
 pub enum ChoiceAction {
     /// edit dialogues: ask for this field
     PickField(Field),
+    /// edit dialogues: ask for this custom field (an index into `Dialogue::custom_fields`)
+    PickCustom(usize),
     /// set the current field to this value
     Value(Value),
 }
@@ -172,12 +185,41 @@ pub struct Dialogue {
     /// the request body being assembled, with API field names
     pub values: Map<String, Value>,
     pub choices: Vec<Choice>,
+    /// the record kind's custom fields, the record's `custom` object as it was (edits),
+    /// and which of the fields the `Field::Custom` entries of `fields` ask, in order (an
+    /// edit asks the one picked, an add dialogue the required ones)
+    pub custom_fields: Vec<FieldDefinition>,
+    pub custom_before: Map<String, Value>,
+    pub custom_order: Vec<usize>,
     touched: Instant,
 }
 
 impl Dialogue {
     pub fn current(&self) -> Option<Field> {
         self.fields.get(self.pos).copied()
+    }
+
+    /// The custom field being asked, when the current field is one.
+    pub fn custom(&self) -> Option<&FieldDefinition> {
+        if self.current() != Some(Field::Custom) {
+            return None;
+        }
+        let n = self.fields[..self.pos].iter().filter(|f| **f == Field::Custom).count();
+        self.custom_order.get(n).and_then(|i| self.custom_fields.get(*i))
+    }
+
+    /// The record's `custom` object (with the answers so far) with the asked field set to
+    /// `value` (`null`, which removes it, for `None`), as the request sends it.
+    pub fn custom_with(&self, value: Option<Value>) -> Value {
+        let mut custom = match self.values.get("custom") {
+            Some(Value::Object(so_far)) => so_far.clone(),
+            _ => self.custom_before.clone(),
+        };
+        if let Some(f) = self.custom() {
+            // `null` removes the key: a patch's `custom` is merged into the record's.
+            custom.insert(f.key.clone(), value.unwrap_or(Value::Null));
+        }
+        Value::Object(custom)
     }
 
     /// Records the answer for the current field and moves on.
@@ -230,6 +272,9 @@ impl Dialogues {
             pos: 0,
             values: Map::new(),
             choices: Vec::new(),
+            custom_fields: Vec::new(),
+            custom_before: Map::new(),
+            custom_order: Vec::new(),
             touched: Instant::now(),
         };
         let mut map = self.lock();

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use crm_concepts::records::{Company, Contact, Deal, Pipeline, Task};
+use crm_concepts::custom_fields::{self, FieldDefinition};
+use crm_concepts::records::{Company, Contact, CustomFields, Deal, Pipeline, Task};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use crate::callback::Callback;
@@ -39,7 +40,7 @@ pub fn when(t: DateTime<Utc>, zone: Tz) -> String {
     crm_concepts::local_time::format(t, zone, zone)
 }
 
-pub fn contact_card(c: &Contact, company: Option<&Company>) -> String {
+pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefinition]) -> String {
     let mut lines = vec![format!("👤 {} (contact #{})", c.name, c.id)];
     if let Some(e) = &c.email {
         lines.push(format!("✉️ {e}"));
@@ -55,10 +56,11 @@ pub fn contact_card(c: &Contact, company: Option<&Company>) -> String {
     if !c.tags.is_empty() {
         lines.push(format!("🏷 {}", c.tags.join(", ")));
     }
+    lines.extend(custom_lines(fields, &c.custom));
     lines.join("\n")
 }
 
-pub fn company_card(c: &Company, contacts: &[Contact]) -> String {
+pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition]) -> String {
     let mut lines = vec![format!("🏢 {} (company #{})", c.name, c.id)];
     if let Some(d) = &c.domain {
         lines.push(format!("🌐 {d}"));
@@ -69,6 +71,7 @@ pub fn company_card(c: &Company, contacts: &[Contact]) -> String {
     if !contacts.is_empty() {
         lines.push(format!("People: {}", contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")));
     }
+    lines.extend(custom_lines(fields, &c.custom));
     lines.join("\n")
 }
 
@@ -80,7 +83,7 @@ pub fn stage_name(pipelines: &[Pipeline], stage_id: i64) -> String {
         .map_or_else(|| format!("stage #{stage_id}"), |s| s.name.clone())
 }
 
-pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>) -> String {
+pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>, fields: &[FieldDefinition]) -> String {
     let mut lines = vec![
         format!("💼 {} (deal #{})", d.title, d.id),
         format!("💰 {}", money(d.amount_minor, &d.currency)),
@@ -92,6 +95,7 @@ pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>) ->
     if let Some(date) = d.expected_close {
         lines.push(format!("📅 expected close {date}"));
     }
+    lines.extend(custom_lines(fields, &d.custom));
     lines.join("\n")
 }
 
@@ -101,4 +105,17 @@ pub fn task_line(t: &Task, zone: Tz) -> String {
         Some(due) => format!("{mark} {} — due {}", t.title, when(due, zone)),
         None => format!("{mark} {}", t.title),
     }
+}
+
+/// A record's custom fields, one line each: the defined ones under their labels in the
+/// order they were defined, then free-form keys as they are (an automation's `lead_score`).
+pub fn custom_lines(fields: &[FieldDefinition], custom: &CustomFields) -> Vec<String> {
+    let defined = fields.iter().filter_map(|f| {
+        custom.get(&f.key).filter(|v| !v.is_null()).map(|v| format!("▫️ {}: {}", f.label, f.display(v)))
+    });
+    let free = custom
+        .iter()
+        .filter(|(k, v)| !v.is_null() && !fields.iter().any(|f| &f.key == *k))
+        .map(|(k, v)| format!("▫️ {k}: {}", ellipsize(&custom_fields::display(v), 200)));
+    defined.chain(free).collect()
 }

@@ -21,7 +21,8 @@ pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, Engin
         Some(id) => req.ctx.engine.get::<Contact>(req.acting(), &format!("/api/contacts/{id}"), &[]).await.ok(),
         None => None,
     };
-    let text = render::deal_card(deal, &pipelines, contact.as_ref());
+    let fields = super::custom_fields::definitions(req, RecordKind::Deal).await;
+    let text = render::deal_card(deal, &pipelines, contact.as_ref(), &fields);
     let mut rows: render::Rows = Vec::new();
     if let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) {
         let moves: Vec<(String, Callback)> = p

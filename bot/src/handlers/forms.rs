@@ -1,6 +1,7 @@
 //! Driving the field-by-field dialogues: asking, validating each answer, offering choices
 //! as buttons, and writing the record with one API call after the last answer.
 
+use crm_concepts::custom_fields::{FieldDefinition, FieldType};
 use crm_concepts::fields;
 use crm_concepts::records::{
     Company, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, Page,
@@ -36,25 +37,52 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
                 _ => format!("/api/deals/{id}"),
             };
             let current: Result<Value, EngineError> = req.ctx.engine.get(req.acting(), &path, &[]).await;
-            let title = match current {
-                Ok(v) => {
-                    v.get("name").or_else(|| v.get("title")).and_then(Value::as_str).unwrap_or_default().to_string()
-                }
+            let current = match current {
+                Ok(v) => v,
                 Err(e) => {
                     req.ctx.dialogues.end(req.chat.0, req.tg_user);
                     return req.fail(&e);
                 }
             };
+            let title = current
+                .get("name")
+                .or_else(|| current.get("title"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let record_kind =
+                if matches!(kind, FormKind::EditContact(_)) { RecordKind::Contact } else { RecordKind::Deal };
+            d.custom_fields = super::custom_fields::definitions(req, record_kind).await;
+            d.custom_before = current.get("custom").and_then(Value::as_object).cloned().unwrap_or_default();
             d.choices = kind
                 .editable()
                 .iter()
                 .map(|f| Choice { label: f.label().to_string(), action: ChoiceAction::PickField(*f) })
+                .chain(
+                    d.custom_fields
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| Choice { label: f.label.clone(), action: ChoiceAction::PickCustom(i) }),
+                )
                 .collect();
             let rows = choice_rows(&d);
             req.reply_with(&format!("Editing “{title}”. Which field? (/cancel to stop)"), render::keyboard(rows));
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
         _ => {
+            let record_kind = match kind {
+                FormKind::AddContact => Some(RecordKind::Contact),
+                FormKind::AddCompany => Some(RecordKind::Company),
+                FormKind::AddDeal => Some(RecordKind::Deal),
+                FormKind::AddTask => Some(RecordKind::Task),
+                _ => None,
+            };
+            if let Some(record_kind) = record_kind {
+                // A new record must have its required fields: ask them after the usual ones.
+                d.custom_fields = super::custom_fields::definitions(req, record_kind).await;
+                d.custom_order = (0..d.custom_fields.len()).filter(|i| d.custom_fields[*i].required).collect();
+                d.fields.extend(d.custom_order.iter().map(|_| Field::Custom));
+            }
             prompt(req, &mut d, None).await;
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
@@ -135,7 +163,52 @@ fn question(kind: FormKind, field: Field) -> &'static str {
             "When is it due? e.g. today, tomorrow or 2026-12-01 09:30 (your time; /settings shows your zone)."
         }
         (Field::Body, _) => "Type the note.",
+        (Field::Custom, _) => "Which value?",
     }
+}
+
+fn custom_question(f: &FieldDefinition) -> String {
+    let label = &f.label;
+    match f.field_type {
+        FieldType::Text => format!("{label}?"),
+        FieldType::Number => format!("{label}? A number, e.g. 42 or 3.5."),
+        FieldType::Money => format!("{label}? An amount, e.g. 1500, 1 500.50 or 1500 EUR."),
+        FieldType::Date => format!("{label}? A date, e.g. 2026-12-01, tomorrow or +30."),
+        FieldType::Choice | FieldType::YesNo => format!("{label}? Pick one."),
+    }
+}
+
+/// A choice field's choices (yes/no's two) as buttons, each carrying the whole `custom`
+/// object the patch will send.
+fn custom_choices(d: &Dialogue) -> Vec<Choice> {
+    let Some(f) = d.custom() else { return Vec::new() };
+    let offered: Vec<(String, Value)> = match f.field_type {
+        FieldType::Choice => f.choices.iter().map(|c| (c.clone(), json!(c))).collect(),
+        FieldType::YesNo => vec![("Yes".into(), json!(true)), ("No".into(), json!(false))],
+        _ => Vec::new(),
+    };
+    offered
+        .into_iter()
+        .map(|(label, v)| Choice { label, action: ChoiceAction::Value(d.custom_with(Some(v))) })
+        .collect()
+}
+
+/// A typed answer for a custom field, read by the field's type; `-` clears an optional one.
+fn custom_answer(req: &Req<'_>, d: &Dialogue, text: &str) -> Result<Vec<(&'static str, Value)>, String> {
+    let Some(f) = d.custom() else { return Err("Please pick a field with the buttons above, or /cancel.".into()) };
+    if validate::is_skip(text) {
+        if f.required {
+            return Err(format!("{} is required: type a value, or /cancel.", f.label));
+        }
+        return Ok(vec![("custom", d.custom_with(None))]);
+    }
+    let value = if f.field_type == FieldType::Date {
+        let today = crm_concepts::local_time::today(req.zone(), chrono::Utc::now());
+        f.check_value(&json!(validate::date(text, today)?.to_string())).map_err(|e| e.message)?
+    } else {
+        f.parse_text(text, req.locale, &req.ctx.default_currency).map_err(|e| e.message)?
+    };
+    Ok(vec![("custom", d.custom_with(Some(value)))])
 }
 
 fn choice_rows(d: &Dialogue) -> render::Rows {
@@ -158,8 +231,15 @@ async fn prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
         text.push_str("\n\n");
     }
     text.push_str(&step);
-    text.push_str(question(d.kind, field));
-    if field.optional() {
+    let required = field == Field::Custom && d.custom().is_some_and(|f| f.required);
+    match (field, d.custom()) {
+        (Field::Custom, Some(custom)) => {
+            text.push_str(&custom_question(custom));
+            d.choices = custom_choices(d);
+        }
+        _ => text.push_str(question(d.kind, field)),
+    }
+    if field.optional() && !required {
         text.push_str(" Send - to skip.");
     }
     if field == Field::Stage {
@@ -205,7 +285,9 @@ pub async fn answer(req: &Req<'_>, mut d: Dialogue, text: &str) {
         req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         return;
     };
-    let result = if validate::is_skip(text) && field.optional() {
+    let result = if field == Field::Custom {
+        custom_answer(req, &d, text)
+    } else if validate::is_skip(text) && field.optional() {
         Ok(field.api_keys().iter().map(|k| (*k, Value::Null)).collect())
     } else {
         parse_answer(req, &mut d, field, text).await
@@ -250,6 +332,7 @@ async fn parse_answer(
         Field::Due => vec![("due_at", json!(validate::due(text, today, req.zone())?.to_rfc3339()))],
         Field::Body => vec![("body", json!(validate::body(text, fields::MAX_NOTE_BODY)?))],
         Field::Stage => return Err("Please pick a stage with the buttons above, or /cancel.".into()),
+        Field::Custom => return custom_answer(req, d, text),
         Field::Company | Field::Contact => return lookup(req, d, field, text).await,
     })
 }
@@ -315,7 +398,16 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
     };
     let Some(picked) = d.choices.get(usize::from(choice)).cloned() else { return stale };
     match picked.action {
+        ChoiceAction::PickCustom(i) => {
+            d.custom_order = vec![i];
+            d.fields = vec![Field::Custom];
+            d.pos = 0;
+            d.choices.clear();
+            prompt(req, &mut d, None).await;
+            req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
+        }
         ChoiceAction::PickField(field) => {
+            d.custom_order.clear();
             d.fields = vec![field];
             d.pos = 0;
             d.choices.clear();
@@ -324,8 +416,10 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
         }
         ChoiceAction::Value(v) => {
             let Some(field) = d.current() else { return stale };
+            let label = d.custom().filter(|_| field == Field::Custom).map_or(field.label(), |f| f.label.as_str());
+            let ack = format!("{label}: {}", picked.label);
             d.set(vec![(field.api_keys()[0], v)]);
-            advance(req, d, Some(&format!("{}: {}", field.label(), picked.label))).await;
+            advance(req, d, Some(&ack)).await;
         }
     }
     None
@@ -354,19 +448,28 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
         match d.kind {
             FormKind::AddContact => {
                 let c: Contact = engine.post(acting, "/api/contacts", &decode::<NewContact>(&d)?).await?;
-                Ok((format!("✅ Contact added.\n\n{}", render::contact_card(&c, None)), contact_rows(c.id)))
+                let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
+                Ok((format!("✅ Contact added.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
             }
             FormKind::AddCompany => {
                 let c: Company = engine.post(acting, "/api/companies", &decode::<NewCompany>(&d)?).await?;
                 Ok((
-                    format!("✅ Company added.\n\n{}", render::company_card(&c, &[])),
+                    format!(
+                        "✅ Company added.\n\n{}",
+                        render::company_card(
+                            &c,
+                            &[],
+                            &super::custom_fields::definitions(req, RecordKind::Company).await
+                        )
+                    ),
                     vec![vec![("📝 Note".into(), Callback::Note(RecordKind::Company, c.id))]],
                 ))
             }
             FormKind::EditContact(id) => {
                 let c: Contact =
                     engine.patch(acting, &format!("/api/contacts/{id}"), &decode::<ContactPatch>(&d)?).await?;
-                Ok((format!("✅ Contact updated.\n\n{}", render::contact_card(&c, None)), contact_rows(c.id)))
+                let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
+                Ok((format!("✅ Contact updated.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
             }
             FormKind::AddDeal => {
                 let deal: Deal = engine.post(acting, "/api/deals", &decode::<NewDeal>(&d)?).await?;

@@ -4,6 +4,7 @@
 mod access;
 mod approvals;
 mod csv_files;
+mod custom_fields;
 mod deal_view;
 mod forms;
 mod message_buttons;

@@ -170,7 +170,8 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                     ("📝 Note".to_string(), Callback::Note(kind, id)),
                     ("✏️ Edit".to_string(), Callback::Edit(kind, id)),
                 ]];
-                Ok((render::contact_card(&c, company.as_ref()), rows))
+                let fields = super::custom_fields::definitions(req, kind).await;
+                Ok((render::contact_card(&c, company.as_ref(), &fields), rows))
             }
             RecordKind::Company => {
                 let c: Company = engine.get(req.acting(), &path, &[]).await?;
@@ -183,7 +184,8 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                     .map(|p| vec![(format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))])
                     .collect();
                 rows.push(vec![("📝 Note".to_string(), Callback::Note(kind, id))]);
-                Ok((render::company_card(&c, &people.items), rows))
+                let fields = super::custom_fields::definitions(req, kind).await;
+                Ok((render::company_card(&c, &people.items, &fields), rows))
             }
             RecordKind::Deal => {
                 let d: Deal = engine.get(req.acting(), &path, &[]).await?;

@@ -4,10 +4,12 @@
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use crm_concepts::custom_fields::{self, FieldMatch};
 use crm_concepts::records::{Actor, Id};
 use crm_concepts::user::{TokenScope, User};
 use crm_store::{tokens, users};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -273,5 +275,30 @@ impl FromRequestParts<AppState> for StreamCaller {
             user: session.user,
         };
         Ok(StreamCaller { caller, budget: -session.id })
+    }
+}
+
+/// A list's query string: the parameters `T` names, and the custom-field filters
+/// `field.KEY=VALUE` (any number of them), which no struct can name ahead. Anything else
+/// unknown to `T` is still refused.
+#[derive(Debug, Clone)]
+pub struct Listing<T>(pub T, pub Vec<FieldMatch>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Listing<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("Failed to deserialize query string: {e}")))?;
+        let (custom, rest): (Vec<_>, Vec<_>) =
+            pairs.into_iter().partition(|(k, _)| k.starts_with(custom_fields::FILTER_PREFIX));
+        let fields = custom
+            .into_iter()
+            .map(|(k, value)| FieldMatch { key: k[custom_fields::FILTER_PREFIX.len()..].to_string(), value })
+            .collect();
+        let rest = serde_urlencoded::to_string(&rest).map_err(ApiError::internal)?;
+        let uri: axum::http::Uri = format!("/?{rest}").parse().map_err(ApiError::internal)?;
+        let axum::extract::Query(typed) = axum::extract::Query::<T>::try_from_uri(&uri)?;
+        Ok(Listing(typed, fields))
     }
 }

@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::token::TokenCommand,
     },
+    /// Typed custom fields of contacts, companies, deals and tasks.
+    Field {
+        #[command(subcommand)]
+        command: commands::field::FieldCommand,
+    },
     /// Import contacts, companies, deals or tasks from a CSV file (one transaction).
     Import(commands::import::ImportArgs),
     /// Load realistic sample companies, contacts, deals and tasks.
@@ -119,6 +124,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => commands::up::run(&config, cli.config.as_deref(), args).await,
             Command::User { command } => commands::user::run(&config, command).await,
             Command::Token { command } => commands::token::run(&config, command).await,
+            Command::Field { command } => commands::field::run(&config, command).await,
             Command::Import(args) => commands::import::run(&config, args).await,
             Command::DemoData(args) => commands::demo_data::run(&config, args).await,
             Command::Bot(args) => commands::bot::run(&config, args).await,

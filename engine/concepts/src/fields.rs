@@ -213,13 +213,14 @@ impl Checked for NewTask {
         if links > 1 {
             return Err(FieldError::new("contact_id", TASK_LINKS));
         }
-        Ok(())
+        custom("custom", &self.custom)
     }
 }
 
 impl Checked for TaskPatch {
     fn check(&self) -> Result<(), FieldError> {
-        each(&self.title, |v| text("title", v, MAX_NAME))
+        each(&self.title, |v| text("title", v, MAX_NAME))?;
+        each(&self.custom, |v| custom("custom", v))
     }
 }
 

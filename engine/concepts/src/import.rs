@@ -33,6 +33,17 @@ impl ImportKind {
         }
     }
 
+    /// The kind of record a row becomes.
+    pub fn record_kind(self) -> crate::records::RecordKind {
+        use crate::records::RecordKind;
+        match self {
+            ImportKind::Contacts => RecordKind::Contact,
+            ImportKind::Companies => RecordKind::Company,
+            ImportKind::Deals => RecordKind::Deal,
+            ImportKind::Tasks => RecordKind::Task,
+        }
+    }
+
     /// The columns an import reads, in the order an export writes them (after `id`).
     pub fn columns(self) -> &'static [Column] {
         match self {
@@ -112,6 +123,7 @@ const TASK_COLUMNS: &[Column] = &[
     c("contact_id", Id, false),
     c("company_id", Id, false),
     c("deal_id", Id, false),
+    c("custom", Json, false),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

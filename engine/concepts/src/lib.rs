@@ -3,6 +3,7 @@
 
 pub mod business_hours;
 pub mod capability;
+pub mod custom_fields;
 pub mod egress;
 pub mod fields;
 pub mod host_call;

@@ -16,6 +16,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::custom_fields::FieldMatch;
+
 /// Record ids are database identities.
 pub type Id = i64;
 
@@ -176,6 +178,7 @@ pub struct CompanyPatch {
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -188,6 +191,9 @@ pub struct CompanyFilter {
     pub tag: Option<String>,
     /// fuzzy text over the name
     pub q: Option<String>,
+    /// custom fields to match (`?field.KEY=VALUE`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldMatch>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -246,6 +252,7 @@ pub struct ContactPatch {
     pub owner_id: Option<Option<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -259,6 +266,9 @@ pub struct ContactFilter {
     pub tag: Option<String>,
     /// fuzzy text over name, email and phone
     pub q: Option<String>,
+    /// custom fields to match (`?field.KEY=VALUE`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldMatch>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,6 +454,7 @@ pub struct DealPatch {
     pub expected_close: Option<Option<NaiveDate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub custom: Option<CustomFields>,
@@ -469,6 +480,9 @@ pub struct DealFilter {
     /// only deals whose stage last changed before this instant (stale deals)
     #[serde(default)]
     pub stage_changed_before: Option<DateTime<Utc>>,
+    /// custom fields to match (`?field.KEY=VALUE`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldMatch>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -492,6 +506,9 @@ pub struct Task {
     pub company_id: Option<Id>,
     #[schema(required)]
     pub deal_id: Option<Id>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub custom: CustomFields,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -510,6 +527,9 @@ pub struct NewTask {
     pub company_id: Option<Id>,
     #[serde(default)]
     pub deal_id: Option<Id>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub custom: CustomFields,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -530,6 +550,10 @@ pub struct TaskPatch {
     pub company_id: Option<Option<Id>>,
     #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<Option<Id>>,
+    /// merged into the record's custom fields: keys given are set, a `null` removes one
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub custom: Option<CustomFields>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -541,6 +565,9 @@ pub struct TaskFilter {
     pub deal_id: Option<Id>,
     pub contact_id: Option<Id>,
     pub company_id: Option<Id>,
+    /// custom fields to match (`?field.KEY=VALUE`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldMatch>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -215,7 +215,13 @@ fn status(s: wit::DealStatus) -> rec::DealStatus {
 }
 
 pub fn contact_filter(f: wit::ContactFilter) -> (rec::ContactFilter, u32) {
-    let filter = rec::ContactFilter { owner_id: f.owner_id, company_id: f.company_id, tag: f.tag, q: f.query };
+    let filter = rec::ContactFilter {
+        owner_id: f.owner_id,
+        company_id: f.company_id,
+        tag: f.tag,
+        q: f.query,
+        fields: Vec::new(),
+    };
     (filter, list_limit(f.limit))
 }
 
@@ -244,7 +250,7 @@ pub fn contact_patch(p: wit::ContactPatch) -> Checked<rec::ContactPatch> {
 }
 
 pub fn company_filter(f: wit::CompanyFilter) -> (rec::CompanyFilter, u32) {
-    (rec::CompanyFilter { owner_id: f.owner_id, tag: f.tag, q: f.query }, list_limit(f.limit))
+    (rec::CompanyFilter { owner_id: f.owner_id, tag: f.tag, q: f.query, fields: Vec::new() }, list_limit(f.limit))
 }
 
 pub fn new_company(n: wit::NewCompany) -> Checked<rec::NewCompany> {
@@ -279,6 +285,7 @@ pub fn deal_filter(f: wit::DealFilter) -> Checked<(rec::DealFilter, u32)> {
         company_id: f.company_id,
         q: f.query,
         stage_changed_before: opt_time(f.stage_changed_before)?,
+        fields: Vec::new(),
     };
     Ok((filter, list_limit(f.limit)))
 }
@@ -328,6 +335,7 @@ pub fn task_filter(f: wit::TaskFilter) -> Checked<(rec::TaskFilter, u32)> {
         deal_id: f.deal_id,
         contact_id: f.contact_id,
         company_id: f.company_id,
+        fields: Vec::new(),
     };
     Ok((filter, list_limit(f.limit)))
 }
@@ -340,6 +348,7 @@ pub fn new_task(n: wit::NewTask) -> Checked<rec::NewTask> {
         contact_id: n.contact_id,
         company_id: n.company_id,
         deal_id: n.deal_id,
+        custom: Map::new(),
     })
 }
 

@@ -96,8 +96,10 @@ pub async fn list_in(
         Some(q) => Some(search::Matcher::new(conn, q).await?),
         None => None,
     };
+    let custom = crate::custom_fields::conditions(conn, RecordKind::Contact, &filter.fields).await?;
     let rows = TABLE
         .list(conn, page, |qb| {
+            crate::custom_fields::push(qb, &custom);
             if let Some(v) = filter.owner_id {
                 qb.push(" AND t.owner_id = ").push_bind(v);
             }

@@ -138,8 +138,10 @@ pub async fn list_in(
         Some(q) => Some(search::Matcher::new(conn, q).await?),
         None => None,
     };
+    let custom = crate::custom_fields::conditions(conn, RecordKind::Deal, &filter.fields).await?;
     let rows = TABLE
         .list(conn, page, |qb| {
+            crate::custom_fields::push(qb, &custom);
             let mut eq = |col: &str, v: Option<Id>| {
                 if let Some(v) = v {
                     qb.push(format!(" AND t.{col} = ")).push_bind(v);

@@ -107,6 +107,7 @@ fn conflict_message(constraint: &str) -> String {
         "users_telegram_user_id_key" => "this Telegram user is already linked to another CRM user".into(),
         "pipelines_name_key" => "a pipeline with this name already exists".into(),
         "stages_pipeline_id_name_key" => "two stages of a pipeline cannot share a name".into(),
+        "custom_fields_kind_key_key" => "this kind of record already has a custom field with this key".into(),
         other => format!("duplicate value ({other})"),
     }
 }

@@ -1,6 +1,9 @@
 //! CSV export: every live record a list filter selects, in the columns an import reads (plus
-//! `id` and the fields the store sets), so an export imports again as it is.
+//! `id` and the fields the store sets), so an export imports again as it is. Each defined
+//! custom field of the kind gets a column of its own after those (`custom.tier`), written
+//! as a person would type it; the `custom` column still carries the whole object.
 
+use crm_concepts::custom_fields::FieldDefinition;
 use crm_concepts::import::{ColumnType, ImportKind};
 use crm_concepts::money;
 use crm_concepts::records::{CompanyFilter, ContactFilter, DealFilter, Page, PageRequest, TaskFilter};
@@ -8,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::StoreError;
-use crate::{Db, companies, contacts, deals, tasks};
+use crate::{Db, companies, contacts, custom_fields, deals, tasks};
 
 /// What to export: a kind with its list filter.
 #[derive(Debug, Clone)]
@@ -42,8 +45,10 @@ pub fn header(kind: ImportKind) -> Vec<&'static str> {
 pub async fn export(db: &Db, selection: &Selection) -> Result<String, StoreError> {
     let kind = selection.kind();
     let names = header(kind);
+    let defined = custom_fields::list(db, Some(kind.record_kind())).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(&names).map_err(write_failed)?;
+    let custom_names = defined.iter().map(|d| custom_fields::column(&d.key));
+    out.write_record(names.iter().map(|n| n.to_string()).chain(custom_names)).map_err(write_failed)?;
     let mut page = PageRequest { limit: Some(PageRequest::MAX_LIMIT), cursor: None, sort: Some("id".into()) };
     loop {
         let (rows, next) = match selection {
@@ -53,7 +58,8 @@ pub async fn export(db: &Db, selection: &Selection) -> Result<String, StoreError
             Selection::Tasks(f) => values(tasks::list(db, f, &page).await?),
         };
         for row in &rows {
-            let cells: Vec<String> = names.iter().map(|n| cell(kind, row, n)).collect();
+            let mut cells: Vec<String> = names.iter().map(|n| cell(kind, row, n)).collect();
+            cells.extend(defined.iter().map(|d| custom_cell(d, row)));
             out.write_record(&cells).map_err(write_failed)?;
         }
         match next {
@@ -72,6 +78,10 @@ fn write_failed(e: csv::Error) -> StoreError {
 fn values<T: Serialize>(page: Page<T>) -> (Vec<Value>, Option<String>) {
     let rows = page.items.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
     (rows, page.next_cursor)
+}
+
+fn custom_cell(definition: &FieldDefinition, row: &Value) -> String {
+    row.get("custom").and_then(|c| c.get(&definition.key)).map(|v| definition.cell(v)).unwrap_or_default()
 }
 
 /// One cell, written the way an import reads it back.

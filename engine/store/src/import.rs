@@ -23,9 +23,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crm_concepts::custom_fields::FieldDefinition;
 use crm_concepts::fields::Checked;
 use crm_concepts::import::{ColumnType, ImportKind, ImportOptions, ImportReport, MappedColumn, OnDuplicate, RowNote};
-use crm_concepts::money;
+use crm_concepts::money::{self, Locale};
 use crm_concepts::records::{Actor, CompanyPatch, ContactPatch, Id, NewCompany, NewContact, NewDeal, NewTask};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -33,7 +34,7 @@ use sqlx::PgConnection;
 
 use crate::error::StoreError;
 use crate::table::{self, Table};
-use crate::{Db, companies, contacts, deals, tasks, users};
+use crate::{Db, companies, contacts, custom_fields, deals, tasks, users};
 
 /// Rows per transaction: large enough that a statement's fixed cost is spread thin, small
 /// enough that a failed batch loses little and a transaction holds few locks.
@@ -78,13 +79,18 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(csv);
     let headers = reader.headers().map_err(|e| ImportError::File(format!("the header row: {e}")))?.clone();
-    let plan = Plan::new(kind, &headers, options)?;
+    let defined = custom_fields::list(db, Some(kind.record_kind())).await?;
+    let plan = Plan::new(kind, &headers, options, defined)?;
     let mut report = ImportReport::new(kind, options.dry_run);
     report.ignored_columns = plan.ignored.clone();
     report.columns = plan
         .columns
         .iter()
         .map(|(i, c)| MappedColumn { column: headers.get(*i).unwrap_or_default().to_string(), field: c.name.into() })
+        .chain(plan.custom.iter().map(|(i, d)| MappedColumn {
+            column: headers.get(*i).unwrap_or_default().to_string(),
+            field: custom_fields::column(&d.key),
+        }))
         .collect();
 
     let mut writer = BatchWriter { actor, kind, on_duplicate: options.on_duplicate, stages: HashMap::new() };
@@ -177,6 +183,9 @@ struct Plan {
     /// (column index, field)
     columns: Vec<(usize, &'static crm_concepts::import::Column)>,
     ignored: Vec<String>,
+    /// (column index, custom field): a `custom.KEY` column of a defined field, as an
+    /// export writes it; its cell (when not empty) wins over the key in the `custom` column
+    custom: Vec<(usize, FieldDefinition)>,
 }
 
 /// `E-Mail ` → `e_mail`: how a header is matched to a field name.
@@ -185,7 +194,12 @@ fn normalize(header: &str) -> String {
 }
 
 impl Plan {
-    fn new(kind: ImportKind, headers: &csv::StringRecord, options: &ImportOptions) -> Result<Plan, ImportError> {
+    fn new(
+        kind: ImportKind,
+        headers: &csv::StringRecord,
+        options: &ImportOptions,
+        defined: Vec<FieldDefinition>,
+    ) -> Result<Plan, ImportError> {
         let fields = kind.columns();
         let names = || fields.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
         for (column, field) in &options.map {
@@ -201,7 +215,13 @@ impl Plan {
         }
         let mut columns = Vec::new();
         let mut ignored = Vec::new();
+        let mut custom = Vec::new();
         for (i, header) in headers.iter().enumerate() {
+            let key = header.trim().strip_prefix("custom.");
+            if let Some(d) = defined.iter().find(|d| Some(d.key.as_str()) == key) {
+                custom.push((i, d.clone()));
+                continue;
+            }
             let target = options.map.get(header).cloned().unwrap_or_else(|| normalize(header));
             match fields.iter().find(|c| c.name == target) {
                 Some(c) if columns.iter().any(|(_, d): &(usize, &crm_concepts::import::Column)| d.name == c.name) => {
@@ -220,7 +240,7 @@ impl Plan {
                 )));
             }
         }
-        Ok(Plan { kind, columns, ignored })
+        Ok(Plan { kind, columns, ignored, custom })
     }
 
     /// The row as the fields of the kind's input; empty cells are left out.
@@ -273,6 +293,20 @@ impl Plan {
             }
             let value = if name == "currency" { json!(text.to_ascii_uppercase()) } else { value };
             fields.insert(name.into(), value);
+        }
+        for (i, definition) in &self.custom {
+            let text = record.get(*i).unwrap_or("");
+            if text.is_empty() {
+                continue;
+            }
+            let currency = if options.default_currency.is_empty() { "USD" } else { &options.default_currency };
+            let value = definition.parse_text(text, Locale::DecimalPoint, currency).map_err(|e| e.to_string())?;
+            match fields.entry("custom").or_insert_with(|| json!({})) {
+                Value::Object(custom) => {
+                    custom.insert(definition.key.clone(), value);
+                }
+                _ => return Err("custom: is not a JSON object".into()),
+            }
         }
         if self.kind == ImportKind::Deals && !fields.contains_key("amount_minor") {
             fields.insert("amount_minor".into(), json!(0));

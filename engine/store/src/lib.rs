@@ -12,6 +12,7 @@ pub mod companies;
 pub mod components;
 pub mod contacts;
 pub mod cursor;
+pub mod custom_fields;
 pub mod database;
 pub mod deals;
 pub mod engine_keys;

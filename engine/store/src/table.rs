@@ -6,6 +6,7 @@
 //! the same value is the API's record, the activity log's
 //! before/after and the outbox payload, so the three never disagree.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crm_concepts::records::{Actor, Id, Page, PageRequest, RecordKind};
@@ -15,6 +16,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::audit;
 use crate::cursor::Cursor;
+use crate::custom_fields;
 use crate::error::StoreError;
 
 /// A field a list can be sorted by: `expr` must be non-null for keyset pagination.
@@ -68,14 +70,15 @@ impl Table {
     }
 
     pub async fn insert(&self, conn: &mut PgConnection, fields: &Map<String, Value>) -> Result<Value, StoreError> {
-        let cols = column_list(fields)?;
+        let fields = custom_fields::typed(conn, self.kind, fields).await?;
+        let cols = column_list(&fields)?;
         let sql = format!(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {json}",
             t = self.name,
             json = row_json(self.name)
         );
         let (v,): (Value,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(Value::Object(fields.clone())).fetch_one(conn).await?;
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(Value::Object(fields.into_owned())).fetch_one(conn).await?;
         Ok(v)
     }
 
@@ -85,11 +88,12 @@ impl Table {
         id: Id,
         fields: &Map<String, Value>,
     ) -> Result<Value, StoreError> {
-        let cols = column_list(fields)?;
+        let fields = custom_fields::typed(conn, self.kind, fields).await?;
+        let cols = column_list(&fields)?;
         let (targets, sources) = if self.has_updated_at {
-            (format!("{cols}, updated_at"), format!("{}, now()", prefixed(fields)))
+            (format!("{cols}, updated_at"), format!("{}, now()", prefixed(&fields)))
         } else {
-            (cols.clone(), prefixed(fields))
+            (cols.clone(), prefixed(&fields))
         };
         let sql = format!(
             "UPDATE {t} SET ({targets}) = (SELECT {sources} FROM jsonb_populate_record(NULL::{t}, $2) r)
@@ -99,7 +103,7 @@ impl Table {
         );
         let row: Option<(Value,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .bind(Value::Object(fields.clone()))
+            .bind(Value::Object(fields.into_owned()))
             .fetch_optional(conn)
             .await?;
         row.map(|r| r.0).ok_or(StoreError::not_found(self.kind, id))
@@ -128,6 +132,8 @@ impl Table {
         fields: &Map<String, Value>,
         action: &str,
     ) -> Result<Option<Value>, StoreError> {
+        let fields = merge_custom(fields, Some(before));
+        let fields = fields.as_ref();
         let unchanged = fields.iter().all(|(k, v)| before.get(k) == Some(v));
         if fields.is_empty() || unchanged {
             return Ok(None);
@@ -170,8 +176,10 @@ impl Table {
         actor: &Actor,
         rows: &[&Map<String, Value>],
     ) -> Result<u64, StoreError> {
+        let typed = custom_fields::typed_many(conn, self.kind, rows).await?;
+        let rows: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let mut inserted = 0;
-        for (cols, group) in by_columns(rows)? {
+        for (cols, group) in by_columns(&rows)? {
             let sql = format!(
                 "WITH new AS (
                      INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, $1)
@@ -218,6 +226,11 @@ impl Table {
         );
         let before: HashMap<Id, Value> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?.into_iter().collect();
+        let merged: Vec<Cow<'_, Map<String, Value>>> =
+            patches.iter().zip(&ids).map(|(p, id)| merge_custom(p, before.get(id))).collect();
+        let merged: Vec<&Map<String, Value>> = merged.iter().map(|m| m.as_ref()).collect();
+        let typed = custom_fields::typed_many(conn, self.kind, &merged).await?;
+        let patches: Vec<&Map<String, Value>> = typed.iter().map(|r| r.as_ref()).collect();
         let mut changing = Vec::new();
         for (patch, id) in patches.iter().zip(&ids) {
             let Some(row) = before.get(id) else {
@@ -372,6 +385,28 @@ pub fn to_fields<T: serde::Serialize>(input: &T) -> Result<Map<String, Value>, S
         Ok(_) => Err(StoreError::InvalidQuery("input must be an object".into())),
         Err(e) => Err(StoreError::Db(sqlx::Error::Encode(Box::new(e)))),
     }
+}
+
+/// A patch's `custom` is merged into the record's, as the WIT interface and the in-memory
+/// CRM promise: keys given are set, a `null` removes one, the others stay. So a step that
+/// writes `lead_score` leaves an admin's typed fields (and their required ones) alone.
+fn merge_custom<'f>(fields: &'f Map<String, Value>, before: Option<&Value>) -> Cow<'f, Map<String, Value>> {
+    let (Some(Value::Object(changes)), Some(Value::Object(had))) =
+        (fields.get("custom"), before.and_then(|b| b.get("custom")))
+    else {
+        return Cow::Borrowed(fields);
+    };
+    let mut custom = had.clone();
+    for (k, v) in changes {
+        if v.is_null() {
+            custom.remove(k);
+        } else {
+            custom.insert(k.clone(), v.clone());
+        }
+    }
+    let mut merged = fields.clone();
+    merged.insert("custom".into(), Value::Object(custom));
+    Cow::Owned(merged)
 }
 
 fn record_id(v: &Value) -> Result<Id, StoreError> {

@@ -136,8 +136,10 @@ pub async fn list_in(
     filter: &TaskFilter,
     page: &PageRequest,
 ) -> Result<Page<Task>, StoreError> {
+    let custom = crate::custom_fields::conditions(conn, RecordKind::Task, &filter.fields).await?;
     let rows = TABLE
         .list(conn, page, |qb| {
+            crate::custom_fields::push(qb, &custom);
             let mut eq = |col: &str, v: Option<Id>| {
                 if let Some(v) = v {
                     qb.push(format!(" AND t.{col} = ")).push_bind(v);

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query, Writer};
+use crate::extract::{Caller, Json, Listing, Path, Writer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, remove))
@@ -33,6 +33,9 @@ struct ListQuery {
 }
 
 /// List companies
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/companies", tag = "companies", operation_id = "list_companies",
     params(ListQuery),
@@ -42,9 +45,9 @@ struct ListQuery {
 async fn list(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<ListQuery>,
+    Listing(q, fields): Listing<ListQuery>,
 ) -> Result<Json<Page<Company>>, ApiError> {
-    let filter = CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q };
+    let filter = CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q, fields };
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(companies::list(&s.db, &filter, &page).await?))
 }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query, Writer};
+use crate::extract::{Caller, Json, Listing, Path, Writer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, remove))
@@ -34,6 +34,9 @@ struct ListQuery {
 }
 
 /// List contacts
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/contacts", tag = "contacts", operation_id = "list_contacts",
     params(ListQuery),
@@ -43,9 +46,9 @@ struct ListQuery {
 async fn list(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<ListQuery>,
+    Listing(q, fields): Listing<ListQuery>,
 ) -> Result<Json<Page<Contact>>, ApiError> {
-    let filter = ContactFilter { owner_id: q.owner_id, company_id: q.company_id, tag: q.tag, q: q.q };
+    let filter = ContactFilter { owner_id: q.owner_id, company_id: q.company_id, tag: q.tag, q: q.q, fields };
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(contacts::list(&s.db, &filter, &page).await?))
 }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query, Writer};
+use crate::extract::{Caller, Json, Listing, Path, Writer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, remove)).routes(routes!(move_stage))
@@ -37,13 +37,20 @@ struct ListQuery {
 }
 
 /// List deals
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/deals", tag = "deals", operation_id = "list_deals",
     params(ListQuery),
     responses((status = 200, description = "one page of deals", body = Page<Deal>), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Deal>>, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<ListQuery>,
+) -> Result<Json<Page<Deal>>, ApiError> {
     let filter = DealFilter {
         pipeline_id: q.pipeline_id,
         stage_id: q.stage_id,
@@ -52,6 +59,7 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
         contact_id: q.contact_id,
         company_id: q.company_id,
         q: q.q,
+        fields,
         ..DealFilter::default()
     };
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };

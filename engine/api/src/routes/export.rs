@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors};
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, Listing};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,6 +49,9 @@ struct ContactsQuery {
 }
 
 /// Export contacts as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/contacts/export.csv", tag = "contacts", operation_id = "export_contacts",
     params(ContactsQuery),
@@ -58,10 +61,19 @@ struct ContactsQuery {
 async fn export_contacts(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<ContactsQuery>,
+    Listing(q, fields): Listing<ContactsQuery>,
 ) -> Result<Response, ApiError> {
-    csv(&s, Selection::Contacts(ContactFilter { owner_id: q.owner_id, company_id: q.company_id, tag: q.tag, q: q.q }))
-        .await
+    csv(
+        &s,
+        Selection::Contacts(ContactFilter {
+            owner_id: q.owner_id,
+            company_id: q.company_id,
+            tag: q.tag,
+            q: q.q,
+            fields,
+        }),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,6 +87,9 @@ struct CompaniesQuery {
 }
 
 /// Export companies as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/companies/export.csv", tag = "companies", operation_id = "export_companies",
     params(CompaniesQuery),
@@ -84,9 +99,9 @@ struct CompaniesQuery {
 async fn export_companies(
     State(s): State<AppState>,
     _: Caller,
-    Query(q): Query<CompaniesQuery>,
+    Listing(q, fields): Listing<CompaniesQuery>,
 ) -> Result<Response, ApiError> {
-    csv(&s, Selection::Companies(CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q })).await
+    csv(&s, Selection::Companies(CompanyFilter { owner_id: q.owner_id, tag: q.tag, q: q.q, fields })).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -106,13 +121,20 @@ struct DealsQuery {
 /// Export deals as CSV
 ///
 /// Amounts are written in the currency's own unit (`1500.00` EUR, `1500` JPY).
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/deals/export.csv", tag = "deals", operation_id = "export_deals",
     params(DealsQuery),
     responses((status = 200, description = "the selected deals", content_type = "text/csv", body = String), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn export_deals(State(s): State<AppState>, _: Caller, Query(q): Query<DealsQuery>) -> Result<Response, ApiError> {
+async fn export_deals(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<DealsQuery>,
+) -> Result<Response, ApiError> {
     let filter = DealFilter {
         pipeline_id: q.pipeline_id,
         stage_id: q.stage_id,
@@ -121,6 +143,7 @@ async fn export_deals(State(s): State<AppState>, _: Caller, Query(q): Query<Deal
         contact_id: q.contact_id,
         company_id: q.company_id,
         q: q.q,
+        fields,
         ..DealFilter::default()
     };
     csv(&s, Selection::Deals(filter)).await
@@ -139,13 +162,20 @@ struct TasksQuery {
 }
 
 /// Export tasks as CSV
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/tasks/export.csv", tag = "tasks", operation_id = "export_tasks",
     params(TasksQuery),
     responses((status = 200, description = "the selected tasks", content_type = "text/csv", body = String), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn export_tasks(State(s): State<AppState>, _: Caller, Query(q): Query<TasksQuery>) -> Result<Response, ApiError> {
+async fn export_tasks(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<TasksQuery>,
+) -> Result<Response, ApiError> {
     let filter = TaskFilter {
         assignee_id: q.assignee_id,
         done: q.done,
@@ -153,6 +183,7 @@ async fn export_tasks(State(s): State<AppState>, _: Caller, Query(q): Query<Task
         deal_id: q.deal_id,
         contact_id: q.contact_id,
         company_id: q.company_id,
+        fields,
     };
     csv(&s, Selection::Tasks(filter)).await
 }

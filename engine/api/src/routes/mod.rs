@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod deals;
 pub mod docs;
 pub mod export;
+pub mod fields;
 pub mod health;
 pub mod hooks;
 pub mod import;
@@ -39,6 +40,7 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(docs::router())
         .merge(contacts::router())
         .merge(export::router())
+        .merge(fields::router())
         .merge(import::router())
         .merge(companies::router())
         .merge(pipelines::router())

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
-use crate::extract::{Caller, Json, Path, Query, Writer};
+use crate::extract::{Caller, Json, Listing, Path, Writer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, remove)).routes(routes!(complete))
@@ -36,13 +36,20 @@ struct ListQuery {
 }
 
 /// List tasks
+///
+/// `field.KEY=VALUE` (any number) keeps the records whose custom field `KEY` matches:
+/// a defined field's value is read by its type, a free-form key's compared as text.
 #[utoipa::path(
     get, path = "/api/tasks", tag = "tasks", operation_id = "list_tasks",
     params(ListQuery),
     responses((status = 200, description = "one page of tasks", body = Page<Task>), CallerErrors),
     security(("bearer" = [])),
 )]
-async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Task>>, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+    Listing(q, fields): Listing<ListQuery>,
+) -> Result<Json<Page<Task>>, ApiError> {
     let filter = TaskFilter {
         assignee_id: q.assignee_id,
         done: q.done,
@@ -50,6 +57,7 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
         deal_id: q.deal_id,
         contact_id: q.contact_id,
         company_id: q.company_id,
+        fields,
     };
     let page = PageRequest { limit: q.limit, cursor: q.cursor, sort: q.sort };
     Ok(Json(tasks::list(&s.db, &filter, &page).await?))

@@ -17,6 +17,7 @@ pub mod component;
 pub mod demo_data;
 pub mod engine_client;
 pub mod examples;
+pub mod field;
 pub mod import;
 pub mod invite;
 pub mod migrate;

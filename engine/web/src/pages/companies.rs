@@ -45,6 +45,7 @@ async fn list(State(s): State<WebState>, me: Me, Query(q): Query<ListQuery>) -> 
         owner_id: forms::id("owner_id", &q.owner_id, &mut problems),
         tag: forms::text(&q.tag),
         q: forms::text(&q.q),
+        fields: Vec::new(),
     };
     let page = PageRequest { limit: Some(50), cursor: forms::text(&q.cursor), sort: forms::text(&q.sort) };
     let page = companies::list(&s.db, &filter, &page).await?;
@@ -113,6 +114,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
     let log = activity::list(&s.db, RecordKind::Company, id, &recent).await?;
     let stages = super::stage_names(&s.db).await?;
     let zone = today::zone_of(me.user());
+    let defined = crm_store::custom_fields::list(&s.db, Some(RecordKind::Company)).await?;
     let body = html! {
         div.title-row {
             h1 { (company.name) }
@@ -127,7 +129,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
             dt { "Id" } dd { (company.id) }
         }
         h2 { "Custom fields" }
-        (parts::custom_fields(&company.custom))
+        (parts::custom_fields(&company.custom, &defined))
         div.columns {
             div {
                 section {

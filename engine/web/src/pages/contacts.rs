@@ -58,6 +58,7 @@ pub async fn table(s: &WebState, me: &Me, q: &ListQuery) -> Result<Markup, WebEr
         company_id: forms::id("company_id", &q.company_id, &mut problems),
         tag: forms::text(&q.tag),
         q: forms::text(&q.q),
+        fields: Vec::new(),
     };
     let page = PageRequest { limit: Some(50), cursor: forms::text(&q.cursor), sort: forms::text(&q.sort) };
     let (page, people) = tokio::try_join!(
@@ -133,6 +134,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
     let companies = parts::names(&s.db, RecordKind::Company, [contact.company_id]).await?;
     let stages = super::stage_names(&s.db).await?;
     let zone = today::zone_of(me.user());
+    let defined = crm_store::custom_fields::list(&s.db, Some(RecordKind::Contact)).await?;
     let body = html! {
         div.title-row {
             h1 { (contact.name) }
@@ -149,7 +151,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
             dt { "Id" } dd { (contact.id) }
         }
         h2 { "Custom fields" }
-        (parts::custom_fields(&contact.custom))
+        (parts::custom_fields(&contact.custom, &defined))
         div.columns {
             div {
                 (parts::deals(&linked_deals.items, &stages))

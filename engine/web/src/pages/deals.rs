@@ -162,6 +162,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
     let companies = parts::names(&s.db, RecordKind::Company, [deal.company_id]).await?;
     let zone = today::zone_of(me.user());
     let stage = pipeline.stages.iter().find(|st| st.id == deal.stage_id).map(|st| st.name.clone()).unwrap_or_default();
+    let defined = crm_store::custom_fields::list(&s.db, Some(RecordKind::Deal)).await?;
     let body = html! {
         div.title-row {
             h1 { (deal.title) }
@@ -192,7 +193,7 @@ async fn show(State(s): State<WebState>, me: Me, Path(id): Path<Id>) -> Result<R
             }
         }
         h2 { "Custom fields" }
-        (parts::custom_fields(&deal.custom))
+        (parts::custom_fields(&deal.custom, &defined))
         div.columns {
             div {
                 (parts::tasks(&me, &open_tasks.items, &people, zone))

@@ -77,14 +77,22 @@ pub fn tags(tags: &[String]) -> Markup {
     html! { @for t in tags { span.tag { (t) } " " } }
 }
 
-/// Custom fields as a definition list.
-pub fn custom_fields(custom: &crm_concepts::records::CustomFields) -> Markup {
+/// Custom fields as a definition list: the defined ones under their labels (money
+/// formatted, yes/no as words), then free-form keys as they are.
+pub fn custom_fields(
+    custom: &crm_concepts::records::CustomFields,
+    defined: &[crm_concepts::custom_fields::FieldDefinition],
+) -> Markup {
+    let free = custom.iter().filter(|(k, _)| !defined.iter().any(|d| &d.key == *k));
+    let shown = defined.iter().filter_map(|d| custom.get(&d.key).map(|v| (d.label.as_str(), d.display(v))));
+    let rows: Vec<(&str, String)> =
+        shown.chain(free.map(|(k, v)| (k.as_str(), crm_concepts::custom_fields::display(v)))).collect();
     html! {
-        @if custom.is_empty() { p.muted { "No custom fields." } } @else {
+        @if rows.is_empty() { p.muted { "No custom fields." } } @else {
             dl.custom {
-                @for (k, v) in custom {
+                @for (k, v) in rows {
                     dt { (k) }
-                    dd { @match v { serde_json::Value::String(s) => (s), other => (other.to_string()) } }
+                    dd { (v) }
                 }
             }
         }

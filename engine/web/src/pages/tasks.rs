@@ -273,6 +273,7 @@ async fn update(
         contact_id: Some(new.contact_id),
         company_id: Some(new.company_id),
         deal_id: Some(new.deal_id),
+        custom: None,
     };
     if problems.is_empty() {
         match tasks::update(&s.db, &me.actor(), id, patch).await {

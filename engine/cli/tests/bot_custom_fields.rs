@@ -1,0 +1,140 @@
+//! Custom fields in the chat, end to end: the real `crm bot` against the loopback Bot API
+//! server and a real engine. A card shows the defined fields under their labels (money
+//! formatted, yes/no as words) and free-form keys as they are; the edit dialogue offers the
+//! defined fields next to the usual ones, a choice field's choices as buttons, and a typed
+//! answer is read by the field's type and refused with the reason when it does not fit.
+//! Adding a record asks its required custom fields after the usual ones.
+
+use std::time::Duration;
+
+use crm_concepts::records::Actor;
+use crm_concepts::user::{NewUser, Role};
+use crm_testing::process::{Process, crm, rust_log};
+use crm_testing::{Call, LocalBotApi, TestStack, TgUser};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "4444:local-test-token";
+
+struct Harness {
+    // First, so it is killed before the engine it talks to goes.
+    _bot: Process,
+    stack: TestStack,
+    api: LocalBotApi,
+    _data: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(purpose: &str) -> Harness {
+        let stack = TestStack::start(purpose).await;
+        let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut cmd = crm();
+        crm_testing::bot::configure(&mut cmd, &api, &stack.url, &stack.bot_token, data.path())
+            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
+            .env("RUST_LOG", rust_log("warn"));
+        let bot = Process::spawn("crm bot", cmd, &data.path().join("bot.log")).expect("start crm bot");
+        api.wait_for(0, WAIT, |c| c.method == "getUpdates" && c.result.is_some()).await.expect("the bot never polled");
+        Harness { _bot: bot, stack, api, _data: data }
+    }
+
+    async fn user(&self, telegram_id: i64, name: &str, role: Role) -> TgUser {
+        crm_store::users::create(
+            &self.stack.db,
+            &Actor::system(),
+            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id), time_zone: None },
+        )
+        .await
+        .expect("create linked user");
+        TgUser::new(telegram_id, name)
+    }
+
+    async fn say(&self, from: &TgUser, text: &str) -> Call {
+        let since = self.api.seq();
+        self.api.send_text(from, text);
+        self.api.reply(from.id, since, WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
+    }
+
+    /// Presses a button and returns the bot's next message in the chat.
+    async fn press(&self, from: &TgUser, message: &Call, data: &str) -> Call {
+        let since = self.api.seq();
+        self.api.press(from, message.message_id().expect("message id"), data);
+        self.api.reply(from.id, since, WAIT).await.unwrap_or_else(|e| panic!("no message after pressing {data}: {e}"))
+    }
+}
+
+fn button(call: &Call, label: &str) -> String {
+    call.buttons()
+        .into_iter()
+        .find(|(l, _)| l.contains(label))
+        .map(|(_, data)| data)
+        .unwrap_or_else(|| panic!("no button {label:?} in {:?}", call.buttons()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_shows_custom_fields_and_a_choice_is_edited_by_button() {
+    let h = Harness::start("bot_custom_fields").await;
+    for body in [
+        json!({"kind": "contact", "key": "tier", "label": "Tier", "type": "choice", "choices": ["gold", "silver"],
+               "required": true}),
+        json!({"kind": "contact", "key": "budget", "label": "Budget", "type": "money"}),
+        json!({"kind": "contact", "key": "seats", "label": "Seats", "type": "number"}),
+    ] {
+        let (st, v) = h.stack.post("/api/fields", body).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (st, ann) = h
+        .stack
+        .post(
+            "/api/contacts",
+            json!({"name": "Ann Lee", "custom": {"tier": "silver", "budget": "1500.50 EUR", "lead_score": 25}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{ann}");
+    let max = h.user(9301, "Max Manager", Role::Manager).await;
+
+    let found = h.say(&max, "/find Ann Lee").await;
+    let card = h.press(&max, &found, &format!("o:c:{}", ann["id"])).await;
+    let text = card.text();
+    assert!(text.contains("Tier: silver"), "{text}");
+    assert!(text.contains("Budget: 1,500.50 EUR"), "{text}");
+    assert!(text.contains("lead_score: 25"), "a free-form key is shown too: {text}");
+
+    // ✏️ Edit offers the custom fields; a choice field's choices come as buttons.
+    let fields = h.press(&max, &card, &button(&card, "Edit")).await;
+    let tier_q = h.press(&max, &fields, &button(&fields, "Tier")).await;
+    assert!(tier_q.text().contains("Tier?"), "{}", tier_q.text());
+    let labels: Vec<String> = tier_q.buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels, ["gold", "silver"]);
+    let updated = h.press(&max, &tier_q, &button(&tier_q, "gold")).await;
+    assert!(updated.text().contains("Contact updated") && updated.text().contains("Tier: gold"), "{}", updated.text());
+    let (_, now) = h.stack.get(&format!("/api/contacts/{}", ann["id"])).await;
+    assert_eq!(
+        now["custom"],
+        json!({"tier": "gold", "budget": {"amount_minor": 150_050, "currency": "EUR"}, "lead_score": 25}),
+        "the other keys stay"
+    );
+
+    // A typed answer is read by the field's type; one that does not fit is asked again.
+    let fields = h.press(&max, &updated, &button(&updated, "Edit")).await;
+    let seats_q = h.press(&max, &fields, &button(&fields, "Seats")).await;
+    assert!(seats_q.text().contains("A number"), "{}", seats_q.text());
+    let refused = h.say(&max, "many").await;
+    assert!(refused.text().contains("Seats must be a number"), "{}", refused.text());
+    let saved = h.say(&max, "12").await;
+    assert!(saved.text().contains("Seats: 12"), "{}", saved.text());
+    let (_, now) = h.stack.get(&format!("/api/contacts/{}", ann["id"])).await;
+    assert_eq!(now["custom"]["seats"], 12);
+
+    // /addcontact asks the required Tier last, with its choices as buttons.
+    h.say(&max, "/addcontact").await;
+    h.say(&max, "Bo Berg").await;
+    h.say(&max, "-").await;
+    h.say(&max, "-").await;
+    let tier_q = h.say(&max, "-").await;
+    assert!(tier_q.text().contains("Tier?") && !tier_q.text().contains("skip"), "{}", tier_q.text());
+    let refused = h.say(&max, "-").await;
+    assert!(refused.text().contains("Tier is required"), "{}", refused.text());
+    let added = h.press(&max, &tier_q, &button(&tier_q, "silver")).await;
+    assert!(added.text().contains("Contact added") && added.text().contains("Tier: silver"), "{}", added.text());
+}

@@ -1,0 +1,167 @@
+//! Custom field definitions, and the check a record's `custom` object passes on every
+//! write. `table` calls [`typed`] before any insert or update that sets `custom`, so the
+//! API, the bot, workflow steps and CSV import all meet the same rules.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use crm_concepts::custom_fields::{self, FieldDefinition, FieldMatch, FieldType, NewFieldDefinition};
+use crm_concepts::fields::Checked;
+use crm_concepts::money::Locale;
+use crm_concepts::records::{Id, RecordKind};
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use crate::Db;
+use crate::error::StoreError;
+
+type Row = (Id, String, String, String, String, bool, Vec<String>, DateTime<Utc>);
+
+const COLUMNS: &str = "id, kind, key, label, type, required, choices, created_at";
+
+fn definition(row: Row) -> Result<FieldDefinition, StoreError> {
+    let (id, kind, key, label, field_type, required, choices, created_at) = row;
+    let broken = |what: String| StoreError::Db(sqlx::Error::Protocol(what));
+    Ok(FieldDefinition {
+        id,
+        kind: kind.parse().map_err(|e: crm_concepts::records::UnknownRecordKind| broken(e.to_string()))?,
+        key,
+        label,
+        field_type: field_type.parse::<FieldType>().map_err(broken)?,
+        required,
+        choices,
+        created_at,
+    })
+}
+
+pub async fn create(db: &Db, new: &NewFieldDefinition) -> Result<FieldDefinition, StoreError> {
+    new.check()?;
+    let sql = format!(
+        "INSERT INTO custom_fields (kind, key, label, type, required, choices) VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING {COLUMNS}"
+    );
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(new.kind.as_str())
+        .bind(&new.key)
+        .bind(new.label.trim())
+        .bind(new.field_type.as_str())
+        .bind(new.required)
+        .bind(&new.choices)
+        .fetch_one(&db.pool)
+        .await?;
+    definition(row)
+}
+
+/// The definitions of one kind (or of all kinds), in the order they were made.
+pub async fn list(db: &Db, kind: Option<RecordKind>) -> Result<Vec<FieldDefinition>, StoreError> {
+    list_in(&mut *db.pool.acquire().await?, kind).await
+}
+
+pub async fn list_in(conn: &mut PgConnection, kind: Option<RecordKind>) -> Result<Vec<FieldDefinition>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM custom_fields WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, id");
+    let rows: Vec<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.map(RecordKind::as_str)).fetch_all(conn).await?;
+    rows.into_iter().map(definition).collect()
+}
+
+/// Removes a definition. Records keep their values, which become free-form again.
+pub async fn remove(db: &Db, kind: RecordKind, key: &str) -> Result<FieldDefinition, StoreError> {
+    let sql = format!("DELETE FROM custom_fields WHERE kind = $1 AND key = $2 RETURNING {COLUMNS}");
+    let row: Option<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.as_str()).bind(key).fetch_optional(&db.pool).await?;
+    match row {
+        Some(row) => definition(row),
+        None => Err(StoreError::Missing(format!("{kind} has no custom field {key:?}"))),
+    }
+}
+
+/// The CSV column of a custom field: `custom.tier`.
+pub fn column(key: &str) -> String {
+    format!("custom.{key}")
+}
+
+/// `fields` (the columns of an insert or update) with their `custom` object checked
+/// against the kind's definitions and put in stored form; borrowed as it is when it sets
+/// no `custom` or the kind has no definitions.
+pub(crate) async fn typed<'f>(
+    conn: &mut PgConnection,
+    kind: RecordKind,
+    fields: &'f Map<String, Value>,
+) -> Result<Cow<'f, Map<String, Value>>, StoreError> {
+    Ok(typed_many(conn, kind, &[fields]).await?.pop().unwrap_or(Cow::Borrowed(fields)))
+}
+
+/// [`typed`] for many rows, with one look-up of the definitions.
+pub(crate) async fn typed_many<'f>(
+    conn: &mut PgConnection,
+    kind: RecordKind,
+    rows: &[&'f Map<String, Value>],
+) -> Result<Vec<Cow<'f, Map<String, Value>>>, StoreError> {
+    let sets_custom = rows.iter().any(|r| r.contains_key("custom"));
+    if !custom_fields::KINDS.contains(&kind) || !sets_custom {
+        return Ok(rows.iter().map(|r| Cow::Borrowed(*r)).collect());
+    }
+    let definitions = list_in(conn, Some(kind)).await?;
+    if definitions.is_empty() {
+        return Ok(rows.iter().map(|r| Cow::Borrowed(*r)).collect());
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(Value::Object(custom)) = row.get("custom") else {
+            out.push(Cow::Borrowed(*row));
+            continue;
+        };
+        let mut custom = custom.clone();
+        custom_fields::check_custom(&definitions, &mut custom)?;
+        let mut typed = (*row).clone();
+        typed.insert("custom".into(), Value::Object(custom));
+        out.push(Cow::Owned(typed));
+    }
+    Ok(out)
+}
+
+/// A list condition on `custom`: a defined field matches its typed value (so `5` finds
+/// `5.0` and `gold` must be one of the choices), a free-form key its text.
+pub(crate) enum Condition {
+    Contains(Value),
+    Text(String, String),
+}
+
+pub(crate) async fn conditions(
+    conn: &mut PgConnection,
+    kind: RecordKind,
+    matches: &[FieldMatch],
+) -> Result<Vec<Condition>, StoreError> {
+    if matches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let definitions = list_in(conn, Some(kind)).await?;
+    matches
+        .iter()
+        .map(|m| match definitions.iter().find(|d| d.key == m.key) {
+            Some(def) => {
+                let value = def.parse_text(&m.value, Locale::DecimalPoint, "USD").map_err(|e| {
+                    StoreError::InvalidQuery(format!("{}{}: {}", custom_fields::FILTER_PREFIX, m.key, e.message))
+                })?;
+                let mut object = Map::new();
+                object.insert(m.key.clone(), value);
+                Ok(Condition::Contains(Value::Object(object)))
+            }
+            None => Ok(Condition::Text(m.key.clone(), m.value.clone())),
+        })
+        .collect()
+}
+
+/// Appends ` AND …` for each condition on alias `t`.
+pub(crate) fn push(qb: &mut QueryBuilder<Postgres>, conditions: &[Condition]) {
+    for c in conditions {
+        match c {
+            Condition::Contains(v) => {
+                qb.push(" AND t.custom @> ").push_bind(v.clone());
+            }
+            Condition::Text(key, text) => {
+                qb.push(" AND t.custom ->> ").push_bind(key.clone()).push(" = ").push_bind(text.clone());
+            }
+        }
+    }
+}
