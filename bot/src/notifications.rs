@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::{self, BoxFuture};
 use serde::Deserialize;
 use teloxide::types::{ChatId, MessageId};
 use tokio_util::sync::CancellationToken;
@@ -91,10 +92,13 @@ impl NotificationStream {
             return;
         }
         let (engine, out, in_flight, stop) = (self.engine.clone(), self.out.clone(), in_flight.clone(), stop.clone());
-        // One task per notification: the outbound queue paces the sends (a chat at a time,
-        // within Telegram's limits), and a slow chat does not hold up the others.
+        // Queued here, in the stream's order, so a chat gets its messages in the order they
+        // were left; then one task per notification waits for its delivery: the outbound
+        // queue paces the sends (a chat at a time, within Telegram's limits), and a slow chat
+        // does not hold up the others.
+        let delivery = deliver(&out, &n);
         tokio::spawn(async move {
-            if let Some(report) = deliver(&out, &n).await {
+            if let Some(report) = delivery.await {
                 send_report(&engine, n.id, &report, &stop).await;
             }
             lock(&in_flight).remove(&n.id);
@@ -107,21 +111,21 @@ fn lock(set: &InFlight) -> std::sync::MutexGuard<'_, HashSet<i64>> {
     set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Sends one notification; `None` when the bot is shutting down before it went out (it
-/// stays pending and is sent after the restart).
-async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
+/// Queues one notification at once and returns what waits for its outcome: `None` when the
+/// bot is shutting down before it went out (it stays pending and is sent after the restart).
+fn deliver(out: &Outbound, n: &Pending) -> BoxFuture<'static, Option<Report>> {
     let Some(chat) = n.telegram_user_id else {
         tracing::info!(notification = n.id, user = n.user_id, "user has no linked Telegram account");
-        return Some(Report::Undeliverable(format!(
+        return Box::pin(future::ready(Some(Report::Undeliverable(format!(
             "CRM user {} has no linked Telegram account (an admin can send them an invite with /invite)",
             n.user_id
-        )));
+        )))));
     };
     if let Some(mid) = n.edit_message_id.and_then(|m| i32::try_from(m).ok()) {
         // An approval's message turning into its outcome: the edit drops the buttons. A
         // message Telegram no longer has is left alone rather than sent anew.
         out.edit(ChatId(chat), MessageId(mid), &n.text, None, false);
-        return Some(Report::Delivered(Some(i64::from(mid))));
+        return Box::pin(future::ready(Some(Report::Delivered(Some(i64::from(mid))))));
     }
     let keyboard = match n.approval_id {
         Some(approval) => crate::render::keyboard(vec![vec![
@@ -136,11 +140,16 @@ async fn deliver(out: &Outbound, n: &Pending) -> Option<Report> {
                 .collect(),
         ),
     };
-    match out.send_and_wait(ChatId(chat), &n.text, keyboard).await {
-        Ok(mid) => Some(Report::Delivered(Some(i64::from(mid.0)))),
-        Err(OutboundError::Refused(why)) => Some(Report::Undeliverable(format!("Telegram refused the message: {why}"))),
-        Err(OutboundError::Closed) => None,
-    }
+    let sent = out.send_tracked(ChatId(chat), &n.text, keyboard);
+    Box::pin(async move {
+        match sent.await {
+            Ok(mid) => Some(Report::Delivered(Some(i64::from(mid.0)))),
+            Err(OutboundError::Refused(why)) => {
+                Some(Report::Undeliverable(format!("Telegram refused the message: {why}")))
+            }
+            Err(OutboundError::Closed) => None,
+        }
+    })
 }
 
 /// Tells the engine, retrying while it is unreachable. After `stop` one attempt is made:

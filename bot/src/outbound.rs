@@ -111,9 +111,21 @@ impl Outbound {
         text: &str,
         keyboard: Option<InlineKeyboardMarkup>,
     ) -> Result<MessageId, OutboundError> {
+        self.send_tracked(chat, text, keyboard).await
+    }
+
+    /// Like `send_and_wait`, but the message takes its place in the chat's queue now, when
+    /// this is called, not when the returned future is first polled: messages queued one
+    /// after another reach the chat in that order, whichever task awaits them.
+    pub fn send_tracked(
+        &self,
+        chat: ChatId,
+        text: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> impl Future<Output = Result<MessageId, OutboundError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.enqueue_send(chat, text, keyboard, Some(tx));
-        rx.await.unwrap_or(Err(OutboundError::Closed))
+        async move { rx.await.unwrap_or(Err(OutboundError::Closed)) }
     }
 
     fn enqueue_send(

@@ -103,7 +103,12 @@ impl Scheduler {
             tasks.spawn(crate::apply::run_applier(core.clone(), arrivals_rx.clone(), stop.clone()));
         }
         tasks.spawn(crate::recover::run_reconciler(core.clone(), stop.clone()));
-        tasks.spawn(crate::wake::run_waker(core.clone(), stop.clone()));
+        // As many wakers as appliers: ending a batch of waits is mostly round trips to
+        // Postgres, so a burst of due waits goes through two transactions at a time, each
+        // claiming its own rows (SKIP LOCKED).
+        for _ in 0..core.config.appliers.max(1) {
+            tasks.spawn(crate::wake::run_waker(core.clone(), stop.clone()));
+        }
         tasks.spawn(crate::recover::republish_recent(core.clone(), Utc::now() - chrono::Duration::seconds(120)));
         Ok(Scheduler { core, submit_tx, tasks: Arc::new(Mutex::new(tasks)), stop })
     }

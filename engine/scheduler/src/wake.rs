@@ -16,13 +16,17 @@ use crate::apply::{self, Incoming};
 use crate::core::Core;
 use crate::hold::Wake;
 
+/// The most waits one transaction ends.
+const WAKE_BATCH: usize = 250;
+
 pub(crate) async fn run_waker(core: Arc<Core>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if stop.is_cancelled() {
             return;
         }
-        match wake_once(&core, core.config.batch as i64).await {
+        // Smaller batches than the appliers': a burst's first completions go out sooner.
+        match wake_once(&core, core.config.batch.min(WAKE_BATCH) as i64).await {
             Ok(n) => {
                 backoff = Duration::from_millis(100);
                 if n > 0 {

@@ -277,14 +277,21 @@ pub struct Press {
 /// did, as a conflict.
 pub async fn claim_press(db: &Db, id: i64, index: usize, user_id: i64) -> Result<Press, StoreError> {
     let mut tx = db.pool.begin().await?;
-    let row: Option<(i64, sqlx::types::Json<Vec<Button>>, Option<String>, Option<DateTime<Utc>>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT user_id, buttons, workflow, pressed_at, pressed FROM notifications WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((owner, buttons, workflow, pressed_at, pressed)) = row else {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        user_id: i64,
+        buttons: sqlx::types::Json<Vec<Button>>,
+        workflow: Option<String>,
+        pressed_at: Option<DateTime<Utc>>,
+        pressed: Option<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT user_id, buttons, workflow, pressed_at, pressed FROM notifications WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(Row { user_id: owner, buttons, workflow, pressed_at, pressed }) = row else {
         return Err(StoreError::Missing(format!("message {id} does not exist")));
     };
     // Someone else's message reads as missing: its buttons are not theirs to learn about.
