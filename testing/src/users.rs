@@ -24,3 +24,27 @@ pub async fn delegate_token(db: &Db, user_id: i64) -> String {
     let (_, token) = crm_store::tokens::create_with(db, user_id, &new).await.expect("create a delegate token");
     token
 }
+
+/// A user with `role` linked to Telegram account `telegram_id` (the bot knows them), in
+/// `time_zone` (`None`: the installation's default).
+pub async fn linked(
+    db: &Db,
+    name: &str,
+    role: Role,
+    telegram_id: i64,
+    time_zone: Option<&str>,
+) -> crm_concepts::user::User {
+    crm_store::users::create(
+        db,
+        &Actor::system(),
+        NewUser {
+            name: name.into(),
+            email: None,
+            role,
+            telegram_user_id: Some(telegram_id),
+            time_zone: time_zone.map(str::to_string),
+        },
+    )
+    .await
+    .expect("create a linked test user")
+}

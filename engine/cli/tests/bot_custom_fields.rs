@@ -5,70 +5,39 @@
 //! answer is read by the field's type and refused with the reason when it does not fit.
 //! Adding a record asks its required custom fields after the usual ones.
 
-use std::time::Duration;
-
-use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
-use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::{Call, LocalBotApi, TestStack, TgUser};
+use crm_concepts::user::Role;
+use crm_testing::bot::{ChatBot, button};
+use crm_testing::{Call, TestStack, TgUser};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "4444:local-test-token";
 
 struct Harness {
     // First, so it is killed before the engine it talks to goes.
-    _bot: Process,
+    bot: ChatBot,
     stack: TestStack,
-    api: LocalBotApi,
-    _data: tempfile::TempDir,
 }
 
 impl Harness {
     async fn start(purpose: &str) -> Harness {
         let stack = TestStack::start(purpose).await;
-        let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut cmd = crm();
-        crm_testing::bot::configure(&mut cmd, &api, &stack.url, &stack.bot_token, data.path())
-            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", rust_log("warn"));
-        let bot = Process::spawn("crm bot", cmd, &data.path().join("bot.log")).expect("start crm bot");
-        api.wait_for(0, WAIT, |c| c.method == "getUpdates" && c.result.is_some()).await.expect("the bot never polled");
-        Harness { _bot: bot, stack, api, _data: data }
+        let bot = ChatBot::start(TOKEN, &stack.url, &stack.bot_token).await;
+        Harness { bot, stack }
     }
 
     async fn user(&self, telegram_id: i64, name: &str, role: Role) -> TgUser {
-        crm_store::users::create(
-            &self.stack.db,
-            &Actor::system(),
-            NewUser { name: name.into(), email: None, role, telegram_user_id: Some(telegram_id), time_zone: None },
-        )
-        .await
-        .expect("create linked user");
+        crm_testing::users::linked(&self.stack.db, name, role, telegram_id, None).await;
         TgUser::new(telegram_id, name)
     }
 
     async fn say(&self, from: &TgUser, text: &str) -> Call {
-        let since = self.api.seq();
-        self.api.send_text(from, text);
-        self.api.reply(from.id, since, WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
+        self.bot.say(from, text).await
     }
 
     /// Presses a button and returns the bot's next message in the chat.
     async fn press(&self, from: &TgUser, message: &Call, data: &str) -> Call {
-        let since = self.api.seq();
-        self.api.press(from, message.message_id().expect("message id"), data);
-        self.api.reply(from.id, since, WAIT).await.unwrap_or_else(|e| panic!("no message after pressing {data}: {e}"))
+        self.bot.press_for_reply(from, message.message_id().expect("message id"), data).await
     }
-}
-
-fn button(call: &Call, label: &str) -> String {
-    call.buttons()
-        .into_iter()
-        .find(|(l, _)| l.contains(label))
-        .map(|(_, data)| data)
-        .unwrap_or_else(|| panic!("no button {label:?} in {:?}", call.buttons()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
+use crm_concepts::user::Role;
 use crm_testing::bot::{ChatBot, button};
 use crm_testing::{Flow, TgUser};
 use reqwest::{Method, StatusCode};
@@ -62,19 +61,7 @@ async fn a_due_task_reminds_its_assignee_once_in_their_zone_with_done_and_snooze
     flow.deploy("task-reminder");
     flow.start_worker(2);
     let kenji = TgUser::new(7401, "Kenji");
-    let user = crm_store::users::create(
-        &flow.db,
-        &Actor::system(),
-        NewUser {
-            name: "Kenji".into(),
-            email: None,
-            role: Role::Manager,
-            telegram_user_id: Some(kenji.id),
-            time_zone: Some("Asia/Tokyo".into()),
-        },
-    )
-    .await
-    .expect("create user");
+    let user = crm_testing::users::linked(&flow.db, "Kenji", Role::Manager, kenji.id, Some("Asia/Tokyo")).await;
     let bot = ChatBot::start("7400:local-test-token", &flow.url, &flow.bot_token).await;
     let saved = bot.say(&kenji, "/settings remind 10").await;
     assert!(saved.text().contains("10 min before"), "{}", saved.text());
@@ -129,19 +116,7 @@ async fn a_moved_task_is_reminded_at_its_new_time_only_and_a_done_one_not_at_all
     flow.deploy("task-reminder");
     flow.start_worker(2);
     let ann = TgUser::new(7402, "Ann");
-    let user = crm_store::users::create(
-        &flow.db,
-        &Actor::system(),
-        NewUser {
-            name: "Ann".into(),
-            email: None,
-            role: Role::Manager,
-            telegram_user_id: Some(ann.id),
-            time_zone: None,
-        },
-    )
-    .await
-    .expect("create user");
+    let user = crm_testing::users::linked(&flow.db, "Ann", Role::Manager, ann.id, None).await;
     let bot = ChatBot::start("7403:local-test-token", &flow.url, &flow.bot_token).await;
     bot.say(&ann, "/help").await;
 

@@ -4,8 +4,7 @@
 //! it, while instants stay UTC in the CRM.
 
 use chrono::{DateTime, Duration, Utc};
-use crm_concepts::records::Actor;
-use crm_concepts::user::{NewUser, Role};
+use crm_concepts::user::Role;
 use crm_testing::bot::ChatBot;
 use crm_testing::{Options, TestStack, TgUser, send};
 use reqwest::{Method, StatusCode};
@@ -90,19 +89,7 @@ fn end_of_today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
 async fn a_user_in_tokyo_types_reads_and_counts_today_in_tokyo_time() {
     let stack = stack_in("UTC", "tz_bot").await;
     let kenji = TgUser::new(7301, "Kenji");
-    let user = crm_store::users::create(
-        &stack.db,
-        &Actor::system(),
-        NewUser {
-            name: "Kenji".into(),
-            email: None,
-            role: Role::Manager,
-            telegram_user_id: Some(kenji.id),
-            time_zone: None,
-        },
-    )
-    .await
-    .expect("create user");
+    let user = crm_testing::users::linked(&stack.db, "Kenji", Role::Manager, kenji.id, None).await;
     assert_eq!(user.time_zone, "UTC");
     let bot = ChatBot::start("7300:local-test-token", &stack.url, &stack.bot_token).await;
 

@@ -66,6 +66,10 @@ impl BusinessHours {
 }
 
 impl Opening {
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
     /// `t` if the business is open then, else the next time it opens.
     pub fn next_open(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         let local = t.with_timezone(&self.zone);

@@ -58,8 +58,8 @@ pub fn hold(run_id: Uuid, spec: &StepSpec, ctx: &Value, now: DateTime<Utc>) -> R
             let Some(hours) = &w.business_hours else {
                 return Ok(new("wait", wake_at, format!("until {}", wake_at.format("%Y-%m-%d %H:%M:%S UTC"))));
             };
-            let wake_at = hours.opening()?.next_open(wake_at);
-            let zone = crm_concepts::local_time::zone(&hours.zone).unwrap_or(chrono_tz::Tz::UTC);
+            let opening = hours.opening()?;
+            let (wake_at, zone) = (opening.next_open(wake_at), opening.zone());
             let what = format!(
                 "until {} ({} in {}, within business hours)",
                 wake_at.format("%Y-%m-%d %H:%M:%S UTC"),
