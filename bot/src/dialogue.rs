@@ -12,6 +12,9 @@ use crm_concepts::custom_fields::FieldDefinition;
 use crm_concepts::records::{Id, RecordKind};
 use serde_json::{Map, Value};
 
+use crate::t;
+use crate::texts::Language;
+
 const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// What a dialogue produces when its last field is answered.
@@ -28,15 +31,15 @@ pub enum FormKind {
 
 impl FormKind {
     /// For "Cancelled …" and "Nothing was saved" messages.
-    pub fn describe(self) -> String {
+    pub fn describe(self, lang: Language) -> String {
         match self {
-            FormKind::AddContact => "adding a contact".into(),
-            FormKind::AddCompany => "adding a company".into(),
-            FormKind::EditContact(id) => format!("editing contact #{id}"),
-            FormKind::AddDeal => "adding a deal".into(),
-            FormKind::EditDeal(id) => format!("editing deal #{id}"),
-            FormKind::AddTask => "adding a task".into(),
-            FormKind::Note(kind, id) => format!("the note on {kind} #{id}"),
+            FormKind::AddContact => t!(lang, "form-adding-contact"),
+            FormKind::AddCompany => t!(lang, "form-adding-company"),
+            FormKind::EditContact(id) => t!(lang, "form-editing-contact", id = id),
+            FormKind::AddDeal => t!(lang, "form-adding-deal"),
+            FormKind::EditDeal(id) => t!(lang, "form-editing-deal", id = id),
+            FormKind::AddTask => t!(lang, "form-adding-task"),
+            FormKind::Note(kind, id) => t!(lang, "form-note-on", record = crate::render::record_ref(kind, id, lang)),
         }
     }
 
@@ -81,21 +84,21 @@ pub enum Field {
 }
 
 impl Field {
-    pub fn label(self) -> &'static str {
+    pub fn label(self, lang: Language) -> String {
         match self {
-            Field::Name => "Name",
-            Field::Email => "Email",
-            Field::Phone => "Phone",
-            Field::Company => "Company",
-            Field::Domain => "Domain",
-            Field::Title => "Title",
-            Field::Amount => "Amount",
-            Field::Contact => "Contact",
-            Field::Stage => "Stage",
-            Field::ExpectedClose => "Expected close",
-            Field::Due => "Due",
-            Field::Body => "Text",
-            Field::Custom => "Custom field",
+            Field::Name => t!(lang, "field-name"),
+            Field::Email => t!(lang, "field-email"),
+            Field::Phone => t!(lang, "field-phone"),
+            Field::Company => t!(lang, "field-company"),
+            Field::Domain => t!(lang, "field-domain"),
+            Field::Title => t!(lang, "field-title"),
+            Field::Amount => t!(lang, "field-amount"),
+            Field::Contact => t!(lang, "field-contact"),
+            Field::Stage => t!(lang, "field-stage"),
+            Field::ExpectedClose => t!(lang, "field-expected-close"),
+            Field::Due => t!(lang, "field-due"),
+            Field::Body => t!(lang, "field-body"),
+            Field::Custom => t!(lang, "field-custom"),
         }
     }
 

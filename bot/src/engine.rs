@@ -8,6 +8,9 @@ use crm_concepts::records::Id;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::t;
+use crate::texts::Language;
+
 /// The header that makes an admin token act with another user's permissions.
 pub const ACTING_USER_HEADER: &str = "X-Crm-Acting-User";
 
@@ -40,22 +43,23 @@ impl EngineError {
         self.code() == Some("not_found")
     }
 
-    /// What to tell the chat user. Internal details stay in the log.
-    pub fn for_chat(&self) -> String {
+    /// What to tell the chat user, in their language. Internal details stay in the log; the
+    /// engine's own refusals (a field's rule) come as the engine phrased them.
+    pub fn for_chat(&self, lang: Language) -> String {
         match self {
             EngineError::Api { code, message, fields, .. } => match code.as_str() {
-                "forbidden" => "⛔ Your role does not allow that. Ask an admin if you need it.".into(),
-                "not_found" => "That record no longer exists (or you cannot see it).".into(),
-                "unauthorized" => "The bot's engine token was refused; tell your admin.".into(),
-                "internal" => "The CRM hit an internal error; please try again later.".into(),
+                "forbidden" => t!(lang, "error-forbidden"),
+                "not_found" => t!(lang, "error-not-found"),
+                "unauthorized" => t!(lang, "error-unauthorized"),
+                "internal" => t!(lang, "error-internal"),
                 _ if !fields.is_empty() => {
                     let details: Vec<String> = fields.iter().map(|f| format!("• {}: {}", f.field, f.message)).collect();
                     format!("{message}\n{}", details.join("\n"))
                 }
                 _ => message.clone(),
             },
-            EngineError::Transport(_) => "The CRM is not reachable right now; please try again in a moment.".into(),
-            EngineError::Decode(_) => "The CRM answered something the bot does not understand; tell your admin.".into(),
+            EngineError::Transport(_) => t!(lang, "error-unreachable"),
+            EngineError::Decode(_) => t!(lang, "error-decode"),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod render;
 pub mod sse;
 pub mod text;
+pub mod texts;
 mod updates;
 pub mod validate;
 

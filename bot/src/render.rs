@@ -4,11 +4,13 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use crm_concepts::custom_fields::{self, FieldDefinition};
-use crm_concepts::records::{Company, Contact, CustomFields, Deal, Pipeline, Task};
+use crm_concepts::records::{Company, Contact, CustomFields, Deal, DealStatus, Id, Pipeline, RecordKind, Task};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use crate::callback::Callback;
+use crate::t;
 use crate::text::ellipsize;
+use crate::texts::Language;
 
 /// Button labels longer than this are cut; Telegram shows little more on a phone.
 pub const LABEL_CHARS: usize = 40;
@@ -40,8 +42,19 @@ pub fn when(t: DateTime<Utc>, zone: Tz) -> String {
     crm_concepts::local_time::format(t, zone, zone)
 }
 
-pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefinition]) -> String {
-    let mut lines = vec![format!("👤 {} (contact #{})", c.name, c.id)];
+/// "contact #7", for notices about a record.
+pub fn record_ref(kind: RecordKind, id: Id, lang: Language) -> String {
+    match kind {
+        RecordKind::Contact => t!(lang, "ref-contact", id = id),
+        RecordKind::Company => t!(lang, "ref-company", id = id),
+        RecordKind::Deal => t!(lang, "ref-deal", id = id),
+        RecordKind::Task => t!(lang, "ref-task", id = id),
+        other => format!("{other} #{id}"),
+    }
+}
+
+pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefinition], lang: Language) -> String {
+    let mut lines = vec![format!("👤 {} ({})", c.name, record_ref(RecordKind::Contact, c.id, lang))];
     if let Some(e) = &c.email {
         lines.push(format!("✉️ {e}"));
     }
@@ -50,7 +63,7 @@ pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefin
     }
     match (company, c.company_id) {
         (Some(co), _) => lines.push(format!("🏢 {}", co.name)),
-        (None, Some(id)) => lines.push(format!("🏢 company #{id}")),
+        (None, Some(id)) => lines.push(format!("🏢 {}", record_ref(RecordKind::Company, id, lang))),
         _ => {}
     }
     if !c.tags.is_empty() {
@@ -60,8 +73,8 @@ pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefin
     lines.join("\n")
 }
 
-pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition]) -> String {
-    let mut lines = vec![format!("🏢 {} (company #{})", c.name, c.id)];
+pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition], lang: Language) -> String {
+    let mut lines = vec![format!("🏢 {} ({})", c.name, record_ref(RecordKind::Company, c.id, lang))];
     if let Some(d) = &c.domain {
         lines.push(format!("🌐 {d}"));
     }
@@ -69,41 +82,53 @@ pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition
         lines.push(format!("📞 {p}"));
     }
     if !contacts.is_empty() {
-        lines.push(format!("People: {}", contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")));
+        let people = contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+        lines.push(t!(lang, "card-people", names = people));
     }
     lines.extend(custom_lines(fields, &c.custom));
     lines.join("\n")
 }
 
-pub fn stage_name(pipelines: &[Pipeline], stage_id: i64) -> String {
+pub fn stage_name(pipelines: &[Pipeline], stage_id: i64, lang: Language) -> String {
     pipelines
         .iter()
         .flat_map(|p| p.stages.iter())
         .find(|s| s.id == stage_id)
-        .map_or_else(|| format!("stage #{stage_id}"), |s| s.name.clone())
+        .map_or_else(|| t!(lang, "ref-stage", id = stage_id), |s| s.name.clone())
 }
 
-pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>, fields: &[FieldDefinition]) -> String {
+pub fn deal_card(
+    d: &Deal,
+    pipelines: &[Pipeline],
+    contact: Option<&Contact>,
+    fields: &[FieldDefinition],
+    lang: Language,
+) -> String {
+    let status = match d.status {
+        DealStatus::Open => t!(lang, "deal-status-open"),
+        DealStatus::Won => t!(lang, "deal-status-won"),
+        DealStatus::Lost => t!(lang, "deal-status-lost"),
+    };
     let mut lines = vec![
-        format!("💼 {} (deal #{})", d.title, d.id),
+        format!("💼 {} ({})", d.title, record_ref(RecordKind::Deal, d.id, lang)),
         format!("💰 {}", money(d.amount_minor, &d.currency)),
-        format!("📍 {} · {}", stage_name(pipelines, d.stage_id), d.status.as_str()),
+        format!("📍 {} · {status}", stage_name(pipelines, d.stage_id, lang)),
     ];
     if let Some(c) = contact {
         lines.push(format!("👤 {}", c.name));
     }
     if let Some(date) = d.expected_close {
-        lines.push(format!("📅 expected close {date}"));
+        lines.push(t!(lang, "card-expected-close", date = date.to_string()));
     }
     lines.extend(custom_lines(fields, &d.custom));
     lines.join("\n")
 }
 
-pub fn task_line(t: &Task, zone: Tz) -> String {
-    let mark = if t.done { "✅" } else { "⬜" };
-    match t.due_at {
-        Some(due) => format!("{mark} {} — due {}", t.title, when(due, zone)),
-        None => format!("{mark} {}", t.title),
+pub fn task_line(task: &Task, zone: Tz, lang: Language) -> String {
+    let mark = if task.done { "✅" } else { "⬜" };
+    match task.due_at {
+        Some(due) => t!(lang, "task-line-due", mark = mark, title = task.title.as_str(), due = when(due, zone)),
+        None => format!("{mark} {}", task.title),
     }
 }
 

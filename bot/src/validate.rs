@@ -10,6 +10,9 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use crm_concepts::{fields, local_time};
 
+use crate::t;
+use crate::texts::Language;
+
 /// The answer that leaves an optional field empty.
 pub fn is_skip(answer: &str) -> bool {
     matches!(answer.trim(), "-" | "—" | "–" | "skip" | "/skip")
@@ -17,70 +20,61 @@ pub fn is_skip(answer: &str) -> bool {
 
 /// A required one-line name or title of at most `max` characters, its blank space
 /// collapsed to single spaces.
-pub fn name(answer: &str, what: &str, max: usize) -> Result<String, String> {
+pub fn name(answer: &str, what: &str, max: usize, lang: Language) -> Result<String, String> {
     let value = answer.split_whitespace().collect::<Vec<_>>().join(" ");
     fields::text(what, &value, max).map_err(|_| {
         let len = value.chars().count();
         if value.is_empty() {
-            format!("The {what} cannot be empty. Please type it.")
+            t!(lang, "invalid-name-empty", what = what)
         } else if len > max {
-            format!("That {what} is {len} characters long; the most is {max}. Please shorten it.")
+            t!(lang, "invalid-name-long", what = what, len = len, max = max)
         } else {
-            format!("That {what} contains a character the CRM cannot store (NUL). Please type it again.")
+            t!(lang, "invalid-name-nul", what = what)
         }
     })?;
     Ok(value)
 }
 
 /// A free text body (notes): kept verbatim apart from surrounding blank space.
-pub fn body(answer: &str, max: usize) -> Result<String, String> {
+pub fn body(answer: &str, max: usize, lang: Language) -> Result<String, String> {
     let value = answer.trim();
     fields::text("body", value, max).map_err(|_| {
         let len = value.chars().count();
         if value.is_empty() {
-            "The text cannot be empty.".to_string()
+            t!(lang, "invalid-body-empty")
         } else if len > max {
-            format!("That text is {len} characters long; the most is {max}.")
+            t!(lang, "invalid-body-long", len = len, max = max)
         } else {
-            "That text contains a character the CRM cannot store (NUL).".to_string()
+            t!(lang, "invalid-body-nul")
         }
     })?;
     Ok(value.to_string())
 }
 
 /// An email address as the store accepts it: something@something.tld, no spaces.
-pub fn email(answer: &str) -> Result<String, String> {
+pub fn email(answer: &str, lang: Language) -> Result<String, String> {
     let value = answer.trim();
     fields::email("email", Some(value)).map_err(|_| {
         let len = value.chars().count();
         if len > fields::MAX_EMAIL {
-            format!("That email address is {len} characters long; the most is {}. Send - to skip.", fields::MAX_EMAIL)
+            t!(lang, "invalid-email-long", len = len, max = fields::MAX_EMAIL)
         } else {
-            format!(
-                "“{}” is not an email address. Try e.g. ann@example.com, or send - to skip.",
-                crate::text::ellipsize(value, 60)
-            )
+            t!(lang, "invalid-email", text = crate::text::ellipsize(value, 60))
         }
     })?;
     Ok(value.to_string())
 }
 
 /// A phone number as the store accepts it: digits with the usual decorations.
-pub fn phone(answer: &str) -> Result<String, String> {
+pub fn phone(answer: &str, lang: Language) -> Result<String, String> {
     let value = answer.trim();
-    fields::phone("phone", Some(value)).map_err(|_| {
-        format!(
-            "That is not a phone number. Use digits, spaces and + - ( ) . (at most {} characters), \
-             e.g. +1 555 010 2030, or send - to skip.",
-            fields::MAX_PHONE
-        )
-    })?;
+    fields::phone("phone", Some(value)).map_err(|_| t!(lang, "invalid-phone", max = fields::MAX_PHONE))?;
     Ok(value.to_string())
 }
 
 /// A website's domain (`acme.com`); a pasted address (`https://www.acme.com/about`) is cut
 /// down to its host.
-pub fn domain(answer: &str) -> Result<String, String> {
+pub fn domain(answer: &str, lang: Language) -> Result<String, String> {
     let value = answer.trim().to_lowercase();
     let value = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")).unwrap_or(&value);
     let host = value.split(['/', '?', '#']).next().unwrap_or_default();
@@ -90,7 +84,7 @@ pub fn domain(answer: &str) -> Result<String, String> {
         && !host.ends_with('.')
         && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if !valid || fields::optional_text("domain", Some(host), fields::MAX_DOMAIN).is_err() {
-        return Err("That is not a domain. Type it like acme.com, or send - to skip.".into());
+        return Err(t!(lang, "invalid-domain"));
     }
     Ok(host.to_string())
 }
@@ -99,13 +93,15 @@ pub fn domain(answer: &str) -> Result<String, String> {
 pub use crm_concepts::money::parse_in as money;
 
 /// A date: `today`, `tomorrow`, `+3` (days), `2026-12-01`.
-pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {
+pub fn date(answer: &str, today: NaiveDate, lang: Language) -> Result<NaiveDate, String> {
     let value = answer.trim().to_lowercase();
-    let bad = || "Type a date like 2026-12-01, today, tomorrow or +3 (days from now), or send - to skip.".to_string();
-    match value.as_str() {
-        "today" => return Ok(today),
-        "tomorrow" => return Ok(today + Duration::days(1)),
-        _ => {}
+    let bad = || t!(lang, "invalid-date");
+    // The English words work in every language, so a habit or a pasted example still does.
+    if value == "today" || value == t!(lang, "word-today") {
+        return Ok(today);
+    }
+    if value == "tomorrow" || value == t!(lang, "word-tomorrow") {
+        return Ok(today + Duration::days(1));
     }
     if let Some(days) = value.strip_prefix('+') {
         let days: i64 = days.trim().parse().map_err(|_| bad())?;
@@ -119,15 +115,15 @@ pub fn date(answer: &str, today: NaiveDate) -> Result<NaiveDate, String> {
 
 /// A due time typed in the user's `zone`: a date (due at the end of that day) or
 /// `date HH:MM`. `today` is the user's today.
-pub fn due(answer: &str, today: NaiveDate, zone: Tz) -> Result<DateTime<Utc>, String> {
+pub fn due(answer: &str, today: NaiveDate, zone: Tz, lang: Language) -> Result<DateTime<Utc>, String> {
     let value = answer.trim();
     if let Some((d, t)) = value.rsplit_once(' ')
         && let Ok(time) = NaiveTime::parse_from_str(t, "%H:%M")
     {
-        let day = date(d, today)?;
+        let day = date(d, today, lang)?;
         return Ok(local_time::instant(zone, NaiveDateTime::new(day, time)));
     }
-    let day = date(value, today)?;
+    let day = date(value, today, lang)?;
     let end = NaiveTime::from_hms_opt(23, 59, 0).unwrap_or_default();
     Ok(local_time::instant(zone, NaiveDateTime::new(day, end)))
 }
@@ -137,14 +133,16 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    const EN: Language = Language::En;
+
     /// What the bot accepts is what the store accepts, for the value the bot would send.
     fn agrees_with_the_store(
-        bot: fn(&str) -> Result<String, String>,
+        bot: fn(&str, Language) -> Result<String, String>,
         store: fn(&str, Option<&str>) -> Result<(), fields::FieldError>,
         inputs: &[&str],
     ) {
         for input in inputs {
-            match bot(input) {
+            match bot(input, EN) {
                 Ok(sent) => assert!(store("f", Some(&sent)).is_ok(), "bot accepts {input:?}, store refuses"),
                 Err(_) => assert!(store("f", Some(input.trim())).is_err(), "bot refuses {input:?}, store accepts"),
             }
@@ -153,30 +151,30 @@ mod tests {
 
     #[test]
     fn names_are_collapsed_and_bounded() {
-        assert_eq!(name("  Ann   Lee ", "name", fields::MAX_NAME).unwrap(), "Ann Lee");
-        assert_eq!(name("Ann\t\nLee", "name", fields::MAX_NAME).unwrap(), "Ann Lee");
-        assert_eq!(name("אנה לי 😀", "name", fields::MAX_NAME).unwrap(), "אנה לי 😀");
-        assert!(name("   ", "name", fields::MAX_NAME).unwrap_err().contains("cannot be empty"));
-        assert!(name(&"x".repeat(300), "name", fields::MAX_NAME).is_ok());
-        assert!(name(&"x".repeat(301), "name", fields::MAX_NAME).unwrap_err().contains("301"));
+        assert_eq!(name("  Ann   Lee ", "name", fields::MAX_NAME, EN).unwrap(), "Ann Lee");
+        assert_eq!(name("Ann\t\nLee", "name", fields::MAX_NAME, EN).unwrap(), "Ann Lee");
+        assert_eq!(name("אנה לי 😀", "name", fields::MAX_NAME, EN).unwrap(), "אנה לי 😀");
+        assert!(name("   ", "name", fields::MAX_NAME, EN).unwrap_err().contains("cannot be empty"));
+        assert!(name(&"x".repeat(300), "name", fields::MAX_NAME, EN).is_ok());
+        assert!(name(&"x".repeat(301), "name", fields::MAX_NAME, EN).unwrap_err().contains("301"));
         // The store cannot hold NUL; the old bot rule let it through.
-        assert!(name("Ann\0Lee", "name", fields::MAX_NAME).unwrap_err().contains("NUL"));
+        assert!(name("Ann\0Lee", "name", fields::MAX_NAME, EN).unwrap_err().contains("NUL"));
     }
 
     #[test]
     fn bodies_keep_their_lines() {
-        assert_eq!(body("\n Called.\n\nWants a demo. \n", fields::MAX_NOTE_BODY).unwrap(), "Called.\n\nWants a demo.");
-        assert!(body(" \n ", fields::MAX_NOTE_BODY).is_err());
-        assert!(body(&"x".repeat(fields::MAX_NOTE_BODY + 1), fields::MAX_NOTE_BODY).unwrap_err().contains("20001"));
-        assert!(body("a\0b", fields::MAX_NOTE_BODY).unwrap_err().contains("NUL"));
+        assert_eq!(body("\n Called.\n\nWants a demo. \n", fields::MAX_NOTE_BODY, EN).unwrap(), "Called.\n\nWants a demo.");
+        assert!(body(" \n ", fields::MAX_NOTE_BODY, EN).is_err());
+        assert!(body(&"x".repeat(fields::MAX_NOTE_BODY + 1), fields::MAX_NOTE_BODY, EN).unwrap_err().contains("20001"));
+        assert!(body("a\0b", fields::MAX_NOTE_BODY, EN).unwrap_err().contains("NUL"));
     }
 
     #[test]
     fn emails_follow_the_store_rule() {
-        assert_eq!(email(" ann@example.com ").unwrap(), "ann@example.com");
-        assert!(email("o'brien+tag@mail.example.com").is_ok());
+        assert_eq!(email(" ann@example.com ", EN).unwrap(), "ann@example.com");
+        assert!(email("o'brien+tag@mail.example.com", EN).is_ok());
         for bad in ["ann", "ann@", "@x.io", "a b@x.io", "ann@x", "ann@x.", "a@b@c.io", "😀@x", "a\0@x.io"] {
-            assert!(email(bad).is_err(), "{bad}");
+            assert!(email(bad, EN).is_err(), "{bad}");
         }
     }
 
@@ -184,23 +182,23 @@ mod tests {
     fn emails_may_be_up_to_320_characters() {
         let of_len = |n: usize| format!("{}@example.com", "a".repeat(n - "@example.com".len()));
         // The old bot rule stopped at 254; the store's limit is the one limit.
-        assert!(email(&of_len(255)).is_ok());
-        assert!(email(&of_len(fields::MAX_EMAIL)).is_ok());
-        assert!(email(&of_len(fields::MAX_EMAIL + 1)).unwrap_err().contains("321 characters"));
+        assert!(email(&of_len(255), EN).is_ok());
+        assert!(email(&of_len(fields::MAX_EMAIL), EN).is_ok());
+        assert!(email(&of_len(fields::MAX_EMAIL + 1), EN).unwrap_err().contains("321 characters"));
     }
 
     #[test]
     fn phones_need_a_digit_and_at_most_40_characters() {
-        assert_eq!(phone(" +1 (555) 010-2030 ").unwrap(), "+1 (555) 010-2030");
-        assert!(phone("1.555.010.2030").is_ok());
+        assert_eq!(phone(" +1 (555) 010-2030 ", EN).unwrap(), "+1 (555) 010-2030");
+        assert!(phone("1.555.010.2030", EN).is_ok());
         // Short codes and long numbers the old bot refused (it wanted 5 to 20 digits).
-        assert!(phone("112").is_ok());
-        assert!(phone("7").is_ok());
-        assert!(phone(&"1".repeat(25)).is_ok());
-        assert!(phone(&"1".repeat(fields::MAX_PHONE)).is_ok());
-        assert!(phone(&"1".repeat(fields::MAX_PHONE + 1)).is_err());
+        assert!(phone("112", EN).is_ok());
+        assert!(phone("7", EN).is_ok());
+        assert!(phone(&"1".repeat(25), EN).is_ok());
+        assert!(phone(&"1".repeat(fields::MAX_PHONE), EN).is_ok());
+        assert!(phone(&"1".repeat(fields::MAX_PHONE + 1), EN).is_err());
         for bad in ["call me", "+() -", "555\t0102", "١٢٣٤٥", "555 0102 ext 3"] {
-            assert!(phone(bad).is_err(), "{bad}");
+            assert!(phone(bad, EN).is_err(), "{bad}");
         }
     }
 
@@ -220,15 +218,15 @@ mod tests {
     #[test]
     fn dates_and_due_times() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
-        assert_eq!(date("tomorrow", today).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
-        assert_eq!(date("+5", today).unwrap(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
-        assert!(date("2026-13-01", today).is_err());
+        assert_eq!(date("tomorrow", today, EN).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
+        assert_eq!(date("+5", today, EN).unwrap(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+        assert!(date("2026-13-01", today, EN).is_err());
         assert_eq!(
-            due("2026-12-01 09:30", today, Tz::UTC).unwrap(),
+            due("2026-12-01 09:30", today, Tz::UTC, EN).unwrap(),
             Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap()
         );
-        assert_eq!(due("today", today, Tz::UTC).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 23, 59, 0).unwrap());
-        assert!(due("someday", today, Tz::UTC).is_err());
+        assert_eq!(due("today", today, Tz::UTC, EN).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 23, 59, 0).unwrap());
+        assert!(due("someday", today, Tz::UTC, EN).is_err());
     }
 
     #[test]
@@ -236,7 +234,7 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let tokyo = chrono_tz::Asia::Tokyo;
         // 09:30 in Tokyo (UTC+9) is 00:30 UTC; the end of the day there is 14:59 UTC.
-        assert_eq!(due("tomorrow 09:30", today, tokyo).unwrap(), Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 0).unwrap());
-        assert_eq!(due("today", today, tokyo).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 14, 59, 0).unwrap());
+        assert_eq!(due("tomorrow 09:30", today, tokyo, EN).unwrap(), Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 0).unwrap());
+        assert_eq!(due("today", today, tokyo, EN).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 14, 59, 0).unwrap());
     }
 }

@@ -13,6 +13,17 @@ use teloxide::types::{Chat, ChatId, Update, UpdateKind};
 
 use super::{Ctx, Req, help_text, log_engine_error};
 use crate::engine::{EngineClient, EngineError};
+use crate::t;
+use crate::texts::{self, Language};
+
+/// A role as the person reads it.
+pub fn role_name(role: Role, lang: Language) -> String {
+    match role {
+        Role::Admin => t!(lang, "role-admin"),
+        Role::Manager => t!(lang, "role-manager"),
+        Role::Viewer => t!(lang, "role-viewer"),
+    }
+}
 
 /// Linked users are cached briefly so a busy chat does not look itself up per message;
 /// unknown users are not cached, so a redeemed invite works at once.
@@ -76,12 +87,14 @@ impl Identity {
     }
 }
 
-pub const REFUSAL: &str = "Sorry, this is a private CRM bot and I don't know you yet. \
-If you work with this team, ask an admin for an invite code and send /start CODE.";
+/// Someone the bot does not know is spoken to in their Telegram app's language.
+fn app_language(from: &teloxide::types::User) -> Language {
+    texts::language_for(None, from.language_code.as_deref())
+}
 
-pub fn refuse(ctx: &Ctx, chat: ChatId, telegram_id: i64) {
-    if ctx.identity.should_refuse(telegram_id) {
-        ctx.out.send(chat, REFUSAL, None);
+pub fn refuse(ctx: &Ctx, chat: ChatId, from: &teloxide::types::User) {
+    if ctx.identity.should_refuse(super::telegram_id(from)) {
+        ctx.out.send(chat, &t!(app_language(from), "refusal-unknown-user"), None);
     }
 }
 
@@ -91,22 +104,30 @@ pub async fn start(ctx: &Ctx, chat: ChatId, from: &teloxide::types::User, args: 
         Ok(known) => known,
         Err(e) => {
             log_engine_error(&e);
-            ctx.out.send(chat, &e.for_chat(), None);
+            ctx.out.send(chat, &e.for_chat(app_language(from)), None);
             return;
         }
     };
     if let Some(user) = known {
-        let text = format!("Hello, {}! You are signed in as a {}.\n\n{}", user.name, user.role, help_text(ctx));
+        let lang = texts::language_for(user.language, from.language_code.as_deref());
+        let text = t!(
+            lang,
+            "start-hello",
+            name = user.name.as_str(),
+            role = role_name(user.role, lang),
+            help = help_text(ctx, lang)
+        );
         ctx.out.send(chat, &text, None);
         return;
     }
     let code = args.trim();
     if code.is_empty() {
-        refuse(ctx, chat, tg);
+        refuse(ctx, chat, from);
         return;
     }
+    let lang = app_language(from);
     if code.len() > 128 || code.chars().any(char::is_whitespace) {
-        ctx.out.send(chat, "That invite code is not valid. Check it and send /start CODE again.", None);
+        ctx.out.send(chat, &t!(lang, "invite-code-malformed"), None);
         return;
     }
     let body = serde_json::json!({"code": code, "telegram_user_id": tg, "name": display_name(from)});
@@ -114,24 +135,21 @@ pub async fn start(ctx: &Ctx, chat: ChatId, from: &teloxide::types::User, args: 
     match redeemed {
         Ok(user) => {
             ctx.identity.forget(tg);
-            let text = format!(
-                "Welcome, {}! Your invite is redeemed; you are a {} in this CRM.\n\n{}",
-                user.name,
-                user.role,
-                help_text(ctx)
+            let text = t!(
+                lang,
+                "start-welcome",
+                name = user.name.as_str(),
+                role = role_name(user.role, lang),
+                help = help_text(ctx, lang)
             );
             ctx.out.send(chat, &text, None);
         }
         Err(e) if matches!(e.code(), Some("not_found" | "validation_failed" | "conflict")) => {
-            ctx.out.send(
-                chat,
-                "This invite code is invalid, expired or already used. Ask your admin for a new one.",
-                None,
-            );
+            ctx.out.send(chat, &t!(lang, "invite-code-invalid"), None);
         }
         Err(e) => {
             log_engine_error(&e);
-            ctx.out.send(chat, &e.for_chat(), None);
+            ctx.out.send(chat, &e.for_chat(lang), None);
         }
     }
 }
@@ -160,9 +178,6 @@ pub fn chat_allowed(ctx: &Ctx, chat: &Chat) -> bool {
     chat.is_private() || ctx.allowed_groups.contains(&chat.id.0)
 }
 
-pub const GROUP_REFUSAL: &str = "I only work in private chats: what I show about the CRM is for the person who \
-asked. Open a chat with me and send your command there.";
-
 /// One short refusal per chat and quiet period for a command in a chat the bot does not
 /// serve; a button press there is answered (so the client stops spinning) and nothing else.
 pub async fn refuse_chat(ctx: &Ctx, update: Update) {
@@ -173,11 +188,13 @@ pub async fn refuse_chat(ctx: &Ctx, update: Update) {
                 && ctx.identity.should_refuse(m.chat.id.0)
             {
                 tracing::info!(chat = m.chat.id.0, "refused a command in a chat that is not private or allowed");
-                ctx.out.send(m.chat.id, GROUP_REFUSAL, None);
+                let lang = texts::language_for(None, m.from.as_ref().and_then(|u| u.language_code.as_deref()));
+                ctx.out.send(m.chat.id, &t!(lang, "refusal-group"), None);
             }
         }
         UpdateKind::CallbackQuery(q) => {
-            let answer = ctx.bot.answer_callback_query(q.id).text("This chat is not served; use a private chat.");
+            let text = t!(app_language(&q.from), "refusal-group-button");
+            let answer = ctx.bot.answer_callback_query(q.id).text(text);
             if let Err(e) = answer.await {
                 tracing::warn!(error = %e, "answerCallbackQuery failed");
             }
@@ -188,18 +205,18 @@ pub async fn refuse_chat(ctx: &Ctx, update: Update) {
 
 pub async fn invite(req: &Req<'_>, args: &str) {
     if !req.private {
-        req.reply("Invite codes are given only in a private chat with me: everyone in this chat would see the code.");
+        req.reply(&t!(req.lang, "invite-private-only"));
         return;
     }
     let role: Role = match args.trim().to_lowercase().parse() {
         Ok(role) => role,
         Err(_) => {
-            req.reply("Usage: /invite admin|manager|viewer — e.g. /invite manager");
+            req.reply(&t!(req.lang, "invite-usage"));
             return;
         }
     };
     if !req.user.role.is_admin() {
-        req.reply("⛔ Only admins can invite people.");
+        req.reply(&t!(req.lang, "invite-admins-only"));
         return;
     }
     let created: Result<InviteCreated, EngineError> =
@@ -208,11 +225,14 @@ pub async fn invite(req: &Req<'_>, args: &str) {
         Ok(invite) => {
             let expiry = invite
                 .expires_at
-                .map(|t| format!(" It expires {}.", crate::render::when(t, req.zone())))
+                .map(|at| format!(" {}", t!(req.lang, "invite-expires", when = crate::render::when(at, req.zone()))))
                 .unwrap_or_default();
-            req.reply(&format!(
-                "Invite for a {role} created. The new user sends this to the bot:\n/start {}\nThe code works once.{expiry}",
-                invite.code
+            req.reply(&t!(
+                req.lang,
+                "invite-created",
+                role = role_name(role, req.lang),
+                code = invite.code,
+                expiry = expiry
             ));
         }
         Err(e) => req.fail(&e),

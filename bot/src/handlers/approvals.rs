@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::Req;
 use crate::engine::EngineError;
+use crate::t;
 
 #[derive(Deserialize)]
 struct Pending {
@@ -25,21 +26,14 @@ pub async fn mine(req: &Req<'_>) {
     let listed: Result<Listed, EngineError> =
         req.ctx.engine.post(req.acting(), "/api/approvals/ask-again", &serde_json::json!({})).await;
     match listed {
-        Ok(l) if l.items.is_empty() => req.reply("Nothing waits for your decision."),
+        Ok(l) if l.items.is_empty() => req.reply(&t!(req.lang, "approvals-none")),
         Ok(l) => {
-            let mut lines = vec![format!(
-                "{} waiting for your decision{}:",
-                if l.items.len() == 1 {
-                    "One approval is".to_string()
-                } else {
-                    format!("{} approvals are", l.items.len())
-                },
-                if req.private {
-                    "; each follows with its buttons"
-                } else {
-                    "; each comes to our private chat with its buttons"
-                },
-            )];
+            let title = if req.private {
+                t!(req.lang, "approvals-waiting-here", count = l.items.len())
+            } else {
+                t!(req.lang, "approvals-waiting-private", count = l.items.len())
+            };
+            let mut lines = vec![title];
             for p in &l.items {
                 lines.push(format!("• {} — {}", p.workflow, crate::text::ellipsize(&p.text, 120)));
             }
@@ -56,17 +50,17 @@ pub async fn decide(req: &Req<'_>, approval: i64, approve: bool) -> Option<Strin
     let decided: Result<serde_json::Value, EngineError> =
         req.ctx.engine.post(req.acting(), &format!("/api/approvals/{approval}"), &body).await;
     Some(match decided {
-        Ok(_) if approve => "✅ Approved.".into(),
-        Ok(_) => "❌ Rejected.".into(),
+        Ok(_) if approve => t!(req.lang, "approval-approved"),
+        Ok(_) => t!(req.lang, "approval-rejected"),
         // Refusals say why: the role, or whose record it is.
         Err(EngineError::Api { code, message, .. }) if code == "forbidden" => {
-            format!("⛔ Not yours to decide: {message}")
+            t!(req.lang, "approval-not-yours", reason = message)
         }
-        Err(EngineError::Api { code, .. }) if code == "conflict" => "This was decided already; nothing changed.".into(),
-        Err(e) if e.is_not_found() => "This approval no longer exists.".into(),
+        Err(EngineError::Api { code, .. }) if code == "conflict" => t!(req.lang, "approval-decided-already"),
+        Err(e) if e.is_not_found() => t!(req.lang, "approval-gone"),
         Err(e) => {
             super::log_engine_error(&e);
-            e.for_chat()
+            e.for_chat(req.lang)
         }
     })
 }

@@ -18,6 +18,8 @@ use teloxide::types::{Document, InlineKeyboardButton, InlineKeyboardMarkup, Inpu
 
 use super::Req;
 use crate::callback::Callback;
+use crate::t;
+use crate::texts::Language;
 
 /// The engine takes CSV uploads up to this size (`crm_api::routes::import::IMPORT_BODY_LIMIT`).
 pub const MAX_FILE_BYTES: u32 = 8 << 20;
@@ -89,23 +91,18 @@ fn kind_of(caption: Option<&str>, file_name: &str) -> Option<ImportKind> {
 pub async fn received(req: &Req<'_>, document: &Document, caption: Option<&str>) {
     let file_name = document.file_name.clone().unwrap_or_else(|| "file.csv".into());
     let Some(kind) = kind_of(caption, &file_name) else {
-        req.reply(&format!(
-            "Which records does {file_name} hold? Send it again with the caption contacts, companies, deals or tasks."
-        ));
+        req.reply(&t!(req.lang, "import-which-kind", file = file_name));
         return;
     };
     if document.file.size > MAX_FILE_BYTES {
-        req.reply(&format!(
-            "{file_name} is over {} MiB: split it and send the parts, or use `crm import`.",
-            MAX_FILE_BYTES >> 20
-        ));
+        req.reply(&t!(req.lang, "import-too-big", file = file_name, mib = MAX_FILE_BYTES >> 20));
         return;
     }
     let content = match download(req, document).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "downloading a document failed");
-            req.reply("I could not download that file from Telegram; please send it again.");
+            req.reply(&t!(req.lang, "import-download-failed"));
             return;
         }
     };
@@ -117,9 +114,9 @@ pub async fn received(req: &Req<'_>, document: &Document, caption: Option<&str>)
             return;
         }
     };
-    let text = preview(&file_name, &report);
+    let text = preview(&file_name, &report, req.lang);
     if report.created + report.updated == 0 {
-        req.reply(&format!("{text}\n\nThere is nothing to import."));
+        req.reply(&format!("{text}\n\n{}", t!(req.lang, "import-nothing")));
         return;
     }
     let nonce = req.ctx.imports.hold(PendingFile {
@@ -131,8 +128,8 @@ pub async fn received(req: &Req<'_>, document: &Document, caption: Option<&str>)
         at: Instant::now(),
     });
     let keyboard = InlineKeyboardMarkup::new(vec![vec![
-        InlineKeyboardButton::callback("Import", Callback::ImportConfirm(nonce).encode()),
-        InlineKeyboardButton::callback("Cancel", Callback::ImportCancel(nonce).encode()),
+        InlineKeyboardButton::callback(t!(req.lang, "button-import"), Callback::ImportConfirm(nonce).encode()),
+        InlineKeyboardButton::callback(t!(req.lang, "button-cancel"), Callback::ImportCancel(nonce).encode()),
     ]]);
     req.reply_with(&text, Some(keyboard));
 }
@@ -144,38 +141,53 @@ async fn download(req: &Req<'_>, document: &Document) -> Result<Vec<u8>, String>
     Ok(content)
 }
 
-fn preview(file_name: &str, report: &ImportReport) -> String {
-    let mut lines = vec![format!("{file_name} as {}: {}", report.kind, report.summary())];
+/// "12 rows: 10 created, …" in the reader's language.
+fn summary(report: &ImportReport, lang: Language) -> String {
+    let (created, updated) = (report.created, report.updated);
+    let (skipped, rejected) = (report.skipped.len(), report.rejected.len());
+    if report.dry_run {
+        t!(lang, "import-summary-dry", rows = report.rows, created = created, updated = updated, skipped = skipped, rejected = rejected)
+    } else {
+        t!(lang, "import-summary", rows = report.rows, created = created, updated = updated, skipped = skipped, rejected = rejected)
+    }
+}
+
+fn preview(file_name: &str, report: &ImportReport, lang: Language) -> String {
+    let mut lines = vec![t!(
+        lang,
+        "import-preview",
+        file = file_name,
+        kind = report.kind.to_string(),
+        summary = summary(report, lang)
+    )];
     let columns: Vec<String> = report
         .columns
         .iter()
         .map(|c| if c.column == c.field { c.field.clone() } else { format!("{} → {}", c.column, c.field) })
         .collect();
-    lines.push(format!("Columns read: {}", columns.join(", ")));
+    lines.push(t!(lang, "import-columns-read", columns = columns.join(", ")));
     if !report.ignored_columns.is_empty() {
-        lines.push(format!("Columns ignored: {}", report.ignored_columns.join(", ")));
+        lines.push(t!(lang, "import-columns-ignored", columns = report.ignored_columns.join(", ")));
     }
-    lines.extend(notes(report));
+    lines.extend(notes(report, lang));
     lines.join("\n")
 }
 
-fn notes(report: &ImportReport) -> Vec<String> {
+fn notes(report: &ImportReport, lang: Language) -> Vec<String> {
     let mut lines = Vec::new();
     if !report.rejected.is_empty() {
-        lines.push("Rejected:".into());
+        lines.push(t!(lang, "import-rejected"));
         for n in report.rejected.iter().take(SHOWN_NOTES) {
-            lines.push(format!("line {}: {}", n.line, crate::text::ellipsize(&n.reason, 200)));
+            lines.push(t!(lang, "import-line", line = n.line, reason = crate::text::ellipsize(&n.reason, 200)));
         }
         if report.rejected.len() > SHOWN_NOTES {
-            lines.push(format!("… and {} more", report.rejected.len() - SHOWN_NOTES));
+            lines.push(t!(lang, "import-more", count = report.rejected.len() - SHOWN_NOTES));
         }
     }
     if !report.skipped.is_empty() {
-        lines.push(format!(
-            "Skipped as duplicates: lines {}{}",
-            report.skipped.iter().take(SHOWN_NOTES).map(|n| n.line.to_string()).collect::<Vec<_>>().join(", "),
-            if report.skipped.len() > SHOWN_NOTES { ", …" } else { "" }
-        ));
+        let shown = report.skipped.iter().take(SHOWN_NOTES).map(|n| n.line.to_string()).collect::<Vec<_>>().join(", ");
+        let more = if report.skipped.len() > SHOWN_NOTES { ", …" } else { "" };
+        lines.push(t!(lang, "import-skipped", lines = format!("{shown}{more}")));
     }
     lines
 }
@@ -183,16 +195,23 @@ fn notes(report: &ImportReport) -> Vec<String> {
 /// Import pressed under a preview.
 pub async fn confirm(req: &Req<'_>, message_id: MessageId, nonce: u32) -> Option<String> {
     let Some(file) = req.ctx.imports.take(nonce, req.chat.0, req.tg_user) else {
-        return Some("This preview has expired; send the file again.".into());
+        return Some(t!(req.lang, "import-preview-expired"));
     };
-    req.ctx.out.edit(req.chat, message_id, &format!("Importing {}…", file.file_name), None, false);
+    let importing = t!(req.lang, "import-importing", file = file.file_name.as_str());
+    req.ctx.out.edit(req.chat, message_id, &importing, None, false);
     let path = format!("/api/import/{}", file.kind);
     match req.ctx.engine.post_csv::<ImportReport>(req.acting(), &path, file.content).await {
         Ok(report) => {
-            let mut lines = vec![format!("Imported {} as {}: {}", file.file_name, report.kind, report.summary())];
-            lines.extend(notes(&report));
+            let mut lines = vec![t!(
+                req.lang,
+                "import-done",
+                file = file.file_name.as_str(),
+                kind = report.kind.to_string(),
+                summary = summary(&report, req.lang)
+            )];
+            lines.extend(notes(&report, req.lang));
             req.reply(&lines.join("\n"));
-            Some("Imported".into())
+            Some(t!(req.lang, "import-done-notice"))
         }
         Err(e) => {
             req.fail(&e);
@@ -204,20 +223,15 @@ pub async fn confirm(req: &Req<'_>, message_id: MessageId, nonce: u32) -> Option
 /// Cancel pressed under a preview.
 pub fn cancel(req: &Req<'_>, message_id: MessageId, nonce: u32) -> Option<String> {
     let file = req.ctx.imports.take(nonce, req.chat.0, req.tg_user)?;
-    req.ctx.out.edit(
-        req.chat,
-        message_id,
-        &format!("Import of {} cancelled: nothing was imported.", file.file_name),
-        None,
-        false,
-    );
-    Some("Cancelled".into())
+    let text = t!(req.lang, "import-cancelled", file = file.file_name.as_str());
+    req.ctx.out.edit(req.chat, message_id, &text, None, false);
+    Some(t!(req.lang, "import-cancelled-notice"))
 }
 
 /// `/export contacts|companies|deals|tasks`: the records as a CSV document.
 pub async fn export(req: &Req<'_>, args: &str) {
     let Ok(kind) = ImportKind::from_str(args) else {
-        req.reply("Usage: /export contacts|companies|deals|tasks — the records as a CSV file.");
+        req.reply(&t!(req.lang, "export-usage"));
         return;
     };
     let content = match req.ctx.engine.get_bytes(req.acting(), &format!("/api/{kind}/export.csv")).await {
@@ -235,11 +249,11 @@ pub async fn export(req: &Req<'_>, args: &str) {
         .ctx
         .bot
         .send_document(req.chat, file)
-        .caption(format!("{kind}: {records} records. Send this file back to import it again."))
+        .caption(t!(req.lang, "export-caption", kind = kind.to_string(), records = records))
         .await;
     if let Err(e) = sent {
         tracing::warn!(error = %e, "sendDocument failed");
-        req.reply("Telegram did not take the file; please try /export again.");
+        req.reply(&t!(req.lang, "export-failed"));
     }
 }
 

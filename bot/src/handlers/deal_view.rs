@@ -6,7 +6,7 @@ use crm_concepts::records::{Contact, Deal, Page, Pipeline, RecordKind};
 use super::Req;
 use crate::callback::Callback;
 use crate::engine::EngineError;
-use crate::render;
+use crate::{render, t};
 
 /// The pipelines a deal is drawn against: its stage's name and the stages it can move to.
 pub async fn pipelines(req: &Req<'_>) -> Result<Vec<Pipeline>, EngineError> {
@@ -22,7 +22,7 @@ pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, Engin
         None => None,
     };
     let fields = super::custom_fields::definitions(req, RecordKind::Deal).await;
-    let text = render::deal_card(deal, &pipelines, contact.as_ref(), &fields);
+    let text = render::deal_card(deal, &pipelines, contact.as_ref(), &fields, req.lang);
     let mut rows: render::Rows = Vec::new();
     if let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) {
         let moves: Vec<(String, Callback)> = p
@@ -34,8 +34,8 @@ pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, Engin
         rows.extend(moves.chunks(2).map(<[_]>::to_vec));
     }
     rows.push(vec![
-        ("📝 Note".into(), Callback::Note(RecordKind::Deal, deal.id)),
-        ("✏️ Edit".into(), Callback::Edit(RecordKind::Deal, deal.id)),
+        (t!(req.lang, "button-note"), Callback::Note(RecordKind::Deal, deal.id)),
+        (t!(req.lang, "button-edit"), Callback::Edit(RecordKind::Deal, deal.id)),
     ]);
     Ok((text, rows))
 }

@@ -13,7 +13,8 @@ use super::Req;
 use crate::callback::Callback;
 use crate::dialogue::{Choice, ChoiceAction, Dialogue, Field, FormKind};
 use crate::engine::EngineError;
-use crate::{render, validate};
+use crate::texts::Language;
+use crate::{render, t, validate};
 
 const LOOKUP_CHOICES: usize = 5;
 
@@ -21,7 +22,7 @@ fn may_write(req: &Req<'_>) -> bool {
     if req.user.role.can_write() {
         return true;
     }
-    req.reply(&format!("⛔ Your role ({}) can read the CRM but not change it.", req.user.role));
+    req.reply(&t!(req.lang, "role-read-only", role = super::access::role_name(req.user.role, req.lang)));
     false
 }
 
@@ -57,7 +58,7 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
             d.choices = kind
                 .editable()
                 .iter()
-                .map(|f| Choice { label: f.label().to_string(), action: ChoiceAction::PickField(*f) })
+                .map(|f| Choice { label: f.label(req.lang), action: ChoiceAction::PickField(*f) })
                 .chain(
                     d.custom_fields
                         .iter()
@@ -66,7 +67,7 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
                 )
                 .collect();
             let rows = choice_rows(&d);
-            req.reply_with(&format!("Editing “{title}”. Which field? (/cancel to stop)"), render::keyboard(rows));
+            req.reply_with(&t!(req.lang, "form-edit-which-field", title = title), render::keyboard(rows));
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
         _ => {
@@ -97,11 +98,11 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
     if !may_write(req) {
         return;
     }
-    match validate::name(args, "task", fields::MAX_NAME) {
+    match validate::name(args, &t!(req.lang, "field-task"), fields::MAX_NAME, req.lang) {
         Ok(title) => {
             let task = NewTask { title, assignee_id: Some(req.user.id), ..Default::default() };
             match req.ctx.engine.post::<_, Task>(req.acting(), "/api/tasks", &task).await {
-                Ok(t) => req.reply(&format!("✅ Task added: {}", render::task_line(&t, req.zone()))),
+                Ok(t) => req.reply(&t!(req.lang, "task-added", task = render::task_line(&t, req.zone(), req.lang))),
                 Err(e) => req.fail(&e),
             }
         }
@@ -131,7 +132,7 @@ pub async fn start_note(req: &Req<'_>, kind: RecordKind, id: Id, text: &str) {
         req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         return;
     }
-    match validate::body(text, fields::MAX_NOTE_BODY) {
+    match validate::body(text, fields::MAX_NOTE_BODY, req.lang) {
         Ok(body) => save_note(req, kind, id, body).await,
         Err(msg) => req.reply(&msg),
     }
@@ -140,51 +141,54 @@ pub async fn start_note(req: &Req<'_>, kind: RecordKind, id: Id, text: &str) {
 async fn save_note(req: &Req<'_>, kind: RecordKind, id: Id, body: String) {
     let note = NewNote { body, ..note_target(kind, id) };
     match req.ctx.engine.post::<_, Note>(req.acting(), "/api/notes", &note).await {
-        Ok(n) => req.reply(&format!("📝 Note #{} saved on {kind} #{id}.", n.id)),
+        Ok(n) => req.reply(&note_saved(req, n.id, kind, id)),
         Err(e) => req.fail(&e),
     }
 }
 
-fn question(kind: FormKind, field: Field) -> &'static str {
+fn question(lang: Language, kind: FormKind, field: Field) -> String {
     match (field, kind) {
-        (Field::Name, FormKind::AddCompany) => "What is the company called?",
-        (Field::Name, _) => "What is the contact's name?",
-        (Field::Domain, _) => "Its website's domain? e.g. acme.com",
-        (Field::Email, _) => "Email address?",
-        (Field::Phone, _) => "Phone number?",
-        (Field::Company, _) => "Which company? Type part of its name.",
-        (Field::Title, FormKind::AddTask) => "What is the task?",
-        (Field::Title, _) => "What is the deal called?",
-        (Field::Amount, _) => "Amount? e.g. 1500, 1 500.50 or 1500 EUR.",
-        (Field::Contact, _) => "Which contact is it with? Type part of the name.",
-        (Field::Stage, _) => "Which stage?",
-        (Field::ExpectedClose, _) => "Expected close date? e.g. 2026-12-01, tomorrow or +30.",
-        (Field::Due, _) => {
-            "When is it due? e.g. today, tomorrow or 2026-12-01 09:30 (your time; /settings shows your zone)."
-        }
-        (Field::Body, _) => "Type the note.",
-        (Field::Custom, _) => "Which value?",
+        (Field::Name, FormKind::AddCompany) => t!(lang, "ask-company-name"),
+        (Field::Name, _) => t!(lang, "ask-contact-name"),
+        (Field::Domain, _) => t!(lang, "ask-domain"),
+        (Field::Email, _) => t!(lang, "ask-email"),
+        (Field::Phone, _) => t!(lang, "ask-phone"),
+        (Field::Company, _) => t!(lang, "ask-company"),
+        (Field::Title, FormKind::AddTask) => t!(lang, "ask-task-title"),
+        (Field::Title, _) => t!(lang, "ask-deal-title"),
+        (Field::Amount, _) => t!(lang, "ask-amount"),
+        (Field::Contact, _) => t!(lang, "ask-contact"),
+        (Field::Stage, _) => t!(lang, "ask-stage"),
+        (Field::ExpectedClose, _) => t!(lang, "ask-expected-close"),
+        (Field::Due, _) => t!(lang, "ask-due"),
+        (Field::Body, _) => t!(lang, "ask-note"),
+        (Field::Custom, _) => t!(lang, "ask-custom"),
     }
 }
 
-fn custom_question(f: &FieldDefinition) -> String {
-    let label = &f.label;
+/// "📝 Note #3 saved on contact #7."
+fn note_saved(req: &Req<'_>, note: Id, kind: RecordKind, id: Id) -> String {
+    t!(req.lang, "note-saved", note = note, record = render::record_ref(kind, id, req.lang))
+}
+
+fn custom_question(lang: Language, f: &FieldDefinition) -> String {
+    let label = f.label.as_str();
     match f.field_type {
-        FieldType::Text => format!("{label}?"),
-        FieldType::Number => format!("{label}? A number, e.g. 42 or 3.5."),
-        FieldType::Money => format!("{label}? An amount, e.g. 1500, 1 500.50 or 1500 EUR."),
-        FieldType::Date => format!("{label}? A date, e.g. 2026-12-01, tomorrow or +30."),
-        FieldType::Choice | FieldType::YesNo => format!("{label}? Pick one."),
+        FieldType::Text => t!(lang, "ask-custom-text", label = label),
+        FieldType::Number => t!(lang, "ask-custom-number", label = label),
+        FieldType::Money => t!(lang, "ask-custom-money", label = label),
+        FieldType::Date => t!(lang, "ask-custom-date", label = label),
+        FieldType::Choice | FieldType::YesNo => t!(lang, "ask-custom-pick", label = label),
     }
 }
 
 /// A choice field's choices (yes/no's two) as buttons, each carrying the whole `custom`
 /// object the patch will send.
-fn custom_choices(d: &Dialogue) -> Vec<Choice> {
+fn custom_choices(lang: Language, d: &Dialogue) -> Vec<Choice> {
     let Some(f) = d.custom() else { return Vec::new() };
     let offered: Vec<(String, Value)> = match f.field_type {
         FieldType::Choice => f.choices.iter().map(|c| (c.clone(), json!(c))).collect(),
-        FieldType::YesNo => vec![("Yes".into(), json!(true)), ("No".into(), json!(false))],
+        FieldType::YesNo => vec![(t!(lang, "yes"), json!(true)), (t!(lang, "no"), json!(false))],
         _ => Vec::new(),
     };
     offered
@@ -195,16 +199,16 @@ fn custom_choices(d: &Dialogue) -> Vec<Choice> {
 
 /// A typed answer for a custom field, read by the field's type; `-` clears an optional one.
 fn custom_answer(req: &Req<'_>, d: &Dialogue, text: &str) -> Result<Vec<(&'static str, Value)>, String> {
-    let Some(f) = d.custom() else { return Err("Please pick a field with the buttons above, or /cancel.".into()) };
+    let Some(f) = d.custom() else { return Err(t!(req.lang, "form-pick-field")) };
     if validate::is_skip(text) {
         if f.required {
-            return Err(format!("{} is required: type a value, or /cancel.", f.label));
+            return Err(t!(req.lang, "form-custom-required", label = f.label.as_str()));
         }
         return Ok(vec![("custom", d.custom_with(None))]);
     }
     let value = if f.field_type == FieldType::Date {
         let today = crm_concepts::local_time::today(req.zone(), chrono::Utc::now());
-        f.check_value(&json!(validate::date(text, today)?.to_string())).map_err(|e| e.message)?
+        f.check_value(&json!(validate::date(text, today, req.lang)?.to_string())).map_err(|e| e.message)?
     } else {
         f.parse_text(text, req.locale, &req.ctx.default_currency).map_err(|e| e.message)?
     };
@@ -234,13 +238,14 @@ async fn prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
     let required = field == Field::Custom && d.custom().is_some_and(|f| f.required);
     match (field, d.custom()) {
         (Field::Custom, Some(custom)) => {
-            text.push_str(&custom_question(custom));
-            d.choices = custom_choices(d);
+            text.push_str(&custom_question(req.lang, custom));
+            d.choices = custom_choices(req.lang, d);
         }
-        _ => text.push_str(question(d.kind, field)),
+        _ => text.push_str(&question(req.lang, d.kind, field)),
     }
     if field.optional() && !required {
-        text.push_str(" Send - to skip.");
+        text.push(' ');
+        text.push_str(&t!(req.lang, "form-skip-hint"));
     }
     if field == Field::Stage {
         match super::deal_view::pipelines(req).await {
@@ -265,7 +270,8 @@ async fn prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
         }
     }
     if d.pos == 0 && d.fields.len() > 1 {
-        text.push_str("\n(/cancel stops without saving.)");
+        text.push('\n');
+        text.push_str(&t!(req.lang, "form-cancel-hint"));
     }
     req.reply_with(&text, render::keyboard(choice_rows(d)));
 }
@@ -281,7 +287,7 @@ async fn advance_prompt(req: &Req<'_>, d: &mut Dialogue, prefix: Option<&str>) {
 /// A plain-text answer in a dialogue.
 pub async fn answer(req: &Req<'_>, mut d: Dialogue, text: &str) {
     let Some(field) = d.current() else {
-        req.reply("Please pick a field with the buttons above, or /cancel.");
+        req.reply(&t!(req.lang, "form-pick-field"));
         req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         return;
     };
@@ -317,21 +323,21 @@ async fn parse_answer(
     let now = chrono::Utc::now();
     let today = crm_concepts::local_time::today(req.zone(), now);
     Ok(match field {
-        Field::Name => vec![("name", json!(validate::name(text, "name", fields::MAX_NAME)?))],
-        Field::Title => vec![("title", json!(validate::name(text, "title", fields::MAX_NAME)?))],
-        Field::Email => vec![("email", json!(validate::email(text)?))],
-        Field::Phone => vec![("phone", json!(validate::phone(text)?))],
-        Field::Domain => vec![("domain", json!(validate::domain(text)?))],
+        Field::Name => vec![("name", json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?))],
+        Field::Title => vec![("title", json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?))],
+        Field::Email => vec![("email", json!(validate::email(text, req.lang)?))],
+        Field::Phone => vec![("phone", json!(validate::phone(text, req.lang)?))],
+        Field::Domain => vec![("domain", json!(validate::domain(text, req.lang)?))],
         Field::Amount => {
             let (minor, currency) = validate::money(text, &req.ctx.default_currency, req.locale)?;
             vec![("amount_minor", json!(minor)), ("currency", json!(currency))]
         }
         Field::ExpectedClose => {
-            vec![("expected_close", json!(validate::date(text, today)?.to_string()))]
+            vec![("expected_close", json!(validate::date(text, today, req.lang)?.to_string()))]
         }
-        Field::Due => vec![("due_at", json!(validate::due(text, today, req.zone())?.to_rfc3339()))],
-        Field::Body => vec![("body", json!(validate::body(text, fields::MAX_NOTE_BODY)?))],
-        Field::Stage => return Err("Please pick a stage with the buttons above, or /cancel.".into()),
+        Field::Due => vec![("due_at", json!(validate::due(text, today, req.zone(), req.lang)?.to_rfc3339()))],
+        Field::Body => vec![("body", json!(validate::body(text, fields::MAX_NOTE_BODY, req.lang)?))],
+        Field::Stage => return Err(t!(req.lang, "form-pick-stage")),
         Field::Custom => return custom_answer(req, d, text),
         Field::Company | Field::Contact => return lookup(req, d, field, text).await,
     })
@@ -344,7 +350,7 @@ async fn lookup(
     field: Field,
     text: &str,
 ) -> Result<Vec<(&'static str, Value)>, String> {
-    let q = validate::name(text, "search text", 200)?;
+    let q = validate::name(text, &t!(req.lang, "field-search-text"), 200, req.lang)?;
     let query = [("q", q.clone()), ("limit", LOOKUP_CHOICES.to_string())];
     let found: Result<Vec<(Id, String)>, EngineError> = if field == Field::Company {
         req.ctx
@@ -361,16 +367,13 @@ async fn lookup(
     };
     let found = found.map_err(|e| {
         super::log_engine_error(&e);
-        e.for_chat()
+        e.for_chat(req.lang)
     })?;
     let key = field.api_keys()[0];
-    let what = field.label().to_lowercase();
+    let what = field.label(req.lang).to_lowercase();
     let exact = found.iter().find(|(_, name)| name.eq_ignore_ascii_case(&q));
     match (found.len(), exact) {
-        (0, _) => Err(format!(
-            "No {what} matches “{}”. Type another name, or send - to skip.",
-            crate::text::ellipsize(&q, 60)
-        )),
+        (0, _) => Err(t!(req.lang, "form-lookup-none", what = what, text = crate::text::ellipsize(&q, 60))),
         (_, Some(_)) | (1, None) => {
             let id = exact.map_or(found[0].0, |e| e.0);
             Ok(vec![(key, json!(id))])
@@ -381,7 +384,7 @@ async fn lookup(
                 .map(|(id, name)| Choice { label: name, action: ChoiceAction::Value(json!(id)) })
                 .collect();
             req.reply_with(
-                &format!("Several {what} names match. Which one? (Or type another name, or - to skip.)"),
+                &t!(req.lang, "form-lookup-several", what = what),
                 render::keyboard(choice_rows(d)),
             );
             Ok(Vec::new())
@@ -391,7 +394,7 @@ async fn lookup(
 
 /// A button pressed in a dialogue; returns the notice for the press.
 pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
-    let stale = Some("This button belongs to a dialogue that has ended.".to_string());
+    let stale = Some(t!(req.lang, "form-stale-button"));
     let mut d = match req.ctx.dialogues.get(req.chat.0, req.tg_user) {
         Some(d) if d.nonce == nonce => d,
         _ => return stale,
@@ -416,7 +419,7 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
         }
         ChoiceAction::Value(v) => {
             let Some(field) = d.current() else { return stale };
-            let label = d.custom().filter(|_| field == Field::Custom).map_or(field.label(), |f| f.label.as_str());
+            let label = d.custom().filter(|_| field == Field::Custom).map_or_else(|| field.label(req.lang), |f| f.label.clone());
             let ack = format!("{label}: {}", picked.label);
             d.set(vec![(field.api_keys()[0], v)]);
             advance(req, d, Some(&ack)).await;
@@ -449,51 +452,59 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             FormKind::AddContact => {
                 let c: Contact = engine.post(acting, "/api/contacts", &decode::<NewContact>(&d)?).await?;
                 let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
-                Ok((format!("✅ Contact added.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
+                Ok((
+                    t!(req.lang, "contact-added", card = render::contact_card(&c, None, &fields, req.lang)),
+                    contact_rows(req, c.id),
+                ))
             }
             FormKind::AddCompany => {
                 let c: Company = engine.post(acting, "/api/companies", &decode::<NewCompany>(&d)?).await?;
                 Ok((
-                    format!(
-                        "✅ Company added.\n\n{}",
-                        render::company_card(
+                    t!(
+                        req.lang,
+                        "company-added",
+                        card = render::company_card(
                             &c,
                             &[],
-                            &super::custom_fields::definitions(req, RecordKind::Company).await
+                            &super::custom_fields::definitions(req, RecordKind::Company).await,
+                            req.lang
                         )
                     ),
-                    vec![vec![("📝 Note".into(), Callback::Note(RecordKind::Company, c.id))]],
+                    vec![vec![(t!(req.lang, "button-note"), Callback::Note(RecordKind::Company, c.id))]],
                 ))
             }
             FormKind::EditContact(id) => {
                 let c: Contact =
                     engine.patch(acting, &format!("/api/contacts/{id}"), &decode::<ContactPatch>(&d)?).await?;
                 let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
-                Ok((format!("✅ Contact updated.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
+                Ok((
+                    t!(req.lang, "contact-updated", card = render::contact_card(&c, None, &fields, req.lang)),
+                    contact_rows(req, c.id),
+                ))
             }
             FormKind::AddDeal => {
                 let deal: Deal = engine.post(acting, "/api/deals", &decode::<NewDeal>(&d)?).await?;
                 let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
-                Ok((format!("✅ Deal added.\n\n{card}"), rows))
+                Ok((t!(req.lang, "deal-added", card = card), rows))
             }
             FormKind::EditDeal(id) => {
                 let deal: Deal = engine.patch(acting, &format!("/api/deals/{id}"), &decode::<DealPatch>(&d)?).await?;
                 let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
-                Ok((format!("✅ Deal updated.\n\n{card}"), rows))
+                Ok((t!(req.lang, "deal-updated", card = card), rows))
             }
             FormKind::AddTask => {
                 let mut task: NewTask = decode(&d)?;
                 task.assignee_id = Some(req.user.id);
                 let t: Task = engine.post(acting, "/api/tasks", &task).await?;
                 Ok((
-                    format!("✅ Task added: {}", render::task_line(&t, req.zone())),
-                    vec![vec![("✅ Done".into(), Callback::TaskDone(t.id))]],
+                    t!(req.lang, "task-added", task = render::task_line(&t, req.zone(), req.lang)),
+                    vec![vec![(t!(req.lang, "button-done"), Callback::TaskDone(t.id))]],
                 ))
             }
             FormKind::Note(kind, id) => {
                 let body = d.values.get("body").and_then(Value::as_str).unwrap_or_default().to_string();
                 let n: Note = engine.post(acting, "/api/notes", &NewNote { body, ..note_target(kind, id) }).await?;
-                Ok((format!("📝 Note #{} saved on {kind} #{id}.", n.id), Vec::new()))
+                Ok((note_saved(req, n.id, kind, id), Vec::new()))
             }
         }
     }
@@ -515,27 +526,27 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             if let Some((field, message)) = refused_field
                 && d.rewind_to(field)
             {
-                let prefix = format!("The CRM refused the {}: {message}", field.label().to_lowercase());
+                let prefix = t!(req.lang, "form-refused", field = field.label(req.lang).to_lowercase(), message = message);
                 prompt(req, &mut d, Some(&prefix)).await;
                 req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
                 return;
             }
             if e.code() == Some("conflict") && d.rewind_to(Field::Email) {
-                let prefix = format!("{} Try another email.", e.for_chat());
+                let prefix = t!(req.lang, "form-conflict-email", error = e.for_chat(req.lang));
                 prompt(req, &mut d, Some(&prefix)).await;
                 req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
                 return;
             }
             req.ctx.dialogues.end(req.chat.0, req.tg_user);
             super::log_engine_error(&e);
-            req.reply(&format!("{}\nNothing was saved.", e.for_chat()));
+            req.reply(&t!(req.lang, "form-not-saved", error = e.for_chat(req.lang)));
         }
     }
 }
 
-fn contact_rows(id: Id) -> render::Rows {
+fn contact_rows(req: &Req<'_>, id: Id) -> render::Rows {
     vec![vec![
-        ("📝 Note".into(), Callback::Note(RecordKind::Contact, id)),
-        ("✏️ Edit".into(), Callback::Edit(RecordKind::Contact, id)),
+        (t!(req.lang, "button-note"), Callback::Note(RecordKind::Contact, id)),
+        (t!(req.lang, "button-edit"), Callback::Edit(RecordKind::Contact, id)),
     ]]
 }

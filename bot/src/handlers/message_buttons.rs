@@ -7,6 +7,7 @@ use teloxide::types::MessageId;
 
 use super::Req;
 use crate::engine::EngineError;
+use crate::t;
 
 #[derive(Deserialize)]
 struct Pressed {
@@ -28,10 +29,10 @@ pub async fn press(
     let outcome = match pressed {
         Ok(p) => p.outcome,
         Err(EngineError::Api { code, message, .. }) if code == "conflict" => message,
-        Err(e) if e.is_not_found() => return Some("This message's buttons no longer work.".into()),
+        Err(e) if e.is_not_found() => return Some(t!(req.lang, "message-buttons-gone")),
         Err(e) => {
             super::log_engine_error(&e);
-            return Some(e.for_chat());
+            return Some(e.for_chat(req.lang));
         }
     };
     if let Some(text) = text {

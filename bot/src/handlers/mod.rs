@@ -33,6 +33,8 @@ use crate::command::{self, Parsed};
 use crate::dialogue::Dialogues;
 use crate::engine::{Acting, EngineClient, EngineError};
 use crate::outbound::Outbound;
+use crate::t;
+use crate::texts::{self, Language};
 
 /// Everything a handler needs; shared by all chats.
 pub struct Ctx {
@@ -91,6 +93,10 @@ pub struct Req<'a> {
     pub user: User,
     /// how the user writes numbers, from Telegram's `language_code`
     pub locale: crm_concepts::money::Locale,
+    /// the language the bot speaks to them in: their setting, else `telegram_language`
+    pub lang: Language,
+    /// their Telegram app's language, when the bot speaks it
+    pub telegram_language: Option<Language>,
 }
 
 impl Req<'_> {
@@ -112,7 +118,7 @@ impl Req<'_> {
 
     pub fn fail(&self, e: &EngineError) {
         log_engine_error(e);
-        self.reply(&e.for_chat());
+        self.reply(&e.for_chat(self.lang));
     }
 }
 
@@ -167,23 +173,24 @@ async fn on_message(ctx: &Ctx, m: Message) {
     let user = match ctx.identity.lookup(tg).await {
         Ok(Some(user)) => user,
         Ok(None) => {
-            access::refuse(ctx, chat, tg);
+            access::refuse(ctx, chat, from);
             return;
         }
         Err(e) => {
             log_engine_error(&e);
-            ctx.out.send(chat, &e.for_chat(), None);
+            ctx.out.send(chat, &e.for_chat(texts::language_for(None, from.language_code.as_deref())), None);
             return;
         }
     };
     let locale = locale_of(Some(from));
-    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale };
+    let (lang, telegram_language) = languages(&user, from);
+    let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale, lang, telegram_language };
     if let Some(document) = m.document() {
         csv_files::received(&req, document, m.caption()).await;
         return;
     }
     if m.text().is_none() {
-        req.reply("I understand text messages only (and CSV files to import). Send /help for the commands.");
+        req.reply(&t!(req.lang, "text-only"));
         return;
     }
     match parsed {
@@ -191,14 +198,14 @@ async fn on_message(ctx: &Ctx, m: Message) {
             if c.name != "cancel"
                 && let Some(d) = ctx.dialogues.end(chat.0, tg)
             {
-                req.reply(&format!("(Left {} — nothing was saved.)", d.kind.describe()));
+                req.reply(&t!(req.lang, "dialogue-left", dialogue = d.kind.describe(req.lang)));
             }
             dispatch_command(&req, &c.name, c.args).await;
         }
-        Parsed::Malformed => req.reply("That does not look like a command. Send /help for the list."),
-        Parsed::Text(t) => match ctx.dialogues.get(chat.0, tg) {
-            Some(d) => forms::answer(&req, d, t).await,
-            None => req.reply("Send /help for the commands, or /find TEXT to search the CRM."),
+        Parsed::Malformed => req.reply(&t!(req.lang, "malformed-command")),
+        Parsed::Text(text) => match ctx.dialogues.get(chat.0, tg) {
+            Some(d) => forms::answer(&req, d, text).await,
+            None => req.reply(&t!(req.lang, "plain-text-hint")),
         },
         Parsed::OtherBot => {}
     }
@@ -206,10 +213,10 @@ async fn on_message(ctx: &Ctx, m: Message) {
 
 async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
     match name {
-        "help" => req.reply(&help_text(req.ctx)),
+        "help" => req.reply(&help_text(req.ctx, req.lang)),
         "cancel" => match req.ctx.dialogues.end(req.chat.0, req.tg_user) {
-            Some(d) => req.reply(&format!("Cancelled {}. Nothing was saved.", d.kind.describe())),
-            None => req.reply("There is nothing to cancel."),
+            Some(d) => req.reply(&t!(req.lang, "dialogue-cancelled", dialogue = d.kind.describe(req.lang))),
+            None => req.reply(&t!(req.lang, "nothing-to-cancel")),
         },
         "find" => records::find(req, args, None).await,
         "contacts" => records::list(req, crm_concepts::records::RecordKind::Contact, args).await,
@@ -227,7 +234,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
                 };
                 forms::start(req, kind).await
             }
-            None => req.reply(&format!("Usage: /{name} ID — the number shown on the record, e.g. /{name} 42")),
+            None => req.reply(&t!(req.lang, "edit-usage", command = name)),
         },
         "addtask" => forms::start_task(req, args).await,
         "note" => records::note_command(req, args).await,
@@ -244,7 +251,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "web" => web::link(req).await,
         other => {
             if !runs::workflow_command(req, other, args).await {
-                req.reply(&format!("Unknown command /{}. Send /help for the list.", crate::text::ellipsize(other, 40)));
+                req.reply(&t!(req.lang, "unknown-command", command = crate::text::ellipsize(other, 40)));
             }
         }
     }
@@ -254,32 +261,35 @@ pub fn parse_id(args: &str) -> Option<i64> {
     args.trim().trim_start_matches('#').parse::<i64>().ok().filter(|&id| id > 0)
 }
 
+/// The language to speak to `user` in, and their Telegram app's (when the bot speaks it).
+fn languages(user: &User, from: &teloxide::types::User) -> (Language, Option<Language>) {
+    let app = from.language_code.as_deref().and_then(Language::from_tag);
+    (texts::language_for(user.language, from.language_code.as_deref()), app)
+}
+
 /// Telegram's `language_code` decides how amounts are read (`1 500,50` in Russian).
 fn locale_of(user: Option<&teloxide::types::User>) -> crm_concepts::money::Locale {
     user.and_then(|u| u.language_code.as_deref())
         .map_or_else(Default::default, crm_concepts::money::Locale::from_language)
 }
 
-pub fn help_text(ctx: &Ctx) -> String {
-    let mut lines = vec!["Commands:".to_string()];
-    for (name, args, desc) in BUILTIN {
+pub fn help_text(ctx: &Ctx, lang: Language) -> String {
+    let mut lines = vec![t!(lang, "help-commands")];
+    for (name, args, _) in BUILTIN {
         let usage = if args.is_empty() { format!("/{name}") } else { format!("/{name} {args}") };
-        lines.push(format!("{usage} — {desc}"));
+        lines.push(format!("{usage} — {}", texts::command_description(lang, name)));
     }
     let workflows = ctx.workflows.commands();
     if !workflows.is_empty() {
         lines.push(String::new());
-        lines.push("Workflows:".into());
+        lines.push(t!(lang, "help-workflows"));
         for w in workflows {
             lines.push(w.usage_line());
         }
     }
     lines.push(String::new());
-    lines.push("In a dialogue, send - to skip an optional field and /cancel to stop.".into());
-    lines.push(
-        "To import, send a CSV file with the caption contacts, companies, deals or tasks: you see a preview first."
-            .into(),
-    );
+    lines.push(t!(lang, "help-dialogue-hint"));
+    lines.push(t!(lang, "help-import-hint"));
     lines.join("\n")
 }
 
@@ -287,12 +297,9 @@ async fn on_edited(ctx: &Ctx, m: Message) {
     let Some(from) = m.from.as_ref() else { return };
     let tg = telegram_id(from);
     // Acting on an edit could repeat or half-repeat a command; only known users hear why.
-    if let Ok(Some(_)) = ctx.identity.lookup(tg).await {
-        ctx.out.send(
-            m.chat.id,
-            "I saw you edited a message. Edits are not acted on — please send the corrected message again.",
-            None,
-        );
+    if let Ok(Some(user)) = ctx.identity.lookup(tg).await {
+        let (lang, _) = languages(&user, from);
+        ctx.out.send(m.chat.id, &t!(lang, "edits-ignored"), None);
     }
 }
 
@@ -316,22 +323,25 @@ async fn on_callback(ctx: &Ctx, q: CallbackQuery) {
 /// Handles a press; returns the short notice shown to the user.
 async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
     let tg = telegram_id(&q.from);
+    let app = texts::language_for(None, q.from.language_code.as_deref());
     let Some((chat, message_id)) = button_message(q) else {
-        return Some("This button is too old; please run the command again.".into());
+        return Some(t!(app, "button-too-old"));
     };
     let user = match ctx.identity.lookup(tg).await {
         Ok(Some(user)) => user,
-        Ok(None) => return Some("You are not registered with this CRM.".into()),
+        Ok(None) => return Some(t!(app, "button-unknown-user")),
         Err(e) => {
             log_engine_error(&e);
-            return Some(e.for_chat());
+            return Some(e.for_chat(app));
         }
     };
+    let (lang, telegram_language) = languages(&user, &q.from);
     let Some(cb) = q.data.as_deref().and_then(Callback::parse) else {
-        return Some("This button has expired; please run the command again.".into());
+        return Some(t!(lang, "button-expired"));
     };
     let private = q.message.as_ref().is_some_and(|m| m.chat().is_private());
-    let req = Req { ctx, chat, private, tg_user: tg, user, locale: locale_of(Some(&q.from)) };
+    let locale = locale_of(Some(&q.from));
+    let req = Req { ctx, chat, private, tg_user: tg, user, locale, lang, telegram_language };
     match cb {
         Callback::Open(kind, id) => records::open(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,
@@ -347,7 +357,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
             let form = match kind {
                 crm_concepts::records::RecordKind::Contact => crate::dialogue::FormKind::EditContact(id),
                 crm_concepts::records::RecordKind::Deal => crate::dialogue::FormKind::EditDeal(id),
-                _ => return Some("Only contacts and deals can be edited here.".into()),
+                _ => return Some(t!(req.lang, "edit-only-contacts-deals")),
             };
             forms::start(&req, form).await;
             None
@@ -355,7 +365,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         Callback::Choice { nonce, choice } => forms::choose(&req, nonce, choice).await,
         Callback::ImportConfirm(n) => csv_files::confirm(&req, message_id, n).await,
         Callback::ImportCancel(n) => {
-            csv_files::cancel(&req, message_id, n).or_else(|| Some("This preview has expired.".into()))
+            csv_files::cancel(&req, message_id, n).or_else(|| Some(t!(req.lang, "import-preview-expired")))
         }
         Callback::Decide { approval, approve } => approvals::decide(&req, approval, approve).await,
         Callback::Retry(run) => runs::retry(&req, run).await,

@@ -7,7 +7,7 @@ use super::Req;
 use super::deal_view::{deal_view, pipelines};
 use crate::callback::Callback;
 use crate::engine::EngineError;
-use crate::render;
+use crate::{render, t};
 
 /// Buttons beyond this make the keyboard unwieldy on a phone; the stage buttons list the rest.
 const MAX_DEAL_BUTTONS: usize = 24;
@@ -22,10 +22,11 @@ pub async fn overview(req: &Req<'_>, args: &str) {
         if wanted.is_empty() { all.first() } else { all.iter().find(|p| p.name.eq_ignore_ascii_case(wanted)) };
     let Some(pipeline) = pipeline else {
         let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-        req.reply(&format!(
-            "No pipeline called “{}”. Pipelines: {}",
-            crate::text::ellipsize(wanted, 60),
-            names.join(", ")
+        req.reply(&t!(
+            req.lang,
+            "pipeline-unknown",
+            name = crate::text::ellipsize(wanted, 60),
+            pipelines = names.join(", ")
         ));
         return;
     };
@@ -42,7 +43,7 @@ pub async fn overview(req: &Req<'_>, args: &str) {
         Ok(p) => p.items,
         Err(e) => return req.fail(&e),
     };
-    let mut lines = vec![format!("📊 {} — {} open deals", pipeline.name, deals.len())];
+    let mut lines = vec![t!(req.lang, "pipeline-title", name = pipeline.name.as_str(), count = deals.len())];
     let mut deal_rows = Vec::new();
     let mut stage_row = Vec::new();
     for stage in &pipeline.stages {
@@ -70,9 +71,9 @@ pub async fn overview(req: &Req<'_>, args: &str) {
         }
     }
     if deals.is_empty() {
-        lines.push("\nNo open deals yet — add one with /adddeal.".into());
+        lines.push(format!("\n{}", t!(req.lang, "pipeline-empty")));
     } else {
-        lines.push("\nTap a deal to open it and move it to another stage.".into());
+        lines.push(format!("\n{}", t!(req.lang, "pipeline-hint")));
     }
     let mut rows = deal_rows;
     rows.extend(stage_row.chunks(3).map(<[_]>::to_vec));
@@ -89,14 +90,14 @@ pub async fn stage(req: &Req<'_>, stage: Id) -> Option<String> {
         Ok(p) => p.items,
         Err(e) => {
             super::log_engine_error(&e);
-            return Some(e.for_chat());
+            return Some(e.for_chat(req.lang));
         }
     };
     if deals.is_empty() {
-        return Some("No deals in this stage any more.".into());
+        return Some(t!(req.lang, "stage-empty"));
     }
     let all = pipelines(req).await.unwrap_or_default();
-    let name = render::stage_name(&all, stage);
+    let name = render::stage_name(&all, stage, req.lang);
     let rows = deals
         .iter()
         .map(|d| {
@@ -106,7 +107,7 @@ pub async fn stage(req: &Req<'_>, stage: Id) -> Option<String> {
             )]
         })
         .collect();
-    req.reply_with(&format!("Deals in {name} ({}):", deals.len()), render::keyboard(rows));
+    req.reply_with(&t!(req.lang, "stage-deals", stage = name, count = deals.len()), render::keyboard(rows));
     None
 }
 
@@ -123,21 +124,21 @@ pub async fn move_deal(req: &Req<'_>, message_id: MessageId, deal: Id, stage: Id
         .await;
     let deal = match moved {
         Ok(d) => d,
-        Err(e) if e.is_not_found() => return Some("That deal no longer exists.".into()),
+        Err(e) if e.is_not_found() => return Some(t!(req.lang, "deal-gone")),
         Err(e) => {
             super::log_engine_error(&e);
-            return Some(e.for_chat());
+            return Some(e.for_chat(req.lang));
         }
     };
     match deal_view(req, &deal).await {
         Ok((text, rows)) => {
             req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), true);
             let all = pipelines(req).await.unwrap_or_default();
-            Some(format!("Moved to {}", render::stage_name(&all, deal.stage_id)))
+            Some(t!(req.lang, "deal-moved-to", stage = render::stage_name(&all, deal.stage_id, req.lang)))
         }
         Err(e) => {
             super::log_engine_error(&e);
-            Some("Moved.".into())
+            Some(t!(req.lang, "deal-moved"))
         }
     }
 }

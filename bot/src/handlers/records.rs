@@ -7,7 +7,7 @@ use teloxide::types::MessageId;
 use super::{Req, log_engine_error};
 use crate::callback::Callback;
 use crate::engine::EngineError;
-use crate::render;
+use crate::{render, t};
 
 const SEARCH_LIMIT: usize = 8;
 const MAX_QUERY_CHARS: usize = 200;
@@ -25,11 +25,11 @@ fn icon(kind: RecordKind) -> &'static str {
 pub async fn find(req: &Req<'_>, query: &str, kind: Option<RecordKind>) {
     let query = query.trim();
     if query.is_empty() {
-        req.reply("Usage: /find TEXT — e.g. /find Ann, /find acme. Misspellings are fine.");
+        req.reply(&t!(req.lang, "find-usage"));
         return;
     }
     if query.chars().count() > MAX_QUERY_CHARS {
-        req.reply(&format!("That search text is too long; use at most {MAX_QUERY_CHARS} characters."));
+        req.reply(&t!(req.lang, "find-too-long", max = MAX_QUERY_CHARS));
         return;
     }
     let kinds = match kind {
@@ -51,10 +51,10 @@ pub async fn find(req: &Req<'_>, query: &str, kind: Option<RecordKind>) {
     };
     let shown = crate::text::ellipsize(query, 60);
     if hits.is_empty() {
-        req.reply(&format!("Nothing found for “{shown}”."));
+        req.reply(&t!(req.lang, "find-nothing", text = shown));
         return;
     }
-    let mut lines = vec![format!("Found for “{shown}”:")];
+    let mut lines = vec![t!(req.lang, "find-found", text = shown)];
     let mut rows = Vec::new();
     for (i, hit) in hits.iter().enumerate() {
         let subtitle = hit.subtitle.as_deref().map(|s| format!(" — {s}")).unwrap_or_default();
@@ -74,7 +74,7 @@ pub async fn list(req: &Req<'_>, kind: RecordKind, args: &str) {
     }
     let list = req.ctx.lists.start(req.chat.0, kind);
     match list_page(req, kind, list, 0, None).await {
-        Ok(None) => req.reply(&format!("There are no {} yet.", kind.plural())),
+        Ok(None) => req.reply(&t!(req.lang, "list-empty", kind = kind.as_str())),
         Ok(Some((text, rows))) => req.reply_with(&text, render::keyboard(rows)),
         Err(e) => req.fail(&e),
     }
@@ -83,17 +83,17 @@ pub async fn list(req: &Req<'_>, kind: RecordKind, args: &str) {
 /// A Next/Previous press: the list's message shows the other page.
 pub async fn turn_page(req: &Req<'_>, message_id: MessageId, list: u32, page: u16) -> Option<String> {
     let Some((kind, cursor)) = req.ctx.lists.page(req.chat.0, list, page) else {
-        return Some("This list has expired; please send the command again.".into());
+        return Some(t!(req.lang, "list-expired"));
     };
     match list_page(req, kind, list, page, cursor).await {
         Ok(Some((text, rows))) => {
             req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), true);
             None
         }
-        Ok(None) => Some(format!("There are no more {}.", kind.plural())),
+        Ok(None) => Some(t!(req.lang, "list-no-more", kind = kind.as_str())),
         Err(e) => {
             log_engine_error(&e);
-            Some(e.for_chat())
+            Some(e.for_chat(req.lang))
         }
     }
 }
@@ -130,9 +130,9 @@ async fn list_page(
         return Ok(None);
     }
     let text = if page == 0 && next.is_none() {
-        format!("Newest {} (tap to open):", kind.plural())
+        t!(req.lang, "list-title", kind = kind.as_str())
     } else {
-        format!("Newest {}, page {} (tap to open):", kind.plural(), page + 1)
+        t!(req.lang, "list-title-page", kind = kind.as_str(), page = page + 1)
     };
     let mut rows: render::Rows = items
         .into_iter()
@@ -140,13 +140,13 @@ async fn list_page(
         .collect();
     let mut nav = Vec::new();
     if page > 0 {
-        nav.push(("◀ Previous".to_string(), Callback::Page { list, page: page - 1 }));
+        nav.push((t!(req.lang, "button-previous"), Callback::Page { list, page: page - 1 }));
     }
     if let Some(next) = next
         && page < u16::MAX
     {
         req.ctx.lists.found_next(list, page, next);
-        nav.push(("Next ▶".to_string(), Callback::Page { list, page: page + 1 }));
+        nav.push((t!(req.lang, "button-next"), Callback::Page { list, page: page + 1 }));
     }
     if !nav.is_empty() {
         rows.push(nav);
@@ -167,11 +167,11 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                     None => None,
                 };
                 let rows = vec![vec![
-                    ("📝 Note".to_string(), Callback::Note(kind, id)),
-                    ("✏️ Edit".to_string(), Callback::Edit(kind, id)),
+                    (t!(req.lang, "button-note"), Callback::Note(kind, id)),
+                    (t!(req.lang, "button-edit"), Callback::Edit(kind, id)),
                 ]];
                 let fields = super::custom_fields::definitions(req, kind).await;
-                Ok((render::contact_card(&c, company.as_ref(), &fields), rows))
+                Ok((render::contact_card(&c, company.as_ref(), &fields, req.lang), rows))
             }
             RecordKind::Company => {
                 let c: Company = engine.get(req.acting(), &path, &[]).await?;
@@ -183,9 +183,9 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                     .iter()
                     .map(|p| vec![(format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))])
                     .collect();
-                rows.push(vec![("📝 Note".to_string(), Callback::Note(kind, id))]);
+                rows.push(vec![(t!(req.lang, "button-note"), Callback::Note(kind, id))]);
                 let fields = super::custom_fields::definitions(req, kind).await;
-                Ok((render::company_card(&c, &people.items, &fields), rows))
+                Ok((render::company_card(&c, &people.items, &fields, req.lang), rows))
             }
             RecordKind::Deal => {
                 let d: Deal = engine.get(req.acting(), &path, &[]).await?;
@@ -195,9 +195,9 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
                 let t: Task = engine.get(req.acting(), &path, &[]).await?;
                 let mut rows = Vec::new();
                 if !t.done {
-                    rows.push(vec![("✅ Done".to_string(), Callback::TaskDone(t.id))]);
+                    rows.push(vec![(t!(req.lang, "button-done"), Callback::TaskDone(t.id))]);
                 }
-                Ok((render::task_line(&t, req.zone()), rows))
+                Ok((render::task_line(&t, req.zone(), req.lang), rows))
             }
         }
     }
@@ -207,18 +207,16 @@ pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
             req.reply_with(&text, render::keyboard(rows));
             None
         }
-        Err(e) if e.is_not_found() => Some(format!("That {kind} no longer exists.")),
+        Err(e) if e.is_not_found() => Some(t!(req.lang, "record-gone", kind = kind.as_str())),
         Err(e) => {
             super::log_engine_error(&e);
-            Some(e.for_chat())
+            Some(e.for_chat(req.lang))
         }
     }
 }
 
 /// `/note KIND ID [TEXT]`: with text, saves at once; without, asks for it.
 pub async fn note_command(req: &Req<'_>, args: &str) {
-    let usage = "Usage: /note contact|company|deal|task ID [TEXT] — e.g. /note deal 12 Called, they want a demo. \
-Or open a record and tap 📝 Note.";
     let mut parts = args.trim().splitn(3, char::is_whitespace);
     let kind = parts.next().and_then(|k| k.to_lowercase().parse::<RecordKind>().ok());
     let id = parts.next().and_then(super::parse_id);
@@ -227,6 +225,6 @@ Or open a record and tap 📝 Note.";
         (Some(kind @ (RecordKind::Contact | RecordKind::Company | RecordKind::Deal | RecordKind::Task)), Some(id)) => {
             super::forms::start_note(req, kind, id, text).await
         }
-        _ => req.reply(usage),
+        _ => req.reply(&t!(req.lang, "note-usage")),
     }
 }

@@ -12,6 +12,7 @@ use crm_concepts::run::{Notify, RunError, RunRequest, RunStatus};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use teloxide::Bot;
+use teloxide::payloads::SetMyCommandsSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::BotCommand;
 use uuid::Uuid;
@@ -19,6 +20,8 @@ use uuid::Uuid;
 use super::{BUILTIN, Req};
 use crate::command::split_args;
 use crate::engine::{EngineClient, EngineError};
+use crate::t;
+use crate::texts::{self, Language};
 
 /// A bot command a deployed workflow declares in its manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,17 +102,30 @@ impl WorkflowCatalog {
     }
 
     /// Tells Telegram the command menu: the built-in commands, then the workflows'.
+    /// English is the menu for every app language the bot does not speak; each other
+    /// language gets its own (Telegram picks by the app's language).
     pub async fn register(&self, bot: &Bot) {
-        let mut commands: Vec<BotCommand> =
-            BUILTIN.iter().map(|(name, _, desc)| BotCommand::new(*name, *desc)).collect();
-        for w in self.commands() {
-            let desc =
-                if w.description.chars().count() >= 3 { w.description.clone() } else { format!("Run {}", w.workflow) };
-            commands.push(BotCommand::new(w.command.clone(), crate::text::ellipsize(&desc, 256)));
-        }
-        commands.truncate(100);
-        if let Err(e) = bot.set_my_commands(commands).await {
-            tracing::warn!(error = %e, "setMyCommands failed");
+        for lang in Language::ALL {
+            let mut commands: Vec<BotCommand> = BUILTIN
+                .iter()
+                .map(|(name, _, _)| BotCommand::new(*name, texts::command_description(lang, name)))
+                .collect();
+            for w in self.commands() {
+                let desc = if w.description.chars().count() >= 3 {
+                    w.description.clone()
+                } else {
+                    t!(lang, "workflow-run", workflow = w.workflow.as_str())
+                };
+                commands.push(BotCommand::new(w.command.clone(), crate::text::ellipsize(&desc, 256)));
+            }
+            commands.truncate(100);
+            let mut call = bot.set_my_commands(commands);
+            if lang != Language::En {
+                call = call.language_code(lang.code());
+            }
+            if let Err(e) = call.await {
+                tracing::warn!(error = %e, language = %lang, "setMyCommands failed");
+            }
         }
     }
 
@@ -159,8 +175,8 @@ impl WorkflowCatalog {
 }
 
 /// Maps the words after a command onto the declared arguments, typed.
-pub fn build_input(args: &[ArgSpec], text: &str, usage: &str) -> Result<Value, String> {
-    let tokens = split_args(text).map_err(|e| format!("{e}. Usage: {usage}"))?;
+pub fn build_input(args: &[ArgSpec], text: &str, usage: &str, lang: Language) -> Result<Value, String> {
+    let tokens = split_args(text).map_err(|e| t!(lang, "args-unreadable", error = e.to_string(), usage = usage))?;
     let mut input = Map::new();
     let mut rest = tokens.into_iter();
     for (i, spec) in args.iter().enumerate() {
@@ -172,40 +188,46 @@ pub fn build_input(args: &[ArgSpec], text: &str, usage: &str) -> Result<Value, S
         };
         let Some(token) = token else {
             if spec.required {
-                return Err(format!("Missing {}. Usage: {usage}", spec.name.to_uppercase()));
+                return Err(t!(lang, "args-missing", name = spec.name.to_uppercase(), usage = usage));
             }
             continue;
         };
-        let bad = |what: &str| {
-            format!(
-                "{} must be {what}, not “{}”. Usage: {usage}",
-                spec.name.to_uppercase(),
-                crate::text::ellipsize(&token, 40)
+        let bad = |what: String| {
+            t!(
+                lang,
+                "args-bad",
+                name = spec.name.to_uppercase(),
+                what = what,
+                value = crate::text::ellipsize(&token, 40),
+                usage = usage
             )
         };
         let value = match spec.kind {
             ArgKind::String | ArgKind::Text => json!(token),
-            ArgKind::Integer => json!(token.trim_start_matches('#').parse::<i64>().map_err(|_| bad("a whole number"))?),
+            ArgKind::Integer => json!(token.trim_start_matches('#').parse::<i64>().map_err(|_| bad(t!(lang, "args-integer")))?),
             ArgKind::Number => {
                 let n = token
                     .replace(',', ".")
                     .parse::<f64>()
                     .ok()
                     .filter(|n| n.is_finite())
-                    .ok_or_else(|| bad("a number"))?;
+                    .ok_or_else(|| bad(t!(lang, "args-number")))?;
                 json!(n)
             }
             ArgKind::Boolean => match token.to_lowercase().as_str() {
                 "yes" | "true" | "1" | "on" => json!(true),
                 "no" | "false" | "0" | "off" => json!(false),
-                _ => return Err(bad("yes or no")),
+                word if word == t!(lang, "yes").to_lowercase() => json!(true),
+                word if word == t!(lang, "no").to_lowercase() => json!(false),
+                _ => return Err(bad(t!(lang, "args-yes-no"))),
             },
         };
         input.insert(spec.name.clone(), value);
     }
     let extra: Vec<String> = rest.collect();
     if !extra.is_empty() {
-        return Err(format!("Too many arguments ({}). Usage: {usage}", crate::text::ellipsize(&extra.join(" "), 40)));
+        let extra = crate::text::ellipsize(&extra.join(" "), 40);
+        return Err(t!(lang, "args-too-many", extra = extra, usage = usage));
     }
     Ok(Value::Object(input))
 }
@@ -219,8 +241,8 @@ pub async fn run_command(req: &Req<'_>, args: &str) {
     };
     if workflow.is_empty() {
         let known = req.ctx.workflows.names.read().unwrap_or_else(|p| p.into_inner()).join(", ");
-        let known = if known.is_empty() { "none deployed yet".to_string() } else { known };
-        req.reply(&format!("Usage: /run WORKFLOW [ARGS]. Workflows: {known}"));
+        let known = if known.is_empty() { t!(req.lang, "run-none-deployed") } else { known };
+        req.reply(&t!(req.lang, "run-usage", workflows = known));
         return;
     }
     let input = match req.ctx.workflows.for_workflow(workflow) {
@@ -228,6 +250,7 @@ pub async fn run_command(req: &Req<'_>, args: &str) {
             &cmd.args,
             rest,
             &format!("/run {workflow} {}", cmd.usage().split_once(' ').map_or("", |x| x.1)),
+            req.lang,
         ),
         None => split_args(rest).map(|a| if a.is_empty() { json!({}) } else { json!({ "args": a }) }),
     };
@@ -249,7 +272,7 @@ pub async fn workflow_command(req: &Req<'_>, name: &str, args: &str) -> bool {
         },
         None => return false,
     };
-    match build_input(&cmd.args, args, &cmd.usage()) {
+    match build_input(&cmd.args, args, &cmd.usage(), req.lang) {
         Ok(input) => start_run(req, &cmd.workflow, input).await,
         Err(msg) => req.reply(&msg),
     }
@@ -264,7 +287,7 @@ struct RunCreated {
 async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
     let out = &req.ctx.out;
     let shown = crate::text::ellipsize(workflow, 60);
-    let message_id = match out.send_and_wait(req.chat, &format!("⏳ Running {shown}…"), None).await {
+    let message_id = match out.send_and_wait(req.chat, &t!(req.lang, "run-running", workflow = shown.as_str()), None).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "could not send the running message");
@@ -286,11 +309,12 @@ async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
         Err(e) => {
             super::log_engine_error(&e);
             let why = if e.is_not_found() {
-                format!("there is no workflow named “{shown}”. See /help.")
+                t!(req.lang, "run-no-such-workflow", workflow = shown.as_str())
             } else {
-                e.for_chat()
+                e.for_chat(req.lang)
             };
-            out.edit(req.chat, message_id, &format!("❌ Could not start {shown}: {why}"), None, true);
+            let text = t!(req.lang, "run-not-started", workflow = shown.as_str(), why = why);
+            out.edit(req.chat, message_id, &text, None, true);
         }
     }
 }
@@ -320,16 +344,16 @@ pub async fn recent(req: &Req<'_>) {
     let page: Result<Page<RunLine>, EngineError> =
         req.ctx.engine.get(req.acting(), "/api/runs", &[("limit", "10".to_string())]).await;
     match page {
-        Ok(page) => req.reply(&recent_text(&page.items, req.zone())),
+        Ok(page) => req.reply(&recent_text(&page.items, req.zone(), req.lang)),
         Err(e) => req.fail(&e),
     }
 }
 
-fn recent_text(runs: &[RunLine], zone: chrono_tz::Tz) -> String {
+fn recent_text(runs: &[RunLine], zone: chrono_tz::Tz, lang: Language) -> String {
     if runs.is_empty() {
-        return "No workflow runs yet. Start one with /run WORKFLOW.".into();
+        return t!(lang, "runs-none");
     }
-    let mut lines = vec!["Recent runs:".to_string()];
+    let mut lines = vec![t!(lang, "runs-title")];
     for r in runs {
         let icon = match r.status {
             RunStatus::Succeeded => "✅",
@@ -346,9 +370,12 @@ fn recent_text(runs: &[RunLine], zone: chrono_tz::Tz) -> String {
         let waits: String = r
             .waiting_for
             .iter()
-            .map(|w| format!(" — {} waits {}", w.step, crate::text::ellipsize(&w.what, 80)))
+            .map(|w| {
+                format!(" — {}", t!(lang, "runs-waits", step = w.step.as_str(), what = crate::text::ellipsize(&w.what, 80)))
+            })
             .collect();
-        lines.push(format!("{icon} {} · {} · {when} · {id}{error}{waits}", r.workflow, r.status));
+        let status = t!(lang, "run-status", status = r.status.to_string());
+        lines.push(format!("{icon} {} · {status} · {when} · {id}{error}{waits}", r.workflow));
     }
     lines.join("\n")
 }
@@ -361,11 +388,11 @@ pub async fn retry(req: &Req<'_>, run: Uuid) -> Option<String> {
     let retried: Result<Value, EngineError> =
         req.ctx.engine.post(req.acting(), &format!("/api/runs/{run}/retry"), &json!({})).await;
     match retried {
-        Ok(_) => Some("Retrying.".into()),
+        Ok(_) => Some(t!(req.lang, "run-retrying")),
         Err(EngineError::Api { code, message, .. }) if code == "conflict" => Some(message),
         Err(e) => {
             super::log_engine_error(&e);
-            Some(e.for_chat())
+            Some(e.for_chat(req.lang))
         }
     }
 }
@@ -382,16 +409,16 @@ mod tests {
     fn arguments_are_typed_and_checked() {
         let spec = vec![arg("deal_id", ArgKind::Integer, true), arg("note", ArgKind::Text, false)];
         assert_eq!(
-            build_input(&spec, "42 call them back", "u").unwrap(),
+            build_input(&spec, "42 call them back", "u", Language::En).unwrap(),
             json!({"deal_id": 42, "note": "call them back"})
         );
-        assert_eq!(build_input(&spec, "#7", "u").unwrap(), json!({"deal_id": 7}));
-        assert!(build_input(&spec, "", "u").unwrap_err().contains("Missing DEAL_ID"));
-        assert!(build_input(&spec, "forty", "u").unwrap_err().contains("whole number"));
+        assert_eq!(build_input(&spec, "#7", "u", Language::En).unwrap(), json!({"deal_id": 7}));
+        assert!(build_input(&spec, "", "u", Language::En).unwrap_err().contains("Missing DEAL_ID"));
+        assert!(build_input(&spec, "forty", "u", Language::En).unwrap_err().contains("whole number"));
         let flags = vec![arg("force", ArgKind::Boolean, true)];
-        assert_eq!(build_input(&flags, "yes", "u").unwrap(), json!({"force": true}));
-        assert!(build_input(&flags, "yes no", "u").unwrap_err().contains("Too many"));
-        assert!(build_input(&flags, "\"yes", "u").is_err());
+        assert_eq!(build_input(&flags, "yes", "u", Language::En).unwrap(), json!({"force": true}));
+        assert!(build_input(&flags, "yes no", "u", Language::En).unwrap_err().contains("Too many"));
+        assert!(build_input(&flags, "\"yes", "u", Language::En).is_err());
     }
 
     #[test]
@@ -415,12 +442,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            recent_text(&page.items, chrono_tz::Tz::UTC),
+            recent_text(&page.items, chrono_tz::Tz::UTC, Language::En),
             "Recent runs:\n\
              ❌ qualify · failed · 2026-11-26T10:04 · 0190a5b2 — deal 9 not found\n\
              🕒 digest · queued · 2026-11-26T10:05 · 0190a5b2\n\
              ⏸ drip · waiting · 2026-11-26T10:06 · 0190a5b2 — pause waits until 2026-11-29 10:06:00 UTC"
         );
-        assert!(recent_text(&[], chrono_tz::Tz::UTC).contains("No workflow runs yet"));
+        assert!(recent_text(&[], chrono_tz::Tz::UTC, Language::En).contains("No workflow runs yet"));
     }
 }

@@ -8,7 +8,8 @@ use teloxide::types::MessageId;
 use super::Req;
 use crate::callback::Callback;
 use crate::engine::EngineError;
-use crate::render;
+use crate::texts::Language;
+use crate::{render, t};
 
 async fn open_tasks(req: &Req<'_>, today_only: bool) -> Result<Vec<Task>, EngineError> {
     let mut query =
@@ -24,18 +25,17 @@ async fn open_tasks(req: &Req<'_>, today_only: bool) -> Result<Vec<Task>, Engine
     Ok(tasks)
 }
 
-fn task_list(tasks: &[Task], today_only: bool, zone: Tz) -> (String, render::Rows) {
+fn task_list(tasks: &[Task], today_only: bool, zone: Tz, lang: Language) -> (String, render::Rows) {
     if tasks.is_empty() {
-        let text =
-            if today_only { "Nothing due today. 🎉" } else { "You have no open tasks. 🎉 Add one with /addtask." };
-        return (text.into(), Vec::new());
+        let text = if today_only { t!(lang, "tasks-none-today") } else { t!(lang, "tasks-none") };
+        return (text, Vec::new());
     }
-    let title = if today_only { "Due today (and overdue):" } else { "Your open tasks:" };
-    let mut lines = vec![title.to_string()];
+    let title = if today_only { t!(lang, "tasks-today-title") } else { t!(lang, "tasks-title") };
+    let mut lines = vec![title];
     let mut rows = Vec::new();
     for t in tasks {
-        lines.push(render::task_line(t, zone));
-        rows.push(vec![(format!("✅ Done: {}", t.title), Callback::TaskDone(t.id))]);
+        lines.push(render::task_line(t, zone, lang));
+        rows.push(vec![(t!(lang, "button-task-done", title = t.title.as_str()), Callback::TaskDone(t.id))]);
     }
     (lines.join("\n"), rows)
 }
@@ -43,7 +43,7 @@ fn task_list(tasks: &[Task], today_only: bool, zone: Tz) -> (String, render::Row
 pub async fn mine(req: &Req<'_>, today_only: bool) {
     match open_tasks(req, today_only).await {
         Ok(tasks) => {
-            let (text, rows) = task_list(&tasks, today_only, req.zone());
+            let (text, rows) = task_list(&tasks, today_only, req.zone(), req.lang);
             req.reply_with(&text, render::keyboard(rows));
         }
         Err(e) => req.fail(&e),
@@ -55,15 +55,15 @@ pub async fn done(req: &Req<'_>, message_id: MessageId, task: Id) -> Option<Stri
     let completed: Result<Task, EngineError> =
         req.ctx.engine.post(req.acting(), &format!("/api/tasks/{task}/complete"), &serde_json::json!({})).await;
     let notice = match completed {
-        Ok(t) => format!("Done: {}", t.title),
-        Err(e) if e.is_not_found() => "That task no longer exists.".into(),
+        Ok(t) => t!(req.lang, "task-done", title = t.title),
+        Err(e) if e.is_not_found() => t!(req.lang, "task-gone"),
         Err(e) => {
             super::log_engine_error(&e);
-            return Some(e.for_chat());
+            return Some(e.for_chat(req.lang));
         }
     };
     if let Ok(tasks) = open_tasks(req, false).await {
-        let (text, rows) = task_list(&tasks, false, req.zone());
+        let (text, rows) = task_list(&tasks, false, req.zone(), req.lang);
         req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), false);
     }
     Some(notice)

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo};
 
 use super::Req;
+use crate::t;
+use crate::texts::Language;
 
 #[derive(Debug, Deserialize)]
 struct SignInLink {
@@ -20,15 +22,12 @@ pub async fn link(req: &Req<'_>) {
         Err(e) => return req.fail(&e),
     };
     let minutes = (link.expires_at - Utc::now()).num_minutes().max(1);
-    let text = format!(
-        "🔐 Your sign-in link for the CRM's web app. It works once, for {minutes} minutes; don't forward it.\n{}",
-        link.url
-    );
-    req.reply_with(&text, keyboard(&link.url));
+    let text = t!(req.lang, "web-link", minutes = minutes, url = link.url.as_str());
+    req.reply_with(&text, keyboard(&link.url, req.lang));
 }
 
 /// Buttons for an HTTPS app (Telegram refuses others): open the link, or the Mini App.
-fn keyboard(link: &str) -> Option<InlineKeyboardMarkup> {
+fn keyboard(link: &str, lang: Language) -> Option<InlineKeyboardMarkup> {
     if !link.starts_with("https://") {
         return None;
     }
@@ -37,8 +36,8 @@ fn keyboard(link: &str) -> Option<InlineKeyboardMarkup> {
     mini_app.set_path("/tg");
     mini_app.set_query(None);
     Some(InlineKeyboardMarkup::new(vec![vec![
-        InlineKeyboardButton::url("Open in the browser", url),
-        InlineKeyboardButton::web_app("Open in Telegram", WebAppInfo { url: mini_app }),
+        InlineKeyboardButton::url(t!(lang, "web-open-browser"), url),
+        InlineKeyboardButton::web_app(t!(lang, "web-open-telegram"), WebAppInfo { url: mini_app }),
     ]]))
 }
 
@@ -48,8 +47,8 @@ mod tests {
 
     #[test]
     fn buttons_only_for_https() {
-        assert!(keyboard("http://127.0.0.1:8080/sign-in/link/abc").is_none());
-        let k = keyboard("https://crm.example.com/sign-in/link/abc").expect("buttons");
+        assert!(keyboard("http://127.0.0.1:8080/sign-in/link/abc", Language::En).is_none());
+        let k = keyboard("https://crm.example.com/sign-in/link/abc", Language::En).expect("buttons");
         assert_eq!(k.inline_keyboard[0].len(), 2);
     }
 }

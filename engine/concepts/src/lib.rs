@@ -8,6 +8,7 @@ pub mod egress;
 pub mod fields;
 pub mod host_call;
 pub mod import;
+pub mod language;
 pub mod local_time;
 pub mod manifest;
 pub mod manifest_schema;

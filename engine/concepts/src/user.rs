@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::language::Language;
 use crate::records::Id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -79,6 +80,10 @@ pub struct User {
     /// how long before a task's due time its reminder comes (0: at the due time)
     #[serde(default)]
     pub remind_before_minutes: i32,
+    /// the language the bot speaks to them in; unset: their Telegram app's
+    #[serde(default)]
+    #[schema(required)]
+    pub language: Option<Language>,
 }
 
 fn utc() -> String {
@@ -124,6 +129,10 @@ pub struct UserSettings {
     /// 0 to 10080 (a week)
     #[serde(default)]
     pub remind_before_minutes: Option<i32>,
+    /// `en` or `ru`; `null` goes back to following the Telegram app's language
+    #[serde(default, deserialize_with = "crate::language::deserialize_patch", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Language>)]
+    pub language: Option<Option<Language>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -92,7 +92,7 @@ fn check_zone(name: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::from(fields::FieldError::new("time_zone", e.to_string())))
 }
 
-/// Changes a person's own settings (time zone, reminder lead); what `settings` leaves out
+/// Changes a person's own settings (time zone, reminder lead, language); what `settings` leaves out
 /// stays. Zone names are stored as the zone database spells them.
 pub async fn set_settings(db: &Db, actor: &Actor, user_id: Id, settings: &UserSettings) -> Result<User, StoreError> {
     let mut changes = serde_json::Map::new();
@@ -108,6 +108,10 @@ pub async fn set_settings(db: &Db, actor: &Actor, user_id: Id, settings: &UserSe
             .into());
         }
         changes.insert("remind_before_minutes".into(), serde_json::json!(minutes));
+    }
+    if let Some(language) = settings.language {
+        // `null` clears it: the bot follows the person's Telegram app again.
+        changes.insert("language".into(), serde_json::json!(language));
     }
     let mut tx = db.pool.begin().await?;
     let before = TABLE.lock(&mut tx, user_id).await?;

@@ -59,8 +59,9 @@ async fn me(c: Caller) -> Json<User> {
 
 /// Change the calling (or acting) user's own settings
 ///
-/// Any role may: a time zone and a reminder lead are the person's, not the CRM's. Fields
-/// left out stay as they are.
+/// Any role may: a time zone, a reminder lead and a language are the person's, not the
+/// CRM's. Fields left out stay as they are; `"language": null` follows the Telegram app's
+/// language again.
 #[utoipa::path(
     patch, path = "/api/me/settings", tag = "users", operation_id = "update_my_settings",
     request_body = UserSettings,

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use crm_concepts::records::{Actor, PageRequest};
+use crm_concepts::language::Language;
 use crm_concepts::user::{NewUser, Role, UserSettings};
 
 use crate::config::Config;
@@ -26,7 +27,7 @@ pub enum UserCommand {
         #[arg(long)]
         time_zone: Option<String>,
     },
-    /// Change a user's own settings: time zone and reminder lead.
+    /// Change a user's own settings: time zone, reminder lead and language.
     Settings {
         #[arg(long)]
         user: i64,
@@ -36,6 +37,9 @@ pub enum UserCommand {
         /// Minutes before a task's due time its reminder comes (0 to 10080).
         #[arg(long)]
         remind_before: Option<i32>,
+        /// The language the bot speaks to them in: en, ru, or auto (their Telegram app's).
+        #[arg(long, value_parser = parse_language)]
+        language: Option<LanguageChoice>,
     },
     /// List users.
     List,
@@ -50,6 +54,17 @@ pub enum UserCommand {
         #[arg(long)]
         unlink: bool,
     },
+}
+
+/// `auto` clears the setting: the bot follows the Telegram app's language.
+#[derive(Debug, Clone, Copy)]
+pub struct LanguageChoice(Option<Language>);
+
+fn parse_language(s: &str) -> Result<LanguageChoice, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(LanguageChoice(None));
+    }
+    s.parse::<Language>().map(|l| LanguageChoice(Some(l))).map_err(|e| format!("{e} (or auto)"))
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -70,14 +85,19 @@ pub async fn run(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             println!("created user {} ({}) {} — time zone {}", user.id, user.role, user.name, user.time_zone);
             eprintln!("get an API token: crm token create --user {}", user.id);
         }
-        UserCommand::Settings { user, time_zone, remind_before } => {
-            let settings = UserSettings { time_zone, remind_before_minutes: remind_before };
+        UserCommand::Settings { user, time_zone, remind_before, language } => {
+            let settings =
+                UserSettings { time_zone, remind_before_minutes: remind_before, language: language.map(|l| l.0) };
             let user = crm_store::users::set_settings(&db, &Actor::system(), user, &settings)
                 .await
                 .context("changing the settings")?;
             println!(
-                "user {} ({}): time zone {}, reminders {} min before due",
-                user.id, user.name, user.time_zone, user.remind_before_minutes
+                "user {} ({}): time zone {}, reminders {} min before due, language {}",
+                user.id,
+                user.name,
+                user.time_zone,
+                user.remind_before_minutes,
+                user.language.map_or("auto (the Telegram app's)", Language::code)
             );
         }
         UserCommand::List => {
