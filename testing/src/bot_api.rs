@@ -152,7 +152,8 @@ struct Inner {
     /// callback query id → answered?
     callback_queries: HashMap<String, bool>,
     next_callback: u64,
-    commands: Value,
+    /// the command menu by `language_code` (`""`: for every other language)
+    commands: HashMap<String, Value>,
     webhook_url: String,
     last_delivery: HashMap<i64, Instant>,
     flood_interval: Option<Duration>,
@@ -213,7 +214,7 @@ impl LocalBotApi {
                 messages: HashMap::new(),
                 callback_queries: HashMap::new(),
                 next_callback: 1,
-                commands: json!([]),
+                commands: HashMap::new(),
                 webhook_url: String::new(),
                 last_delivery: HashMap::new(),
                 flood_interval: None,
@@ -743,10 +744,14 @@ fn dispatch(shared: &Shared, inner: &mut Inner, method: &str, params: &Value) ->
                     return Err(bad("BOT_COMMAND_DESCRIPTION_INVALID"));
                 }
             }
-            inner.commands = commands;
+            let language = params.get("language_code").and_then(Value::as_str).unwrap_or("").to_string();
+            inner.commands.insert(language, commands);
             Ok(json!(true))
         }
-        "getMyCommands" => Ok(inner.commands.clone()),
+        "getMyCommands" => {
+            let language = params.get("language_code").and_then(Value::as_str).unwrap_or("");
+            Ok(inner.commands.get(language).cloned().unwrap_or_else(|| json!([])))
+        }
         "sendMessage" => {
             let chat = require_chat(inner, params)?;
             let text = check_text(params)?;
