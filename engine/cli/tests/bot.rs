@@ -704,8 +704,10 @@ async fn amounts_are_read_in_the_users_language() {
     let ru = ru.speaking("ru");
     let (en, _) = h.user(1603, "Ed English", Role::Manager).await;
     // "1.500" is fifteen hundred to a Russian speaker; to an English one it has a decimal
-    // too many, and "1,500" is fifteen hundred.
-    for (who, title) in [(&ru, "Ivan's deal"), (&en, "Ed's deal")] {
+    // too many, and "1,500" is fifteen hundred. (The bot writes to each in their language.)
+    for (who, title, contact_q, added) in
+        [(&ru, "Ivan's deal", "контакт", "Сделка добавлена"), (&en, "Ed's deal", "contact", "Deal added")]
+    {
         h.say(who, "/adddeal").await;
         h.say(who, title).await;
         let mut ask = h.say(who, "1.500").await;
@@ -713,14 +715,14 @@ async fn amounts_are_read_in_the_users_language() {
             assert!(ask.text().contains("at most 2 decimals"), "{}", ask.text());
             ask = h.say(who, "1,500").await;
         }
-        assert!(ask.text().contains("contact"), "{}", ask.text());
+        assert!(ask.text().contains(contact_q), "{}", ask.text());
         let stage_q = h.say(who, "-").await;
         let (_, stage) = button(&stage_q, "Proposal");
         let since = h.api.seq();
         h.press(who, stage_q.message_id().expect("id"), &stage).await;
         h.api.reply(who.id, since, WAIT).await.expect("close date question");
         let done = h.say(who, "-").await;
-        assert!(done.text().contains("Deal added"), "{}", done.text());
+        assert!(done.text().contains(added), "{}", done.text());
     }
     let (_, deals) = h.stack.get("/api/deals").await;
     let amount = |title: &str| {
