@@ -71,7 +71,10 @@ impl ChatBot {
     pub async fn say_in_group(&self, from: &crate::TgUser, group: i64, text: &str) -> crate::Call {
         let since = self.api.seq();
         self.api.send_group_text(from, group, "Team", text);
-        self.api.reply(group, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?} in {group}: {e}"))
+        self.api
+            .reply(group, since, Self::WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no reply to {text:?} in {group}: {e}"))
     }
 
     /// Presses a button under message `message_id` in group `group`; returns the text the
@@ -85,7 +88,9 @@ impl ChatBot {
     async fn answer(&self, since: u64, callback_id: &str, data: &str) -> String {
         let answer = self
             .api
-            .wait_for(since, Self::WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == callback_id)
+            .wait_for(since, Self::WAIT, |c| {
+                c.method == "answerCallbackQuery" && c.params["callback_query_id"] == callback_id
+            })
             .await
             .unwrap_or_else(|e| panic!("button {data} was never answered: {e}"));
         answer.params["text"].as_str().unwrap_or_default().to_string()

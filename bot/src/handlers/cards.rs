@@ -94,11 +94,8 @@ async fn history(req: &Req<'_>, kind: RecordKind, id: Id) -> History {
     let key = format!("{}_id", kind.as_str());
     let tasks_query = [(key.as_str(), id.to_string()), ("done", "false".into()), ("limit", OPEN_TASKS.to_string())];
     let notes_query = [(key.as_str(), id.to_string()), ("limit", NOTES.to_string())];
-    let activity_query = [
-        ("record_kind", kind.as_str().to_string()),
-        ("record_id", id.to_string()),
-        ("limit", ACTIVITY.to_string()),
-    ];
+    let activity_query =
+        [("record_kind", kind.as_str().to_string()), ("record_id", id.to_string()), ("limit", ACTIVITY.to_string())];
     let (tasks, notes, activity) = tokio::join!(
         optional(req, "/api/tasks", &tasks_query),
         optional(req, "/api/notes", &notes_query),
@@ -167,12 +164,7 @@ fn history_sections(
     let mut buttons = Vec::new();
     if let Some(tasks) = &h.tasks {
         section(text, "⬜ Open tasks:", tasks.items.iter().map(|t| task_text(t, zone)).collect(), has_more(tasks));
-        buttons.extend(
-            tasks
-                .items
-                .iter()
-                .map(|t| (format!("⬜ {}", t.title), Callback::Open(RecordKind::Task, t.id))),
-        );
+        buttons.extend(tasks.items.iter().map(|t| (format!("⬜ {}", t.title), Callback::Open(RecordKind::Task, t.id))));
     }
     if let Some(notes) = &h.notes {
         let lines = notes
@@ -262,7 +254,8 @@ fn changed_fields(before: Option<&Value>, after: Option<&Value>, fields: &[Field
 
 /// 📝 Note, ✏️ Edit and, for those whose role may delete, 🗑 Delete.
 fn actions(req: &Req<'_>, kind: RecordKind, id: Id) -> Vec<(String, Callback)> {
-    let mut row = vec![("📝 Note".to_string(), Callback::Note(kind, id)), ("✏️ Edit".to_string(), Callback::Edit(kind, id))];
+    let mut row =
+        vec![("📝 Note".to_string(), Callback::Note(kind, id)), ("✏️ Edit".to_string(), Callback::Edit(kind, id))];
     if req.user.role.can_write() {
         row.push(("🗑 Delete".to_string(), Callback::Delete(kind, id)));
     }
@@ -308,7 +301,8 @@ async fn company(req: &Req<'_>, id: Id) -> Result<View, EngineError> {
     if let Some(people) = &people {
         let lines = people.items.iter().map(|p| ellipsize(&p.name, TITLE_CHARS)).collect();
         section(&mut text, "👤 People:", lines, has_more(people));
-        links.extend(people.items.iter().map(|p| (format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))));
+        links
+            .extend(people.items.iter().map(|p| (format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))));
     }
     if let Some(deals) = &deals {
         section(&mut text, "💼 Deals:", deals.items.iter().map(deal_line).collect(), has_more(deals));
@@ -353,16 +347,16 @@ async fn deal(req: &Req<'_>, id: Id) -> Result<View, EngineError> {
 async fn task(req: &Req<'_>, id: Id) -> Result<View, EngineError> {
     let t: Task = req.ctx.engine.get(req.acting(), &format!("/api/tasks/{id}"), &[]).await?;
     let mut text = format!("{}\n(task #{})", render::task_line(&t, req.zone()), t.id);
-    let about: Option<(String, Callback)> = if let Some(c) = linked::<Contact>(req, RecordKind::Contact, t.contact_id).await
-    {
-        Some((format!("👤 {}", c.name), Callback::Open(RecordKind::Contact, c.id)))
-    } else if let Some(c) = linked::<Company>(req, RecordKind::Company, t.company_id).await {
-        Some((format!("🏢 {}", c.name), Callback::Open(RecordKind::Company, c.id)))
-    } else if let Some(d) = linked::<Deal>(req, RecordKind::Deal, t.deal_id).await {
-        Some((format!("💼 {}", d.title), Callback::Open(RecordKind::Deal, d.id)))
-    } else {
-        None
-    };
+    let about: Option<(String, Callback)> =
+        if let Some(c) = linked::<Contact>(req, RecordKind::Contact, t.contact_id).await {
+            Some((format!("👤 {}", c.name), Callback::Open(RecordKind::Contact, c.id)))
+        } else if let Some(c) = linked::<Company>(req, RecordKind::Company, t.company_id).await {
+            Some((format!("🏢 {}", c.name), Callback::Open(RecordKind::Company, c.id)))
+        } else if let Some(d) = linked::<Deal>(req, RecordKind::Deal, t.deal_id).await {
+            Some((format!("💼 {}", d.title), Callback::Open(RecordKind::Deal, d.id)))
+        } else {
+            None
+        };
     let mut rows = Vec::new();
     if let Some((label, open)) = about {
         text.push_str(&format!("\nAbout: {}", ellipsize(&label, TITLE_CHARS)));

@@ -4,8 +4,8 @@
 use crm_concepts::custom_fields::{FieldDefinition, FieldType};
 use crm_concepts::fields;
 use crm_concepts::records::{
-    Company, CompanyPatch, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, Page,
-    RecordKind, StageKind, Task,
+    Company, CompanyPatch, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote,
+    NewTask, Note, Page, RecordKind, StageKind, Task,
 };
 use serde_json::{Value, json};
 

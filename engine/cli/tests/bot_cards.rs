@@ -98,7 +98,8 @@ async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_w
     assert!(text.find("First call went fine").is_none_or(|older| older > newest_note), "newest first: {text}");
     assert!(text.contains("Recent activity:") && text.contains("changed email — Ada Admin"), "{text}");
     assert!(text.contains("created — Ada Admin"), "{text}");
-    for expected in ["🏢 Acme Rockets", "💼 Solar panels", "⬜ Call Ann back", "📝 Note", "✏️ Edit", "🗑 Delete"] {
+    for expected in ["🏢 Acme Rockets", "💼 Solar panels", "⬜ Call Ann back", "📝 Note", "✏️ Edit", "🗑 Delete"]
+    {
         assert!(labels(&card).iter().any(|l| l == expected), "no {expected} in {:?}", labels(&card));
     }
     assert!(card.buttons().iter().all(|(_, data)| data.len() <= 64));
@@ -127,7 +128,8 @@ async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editcompany_changes_a_field_and_a_typed_custom_field() {
     let h = Harness::start("bot_cards_editcompany").await;
-    h.create("/api/fields", json!({"kind": "company", "key": "employees", "label": "Employees", "type": "number"})).await;
+    h.create("/api/fields", json!({"kind": "company", "key": "employees", "label": "Employees", "type": "number"}))
+        .await;
     let acme = h.create("/api/companies", json!({"name": "Acme Rockets", "custom": {"lead_score": 7}})).await;
     let (max, _) = h.user(9511, "Mia Manager", Role::Manager).await;
 
@@ -140,7 +142,11 @@ async fn editcompany_changes_a_field_and_a_typed_custom_field() {
     let ask = h.press(&max, &fields, &button(&fields, "Domain")).await;
     assert!(ask.text().contains("domain"), "{}", ask.text());
     let updated = h.say(&max, "https://www.acme-rockets.example/about").await;
-    assert!(updated.text().contains("Company updated") && updated.text().contains("🌐 acme-rockets.example"), "{}", updated.text());
+    assert!(
+        updated.text().contains("Company updated") && updated.text().contains("🌐 acme-rockets.example"),
+        "{}",
+        updated.text()
+    );
     let (_, now) = h.stack.get(&format!("/api/companies/{}", acme["id"])).await;
     assert_eq!(now["domain"], "acme-rockets.example");
 
@@ -243,5 +249,9 @@ async fn an_invite_is_a_t_me_link_that_opens_the_bot_with_the_code() {
     // Opening the link makes Telegram send `/start CODE` to the bot.
     let newcomer = TgUser::new(9532, "Nina Newcomer");
     let welcome = h.say(&newcomer, &format!("/start {code}")).await;
-    assert!(welcome.text().contains("Welcome, Nina Newcomer") && welcome.text().contains("viewer"), "{}", welcome.text());
+    assert!(
+        welcome.text().contains("Welcome, Nina Newcomer") && welcome.text().contains("viewer"),
+        "{}",
+        welcome.text()
+    );
 }
