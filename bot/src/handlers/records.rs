@@ -1,4 +1,4 @@
-//! Finding and showing contacts, companies, deals and tasks.
+//! Finding records and listing them page by page; their cards are in `cards`.
 
 use crm_concepts::records::{Company, Contact, Deal, Id, Page, RecordKind, SearchHit};
 
