@@ -15,6 +15,7 @@ cmd-deals = List or search deals
 cmd-addcontact = Add a contact, field by field
 cmd-addcompany = Add a company, field by field
 cmd-editcontact = Change a contact
+cmd-editcompany = Change a company
 cmd-adddeal = Add a deal, field by field
 cmd-editdeal = Change a deal
 cmd-pipeline = Deals by stage; move them with buttons
@@ -22,6 +23,7 @@ cmd-tasks = My open tasks
 cmd-today = My tasks due today
 cmd-addtask = Add a task for me
 cmd-note = Add a note to a record
+cmd-delete = Delete a record, after you confirm
 cmd-export = Download records as a CSV file
 cmd-run = Run a workflow
 cmd-runs = Recent workflow runs and their status
@@ -45,7 +47,7 @@ edit-usage = Usage: /{ $command } ID — the number shown on the record, e.g. /{
 button-too-old = This button is too old; please run the command again.
 button-unknown-user = You are not registered with this CRM.
 button-expired = This button has expired; please run the command again.
-edit-only-contacts-deals = Only contacts and deals can be edited here.
+edit-only-records = Only contacts, companies and deals can be edited here.
 
 ## Errors from the engine
 
@@ -77,6 +79,12 @@ invite-admins-only = ⛔ Only admins can invite people.
 invite-expires = It expires { $when }.
 invite-created =
     Invite for a { $role } created. The new user sends this to the bot:
+    /start { $code }
+    The code works once.{ $expiry }
+invite-created-link =
+    Invite for a { $role } created. The new user opens this link:
+    { $link }
+    or sends this to the bot:
     /start { $code }
     The code works once.{ $expiry }
 role-admin = admin
@@ -187,6 +195,7 @@ field-search-text = search text
 form-adding-contact = adding a contact
 form-adding-company = adding a company
 form-editing-contact = editing contact #{ $id }
+form-editing-company = editing company #{ $id }
 form-adding-deal = adding a deal
 form-editing-deal = editing deal #{ $id }
 form-adding-task = adding a task
@@ -230,26 +239,12 @@ form-conflict-email = { $error } Try another email.
 form-not-saved =
     { $error }
     Nothing was saved.
-contact-added =
-    ✅ Contact added.
-
-    { $card }
-contact-updated =
-    ✅ Contact updated.
-
-    { $card }
-company-added =
-    ✅ Company added.
-
-    { $card }
-deal-added =
-    ✅ Deal added.
-
-    { $card }
-deal-updated =
-    ✅ Deal updated.
-
-    { $card }
+contact-added = ✅ Contact added.
+contact-updated = ✅ Contact updated.
+company-added = ✅ Company added.
+company-updated = ✅ Company updated.
+deal-added = ✅ Deal added.
+deal-updated = ✅ Deal updated.
 task-added = ✅ Task added: { $task }
 invalid-name-empty = The { $what } cannot be empty. Please type it.
 invalid-name-long = That { $what } is { $len } characters long; the most is { $max }. Please shorten it.
@@ -374,3 +369,39 @@ import-cancelled-notice = Cancelled
 export-usage = Usage: /export contacts|companies|deals|tasks — the records as a CSV file.
 export-caption = { $kind }: { $records } records. Send this file back to import it again.
 export-failed = Telegram did not take the file; please try /export again.
+
+## Cards and deleting
+
+card-deals = 💼 Deals:
+card-people-title = 👤 People:
+card-open-tasks = ⬜ Open tasks:
+card-last-notes = 📝 Last notes:
+card-recent-activity = 🕘 Recent activity:
+card-task-due = { $title } — due { $due }
+card-about = About: { $record }
+ref-user = user #{ $id }
+actor-workflow = a workflow
+actor-system = the system
+activity-moved-to = moved to { $stage }
+activity-changed = changed { $fields }
+activity-action = { $action }
+button-delete = 🗑 Delete
+button-keep = ✖️ Cancel
+delete-usage = Usage: /delete contact|company|deal|task ID — e.g. /delete deal 12. You are asked to confirm first; or open a record and tap 🗑 Delete.
+delete-role-refused = ⛔ Your role ({ $role }) cannot delete records: only managers and admins can. Ask one of them if it must go.
+delete-no-such = There is no { $record } (it may be deleted already).
+delete-ask = 🗑 Delete { $record } “{ $name }”?
+delete-only-asker-answers = Only { $name } can answer this.
+delete-not-the-asker = ⛔ Only the person who asked to delete this can answer.
+delete-kept = Kept { $record }: nothing was deleted.
+delete-cancelled = Cancelled.
+delete-done = 🗑 Deleted { $record } “{ $name }”.
+delete-done-notice = Deleted { $record }.
+delete-already = The { $record } was already deleted.
+delete-already-notice =
+    That { $kind ->
+        [contact] contact
+        [company] company
+        [task] task
+       *[deal] deal
+    } was already deleted.

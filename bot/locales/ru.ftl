@@ -15,6 +15,7 @@ cmd-deals = Сделки: список или поиск
 cmd-addcontact = Добавить контакт, поле за полем
 cmd-addcompany = Добавить компанию, поле за полем
 cmd-editcontact = Изменить контакт
+cmd-editcompany = Изменить компанию
 cmd-adddeal = Добавить сделку, поле за полем
 cmd-editdeal = Изменить сделку
 cmd-pipeline = Сделки по этапам; перемещайте их кнопками
@@ -22,6 +23,7 @@ cmd-tasks = Мои открытые задачи
 cmd-today = Мои задачи на сегодня
 cmd-addtask = Добавить себе задачу
 cmd-note = Добавить заметку к записи
+cmd-delete = Удалить запись после подтверждения
 cmd-export = Скачать записи CSV-файлом
 cmd-run = Запустить сценарий
 cmd-runs = Последние запуски сценариев и их статус
@@ -45,7 +47,7 @@ edit-usage = Использование: /{ $command } ID — номер, пок
 button-too-old = Эта кнопка слишком старая; выполните команду ещё раз.
 button-unknown-user = Вы не зарегистрированы в этой CRM.
 button-expired = Срок действия кнопки истёк; выполните команду ещё раз.
-edit-only-contacts-deals = Здесь можно изменять только контакты и сделки.
+edit-only-records = Здесь можно изменять только контакты, компании и сделки.
 
 ## Ошибки движка
 
@@ -77,6 +79,12 @@ invite-admins-only = ⛔ Приглашать могут только админ
 invite-expires = Он истекает { $when }.
 invite-created =
     Приглашение с ролью «{ $role }» создано. Новый пользователь отправляет боту:
+    /start { $code }
+    Код действует один раз.{ $expiry }
+invite-created-link =
+    Приглашение с ролью «{ $role }» создано. Новый пользователь открывает ссылку:
+    { $link }
+    или отправляет боту:
     /start { $code }
     Код действует один раз.{ $expiry }
 role-admin = администратор
@@ -192,6 +200,7 @@ field-search-text = текст поиска
 form-adding-contact = добавление контакта
 form-adding-company = добавление компании
 form-editing-contact = изменение контакта #{ $id }
+form-editing-company = изменение компании #{ $id }
 form-adding-deal = добавление сделки
 form-editing-deal = изменение сделки #{ $id }
 form-adding-task = добавление задачи
@@ -235,26 +244,12 @@ form-conflict-email = { $error } Попробуйте другой email.
 form-not-saved =
     { $error }
     Ничего не сохранено.
-contact-added =
-    ✅ Контакт добавлен.
-
-    { $card }
-contact-updated =
-    ✅ Контакт изменён.
-
-    { $card }
-company-added =
-    ✅ Компания добавлена.
-
-    { $card }
-deal-added =
-    ✅ Сделка добавлена.
-
-    { $card }
-deal-updated =
-    ✅ Сделка изменена.
-
-    { $card }
+contact-added = ✅ Контакт добавлен.
+contact-updated = ✅ Контакт изменён.
+company-added = ✅ Компания добавлена.
+company-updated = ✅ Компания изменена.
+deal-added = ✅ Сделка добавлена.
+deal-updated = ✅ Сделка изменена.
 task-added = ✅ Задача добавлена: { $task }
 invalid-name-empty = Поле «{ $what }» не может быть пустым. Пожалуйста, введите значение.
 invalid-name-long = Поле «{ $what }» длиной { $len } символов; максимум { $max }. Пожалуйста, сократите.
@@ -397,3 +392,47 @@ import-cancelled-notice = Отменено
 export-usage = Использование: /export contacts|companies|deals|tasks — записи CSV-файлом.
 export-caption = { $kind }: записей — { $records }. Отправьте этот файл обратно, чтобы импортировать его снова.
 export-failed = Telegram не принял файл; попробуйте /export ещё раз.
+
+## Карточки и удаление
+
+card-deals = 💼 Сделки:
+card-people-title = 👤 Люди:
+card-open-tasks = ⬜ Открытые задачи:
+card-last-notes = 📝 Последние заметки:
+card-recent-activity = 🕘 Последние изменения:
+card-task-due = { $title } — срок { $due }
+card-about = Относится к: { $record }
+ref-user = пользователь #{ $id }
+actor-workflow = сценарий
+actor-system = система
+activity-moved-to = переведена на этап «{ $stage }»
+activity-changed = изменено: { $fields }
+activity-action =
+    { $action ->
+        [created] создано
+        [updated] изменено
+        [deleted] удалено
+        [moved] переведено
+        [completed] выполнено
+       *[other] { $action }
+    }
+button-delete = 🗑 Удалить
+button-keep = ✖️ Отмена
+delete-usage = Использование: /delete contact|company|deal|task ID — например /delete deal 12. Сначала нужно подтвердить; или откройте запись и нажмите 🗑 Удалить.
+delete-role-refused = ⛔ Ваша роль ({ $role }) не может удалять записи: это могут менеджеры и администраторы. Попросите кого-то из них, если запись нужно удалить.
+delete-no-such = { $record } не найдено (возможно, уже удалено).
+delete-ask = 🗑 Удалить { $record } «{ $name }»?
+delete-only-asker-answers = Ответить может только { $name }.
+delete-not-the-asker = ⛔ Ответить может только тот, кто попросил удалить.
+delete-kept = { $record }: ничего не удалено.
+delete-cancelled = Отменено.
+delete-done = 🗑 Удалено: { $record } «{ $name }».
+delete-done-notice = Удалено: { $record }.
+delete-already = { $record }: уже удалено.
+delete-already-notice =
+    { $kind ->
+        [contact] Этот контакт уже удалён.
+        [company] Эта компания уже удалена.
+        [task] Эта задача уже удалена.
+       *[deal] Эта сделка уже удалена.
+    }

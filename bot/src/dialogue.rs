@@ -23,6 +23,7 @@ pub enum FormKind {
     AddContact,
     AddCompany,
     EditContact(Id),
+    EditCompany(Id),
     AddDeal,
     EditDeal(Id),
     AddTask,
@@ -36,6 +37,7 @@ impl FormKind {
             FormKind::AddContact => t!(lang, "form-adding-contact"),
             FormKind::AddCompany => t!(lang, "form-adding-company"),
             FormKind::EditContact(id) => t!(lang, "form-editing-contact", id = id),
+            FormKind::EditCompany(id) => t!(lang, "form-editing-company", id = id),
             FormKind::AddDeal => t!(lang, "form-adding-deal"),
             FormKind::EditDeal(id) => t!(lang, "form-editing-deal", id = id),
             FormKind::AddTask => t!(lang, "form-adding-task"),
@@ -51,7 +53,17 @@ impl FormKind {
             FormKind::AddDeal => vec![Field::Title, Field::Amount, Field::Contact, Field::Stage, Field::ExpectedClose],
             FormKind::AddTask => vec![Field::Title, Field::Due],
             FormKind::Note(..) => vec![Field::Body],
-            FormKind::EditContact(_) | FormKind::EditDeal(_) => Vec::new(),
+            FormKind::EditContact(_) | FormKind::EditCompany(_) | FormKind::EditDeal(_) => Vec::new(),
+        }
+    }
+
+    /// The record an edit dialogue changes.
+    pub fn edited(self) -> Option<(RecordKind, Id)> {
+        match self {
+            FormKind::EditContact(id) => Some((RecordKind::Contact, id)),
+            FormKind::EditCompany(id) => Some((RecordKind::Company, id)),
+            FormKind::EditDeal(id) => Some((RecordKind::Deal, id)),
+            _ => None,
         }
     }
 
@@ -59,6 +71,7 @@ impl FormKind {
     pub fn editable(self) -> &'static [Field] {
         match self {
             FormKind::EditContact(_) => &[Field::Name, Field::Email, Field::Phone, Field::Company],
+            FormKind::EditCompany(_) => &[Field::Name, Field::Domain, Field::Phone],
             FormKind::EditDeal(_) => &[Field::Title, Field::Amount, Field::Contact, Field::ExpectedClose],
             _ => &[],
         }

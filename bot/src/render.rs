@@ -42,6 +42,15 @@ pub fn when(t: DateTime<Utc>, zone: Tz) -> String {
     crm_concepts::local_time::format(t, zone, zone)
 }
 
+/// A deal's status as the reader says it.
+pub fn deal_status(status: DealStatus, lang: Language) -> String {
+    match status {
+        DealStatus::Open => t!(lang, "deal-status-open"),
+        DealStatus::Won => t!(lang, "deal-status-won"),
+        DealStatus::Lost => t!(lang, "deal-status-lost"),
+    }
+}
+
 /// "contact #7", for notices about a record.
 pub fn record_ref(kind: RecordKind, id: Id, lang: Language) -> String {
     match kind {
@@ -73,17 +82,13 @@ pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefin
     lines.join("\n")
 }
 
-pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition], lang: Language) -> String {
+pub fn company_card(c: &Company, fields: &[FieldDefinition], lang: Language) -> String {
     let mut lines = vec![format!("🏢 {} ({})", c.name, record_ref(RecordKind::Company, c.id, lang))];
     if let Some(d) = &c.domain {
         lines.push(format!("🌐 {d}"));
     }
     if let Some(p) = &c.phone {
         lines.push(format!("📞 {p}"));
-    }
-    if !contacts.is_empty() {
-        let people = contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-        lines.push(t!(lang, "card-people", names = people));
     }
     lines.extend(custom_lines(fields, &c.custom));
     lines.join("\n")
@@ -101,14 +106,11 @@ pub fn deal_card(
     d: &Deal,
     pipelines: &[Pipeline],
     contact: Option<&Contact>,
+    company: Option<&Company>,
     fields: &[FieldDefinition],
     lang: Language,
 ) -> String {
-    let status = match d.status {
-        DealStatus::Open => t!(lang, "deal-status-open"),
-        DealStatus::Won => t!(lang, "deal-status-won"),
-        DealStatus::Lost => t!(lang, "deal-status-lost"),
-    };
+    let status = deal_status(d.status, lang);
     let mut lines = vec![
         format!("💼 {} ({})", d.title, record_ref(RecordKind::Deal, d.id, lang)),
         format!("💰 {}", money(d.amount_minor, &d.currency)),
@@ -116,6 +118,9 @@ pub fn deal_card(
     ];
     if let Some(c) = contact {
         lines.push(format!("👤 {}", c.name));
+    }
+    if let Some(c) = company {
+        lines.push(format!("🏢 {}", c.name));
     }
     if let Some(date) = d.expected_close {
         lines.push(t!(lang, "card-expected-close", date = date.to_string()));

@@ -207,7 +207,7 @@ mod tests {
     fn every_builtin_command_has_a_description_in_every_language() {
         for (lang, source) in &SOURCES {
             let defined = messages(*lang, source);
-            for (name, _, _) in crate::handlers::BUILTIN {
+            for (name, _) in crate::handlers::BUILTIN {
                 assert!(defined.contains_key(&format!("cmd-{name}")), "cmd-{name} is missing in {lang}.ftl");
             }
         }
@@ -219,7 +219,8 @@ mod tests {
         assert_eq!(t!(Language::En, "settings-remind-before", minutes = 1), "1 min before the due time");
         assert_eq!(t!(Language::Ru, "settings-remind-before", minutes = 3), "за 3 минуты до срока");
         assert_eq!(t!(Language::Ru, "settings-remind-before", minutes = 15), "за 15 минут до срока");
-        assert_eq!(t!(Language::En, "contact-added", card = "👤 Ann"), "✅ Contact added.\n\n👤 Ann");
+        let hello = t!(Language::En, "start-hello", name = "Ann", role = "manager", help = "Commands:");
+        assert_eq!(hello, "Hello, Ann! You are signed in as a manager.\n\nCommands:");
         assert_eq!(t!(Language::En, "list-empty", kind = "company"), "There are no companies yet.");
         assert_eq!(t!(Language::Ru, "pipeline-title", name = "Продажи", count = 2), "📊 Продажи — 2 открытые сделки");
     }

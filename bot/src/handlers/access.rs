@@ -173,6 +173,19 @@ struct InviteCreated {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The invite as a link that opens the bot and sends `/start CODE` with one tap (Telegram's
+/// deep link; codes are letters and digits, which a `start` parameter allows), and as the
+/// command to type, for a person reading it somewhere the link does not open.
+fn invite_text(bot_username: &str, role: Role, code: &str, expiry: &str, lang: Language) -> String {
+    let role = role_name(role, lang);
+    if bot_username.is_empty() {
+        t!(lang, "invite-created", role = role, code = code, expiry = expiry)
+    } else {
+        let link = format!("https://t.me/{bot_username}?start={code}");
+        t!(lang, "invite-created-link", role = role, link = link, code = code, expiry = expiry)
+    }
+}
+
 /// Private chats always; groups only when the operator listed them (`CRM_BOT_GROUPS`).
 pub fn chat_allowed(ctx: &Ctx, chat: &Chat) -> bool {
     chat.is_private() || ctx.allowed_groups.contains(&chat.id.0)
@@ -227,14 +240,23 @@ pub async fn invite(req: &Req<'_>, args: &str) {
                 .expires_at
                 .map(|at| format!(" {}", t!(req.lang, "invite-expires", when = crate::render::when(at, req.zone()))))
                 .unwrap_or_default();
-            req.reply(&t!(
-                req.lang,
-                "invite-created",
-                role = role_name(role, req.lang),
-                code = invite.code,
-                expiry = expiry
-            ));
+            req.reply(&invite_text(&req.ctx.username, role, &invite.code, &expiry, req.lang));
         }
         Err(e) => req.fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invite_is_a_link_and_a_command() {
+        let text = invite_text("crm_bot", Role::Manager, "Ab12", "", Language::En);
+        assert!(text.contains("\nhttps://t.me/crm_bot?start=Ab12\n"), "{text}");
+        assert!(text.lines().any(|l| l == "/start Ab12"), "{text}");
+        let text = invite_text("", Role::Viewer, "Ab12", "", Language::En);
+        assert!(text.starts_with("Invite for a viewer created."), "{text}");
+        assert!(!text.contains("t.me") && text.lines().any(|l| l == "/start Ab12"), "{text}");
     }
 }

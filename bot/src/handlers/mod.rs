@@ -3,9 +3,11 @@
 
 mod access;
 mod approvals;
+mod cards;
 mod csv_files;
 mod custom_fields;
 mod deal_view;
+mod deletion;
 mod forms;
 mod message_buttons;
 mod pipeline;
@@ -53,34 +55,36 @@ pub struct Ctx {
     pub allowed_groups: std::collections::HashSet<i64>,
 }
 
-/// The built-in commands: (name, arguments, description). `/help` and `setMyCommands`
-/// both come from this list.
-pub const BUILTIN: &[(&str, &str, &str)] = &[
-    ("help", "", "List the commands"),
-    ("find", "TEXT", "Search contacts, companies and deals"),
-    ("contacts", "[TEXT]", "List or search contacts"),
-    ("companies", "[TEXT]", "List or search companies"),
-    ("deals", "[TEXT]", "List or search deals"),
-    ("addcontact", "", "Add a contact, field by field"),
-    ("addcompany", "", "Add a company, field by field"),
-    ("editcontact", "ID", "Change a contact"),
-    ("adddeal", "", "Add a deal, field by field"),
-    ("editdeal", "ID", "Change a deal"),
-    ("pipeline", "", "Deals by stage; move them with buttons"),
-    ("tasks", "", "My open tasks"),
-    ("today", "", "My tasks due today"),
-    ("addtask", "[TITLE]", "Add a task for me"),
-    ("note", "contact|company|deal ID [TEXT]", "Add a note to a record"),
-    ("export", "contacts|companies|deals|tasks", "Download records as a CSV file"),
-    ("run", "WORKFLOW [ARGS]", "Run a workflow"),
-    ("runs", "", "Recent workflow runs and their status"),
-    ("approvals", "", "Approvals waiting for my decision, with their buttons"),
-    ("schedules", "", "Scheduled workflows and when they run next"),
-    ("settings", "[zone NAME | remind MINUTES]", "My time zone and task reminders"),
-    ("invite", "admin|manager|viewer", "Create a one-time invite (admins)"),
-    ("web", "", "A one-time link that signs you in to the web app"),
-    ("cancel", "", "Stop the current dialogue"),
-    ("start", "[CODE]", "Start, or redeem an invite code"),
+/// The built-in commands: (name, arguments). `/help` and `setMyCommands` both come from this
+/// list, each described in the reader's language by its `cmd-NAME` text (`bot/locales`).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("help", ""),
+    ("find", "TEXT"),
+    ("contacts", "[TEXT]"),
+    ("companies", "[TEXT]"),
+    ("deals", "[TEXT]"),
+    ("addcontact", ""),
+    ("addcompany", ""),
+    ("editcontact", "ID"),
+    ("editcompany", "ID"),
+    ("adddeal", ""),
+    ("editdeal", "ID"),
+    ("pipeline", ""),
+    ("tasks", ""),
+    ("today", ""),
+    ("addtask", "[TITLE]"),
+    ("note", "contact|company|deal ID [TEXT]"),
+    ("delete", "contact|company|deal|task ID"),
+    ("export", "contacts|companies|deals|tasks"),
+    ("run", "WORKFLOW [ARGS]"),
+    ("runs", ""),
+    ("approvals", ""),
+    ("schedules", ""),
+    ("settings", "[zone NAME | remind MINUTES | language en|ru|auto]"),
+    ("invite", "admin|manager|viewer"),
+    ("web", ""),
+    ("cancel", ""),
+    ("start", "[CODE]"),
 ];
 
 /// One incoming message or button press from a known CRM user.
@@ -225,12 +229,12 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "addcontact" => forms::start(req, crate::dialogue::FormKind::AddContact).await,
         "addcompany" => forms::start(req, crate::dialogue::FormKind::AddCompany).await,
         "adddeal" => forms::start(req, crate::dialogue::FormKind::AddDeal).await,
-        "editcontact" | "editdeal" => match parse_id(args) {
+        "editcontact" | "editcompany" | "editdeal" => match parse_id(args) {
             Some(id) => {
-                let kind = if name == "editcontact" {
-                    crate::dialogue::FormKind::EditContact(id)
-                } else {
-                    crate::dialogue::FormKind::EditDeal(id)
+                let kind = match name {
+                    "editcontact" => crate::dialogue::FormKind::EditContact(id),
+                    "editcompany" => crate::dialogue::FormKind::EditCompany(id),
+                    _ => crate::dialogue::FormKind::EditDeal(id),
                 };
                 forms::start(req, kind).await
             }
@@ -238,6 +242,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         },
         "addtask" => forms::start_task(req, args).await,
         "note" => records::note_command(req, args).await,
+        "delete" => deletion::command(req, args).await,
         "export" => csv_files::export(req, args).await,
         "pipeline" => pipeline::overview(req, args).await,
         "tasks" => tasks::mine(req, false).await,
@@ -275,7 +280,7 @@ fn locale_of(user: Option<&teloxide::types::User>) -> crm_concepts::money::Local
 
 pub fn help_text(ctx: &Ctx, lang: Language) -> String {
     let mut lines = vec![t!(lang, "help-commands")];
-    for (name, args, _) in BUILTIN {
+    for (name, args) in BUILTIN {
         let usage = if args.is_empty() { format!("/{name}") } else { format!("/{name} {args}") };
         lines.push(format!("{usage} — {}", texts::command_description(lang, name)));
     }
@@ -343,7 +348,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
     let locale = locale_of(Some(&q.from));
     let req = Req { ctx, chat, private, tg_user: tg, user, locale, lang, telegram_language };
     match cb {
-        Callback::Open(kind, id) => records::open(&req, kind, id).await,
+        Callback::Open(kind, id) => cards::show(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,
         Callback::Move { deal, stage } => pipeline::move_deal(&req, message_id, deal, stage).await,
         Callback::Stage(stage) => pipeline::stage(&req, stage).await,
@@ -356,11 +361,16 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         Callback::Edit(kind, id) => {
             let form = match kind {
                 crm_concepts::records::RecordKind::Contact => crate::dialogue::FormKind::EditContact(id),
+                crm_concepts::records::RecordKind::Company => crate::dialogue::FormKind::EditCompany(id),
                 crm_concepts::records::RecordKind::Deal => crate::dialogue::FormKind::EditDeal(id),
-                _ => return Some(t!(req.lang, "edit-only-contacts-deals")),
+                _ => return Some(t!(req.lang, "edit-only-records")),
             };
             forms::start(&req, form).await;
             None
+        }
+        Callback::Delete(kind, id) => deletion::ask(&req, kind, id).await,
+        Callback::DeleteAnswer { kind, id, asker, delete } => {
+            deletion::answer(&req, message_id, kind, id, asker, delete).await
         }
         Callback::Choice { nonce, choice } => forms::choose(&req, nonce, choice).await,
         Callback::ImportConfirm(n) => csv_files::confirm(&req, message_id, n).await,

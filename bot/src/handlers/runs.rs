@@ -108,7 +108,7 @@ impl WorkflowCatalog {
         for lang in Language::ALL {
             let mut commands: Vec<BotCommand> = BUILTIN
                 .iter()
-                .map(|(name, _, _)| BotCommand::new(*name, texts::command_description(lang, name)))
+                .map(|(name, _)| BotCommand::new(*name, texts::command_description(lang, name)))
                 .collect();
             for w in self.commands() {
                 let desc = if w.description.chars().count() >= 3 {
@@ -156,7 +156,7 @@ impl WorkflowCatalog {
                 };
                 let command = command.trim_start_matches('/').to_lowercase();
                 if !crate::command::is_valid_name(&command)
-                    || BUILTIN.iter().any(|(b, _, _)| *b == command)
+                    || BUILTIN.iter().any(|(b, _)| *b == command)
                     || commands.iter().any(|c| c.command == command)
                 {
                     tracing::warn!(workflow = %w.name, %command, "workflow bot command skipped (invalid or taken)");
