@@ -163,7 +163,10 @@ mod tests {
 
     #[test]
     fn bodies_keep_their_lines() {
-        assert_eq!(body("\n Called.\n\nWants a demo. \n", fields::MAX_NOTE_BODY, EN).unwrap(), "Called.\n\nWants a demo.");
+        assert_eq!(
+            body("\n Called.\n\nWants a demo. \n", fields::MAX_NOTE_BODY, EN).unwrap(),
+            "Called.\n\nWants a demo."
+        );
         assert!(body(" \n ", fields::MAX_NOTE_BODY, EN).is_err());
         assert!(body(&"x".repeat(fields::MAX_NOTE_BODY + 1), fields::MAX_NOTE_BODY, EN).unwrap_err().contains("20001"));
         assert!(body("a\0b", fields::MAX_NOTE_BODY, EN).unwrap_err().contains("NUL"));
@@ -234,7 +237,10 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let tokyo = chrono_tz::Asia::Tokyo;
         // 09:30 in Tokyo (UTC+9) is 00:30 UTC; the end of the day there is 14:59 UTC.
-        assert_eq!(due("tomorrow 09:30", today, tokyo, EN).unwrap(), Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 0).unwrap());
+        assert_eq!(
+            due("tomorrow 09:30", today, tokyo, EN).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 0).unwrap()
+        );
         assert_eq!(due("today", today, tokyo, EN).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 14, 59, 0).unwrap());
     }
 }

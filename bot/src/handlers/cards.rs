@@ -21,8 +21,8 @@ use crate::callback::Callback;
 use crate::engine::EngineError;
 use crate::render::{self, Rows, View};
 use crate::t;
-use crate::texts::Language;
 use crate::text::ellipsize;
+use crate::texts::Language;
 
 /// Linked records of one kind shown (and given buttons).
 const LINKED: usize = 5;

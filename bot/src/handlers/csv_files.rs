@@ -146,9 +146,25 @@ fn summary(report: &ImportReport, lang: Language) -> String {
     let (created, updated) = (report.created, report.updated);
     let (skipped, rejected) = (report.skipped.len(), report.rejected.len());
     if report.dry_run {
-        t!(lang, "import-summary-dry", rows = report.rows, created = created, updated = updated, skipped = skipped, rejected = rejected)
+        t!(
+            lang,
+            "import-summary-dry",
+            rows = report.rows,
+            created = created,
+            updated = updated,
+            skipped = skipped,
+            rejected = rejected
+        )
     } else {
-        t!(lang, "import-summary", rows = report.rows, created = created, updated = updated, skipped = skipped, rejected = rejected)
+        t!(
+            lang,
+            "import-summary",
+            rows = report.rows,
+            created = created,
+            updated = updated,
+            skipped = skipped,
+            rejected = rejected
+        )
     }
 }
 

@@ -66,10 +66,7 @@ pub async fn ask(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
         text.push_str(&t!(req.lang, "delete-only-asker-answers", name = req.user.name.as_str()));
     }
     let answer = |delete| Callback::DeleteAnswer { kind, id, asker: req.tg_user, delete };
-    let rows = vec![vec![
-        (t!(req.lang, "button-delete"), answer(true)),
-        (t!(req.lang, "button-keep"), answer(false)),
-    ]];
+    let rows = vec![vec![(t!(req.lang, "button-delete"), answer(true)), (t!(req.lang, "button-keep"), answer(false))]];
     req.reply_with(&text, render::keyboard(rows));
     None
 }

@@ -318,8 +318,14 @@ async fn parse_answer(
     let now = chrono::Utc::now();
     let today = crm_concepts::local_time::today(req.zone(), now);
     Ok(match field {
-        Field::Name => vec![("name", json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?))],
-        Field::Title => vec![("title", json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?))],
+        Field::Name => vec![(
+            "name",
+            json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?),
+        )],
+        Field::Title => vec![(
+            "title",
+            json!(validate::name(text, &field.label(req.lang).to_lowercase(), fields::MAX_NAME, req.lang)?),
+        )],
         Field::Email => vec![("email", json!(validate::email(text, req.lang)?))],
         Field::Phone => vec![("phone", json!(validate::phone(text, req.lang)?))],
         Field::Domain => vec![("domain", json!(validate::domain(text, req.lang)?))],
@@ -378,10 +384,7 @@ async fn lookup(
                 .into_iter()
                 .map(|(id, name)| Choice { label: name, action: ChoiceAction::Value(json!(id)) })
                 .collect();
-            req.reply_with(
-                &t!(req.lang, "form-lookup-several", what = what),
-                render::keyboard(choice_rows(d)),
-            );
+            req.reply_with(&t!(req.lang, "form-lookup-several", what = what), render::keyboard(choice_rows(d)));
             Ok(Vec::new())
         }
     }
@@ -414,7 +417,10 @@ pub async fn choose(req: &Req<'_>, nonce: u32, choice: u16) -> Option<String> {
         }
         ChoiceAction::Value(v) => {
             let Some(field) = d.current() else { return stale };
-            let label = d.custom().filter(|_| field == Field::Custom).map_or_else(|| field.label(req.lang), |f| f.label.clone());
+            let label = d
+                .custom()
+                .filter(|_| field == Field::Custom)
+                .map_or_else(|| field.label(req.lang), |f| f.label.clone());
             let ack = format!("{label}: {}", picked.label);
             d.set(vec![(field.api_keys()[0], v)]);
             advance(req, d, Some(&ack)).await;
@@ -504,7 +510,8 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
             if let Some((field, message)) = refused_field
                 && d.rewind_to(field)
             {
-                let prefix = t!(req.lang, "form-refused", field = field.label(req.lang).to_lowercase(), message = message);
+                let prefix =
+                    t!(req.lang, "form-refused", field = field.label(req.lang).to_lowercase(), message = message);
                 prompt(req, &mut d, Some(&prefix)).await;
                 req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
                 return;

@@ -204,7 +204,9 @@ pub fn build_input(args: &[ArgSpec], text: &str, usage: &str, lang: Language) ->
         };
         let value = match spec.kind {
             ArgKind::String | ArgKind::Text => json!(token),
-            ArgKind::Integer => json!(token.trim_start_matches('#').parse::<i64>().map_err(|_| bad(t!(lang, "args-integer")))?),
+            ArgKind::Integer => {
+                json!(token.trim_start_matches('#').parse::<i64>().map_err(|_| bad(t!(lang, "args-integer")))?)
+            }
             ArgKind::Number => {
                 let n = token
                     .replace(',', ".")
@@ -287,13 +289,14 @@ struct RunCreated {
 async fn start_run(req: &Req<'_>, workflow: &str, input: Value) {
     let out = &req.ctx.out;
     let shown = crate::text::ellipsize(workflow, 60);
-    let message_id = match out.send_and_wait(req.chat, &t!(req.lang, "run-running", workflow = shown.as_str()), None).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "could not send the running message");
-            return;
-        }
-    };
+    let message_id =
+        match out.send_and_wait(req.chat, &t!(req.lang, "run-running", workflow = shown.as_str()), None).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "could not send the running message");
+                return;
+            }
+        };
     let request = RunRequest {
         workflow: workflow.to_string(),
         input,
@@ -371,7 +374,10 @@ fn recent_text(runs: &[RunLine], zone: chrono_tz::Tz, lang: Language) -> String 
             .waiting_for
             .iter()
             .map(|w| {
-                format!(" — {}", t!(lang, "runs-waits", step = w.step.as_str(), what = crate::text::ellipsize(&w.what, 80)))
+                format!(
+                    " — {}",
+                    t!(lang, "runs-waits", step = w.step.as_str(), what = crate::text::ellipsize(&w.what, 80))
+                )
             })
             .collect();
         let status = t!(lang, "run-status", status = r.status.to_string());

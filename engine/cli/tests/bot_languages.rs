@@ -32,7 +32,8 @@ fn menu_description(bot: &ChatBot, language_code: Option<&str>, name: &str) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_russian_speaking_user_gets_russian_texts_until_they_choose_english() {
     let stack = TestStack::start("bot_languages").await;
-    let (status, anna) = stack.post("/api/contacts", json!({"name": "Анна Петрова", "email": "anna@example.com"})).await;
+    let (status, anna) =
+        stack.post("/api/contacts", json!({"name": "Анна Петрова", "email": "anna@example.com"})).await;
     assert_eq!(status, StatusCode::CREATED, "{anna}");
     let ivan = TgUser::new(9501, "Иван").speaking("ru");
     let user = crm_testing::users::linked(&stack.db, "Иван", Role::Manager, ivan.id, None).await;
@@ -125,5 +126,9 @@ async fn the_language_is_a_setting_of_the_api_and_the_cli() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("language auto"), "{}", String::from_utf8_lossy(&out.stdout));
     let out = stack.command(&["user", "settings", "--user", &id, "--language", "klingon"]).output().expect("crm");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected en or ru"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected en or ru"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

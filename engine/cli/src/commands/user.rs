@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use crm_concepts::records::{Actor, PageRequest};
 use crm_concepts::language::Language;
+use crm_concepts::records::{Actor, PageRequest};
 use crm_concepts::user::{NewUser, Role, UserSettings};
 
 use crate::config::Config;
