@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use crm_concepts::custom_fields::{self, FieldDefinition};
 use crm_concepts::fields::Checked;
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::records::{Activity, Id, RecordKind};
@@ -35,6 +36,8 @@ struct Data {
     /// `ensure_task` keys (per workflow) of open tasks
     task_keys: BTreeMap<(String, String), Id>,
     next_id: Id,
+    /// custom field definitions; a write of `custom` is checked against its kind's
+    fields: Vec<FieldDefinition>,
 }
 
 #[derive(Default)]
@@ -127,6 +130,22 @@ impl MemoryCrm {
         d.secrets = f.secrets;
         d.users = f.users.into_iter().map(|u| (u.id, u)).collect();
         d.state = f.state;
+        for (i, new) in f.fields.into_iter().enumerate() {
+            new.check().map_err(|e| FixtureError::Invalid(format!("fields[{i}]: {}: {}", e.field, e.message)))?;
+            if d.fields.iter().any(|f| f.kind == new.kind && f.key == new.key) {
+                return Err(FixtureError::Invalid(format!("fields[{i}]: {} {} is defined twice", new.kind, new.key)));
+            }
+            d.fields.push(FieldDefinition {
+                id: i as Id + 1,
+                kind: new.kind,
+                key: new.key,
+                label: new.label.trim().to_string(),
+                field_type: new.field_type,
+                required: new.required,
+                choices: new.choices,
+                created_at: Utc::now(),
+            });
+        }
         d.next_id = d.rows.values().flat_map(|t| t.keys()).max().copied().unwrap_or(0) + 1;
         Ok(MemoryCrm { data: Mutex::new(d) })
     }
@@ -336,12 +355,30 @@ impl Data {
         });
     }
 
+    /// The row's `custom` checked against its kind's definitions and put in stored form,
+    /// as the store does on every write that sets it.
+    fn check_custom(&self, kind: RecordKind, row: &mut Map<String, Value>) -> Result<(), HostCallError> {
+        let definitions: Vec<FieldDefinition> = self.fields.iter().filter(|f| f.kind == kind).cloned().collect();
+        if definitions.is_empty() {
+            return Ok(());
+        }
+        if let Some(Value::Object(custom)) = row.get_mut("custom") {
+            custom_fields::check_custom(&definitions, custom)
+                .map_err(|e| HostCallError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        }
+        Ok(())
+    }
+
     fn create(&mut self, kind: &Kind, fields: Map<String, Value>, actor: Option<Id>) -> Result<Value, HostCallError> {
         self.check_refs(kind, &fields)?;
         let now = Utc::now();
         let id = self.next_id.max(1);
+        let sets_custom = fields.get("custom").is_some_and(Value::is_object);
         let mut row = fixture::defaults(kind.kind, now);
         row.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+        if sets_custom {
+            self.check_custom(kind.kind, &mut row)?;
+        }
         row.insert("id".into(), json!(id));
         row.insert("updated_at".into(), json!(now));
         let row = fixture::typed_row(kind.kind, row).map_err(invalid)?;
@@ -365,6 +402,7 @@ impl Data {
             return Err(invalid("a stored record is not an object"));
         };
         let now = Utc::now();
+        let sets_custom = patch.get("custom").is_some_and(Value::is_object);
         for (field, value) in patch {
             match field.as_str() {
                 "custom" => {
@@ -393,6 +431,9 @@ impl Data {
                     row.insert(field, value);
                 }
             }
+        }
+        if sets_custom {
+            self.check_custom(kind.kind, &mut row)?;
         }
         row.insert("updated_at".into(), json!(now));
         let row = fixture::typed_row(kind.kind, row).map_err(invalid)?;
@@ -457,6 +498,31 @@ mod tests {
         let orphan = NewNote { body: "hi".into(), deal_id: Some(99), ..Default::default() };
         let e = crm.apply("w", None, HostCall::CreateNote { fields: orphan }).unwrap_err();
         assert_eq!(e, HostCallError::Invalid("deal_id: deal 99 does not exist".into()));
+    }
+
+    #[test]
+    fn checks_custom_writes_against_the_fixture_fields() {
+        let crm = MemoryCrm::from_json(
+            r#"{"contacts": [{"id": 1, "name": "Ann Lee", "custom": {"tier": "tin"}}],
+                "fields": [{"kind": "contact", "key": "tier", "label": "Tier", "type": "choice",
+                            "choices": ["gold", "silver"], "required": true}]}"#,
+        )
+        .unwrap();
+        let mut custom = Map::new();
+        custom.insert("tier".into(), json!("bronze"));
+        let patch = ContactPatch { custom: Some(custom), ..Default::default() };
+        let e = crm.apply("w", None, HostCall::UpdateContact { id: 1, patch }).unwrap_err();
+        assert_eq!(e, HostCallError::Invalid("custom.tier: Tier must be one of gold, silver".into()));
+        let e = crm
+            .apply("w", None, HostCall::CreateContact { fields: NewContact { name: "Bo".into(), ..Default::default() } })
+            .unwrap_err();
+        assert_eq!(e, HostCallError::Invalid("custom.tier: Tier is required".into()));
+        // A patch that leaves `custom` alone is not held up by the stored value.
+        let patch = ContactPatch { email: Some(Some("ann@x.io".into())), ..Default::default() };
+        assert!(crm.apply("w", None, HostCall::UpdateContact { id: 1, patch }).is_ok());
+        let dup = r#"{"fields": [{"kind": "deal", "key": "k", "label": "K", "type": "text"},
+                                 {"kind": "deal", "key": "k", "label": "K", "type": "number"}]}"#;
+        assert!(MemoryCrm::from_json(dup).err().expect("refused").to_string().contains("defined twice"));
     }
 
     #[test]
