@@ -109,7 +109,8 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
                 d.custom_fields = custom_fields;
                 d.fields = d.custom_order.iter().map(|_| Field::Custom).collect();
                 d.values.insert("title".into(), json!(title));
-                prompt(req, &mut d, Some(&format!("Adding the task “{title}”; it needs its required fields first."))).await;
+                prompt(req, &mut d, Some(&format!("Adding the task “{title}”; it needs its required fields first.")))
+                    .await;
                 req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
                 return;
             }

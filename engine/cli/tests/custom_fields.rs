@@ -191,7 +191,8 @@ async fn admins_change_a_definition_once_no_record_is_in_the_way_and_never_its_t
     assert_eq!(st, StatusCode::OK, "{c}");
     let (st, c) = s.patch(&format!("/api/contacts/{cy}"), json!({"custom": {"tier": "gold"}})).await;
     assert_eq!(st, StatusCode::OK, "{c}");
-    let (st, tier) = s.patch("/api/fields/contact/tier", json!({"required": true, "choices": ["gold", "silver"]})).await;
+    let (st, tier) =
+        s.patch("/api/fields/contact/tier", json!({"required": true, "choices": ["gold", "silver"]})).await;
     assert_eq!(st, StatusCode::OK, "{tier}");
     assert_eq!((&tier["required"], &tier["choices"]), (&json!(true), &json!(["gold", "silver"])));
     let (st, err) = s.post("/api/contacts", json!({"name": "Dee Park", "custom": {"tier": "bronze"}})).await;

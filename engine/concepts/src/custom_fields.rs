@@ -413,7 +413,8 @@ mod tests {
         let err = tier.changed(&retyped).unwrap_err();
         assert_eq!(err.field, "type");
         assert!(err.message.contains("remove the field and add it again"), "{}", err.message);
-        let same = FieldDefinitionChange { field_type: Some(FieldType::Choice), required: Some(true), ..Default::default() };
+        let same =
+            FieldDefinitionChange { field_type: Some(FieldType::Choice), required: Some(true), ..Default::default() };
         assert!(tier.changed(&same).unwrap().required);
         let none = FieldDefinitionChange { choices: Some(Vec::new()), ..Default::default() };
         assert_eq!(tier.changed(&none).unwrap_err().field, "choices");

@@ -514,7 +514,11 @@ mod tests {
         let e = crm.apply("w", None, HostCall::UpdateContact { id: 1, patch }).unwrap_err();
         assert_eq!(e, HostCallError::Invalid("custom.tier: Tier must be one of gold, silver".into()));
         let e = crm
-            .apply("w", None, HostCall::CreateContact { fields: NewContact { name: "Bo".into(), ..Default::default() } })
+            .apply(
+                "w",
+                None,
+                HostCall::CreateContact { fields: NewContact { name: "Bo".into(), ..Default::default() } },
+            )
             .unwrap_err();
         assert_eq!(e, HostCallError::Invalid("custom.tier: Tier is required".into()));
         // A patch that leaves `custom` alone is not held up by the stored value.

@@ -136,9 +136,8 @@ pub async fn change(
             )));
         }
     }
-    let sql = format!(
-        "UPDATE custom_fields SET label = $2, required = $3, choices = $4 WHERE id = $1 RETURNING {COLUMNS}"
-    );
+    let sql =
+        format!("UPDATE custom_fields SET label = $2, required = $3, choices = $4 WHERE id = $1 RETURNING {COLUMNS}");
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(current.id)
         .bind(&new.label)

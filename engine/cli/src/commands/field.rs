@@ -104,7 +104,8 @@ pub async fn run(config: &Config, command: FieldCommand) -> anyhow::Result<()> {
             let change = FieldDefinitionChange {
                 label,
                 required: (required || optional).then_some(required),
-                choices: choices.map(|c| c.into_iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()),
+                choices: choices
+                    .map(|c| c.into_iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()),
                 field_type,
             };
             if change == FieldDefinitionChange::default() {
