@@ -22,8 +22,12 @@ pub enum Callback {
     TaskDone(Id),
     /// start a note dialogue on a record
     Note(RecordKind, Id),
-    /// start an edit dialogue on a contact or deal
+    /// start an edit dialogue on a contact, company or deal
     Edit(RecordKind, Id),
+    /// ask to confirm deleting a record
+    Delete(RecordKind, Id),
+    /// the answer to a delete confirmation: only Telegram user `asker`, who asked, may give it
+    DeleteAnswer { kind: RecordKind, id: Id, asker: i64, delete: bool },
     /// pick option `choice` in dialogue `nonce`; a press for an older dialogue is stale
     Choice { nonce: u32, choice: u16 },
     /// show page `page` of list `list` (see `list_pages`)
@@ -73,6 +77,10 @@ impl Callback {
             Callback::TaskDone(task) => format!("td:{task}"),
             Callback::Note(k, id) => format!("n:{}:{id}", kind(k)),
             Callback::Edit(k, id) => format!("e:{}:{id}", kind(k)),
+            Callback::Delete(k, id) => format!("dl:{}:{id}", kind(k)),
+            Callback::DeleteAnswer { kind: k, id, asker, delete } => {
+                format!("{}:{}:{id}:{asker}", if delete { "dy" } else { "dn" }, kind(k))
+            }
             Callback::Choice { nonce, choice } => format!("dc:{nonce}:{choice}"),
             Callback::Page { list, page } => format!("pg:{list}:{page}"),
             Callback::ImportConfirm(n) => format!("ic:{n}"),
@@ -81,8 +89,8 @@ impl Callback {
             Callback::Retry(run) => format!("rt:{}", run.as_hyphenated()),
             Callback::Press { notification, button } => format!("nb:{notification}:{button}"),
         };
-        // i64 ids, u32/u16 numbers and a hyphenated uuid bound every form above to at most
-        // 44 bytes.
+        // i64 ids (19 digits at most), u32/u16 numbers and a hyphenated uuid bound every
+        // form above to at most 45 bytes.
         debug_assert!(data.len() <= MAX_CALLBACK_DATA);
         data
     }
@@ -101,6 +109,10 @@ impl Callback {
             ["td", t] => Callback::TaskDone(id(t)?),
             ["n", k, i] => Callback::Note(kind_from_code(k)?, id(i)?),
             ["e", k, i] => Callback::Edit(kind_from_code(k)?, id(i)?),
+            ["dl", k, i] => Callback::Delete(kind_from_code(k)?, id(i)?),
+            [answer @ ("dy" | "dn"), k, i, a] => {
+                Callback::DeleteAnswer { kind: kind_from_code(k)?, id: id(i)?, asker: id(a)?, delete: *answer == "dy" }
+            }
             ["dc", n, c] => Callback::Choice { nonce: n.parse().ok()?, choice: c.parse().ok()? },
             ["pg", l, p] => Callback::Page { list: l.parse().ok()?, page: p.parse().ok()? },
             ["ic", n] => Callback::ImportConfirm(n.parse().ok()?),
@@ -130,6 +142,9 @@ mod tests {
             Callback::TaskDone(max),
             Callback::Note(RecordKind::Deal, max),
             Callback::Edit(RecordKind::Contact, max),
+            Callback::Delete(RecordKind::Task, max),
+            Callback::DeleteAnswer { kind: RecordKind::Company, id: max, asker: max, delete: true },
+            Callback::DeleteAnswer { kind: RecordKind::Deal, id: 1, asker: 2, delete: false },
             Callback::Choice { nonce: u32::MAX, choice: u16::MAX },
             Callback::Page { list: u32::MAX, page: u16::MAX },
             Callback::Decide { approval: max, approve: true },
@@ -158,6 +173,10 @@ mod tests {
             "ap:1:x",
             "ap:0:y",
             "rt:nope",
+            "dy:c:1",
+            "dy:c:1:0",
+            "dz:c:1:2",
+            "dl:u:1",
             &"9".repeat(65),
         ] {
             assert_eq!(Callback::parse(data), None, "{data}");

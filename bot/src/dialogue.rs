@@ -20,6 +20,7 @@ pub enum FormKind {
     AddContact,
     AddCompany,
     EditContact(Id),
+    EditCompany(Id),
     AddDeal,
     EditDeal(Id),
     AddTask,
@@ -33,6 +34,7 @@ impl FormKind {
             FormKind::AddContact => "adding a contact".into(),
             FormKind::AddCompany => "adding a company".into(),
             FormKind::EditContact(id) => format!("editing contact #{id}"),
+            FormKind::EditCompany(id) => format!("editing company #{id}"),
             FormKind::AddDeal => "adding a deal".into(),
             FormKind::EditDeal(id) => format!("editing deal #{id}"),
             FormKind::AddTask => "adding a task".into(),
@@ -48,7 +50,17 @@ impl FormKind {
             FormKind::AddDeal => vec![Field::Title, Field::Amount, Field::Contact, Field::Stage, Field::ExpectedClose],
             FormKind::AddTask => vec![Field::Title, Field::Due],
             FormKind::Note(..) => vec![Field::Body],
-            FormKind::EditContact(_) | FormKind::EditDeal(_) => Vec::new(),
+            FormKind::EditContact(_) | FormKind::EditCompany(_) | FormKind::EditDeal(_) => Vec::new(),
+        }
+    }
+
+    /// The record an edit dialogue changes.
+    pub fn edited(self) -> Option<(RecordKind, Id)> {
+        match self {
+            FormKind::EditContact(id) => Some((RecordKind::Contact, id)),
+            FormKind::EditCompany(id) => Some((RecordKind::Company, id)),
+            FormKind::EditDeal(id) => Some((RecordKind::Deal, id)),
+            _ => None,
         }
     }
 
@@ -56,6 +68,7 @@ impl FormKind {
     pub fn editable(self) -> &'static [Field] {
         match self {
             FormKind::EditContact(_) => &[Field::Name, Field::Email, Field::Phone, Field::Company],
+            FormKind::EditCompany(_) => &[Field::Name, Field::Domain, Field::Phone],
             FormKind::EditDeal(_) => &[Field::Title, Field::Amount, Field::Contact, Field::ExpectedClose],
             _ => &[],
         }

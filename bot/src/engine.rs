@@ -193,6 +193,11 @@ impl EngineClient {
     ) -> Result<T, EngineError> {
         Self::send(self.request(reqwest::Method::PATCH, path, acting).json(body)).await
     }
+
+    /// A deletion; the engine answers 204 with no body.
+    pub async fn delete(&self, acting: Acting, path: &str) -> Result<(), EngineError> {
+        Self::send_raw(self.request(reqwest::Method::DELETE, path, acting)).await.map(drop)
+    }
 }
 
 fn status_code_name(status: u16) -> &'static str {

@@ -60,16 +60,13 @@ pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefin
     lines.join("\n")
 }
 
-pub fn company_card(c: &Company, contacts: &[Contact], fields: &[FieldDefinition]) -> String {
+pub fn company_card(c: &Company, fields: &[FieldDefinition]) -> String {
     let mut lines = vec![format!("🏢 {} (company #{})", c.name, c.id)];
     if let Some(d) = &c.domain {
         lines.push(format!("🌐 {d}"));
     }
     if let Some(p) = &c.phone {
         lines.push(format!("📞 {p}"));
-    }
-    if !contacts.is_empty() {
-        lines.push(format!("People: {}", contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")));
     }
     lines.extend(custom_lines(fields, &c.custom));
     lines.join("\n")
@@ -83,7 +80,13 @@ pub fn stage_name(pipelines: &[Pipeline], stage_id: i64) -> String {
         .map_or_else(|| format!("stage #{stage_id}"), |s| s.name.clone())
 }
 
-pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>, fields: &[FieldDefinition]) -> String {
+pub fn deal_card(
+    d: &Deal,
+    pipelines: &[Pipeline],
+    contact: Option<&Contact>,
+    company: Option<&Company>,
+    fields: &[FieldDefinition],
+) -> String {
     let mut lines = vec![
         format!("💼 {} (deal #{})", d.title, d.id),
         format!("💰 {}", money(d.amount_minor, &d.currency)),
@@ -91,6 +94,9 @@ pub fn deal_card(d: &Deal, pipelines: &[Pipeline], contact: Option<&Contact>, fi
     ];
     if let Some(c) = contact {
         lines.push(format!("👤 {}", c.name));
+    }
+    if let Some(c) = company {
+        lines.push(format!("🏢 {}", c.name));
     }
     if let Some(date) = d.expected_close {
         lines.push(format!("📅 expected close {date}"));

@@ -38,12 +38,18 @@ impl ChatBot {
     /// Starts `crm bot` (Telegram token `tg_token`) against the engine at `engine_url`
     /// with its delegate token; returns once it polls for updates.
     pub async fn start(tg_token: &str, engine_url: &str, engine_token: &str) -> ChatBot {
+        Self::start_with(tg_token, engine_url, engine_token, &[]).await
+    }
+
+    /// [`ChatBot::start`] with more of the bot's environment (`CRM_BOT_GROUPS`, …).
+    pub async fn start_with(tg_token: &str, engine_url: &str, engine_token: &str, env: &[(&str, &str)]) -> ChatBot {
         let api = LocalBotApi::start(tg_token).await.expect("local Bot API server");
         let data = tempfile::tempdir().expect("temp dir");
         let mut cmd = crate::process::crm();
         configure(&mut cmd, &api, engine_url, engine_token, data.path())
             .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", crate::process::rust_log("warn"));
+            .env("RUST_LOG", crate::process::rust_log("warn"))
+            .envs(env.iter().copied());
         let process =
             crate::process::Process::spawn("crm bot", cmd, &data.path().join("bot.log")).expect("start crm bot");
         api.wait_for(0, Self::WAIT, |c| c.method == "getUpdates" && c.result.is_some())
@@ -58,6 +64,36 @@ impl ChatBot {
         let since = self.api.seq();
         self.api.send_text(from, text);
         self.api.reply(from.id, since, Self::WAIT).await.unwrap_or_else(|e| panic!("no reply to {text:?}: {e}"))
+    }
+
+    /// Sends `text` as `from` in group `group` (one the bot answers in: `CRM_BOT_GROUPS`) and
+    /// returns the bot's next message or edit there.
+    pub async fn say_in_group(&self, from: &crate::TgUser, group: i64, text: &str) -> crate::Call {
+        let since = self.api.seq();
+        self.api.send_group_text(from, group, "Team", text);
+        self.api
+            .reply(group, since, Self::WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no reply to {text:?} in {group}: {e}"))
+    }
+
+    /// Presses a button under message `message_id` in group `group`; returns the text the
+    /// press was answered with.
+    pub async fn press_in_group(&self, from: &crate::TgUser, group: i64, message_id: i64, data: &str) -> String {
+        let since = self.api.seq();
+        let id = self.api.press_in_group(from, group, message_id, data);
+        self.answer(since, &id, data).await
+    }
+
+    async fn answer(&self, since: u64, callback_id: &str, data: &str) -> String {
+        let answer = self
+            .api
+            .wait_for(since, Self::WAIT, |c| {
+                c.method == "answerCallbackQuery" && c.params["callback_query_id"] == callback_id
+            })
+            .await
+            .unwrap_or_else(|e| panic!("button {data} was never answered: {e}"));
+        answer.params["text"].as_str().unwrap_or_default().to_string()
     }
 
     /// `from` opens the chat with the bot: Telegram lets a bot write only to users who did.
@@ -92,12 +128,7 @@ impl ChatBot {
     pub async fn press(&self, from: &crate::TgUser, message_id: i64, data: &str) -> String {
         let since = self.api.seq();
         let id = self.api.press(from, message_id, data);
-        let answer = self
-            .api
-            .wait_for(since, Self::WAIT, |c| c.method == "answerCallbackQuery" && c.params["callback_query_id"] == id)
-            .await
-            .unwrap_or_else(|e| panic!("button {data} was never answered: {e}"));
-        answer.params["text"].as_str().unwrap_or_default().to_string()
+        self.answer(since, &id, data).await
     }
 
     /// Presses a button and returns the next message the bot sends `from` after it.

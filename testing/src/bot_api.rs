@@ -382,6 +382,24 @@ impl LocalBotApi {
         id
     }
 
+    /// `from` presses a button with `data` under the bot's message `message_id` in group
+    /// `group` (anyone in a group can press any button there); returns the callback query id.
+    pub fn press_in_group(&self, from: &TgUser, group: i64, message_id: i64, data: &str) -> String {
+        let (id, message) = {
+            let mut inner = self.shared.lock();
+            let id = format!("cbq-{}", inner.next_callback);
+            inner.next_callback += 1;
+            inner.callback_queries.insert(id.clone(), false);
+            let message = inner.messages.get(&(group, message_id)).map(|m| m.json.clone()).unwrap_or_else(|| {
+                json!({"chat": {"id": group, "type": "group", "title": "group"}, "message_id": message_id, "date": 0})
+            });
+            (id, message)
+        };
+        self.push_update(json!({"callback_query": {"id": id, "from": from.json(), "message": message,
+            "chat_instance": format!("ci-{group}"), "data": data}}));
+        id
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()

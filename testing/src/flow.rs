@@ -74,6 +74,12 @@ impl Flow {
         Flow::start_on(purpose, TestPrefix::cluster(purpose).await, Vec::new()).await
     }
 
+    /// The same on a private Redis Cluster where the engine and the workers connect as the
+    /// ACL users `crm redis-acl` prints.
+    pub async fn start_with_acl_redis_cluster(purpose: &str) -> Flow {
+        Flow::start_on(purpose, TestPrefix::cluster_with_acl(purpose).await, Vec::new()).await
+    }
+
     /// [`Flow::start`] with extra environment for every process of the flow (engine,
     /// workers, commands), e.g. where to export traces.
     pub async fn start_with_env(purpose: &str, env: &[(&str, &str)]) -> Flow {

@@ -1,6 +1,8 @@
 //! A private three-master Redis Cluster for one test: three `redis-server --cluster-enabled
 //! yes` on free loopback ports, joined by `redis-cli --cluster create`, with a password;
-//! killed on drop. The engine and the workers reach it through a `redis+cluster://` URL.
+//! killed on drop. The engine and the workers reach it through a `redis+cluster://` URL,
+//! either as the default user or, with [`RedisCluster::start_with_acl`], each as the ACL
+//! user `crm redis-acl` prints for the installation.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,6 +14,10 @@ pub struct RedisCluster {
     pub url: String,
     /// the nodes' `redis://:PASSWORD@127.0.0.1:P` URLs
     pub nodes: Vec<String>,
+    /// the engine's URL: [`RedisCluster::url`], or as the ACL user `crm-engine`
+    pub engine_url: String,
+    /// the workers' URL: [`RedisCluster::url`], or as the ACL user `crm-worker`
+    pub worker_url: String,
     password: String,
     children: Vec<Child>,
     _dir: tempfile::TempDir,
@@ -19,38 +25,53 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub async fn start() -> RedisCluster {
+        RedisCluster::launch(None).await
+    }
+
+    /// The same with every node holding the ACL users `crm redis-acl` prints for the
+    /// installation `prefix`: the engine and the workers connect as those.
+    pub async fn start_with_acl(prefix: &str) -> RedisCluster {
+        RedisCluster::launch(Some(prefix)).await
+    }
+
+    async fn launch(acl_prefix: Option<&str>) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let password = format!("cluster-{}", uuid::Uuid::new_v4().simple());
+        let users = acl_prefix.map(|prefix| acl_users(prefix, &password, dir.path()));
         let mut children = Vec::new();
         let mut ports = Vec::new();
         for i in 0..3 {
             let (port, bus) = (free_port(), free_port());
             let node_dir = dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(&node_dir).expect("a node directory");
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
                 // The bus port defaults to port + 10000, which may be taken or past 65535.
                 .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
                 .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"])
-                .args(["--requirepass", &password, "--masterauth", &password])
+                .args(["--masterauth", &password])
                 .arg("--dir")
                 .arg(&node_dir)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (Debian: redis-server)");
+                .stderr(Stdio::null());
+            match &users {
+                // The default user's password is in the ACL file, with the others.
+                Some(users) => cmd.arg("--aclfile").arg(&users.file),
+                None => cmd.args(["--requirepass", &password]),
+            };
+            let child = cmd.spawn().expect("redis-server is installed (Debian: redis-server)");
             children.push(child);
             ports.push(port);
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("redis://:{password}@127.0.0.1:{p}")).collect();
         let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let cluster = RedisCluster {
-            url: format!("redis+cluster://:{password}@{}", hosts.join(",")),
-            nodes,
-            password,
-            children,
-            _dir: dir,
+        let url = |user: &str, password: &str| format!("redis+cluster://{user}:{password}@{}", hosts.join(","));
+        let (engine_url, worker_url) = match &users {
+            Some(u) => (url("crm-engine", &u.engine_password), url("crm-worker", &u.worker_password)),
+            None => (url("", &password), url("", &password)),
         };
+        let cluster =
+            RedisCluster { url: url("", &password), nodes, engine_url, worker_url, password, children, _dir: dir };
         for node in &cluster.nodes {
             crate::redis_server::wait_for_ping(node, "a redis-server of the test cluster").await;
         }
@@ -127,6 +148,18 @@ impl RedisCluster {
         total
     }
 
+    /// Commands any node refused for lack of permission (`ACL LOG`), one line each.
+    pub async fn denials(&self) -> Vec<String> {
+        let mut denials = Vec::new();
+        for node in &self.nodes {
+            let client = redis::Client::open(node.as_str()).expect("a valid URL");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("connect to a node");
+            let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query_async(&mut conn).await.expect("ACL LOG");
+            denials.extend(log.iter().map(|entry| format!("{node}: {entry:?}")));
+        }
+        denials
+    }
+
     /// How many keys each node holds, by node URL.
     pub async fn keys_per_node(&self) -> Vec<(String, usize)> {
         let mut counts = Vec::new();
@@ -156,6 +189,32 @@ fn parse_slots(raw: redis::Value) -> Vec<(u16, u16, u16)> {
             Some((start, end, int(master.get(1)?)?))
         })
         .collect()
+}
+
+/// The ACL file of a cluster whose users are the ones `crm redis-acl` prints.
+struct AclUsers {
+    file: std::path::PathBuf,
+    engine_password: String,
+    worker_password: String,
+}
+
+/// Runs `crm redis-acl` for `prefix` and writes its lines, after a default user with
+/// `password` (the test's own, and the nodes' among themselves), to an ACL file in `dir`.
+fn acl_users(prefix: &str, password: &str, dir: &std::path::Path) -> AclUsers {
+    let pw = |who: &str| format!("{who}-{}", uuid::Uuid::new_v4().simple());
+    let (engine_password, worker_password) = (pw("engine"), pw("worker"));
+    let out = crate::process::crm()
+        .env("CRM_REDIS_PREFIX", prefix)
+        .env("CRM_REDIS_ENGINE_PASSWORD", &engine_password)
+        .env("CRM_REDIS_WORKER_PASSWORD", &worker_password)
+        .arg("redis-acl")
+        .output()
+        .expect("run crm redis-acl");
+    assert!(out.status.success(), "crm redis-acl: {}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.join("users.acl");
+    let lines = format!("user default on >{password} ~* &* +@all\n{}", String::from_utf8_lossy(&out.stdout));
+    std::fs::write(&file, lines).expect("write the ACL file");
+    AclUsers { file, engine_password, worker_password }
 }
 
 async fn cluster_info(node: &str) -> Option<String> {

@@ -192,6 +192,21 @@ impl TestPrefix {
         }
     }
 
+    /// A prefix on a private Redis Cluster whose nodes hold the ACL users `crm redis-acl`
+    /// prints for it: the engine and the workers each connect as their own user.
+    pub async fn cluster_with_acl(purpose: &str) -> TestPrefix {
+        let name = unique_name(purpose);
+        let cluster = crate::redis_cluster::RedisCluster::start_with_acl(&name).await;
+        TestPrefix {
+            name,
+            url: cluster.engine_url.clone(),
+            worker_url: cluster.worker_url.clone(),
+            admin_url: cluster.url.clone(),
+            server: None,
+            cluster: Some(cluster),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.name
     }

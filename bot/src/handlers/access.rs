@@ -155,6 +155,18 @@ struct InviteCreated {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The invite as a link that opens the bot and sends `/start CODE` with one tap (Telegram's
+/// deep link; codes are letters and digits, which a `start` parameter allows), and as the
+/// command to type, for a person reading it somewhere the link does not open.
+fn invite_text(bot_username: &str, role: Role, code: &str, expiry: &str) -> String {
+    let how = if bot_username.is_empty() {
+        "The new user sends this to the bot:".to_string()
+    } else {
+        format!("The new user opens this link:\nhttps://t.me/{bot_username}?start={code}\nor sends this to the bot:")
+    };
+    format!("Invite for a {role} created. {how}\n/start {code}\nThe code works once.{expiry}")
+}
+
 /// Private chats always; groups only when the operator listed them (`CRM_BOT_GROUPS`).
 pub fn chat_allowed(ctx: &Ctx, chat: &Chat) -> bool {
     chat.is_private() || ctx.allowed_groups.contains(&chat.id.0)
@@ -210,11 +222,22 @@ pub async fn invite(req: &Req<'_>, args: &str) {
                 .expires_at
                 .map(|t| format!(" It expires {}.", crate::render::when(t, req.zone())))
                 .unwrap_or_default();
-            req.reply(&format!(
-                "Invite for a {role} created. The new user sends this to the bot:\n/start {}\nThe code works once.{expiry}",
-                invite.code
-            ));
+            req.reply(&invite_text(&req.ctx.username, role, &invite.code, &expiry));
         }
         Err(e) => req.fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invite_is_a_link_and_a_command() {
+        let text = invite_text("crm_bot", Role::Manager, "Ab12", "");
+        assert!(text.contains("\nhttps://t.me/crm_bot?start=Ab12\n"), "{text}");
+        assert!(text.lines().any(|l| l == "/start Ab12"), "{text}");
+        let text = invite_text("", Role::Viewer, "Ab12", "");
+        assert!(!text.contains("t.me") && text.lines().any(|l| l == "/start Ab12"), "{text}");
     }
 }

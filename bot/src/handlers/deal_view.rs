@@ -1,7 +1,8 @@
-//! A deal as a chat message: its card, and buttons that move it to the other stages of its
-//! pipeline. Record cards, the pipeline view and the deal forms all show a deal this way.
+//! What a deal's card needs from its pipeline: the stage names it is drawn with, and the
+//! buttons that move it to the other stages. The card itself is in `cards`; the pipeline
+//! view and the deal forms read the stages from here too.
 
-use crm_concepts::records::{Contact, Deal, Page, Pipeline, RecordKind};
+use crm_concepts::records::{Deal, Page, Pipeline};
 
 use super::Req;
 use crate::callback::Callback;
@@ -14,28 +15,14 @@ pub async fn pipelines(req: &Req<'_>) -> Result<Vec<Pipeline>, EngineError> {
     Ok(page.items)
 }
 
-/// A deal's card and its buttons: one per other stage of its pipeline, then note/edit.
-pub async fn deal_view(req: &Req<'_>, deal: &Deal) -> Result<render::View, EngineError> {
-    let pipelines = pipelines(req).await?;
-    let contact = match deal.contact_id {
-        Some(id) => req.ctx.engine.get::<Contact>(req.acting(), &format!("/api/contacts/{id}"), &[]).await.ok(),
-        None => None,
-    };
-    let fields = super::custom_fields::definitions(req, RecordKind::Deal).await;
-    let text = render::deal_card(deal, &pipelines, contact.as_ref(), &fields);
-    let mut rows: render::Rows = Vec::new();
-    if let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) {
-        let moves: Vec<(String, Callback)> = p
-            .stages
-            .iter()
-            .filter(|s| s.id != deal.stage_id)
-            .map(|s| (format!("→ {}", s.name), Callback::Move { deal: deal.id, stage: s.id }))
-            .collect();
-        rows.extend(moves.chunks(2).map(<[_]>::to_vec));
-    }
-    rows.push(vec![
-        ("📝 Note".into(), Callback::Note(RecordKind::Deal, deal.id)),
-        ("✏️ Edit".into(), Callback::Edit(RecordKind::Deal, deal.id)),
-    ]);
-    Ok((text, rows))
+/// One button per other stage of the deal's pipeline, two to a row.
+pub fn move_rows(deal: &Deal, pipelines: &[Pipeline]) -> render::Rows {
+    let Some(p) = pipelines.iter().find(|p| p.id == deal.pipeline_id) else { return Vec::new() };
+    let moves: Vec<(String, Callback)> = p
+        .stages
+        .iter()
+        .filter(|s| s.id != deal.stage_id)
+        .map(|s| (format!("→ {}", s.name), Callback::Move { deal: deal.id, stage: s.id }))
+        .collect();
+    moves.chunks(2).map(<[_]>::to_vec).collect()
 }

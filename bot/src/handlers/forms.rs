@@ -4,8 +4,8 @@
 use crm_concepts::custom_fields::{FieldDefinition, FieldType};
 use crm_concepts::fields;
 use crm_concepts::records::{
-    Company, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, Page,
-    RecordKind, StageKind, Task,
+    Company, CompanyPatch, Contact, ContactPatch, Deal, DealPatch, Id, NewCompany, NewContact, NewDeal, NewNote,
+    NewTask, Note, Page, RecordKind, StageKind, Task,
 };
 use serde_json::{Value, json};
 
@@ -30,12 +30,9 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
         return;
     }
     let mut d = req.ctx.dialogues.start(req.chat.0, req.tg_user, kind);
-    match kind {
-        FormKind::EditContact(id) | FormKind::EditDeal(id) => {
-            let path = match kind {
-                FormKind::EditContact(_) => format!("/api/contacts/{id}"),
-                _ => format!("/api/deals/{id}"),
-            };
+    match kind.edited() {
+        Some((record_kind, id)) => {
+            let path = format!("/api/{}/{id}", record_kind.plural());
             let current: Result<Value, EngineError> = req.ctx.engine.get(req.acting(), &path, &[]).await;
             let current = match current {
                 Ok(v) => v,
@@ -50,8 +47,6 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let record_kind =
-                if matches!(kind, FormKind::EditContact(_)) { RecordKind::Contact } else { RecordKind::Deal };
             d.custom_fields = super::custom_fields::definitions(req, record_kind).await;
             d.custom_before = current.get("custom").and_then(Value::as_object).cloned().unwrap_or_default();
             d.choices = kind
@@ -69,7 +64,7 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
             req.reply_with(&format!("Editing “{title}”. Which field? (/cancel to stop)"), render::keyboard(rows));
             req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
         }
-        _ => {
+        None => {
             let record_kind = match kind {
                 FormKind::AddContact => Some(RecordKind::Contact),
                 FormKind::AddCompany => Some(RecordKind::Company),
@@ -162,7 +157,7 @@ async fn save_note(req: &Req<'_>, kind: RecordKind, id: Id, body: String) {
 
 fn question(kind: FormKind, field: Field) -> &'static str {
     match (field, kind) {
-        (Field::Name, FormKind::AddCompany) => "What is the company called?",
+        (Field::Name, FormKind::AddCompany | FormKind::EditCompany(_)) => "What is the company called?",
         (Field::Name, _) => "What is the contact's name?",
         (Field::Domain, _) => "Its website's domain? e.g. acme.com",
         (Field::Email, _) => "Email address?",
@@ -463,38 +458,29 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
         match d.kind {
             FormKind::AddContact => {
                 let c: Contact = engine.post(acting, "/api/contacts", &decode::<NewContact>(&d)?).await?;
-                let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
-                Ok((format!("✅ Contact added.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
+                Ok(saved_card(req, "✅ Contact added.", RecordKind::Contact, c.id).await)
             }
             FormKind::AddCompany => {
                 let c: Company = engine.post(acting, "/api/companies", &decode::<NewCompany>(&d)?).await?;
-                Ok((
-                    format!(
-                        "✅ Company added.\n\n{}",
-                        render::company_card(
-                            &c,
-                            &[],
-                            &super::custom_fields::definitions(req, RecordKind::Company).await
-                        )
-                    ),
-                    vec![vec![("📝 Note".into(), Callback::Note(RecordKind::Company, c.id))]],
-                ))
+                Ok(saved_card(req, "✅ Company added.", RecordKind::Company, c.id).await)
             }
             FormKind::EditContact(id) => {
                 let c: Contact =
                     engine.patch(acting, &format!("/api/contacts/{id}"), &decode::<ContactPatch>(&d)?).await?;
-                let fields = super::custom_fields::definitions(req, RecordKind::Contact).await;
-                Ok((format!("✅ Contact updated.\n\n{}", render::contact_card(&c, None, &fields)), contact_rows(c.id)))
+                Ok(saved_card(req, "✅ Contact updated.", RecordKind::Contact, c.id).await)
+            }
+            FormKind::EditCompany(id) => {
+                let c: Company =
+                    engine.patch(acting, &format!("/api/companies/{id}"), &decode::<CompanyPatch>(&d)?).await?;
+                Ok(saved_card(req, "✅ Company updated.", RecordKind::Company, c.id).await)
             }
             FormKind::AddDeal => {
                 let deal: Deal = engine.post(acting, "/api/deals", &decode::<NewDeal>(&d)?).await?;
-                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
-                Ok((format!("✅ Deal added.\n\n{card}"), rows))
+                Ok(saved_card(req, "✅ Deal added.", RecordKind::Deal, deal.id).await)
             }
             FormKind::EditDeal(id) => {
                 let deal: Deal = engine.patch(acting, &format!("/api/deals/{id}"), &decode::<DealPatch>(&d)?).await?;
-                let (card, rows) = super::deal_view::deal_view(req, &deal).await?;
-                Ok((format!("✅ Deal updated.\n\n{card}"), rows))
+                Ok(saved_card(req, "✅ Deal updated.", RecordKind::Deal, deal.id).await)
             }
             FormKind::AddTask => {
                 let mut task: NewTask = decode(&d)?;
@@ -548,9 +534,14 @@ async fn finish(req: &Req<'_>, mut d: Dialogue) {
     }
 }
 
-fn contact_rows(id: Id) -> render::Rows {
-    vec![vec![
-        ("📝 Note".into(), Callback::Note(RecordKind::Contact, id)),
-        ("✏️ Edit".into(), Callback::Edit(RecordKind::Contact, id)),
-    ]]
+/// The saved record's card under `done`. The record is written whatever happens here: a card
+/// that cannot be read back says so instead of reporting the write as failed.
+async fn saved_card(req: &Req<'_>, done: &str, kind: RecordKind, id: Id) -> render::View {
+    match super::cards::card(req, kind, id).await {
+        Ok((card, rows)) => (format!("{done}\n\n{card}"), rows),
+        Err(e) => {
+            super::log_engine_error(&e);
+            (format!("{done} ({kind} #{id})"), Vec::new())
+        }
+    }
 }

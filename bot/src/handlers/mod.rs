@@ -3,9 +3,11 @@
 
 mod access;
 mod approvals;
+mod cards;
 mod csv_files;
 mod custom_fields;
 mod deal_view;
+mod deletion;
 mod forms;
 mod message_buttons;
 mod pipeline;
@@ -62,6 +64,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("addcontact", "", "Add a contact, field by field"),
     ("addcompany", "", "Add a company, field by field"),
     ("editcontact", "ID", "Change a contact"),
+    ("editcompany", "ID", "Change a company"),
     ("adddeal", "", "Add a deal, field by field"),
     ("editdeal", "ID", "Change a deal"),
     ("pipeline", "", "Deals by stage; move them with buttons"),
@@ -69,6 +72,7 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
     ("today", "", "My tasks due today"),
     ("addtask", "[TITLE]", "Add a task for me"),
     ("note", "contact|company|deal ID [TEXT]", "Add a note to a record"),
+    ("delete", "contact|company|deal|task ID", "Delete a record, after you confirm"),
     ("export", "contacts|companies|deals|tasks", "Download records as a CSV file"),
     ("run", "WORKFLOW [ARGS]", "Run a workflow"),
     ("runs", "", "Recent workflow runs and their status"),
@@ -218,12 +222,12 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         "addcontact" => forms::start(req, crate::dialogue::FormKind::AddContact).await,
         "addcompany" => forms::start(req, crate::dialogue::FormKind::AddCompany).await,
         "adddeal" => forms::start(req, crate::dialogue::FormKind::AddDeal).await,
-        "editcontact" | "editdeal" => match parse_id(args) {
+        "editcontact" | "editcompany" | "editdeal" => match parse_id(args) {
             Some(id) => {
-                let kind = if name == "editcontact" {
-                    crate::dialogue::FormKind::EditContact(id)
-                } else {
-                    crate::dialogue::FormKind::EditDeal(id)
+                let kind = match name {
+                    "editcontact" => crate::dialogue::FormKind::EditContact(id),
+                    "editcompany" => crate::dialogue::FormKind::EditCompany(id),
+                    _ => crate::dialogue::FormKind::EditDeal(id),
                 };
                 forms::start(req, kind).await
             }
@@ -231,6 +235,7 @@ async fn dispatch_command(req: &Req<'_>, name: &str, args: &str) {
         },
         "addtask" => forms::start_task(req, args).await,
         "note" => records::note_command(req, args).await,
+        "delete" => deletion::command(req, args).await,
         "export" => csv_files::export(req, args).await,
         "pipeline" => pipeline::overview(req, args).await,
         "tasks" => tasks::mine(req, false).await,
@@ -333,7 +338,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
     let private = q.message.as_ref().is_some_and(|m| m.chat().is_private());
     let req = Req { ctx, chat, private, tg_user: tg, user, locale: locale_of(Some(&q.from)) };
     match cb {
-        Callback::Open(kind, id) => records::open(&req, kind, id).await,
+        Callback::Open(kind, id) => cards::show(&req, kind, id).await,
         Callback::MoveMenu(deal) => pipeline::move_menu(&req, deal).await,
         Callback::Move { deal, stage } => pipeline::move_deal(&req, message_id, deal, stage).await,
         Callback::Stage(stage) => pipeline::stage(&req, stage).await,
@@ -346,11 +351,16 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         Callback::Edit(kind, id) => {
             let form = match kind {
                 crm_concepts::records::RecordKind::Contact => crate::dialogue::FormKind::EditContact(id),
+                crm_concepts::records::RecordKind::Company => crate::dialogue::FormKind::EditCompany(id),
                 crm_concepts::records::RecordKind::Deal => crate::dialogue::FormKind::EditDeal(id),
-                _ => return Some("Only contacts and deals can be edited here.".into()),
+                _ => return Some("Only contacts, companies and deals can be edited here.".into()),
             };
             forms::start(&req, form).await;
             None
+        }
+        Callback::Delete(kind, id) => deletion::ask(&req, kind, id).await,
+        Callback::DeleteAnswer { kind, id, asker, delete } => {
+            deletion::answer(&req, message_id, kind, id, asker, delete).await
         }
         Callback::Choice { nonce, choice } => forms::choose(&req, nonce, choice).await,
         Callback::ImportConfirm(n) => csv_files::confirm(&req, message_id, n).await,

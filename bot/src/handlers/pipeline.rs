@@ -4,7 +4,7 @@ use crm_concepts::records::{Deal, Id, Page, RecordKind};
 use teloxide::types::MessageId;
 
 use super::Req;
-use super::deal_view::{deal_view, pipelines};
+use super::deal_view::pipelines;
 use crate::callback::Callback;
 use crate::engine::EngineError;
 use crate::render;
@@ -111,7 +111,7 @@ pub async fn stage(req: &Req<'_>, stage: Id) -> Option<String> {
 }
 
 pub async fn move_menu(req: &Req<'_>, deal: Id) -> Option<String> {
-    super::records::open(req, RecordKind::Deal, deal).await
+    super::cards::show(req, RecordKind::Deal, deal).await
 }
 
 /// Moves the deal and redraws its card in place.
@@ -129,7 +129,7 @@ pub async fn move_deal(req: &Req<'_>, message_id: MessageId, deal: Id, stage: Id
             return Some(e.for_chat());
         }
     };
-    match deal_view(req, &deal).await {
+    match super::cards::card(req, RecordKind::Deal, deal.id).await {
         Ok((text, rows)) => {
             req.ctx.out.edit(req.chat, message_id, &text, render::keyboard(rows), true);
             let all = pipelines(req).await.unwrap_or_default();

@@ -1,6 +1,6 @@
-//! Finding and showing contacts, companies, deals and tasks.
+//! Finding records and listing them page by page; their cards are in `cards`.
 
-use crm_concepts::records::{Company, Contact, Deal, Id, Page, RecordKind, SearchHit, Task};
+use crm_concepts::records::{Company, Contact, Deal, Id, Page, RecordKind, SearchHit};
 
 use teloxide::types::MessageId;
 
@@ -152,67 +152,6 @@ async fn list_page(
         rows.push(nav);
     }
     Ok(Some((text, rows)))
-}
-
-/// Sends a record's card; returns the notice for the button press.
-pub async fn open(req: &Req<'_>, kind: RecordKind, id: Id) -> Option<String> {
-    let engine = &req.ctx.engine;
-    let path = format!("/api/{}/{id}", kind.plural());
-    let shown: Result<render::View, EngineError> = async {
-        match kind {
-            RecordKind::Contact => {
-                let c: Contact = engine.get(req.acting(), &path, &[]).await?;
-                let company = match c.company_id {
-                    Some(cid) => engine.get::<Company>(req.acting(), &format!("/api/companies/{cid}"), &[]).await.ok(),
-                    None => None,
-                };
-                let rows = vec![vec![
-                    ("📝 Note".to_string(), Callback::Note(kind, id)),
-                    ("✏️ Edit".to_string(), Callback::Edit(kind, id)),
-                ]];
-                let fields = super::custom_fields::definitions(req, kind).await;
-                Ok((render::contact_card(&c, company.as_ref(), &fields), rows))
-            }
-            RecordKind::Company => {
-                let c: Company = engine.get(req.acting(), &path, &[]).await?;
-                let people: Page<Contact> = engine
-                    .get(req.acting(), "/api/contacts", &[("company_id", id.to_string()), ("limit", "10".into())])
-                    .await?;
-                let mut rows: render::Rows = people
-                    .items
-                    .iter()
-                    .map(|p| vec![(format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))])
-                    .collect();
-                rows.push(vec![("📝 Note".to_string(), Callback::Note(kind, id))]);
-                let fields = super::custom_fields::definitions(req, kind).await;
-                Ok((render::company_card(&c, &people.items, &fields), rows))
-            }
-            RecordKind::Deal => {
-                let d: Deal = engine.get(req.acting(), &path, &[]).await?;
-                super::deal_view::deal_view(req, &d).await
-            }
-            _ => {
-                let t: Task = engine.get(req.acting(), &path, &[]).await?;
-                let mut rows = Vec::new();
-                if !t.done {
-                    rows.push(vec![("✅ Done".to_string(), Callback::TaskDone(t.id))]);
-                }
-                Ok((render::task_line(&t, req.zone()), rows))
-            }
-        }
-    }
-    .await;
-    match shown {
-        Ok((text, rows)) => {
-            req.reply_with(&text, render::keyboard(rows));
-            None
-        }
-        Err(e) if e.is_not_found() => Some(format!("That {kind} no longer exists.")),
-        Err(e) => {
-            super::log_engine_error(&e);
-            Some(e.for_chat())
-        }
-    }
 }
 
 /// `/note KIND ID [TEXT]`: with text, saves at once; without, asks for it.

@@ -100,6 +100,12 @@ pub struct Config {
     /// CRM_PRIVATE_SERVERS: `auto` lets `crm up` start a private PostgreSQL and Redis under
     /// the data directory when none answers at the configured URLs; `off` never does
     pub private_servers: String,
+    /// CRM_POSTGRES_BIN_DIR: where `crm up` finds `initdb` and `postgres` for a private
+    /// PostgreSQL; unset looks on PATH, then in Debian's /usr/lib/postgresql/VERSION/bin
+    pub postgres_bin_dir: Option<PathBuf>,
+    /// CRM_REDIS_BIN_DIR: where `crm up` finds `redis-server` for a private Redis; unset
+    /// looks on PATH
+    pub redis_bin_dir: Option<PathBuf>,
     /// CRM_RUN_RETENTION_DAYS: finished runs (with their steps, attempts and logs) and
     /// settled notifications older than this are pruned; unset keeps them forever
     pub run_retention_days: Option<u32>,
@@ -148,6 +154,8 @@ impl Default for Config {
             stream_lifetime_secs: 30 * 60,
             metrics_listen: None,
             private_servers: "auto".into(),
+            postgres_bin_dir: None,
+            redis_bin_dir: None,
             run_retention_days: None,
             retention_interval_secs: 3600,
         }
@@ -280,6 +288,13 @@ impl Config {
                 anyhow::bail!("CRM_PRIVATE_SERVERS must be auto or off, not {v:?}");
             }
             self.private_servers = v;
+        }
+        for (key, slot) in
+            [("CRM_POSTGRES_BIN_DIR", &mut self.postgres_bin_dir), ("CRM_REDIS_BIN_DIR", &mut self.redis_bin_dir)]
+        {
+            if let Some(v) = get(key) {
+                *slot = if v.trim().is_empty() { None } else { Some(v.into()) };
+            }
         }
         if let Some(v) = get("CRM_RUN_RETENTION_DAYS") {
             self.run_retention_days = match v.trim() {

@@ -1,5 +1,8 @@
 //! The deploy files, checked without Docker or a cluster: the systemd units pass
-//! `systemd-analyze verify` against the built binary; the image's build context leaves
+//! `systemd-analyze verify` against the built binary; the compose files validate against
+//! the Compose Specification's schema (`check-jsonschema`) and the Kubernetes manifests
+//! against the Kubernetes API's schemas (`kubernetes-validate`, offline), both installed
+//! by `.ci/run`; the image's build context leaves
 //! build outputs out and its runtime stage is the `crm` binary alone (the examples are
 //! compiled in) under a non-root user; compose bootstraps the admin and the credentials
 //! and restarts what must keep running; every
@@ -60,6 +63,43 @@ fn the_image_sends_no_build_outputs_and_runs_the_binary_alone_as_a_user() {
     for (package, _) in crm_guests::ALL.iter().filter(|(p, _)| !p.starts_with("fixture-")) {
         assert!(crm_guests::embedded(package).is_some_and(|b| !b.is_empty()), "{package} is compiled in");
     }
+}
+
+/// Runs a validator on deploy files; panics with what it said unless it passes.
+fn validate(program: &str, args: &[&str], files: &[std::path::PathBuf]) {
+    let out = Command::new(program)
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (`.ci/run` installs it with pip): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} rejects {files:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn compose_files_follow_the_compose_specification() {
+    let root = crm_testing::workspace::root();
+    let files = [root.join("deploy/compose.yaml"), root.join("deploy/compose.dev.yaml")];
+    validate("check-jsonschema", &["--builtin-schema", "vendor.compose-spec"], &files);
+}
+
+#[test]
+fn kubernetes_manifests_follow_the_kubernetes_api() {
+    let dir = crm_testing::workspace::root().join("deploy/k8s");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/k8s")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "manifests in {}", dir.display());
+    // Strict: a misspelt or misplaced field is an error, not silently ignored.
+    validate("kubernetes-validate", &["--strict", "--kubernetes-version", "1.37.0", "--quiet"], &files);
 }
 
 /// The top-level blocks under `services:` of the compose file: (name, its lines).

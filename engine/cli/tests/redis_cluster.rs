@@ -1,7 +1,8 @@
 //! The whole run path on a Redis Cluster: the engine and the workers get a
 //! `redis+cluster://` URL naming three masters started by the test. Runs complete, none is
-//! lost or applied twice, a worker killed mid-step is taken over through the cluster, and
-//! the installation's keys stay in one slot.
+//! lost or applied twice, a worker killed mid-step is taken over through the cluster, the
+//! installation's keys stay in one slot, and the engine and the workers need no more on a
+//! cluster than the ACL users `crm redis-acl` prints.
 
 use std::time::{Duration, Instant};
 
@@ -63,4 +64,22 @@ async fn a_worker_killed_mid_step_is_taken_over_through_the_cluster() {
         .await
         .unwrap();
     assert_eq!(workers, vec!["survivor"], "the survivor finished every step, the dead worker's included");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_and_workers_run_on_the_cluster_as_their_acl_users() {
+    let mut flow = Flow::start_with_acl_redis_cluster("cluster_acl").await;
+    flow.deploy_manifest(&slow_chain("cluster-acl-chain", 3, 5));
+    flow.start_worker(4);
+    flow.start_worker(4);
+    let ids = flow.start_runs("cluster-acl-chain", 20).await;
+
+    let statuses = flow.wait_final(&ids, Duration::from_secs(120)).await;
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}\n{}", flow.engine_log());
+    flow.assert_clean_history(&ids).await;
+    let (status, ready) = flow.get("/readyz").await;
+    assert!(status.is_success(), "{ready}");
+    let cluster = flow.redis().redis_cluster().expect("a cluster");
+    let denials = cluster.denials().await;
+    assert!(denials.is_empty(), "a node refused commands of the ACL users: {denials:#?}");
 }

@@ -2,6 +2,7 @@
 //! bot), the examples the README lists deployed from the binary itself, and a clear refusal
 //! that writes nothing when PostgreSQL or Redis is not there.
 
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -202,36 +203,66 @@ async fn up_without_postgres_says_how_to_start_it() {
     assert!(!stderr.contains("hunter2"), "the password is never printed: {stderr}");
 }
 
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
+/// Processes of the data directory `dir`: those whose command line mentions it (a private
+/// postmaster, `redis-server unixsocket:…`) or that work inside it (Postgres's backends).
+fn processes_of(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let needle = dir.display().to_string();
     entries
         .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
+        .filter_map(|e| {
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
+            let inside = std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
+            (cmdline.contains(&needle) || inside).then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_with_nothing_running_starts_private_servers_and_stops_them() {
+/// Waits until no process of `dir` is left; the ones still there, if any.
+async fn left_behind(dir: &Path) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !processes_of(dir).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    processes_of(dir)
+}
+
+/// A data directory for private servers: a root `crm up` runs Postgres as the `postgres`
+/// user, who must reach it.
+fn data_dir() -> tempfile::TempDir {
     let data = tempfile::tempdir().expect("temp dir");
-    // A root `crm up` runs Postgres as the `postgres` user, who must reach the directory.
     std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let dir = data.path().display().to_string();
+    data
+}
+
+/// `crm up` with nothing answering at its URLs, so on private servers under `data`.
+fn up_on_nothing(data: &Path) -> std::process::Command {
     let mut cmd = crm();
     crm_testing::process::with_redis_url(&mut cmd, "redis://127.0.0.1:1")
         .env("CRM_DATABASE_URL", "postgres://postgres@127.0.0.1:1/crm")
         .env("CRM_LISTEN", "127.0.0.1:0")
-        .env("CRM_DATA_DIR", data.path())
+        .env("CRM_DATA_DIR", data)
         .env("RUST_LOG", rust_log("warn"))
         .arg("up");
-    let mut up = Process::spawn("crm up", cmd, &data.path().join("up.log")).expect("start crm up");
+    cmd
+}
+
+/// [`up_on_nothing`] started, once its summary is printed: the process and the API's URL.
+async fn start_on_nothing(data: &Path, log: &Path) -> (Process, String) {
+    let mut up = Process::spawn("crm up", up_on_nothing(data), log).expect("start crm up");
     let url = up.listening_url(Duration::from_secs(120)).await.unwrap_or_else(|e| panic!("{e}"));
     let deadline = tokio::time::Instant::now() + WAIT;
     while !up.log().contains("stop with Ctrl-C") && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (up, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_nothing_running_starts_private_servers_and_stops_them() {
+    let data = data_dir();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let (mut up, url) = start_on_nothing(data.path(), &logs.path().join("up.log")).await;
     let log = up.log();
     assert!(log.contains("PostgreSQL did not answer: started a private one"), "{log}");
     assert!(log.contains("Redis did not answer: started a private one"), "{log}");
@@ -256,15 +287,147 @@ async fn up_with_nothing_running_starts_private_servers_and_stops_them() {
     }
     let (status, ready) = send(client.get(format!("{url}/readyz"))).await;
     assert_eq!(status, 200, "Postgres and Redis both answer: {ready}");
-    assert!(processes_mentioning(&dir).iter().any(|c| c.contains("postgres")), "a private Postgres runs");
-    assert!(processes_mentioning(&dir).iter().any(|c| c.contains("redis-server")), "a private Redis runs");
+    let running = processes_of(data.path());
+    assert!(running.iter().any(|c| c.contains("postgres")), "a private Postgres runs: {running:?}");
+    assert!(running.iter().any(|c| c.contains("redis-server")), "a private Redis runs: {running:?}");
+
+    // A second `crm up` on the same data directory refuses instead of fighting over it.
+    let second = up_on_nothing(data.path()).output().expect("run a second crm up");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("another `crm up` (pid {}) runs the private servers of CRM_DATA_DIR", up.pid())),
+        "{stderr}"
+    );
 
     let status = up.terminate(Duration::from_secs(60)).await.expect("crm up stops on SIGTERM");
     assert!(status.success(), "{status:?}\n{}", up.log());
-    // Postgres's own children exit after it; give them a moment.
+    assert_eq!(left_behind(data.path()).await, Vec::<String>::new(), "no process is left behind");
+}
+
+/// A private server left running on `data` as an older `crm up` killed outright left it:
+/// the same program and arguments, no longer anyone's child but this test's.
+fn leftover(data: &Path, server: &str) -> std::process::Child {
+    let mut cmd = match server {
+        "postgres" => {
+            let bin = std::fs::read_dir("/usr/lib/postgresql")
+                .expect("Debian's postgresql")
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("postgres").is_file())
+                .expect("a postgres program");
+            let cluster = data.join("postgres/cluster");
+            // As the user the cluster belongs to (`postgres` when the tests run as root).
+            let owner = std::fs::metadata(&cluster).expect("the cluster of the first run");
+            let mut cmd = std::process::Command::new(bin.join("postgres"));
+            cmd.arg("-D").arg(&cluster).arg("-k").arg(data.join("postgres/run")).args([
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "unix_socket_permissions=0700",
+            ]);
+            std::os::unix::process::CommandExt::uid(&mut cmd, std::os::unix::fs::MetadataExt::uid(&owner));
+            std::os::unix::process::CommandExt::gid(&mut cmd, std::os::unix::fs::MetadataExt::gid(&owner));
+            cmd
+        }
+        _ => {
+            let dir = data.join("redis");
+            let mut cmd = std::process::Command::new("redis-server");
+            cmd.args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+                .arg(dir.join("redis.sock"))
+                .arg("--pidfile")
+                .arg(dir.join("redis.pid"))
+                .arg("--dir")
+                .arg(&dir);
+            cmd
+        }
+    };
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("start a leftover")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_killed_outright_leaves_no_server_and_the_next_up_starts_on_the_same_data() {
+    let data = data_dir();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let (mut up, url) = start_on_nothing(data.path(), &logs.path().join("first.log")).await;
+    let log = up.log();
+    let token = log.lines().find_map(|l| l.trim().strip_prefix("export CRM_TOKEN=")).expect("a token").to_string();
+    let client = crm_testing::http::client();
+    let (status, ann) =
+        send(client.post(format!("{url}/api/contacts")).bearer_auth(&token).json(&json!({"name": "Ann"}))).await;
+    assert_eq!(status, 201, "{ann}");
+
+    // SIGKILL: `crm up` runs no code of its own to stop anything.
+    up.kill();
+    assert_eq!(left_behind(data.path()).await, Vec::<String>::new(), "the private servers stop with crm up");
+
+    // The next start on the same data works, and the data is there.
+    let (mut up, url) = start_on_nothing(data.path(), &logs.path().join("second.log")).await;
+    let (status, contacts) = send(client.get(format!("{url}/api/contacts")).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "the first run's token still signs in: {contacts}\n{}", up.log());
+    let names: Vec<&str> =
+        contacts["items"].as_array().expect("items").iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, vec!["Ann"], "{contacts}");
+    let status = up.terminate(Duration::from_secs(60)).await.expect("crm up stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", up.log());
+    assert_eq!(left_behind(data.path()).await, Vec::<String>::new(), "no process is left behind");
+
+    // Servers an older `crm up` left running on the data directory are stopped cleanly
+    // before the new ones start.
+    let mut postgres = leftover(data.path(), "postgres");
+    let mut redis = leftover(data.path(), "redis");
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !processes_mentioning(&dir).is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !(data.path().join("postgres/run/.s.PGSQL.5432").exists() && data.path().join("redis/redis.pid").exists()) {
+        assert!(tokio::time::Instant::now() < deadline, "the leftovers did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(processes_mentioning(&dir), Vec::<String>::new(), "no process is left behind");
+    let (mut up, url) = start_on_nothing(data.path(), &logs.path().join("third.log")).await;
+    let log = up.log();
+    assert!(log.contains(&format!("stopping the private postgres (pid {})", postgres.id())), "{log}");
+    assert!(log.contains(&format!("stopping the private redis (pid {})", redis.id())), "{log}");
+    assert!(postgres.wait().expect("the leftover postgres").success(), "a clean shutdown");
+    assert!(redis.wait().expect("the leftover redis").success(), "a clean shutdown");
+    let (status, contacts) = send(client.get(format!("{url}/api/contacts")).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{contacts}\n{}", up.log());
+    assert_eq!(contacts["items"].as_array().map(Vec::len), Some(1), "{contacts}");
+    let status = up.terminate(Duration::from_secs(60)).await.expect("crm up stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", up.log());
+    assert_eq!(left_behind(data.path()).await, Vec::<String>::new(), "no process is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_without_servers_or_their_programs_prints_the_install_command_and_writes_nothing() {
+    let nowhere = tempfile::tempdir().expect("an empty directory");
+    let data = tempfile::tempdir().expect("temp dir");
+    let without_programs = |database_url: &str| {
+        let mut cmd = crm();
+        let out = crm_testing::process::with_redis_url(&mut cmd, "redis://127.0.0.1:1")
+            .env("CRM_DATABASE_URL", database_url)
+            .env("CRM_LISTEN", "127.0.0.1:0")
+            .env("CRM_DATA_DIR", data.path())
+            .env("CRM_POSTGRES_BIN_DIR", nowhere.path())
+            .env("CRM_REDIS_BIN_DIR", nowhere.path())
+            .arg("up")
+            .output()
+            .expect("run crm up");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let install = "\n  sudo apt-get install postgresql redis-server\n";
+
+    // Neither server answers, neither is installed.
+    let (ok, stderr) = without_programs("postgres://postgres@127.0.0.1:1/crm");
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("PostgreSQL and Redis are not running and not installed"), "{stderr}");
+    assert!(stderr.contains(install), "the command on a line of its own: {stderr}");
+
+    // PostgreSQL answers, Redis neither answers nor is installed: no database is made.
+    let name = unique_name("up_no_programs");
+    let (ok, stderr) = without_programs(&crm_store::database::with_database(&postgres_url(), &name));
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("Redis is not running and not installed") && stderr.contains(install), "{stderr}");
+    assert!(!database_exists(&name).await, "nothing is written before both servers answer");
+
+    let written: Vec<_> =
+        std::fs::read_dir(data.path()).expect("the data directory").flatten().map(|e| e.path()).collect();
+    assert!(written.is_empty(), "nothing is written into CRM_DATA_DIR: {written:?}");
 }

@@ -141,6 +141,11 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
+    /// The attempts (and wakes) this batch applied.
+    pub(crate) fn applied(&self) -> impl Iterator<Item = &Key> {
+        self.applied.iter()
+    }
+
     pub(crate) fn extend(&mut self, other: Staged) {
         self.jobs_now.extend(other.jobs_now);
         self.completions.extend(other.completions);
@@ -173,6 +178,13 @@ impl Staged {
     }
 }
 
+/// Whether [`stage_with`] must lock the runs or the caller's transaction holds their locks.
+pub(crate) enum RunLocks {
+    Take,
+    /// claimed already (the waker locks due waits together with their runs)
+    Held,
+}
+
 /// Applies results, lost verdicts and wakes in the caller's transaction: locks the runs,
 /// moves their machines, writes the changed rows. The caller commits, then calls
 /// [`Staged::after_commit`].
@@ -180,6 +192,16 @@ pub(crate) async fn stage(
     core: &Arc<Core>,
     tx: &mut sqlx::PgConnection,
     incoming: Vec<Incoming>,
+) -> Result<Staged, WorkflowError> {
+    stage_with(core, tx, incoming, RunLocks::Take).await
+}
+
+/// [`stage`] for a caller that may hold the runs' locks already.
+pub(crate) async fn stage_with(
+    core: &Arc<Core>,
+    tx: &mut sqlx::PgConnection,
+    incoming: Vec<Incoming>,
+    locks: RunLocks,
 ) -> Result<Staged, WorkflowError> {
     // The same attempt twice in one batch (a redelivery): the first one counts.
     let mut seen = std::collections::HashSet::new();
@@ -190,7 +212,10 @@ pub(crate) async fn stage(
     run_ids.sort_unstable();
     run_ids.dedup();
 
-    let (run_rows, step_rows) = runs::lock_runs(tx, &run_ids).await?;
+    let (run_rows, step_rows) = match locks {
+        RunLocks::Take => runs::lock_runs(tx, &run_ids).await?,
+        RunLocks::Held => runs::read_locked(tx, &run_ids).await?,
+    };
     let mut steps_by_run: HashMap<Uuid, Vec<runs::StepState>> = HashMap::new();
     for s in step_rows {
         steps_by_run.entry(s.run_id).or_default().push(s);

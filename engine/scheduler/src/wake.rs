@@ -5,14 +5,16 @@
 //! rows are claimed with their runs under `FOR UPDATE SKIP LOCKED`, so two engines never
 //! fire one wait, and fired in the same transaction as the step they end.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crm_store::run_waits;
 use crm_store::workflow_error::WorkflowError;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use crate::apply::{self, Incoming};
+use crate::apply::{self, Incoming, RunLocks};
 use crate::core::Core;
 use crate::hold::Wake;
 
@@ -66,7 +68,7 @@ async fn nap(core: &Core) -> Duration {
     }
 }
 
-/// Fires one batch of due waits; returns how many.
+/// Fires one batch of due waits; returns how many were claimed.
 pub(crate) async fn wake_once(core: &Arc<Core>, limit: i64) -> Result<usize, WorkflowError> {
     core.clock.refresh(&core.pool).await?;
     let now = core.clock.now();
@@ -76,14 +78,23 @@ pub(crate) async fn wake_once(core: &Arc<Core>, limit: i64) -> Result<usize, Wor
         tx.commit().await?;
         return Ok(0);
     }
-    let keys: Vec<_> = due.iter().map(|d| (d.run_id, d.step.clone())).collect();
-    run_waits::delete(&mut tx, &keys).await?;
+    let claimed = due.len();
+    let mut keys: HashSet<(Uuid, String)> = due.iter().map(|d| (d.run_id, d.step.clone())).collect();
     let incoming =
         due.into_iter().map(|d| Incoming::Woken { run_id: d.run_id, step: d.step, wake: Wake::Time }).collect();
-    let staged = apply::stage(core, &mut tx, incoming).await?;
+    // The claim locked the runs with their waits: staging reads them without locking again,
+    // and deletes the waits it ends with the rest of its writes.
+    let staged = apply::stage_with(core, &mut tx, incoming, RunLocks::Held).await?;
+    for (run_id, step, _) in staged.applied() {
+        keys.remove(&(*run_id, step.clone()));
+    }
+    // What is left had nothing to end (its run finished or moved on without removing the
+    // row); it must not be claimed again.
+    let orphans: Vec<_> = keys.into_iter().collect();
+    run_waits::delete(&mut tx, &orphans).await?;
     tx.commit().await?;
-    let n = keys.len();
-    core.metrics.waits_woken.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    // claims, not wakes: `crm bench timers` adds them up across engines to see none twice
+    core.metrics.waits_woken.fetch_add(claimed as u64, std::sync::atomic::Ordering::Relaxed);
     staged.after_commit(core).await;
-    Ok(n)
+    Ok(claimed)
 }

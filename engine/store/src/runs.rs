@@ -206,6 +206,16 @@ pub async fn lock_runs(
     // that the other applier just finished would look unfinished and the run would never
     // close. The second statement takes a fresh snapshot after the locks are held.
     sqlx::query("SELECT id FROM runs WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(ids).execute(&mut *conn).await?;
+    read_locked(conn, ids).await
+}
+
+/// Reads runs whose locks this transaction already holds (taken by [`lock_runs`] or by a
+/// claim that locked them with its own rows), with their steps, in a statement of its own
+/// so it sees what committed before the locks were granted.
+pub async fn read_locked(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(Vec<RunState>, Vec<StepState>), WorkflowError> {
     // Each run's columns come once per step, which costs less than a third query. LATERAL
     // keeps the steps on their primary key: a plain join lets the planner hash-join a seq
     // scan of run_steps, which grows with every run ever made.

@@ -21,6 +21,7 @@ pub mod field;
 pub mod import;
 pub mod invite;
 pub mod migrate;
+pub mod parent_death;
 pub mod preflight;
 pub mod private_servers;
 pub mod redis_acl;

@@ -11,7 +11,8 @@ use crm_concepts::user::{NewUser, Role};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::commands::private_servers::PrivateServers;
+use crate::commands::parent_death;
+use crate::commands::private_servers::{PrivateServers, Programs};
 use crate::commands::serve;
 use crate::config::Config;
 
@@ -45,7 +46,13 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
     // database, no admin, no examples.
     let mut config = config.clone();
     let private = servers(&mut config).await?;
-    let config = &config;
+    let result = stack(&config, config_path, args).await;
+    private.stop().await;
+    result
+}
+
+/// Everything after the servers answer, until the stack stops.
+async fn stack(config: &Config, config_path: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
     crm_store::Db::ensure_database(&config.database_url)
         .await
         .with_context(|| format!("creating the database {}", crm_store::database::redact(&config.database_url)))?;
@@ -134,37 +141,55 @@ pub async fn run(config: &Config, config_path: Option<&Path>, args: UpArgs) -> a
         let _ = crm_store::worker_credentials::revoke(&db, worker_credential_id).await;
         db.pool.close().await;
     }
-    private.stop().await;
     result
 }
 
 /// Checks PostgreSQL and Redis at the configured URLs; one that does not answer is replaced
-/// by a private one (unless CRM_PRIVATE_SERVERS=off), and `config` points at it.
+/// by a private one (unless CRM_PRIVATE_SERVERS=off), and `config` points at it. Every check
+/// (both servers, the programs of the missing ones, the data directory's lock) comes before
+/// anything is written.
 async fn servers(config: &mut Config) -> anyhow::Result<PrivateServers> {
-    use crate::commands::preflight::{check_postgres, check_redis};
+    use crate::commands::preflight::{PreflightError, check_postgres, check_redis};
     let auto = config.private_servers == "auto";
-    let mut private = PrivateServers::default();
-    match check_postgres(&config.database_url).await {
-        Ok(()) => {}
-        Err(e) if e.is_down() && auto => {
-            let database = config
-                .database_url
-                .parse::<sqlx::postgres::PgConnectOptions>()
-                .ok()
-                .and_then(|o| o.get_database().map(str::to_string))
-                .unwrap_or_else(|| "crm".into());
-            config.database_url = private.start_postgres(&config.data_dir, &database).await.context(e)?;
-            println!("PostgreSQL did not answer: started a private one under {}", config.data_dir.display());
-        }
-        Err(e) => return Err(e.into()),
+    let replace = |checked: Result<(), PreflightError>| match checked {
+        Ok(()) => Ok(None),
+        Err(e) if e.is_down() && auto => Ok(Some(e)),
+        Err(e) => Err(e),
+    };
+    let postgres_down = replace(check_postgres(&config.database_url).await)?;
+    let redis_down = replace(check_redis(&config.redis_url).await)?;
+    if postgres_down.is_none() && redis_down.is_none() {
+        return Ok(PrivateServers::default());
     }
-    match check_redis(&config.redis_url).await {
-        Ok(()) => {}
-        Err(e) if e.is_down() && auto => {
-            config.redis_url = private.start_redis(&config.data_dir).await.context(e)?;
-            println!("Redis did not answer: started a private one under {}", config.data_dir.display());
+    let found = Programs::find(
+        postgres_down.is_some(),
+        redis_down.is_some(),
+        config.postgres_bin_dir.as_deref(),
+        config.redis_bin_dir.as_deref(),
+    );
+    let programs = match found {
+        Ok(programs) => programs,
+        Err(e) => {
+            // The fix first, then what was tried.
+            let tried: Vec<String> =
+                [&postgres_down, &redis_down].into_iter().flatten().map(ToString::to_string).collect();
+            anyhow::bail!("{e}.\n{}", tried.join("\n"))
         }
-        Err(e) => return Err(e.into()),
+    };
+    let mut private = PrivateServers::lock(&config.data_dir)?;
+    if let (Some(e), Some(bin)) = (postgres_down, &programs.postgres) {
+        let database = config
+            .database_url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .ok()
+            .and_then(|o| o.get_database().map(str::to_string))
+            .unwrap_or_else(|| "crm".into());
+        config.database_url = private.start_postgres(bin, &database).await.context(e)?;
+        println!("PostgreSQL did not answer: started a private one under {}", config.data_dir.display());
+    }
+    if let (Some(e), Some(server)) = (redis_down, &programs.redis) {
+        config.redis_url = private.start_redis(server).await.context(e)?;
+        println!("Redis did not answer: started a private one under {}", config.data_dir.display());
     }
     Ok(private)
 }
@@ -226,15 +251,7 @@ async fn supervise(
             cmd.env_remove("CRM_DATABASE_URL");
         }
         cmd.args(child.args).stdin(std::process::Stdio::null()).kill_on_drop(true);
-        // kill_on_drop needs this process alive to run; when `crm up` is killed outright
-        // (SIGKILL, OOM) the kernel must end the children, or a worker and a bot outlive it.
-        // SAFETY: the closure runs in the forked child before exec and only makes one
-        // prctl(2) system call, which is async-signal-safe and touches no shared memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)
-            });
-        }
+        parent_death::signal_on_parent_death(&mut cmd, nix::sys::signal::Signal::SIGTERM);
         let mut proc = match cmd.spawn() {
             Ok(p) => p,
             Err(e) => {
