@@ -105,25 +105,30 @@ async fn lead_score_in_rust_python_and_js_gives_the_same_results() {
 }
 
 const REMINDERS: [&str; 3] = ["task-reminder", "task-reminder-py", "task-reminder-js"];
+/// A fresh worker compiles the 13–19 MB Python and JavaScript components (a debug build of
+/// wasmtime in tests) before their first run: minutes on a busy machine, not a hang.
+const WAIT: Duration = Duration::from_secs(300);
 
 /// The runs of each reminder workflow for task `task`, once each of them waits.
 async fn reminder_runs_waiting(flow: &Flow, task: i64) -> Vec<(String, Uuid)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let runs: Vec<(String, Uuid)> = sqlx::query_as(
-            "SELECT workflow, id FROM runs WHERE (input->>'task_id')::bigint = $1 ORDER BY workflow",
-        )
-        .bind(task)
-        .fetch_all(&flow.db.pool)
-        .await
-        .expect("read reminder runs");
+        let runs: Vec<(String, Uuid)> =
+            sqlx::query_as("SELECT workflow, id FROM runs WHERE (input->>'task_id')::bigint = $1 ORDER BY workflow")
+                .bind(task)
+                .fetch_all(&flow.db.pool)
+                .await
+                .expect("read reminder runs");
         if runs.len() == REMINDERS.len() {
             for (_, id) in &runs {
-                flow.wait_status(*id, "waiting", Duration::from_secs(60)).await;
+                flow.wait_status(*id, "waiting", WAIT).await;
             }
             return runs;
         }
-        assert!(tokio::time::Instant::now() < deadline, "task {task} has runs of {runs:?}, not of all of {REMINDERS:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {task} has runs of {runs:?}, not of all of {REMINDERS:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -132,9 +137,12 @@ async fn reminder_runs_waiting(flow: &Flow, task: i64) -> Vec<(String, Uuid)> {
 async fn remind_outputs(flow: &Flow, runs: &[(String, Uuid)]) -> Vec<(String, Value)> {
     let mut outputs = Vec::new();
     for (workflow, id) in runs {
-        let run = flow.wait_status(*id, "succeeded", Duration::from_secs(60)).await;
+        let run = flow.wait_status(*id, "succeeded", WAIT).await;
         let remind = run["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == "remind")).cloned();
-        outputs.push((workflow.clone(), remind.unwrap_or_else(|| panic!("{workflow}: no remind step in {run}"))["output"].clone()));
+        outputs.push((
+            workflow.clone(),
+            remind.unwrap_or_else(|| panic!("{workflow}: no remind step in {run}"))["output"].clone(),
+        ));
     }
     outputs
 }
@@ -179,13 +187,12 @@ async fn task_reminder_in_rust_python_and_js_sends_the_same_reminder_with_the_sa
 
     // The messages as the bot would deliver them: the same text and buttons, each Snooze
     // starting its own workflow again.
-    let messages: Vec<(String, String, Value)> = sqlx::query_as(
-        "SELECT workflow, text, buttons FROM notifications WHERE user_id = $1 ORDER BY workflow",
-    )
-    .bind(kenji.id)
-    .fetch_all(&flow.db.pool)
-    .await
-    .expect("read notifications");
+    let messages: Vec<(String, String, Value)> =
+        sqlx::query_as("SELECT workflow, text, buttons FROM notifications WHERE user_id = $1 ORDER BY workflow")
+            .bind(kenji.id)
+            .fetch_all(&flow.db.pool)
+            .await
+            .expect("read notifications");
     let workflows: Vec<&str> = messages.iter().map(|(w, _, _)| w.as_str()).collect();
     assert_eq!(workflows, ["task-reminder", "task-reminder-js", "task-reminder-py"], "one message each");
     let tokyo_due = due.with_timezone(&chrono_tz::Asia::Tokyo).format("%Y-%m-%d %H:%M");

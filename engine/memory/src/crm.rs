@@ -474,9 +474,7 @@ mod tests {
             r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "asia/tokyo", "remind_before_minutes": 15}]}"#,
         )
         .unwrap();
-        let HostReply::User(sam) = crm.apply("w", None, HostCall::GetUser { id: 2 }).unwrap() else {
-            panic!("a user")
-        };
+        let HostReply::User(sam) = crm.apply("w", None, HostCall::GetUser { id: 2 }).unwrap() else { panic!("a user") };
         assert_eq!((sam.name.as_str(), sam.time_zone.as_str(), sam.remind_before_minutes), ("Sam", "Asia/Tokyo", 15));
         assert_eq!(
             crm.apply("w", None, HostCall::GetUser { id: 9 }),
@@ -496,10 +494,17 @@ mod tests {
             label: "⏰ Later".into(),
             action: ButtonAction::StartRun { workflow: workflow.into(), input },
         };
-        let send = |buttons: Vec<Button>| crm.apply("w", None, HostCall::Notify { user_id: 2, text: "hi".into(), buttons });
-        assert!(matches!(send(vec![later("task-reminder", json!({"task_id": 1})); 9]), Err(HostCallError::Invalid(m)) if m.contains("at most 8")));
-        assert!(matches!(send(vec![later("Task Reminder", json!({}))]), Err(HostCallError::Invalid(m)) if m.contains("workflow name")));
-        assert!(matches!(send(vec![later("task-reminder", json!([1]))]), Err(HostCallError::Invalid(m)) if m.contains("JSON object")));
+        let send =
+            |buttons: Vec<Button>| crm.apply("w", None, HostCall::Notify { user_id: 2, text: "hi".into(), buttons });
+        assert!(
+            matches!(send(vec![later("task-reminder", json!({"task_id": 1})); 9]), Err(HostCallError::Invalid(m)) if m.contains("at most 8"))
+        );
+        assert!(
+            matches!(send(vec![later("Task Reminder", json!({}))]), Err(HostCallError::Invalid(m)) if m.contains("workflow name"))
+        );
+        assert!(
+            matches!(send(vec![later("task-reminder", json!([1]))]), Err(HostCallError::Invalid(m)) if m.contains("JSON object"))
+        );
         assert!(crm.notifications().is_empty(), "a refused message is not kept");
         assert!(matches!(
             MemoryCrm::from_json(r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "Mars/Olympus"}]}"#),

@@ -73,7 +73,11 @@ fn plan(input: &Input) -> Result<Output, StepError> {
 /// no time zone database, so the plan hands them this (with the zone it was made for).
 fn local_time(ms: i64, zone: &str) -> String {
     let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::UTC);
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string()
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn remind(input: &Input) -> Result<Output, StepError> {
