@@ -128,6 +128,12 @@ impl MemoryCrm {
             });
         }
         d.secrets = f.secrets;
+        // Zones as the store keeps them: known, and spelled the IANA way.
+        for (i, u) in f.users.iter_mut().enumerate() {
+            let zone = crm_concepts::local_time::zone(&u.time_zone)
+                .map_err(|e| FixtureError::Invalid(format!("users[{i}].time_zone: {e}")))?;
+            u.time_zone = zone.name().to_string();
+        }
         d.users = f.users.into_iter().map(|u| (u.id, u)).collect();
         d.state = f.state;
         for (i, new) in f.fields.into_iter().enumerate() {
@@ -285,15 +291,17 @@ impl MemoryCrm {
                 .cloned()
                 .map(HostReply::Secret)
                 .ok_or_else(|| HostCallError::NotFound(format!("no secret named {name}"))),
-            GetUser { id } => {
-                Ok(HostReply::User(d.users.get(&id).cloned().unwrap_or_else(|| crm_concepts::user::UserProfile {
-                    id,
-                    name: format!("User {id}"),
-                    time_zone: "UTC".into(),
-                    remind_before_minutes: 0,
-                })))
-            }
+            // The engine's answers, word for word: a user is a row, and a message needs one.
+            GetUser { id } => d
+                .users
+                .get(&id)
+                .cloned()
+                .map(HostReply::User)
+                .ok_or_else(|| HostCallError::NotFound(format!("user {id} not found"))),
             Notify { user_id, text, buttons } => {
+                if !d.users.contains_key(&user_id) {
+                    return Err(HostCallError::NotFound(format!("user {user_id} does not exist")));
+                }
                 d.notifications.push(Notification { user_id, text, buttons });
                 Ok(HostReply::Done)
             }
@@ -452,6 +460,7 @@ impl HostCalls for MemoryCrm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crm_concepts::message_button::{Button, ButtonAction};
     use crm_concepts::records::{ContactPatch, NewContact, NewNote, TaskFilter};
 
     fn crm() -> MemoryCrm {
@@ -527,6 +536,50 @@ mod tests {
         let dup = r#"{"fields": [{"kind": "deal", "key": "k", "label": "K", "type": "text"},
                                  {"kind": "deal", "key": "k", "label": "K", "type": "number"}]}"#;
         assert!(MemoryCrm::from_json(dup).err().expect("refused").to_string().contains("defined twice"));
+    }
+
+    #[test]
+    fn looking_up_or_messaging_an_unknown_user_is_not_found_as_in_the_engine() {
+        let crm = MemoryCrm::from_json(
+            r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "asia/tokyo", "remind_before_minutes": 15}]}"#,
+        )
+        .unwrap();
+        let HostReply::User(sam) = crm.apply("w", None, HostCall::GetUser { id: 2 }).unwrap() else { panic!("a user") };
+        assert_eq!((sam.name.as_str(), sam.time_zone.as_str(), sam.remind_before_minutes), ("Sam", "Asia/Tokyo", 15));
+        assert_eq!(
+            crm.apply("w", None, HostCall::GetUser { id: 9 }),
+            Err(HostCallError::NotFound("user 9 not found".into()))
+        );
+        let done = Button { label: "✅ Done".into(), action: ButtonAction::CompleteTask { task_id: 5 } };
+        let to = |user_id| HostCall::Notify { user_id, text: "Call Ann".into(), buttons: vec![done.clone()] };
+        assert_eq!(crm.apply("w", None, to(9)), Err(HostCallError::NotFound("user 9 does not exist".into())));
+        assert_eq!(crm.apply("w", None, to(2)), Ok(HostReply::Done));
+        assert_eq!(crm.notifications(), [Notification { user_id: 2, text: "Call Ann".into(), buttons: vec![done] }]);
+    }
+
+    #[test]
+    fn buttons_are_refused_as_the_engine_refuses_them() {
+        let crm = MemoryCrm::from_json(r#"{"users": [{"id": 2, "name": "Sam"}]}"#).unwrap();
+        let later = |workflow: &str, input: Value| Button {
+            label: "⏰ Later".into(),
+            action: ButtonAction::StartRun { workflow: workflow.into(), input },
+        };
+        let send =
+            |buttons: Vec<Button>| crm.apply("w", None, HostCall::Notify { user_id: 2, text: "hi".into(), buttons });
+        assert!(
+            matches!(send(vec![later("task-reminder", json!({"task_id": 1})); 9]), Err(HostCallError::Invalid(m)) if m.contains("at most 8"))
+        );
+        assert!(
+            matches!(send(vec![later("Task Reminder", json!({}))]), Err(HostCallError::Invalid(m)) if m.contains("workflow name"))
+        );
+        assert!(
+            matches!(send(vec![later("task-reminder", json!([1]))]), Err(HostCallError::Invalid(m)) if m.contains("JSON object"))
+        );
+        assert!(crm.notifications().is_empty(), "a refused message is not kept");
+        assert!(matches!(
+            MemoryCrm::from_json(r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "Mars/Olympus"}]}"#),
+            Err(FixtureError::Invalid(m)) if m.starts_with("users[0].time_zone")
+        ));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) struct Fixture {
     pub tasks: Vec<Map<String, Value>>,
     pub notes: Vec<Map<String, Value>>,
     pub activity: Vec<FixtureActivity>,
-    /// users a step may look up; any other id reads as a user in UTC
+    /// the users a step may look up or message; any other id is `not_found`, as in the engine
     pub users: Vec<crm_concepts::user::UserProfile>,
     pub secrets: BTreeMap<String, String>,
     pub state: BTreeMap<String, Value>,
