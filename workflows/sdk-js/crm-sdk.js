@@ -270,6 +270,12 @@ export const records = {
   updateNote: (id, fields) => hostCall(wit_records.updateNote, id, patch('note', fields)),
   /** The newest changes to one record, newest first. */
   recordActivity: (kind, id, limit) => hostCall(wit_records.recordActivity, kind, id, limit),
+  /**
+   * A CRM user as a step may see them: `{ id, name, timeZone, remindBeforeMinutes }` (an
+   * IANA zone such as 'Europe/Berlin'; how long before a task is due they want its
+   * reminder). An id that names no user throws `not_found`.
+   */
+  getUser: (id) => hostCall(wit_records.getUser, id),
   /** A record's custom fields as an object. */
   customOf: (record) => JSON.parse(record.custom || '{}'),
 };
@@ -297,7 +303,38 @@ export const http = {
   },
 };
 
-/** Chat messages to CRM users (capability `notify`). */
+/** What a button does: marks task `taskId` done. */
+export function completeTask(taskId) {
+  return { tag: 'complete-task', val: taskId };
+}
+
+/** What a button does: starts a run of the deployed workflow `workflow` with `input` (an object, at most 4 KB of JSON). */
+export function startRun(workflow, input) {
+  return { tag: 'start-run', val: { workflow, input: JSON.stringify(input) } };
+}
+
+/**
+ * Chat messages to CRM users (capability `notify`), optionally with at most 8 buttons under
+ * them, each `{ label, action }` (labels 1 to 40 characters):
+ *
+ *   notify.sendWithButtons(userId, '⏰ Reminder: Call Ann', [
+ *     { label: '✅ Done', action: completeTask(task.id) },
+ *     { label: '⏰ Snooze 1 h', action: startRun('task-reminder', { task_id: task.id, snooze_minutes: 60 }) },
+ *   ]);
+ *
+ * A press acts as the person the message went to, with their role's rights, and a message is
+ * answered by one press only. The host refuses the whole message, as `invalid`, when a
+ * button breaks a rule.
+ */
 export const notify = {
   send: (userId, text) => hostCall(wit_notify.send, userId, text),
+  sendWithButtons: (userId, text, buttons) =>
+    hostCall(
+      wit_notify.sendWithButtons,
+      userId,
+      text,
+      [...buttons].map(({ label, action }) => ({ label, action })),
+    ),
+  completeTask,
+  startRun,
 };

@@ -85,7 +85,8 @@ pub async fn start(req: &Req<'_>, kind: FormKind) {
     }
 }
 
-/// `/addtask Title` saves at once; `/addtask` asks.
+/// `/addtask Title` saves at once, or first asks the tasks' required custom fields;
+/// `/addtask` asks everything.
 pub async fn start_task(req: &Req<'_>, args: &str) {
     if args.trim().is_empty() {
         return start(req, FormKind::AddTask).await;
@@ -95,6 +96,20 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
     }
     match validate::name(args, &t!(req.lang, "field-task"), fields::MAX_NAME, req.lang) {
         Ok(title) => {
+            let custom_fields = super::custom_fields::definitions(req, RecordKind::Task).await;
+            if custom_fields.iter().any(|f| f.required) {
+                // The title is given; the rest of the add dialogue is just the fields the
+                // engine would refuse the task without.
+                let mut d = req.ctx.dialogues.start(req.chat.0, req.tg_user, FormKind::AddTask);
+                d.custom_order = (0..custom_fields.len()).filter(|i| custom_fields[*i].required).collect();
+                d.custom_fields = custom_fields;
+                d.fields = d.custom_order.iter().map(|_| Field::Custom).collect();
+                d.values.insert("title".into(), json!(title));
+                prompt(req, &mut d, Some(&format!("Adding the task “{title}”; it needs its required fields first.")))
+                    .await;
+                req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
+                return;
+            }
             let task = NewTask { title, assignee_id: Some(req.user.id), ..Default::default() };
             match req.ctx.engine.post::<_, Task>(req.acting(), "/api/tasks", &task).await {
                 Ok(t) => req.reply(&t!(req.lang, "task-added", task = render::task_line(&t, req.zone(), req.lang))),

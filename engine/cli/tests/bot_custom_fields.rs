@@ -3,7 +3,8 @@
 //! formatted, yes/no as words) and free-form keys as they are; the edit dialogue offers the
 //! defined fields next to the usual ones, a choice field's choices as buttons, and a typed
 //! answer is read by the field's type and refused with the reason when it does not fit.
-//! Adding a record asks its required custom fields after the usual ones.
+//! Adding a record asks its required custom fields after the usual ones; `/addtask TITLE`
+//! asks just those before it adds the task.
 
 use crm_concepts::user::Role;
 use crm_testing::bot::{ChatBot, button};
@@ -106,4 +107,37 @@ async fn a_card_shows_custom_fields_and_a_choice_is_edited_by_button() {
     assert!(refused.text().contains("Tier is required"), "{}", refused.text());
     let added = h.press(&max, &tier_q, &button(&tier_q, "silver")).await;
     assert!(added.text().contains("Contact added") && added.text().contains("Tier: silver"), "{}", added.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addtask_with_a_title_asks_the_required_task_fields_then_adds_the_task() {
+    let h = Harness::start("bot_custom_task").await;
+    for body in [
+        json!({"kind": "task", "key": "effort", "label": "Effort", "type": "number", "required": true}),
+        json!({"kind": "task", "key": "note", "label": "Note", "type": "text"}),
+    ] {
+        let (st, v) = h.stack.post("/api/fields", body).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let user = crm_testing::users::linked(&h.stack.db, "Max Manager", Role::Manager, 9302, None).await;
+    let max = TgUser::new(9302, "Max Manager");
+
+    // Only the required field is asked; the title is the one given.
+    let effort_q = h.say(&max, "/addtask Call Ann back").await;
+    let text = effort_q.text();
+    assert!(text.contains("Call Ann back") && text.contains("Effort? A number"), "{text}");
+    assert!(!text.contains("Note") && !text.contains("skip"), "{text}");
+    let refused = h.say(&max, "-").await;
+    assert!(refused.text().contains("Effort is required"), "{}", refused.text());
+    let refused = h.say(&max, "a lot").await;
+    assert!(refused.text().contains("Effort must be a number"), "{}", refused.text());
+    let (_, none) = h.stack.get("/api/tasks").await;
+    assert_eq!(none["items"], json!([]), "nothing is added before the answers are in");
+
+    let added = h.say(&max, "3").await;
+    assert!(added.text().contains("Task added") && added.text().contains("Call Ann back"), "{}", added.text());
+    let (_, tasks) = h.stack.get("/api/tasks").await;
+    assert_eq!(tasks["items"][0]["title"], "Call Ann back", "{tasks}");
+    assert_eq!(tasks["items"][0]["custom"], json!({"effort": 3}), "{tasks}");
+    assert_eq!(tasks["items"][0]["assignee_id"], user.id, "{tasks}");
 }

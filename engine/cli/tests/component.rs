@@ -28,6 +28,38 @@ fn run_scores_the_example_lead_from_the_fixture_file() {
 }
 
 #[test]
+fn run_checks_custom_writes_against_the_fixture_fields_only() {
+    // Ann is a hot lead; with write-back the step stores `lead_grade` on her.
+    let mut fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(FIXTURES).unwrap()).expect("fixture JSON");
+    fixture["fields"] = serde_json::json!([{"kind": "contact", "key": "lead_grade", "label": "Lead grade",
+        "type": "choice", "choices": ["warm", "cold"]}]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixtures.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let args = |records: &str| -> Vec<String> {
+        ["component", "run", crm_guests::LEAD_SCORE, "--input", r#"{"contact_id": 1}"#]
+            .into_iter()
+            .chain(["--step-config", r#"{"write_back": true}"#, "--records", records])
+            .map(str::to_string)
+            .collect()
+    };
+    let run = |records: &str| {
+        let args = args(records);
+        crm(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let refused = run(path.to_str().unwrap());
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("custom.lead_grade: Lead grade must be one of warm, cold"), "{stderr}");
+    // Without definitions in the fixture nothing is checked: the database's are not read.
+    let free = run(FIXTURES);
+    assert!(free.status.success(), "{}", text(&free.stderr));
+    let help = text(&crm(&["component", "run", "--help"]).stdout);
+    assert!(help.contains("custom field definitions are not") && help.contains("\"fields\""), "{help}");
+}
+
+#[test]
 fn run_with_explicit_grants_reports_the_missing_capability() {
     let out = crm(&[
         "component",

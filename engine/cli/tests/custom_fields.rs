@@ -1,5 +1,6 @@
 //! Typed custom fields: admins define them per kind of record (`POST /api/fields`, `crm
-//! field add`); every write of a record's `custom` object is checked against them (the
+//! field add`) and change their label, required flag and choices (`PATCH
+//! /api/fields/{kind}/{key}`, `crm field change`) once no record is in the way; every write of a record's `custom` object is checked against them (the
 //! API, CSV import and workflow steps alike) and refused whole, with the field named, when
 //! a value has the wrong type, a choice is not offered or a required field is missing;
 //! lists filter on them with `?field.KEY=VALUE`; CSV exports carry one column per field,
@@ -124,6 +125,101 @@ async fn admins_define_fields_through_the_api_and_the_cli_and_no_one_else_can() 
     assert_eq!(still["custom"], json!({"tier": "gold"}));
     let (st, bronze) = s.post("/api/contacts", json!({"name": "Bob Stone", "custom": {"tier": "bronze"}})).await;
     assert_eq!(st, StatusCode::CREATED, "{bronze}");
+}
+
+#[tokio::test]
+async fn admins_change_a_definition_once_no_record_is_in_the_way_and_never_its_type() {
+    let s = TestStack::start("fields_change").await;
+    define(
+        &s,
+        json!({"kind": "contact", "key": "tier", "label": "Tier", "type": "choice",
+               "choices": ["gold", "silver", "bronze"]}),
+    )
+    .await;
+    define(&s, json!({"kind": "contact", "key": "score", "label": "Score", "type": "number"})).await;
+    let mut ids = Vec::new();
+    for (name, custom) in [
+        ("Ann Lee", json!({"tier": "gold", "score": 1})),
+        ("Bob Stone", json!({"score": 2})),
+        ("Cy Young", json!({"tier": "bronze"})),
+    ] {
+        let (st, c) = s.post("/api/contacts", json!({"name": name, "custom": custom})).await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        ids.push(c["id"].as_i64().expect("id"));
+    }
+    let (bob, cy) = (ids[1], ids[2]);
+
+    // The label changes; what the body leaves out stays.
+    let (st, tier) = s.patch("/api/fields/contact/tier", json!({"label": "Level"})).await;
+    assert_eq!(st, StatusCode::OK, "{tier}");
+    assert_eq!(
+        (&tier["label"], &tier["type"], &tier["required"], &tier["choices"]),
+        (&json!("Level"), &json!("choice"), &json!(false), &json!(["gold", "silver", "bronze"]))
+    );
+
+    // Managers may not change a definition.
+    let (st, err) =
+        send(s.request_as(&s.manager_token, Method::PATCH, "/api/fields/contact/tier").json(&json!({"label": "X"})))
+            .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{err}");
+
+    // Required is refused while a record lacks the field, naming how many and which.
+    let (_, before) = s.get("/api/fields?kind=contact").await;
+    let (st, err) = s.patch("/api/fields/contact/tier", json!({"required": true})).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{err}");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(message, format!("1 contact lacks Level (#{bob}): give it a value first, then make it required"));
+    // A dropped choice is refused while a record holds it.
+    let (st, err) = s.patch("/api/fields/contact/tier", json!({"choices": ["gold", "silver"]})).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{err}");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("1 contact still holds Level “bronze” (#{cy})")), "{message}");
+    // The type never changes: remove and add is the way.
+    let (st, err) = s.patch("/api/fields/contact/tier", json!({"type": "text", "label": "Tier"})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["fields"][0]["field"], "type", "{err}");
+    assert!(err.to_string().contains("cannot change") && err.to_string().contains("remove the field"), "{err}");
+    let (st, err) = s.patch("/api/fields/contact/tier", json!({"key": "level"})).await;
+    assert!(st.is_client_error(), "{st} {err}");
+    let (st, _) = s.patch("/api/fields/contact/nope", json!({"label": "Nope"})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, after) = s.get("/api/fields?kind=contact").await;
+    assert_eq!(after, before, "a refused change changes nothing");
+
+    // Once the records are put right, both changes go through.
+    let (st, c) = s.patch(&format!("/api/contacts/{bob}"), json!({"custom": {"tier": "silver"}})).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let (st, c) = s.patch(&format!("/api/contacts/{cy}"), json!({"custom": {"tier": "gold"}})).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let (st, tier) =
+        s.patch("/api/fields/contact/tier", json!({"required": true, "choices": ["gold", "silver"]})).await;
+    assert_eq!(st, StatusCode::OK, "{tier}");
+    assert_eq!((&tier["required"], &tier["choices"]), (&json!(true), &json!(["gold", "silver"])));
+    let (st, err) = s.post("/api/contacts", json!({"name": "Dee Park", "custom": {"tier": "bronze"}})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "the new definition holds: {err}");
+    // A record in the trash is not in the way.
+    let (st, eve) = s.post("/api/contacts", json!({"name": "Eve Park", "custom": {"tier": "gold"}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{eve}");
+    let (st, _) = s.delete(&format!("/api/contacts/{}", eve["id"])).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    // The command line: the same rules, the same messages.
+    let (ok, _, err) = crm(&s.db_url, &["field", "change", "--kind", "contact", "score", "--required"]);
+    assert!(!ok && err.contains(&format!("1 contact lacks Score (#{cy})")), "{err}");
+    let (ok, _, err) = crm(&s.db_url, &["field", "change", "--kind", "contact", "tier", "--type", "text"]);
+    assert!(!ok && err.contains("the type of a field cannot change"), "{err}");
+    let (ok, _, err) = crm(&s.db_url, &["field", "change", "--kind", "contact", "tier"]);
+    assert!(!ok && err.contains("nothing to change"), "{err}");
+    let (ok, out, err) =
+        crm(&s.db_url, &["field", "change", "--kind", "contact", "tier", "--label", "Tier", "--optional"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "contact\ttier\tTier\tchoice (gold, silver)");
+    let (ok, out, err) =
+        crm(&s.db_url, &["field", "change", "--kind", "contact", "tier", "--choices", "gold,silver,tin", "--required"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "contact\ttier\tTier\tchoice (gold, silver, tin)\trequired");
+    let (_, list) = s.get("/api/fields?kind=contact").await;
+    assert_eq!(list["items"][0]["choices"], json!(["gold", "silver", "tin"]), "{list}");
 }
 
 #[tokio::test]

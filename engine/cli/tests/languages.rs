@@ -1,16 +1,22 @@
 //! One step, three languages: `lead-score` in Rust (`workflows/lead-score`), Python
 //! (`workflows/lead-score-py`) and JavaScript (`workflows/lead-score-js`), built by the real
 //! `crm workflow build` (cargo, componentize-py, componentize-js), run on the same fixtures
-//! and configs in the same runtime: their outputs, branches, logs and errors agree.
+//! and configs in the same runtime: their outputs, branches, logs and errors agree. And
+//! `task-reminder`'s remind step in the three (`workflows/fixtures/task-reminder-py`, `-js`),
+//! deployed side by side to a real engine and worker: the same reminder, the same buttons.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crm_concepts::capability::{Capability, Grants};
 use crm_concepts::step::{AttemptKey, StepInput, StepLimits, StepOutcome};
 use crm_memory::MemoryCrm;
 use crm_runtime::{Runtime, RuntimeConfig, StepCall, digest_of};
+use crm_testing::Flow;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// `crm workflow build DIR` and the path of the one component it built.
 fn build(example: &str) -> PathBuf {
@@ -96,4 +102,111 @@ async fn lead_score_in_rust_python_and_js_gives_the_same_results() {
     assert_eq!(results[4][0]["not_found"], true);
     assert_eq!(results[5][0]["guest_code"], "invalid_input");
     assert_eq!(results[6][0]["guest_code"], "invalid_input");
+}
+
+const REMINDERS: [&str; 3] = ["task-reminder", "task-reminder-py", "task-reminder-js"];
+/// A fresh worker compiles the 13–19 MB Python and JavaScript components (a debug build of
+/// wasmtime in tests) before their first run: minutes on a busy machine, not a hang.
+const WAIT: Duration = Duration::from_secs(300);
+
+/// The runs of each reminder workflow for task `task`, once each of them waits.
+async fn reminder_runs_waiting(flow: &Flow, task: i64) -> Vec<(String, Uuid)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let runs: Vec<(String, Uuid)> =
+            sqlx::query_as("SELECT workflow, id FROM runs WHERE (input->>'task_id')::bigint = $1 ORDER BY workflow")
+                .bind(task)
+                .fetch_all(&flow.db.pool)
+                .await
+                .expect("read reminder runs");
+        if runs.len() == REMINDERS.len() {
+            for (_, id) in &runs {
+                flow.wait_status(*id, "waiting", WAIT).await;
+            }
+            return runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {task} has runs of {runs:?}, not of all of {REMINDERS:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `remind` step's output of each run, by workflow, once the run succeeded.
+async fn remind_outputs(flow: &Flow, runs: &[(String, Uuid)]) -> Vec<(String, Value)> {
+    let mut outputs = Vec::new();
+    for (workflow, id) in runs {
+        let run = flow.wait_status(*id, "succeeded", WAIT).await;
+        let remind = run["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == "remind")).cloned();
+        outputs.push((
+            workflow.clone(),
+            remind.unwrap_or_else(|| panic!("{workflow}: no remind step in {run}"))["output"].clone(),
+        ));
+    }
+    outputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_reminder_in_rust_python_and_js_sends_the_same_reminder_with_the_same_buttons() {
+    let mut flow = Flow::start_with_test_clock("languages_reminders").await;
+    flow.deploy("task-reminder");
+    flow.deploy("fixtures/task-reminder-py");
+    flow.deploy("fixtures/task-reminder-js");
+    flow.start_worker(2);
+    let kenji =
+        crm_testing::users::linked(&flow.db, "Kenji", crm_concepts::user::Role::Manager, 7501, Some("Asia/Tokyo"))
+            .await;
+    let due = chrono::Utc::now() + chrono::Duration::minutes(30);
+    let new_task = |title: &str| {
+        let body = json!({"title": title, "assignee_id": kenji.id, "due_at": due.to_rfc3339()});
+        let flow = &flow;
+        async move {
+            let (status, task) = flow.post("/api/tasks", body).await;
+            assert_eq!(status, StatusCode::CREATED, "{task}");
+            task["id"].as_i64().expect("task id")
+        }
+    };
+    let call = new_task("Call the Osaka office").await;
+    let booked = new_task("Book the venue").await;
+    let call_runs = reminder_runs_waiting(&flow, call).await;
+    let booked_runs = reminder_runs_waiting(&flow, booked).await;
+    let (status, body) = flow.post(&format!("/api/tasks/{booked}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    flow.advance_clock("31m").await;
+    let sent = remind_outputs(&flow, &call_runs).await;
+    let silent = remind_outputs(&flow, &booked_runs).await;
+    for (workflow, output) in &sent[1..] {
+        assert_eq!(output, &sent[0].1, "{workflow} differs from {}", sent[0].0);
+    }
+    for (workflow, output) in &silent[1..] {
+        assert_eq!(output, &silent[0].1, "{workflow} differs from {}", silent[0].0);
+    }
+    assert_eq!(silent[0].1, json!({"sent": false, "why": "the task was done meanwhile"}));
+
+    // The messages as the bot would deliver them: the same text and buttons, each Snooze
+    // starting its own workflow again.
+    let messages: Vec<(String, String, Value)> =
+        sqlx::query_as("SELECT workflow, text, buttons FROM notifications WHERE user_id = $1 ORDER BY workflow")
+            .bind(kenji.id)
+            .fetch_all(&flow.db.pool)
+            .await
+            .expect("read notifications");
+    let workflows: Vec<&str> = messages.iter().map(|(w, _, _)| w.as_str()).collect();
+    assert_eq!(workflows, ["task-reminder", "task-reminder-js", "task-reminder-py"], "one message each");
+    let tokyo_due = due.with_timezone(&chrono_tz::Asia::Tokyo).format("%Y-%m-%d %H:%M");
+    for (workflow, text, buttons) in &messages {
+        assert_eq!(text, &format!("⏰ Reminder: Call the Osaka office\nDue {tokyo_due}"), "{workflow}");
+        assert_eq!(
+            buttons,
+            &json!([
+                {"label": "✅ Done", "action": {"kind": "complete_task", "task_id": call}},
+                {"label": "⏰ Snooze 1 h", "action": {"kind": "start_run", "workflow": workflow,
+                    "input": {"task_id": call, "snooze_minutes": 60}}},
+            ]),
+            "{workflow}"
+        );
+    }
+    assert_eq!(sent[0].1, json!({"sent": true, "user_id": kenji.id, "text": messages[0].1}));
 }

@@ -300,6 +300,7 @@ async fn health_readiness_and_openapi() {
         ("get", "/api/notes"),
         ("get", "/api/search"),
         ("get", "/api/activity"),
+        ("patch", "/api/fields/{kind}/{key}"),
         ("get", "/api/users/by-telegram/{telegram_user_id}"),
         ("get", "/readyz"),
     ] {

@@ -142,12 +142,55 @@ impl Checked for NewFieldDefinition {
     }
 }
 
+/// A change to a definition: its label, whether it is required, a choice field's choices;
+/// what is left out stays. The type cannot change, since every stored value would have to
+/// be rewritten: remove the field and add it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDefinitionChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// the whole new list of a choice field's choices, in the order they are offered
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
+    /// may only repeat the field's type: a different one is refused
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub field_type: Option<FieldType>,
+}
+
 /// `custom.lead_source`: how an error names a custom field.
 pub fn path(key: &str) -> String {
     format!("custom.{key}")
 }
 
 impl FieldDefinition {
+    /// The definition as `change` leaves it, checked like a new one. A different type is
+    /// refused with the way to get one.
+    pub fn changed(&self, change: &FieldDefinitionChange) -> Result<FieldDefinition, FieldError> {
+        if let Some(t) = change.field_type.filter(|t| *t != self.field_type) {
+            return Err(FieldError::new(
+                "type",
+                format!(
+                    "the type of a field cannot change ({} is {}, not {t}): remove the field and add it again \
+                     with the new type (records keep their values, free-form until they fit)",
+                    self.key, self.field_type
+                ),
+            ));
+        }
+        let new = NewFieldDefinition {
+            kind: self.kind,
+            key: self.key.clone(),
+            label: change.label.as_deref().map_or_else(|| self.label.clone(), |l| l.trim().to_string()),
+            field_type: self.field_type,
+            required: change.required.unwrap_or(self.required),
+            choices: change.choices.clone().unwrap_or_else(|| self.choices.clone()),
+        };
+        new.check()?;
+        Ok(FieldDefinition { label: new.label, required: new.required, choices: new.choices, ..self.clone() })
+    }
+
     /// The value as it is stored, or why it cannot be: a value of the wrong type, a choice
     /// that is not offered. Money may come as an object or as text (`1 500,50 EUR`; no
     /// currency means USD).
@@ -358,6 +401,25 @@ mod tests {
         custom.insert("k".into(), json!("gold"));
         assert!(check_custom(&[tier], &mut custom).is_ok());
         assert_eq!(custom["source"], json!({"any": ["json"]}));
+    }
+
+    #[test]
+    fn a_change_keeps_what_it_leaves_out_and_never_the_type() {
+        let tier = def(FieldType::Choice, &["gold", "silver"]);
+        let relabelled =
+            tier.changed(&FieldDefinitionChange { label: Some(" Level ".into()), ..Default::default() }).unwrap();
+        assert_eq!((relabelled.label.as_str(), &relabelled.choices), ("Level", &tier.choices));
+        let retyped = FieldDefinitionChange { field_type: Some(FieldType::Text), ..Default::default() };
+        let err = tier.changed(&retyped).unwrap_err();
+        assert_eq!(err.field, "type");
+        assert!(err.message.contains("remove the field and add it again"), "{}", err.message);
+        let same =
+            FieldDefinitionChange { field_type: Some(FieldType::Choice), required: Some(true), ..Default::default() };
+        assert!(tier.changed(&same).unwrap().required);
+        let none = FieldDefinitionChange { choices: Some(Vec::new()), ..Default::default() };
+        assert_eq!(tier.changed(&none).unwrap_err().field, "choices");
+        let text_choices = FieldDefinitionChange { choices: Some(vec!["a".into()]), ..Default::default() };
+        assert_eq!(def(FieldType::Text, &[]).changed(&text_choices).unwrap_err().field, "choices");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use crm_concepts::custom_fields::{self, FieldDefinition};
 use crm_concepts::fields::Checked;
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::records::{Activity, Id, RecordKind};
@@ -35,6 +36,8 @@ struct Data {
     /// `ensure_task` keys (per workflow) of open tasks
     task_keys: BTreeMap<(String, String), Id>,
     next_id: Id,
+    /// custom field definitions; a write of `custom` is checked against its kind's
+    fields: Vec<FieldDefinition>,
 }
 
 #[derive(Default)]
@@ -125,8 +128,30 @@ impl MemoryCrm {
             });
         }
         d.secrets = f.secrets;
+        // Zones as the store keeps them: known, and spelled the IANA way.
+        for (i, u) in f.users.iter_mut().enumerate() {
+            let zone = crm_concepts::local_time::zone(&u.time_zone)
+                .map_err(|e| FixtureError::Invalid(format!("users[{i}].time_zone: {e}")))?;
+            u.time_zone = zone.name().to_string();
+        }
         d.users = f.users.into_iter().map(|u| (u.id, u)).collect();
         d.state = f.state;
+        for (i, new) in f.fields.into_iter().enumerate() {
+            new.check().map_err(|e| FixtureError::Invalid(format!("fields[{i}]: {}: {}", e.field, e.message)))?;
+            if d.fields.iter().any(|f| f.kind == new.kind && f.key == new.key) {
+                return Err(FixtureError::Invalid(format!("fields[{i}]: {} {} is defined twice", new.kind, new.key)));
+            }
+            d.fields.push(FieldDefinition {
+                id: i as Id + 1,
+                kind: new.kind,
+                key: new.key,
+                label: new.label.trim().to_string(),
+                field_type: new.field_type,
+                required: new.required,
+                choices: new.choices,
+                created_at: Utc::now(),
+            });
+        }
         d.next_id = d.rows.values().flat_map(|t| t.keys()).max().copied().unwrap_or(0) + 1;
         Ok(MemoryCrm { data: Mutex::new(d) })
     }
@@ -266,15 +291,17 @@ impl MemoryCrm {
                 .cloned()
                 .map(HostReply::Secret)
                 .ok_or_else(|| HostCallError::NotFound(format!("no secret named {name}"))),
-            GetUser { id } => {
-                Ok(HostReply::User(d.users.get(&id).cloned().unwrap_or_else(|| crm_concepts::user::UserProfile {
-                    id,
-                    name: format!("User {id}"),
-                    time_zone: "UTC".into(),
-                    remind_before_minutes: 0,
-                })))
-            }
+            // The engine's answers, word for word: a user is a row, and a message needs one.
+            GetUser { id } => d
+                .users
+                .get(&id)
+                .cloned()
+                .map(HostReply::User)
+                .ok_or_else(|| HostCallError::NotFound(format!("user {id} not found"))),
             Notify { user_id, text, buttons } => {
+                if !d.users.contains_key(&user_id) {
+                    return Err(HostCallError::NotFound(format!("user {user_id} does not exist")));
+                }
                 d.notifications.push(Notification { user_id, text, buttons });
                 Ok(HostReply::Done)
             }
@@ -336,12 +363,30 @@ impl Data {
         });
     }
 
+    /// The row's `custom` checked against its kind's definitions and put in stored form,
+    /// as the store does on every write that sets it.
+    fn check_custom(&self, kind: RecordKind, row: &mut Map<String, Value>) -> Result<(), HostCallError> {
+        let definitions: Vec<FieldDefinition> = self.fields.iter().filter(|f| f.kind == kind).cloned().collect();
+        if definitions.is_empty() {
+            return Ok(());
+        }
+        if let Some(Value::Object(custom)) = row.get_mut("custom") {
+            custom_fields::check_custom(&definitions, custom)
+                .map_err(|e| HostCallError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        }
+        Ok(())
+    }
+
     fn create(&mut self, kind: &Kind, fields: Map<String, Value>, actor: Option<Id>) -> Result<Value, HostCallError> {
         self.check_refs(kind, &fields)?;
         let now = Utc::now();
         let id = self.next_id.max(1);
+        let sets_custom = fields.get("custom").is_some_and(Value::is_object);
         let mut row = fixture::defaults(kind.kind, now);
         row.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+        if sets_custom {
+            self.check_custom(kind.kind, &mut row)?;
+        }
         row.insert("id".into(), json!(id));
         row.insert("updated_at".into(), json!(now));
         let row = fixture::typed_row(kind.kind, row).map_err(invalid)?;
@@ -365,6 +410,7 @@ impl Data {
             return Err(invalid("a stored record is not an object"));
         };
         let now = Utc::now();
+        let sets_custom = patch.get("custom").is_some_and(Value::is_object);
         for (field, value) in patch {
             match field.as_str() {
                 "custom" => {
@@ -394,6 +440,9 @@ impl Data {
                 }
             }
         }
+        if sets_custom {
+            self.check_custom(kind.kind, &mut row)?;
+        }
         row.insert("updated_at".into(), json!(now));
         let row = fixture::typed_row(kind.kind, row).map_err(invalid)?;
         self.rows.entry(kind.kind).or_default().insert(id, row.clone());
@@ -411,6 +460,7 @@ impl HostCalls for MemoryCrm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crm_concepts::message_button::{Button, ButtonAction};
     use crm_concepts::records::{ContactPatch, NewContact, NewNote, TaskFilter};
 
     fn crm() -> MemoryCrm {
@@ -457,6 +507,79 @@ mod tests {
         let orphan = NewNote { body: "hi".into(), deal_id: Some(99), ..Default::default() };
         let e = crm.apply("w", None, HostCall::CreateNote { fields: orphan }).unwrap_err();
         assert_eq!(e, HostCallError::Invalid("deal_id: deal 99 does not exist".into()));
+    }
+
+    #[test]
+    fn checks_custom_writes_against_the_fixture_fields() {
+        let crm = MemoryCrm::from_json(
+            r#"{"contacts": [{"id": 1, "name": "Ann Lee", "custom": {"tier": "tin"}}],
+                "fields": [{"kind": "contact", "key": "tier", "label": "Tier", "type": "choice",
+                            "choices": ["gold", "silver"], "required": true}]}"#,
+        )
+        .unwrap();
+        let mut custom = Map::new();
+        custom.insert("tier".into(), json!("bronze"));
+        let patch = ContactPatch { custom: Some(custom), ..Default::default() };
+        let e = crm.apply("w", None, HostCall::UpdateContact { id: 1, patch }).unwrap_err();
+        assert_eq!(e, HostCallError::Invalid("custom.tier: Tier must be one of gold, silver".into()));
+        let e = crm
+            .apply(
+                "w",
+                None,
+                HostCall::CreateContact { fields: NewContact { name: "Bo".into(), ..Default::default() } },
+            )
+            .unwrap_err();
+        assert_eq!(e, HostCallError::Invalid("custom.tier: Tier is required".into()));
+        // A patch that leaves `custom` alone is not held up by the stored value.
+        let patch = ContactPatch { email: Some(Some("ann@x.io".into())), ..Default::default() };
+        assert!(crm.apply("w", None, HostCall::UpdateContact { id: 1, patch }).is_ok());
+        let dup = r#"{"fields": [{"kind": "deal", "key": "k", "label": "K", "type": "text"},
+                                 {"kind": "deal", "key": "k", "label": "K", "type": "number"}]}"#;
+        assert!(MemoryCrm::from_json(dup).err().expect("refused").to_string().contains("defined twice"));
+    }
+
+    #[test]
+    fn looking_up_or_messaging_an_unknown_user_is_not_found_as_in_the_engine() {
+        let crm = MemoryCrm::from_json(
+            r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "asia/tokyo", "remind_before_minutes": 15}]}"#,
+        )
+        .unwrap();
+        let HostReply::User(sam) = crm.apply("w", None, HostCall::GetUser { id: 2 }).unwrap() else { panic!("a user") };
+        assert_eq!((sam.name.as_str(), sam.time_zone.as_str(), sam.remind_before_minutes), ("Sam", "Asia/Tokyo", 15));
+        assert_eq!(
+            crm.apply("w", None, HostCall::GetUser { id: 9 }),
+            Err(HostCallError::NotFound("user 9 not found".into()))
+        );
+        let done = Button { label: "✅ Done".into(), action: ButtonAction::CompleteTask { task_id: 5 } };
+        let to = |user_id| HostCall::Notify { user_id, text: "Call Ann".into(), buttons: vec![done.clone()] };
+        assert_eq!(crm.apply("w", None, to(9)), Err(HostCallError::NotFound("user 9 does not exist".into())));
+        assert_eq!(crm.apply("w", None, to(2)), Ok(HostReply::Done));
+        assert_eq!(crm.notifications(), [Notification { user_id: 2, text: "Call Ann".into(), buttons: vec![done] }]);
+    }
+
+    #[test]
+    fn buttons_are_refused_as_the_engine_refuses_them() {
+        let crm = MemoryCrm::from_json(r#"{"users": [{"id": 2, "name": "Sam"}]}"#).unwrap();
+        let later = |workflow: &str, input: Value| Button {
+            label: "⏰ Later".into(),
+            action: ButtonAction::StartRun { workflow: workflow.into(), input },
+        };
+        let send =
+            |buttons: Vec<Button>| crm.apply("w", None, HostCall::Notify { user_id: 2, text: "hi".into(), buttons });
+        assert!(
+            matches!(send(vec![later("task-reminder", json!({"task_id": 1})); 9]), Err(HostCallError::Invalid(m)) if m.contains("at most 8"))
+        );
+        assert!(
+            matches!(send(vec![later("Task Reminder", json!({}))]), Err(HostCallError::Invalid(m)) if m.contains("workflow name"))
+        );
+        assert!(
+            matches!(send(vec![later("task-reminder", json!([1]))]), Err(HostCallError::Invalid(m)) if m.contains("JSON object"))
+        );
+        assert!(crm.notifications().is_empty(), "a refused message is not kept");
+        assert!(matches!(
+            MemoryCrm::from_json(r#"{"users": [{"id": 2, "name": "Sam", "time_zone": "Mars/Olympus"}]}"#),
+            Err(FixtureError::Invalid(m)) if m.starts_with("users[0].time_zone")
+        ));
     }
 
     #[test]

@@ -11,9 +11,15 @@
 //!   "activity":  [{"record_kind": "contact", "record_id": 1, "action": "updated", "at": "-1d"}],
 //!   "users":     [{"id": 2, "name": "Sam", "time_zone": "Europe/Berlin", "remind_before_minutes": 15}],
 //!   "secrets":   {"SLACK_TOKEN": "xoxb-..."},
-//!   "state":     {"cursor": 42}
+//!   "state":     {"cursor": 42},
+//!   "fields":    [{"kind": "contact", "key": "lead_grade", "label": "Lead grade", "type": "choice",
+//!                  "choices": ["hot", "warm", "cold"], "required": false}]
 //! }
 //! ```
+//!
+//! `fields` are custom field definitions, as `crm field add` and `POST /api/fields` make
+//! them: a step's write of a record's `custom` is checked against them the way the engine
+//! checks it. Fixture records themselves are taken as stored, unchecked.
 //!
 //! A record lists only the fields it needs; the rest take the defaults a new record would
 //! have. Times are RFC 3339 (`2026-01-31T09:00:00Z`), milliseconds since the epoch, `now`,
@@ -47,10 +53,11 @@ pub(crate) struct Fixture {
     pub tasks: Vec<Map<String, Value>>,
     pub notes: Vec<Map<String, Value>>,
     pub activity: Vec<FixtureActivity>,
-    /// users a step may look up; any other id reads as a user in UTC
+    /// the users a step may look up or message; any other id is `not_found`, as in the engine
     pub users: Vec<crm_concepts::user::UserProfile>,
     pub secrets: BTreeMap<String, String>,
     pub state: BTreeMap<String, Value>,
+    pub fields: Vec<crm_concepts::custom_fields::NewFieldDefinition>,
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use crm_concepts::custom_fields::{self, FieldDefinition, FieldMatch, FieldType, NewFieldDefinition};
+use crm_concepts::custom_fields::{
+    self, FieldDefinition, FieldDefinitionChange, FieldMatch, FieldType, NewFieldDefinition,
+};
 use crm_concepts::fields::Checked;
 use crm_concepts::money::Locale;
 use crm_concepts::records::{Id, RecordKind};
@@ -73,6 +75,110 @@ pub async fn remove(db: &Db, kind: RecordKind, key: &str) -> Result<FieldDefinit
         Some(row) => definition(row),
         None => Err(StoreError::Missing(format!("{kind} has no custom field {key:?}"))),
     }
+}
+
+/// How many ids a refusal names: enough to find the records, few enough to read.
+const IDS_SHOWN: usize = 5;
+
+/// Changes a definition's label, required flag or choices (never its type). The records of
+/// its kind are re-checked in the same transaction: making the field required while live
+/// records lack it, or dropping a choice that live records still hold, is refused with how
+/// many there are and the first ids, and nothing changes.
+pub async fn change(
+    db: &Db,
+    kind: RecordKind,
+    key: &str,
+    change: &FieldDefinitionChange,
+) -> Result<FieldDefinition, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    // Every write of `custom` reads its kind's definitions and so holds a share lock on this
+    // table until it commits. Taking it exclusively waits for those writes to finish and
+    // holds new ones back until this change commits: the re-check below sees every record,
+    // and no write can slip a record past it under the old definition.
+    sqlx::query("LOCK TABLE custom_fields IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let sql = format!("SELECT {COLUMNS} FROM custom_fields WHERE kind = $1 AND key = $2");
+    let row: Option<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.as_str()).bind(key).fetch_optional(&mut *tx).await?;
+    let Some(row) = row else {
+        return Err(StoreError::Missing(format!("{kind} has no custom field {key:?}")));
+    };
+    let current = definition(row)?;
+    let new = current.changed(change)?;
+    if new.required && !current.required {
+        let condition = "coalesce(t.custom -> $1, 'null'::jsonb) = 'null'::jsonb";
+        let (count, ids) = in_the_way(&mut tx, kind, condition, key, &[]).await?;
+        if count > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{} {} {} {} ({}): give {} a value first, then make it required",
+                count,
+                noun(kind, count),
+                if count == 1 { "lacks" } else { "lack" },
+                new.label,
+                id_list(&ids, count),
+                if count == 1 { "it" } else { "them" }
+            )));
+        }
+    }
+    let dropped: Vec<String> = current.choices.iter().filter(|c| !new.choices.contains(c)).cloned().collect();
+    if !dropped.is_empty() {
+        let condition = "jsonb_typeof(t.custom -> $1) = 'string' AND t.custom ->> $1 = ANY($2)";
+        let (count, ids) = in_the_way(&mut tx, kind, condition, key, &dropped).await?;
+        if count > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{} {} still {} {} {} ({}): change {} before dropping the choice",
+                count,
+                noun(kind, count),
+                if count == 1 { "holds" } else { "hold" },
+                current.label,
+                dropped.iter().map(|c| format!("“{c}”")).collect::<Vec<_>>().join(" or "),
+                id_list(&ids, count),
+                if count == 1 { "it" } else { "them" }
+            )));
+        }
+    }
+    let sql =
+        format!("UPDATE custom_fields SET label = $2, required = $3, choices = $4 WHERE id = $1 RETURNING {COLUMNS}");
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(current.id)
+        .bind(&new.label)
+        .bind(new.required)
+        .bind(&new.choices)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    definition(row)
+}
+
+/// How many live records of `kind` meet `condition` (on alias `t`, with the key as `$1`
+/// and `choices` as `$2`), and the first few ids.
+async fn in_the_way(
+    conn: &mut PgConnection,
+    kind: RecordKind,
+    condition: &str,
+    key: &str,
+    choices: &[String],
+) -> Result<(i64, Vec<Id>), StoreError> {
+    let sql = format!(
+        "SELECT count(*) OVER (), t.id FROM {table} t WHERE t.deleted_at IS NULL AND {condition}
+         ORDER BY t.id LIMIT {IDS_SHOWN}",
+        table = kind.plural()
+    );
+    let rows: Vec<(i64, Id)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key).bind(choices).fetch_all(&mut *conn).await?;
+    Ok((rows.first().map_or(0, |r| r.0), rows.into_iter().map(|r| r.1).collect()))
+}
+
+fn noun(kind: RecordKind, count: i64) -> &'static str {
+    if count == 1 { kind.as_str() } else { kind.plural() }
+}
+
+/// `#4, #7, #9` (and `…` when there are more).
+fn id_list(ids: &[Id], count: i64) -> String {
+    let mut out = ids.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ");
+    if count > ids.len() as i64 {
+        out.push_str(", …");
+    }
+    out
 }
 
 /// The CSV column of a custom field: `custom.tier`.

@@ -15,7 +15,7 @@ from wit_world.imports import records as _r
 from wit_world.imports.records import (  # noqa: F401  (re-exported for steps)
     Activity, Company, CompanyFilter, CompanyPatch, Contact, ContactFilter, ContactPatch, Deal, DealFilter,
     DealPatch, DealStatus, NewCompany, NewContact, NewDeal, NewNote, NewTask, Note, NoteFilter, NotePatch,
-    RecordKind, Task, TaskFilter, TaskPatch,
+    RecordKind, Task, TaskFilter, TaskPatch, User,
 )
 
 from .errors import host_call
@@ -138,9 +138,13 @@ def record_activity(kind: RecordKind, id: int, limit: int) -> List[Activity]:
     return host_call(_r.record_activity, kind, id, limit)
 
 
+def get_user(id: int) -> User:
+    """A CRM user as a step may see them: `name`, `time_zone` (IANA, e.g. "Europe/Berlin") and
+    `remind_before_minutes` (how long before a task is due they want its reminder). An id
+    that names no user raises `not_found`."""
+    return host_call(_r.get_user, id)
+
+
 def custom_of(record: Any) -> Dict[str, Any]:
     """A record's custom fields as a dict."""
     return json.loads(record.custom or "{}")
-
-
-

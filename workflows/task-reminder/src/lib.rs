@@ -5,7 +5,9 @@
 //! otherwise at the task's due time less the assignee's `remind_before_minutes` (their
 //! `/settings remind N`). A done task, one without a due time or without an assignee gets
 //! no reminder (`skip`). Output: `{"task_id", "remind_at" (RFC 3339), "due_at" (ms),
-//! "assignee_id", "skip"}` — the workflow's `wait` reads `remind_at`.
+//! "assignee_id", "skip", "time_zone", "due_local"}` — the workflow's `wait` reads
+//! `remind_at`; `due_local` is the due time in the assignee's `time_zone`, for remind steps
+//! written in Python or JavaScript, which have no time zone database.
 //!
 //! **`mode = "remind"`** — after the wait. Reads the task again and stays silent if it was
 //! done, moved to another due time or given to someone else meanwhile (that change planned
@@ -54,15 +56,28 @@ fn plan(input: &Input) -> Result<Output, StepError> {
     if task.done {
         return skip("the task is done");
     }
+    let user = records::get_user(assignee)?;
     let remind_at = match input.setting::<i64>("snooze_minutes")? {
         Some(m) if (1..=7 * 24 * 60).contains(&m) => crm_sdk::now_ms() + m * MINUTE_MS,
         Some(m) => return Err(StepError::invalid_input(format!("`snooze_minutes` must be 1 to 10080, not {m}"))),
-        None => due_at - i64::from(records::get_user(assignee)?.remind_before_minutes) * MINUTE_MS,
+        None => due_at - i64::from(user.remind_before_minutes) * MINUTE_MS,
     };
     Ok(Output::json(json!({
         "task_id": task.id, "remind_at": rfc3339(remind_at), "due_at": due_at,
         "assignee_id": assignee, "skip": false,
+        "time_zone": user.time_zone, "due_local": local_time(due_at, &user.time_zone),
     })))
+}
+
+/// `YYYY-MM-DD HH:MM` in `zone`, as the assignee reads it. Python and JavaScript steps have
+/// no time zone database, so the plan hands them this (with the zone it was made for).
+fn local_time(ms: i64, zone: &str) -> String {
+    let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn remind(input: &Input) -> Result<Output, StepError> {
@@ -92,9 +107,7 @@ fn remind(input: &Input) -> Result<Output, StepError> {
         return silent("this reminder was sent already");
     }
     let user = records::get_user(assignee)?;
-    let zone: chrono_tz::Tz = user.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    let due = DateTime::<Utc>::from_timestamp_millis(due_at).unwrap_or_default().with_timezone(&zone);
-    let text = format!("⏰ Reminder: {}\nDue {}", task.title, due.format("%Y-%m-%d %H:%M"));
+    let text = format!("⏰ Reminder: {}\nDue {}", task.title, local_time(due_at, &user.time_zone));
     let snooze: i64 = input.setting("snooze_minutes")?.unwrap_or(60);
     let snooze_label =
         if snooze % 60 == 0 { format!("⏰ Snooze {} h", snooze / 60) } else { format!("⏰ Snooze {snooze} min") };

@@ -1,9 +1,9 @@
 //! `/api/fields`: the custom field definitions. Anyone may read them (the bot and the web
-//! app show them); only admins define and remove them.
+//! app show them); only admins define, change and remove them.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use crm_concepts::custom_fields::{FieldDefinition, NewFieldDefinition};
+use crm_concepts::custom_fields::{FieldDefinition, FieldDefinitionChange, NewFieldDefinition};
 use crm_concepts::records::RecordKind;
 use crm_store::custom_fields;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use crate::error::{ApiError, CallerErrors, NotFound, WriteErrors};
 use crate::extract::{Admin, Caller, Json, Path, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(remove))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(change, remove))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,6 +60,30 @@ async fn create(
     Json(new): Json<NewFieldDefinition>,
 ) -> Result<(StatusCode, Json<FieldDefinition>), ApiError> {
     Ok((StatusCode::CREATED, Json(custom_fields::create(&s.db, &new).await?)))
+}
+
+/// Change a custom field definition (admins)
+///
+/// Changes its `label`, whether it is `required` and a choice field's `choices` (the whole
+/// new list); what the body leaves out stays. The type cannot change (422 on `type`):
+/// remove the field and add it again. The records of the kind are re-checked first:
+/// making the field required while records lack it, or dropping a choice that records
+/// still hold, is refused with 409, naming how many records are in the way and the first
+/// ids, and nothing changes.
+#[utoipa::path(
+    patch, path = "/api/fields/{kind}/{key}", tag = "fields", operation_id = "change_field",
+    params(("kind" = RecordKind, Path), ("key" = String, Path)),
+    request_body = FieldDefinitionChange,
+    responses((status = 200, description = "the changed definition", body = FieldDefinition), CallerErrors, NotFound, WriteErrors),
+    security(("bearer" = [])),
+)]
+async fn change(
+    State(s): State<AppState>,
+    _: Admin,
+    Path((kind, key)): Path<(RecordKind, String)>,
+    Json(change): Json<FieldDefinitionChange>,
+) -> Result<Json<FieldDefinition>, ApiError> {
+    Ok(Json(custom_fields::change(&s.db, kind, &key, &change).await?))
 }
 
 /// Remove a custom field definition (admins)

@@ -22,6 +22,11 @@ pub enum ComponentCommand {
     /// records:write, log, state, notify, and secret:NAME for each secret in the fixtures
     /// (no http: outbound hosts must be granted by name). With --grant it holds exactly
     /// the capabilities given.
+    ///
+    /// It reads no database, so the installation's custom field definitions are not
+    /// checked: a step's write of `custom` is checked only against the definitions in the
+    /// --records file's "fields" section (as `crm field add` makes them), the way the
+    /// engine checks it against its own.
     Run(RunArgs),
 }
 
@@ -37,7 +42,8 @@ pub struct RunArgs {
     /// Outputs of the steps this one needs: a JSON object of step id to output.
     #[arg(long, default_value = "{}")]
     pub deps: String,
-    /// Records, secrets and state the step sees (JSON; see workflows/lead-score/fixtures.json).
+    /// Records, secrets, state and custom field definitions the step sees (JSON; see
+    /// workflows/lead-score/fixtures.json; custom field definitions go in "fields").
     #[arg(long)]
     pub records: Option<PathBuf>,
     /// A capability to grant (repeatable): records:read, records:write, log, state, notify,

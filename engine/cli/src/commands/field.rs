@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use crm_concepts::custom_fields::{FieldType, NewFieldDefinition};
+use crm_concepts::custom_fields::{FieldDefinitionChange, FieldType, NewFieldDefinition};
 use crm_concepts::records::RecordKind;
 
 use crate::config::Config;
@@ -35,6 +35,33 @@ pub enum FieldCommand {
     List {
         #[arg(long, value_parser = parse_kind)]
         kind: Option<RecordKind>,
+    },
+    /// Change a custom field's label, whether it is required, or a choice field's choices.
+    ///
+    /// The records of the kind are re-checked first: making the field required while
+    /// records lack it, or dropping a choice that records still hold, is refused with how
+    /// many there are and the first ids, and nothing changes. The type cannot change:
+    /// remove the field and add it again with the new type.
+    Change {
+        #[arg(long, value_parser = parse_kind)]
+        kind: RecordKind,
+        key: String,
+        /// What people see.
+        #[arg(long)]
+        label: Option<String>,
+        /// Every record of the kind must have it (refused while some lack it).
+        #[arg(long, conflicts_with = "optional")]
+        required: bool,
+        /// Records may leave it out.
+        #[arg(long)]
+        optional: bool,
+        /// The whole new list of a choice field's choices, comma-separated (refused while
+        /// records hold a dropped one).
+        #[arg(long, value_delimiter = ',')]
+        choices: Option<Vec<String>>,
+        /// Refused unless it is the field's type already: the type cannot change.
+        #[arg(long = "type", value_parser = parse_type)]
+        field_type: Option<FieldType>,
     },
     /// Remove a custom field; records keep their values, free-form again.
     Remove {
@@ -72,6 +99,20 @@ pub async fn run(config: &Config, command: FieldCommand) -> anyhow::Result<()> {
             for def in crm_store::custom_fields::list(&db, kind).await? {
                 println!("{}", line(&def));
             }
+        }
+        FieldCommand::Change { kind, key, label, required, optional, choices, field_type } => {
+            let change = FieldDefinitionChange {
+                label,
+                required: (required || optional).then_some(required),
+                choices: choices
+                    .map(|c| c.into_iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()),
+                field_type,
+            };
+            if change == FieldDefinitionChange::default() {
+                anyhow::bail!("nothing to change: give --label, --required, --optional or --choices");
+            }
+            let def = crm_store::custom_fields::change(&db, kind, &key, &change).await.context("changing the field")?;
+            println!("{}", line(&def));
         }
         FieldCommand::Remove { kind, key } => {
             let def = crm_store::custom_fields::remove(&db, kind, &key).await?;
