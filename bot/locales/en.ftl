@@ -246,6 +246,7 @@ company-updated = ✅ Company updated.
 deal-added = ✅ Deal added.
 deal-updated = ✅ Deal updated.
 task-added = ✅ Task added: { $task }
+task-needs-fields = Adding the task “{ $title }”; it needs its required fields first.
 invalid-name-empty = The { $what } cannot be empty. Please type it.
 invalid-name-long = That { $what } is { $len } characters long; the most is { $max }. Please shorten it.
 invalid-name-nul = That { $what } contains a character the CRM cannot store (NUL). Please type it again.

@@ -105,8 +105,8 @@ pub async fn start_task(req: &Req<'_>, args: &str) {
                 d.custom_fields = custom_fields;
                 d.fields = d.custom_order.iter().map(|_| Field::Custom).collect();
                 d.values.insert("title".into(), json!(title));
-                prompt(req, &mut d, Some(&format!("Adding the task “{title}”; it needs its required fields first.")))
-                    .await;
+                let intro = t!(req.lang, "task-needs-fields", title = title.as_str());
+                prompt(req, &mut d, Some(&intro)).await;
                 req.ctx.dialogues.put(req.chat.0, req.tg_user, d);
                 return;
             }
