@@ -149,6 +149,22 @@ async fn admins_change_a_definition_once_no_record_is_in_the_way_and_never_its_t
     }
     let (bob, cy) = (ids[1], ids[2]);
 
+    // A new field cannot start out required while records lack it.
+    let (st, err) = s
+        .post(
+            "/api/fields",
+            json!({"kind": "contact", "key": "region", "label": "Region", "type": "text", "required": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{err}");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message,
+        format!("3 contacts lack Region (#{}, #{bob}, #{cy}): give them a value first, then make it required", ids[0])
+    );
+    let (_, defined) = s.get("/api/fields?kind=contact").await;
+    assert!(!defined.to_string().contains("region"), "a refused definition is not kept: {defined}");
+
     // The label changes; what the body leaves out stays.
     let (st, tier) = s.patch("/api/fields/contact/tier", json!({"label": "Level"})).await;
     assert_eq!(st, StatusCode::OK, "{tier}");

@@ -36,8 +36,20 @@ fn definition(row: Row) -> Result<FieldDefinition, StoreError> {
     })
 }
 
+/// Adds a definition. A required one is refused while live records of its kind lack the
+/// field, as [`change`] refuses making a field required: a definition never starts out
+/// broken by records that were written before it.
 pub async fn create(db: &Db, new: &NewFieldDefinition) -> Result<FieldDefinition, StoreError> {
     new.check()?;
+    let mut tx = db.pool.begin().await?;
+    if new.required {
+        // as in `change`: no write may slip a record past the check
+        sqlx::query("LOCK TABLE custom_fields IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await?;
+        let (count, ids) = in_the_way(&mut tx, new.kind, LACKING, &new.key, &[]).await?;
+        if count > 0 {
+            return Err(StoreError::Conflict(lacking(new.kind, new.label.trim(), count, &ids)));
+        }
+    }
     let sql = format!(
         "INSERT INTO custom_fields (kind, key, label, type, required, choices) VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING {COLUMNS}"
@@ -49,8 +61,9 @@ pub async fn create(db: &Db, new: &NewFieldDefinition) -> Result<FieldDefinition
         .bind(new.field_type.as_str())
         .bind(new.required)
         .bind(&new.choices)
-        .fetch_one(&db.pool)
+        .fetch_one(&mut *tx)
         .await?;
+    tx.commit().await?;
     definition(row)
 }
 
@@ -105,18 +118,9 @@ pub async fn change(
     let current = definition(row)?;
     let new = current.changed(change)?;
     if new.required && !current.required {
-        let condition = "coalesce(t.custom -> $1, 'null'::jsonb) = 'null'::jsonb";
-        let (count, ids) = in_the_way(&mut tx, kind, condition, key, &[]).await?;
+        let (count, ids) = in_the_way(&mut tx, kind, LACKING, key, &[]).await?;
         if count > 0 {
-            return Err(StoreError::Conflict(format!(
-                "{} {} {} {} ({}): give {} a value first, then make it required",
-                count,
-                noun(kind, count),
-                if count == 1 { "lacks" } else { "lack" },
-                new.label,
-                id_list(&ids, count),
-                if count == 1 { "it" } else { "them" }
-            )));
+            return Err(StoreError::Conflict(lacking(kind, &new.label, count, &ids)));
         }
     }
     let dropped: Vec<String> = current.choices.iter().filter(|c| !new.choices.contains(c)).cloned().collect();
@@ -166,6 +170,22 @@ async fn in_the_way(
     let rows: Vec<(i64, Id)> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key).bind(choices).fetch_all(&mut *conn).await?;
     Ok((rows.first().map_or(0, |r| r.0), rows.into_iter().map(|r| r.1).collect()))
+}
+
+/// The records without a value for the key (`$1`).
+const LACKING: &str = "coalesce(t.custom -> $1, 'null'::jsonb) = 'null'::jsonb";
+
+/// Why a field cannot be required yet.
+fn lacking(kind: RecordKind, label: &str, count: i64, ids: &[Id]) -> String {
+    format!(
+        "{} {} {} {} ({}): give {} a value first, then make it required",
+        count,
+        noun(kind, count),
+        if count == 1 { "lacks" } else { "lack" },
+        label,
+        id_list(ids, count),
+        if count == 1 { "it" } else { "them" }
+    )
 }
 
 fn noun(kind: RecordKind, count: i64) -> &'static str {

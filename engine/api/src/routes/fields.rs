@@ -47,7 +47,8 @@ async fn list(State(s): State<AppState>, _: Caller, Query(q): Query<ListQuery>) 
 ///
 /// From now on every write of a record of `kind` that sets `custom` is checked: the value
 /// under `key` must be of `type` (and one of `choices`), and a `required` field must be
-/// there. Values already stored are not rewritten.
+/// there. Values already stored are not rewritten; a required field is refused (409) while
+/// live records of `kind` lack it.
 #[utoipa::path(
     post, path = "/api/fields", tag = "fields", operation_id = "create_field",
     request_body = NewFieldDefinition,
