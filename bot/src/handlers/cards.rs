@@ -147,6 +147,13 @@ fn deal_line(d: &Deal, lang: Language) -> String {
     )
 }
 
+/// A contact's or a company's deals: their lines in `text`, a button each in `links`.
+fn deals_section(text: &mut String, links: &mut Vec<(String, Callback)>, deals: &Page<Deal>, lang: Language) {
+    let lines = deals.items.iter().map(|d| deal_line(d, lang)).collect();
+    section(text, &t!(lang, "card-deals"), lines, has_more(deals));
+    links.extend(deals.items.iter().map(|d| (format!("💼 {}", d.title), Callback::Open(RecordKind::Deal, d.id))));
+}
+
 /// Buttons two to a row.
 fn pairs(buttons: Vec<(String, Callback)>) -> Rows {
     buttons.chunks(2).map(<[_]>::to_vec).collect()
@@ -290,9 +297,7 @@ async fn contact(req: &Req<'_>, id: Id) -> Result<View, EngineError> {
         links.push((format!("🏢 {}", co.name), Callback::Open(RecordKind::Company, co.id)));
     }
     if let Some(deals) = &deals {
-        let lines = deals.items.iter().map(|d| deal_line(d, req.lang)).collect();
-        section(&mut text, &t!(req.lang, "card-deals"), lines, has_more(deals));
-        links.extend(deals.items.iter().map(|d| (format!("💼 {}", d.title), Callback::Open(RecordKind::Deal, d.id))));
+        deals_section(&mut text, &mut links, deals, req.lang);
     }
     let tasks = history_sections(req, &mut text, &history, &names, &fields, &[]);
     let mut rows = pairs(links);
@@ -319,9 +324,7 @@ async fn company(req: &Req<'_>, id: Id) -> Result<View, EngineError> {
             .extend(people.items.iter().map(|p| (format!("👤 {}", p.name), Callback::Open(RecordKind::Contact, p.id))));
     }
     if let Some(deals) = &deals {
-        let lines = deals.items.iter().map(|d| deal_line(d, req.lang)).collect();
-        section(&mut text, &t!(req.lang, "card-deals"), lines, has_more(deals));
-        links.extend(deals.items.iter().map(|d| (format!("💼 {}", d.title), Callback::Open(RecordKind::Deal, d.id))));
+        deals_section(&mut text, &mut links, deals, req.lang);
     }
     let tasks = history_sections(req, &mut text, &history, &names, &fields, &[]);
     let mut rows = pairs(links);

@@ -261,9 +261,7 @@ impl PrivateServers {
     /// Redis: SIGTERM) and waits for it; then lets go of the data directory.
     pub async fn stop(mut self) {
         for (name, signal, child) in &mut self.children {
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), *signal);
-            }
+            send(child, *signal);
             if tokio::time::timeout(STOP_WITHIN, child.wait()).await.is_err() {
                 tracing::warn!(server = *name, "did not stop in time; killing");
                 let _ = child.kill().await;
@@ -277,11 +275,16 @@ impl PrivateServers {
 impl Drop for PrivateServers {
     /// Not stopped (an error on the way): each server still gets its clean-stop signal.
     fn drop(&mut self) {
-        for (_, signal, child) in &mut self.children {
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), *signal);
-            }
+        for (_, signal, child) in &self.children {
+            send(child, *signal);
         }
+    }
+}
+
+/// Sends a running child its clean-stop signal (nothing once it has been reaped).
+fn send(child: &Child, signal: Signal) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 
