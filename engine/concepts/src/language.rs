@@ -55,16 +55,6 @@ impl FromStr for Language {
     }
 }
 
-/// `Option<Option<T>>` for a patch: a missing field is `None` (leave it), `null` is
-/// `Some(None)` (clear it), a value is `Some(Some(v))`.
-pub fn deserialize_patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,7 +130,7 @@ pub struct UserSettings {
     #[serde(default)]
     pub remind_before_minutes: Option<i32>,
     /// `en` or `ru`; `null` goes back to following the Telegram app's language
-    #[serde(default, deserialize_with = "crate::language::deserialize_patch", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::records::nullable", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Language>)]
     pub language: Option<Option<Language>>,
 }
