@@ -146,9 +146,12 @@ async fn every_host_call_is_checked_against_the_deployed_grants() {
     let h = WorkerHarness::prepare("trust_calls").await;
     let echo = h.job("fixture-echo", "echo", &[], StepLimits::default(), json!({})).await;
     let reader = h.job("fixture-echo", "reader", &["records:read"], StepLimits::default(), json!({})).await;
-    let started = h.start(&[echo, reader]).await;
+    let writer =
+        h.job("fixture-echo", "writer", &["records:read", "records:write"], StepLimits::default(), json!({})).await;
+    let started = h.start(&[echo, reader, writer]).await;
     let (echo_job, _, _) = h.sent_job(started["echo"]).await;
     let (reader_job, _, _) = h.sent_job(started["reader"]).await;
+    let (writer_job, _, _) = h.sent_job(started["writer"]).await;
     let create = HostCall::CreateContact { fields: NewContact { name: "Mallory".into(), ..Default::default() } };
     let call = |ticket: &str, call: &HostCall, write_seq: Option<u32>| json!({ "ticket": ticket, "write_seq": write_seq, "remaining_ms": 5000, "call": call });
 
@@ -178,6 +181,14 @@ async fn every_host_call_is_checked_against_the_deployed_grants() {
     assert_eq!(resp.status(), 200);
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["err"]["error"], "not_found", "{answer}");
+    // Even a step granted writes cannot write past the journal: a write carries its number
+    // (a repeated attempt is answered from the journal), and a read carries none.
+    let resp = worker_post(&h, "/worker/v1/calls", call(&writer_job.ticket, &create, None)).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("carries no write number"));
+    let resp = worker_post(&h, "/worker/v1/calls", call(&writer_job.ticket, &read, Some(1))).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("carries a write number"));
 
     let contacts: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts").fetch_one(&h.db.pool).await.unwrap();
     assert_eq!(contacts, 0, "nothing was written");

@@ -123,11 +123,18 @@ impl Metrics {
     }
 }
 
+/// The longest a host call's read may run in Postgres, whatever the step's deadline: a
+/// bound on a runaway query, far above what a read of one page of records takes.
+pub(crate) const READ_STATEMENT_TIMEOUT: &str = "30s";
+
 pub(crate) struct Core {
     /// durable commits: run creation, host calls and reads
     pub pool: PgPool,
     /// step transitions (applier, dispatcher, reconciler), per [`Durability`]
     pub state_pool: PgPool,
+    /// host calls that only read, served without a transaction; each connection stops a
+    /// statement after [`READ_STATEMENT_TIMEOUT`]
+    pub reads_pool: PgPool,
     pub queue: Queue,
     pub completions: Completions,
     pub versions: Versions,

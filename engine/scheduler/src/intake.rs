@@ -81,6 +81,14 @@ pub(crate) async fn host_call(
     if let Err(missing) = spec.grants().require(call.capability()) {
         return Err(refuse(format!("step {:?} of {}: {missing}", t.step, t.workflow)));
     }
+    // Writes are numbered so that a repeated attempt is answered from the journal; a write
+    // without its number would escape the journal, and a numbered read means a confused
+    // worker.
+    match (call.is_write(), write_seq) {
+        (true, None) => return Err(refuse(format!("{} is a write and carries no write number", call.name()))),
+        (false, Some(_)) => return Err(refuse(format!("{} is a read and carries a write number", call.name()))),
+        _ => {}
+    }
     if let Err(e) = call.check() {
         return Ok(Err(e));
     }
@@ -94,6 +102,9 @@ pub(crate) async fn host_call(
         vault: &core.config.vault,
     };
     let budget = remaining_ms.min(u64::try_from(t.expires_at_ms - now).unwrap_or(0)).max(1);
+    if host_calls::is_plain_read(&call) {
+        return Ok(host_calls::read(&core.reads_pool, &caller, call, budget).await);
+    }
     Ok(host_calls::serve(&core.pool, &caller, write_seq, call, budget).await)
 }
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::admission::{Accepted, Admission};
 use crate::completions::CompletionFeed;
 use crate::confirmer::Confirmer;
-use crate::core::{Core, Durability, SchedulerConfig};
+use crate::core::{Core, Durability, READ_STATEMENT_TIMEOUT, SchedulerConfig};
 use crate::intake::IntakeError;
 use crate::submit::Pending;
 use crate::versions::Versions;
@@ -71,12 +71,23 @@ impl Scheduler {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
+        // A step's read is one statement with no transaction around it, so the step's
+        // deadline cannot be set per call without a round trip: these connections stop any
+        // statement at a fixed bound instead, and the call itself waits no longer than the
+        // step's deadline (`host_calls::read`).
+        let reads_options = (*pool.connect_options()).clone().options([("statement_timeout", READ_STATEMENT_TIMEOUT)]);
+        let reads_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(reads_options)
+            .await?;
         let (arrivals, arrivals_rx) = mpsc::channel(4096);
         let clock = if config.test_clock { crate::clock::Clock::adjustable() } else { crate::clock::Clock::real() };
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
             pool,
             state_pool,
+            reads_pool,
             completions: queue.completions(),
             queue,
             confirmer: Confirmer::default(),

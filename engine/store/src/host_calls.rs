@@ -116,6 +116,35 @@ fn is_foreign_key(e: &StoreError) -> bool {
     matches!(e, StoreError::Validation { message, .. } if message.starts_with("refers to a record that does not exist"))
 }
 
+/// Whether `call` can be served by [`read`]: it changes nothing, not even the audit trail
+/// (a secret's read is recorded in the activity log, so it goes through [`serve`]).
+pub fn is_plain_read(call: &HostCall) -> bool {
+    !call.is_write() && !matches!(call, HostCall::Secret { .. })
+}
+
+/// Serves a plain read (see [`is_plain_read`]) on a connection of `pool` with no transaction
+/// around it: one round trip to Postgres rather than three (`BEGIN`, the read, `COMMIT`).
+/// Inside a transaction at READ COMMITTED each statement would take its own snapshot all
+/// the same, so the reply is what it would have been. `pool`'s connections must carry a
+/// `statement_timeout` that stops a runaway read; the step's own deadline (`timeout_ms`) is
+/// kept here, so the step hears of it on time.
+pub async fn read(
+    pool: &sqlx::PgPool,
+    caller: &Caller<'_>,
+    call: HostCall,
+    timeout_ms: u64,
+) -> Result<HostReply, HostCallError> {
+    debug_assert!(is_plain_read(&call), "{} is not a plain read", call.name());
+    let work = async {
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        apply(&mut conn, caller, call).await.map_err(HostCallError::from)
+    };
+    match tokio::time::timeout(std::time::Duration::from_millis(timeout_ms.max(1)), work).await {
+        Ok(reply) => reply,
+        Err(_) => Err(HostCallError::Unavailable("the read did not finish before the step's deadline".into())),
+    }
+}
+
 /// Serves one call for an attempt: in its own transaction, bounded by `timeout_ms` (the
 /// step's remaining deadline, as Postgres' `statement_timeout`), and for a write, through
 /// the journal: the `write_seq`-th write of a step is applied once, and every later attempt
