@@ -326,15 +326,22 @@ pub async fn ask_again(pool: &sqlx::PgPool, user: i64, ids: &[i64]) -> Result<()
         return Ok(());
     }
     let mut conn = pool.acquire().await?;
-    let open: Vec<(i64, String, Option<Json<Ask>>, DateTime<Utc>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Open {
+        id: i64,
+        message: String,
+        ask: Option<Json<Ask>>,
+        wake_at: DateTime<Utc>,
+    }
+    let open: Vec<Open> = sqlx::query_as(
         "SELECT a.id, a.message, a.ask, w.wake_at FROM approvals a JOIN run_waits w ON (w.run_id, w.step) = (a.run_id, a.step)
          WHERE a.id = ANY($1) AND a.outcome IS NULL",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
-    for (id, message, asked, deadline) in open {
-        ask(&mut conn, id, &[user], &message, asked.as_ref().map(|a| &a.0), deadline).await?;
+    for o in open {
+        ask(&mut conn, o.id, &[user], &o.message, o.ask.as_ref().map(|a| &a.0), o.wake_at).await?;
     }
     Ok(())
 }
