@@ -316,6 +316,29 @@ approval-rejected = ❌ Rejected.
 approval-not-yours = ⛔ Not yours to decide: { $reason }
 approval-decided-already = This was decided already; nothing changed.
 approval-gone = This approval no longer exists.
+approval-ask-title = 🗳 Approval needed ({ $workflow })
+approval-ask-deadline =
+    Decide by { $deadline }; without a decision it is { $on_timeout ->
+        [approved] approved
+       *[other] rejected
+    }.
+approval-button-approve = ✅ Approve
+approval-button-reject = ❌ Reject
+approval-outcome-approved = ✅ Approved by { $by } at { $at }
+approval-outcome-rejected = ❌ Rejected by { $by } at { $at }
+approval-outcome-timed-out =
+    ⌛ Nobody decided in time: { $decision ->
+        [approved] approved
+       *[other] rejected
+    } at { $at }
+approval-outcome-run-ended = 🚫 No longer needed: the run ended at { $at } before a decision
+run-succeeded = ✅ { $workflow } finished.
+run-failed = ❌ { $workflow } failed: { $reason }
+run-failed-at-step = ❌ { $workflow } failed at step { $step }: { $reason }
+run-failed-no-reason = no reason given
+run-cancelled = 🚫 { $workflow } was cancelled.
+run-ended-as = { $workflow } is { $status }.
+run-retry-button = 🔁 Retry from the failed step
 message-buttons-gone = This message's buttons no longer work.
 schedules-none = No scheduled workflows. A workflow with a cron trigger shows up here once deployed.
 schedules-title = ⏰ Scheduled workflows (times in your zone, { $zone }):

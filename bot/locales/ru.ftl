@@ -337,6 +337,38 @@ approval-rejected = ❌ Отклонено.
 approval-not-yours = ⛔ Решать не вам: { $reason }
 approval-decided-already = Решение уже принято; ничего не изменилось.
 approval-gone = Этого согласования больше нет.
+approval-ask-title = 🗳 Нужно согласование ({ $workflow })
+approval-ask-deadline =
+    Решите до { $deadline }; без решения будет { $on_timeout ->
+        [approved] одобрено
+       *[other] отклонено
+    }.
+approval-button-approve = ✅ Одобрить
+approval-button-reject = ❌ Отклонить
+approval-outcome-approved = ✅ Одобрено: { $by }, { $at }
+approval-outcome-rejected = ❌ Отклонено: { $by }, { $at }
+approval-outcome-timed-out =
+    ⌛ Никто не решил вовремя: { $decision ->
+        [approved] одобрено
+       *[other] отклонено
+    }, { $at }
+approval-outcome-run-ended = 🚫 Больше не нужно: запуск завершился { $at }, решения не было
+run-succeeded = ✅ Сценарий { $workflow } выполнен.
+run-failed = ❌ Сценарий { $workflow } не выполнен: { $reason }
+run-failed-at-step = ❌ Сценарий { $workflow } не выполнен на шаге { $step }: { $reason }
+run-failed-no-reason = причина не указана
+run-cancelled = 🚫 Сценарий { $workflow } отменён.
+run-ended-as =
+    Сценарий { $workflow }: { $status ->
+        [queued] в очереди
+        [running] выполняется
+        [waiting] ждёт
+        [succeeded] успешно
+        [failed] ошибка
+        [cancelled] отменён
+       *[other] { $status }
+    }.
+run-retry-button = 🔁 Повторить с шага, где была ошибка
 message-buttons-gone = Кнопки этого сообщения больше не работают.
 schedules-none = Сценариев по расписанию нет. Сценарий с cron-триггером появится здесь после развёртывания.
 schedules-title = ⏰ Сценарии по расписанию (время в вашем поясе, { $zone }):

@@ -8,6 +8,7 @@
 //! both following their stream through `sse`.
 //! The Bot-API-compatible server its tests talk to is `crm_testing::bot_api`.
 
+pub mod app_languages;
 pub mod callback;
 pub mod command;
 pub mod completions;
@@ -124,7 +125,9 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
     tracing::info!(bot = %username, engine = %config.engine_url, "bot starting");
 
     let (out, out_task) = Outbound::start(bot.clone(), config.limits);
+    let app_languages = app_languages::AppLanguages::default();
     let ctx = Arc::new(Ctx {
+        app_languages: app_languages.clone(),
         engine: engine.clone(),
         out: out.clone(),
         bot: bot.clone(),
@@ -166,9 +169,15 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
         }
         None => None,
     };
-    let completions = completions::CompletionStream { engine: engine.clone(), out: out.clone(), cursor_file };
+    let completions = completions::CompletionStream {
+        engine: engine.clone(),
+        out: out.clone(),
+        cursor_file,
+        languages: app_languages.clone(),
+    };
     tasks.push(tokio::spawn(completions.run(stop.clone())));
-    let notifications = notifications::NotificationStream { engine: engine.clone(), out: out.clone() };
+    let notifications =
+        notifications::NotificationStream { engine: engine.clone(), out: out.clone(), languages: app_languages };
     tasks.push(tokio::spawn(notifications.run(stop.clone())));
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

@@ -6,6 +6,10 @@
 //! An approval's message carries Approve / Reject buttons; when the approval ends, the
 //! engine sends an edit that turns that message into the outcome.
 //!
+//! The bot's own words (an approval's frame and buttons) are in the recipient's language:
+//! the engine sends their setting and the frame as data; what the workflow wrote stays as
+//! written.
+//!
 //! The engine keeps a notification pending until it hears that report, and serves the
 //! pending ones again whenever the bot reconnects: a bot restart loses none. One that was
 //! sent but not yet reported when the bot died is sent again (at least once).
@@ -19,10 +23,15 @@ use serde::Deserialize;
 use teloxide::types::{ChatId, MessageId};
 use tokio_util::sync::CancellationToken;
 
+use crm_concepts::notification_frame::Frame;
+
+use crate::app_languages::AppLanguages;
 use crate::callback::Callback;
 use crate::engine::{EngineClient, EngineError};
 use crate::outbound::{Outbound, OutboundError};
 use crate::sse::{self, Redelivered, SseEvent};
+use crate::t;
+use crate::texts::Language;
 
 /// A notification as the stream serves it (the fields delivery needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +50,45 @@ pub struct Pending {
     /// labels of the workflow's buttons under the message, one per row
     #[serde(default)]
     pub buttons: Vec<String>,
+    /// the recipient's language setting; `None`: their Telegram app's
+    #[serde(default)]
+    pub language: Option<String>,
+    /// the bot's framing around the text, written in the recipient's language; without it
+    /// (or one this bot does not know) the text goes as the engine wrote it
+    #[serde(default, deserialize_with = "lenient_frame")]
+    pub frame: Option<Frame>,
+}
+
+/// A frame of a kind a newer engine added reads as none: the text still goes out.
+fn lenient_frame<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Frame>, D::Error> {
+    Ok(serde_json::from_value(serde_json::Value::deserialize(d)?).ok())
+}
+
+/// The message's text in `lang`: the frame written in it, else the engine's text.
+pub fn text_in(n: &Pending, lang: Language) -> String {
+    match &n.frame {
+        None => n.text.clone(),
+        Some(Frame::ApprovalAsk { workflow, question, deadline, on_timeout }) => format!(
+            "{}\n{question}\n\n{}",
+            t!(lang, "approval-ask-title", workflow = workflow.as_str()),
+            t!(lang, "approval-ask-deadline", deadline = deadline.as_str(), on_timeout = on_timeout.as_str()),
+        ),
+        Some(Frame::ApprovalOutcome { workflow, question, decision, by, at, comment }) => {
+            let at = at.as_str();
+            let outcome = match (decision.as_deref(), by.as_deref()) {
+                (Some("approved"), Some(by)) => t!(lang, "approval-outcome-approved", by = by, at = at),
+                (Some(_), Some(by)) => t!(lang, "approval-outcome-rejected", by = by, at = at),
+                (Some(d), None) => t!(lang, "approval-outcome-timed-out", decision = d, at = at),
+                (None, _) => t!(lang, "approval-outcome-run-ended", at = at),
+            };
+            let mut text =
+                format!("{}\n{question}\n\n{outcome}", t!(lang, "approval-ask-title", workflow = workflow.as_str()));
+            if let Some(c) = comment {
+                text.push_str(&format!("\n💬 {c}"));
+            }
+            text
+        }
+    }
 }
 
 /// What the bot tells the engine about one notification.
@@ -58,6 +106,7 @@ type InFlight = Arc<Mutex<HashSet<i64>>>;
 pub struct NotificationStream {
     pub engine: EngineClient,
     pub out: Outbound,
+    pub languages: AppLanguages,
 }
 
 impl NotificationStream {
@@ -96,7 +145,8 @@ impl NotificationStream {
         // were left; then one task per notification waits for its delivery: the outbound
         // queue paces the sends (a chat at a time, within Telegram's limits), and a slow chat
         // does not hold up the others.
-        let delivery = deliver(&out, &n);
+        let setting = n.language.as_deref().and_then(Language::from_tag);
+        let delivery = deliver(&out, &n, self.languages.for_user(Some(n.user_id), setting));
         tokio::spawn(async move {
             if let Some(report) = delivery.await {
                 send_report(&engine, n.id, &report, &stop).await;
@@ -113,7 +163,7 @@ fn lock(set: &InFlight) -> std::sync::MutexGuard<'_, HashSet<i64>> {
 
 /// Queues one notification at once and returns what waits for its outcome: `None` when the
 /// bot is shutting down before it went out (it stays pending and is sent after the restart).
-fn deliver(out: &Outbound, n: &Pending) -> BoxFuture<'static, Option<Report>> {
+fn deliver(out: &Outbound, n: &Pending, lang: Language) -> BoxFuture<'static, Option<Report>> {
     let Some(chat) = n.telegram_user_id else {
         tracing::info!(notification = n.id, user = n.user_id, "user has no linked Telegram account");
         return Box::pin(future::ready(Some(Report::Undeliverable(format!(
@@ -124,13 +174,13 @@ fn deliver(out: &Outbound, n: &Pending) -> BoxFuture<'static, Option<Report>> {
     if let Some(mid) = n.edit_message_id.and_then(|m| i32::try_from(m).ok()) {
         // An approval's message turning into its outcome: the edit drops the buttons. A
         // message Telegram no longer has is left alone rather than sent anew.
-        out.edit(ChatId(chat), MessageId(mid), &n.text, None, false);
+        out.edit(ChatId(chat), MessageId(mid), &text_in(n, lang), None, false);
         return Box::pin(future::ready(Some(Report::Delivered(Some(i64::from(mid))))));
     }
     let keyboard = match n.approval_id {
         Some(approval) => crate::render::keyboard(vec![vec![
-            ("✅ Approve".to_string(), Callback::Decide { approval, approve: true }),
-            ("❌ Reject".to_string(), Callback::Decide { approval, approve: false }),
+            (t!(lang, "approval-button-approve"), Callback::Decide { approval, approve: true }),
+            (t!(lang, "approval-button-reject"), Callback::Decide { approval, approve: false }),
         ]]),
         None => crate::render::keyboard(
             n.buttons
@@ -140,7 +190,7 @@ fn deliver(out: &Outbound, n: &Pending) -> BoxFuture<'static, Option<Report>> {
                 .collect(),
         ),
     };
-    let sent = out.send_tracked(ChatId(chat), &n.text, keyboard);
+    let sent = out.send_tracked(ChatId(chat), &text_in(n, lang), keyboard);
     Box::pin(async move {
         match sent.await {
             Ok(mid) => Some(Report::Delivered(Some(i64::from(mid.0)))),
@@ -186,5 +236,56 @@ async fn send_report(engine: &EngineClient, id: i64, report: &Report, stop: &Can
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(frame: serde_json::Value) -> Pending {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "user_id": 2, "telegram_user_id": 3, "text": "the engine's English", "frame": frame
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_approval_is_framed_in_the_readers_language_around_the_workflows_words() {
+        let ask = pending(serde_json::json!({
+            "kind": "approval_ask", "workflow": "discount", "question": "Give 25% off?",
+            "deadline": "2026-12-05 19:00", "on_timeout": "rejected"
+        }));
+        assert_eq!(
+            text_in(&ask, Language::En),
+            "🗳 Approval needed (discount)\nGive 25% off?\n\nDecide by 2026-12-05 19:00; without a decision it is rejected."
+        );
+        assert_eq!(
+            text_in(&ask, Language::Ru),
+            "🗳 Нужно согласование (discount)\nGive 25% off?\n\nРешите до 2026-12-05 19:00; без решения будет отклонено."
+        );
+        let ended = pending(serde_json::json!({
+            "kind": "approval_outcome", "workflow": "discount", "question": "Give 25% off?",
+            "decision": "approved", "by": "Mia", "at": "2026-12-05 10:00 UTC", "comment": "ok"
+        }));
+        assert_eq!(
+            text_in(&ended, Language::Ru),
+            "🗳 Нужно согласование (discount)\nGive 25% off?\n\n✅ Одобрено: Mia, 2026-12-05 10:00 UTC\n💬 ok"
+        );
+        let timed_out = pending(serde_json::json!({
+            "kind": "approval_outcome", "workflow": "d", "question": "q", "decision": "rejected", "by": null,
+            "at": "2026-12-05 10:00 UTC", "comment": null
+        }));
+        assert!(
+            text_in(&timed_out, Language::En).ends_with("⌛ Nobody decided in time: rejected at 2026-12-05 10:00 UTC")
+        );
+    }
+
+    #[test]
+    fn without_a_frame_it_knows_the_text_goes_as_written() {
+        assert_eq!(text_in(&pending(serde_json::Value::Null), Language::Ru), "the engine's English");
+        let future = pending(serde_json::json!({"kind": "something_newer"}));
+        assert_eq!(future.frame, None);
+        assert_eq!(text_in(&future, Language::Ru), "the engine's English");
     }
 }

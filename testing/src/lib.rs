@@ -9,8 +9,9 @@
 //! - `stack`: `crm serve` with an admin, a manager and a viewer ([`TestStack`]);
 //! - `flow`: the whole run path, engine and workers, with crash controls ([`Flow`]);
 //! - `worker`: one `crm worker` fed jobs by the test ([`WorkerHarness`]);
-//! - `bot_api`: a Bot-API-compatible server on loopback ([`LocalBotApi`]), and `bot`, the
-//!   `crm bot` process that talks to it;
+//! - `bot_api`: a Bot-API-compatible server on loopback ([`LocalBotApi`]), `bot`, the
+//!   `crm bot` process that talks to it ([`bot::ChatBot`]), and `bot_stack`, an engine with
+//!   a bot in front ([`BotStack`]);
 //! - `browser`: a headless Chromium driven over WebDriver, for the web app ([`Browser`]);
 //! - `fixtures`: the hostile fixture components with the error each must end with;
 //! - `otlp`: an OTLP/HTTP trace receiver on loopback ([`otlp::OtlpReceiver`]);
@@ -21,6 +22,7 @@
 
 pub mod bot;
 pub mod bot_api;
+pub mod bot_stack;
 pub mod browser;
 pub mod deploy;
 pub mod fixtures;
@@ -38,6 +40,7 @@ pub mod worker;
 pub mod workspace;
 
 pub use bot_api::{Call, LocalBotApi, TgUser};
+pub use bot_stack::BotStack;
 pub use browser::Browser;
 pub use flow::Flow;
 pub use http::send;

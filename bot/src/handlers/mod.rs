@@ -53,6 +53,8 @@ pub struct Ctx {
     pub default_currency: String,
     /// group chats where the bot answers; it answers in private chats everywhere else
     pub allowed_groups: std::collections::HashSet<i64>,
+    /// each person's Telegram app language as last seen, for what the bot writes unasked
+    pub app_languages: crate::app_languages::AppLanguages,
 }
 
 /// The built-in commands: (name, arguments). `/help` and `setMyCommands` both come from this
@@ -188,6 +190,7 @@ async fn on_message(ctx: &Ctx, m: Message) {
     };
     let locale = locale_of(Some(from));
     let (lang, telegram_language) = languages(&user, from);
+    ctx.app_languages.remember(user.id, from.language_code.as_deref());
     let req = Req { ctx, chat, private: m.chat.is_private(), tg_user: tg, user, locale, lang, telegram_language };
     if let Some(document) = m.document() {
         csv_files::received(&req, document, m.caption()).await;
@@ -341,6 +344,7 @@ async fn callback_answer(ctx: &Ctx, q: &CallbackQuery) -> Option<String> {
         }
     };
     let (lang, telegram_language) = languages(&user, &q.from);
+    ctx.app_languages.remember(user.id, q.from.language_code.as_deref());
     let Some(cb) = q.data.as_deref().and_then(Callback::parse) else {
         return Some(t!(lang, "button-expired"));
     };

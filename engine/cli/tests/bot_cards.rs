@@ -6,60 +6,16 @@
 //! in the activity log; `/invite` answers with a t.me link that opens the bot with the code.
 
 use crm_concepts::user::Role;
-use crm_testing::bot::{ChatBot, button};
-use crm_testing::{Call, TestStack, TgUser};
-use serde_json::{Value, json};
+use crm_testing::bot::button;
+use crm_testing::{BotStack, Call, TgUser};
+use serde_json::json;
 
 const TOKEN: &str = "4545:local-test-token";
 
-struct Harness {
-    // First, so it is killed before the engine it talks to goes.
-    bot: ChatBot,
-    stack: TestStack,
-}
-
-impl Harness {
-    async fn start(purpose: &str) -> Harness {
-        Harness::start_with(purpose, &[]).await
-    }
-
-    async fn start_with(purpose: &str, env: &[(&str, &str)]) -> Harness {
-        let stack = TestStack::start(purpose).await;
-        let bot = ChatBot::start_with(TOKEN, &stack.url, &stack.bot_token, env).await;
-        Harness { bot, stack }
-    }
-
-    /// A Telegram user linked to a new CRM user; returns them and the CRM user's id.
-    async fn user(&self, telegram_id: i64, name: &str, role: Role) -> (TgUser, i64) {
-        let user = crm_testing::users::linked(&self.stack.db, name, role, telegram_id, None).await;
-        (TgUser::new(telegram_id, name), user.id)
-    }
-
-    async fn say(&self, from: &TgUser, text: &str) -> Call {
-        self.bot.say(from, text).await
-    }
-
-    /// Presses a button and returns the bot's next message in the chat.
-    async fn press(&self, from: &TgUser, message: &Call, data: &str) -> Call {
-        self.bot.press_for_reply(from, message.message_id().expect("message id"), data).await
-    }
-
-    /// Presses a button and returns the text the press was answered with.
-    async fn press_for_notice(&self, from: &TgUser, message: &Call, data: &str) -> String {
-        self.bot.press(from, message.message_id().expect("message id"), data).await
-    }
-
-    async fn create(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.stack.post(path, body).await;
-        assert_eq!(status, 201, "{path}: {v}");
-        v
-    }
-
-    /// The card of a record, opened as a person does: from a search or list, by its button.
-    async fn card(&self, from: &TgUser, list: &str, label: &str) -> Call {
-        let found = self.say(from, list).await;
-        self.press(from, &found, &button(&found, label)).await
-    }
+/// The card of a record, opened as a person does: from a search or list, by its button.
+async fn open_card(h: &BotStack, from: &TgUser, list: &str, label: &str) -> Call {
+    let found = h.bot.say(from, list).await;
+    h.bot.press_for_reply(from, &found, &button(&found, label)).await
 }
 
 fn labels(message: &Call) -> Vec<String> {
@@ -68,7 +24,7 @@ fn labels(message: &Call) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_with_buttons_that_open_them() {
-    let h = Harness::start("bot_cards_contact").await;
+    let h = BotStack::start("bot_cards_contact", TOKEN).await;
     let acme = h.create("/api/companies", json!({"name": "Acme Rockets"})).await;
     let ann = h.create("/api/contacts", json!({"name": "Ann Lee", "company_id": acme["id"]})).await;
     let deal = h
@@ -87,7 +43,7 @@ async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_w
     assert_eq!(status, 200);
     let (max, _) = h.user(9501, "Mia Manager", Role::Manager).await;
 
-    let card = h.card(&max, "/find Ann Lee", "Ann Lee").await;
+    let card = open_card(&h, &max, "/find Ann Lee", "Ann Lee").await;
     let text = card.text();
     assert!(text.contains("👤 Ann Lee (contact #") && text.contains("🏢 Acme Rockets"), "{text}");
     assert!(text.contains("Deals:\n• Solar panels — 1,500.00 USD · open"), "{text}");
@@ -105,21 +61,21 @@ async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_w
     assert!(card.buttons().iter().all(|(_, data)| data.len() <= 64));
 
     // The linked deal opens its card, which links back to the contact and the company.
-    let deal_card = h.press(&max, &card, &button(&card, "Solar panels")).await;
+    let deal_card = h.bot.press_for_reply(&max, &card, &button(&card, "Solar panels")).await;
     let text = deal_card.text();
     assert!(text.contains(&format!("💼 Solar panels (deal #{})", deal["id"])), "{text}");
     assert!(text.contains("👤 Ann Lee") && text.contains("🏢 Acme Rockets"), "{text}");
     assert_eq!(button(&deal_card, "Ann Lee"), format!("o:c:{}", ann["id"]));
 
     // The open task opens its card, with ✅ Done and the record it is about.
-    let task_card = h.press(&max, &card, &button(&card, "Call Ann back")).await;
+    let task_card = h.bot.press_for_reply(&max, &card, &button(&card, "Call Ann back")).await;
     let text = task_card.text();
     assert!(text.contains("Call Ann back") && text.contains(&format!("task #{}", open["id"])), "{text}");
     assert!(text.contains("About: 👤 Ann Lee"), "{text}");
     assert!(labels(&task_card).iter().any(|l| l.contains("Done")), "{:?}", labels(&task_card));
 
     // The company's card lists its people and deals.
-    let company_card = h.press(&max, &card, &button(&card, "Acme Rockets")).await;
+    let company_card = h.bot.press_for_reply(&max, &card, &button(&card, "Acme Rockets")).await;
     let text = company_card.text();
     assert!(text.contains("People:\n• Ann Lee") && text.contains("Deals:\n• Solar panels"), "{text}");
     assert_eq!(button(&company_card, "Ann Lee"), format!("o:c:{}", ann["id"]));
@@ -127,21 +83,21 @@ async fn a_contact_card_shows_its_open_task_last_note_activity_and_linked_deal_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editcompany_changes_a_field_and_a_typed_custom_field() {
-    let h = Harness::start("bot_cards_editcompany").await;
+    let h = BotStack::start("bot_cards_editcompany", TOKEN).await;
     h.create("/api/fields", json!({"kind": "company", "key": "employees", "label": "Employees", "type": "number"}))
         .await;
     let acme = h.create("/api/companies", json!({"name": "Acme Rockets", "custom": {"lead_score": 7}})).await;
     let (max, _) = h.user(9511, "Mia Manager", Role::Manager).await;
 
-    let usage = h.say(&max, "/editcompany acme").await;
+    let usage = h.bot.say(&max, "/editcompany acme").await;
     assert!(usage.text().contains("Usage: /editcompany ID"), "{}", usage.text());
 
-    let fields = h.say(&max, &format!("/editcompany {}", acme["id"])).await;
+    let fields = h.bot.say(&max, &format!("/editcompany {}", acme["id"])).await;
     assert!(fields.text().contains("Editing “Acme Rockets”"), "{}", fields.text());
     assert_eq!(labels(&fields), ["Name", "Domain", "Phone", "Employees"]);
-    let ask = h.press(&max, &fields, &button(&fields, "Domain")).await;
+    let ask = h.bot.press_for_reply(&max, &fields, &button(&fields, "Domain")).await;
     assert!(ask.text().contains("domain"), "{}", ask.text());
-    let updated = h.say(&max, "https://www.acme-rockets.example/about").await;
+    let updated = h.bot.say(&max, "https://www.acme-rockets.example/about").await;
     assert!(
         updated.text().contains("Company updated") && updated.text().contains("🌐 acme-rockets.example"),
         "{}",
@@ -151,12 +107,12 @@ async fn editcompany_changes_a_field_and_a_typed_custom_field() {
     assert_eq!(now["domain"], "acme-rockets.example");
 
     // ✏️ Edit on the card offers the custom field; the answer is read as a number.
-    let fields = h.press(&max, &updated, &button(&updated, "Edit")).await;
-    let ask = h.press(&max, &fields, &button(&fields, "Employees")).await;
+    let fields = h.bot.press_for_reply(&max, &updated, &button(&updated, "Edit")).await;
+    let ask = h.bot.press_for_reply(&max, &fields, &button(&fields, "Employees")).await;
     assert!(ask.text().contains("A number"), "{}", ask.text());
-    let refused = h.say(&max, "lots").await;
+    let refused = h.bot.say(&max, "lots").await;
     assert!(refused.text().contains("Employees must be a number"), "{}", refused.text());
-    let saved = h.say(&max, "40").await;
+    let saved = h.bot.say(&max, "40").await;
     assert!(saved.text().contains("Company updated") && saved.text().contains("Employees: 40"), "{}", saved.text());
     let (_, now) = h.stack.get(&format!("/api/companies/{}", acme["id"])).await;
     assert_eq!(now["custom"], json!({"employees": 40, "lead_score": 7}), "the other keys stay");
@@ -166,7 +122,7 @@ async fn editcompany_changes_a_field_and_a_typed_custom_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_asks_first_and_only_the_asker_with_a_role_that_may_delete_can_confirm() {
     const GROUP: i64 = -7700;
-    let h = Harness::start_with("bot_cards_delete", &[("CRM_BOT_GROUPS", &GROUP.to_string())]).await;
+    let h = BotStack::start_with("bot_cards_delete", TOKEN, &[("CRM_BOT_GROUPS", &GROUP.to_string())]).await;
     let (max, max_id) = h.user(9521, "Mia Manager", Role::Manager).await;
     let (olga, _) = h.user(9522, "Olga Other", Role::Manager).await;
     let (vera, _) = h.user(9523, "Vera Viewer", Role::Viewer).await;
@@ -174,12 +130,12 @@ async fn deleting_asks_first_and_only_the_asker_with_a_role_that_may_delete_can_
     let deal_path = format!("/api/deals/{}", deal["id"]);
 
     // A viewer is refused with the reason, and is not offered the button.
-    let refused = h.say(&vera, &format!("/delete deal {}", deal["id"])).await;
+    let refused = h.bot.say(&vera, &format!("/delete deal {}", deal["id"])).await;
     assert!(refused.text().contains("Your role (viewer) cannot delete"), "{}", refused.text());
     assert!(refused.buttons().is_empty());
-    let card = h.card(&vera, "/deals", "Doomed deal").await;
+    let card = open_card(&h, &vera, "/deals", "Doomed deal").await;
     assert!(!labels(&card).iter().any(|l| l.contains("Delete")), "{:?}", labels(&card));
-    let usage = h.say(&max, "/delete planet 3").await;
+    let usage = h.bot.say(&max, "/delete planet 3").await;
     assert!(usage.text().contains("Usage: /delete"), "{}", usage.text());
 
     // In a group, the confirmation is the asker's: another person's press is refused.
@@ -198,11 +154,11 @@ async fn deleting_asks_first_and_only_the_asker_with_a_role_that_may_delete_can_
     assert_eq!(h.stack.get(&deal_path).await.0, 200);
 
     // From the card: 🗑 Delete asks, Delete deletes, and the activity log records who did.
-    let card = h.card(&max, "/deals", "Doomed deal").await;
-    let confirm = h.press(&max, &card, &button(&card, "Delete")).await;
+    let card = open_card(&h, &max, "/deals", "Doomed deal").await;
+    let confirm = h.bot.press_for_reply(&max, &card, &button(&card, "Delete")).await;
     assert!(confirm.text().contains("Delete deal #"), "{}", confirm.text());
     let delete = button(&confirm, "Delete");
-    let notice = h.press_for_notice(&max, &confirm, &delete).await;
+    let notice = h.bot.press(&max, &confirm, &delete).await;
     assert!(notice.contains(&format!("Deleted deal #{}", deal["id"])), "{notice}");
     h.bot.edited(max.id, confirm.message_id().expect("id"), "🗑 Deleted deal").await;
     assert_eq!(h.stack.get(&deal_path).await.0, 404);
@@ -211,7 +167,7 @@ async fn deleting_asks_first_and_only_the_asker_with_a_role_that_may_delete_can_
     assert_eq!((newest["action"].as_str(), newest["actor_id"].as_i64()), (Some("deleted"), Some(max_id)), "{activity}");
 
     // A second press does nothing but say so.
-    let notice = h.press_for_notice(&max, &confirm, &delete).await;
+    let notice = h.bot.press(&max, &confirm, &delete).await;
     assert!(notice.contains("already deleted"), "{notice}");
     let deletions: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM activity WHERE record_kind = 'deal' AND record_id = $1 AND action = 'deleted'",
@@ -225,18 +181,18 @@ async fn deleting_asks_first_and_only_the_asker_with_a_role_that_may_delete_can_
     // An admin may delete too; the command asks the same way for any kind of record.
     let (ada, _) = h.user(9524, "Ada Admin", Role::Admin).await;
     let task = h.create("/api/tasks", json!({"title": "Stale task"})).await;
-    let confirm = h.say(&ada, &format!("/delete task {}", task["id"])).await;
-    let notice = h.press_for_notice(&ada, &confirm, &button(&confirm, "Delete")).await;
+    let confirm = h.bot.say(&ada, &format!("/delete task {}", task["id"])).await;
+    let notice = h.bot.press(&ada, &confirm, &button(&confirm, "Delete")).await;
     assert!(notice.contains("Deleted task"), "{notice}");
     assert_eq!(h.stack.get(&format!("/api/tasks/{}", task["id"])).await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_is_a_t_me_link_that_opens_the_bot_with_the_code() {
-    let h = Harness::start("bot_cards_invite").await;
+    let h = BotStack::start("bot_cards_invite", TOKEN).await;
     let (alice, _) = h.user(9531, "Alice Admin", Role::Admin).await;
 
-    let invite = h.say(&alice, "/invite viewer").await;
+    let invite = h.bot.say(&alice, "/invite viewer").await;
     let prefix = format!("https://t.me/{}?start=", h.bot.api.bot_username());
     let code = invite
         .text()
@@ -248,7 +204,7 @@ async fn an_invite_is_a_t_me_link_that_opens_the_bot_with_the_code() {
 
     // Opening the link makes Telegram send `/start CODE` to the bot.
     let newcomer = TgUser::new(9532, "Nina Newcomer");
-    let welcome = h.say(&newcomer, &format!("/start {code}")).await;
+    let welcome = h.bot.say(&newcomer, &format!("/start {code}")).await;
     assert!(
         welcome.text().contains("Welcome, Nina Newcomer") && welcome.text().contains("viewer"),
         "{}",

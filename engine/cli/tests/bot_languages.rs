@@ -2,11 +2,16 @@
 //! and a real engine. The bot writes in the language of the person's setting, else of their
 //! Telegram app (`language_code`), else in English; it speaks English and Russian. The
 //! setting is changed with `/settings language`, `PATCH /api/me/settings` or `crm user
-//! settings --language`, and `auto` (or `null`) follows the Telegram app again.
+//! settings --language`, and `auto` (or `null`) follows the Telegram app again. What the bot
+//! writes unasked (an approval's request and outcome, a run's status line) follows the same
+//! rule; the workflow's own words stay as written.
+
+use std::time::Duration;
 
 use crm_concepts::user::Role;
 use crm_testing::bot::{ChatBot, button};
-use crm_testing::{TestStack, TgUser, send};
+use crm_testing::manifests::DISCOUNT;
+use crm_testing::{Call, Flow, TestStack, TgUser, send};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -131,4 +136,131 @@ async fn the_language_is_a_setting_of_the_api_and_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Workflows without a result template of their own: the bot writes their status line.
+const HELLO: &str = r#"
+name = "hello"
+version = "1"
+
+[[triggers]]
+kind = "bot_command"
+command = "hello"
+description = "Succeeds"
+
+[[steps]]
+id = "greet"
+component = "fixture-echo"
+"#;
+
+const BROKEN: &str = r#"
+name = "broken"
+version = "1"
+
+[[triggers]]
+kind = "bot_command"
+command = "broken"
+description = "Fails"
+
+[[steps]]
+id = "boom"
+component = "fixture-panic"
+retry = { max_attempts = 1 }
+"#;
+
+fn labels(message: &Call) -> Vec<String> {
+    message.buttons().into_iter().map(|(label, _)| label).collect()
+}
+
+/// Runs a workflow command as `from` and returns the edit its "running" message becomes.
+async fn run_from_chat(bot: &ChatBot, from: &TgUser, command: &str, running: &str, needle: &str) -> Call {
+    let started = bot.say(from, command).await;
+    assert!(started.text().starts_with(running), "{}", started.text());
+    let edit = bot
+        .api
+        .wait_for(started.seq, Duration::from_secs(60), |c| {
+            c.method == "editMessageText" && c.message_id() == started.message_id() && c.text().contains(needle)
+        })
+        .await;
+    edit.unwrap_or_else(|e| panic!("{command} never became {needle:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_run_results_reach_each_person_in_their_language() {
+    let mut flow = Flow::start("bot_languages_unasked").await;
+    flow.deploy_manifest(DISCOUNT);
+    flow.deploy_manifest(HELLO);
+    flow.deploy_manifest(BROKEN);
+    flow.start_worker(2);
+    // Ivan chose Russian (his app says nothing); Anna's app is Russian; Ann's is English.
+    let ivan = TgUser::new(9531, "Ivan");
+    let anna = TgUser::new(9532, "Анна").speaking("ru");
+    let ann = TgUser::new(9533, "Ann").speaking("en");
+    for (who, name) in [(&ivan, "Иван Петров"), (&anna, "Анна Смирнова"), (&ann, "Ann Lee")] {
+        crm_testing::users::linked(&flow.db, name, Role::Manager, who.id, None).await;
+    }
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
+    let saved = bot.say(&ivan, "/settings language ru").await;
+    assert!(saved.text().starts_with("✅ Сохранено."), "{}", saved.text());
+    bot.open_chat(&anna).await;
+    bot.open_chat(&ann).await;
+
+    // The approval's request: the bot's frame and buttons in each one's language, the
+    // workflow's question as it wrote it.
+    let since = bot.api.seq();
+    let run = flow.start_run("discount", json!({"percent": 25, "deal_id": 7})).await;
+    flow.wait_status(run, "waiting", ChatBot::WAIT).await;
+    let mut asked = Vec::new();
+    for who in [&ivan, &anna] {
+        let m = bot.message(since, who.id, "Give 25% off deal 7?").await;
+        assert!(
+            m.text().starts_with("🗳 Нужно согласование (discount)\nGive 25% off deal 7?\n\nРешите до "),
+            "{}",
+            m.text()
+        );
+        assert!(m.text().ends_with("; без решения будет отклонено."), "{}", m.text());
+        assert_eq!(labels(&m), ["✅ Одобрить", "❌ Отклонить"]);
+        asked.push((who.id, m.message_id().expect("message id")));
+    }
+    let english = bot.message(since, ann.id, "Give 25% off deal 7?").await;
+    assert!(
+        english.text().starts_with("🗳 Approval needed (discount)\nGive 25% off deal 7?\n\nDecide by "),
+        "{}",
+        english.text()
+    );
+    assert!(english.text().ends_with("; without a decision it is rejected."), "{}", english.text());
+    assert_eq!(labels(&english), ["✅ Approve", "❌ Reject"]);
+
+    // Ann approves: every message turns into the outcome, each in its reader's language.
+    let answer = bot.press(&ann, english.message_id().expect("id"), &button(&english, "Approve")).await;
+    assert_eq!(answer, "✅ Approved.");
+    let edit = bot.edited(ann.id, english.message_id().expect("id"), "✅ Approved by Ann Lee at ").await;
+    assert!(edit.text().starts_with("🗳 Approval needed (discount)\nGive 25% off deal 7?"), "{}", edit.text());
+    for (chat, message) in asked {
+        let edit = bot.edited(chat, message, "✅ Одобрено: Ann Lee, ").await;
+        assert!(edit.text().starts_with("🗳 Нужно согласование (discount)\nGive 25% off deal 7?"), "{}", edit.text());
+    }
+
+    // A run's status line and its Retry button.
+    for who in [&ivan, &anna] {
+        let done = run_from_chat(&bot, who, "/hello", "⏳ Выполняется hello", "✅").await;
+        assert_eq!(done.text(), "✅ Сценарий hello выполнен.");
+        let failed = run_from_chat(&bot, who, "/broken", "⏳ Выполняется broken", "❌").await;
+        assert!(failed.text().starts_with("❌ Сценарий broken не выполнен на шаге boom: "), "{}", failed.text());
+        assert_eq!(labels(&failed), ["🔁 Повторить с шага, где была ошибка"]);
+    }
+    let done = run_from_chat(&bot, &ann, "/hello", "⏳ Running hello", "✅").await;
+    assert_eq!(done.text(), "✅ hello finished.");
+    let failed = run_from_chat(&bot, &ann, "/broken", "⏳ Running broken", "❌").await;
+    assert!(failed.text().starts_with("❌ broken failed at step boom: "), "{}", failed.text());
+    assert_eq!(labels(&failed), ["🔁 Retry from the failed step"]);
+
+    // The run's own record keeps the English default for the API and the web app.
+    let (_, runs) = flow.get("/api/runs?workflow=hello&limit=10").await;
+    let runs = runs["items"].as_array().expect("runs").clone();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for r in runs {
+        let (_, detail) = flow.get(&format!("/api/runs/{}", r["id"].as_str().expect("run id"))).await;
+        assert_eq!(detail["rendered"], "✅ hello finished.", "{detail}");
+    }
 }

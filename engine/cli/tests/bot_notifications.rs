@@ -8,88 +8,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
-use crm_testing::process::{Process, crm, rust_log};
-use crm_testing::{Call, Flow, LocalBotApi, TgUser};
+use crm_testing::bot::ChatBot;
+use crm_testing::{Call, Flow, TgUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "4343:local-test-token";
 
-/// `crm bot` against a loopback Bot API server and the flow's engine; killed on drop.
-struct Bot {
-    api: LocalBotApi,
-    child: Option<Process>,
-    /// bot processes started so far, to give each its own log
-    starts: usize,
-    data: tempfile::TempDir,
-    engine_url: String,
-    engine_token: String,
-}
-
-impl Bot {
-    async fn start(flow: &Flow) -> Bot {
-        let api = LocalBotApi::start(TOKEN).await.expect("local Bot API server");
-        let mut bot = Bot {
-            api,
-            child: None,
-            starts: 0,
-            data: tempfile::tempdir().expect("temp dir"),
-            engine_url: flow.url.clone(),
-            engine_token: flow.bot_token.clone(),
-        };
-        bot.restart().await;
-        bot
-    }
-
-    /// Starts the bot process (again) and waits until it polls for updates.
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "the bot is already running");
-        let since = self.api.seq();
-        let mut cmd = crm();
-        crm_testing::bot::configure(&mut cmd, &self.api, &self.engine_url, &self.engine_token, self.data.path())
-            .env("CRM_BOT_POLL_TIMEOUT_SECS", "10")
-            .env("RUST_LOG", rust_log("warn"));
-        self.starts += 1;
-        let log = self.data.path().join(format!("bot-{}.log", self.starts));
-        self.child = Some(Process::spawn("crm bot", cmd, &log).expect("start crm bot"));
-        self.api
-            .wait_for(since, WAIT, |c| c.method == "getUpdates" && c.result.is_some())
-            .await
-            .expect("the bot never polled");
-    }
-
-    /// SIGKILL: the bot gets no chance to finish anything.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill();
-        }
-    }
-
-    /// Waits for a message in `chat` containing `needle`.
-    async fn message(&self, chat: i64, needle: &str) -> Call {
-        self.api
-            .wait_for(0, WAIT, |c| c.is_reply_to(chat) && c.text().contains(needle))
-            .await
-            .unwrap_or_else(|e| panic!("no message with {needle:?} in chat {chat}: {e}"))
-    }
-
-    /// `from` opens the chat with the bot: Telegram lets a bot write only to users who did.
-    async fn open_chat(&self, from: &TgUser) {
-        let since = self.api.seq();
-        self.api.send_text(from, "/help");
-        self.api.reply(from.id, since, WAIT).await.expect("reply to /help");
-    }
-
-    fn messages_to(&self, chat: i64) -> Vec<String> {
-        self.api.calls().iter().filter(|c| c.is_reply_to(chat)).map(|c| c.text().to_string()).collect()
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// What the bot wrote in `chat` so far.
+fn texts(bot: &ChatBot, chat: i64) -> Vec<String> {
+    bot.replies_to(chat).iter().map(|c| c.text().to_string()).collect()
 }
 
 /// A CRM manager linked to Telegram account `telegram` (or to none).
@@ -159,12 +88,12 @@ async fn a_won_deal_congratulates_its_owner_in_their_telegram_chat() {
     let owner = person(&flow, "Olga Owner", Some(olga.id)).await;
     let offline = person(&flow, "Otto Offline", None).await;
     let silent = person(&flow, "Nick Neverwrote", Some(5002)).await;
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&olga).await;
 
     let acme = create(&flow, "/api/companies", json!({"name": "Acme GmbH"})).await;
     win_deal(&flow, "Acme rollout", owner, &acme).await;
-    let message = bot.message(olga.id, "Deal won: Acme rollout").await;
+    let message = bot.reply_with(0, olga.id, "Deal won: Acme rollout").await;
     assert!(message.text().contains("$12,500.00") && message.text().contains("Acme GmbH"), "{}", message.text());
 
     let olgas = settled_notifications(&flow, owner, 1).await;
@@ -193,7 +122,7 @@ async fn a_won_deal_congratulates_its_owner_in_their_telegram_chat() {
 
     // Exactly one congratulation reached Olga, and no other chat got anything.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let olgas_chat = bot.messages_to(olga.id);
+    let olgas_chat = texts(&bot, olga.id);
     assert_eq!(olgas_chat.iter().filter(|t| t.contains("Deal won")).count(), 1, "{olgas_chat:?}");
     let delivered: Vec<Call> =
         bot.api.calls().into_iter().filter(|c| c.method == "sendMessage" && c.result.is_some()).collect();
@@ -213,10 +142,10 @@ async fn notifications_left_while_the_bot_is_down_arrive_once_it_starts_and_are_
                 .expect("add notification")
         }
     };
-    let mut bot = Bot::start(&flow).await;
+    let mut bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&pia).await;
     note("First: while the bot runs").await;
-    bot.message(pia.id, "First: while the bot runs").await;
+    bot.reply_with(0, pia.id, "First: while the bot runs").await;
     assert_eq!(settled_notifications(&flow, user, 1).await[0]["status"], "delivered");
 
     bot.kill();
@@ -227,12 +156,12 @@ async fn notifications_left_while_the_bot_is_down_arrive_once_it_starts_and_are_
     assert_eq!(pending["items"].as_array().map(Vec::len), Some(2), "{pending}");
 
     bot.restart().await;
-    bot.message(pia.id, "Third: still down").await;
+    bot.reply_with(0, pia.id, "Third: still down").await;
     let all = settled_notifications(&flow, user, 3).await;
     assert!(all.iter().all(|n| n["status"] == "delivered"), "{all:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // In the order they were left, each once: the first is not sent again after the restart.
-    let chat: Vec<String> = bot.messages_to(pia.id).into_iter().filter(|t| !t.starts_with("Commands:")).collect();
+    let chat: Vec<String> = texts(&bot, pia.id).into_iter().filter(|t| !t.starts_with("Commands:")).collect();
     assert_eq!(chat, ["First: while the bot runs", "Second: while the bot is down", "Third: still down"]);
 
     // Only the bot's admin token may report deliveries.
@@ -275,20 +204,16 @@ async fn schedules_shows_a_deployed_cron_workflow_and_its_next_fire_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     let commands = bot.api.wait_for(0, WAIT, |c| c.method == "setMyCommands").await.expect("setMyCommands");
     assert!(commands.params.to_string().contains("\"schedules\""), "{}", commands.params);
-    let since = bot.api.seq();
-    bot.api.send_text(&sam, "/schedules");
-    let reply = bot.api.reply(sam.id, since, WAIT).await.expect("reply to /schedules");
+    let reply = bot.say(&sam, "/schedules").await;
     let text = reply.text();
     assert!(text.contains("stale-deals-digest — 0 0 9 * * * (UTC)"), "{text}");
     assert!(text.contains(&format!("next: {}", next.format("%Y-%m-%d %H:%M:%S"))), "{text}");
     assert_eq!(next.format("%H:%M:%S").to_string(), "09:00:00");
 
-    let since = bot.api.seq();
-    bot.api.send_text(&sam, "/help");
-    let help = bot.api.reply(sam.id, since, WAIT).await.expect("reply to /help");
+    let help = bot.say(&sam, "/help").await;
     assert!(help.text().contains("/schedules — "), "{}", help.text());
 }
 
@@ -309,7 +234,7 @@ async fn the_morning_digest_of_stale_deals_reaches_each_owners_chat() {
         .execute(&flow.db.pool)
         .await
         .expect("age the deals");
-    let bot = Bot::start(&flow).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
     bot.open_chat(&olga).await;
     bot.open_chat(&pete).await;
 
@@ -337,9 +262,9 @@ async fn the_morning_digest_of_stale_deals_reaches_each_owners_chat() {
         .await
         .expect("backdate the schedule");
 
-    let to_olga = bot.message(olga.id, "of your deals").await;
+    let to_olga = bot.reply_with(0, olga.id, "of your deals").await;
     assert!(to_olga.text().contains("Old Acme deal"), "{}", to_olga.text());
-    let to_pete = bot.message(pete.id, "of your deals").await;
+    let to_pete = bot.reply_with(0, pete.id, "of your deals").await;
     assert!(
         to_pete.text().contains("Stuck Initech deal") && !to_pete.text().contains("Fresh Umbrella"),
         "{}",

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod manifest_schema;
 pub mod message_button;
 pub mod money;
+pub mod notification_frame;
 pub mod records;
 pub mod run;
 pub mod step;

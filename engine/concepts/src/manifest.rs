@@ -206,6 +206,18 @@ pub struct ResultSpec {
     pub failure_template: Option<String>,
 }
 
+impl ResultSpec {
+    /// Whether a run that ended as `status` reads in the workflow's own words. Without a
+    /// template of its own the chat gets the bot's status line, in the reader's language.
+    pub fn has_own_template(&self, status: crate::run::RunStatus) -> bool {
+        match status {
+            crate::run::RunStatus::Succeeded => self.template.is_some(),
+            crate::run::RunStatus::Failed => self.failure_template.is_some(),
+            _ => false,
+        }
+    }
+}
+
 pub const DEFAULT_SUCCESS_TEMPLATE: &str = "✅ {{workflow}} finished.";
 pub const DEFAULT_FAILURE_TEMPLATE: &str = "❌ {{workflow}} failed at step {{error.step}}: {{error.message}}";
 

@@ -156,6 +156,10 @@ pub struct Completion {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// the acting user's language setting, filled in by the stream that serves the
+    /// completion to the bot (`None`: no setting, or no user: the bot decides)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<crate::language::Language>,
 }
 
 #[cfg(test)]

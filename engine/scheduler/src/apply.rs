@@ -443,23 +443,30 @@ pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowEr
 pub(crate) async fn completions_of(core: &Arc<Core>, ids: &[Uuid]) -> Result<Vec<Completion>, WorkflowError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let rows = sqlx::query_as::<_, (Uuid, String, String, Option<String>, Option<serde_json::Value>, Option<i64>, Option<serde_json::Value>, Option<serde_json::Value>)>(
-            "SELECT id, workflow, status, rendered, notify, acting_user, result, error FROM runs WHERE id = ANY($1) AND finished_at IS NOT NULL",
+        let rows = sqlx::query_as::<_, (Uuid, String, i32, String, Option<String>, Option<serde_json::Value>, Option<i64>, Option<serde_json::Value>, Option<serde_json::Value>)>(
+            "SELECT id, workflow, version, status, rendered, notify, acting_user, result, error FROM runs WHERE id = ANY($1) AND finished_at IS NOT NULL",
         )
         .bind(chunk)
         .fetch_all(&core.pool)
         .await?;
-        for (run_id, workflow, status, rendered, notify, acting_user, result, error) in rows {
+        for (run_id, workflow, version, status, rendered, notify, acting_user, result, error) in rows {
             let Ok(status) = status.parse() else { continue };
+            // As [`crate::machine`] publishes it: the workflow's own rendering only. A
+            // version that cannot be read keeps the stored text rather than lose it.
+            let own = match core.versions.get(&workflow, version).await {
+                Ok(v) => v.manifest.result.has_own_template(status),
+                Err(_) => true,
+            };
             out.push(Completion {
                 run_id,
                 workflow,
                 status,
-                rendered: rendered.unwrap_or_default(),
+                rendered: if own { rendered.unwrap_or_default() } else { String::new() },
                 notify: notify.and_then(|n| serde_json::from_value(n).ok()),
                 acting_user,
                 result,
                 error: error.and_then(|e| serde_json::from_value(e).ok()),
+                language: None,
             });
         }
     }

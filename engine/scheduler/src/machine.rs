@@ -593,16 +593,21 @@ impl RunMachine {
         }
     }
 
+    /// The run's completion for the bot. It carries the rendering only when the workflow
+    /// has a template of its own: otherwise the bot writes the status line in the reader's
+    /// language (the run's row keeps the English default for the API and the web app).
     pub fn completion(&self, rendered: String, result: Option<Value>) -> Completion {
+        let own = self.version.manifest.result.has_own_template(self.run.status);
         Completion {
             run_id: self.run.id,
             workflow: self.run.workflow.clone(),
             status: self.run.status,
-            rendered,
+            rendered: if own { rendered } else { String::new() },
             notify: self.run.notify.clone(),
             acting_user: self.run.acting_user,
             result,
             error: self.error.clone(),
+            language: None,
         }
     }
 }

@@ -10,7 +10,10 @@
 //! cross never leave a message with live buttons behind.
 
 use chrono::{DateTime, Utc};
+use crm_concepts::notification_frame::Frame;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::run_waits::NewWait;
@@ -38,6 +41,38 @@ fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 1).chain(['…']).collect() }
 }
 
+/// What every message asking an approval shares, kept as `approvals.ask` so the bot can
+/// frame it in each reader's language (see [`Frame`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ask {
+    workflow: String,
+    question: String,
+    on_timeout: String,
+}
+
+impl Ask {
+    /// The frame of the message `zone`'s reader gets: the deadline in their own time.
+    fn frame(&self, deadline: DateTime<Utc>, zone: &str) -> Frame {
+        let zone = crm_concepts::local_time::zone(zone).unwrap_or(chrono_tz::Tz::UTC);
+        Frame::ApprovalAsk {
+            workflow: self.workflow.clone(),
+            question: self.question.clone(),
+            deadline: crm_concepts::local_time::format(deadline, zone, zone),
+            on_timeout: self.on_timeout.clone(),
+        }
+    }
+}
+
+/// How an approval ended, kept as `approvals.ended`; with [`Ask`] it is the frame of the
+/// messages' edit (`Frame::ApprovalOutcome`, put together in SQL by [`edit_delivered`]).
+#[derive(Debug, Clone, Serialize)]
+struct EndedFrame<'a> {
+    decision: Option<&'a str>,
+    by: Option<&'a str>,
+    at: String,
+    comment: Option<String>,
+}
+
 /// The message an approval's buttons go under: the question, then the deadline.
 fn question(workflow: &str, text: &str) -> String {
     format!("🗳 Approval needed ({workflow})\n{}", cut(text, MAX_QUESTION_CHARS))
@@ -55,28 +90,37 @@ fn for_reader(message: &str, deadline: DateTime<Utc>, zone: &str) -> String {
     }
 }
 
-/// Inserts the asking message of approval `id` for each of `users`, with its buttons.
+/// Inserts the asking message of approval `id` for each of `users`, with its buttons
+/// (`ask`: its frame's parts; `None` for an approval from before frames, sent as text).
 async fn ask(
     conn: &mut PgConnection,
     id: i64,
     users: &[i64],
     message: &str,
+    ask: Option<&Ask>,
     deadline: DateTime<Utc>,
 ) -> Result<(), WorkflowError> {
     let zones: Vec<(i64, String)> = sqlx::query_as("SELECT id, time_zone FROM users WHERE id = ANY($1) ORDER BY id")
         .bind(users)
         .fetch_all(&mut *conn)
         .await?;
-    let (ids, texts): (Vec<i64>, Vec<String>) =
-        zones.into_iter().map(|(u, zone)| (u, for_reader(message, deadline, &zone))).unzip();
+    let mut ids = Vec::with_capacity(zones.len());
+    let mut texts = Vec::with_capacity(zones.len());
+    let mut frames = Vec::with_capacity(zones.len());
+    for (user, zone) in zones {
+        ids.push(user);
+        texts.push(for_reader(message, deadline, &zone));
+        frames.push(ask.map(|a| Json(a.frame(deadline, &zone))));
+    }
     sqlx::query(
-        "INSERT INTO notifications (user_id, text, run_id, step, workflow, approval_id)
-         SELECT u.id, u.text, a.run_id, a.step, a.workflow, a.id
-         FROM UNNEST($1::bigint[], $2::text[]) AS u (id, text), approvals a WHERE a.id = $3",
+        "INSERT INTO notifications (user_id, text, frame, run_id, step, workflow, approval_id)
+         SELECT u.id, u.text, u.frame, a.run_id, a.step, a.workflow, a.id
+         FROM UNNEST($1::bigint[], $2::text[], $4::jsonb[]) AS u (id, text, frame), approvals a WHERE a.id = $3",
     )
     .bind(&ids)
     .bind(&texts)
     .bind(id)
+    .bind(&frames)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -89,21 +133,28 @@ pub async fn open(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), Work
     for w in waits.iter().filter(|w| w.kind == "approval") {
         let workflow: String =
             sqlx::query_scalar("SELECT workflow FROM runs WHERE id = $1").bind(w.run_id).fetch_one(&mut *conn).await?;
+        let asked = Ask {
+            question: cut(w.detail["text"].as_str().unwrap_or_default(), MAX_QUESTION_CHARS),
+            on_timeout: w.detail["on_timeout"].as_str().unwrap_or("rejected").to_string(),
+            workflow,
+        };
         let text = format!(
             "{}\n\nDecide by {} UTC; without a decision it is {}.",
-            question(&workflow, w.detail["text"].as_str().unwrap_or_default()),
+            question(&asked.workflow, &asked.question),
             w.wake_at.format("%Y-%m-%d %H:%M"),
-            w.detail["on_timeout"].as_str().unwrap_or("rejected"),
+            asked.on_timeout,
         );
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO approvals (run_id, step, workflow, message) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (run_id, step) DO UPDATE SET outcome = NULL, message = $4, created_at = now()
+            "INSERT INTO approvals (run_id, step, workflow, message, ask) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run_id, step) DO UPDATE SET outcome = NULL, ended = NULL, message = $4, ask = $5,
+                 created_at = now()
              RETURNING id",
         )
         .bind(w.run_id)
         .bind(&w.step)
-        .bind(&workflow)
+        .bind(&asked.workflow)
         .bind(&text)
+        .bind(Json(&asked))
         .fetch_one(&mut *conn)
         .await?;
         let role = w.detail["role"].as_str().unwrap_or("admin");
@@ -113,20 +164,20 @@ pub async fn open(conn: &mut PgConnection, waits: &[NewWait]) -> Result<(), Work
             }
             None => None,
         };
-        let mut asked = match owner {
+        let mut people = match owner {
             None => recipients(conn, role, None).await?,
             Some(Some(owner)) => recipients(conn, role, Some(owner)).await?,
             Some(None) => Vec::new(),
         };
-        if asked.is_empty() && owner.is_some() {
+        if people.is_empty() && owner.is_some() {
             // The owner may not decide (no owner, or not of the role): the admins, who
             // always may, are asked instead.
-            asked = recipients(conn, "admin", None).await?;
+            people = recipients(conn, "admin", None).await?;
         }
-        if asked.is_empty() {
+        if people.is_empty() {
             continue;
         }
-        ask(conn, id, &asked, &text, w.wake_at).await?;
+        ask(conn, id, &people, &text, Some(&asked), w.wake_at).await?;
     }
     Ok(())
 }
@@ -161,17 +212,27 @@ pub async fn owner_in(conn: &mut PgConnection, record: &str, id: i64) -> Result<
     Ok(owner.flatten())
 }
 
+/// When an approval ended, as its messages show it.
+fn ended_at(e: &Ended) -> String {
+    e.at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The comment an ended approval's messages show, if any.
+fn comment(e: &Ended) -> Option<String> {
+    e.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(|c| cut(c, 500))
+}
+
 /// The outcome line an ended approval's messages show.
 fn outcome(e: &Ended, by: Option<&str>) -> String {
-    let at = e.at.format("%Y-%m-%d %H:%M UTC");
+    let at = ended_at(e);
     let mut line = match (e.decision.as_deref(), by) {
         (Some("approved"), Some(name)) => format!("✅ Approved by {name} at {at}"),
         (Some(_), Some(name)) => format!("❌ Rejected by {name} at {at}"),
         (Some(d), None) => format!("⌛ Nobody decided in time: {d} at {at}"),
         (None, _) => format!("🚫 No longer needed: the run ended at {at} before a decision"),
     };
-    if let Some(c) = e.comment.as_deref().filter(|c| !c.trim().is_empty()) {
-        line.push_str(&format!("\n💬 {}", cut(c.trim(), 500)));
+    if let Some(c) = comment(e) {
+        line.push_str(&format!("\n💬 {c}"));
     }
     line
 }
@@ -192,25 +253,36 @@ pub async fn close(conn: &mut PgConnection, ended: &[Ended]) -> Result<(), Workf
             .collect();
     let runs: Vec<Uuid> = ended.iter().map(|e| e.run_id).collect();
     let steps: Vec<&str> = ended.iter().map(|e| e.step.as_str()).collect();
-    let outcomes: Vec<String> = ended
+    let by: Vec<Option<String>> = ended
         .iter()
-        .map(|e| {
-            let by = e.decided_by.map(|id| names.get(&id).map_or_else(|| format!("user {id}"), Clone::clone));
-            outcome(e, by.as_deref())
+        .map(|e| e.decided_by.map(|id| names.get(&id).map_or_else(|| format!("user {id}"), Clone::clone)))
+        .collect();
+    let outcomes: Vec<String> = ended.iter().zip(&by).map(|(e, by)| outcome(e, by.as_deref())).collect();
+    let frames: Vec<Json<EndedFrame<'_>>> = ended
+        .iter()
+        .zip(&by)
+        .map(|(e, by)| {
+            Json(EndedFrame {
+                decision: e.decision.as_deref(),
+                by: by.as_deref(),
+                at: ended_at(e),
+                comment: comment(e),
+            })
         })
         .collect();
     // Two statements, not one: the edits below must see message ids a delivery report
     // committed while this one waited for the approval's lock, and only a new statement
     // takes a new snapshot.
     let closed: Vec<i64> = sqlx::query_scalar(
-        "UPDATE approvals a SET outcome = u.o
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u (r, s, o)
+        "UPDATE approvals a SET outcome = u.o, ended = u.e
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS u (r, s, o, e)
          WHERE a.run_id = u.r AND a.step = u.s AND a.outcome IS NULL
          RETURNING a.id",
     )
     .bind(&runs)
     .bind(&steps)
     .bind(&outcomes)
+    .bind(&frames)
     .fetch_all(&mut *conn)
     .await?;
     Ok(edit_delivered(conn, &closed, None).await?)
@@ -227,8 +299,9 @@ pub(crate) async fn edit_delivered(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO notifications (user_id, text, run_id, step, workflow, edit_of)
+        "INSERT INTO notifications (user_id, text, frame, run_id, step, workflow, edit_of)
          SELECT n.user_id, split_part(a.message, E'\\n\\nDecide by ', 1) || E'\\n\\n' || a.outcome,
+                '{\"kind\": \"approval_outcome\"}'::jsonb || (a.ask - 'on_timeout') || a.ended,
                 n.run_id, n.step, n.workflow, n.id
          FROM notifications n JOIN approvals a ON a.id = n.approval_id
          WHERE a.id = ANY($1) AND a.outcome IS NOT NULL AND n.edit_of IS NULL AND n.message_id IS NOT NULL
@@ -253,15 +326,22 @@ pub async fn ask_again(pool: &sqlx::PgPool, user: i64, ids: &[i64]) -> Result<()
         return Ok(());
     }
     let mut conn = pool.acquire().await?;
-    let open: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT a.id, a.message, w.wake_at FROM approvals a JOIN run_waits w ON (w.run_id, w.step) = (a.run_id, a.step)
+    #[derive(sqlx::FromRow)]
+    struct Open {
+        id: i64,
+        message: String,
+        ask: Option<Json<Ask>>,
+        wake_at: DateTime<Utc>,
+    }
+    let open: Vec<Open> = sqlx::query_as(
+        "SELECT a.id, a.message, a.ask, w.wake_at FROM approvals a JOIN run_waits w ON (w.run_id, w.step) = (a.run_id, a.step)
          WHERE a.id = ANY($1) AND a.outcome IS NULL",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
-    for (id, message, deadline) in open {
-        ask(&mut conn, id, &[user], &message, deadline).await?;
+    for o in open {
+        ask(&mut conn, o.id, &[user], &o.message, o.ask.as_ref().map(|a| &a.0), o.wake_at).await?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_concepts::message_button::Button;
+use crm_concepts::notification_frame::Frame;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -86,6 +87,14 @@ pub struct Notification {
     /// the labels of the buttons the workflow put under the message, in order; a press
     /// names one by its position (`POST /api/notifications/{id}/press`)
     pub buttons: Vec<String>,
+    /// the recipient's language setting (`en`, `ru`); `None`: they follow their Telegram
+    /// app's, which only the bot knows
+    #[schema(required)]
+    pub language: Option<String>,
+    /// the bot's own framing around `text` (an approval's question and deadline, or how it
+    /// ended), for the bot to write in the recipient's language; `text` is it in English
+    #[schema(required, value_type = Option<Frame>)]
+    pub frame: Option<sqlx::types::Json<Frame>>,
 }
 
 impl Notification {
@@ -104,7 +113,7 @@ const SELECT: &str =
     "SELECT n.id, n.user_id, CASE WHEN u.disabled_at IS NULL THEN u.telegram_user_id END AS telegram_user_id,
         n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason,
         n.approval_id, n.message_id, o.message_id AS edit_message_id,
-        ARRAY(SELECT b->>'label' FROM jsonb_array_elements(n.buttons) b) AS buttons
+        ARRAY(SELECT b->>'label' FROM jsonb_array_elements(n.buttons) b) AS buttons, u.language, n.frame
     FROM notifications n JOIN users u ON u.id = n.user_id LEFT JOIN notifications o ON o.id = n.edit_of";
 
 /// Who sent a notification: the run and step, for the bot to link back to.

@@ -37,6 +37,24 @@ pub async fn get_in(conn: &mut sqlx::PgConnection, id: Id) -> Result<User, Store
     table::to_record(TABLE.get(conn, id).await?)
 }
 
+/// The language settings of these users (those without one are left out): what the bot
+/// writes its own words in when it answers them unasked, as with a run's completion.
+pub async fn languages(
+    db: &Db,
+    ids: &[Id],
+) -> Result<std::collections::HashMap<Id, crm_concepts::language::Language>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Id, String)> =
+        sqlx::query_as("SELECT id, language FROM users WHERE id = ANY($1) AND language IS NOT NULL")
+            .bind(ids)
+            .fetch_all(&db.pool)
+            .await?;
+    // A code the engine no longer speaks reads as no setting.
+    Ok(rows.into_iter().filter_map(|(id, code)| Some((id, code.parse().ok()?))).collect())
+}
+
 /// The CRM user a Telegram account is linked to, if any.
 pub async fn by_telegram(db: &Db, telegram_user_id: i64) -> Result<Option<User>, StoreError> {
     let row: Option<(serde_json::Value,)> =

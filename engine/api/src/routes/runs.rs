@@ -280,13 +280,15 @@ async fn completions(
     };
     let mut reader = sched.completion_feed().await.map_err(|e| ApiError::unavailable(format!("Redis: {e}")))?;
     let lifetime = s.limits.stream_lifetime;
+    let db = s.db.clone();
     let stream = async_stream::stream! {
         let _slot = slot;
         let ends = tokio::time::Instant::now() + lifetime;
         let mut after = after;
         while tokio::time::Instant::now() < ends {
             match reader.read(&after, 200, 10_000).await {
-                Ok(entries) => {
+                Ok(mut entries) => {
+                    with_languages(&db, &mut entries).await;
                     // The feed has already dropped (and logged) what the engine did not seal.
                     for (id, genuine) in entries {
                         after = id.clone();
@@ -306,6 +308,28 @@ async fn completions(
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Adds the acting user's language setting to each completion that answers a chat, so the
+/// bot writes its status line and buttons in it: one query per batch read. Without the
+/// database the completions go as they are (the bot falls back to the Telegram app's
+/// language) rather than stall the stream.
+async fn with_languages(db: &crm_store::Db, entries: &mut [(String, Option<Completion>)]) {
+    let users: Vec<i64> = entries
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().filter(|c| c.notify.is_some()).and_then(|c| c.acting_user))
+        .collect();
+    if users.is_empty() {
+        return;
+    }
+    match crm_store::users::languages(db, &users).await {
+        Ok(languages) => {
+            for c in entries.iter_mut().filter_map(|(_, c)| c.as_mut()) {
+                c.language = c.acting_user.and_then(|u| languages.get(&u).copied());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the users' languages for completions"),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
