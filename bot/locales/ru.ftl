@@ -370,6 +370,9 @@ run-ended-as =
     }.
 run-retry-button = 🔁 Повторить с шага, где была ошибка
 message-buttons-gone = Кнопки этого сообщения больше не работают.
+press-task-done = ✅ Готово: { $title }
+press-run-started = → { $label }
+press-already-answered = На это уже ответили.
 schedules-none = Сценариев по расписанию нет. Сценарий с cron-триггером появится здесь после развёртывания.
 schedules-title = ⏰ Сценарии по расписанию (время в вашем поясе, { $zone }):
 schedules-next = следующий: { $at } ({ $until })

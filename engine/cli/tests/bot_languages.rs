@@ -4,7 +4,8 @@
 //! setting is changed with `/settings language`, `PATCH /api/me/settings` or `crm user
 //! settings --language`, and `auto` (or `null`) follows the Telegram app again. What the bot
 //! writes unasked (an approval's request and outcome, a run's status line) follows the same
-//! rule; the workflow's own words stay as written.
+//! rule, and so does what a press of a workflow's button under its message did; the
+//! workflow's own words stay as written.
 
 use std::time::Duration;
 
@@ -263,4 +264,71 @@ async fn approvals_and_run_results_reach_each_person_in_their_language() {
         let (_, detail) = flow.get(&format!("/api/runs/{}", r["id"].as_str().expect("run id"))).await;
         assert_eq!(detail["rendered"], "✅ hello finished.", "{detail}");
     }
+}
+
+/// Waits until task `task` has its first reminder run and it waits for the reminder time.
+async fn reminder_waiting(flow: &Flow, task: i64) -> uuid::Uuid {
+    let deadline = tokio::time::Instant::now() + ChatBot::WAIT;
+    loop {
+        let run: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE workflow = 'task-reminder' AND (input->>'task_id')::bigint = $1",
+        )
+        .bind(task)
+        .fetch_optional(&flow.db.pool)
+        .await
+        .expect("read reminder runs");
+        if let Some(run) = run {
+            flow.wait_status(run, "waiting", ChatBot::WAIT).await;
+            return run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task {task} has no reminder run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_of_a_workflows_button_is_told_in_the_pressers_language() {
+    let mut flow = Flow::start_with_test_clock("bot_languages_press").await;
+    flow.deploy("task-reminder");
+    flow.start_worker(2);
+    let olga = TgUser::new(9541, "Ольга").speaking("ru");
+    let user = crm_testing::users::linked(&flow.db, "Ольга", Role::Manager, olga.id, None).await;
+    let bot = ChatBot::start(TOKEN, &flow.url, &flow.bot_token).await;
+    let saved = bot.say(&olga, "/settings remind 10").await;
+    assert!(saved.text().starts_with("✅ Сохранено."), "{}", saved.text());
+
+    let due = chrono::Utc::now() + chrono::Duration::minutes(11);
+    let (status, task) = flow
+        .post(
+            "/api/tasks",
+            json!({"title": "Позвонить в офис в Осаке", "assignee_id": user.id, "due_at": due.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task = task["id"].as_i64().expect("task id");
+    let run = reminder_waiting(&flow, task).await;
+    let since = bot.api.seq();
+    flow.advance_clock("2m").await;
+    // The reminder is the workflow's words, its buttons' labels too: as it wrote them.
+    let reminder = bot.message(since, olga.id, "Позвонить в офис в Осаке").await;
+    flow.wait_status(run, "succeeded", ChatBot::WAIT).await;
+    let message = reminder.message_id().expect("a delivered reminder");
+
+    // What the press did is the bot's words: in Russian, in the answer and under the message.
+    let notice = bot.press(&olga, message, &button(&reminder, "✅ Done")).await;
+    assert_eq!(notice, "✅ Готово: Позвонить в офис в Осаке");
+    let edited = bot.edited(olga.id, message, "Готово").await;
+    assert!(edited.text().ends_with("\n\n✅ Готово: Позвонить в офис в Осаке"), "{}", edited.text());
+    assert!(edited.buttons().is_empty(), "{:?}", edited.buttons());
+    // A second press is told what the first did, in Russian too.
+    let again = bot.press(&olga, message, &button(&reminder, "⏰ Snooze 1 h")).await;
+    assert_eq!(again, "✅ Готово: Позвонить в офис в Осаке");
+    let (_, t) = flow.get(&format!("/api/tasks/{task}")).await;
+    assert_eq!(t["done"], true, "{t}");
+
+    // The API keeps the English, and the outcome as data.
+    let (_, n) = flow.get(&format!("/api/notifications?user_id={}", user.id)).await;
+    let n = n["items"].as_array().and_then(|items| items.first()).cloned().expect("the reminder");
+    assert_eq!(n["pressed"], "✅ Done: Позвонить в офис в Осаке", "{n}");
+    assert_eq!(n["press_outcome"], json!({"kind": "task_done", "title": "Позвонить в офис в Осаке"}), "{n}");
 }

@@ -15,6 +15,7 @@ pub mod manifest_schema;
 pub mod message_button;
 pub mod money;
 pub mod notification_frame;
+pub mod press_outcome;
 pub mod records;
 pub mod run;
 pub mod step;

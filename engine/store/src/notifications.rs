@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use crm_concepts::message_button::Button;
 use crm_concepts::notification_frame::Frame;
+use crm_concepts::press_outcome::PressOutcome;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -95,6 +96,14 @@ pub struct Notification {
     /// ended), for the bot to write in the recipient's language; `text` is it in English
     #[schema(required, value_type = Option<Frame>)]
     pub frame: Option<sqlx::types::Json<Frame>>,
+    /// what the press of one of its buttons did, in English; `None`: not pressed (or the
+    /// press is still being carried out)
+    #[schema(required)]
+    pub pressed: Option<String>,
+    /// the same as data, for the bot to say in the presser's language; `None` on presses
+    /// from before it was kept
+    #[schema(required, value_type = Option<PressOutcome>)]
+    pub press_outcome: Option<sqlx::types::Json<PressOutcome>>,
 }
 
 impl Notification {
@@ -113,7 +122,8 @@ const SELECT: &str =
     "SELECT n.id, n.user_id, CASE WHEN u.disabled_at IS NULL THEN u.telegram_user_id END AS telegram_user_id,
         n.text, n.run_id, n.step, n.workflow, n.created_at, n.delivered_at, n.undeliverable_at, n.undeliverable_reason,
         n.approval_id, n.message_id, o.message_id AS edit_message_id,
-        ARRAY(SELECT b->>'label' FROM jsonb_array_elements(n.buttons) b) AS buttons, u.language, n.frame
+        ARRAY(SELECT b->>'label' FROM jsonb_array_elements(n.buttons) b) AS buttons, u.language, n.frame,
+        n.pressed, n.press_outcome
     FROM notifications n JOIN users u ON u.id = n.user_id LEFT JOIN notifications o ON o.id = n.edit_of";
 
 /// Who sent a notification: the run and step, for the bot to link back to.
@@ -283,7 +293,7 @@ pub struct Press {
 
 /// Takes the one press of notification `id` for button `index`, pressed by `user_id`. Only
 /// the person the message went to may press; a message already pressed says what that press
-/// did, as a conflict.
+/// did, as a conflict (in English: the bot reads the outcome as data from the notification).
 pub async fn claim_press(db: &Db, id: i64, index: usize, user_id: i64) -> Result<Press, StoreError> {
     let mut tx = db.pool.begin().await?;
     #[derive(sqlx::FromRow)]
@@ -308,7 +318,7 @@ pub async fn claim_press(db: &Db, id: i64, index: usize, user_id: i64) -> Result
         return Err(StoreError::Missing(format!("message {id} does not exist")));
     }
     if pressed_at.is_some() {
-        return Err(StoreError::Conflict(pressed.unwrap_or_else(|| "This was already answered.".into())));
+        return Err(StoreError::Conflict(pressed.unwrap_or_else(|| ALREADY_ANSWERED.into())));
     }
     let Some(button) = buttons.0.into_iter().nth(index) else {
         return Err(StoreError::Missing(format!("message {id} has no button {index}")));
@@ -318,15 +328,24 @@ pub async fn claim_press(db: &Db, id: i64, index: usize, user_id: i64) -> Result
     Ok(Press { button, workflow })
 }
 
-/// What the press did, as the message reads from now on.
-pub async fn record_press(db: &Db, id: i64, outcome: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE notifications SET pressed = $2 WHERE id = $1").bind(id).bind(outcome).execute(&db.pool).await?;
+/// A repeated press while the first is still being carried out (its outcome not yet
+/// recorded), in English; the bot words it itself.
+pub const ALREADY_ANSWERED: &str = "This was already answered.";
+
+/// What the press did, as the message reads from now on: in English and as data.
+pub async fn record_press(db: &Db, id: i64, outcome: &PressOutcome) -> Result<(), StoreError> {
+    sqlx::query("UPDATE notifications SET pressed = $2, press_outcome = $3 WHERE id = $1")
+        .bind(id)
+        .bind(outcome.english())
+        .bind(sqlx::types::Json(outcome))
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 
 /// Gives the press back when its action failed, so the person can try again.
 pub async fn release_press(db: &Db, id: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE notifications SET pressed_at = NULL, pressed = NULL WHERE id = $1")
+    sqlx::query("UPDATE notifications SET pressed_at = NULL, pressed = NULL, press_outcome = NULL WHERE id = $1")
         .bind(id)
         .execute(&db.pool)
         .await?;

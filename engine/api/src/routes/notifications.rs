@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use crm_concepts::message_button::ButtonAction;
+use crm_concepts::press_outcome::PressOutcome;
 use crm_concepts::records::Page;
 use crm_concepts::run::RunRequest;
 use crm_store::notifications::{self, DeliveryStatus, ListQuery, Notification};
@@ -53,8 +54,10 @@ struct PressRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct Pressed {
-    /// what the press did, for the chat to show under the message
+    /// what the press did, in English, for the chat to show under the message
     outcome: String,
+    /// the same as data, for a chat to say in the presser's language
+    done: PressOutcome,
 }
 
 /// Press a button under a message (the person it was sent to)
@@ -62,7 +65,8 @@ struct Pressed {
 /// Acts as the caller, with their role's rights: `complete_task` marks the task done,
 /// `start_run` starts the workflow with the button's input (once: a repeated press request
 /// answers the same run). A message takes one press; a second gets 409 with what the first
-/// did. Someone else's message is 404.
+/// did (in English; the notification's `press_outcome` has it as data). Someone else's
+/// message is 404.
 #[utoipa::path(
     post, path = "/api/notifications/{id}/press", tag = "notifications", operation_id = "press_notification_button",
     params(("id" = i64, Path)), request_body = PressRequest,
@@ -78,11 +82,11 @@ async fn press(
     c.require_write()?;
     let claimed = notifications::claim_press(&s.db, id, p.button, c.user.id).await?;
     let label = claimed.button.label.clone();
-    let done: Result<String, ApiError> = async {
+    let done: Result<PressOutcome, ApiError> = async {
         match claimed.button.action {
             ButtonAction::CompleteTask { task_id } => {
                 let task = crm_store::tasks::complete(&s.db, &c.actor(), task_id).await?;
-                Ok(format!("✅ Done: {}", task.title))
+                Ok(PressOutcome::TaskDone { title: task.title })
             }
             ButtonAction::StartRun { workflow, input } => {
                 let scheduler =
@@ -96,15 +100,15 @@ async fn press(
                     trigger: Some("bot".into()),
                 };
                 scheduler.submit(request).await?;
-                Ok(format!("→ {label}"))
+                Ok(PressOutcome::RunStarted { label })
             }
         }
     }
     .await;
     match done {
-        Ok(outcome) => {
-            notifications::record_press(&s.db, id, &outcome).await?;
-            Ok(Json(Pressed { outcome }))
+        Ok(done) => {
+            notifications::record_press(&s.db, id, &done).await?;
+            Ok(Json(Pressed { outcome: done.english(), done }))
         }
         Err(e) => {
             notifications::release_press(&s.db, id).await?;
