@@ -236,6 +236,11 @@ form-edit-which-field = Изменение «{ $title }». Какое поле? 
 form-pick-field = Выберите поле кнопками выше или отправьте /cancel.
 form-pick-stage = Выберите этап кнопками выше или отправьте /cancel.
 form-custom-required = Поле «{ $label }» обязательно: введите значение или отправьте /cancel.
+form-custom-number = Поле «{ $label }» — число, например 42 или 3,5.
+form-custom-yes-no = Поле «{ $label }»: ответьте да или нет.
+form-custom-choice = Поле «{ $label }» — одно из: { $choices }.
+form-custom-text = Поле «{ $label }» — не больше { $max } символов.
+form-custom-money = Поле «{ $label }»: { $error }
 form-lookup-none = Ничего не найдено (поле «{ $what }») по запросу «{ $text }». Введите другое имя или отправьте -, чтобы пропустить.
 form-lookup-several = Подходит несколько вариантов (поле «{ $what }»). Какой именно? (Или введите другое имя, или -, чтобы пропустить.)
 form-stale-button = Эта кнопка относится к завершённому диалогу.
@@ -263,6 +268,16 @@ invalid-email = «{ $text }» — не адрес email. Например ann@ex
 invalid-phone = Это не номер телефона. Используйте цифры, пробелы и + - ( ) . (не больше { $max } символов), например +7 495 010 2030, или отправьте -, чтобы пропустить.
 invalid-domain = Это не домен. Введите его как acme.com или отправьте -, чтобы пропустить.
 invalid-date = Введите дату, например 2026-12-01, сегодня, завтра или +3 (дней от сегодня), или отправьте -, чтобы пропустить.
+invalid-money = Введите сумму, например 1500, 1 500,50 или 1500 EUR.
+invalid-money-currency = «{ $code }» — не код валюты ISO 4217; укажите его после суммы, например 1500 EUR.
+invalid-money-default-currency = Валюта по умолчанию «{ $code }» — не код ISO 4217; укажите валюту, например 1500 EUR.
+invalid-money-negative = Сумма не может быть отрицательной.
+invalid-money-whole = У { $code } нет дробных единиц: введите целую сумму.
+invalid-money-decimals = У { $code } не больше { $decimals ->
+        [one] { $decimals } знака
+       *[other] { $decimals } знаков
+    } после запятой.
+invalid-money-too-large = Слишком большая сумма.
 # вводятся как дата, наравне с английскими словами
 word-today = сегодня
 word-tomorrow = завтра

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use crm_concepts::custom_fields::{self, FieldDefinition};
+use crm_concepts::custom_fields::{self, FieldDefinition, FieldType};
 use crm_concepts::records::{Company, Contact, CustomFields, Deal, DealStatus, Id, Pipeline, RecordKind, Task};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
@@ -78,7 +78,7 @@ pub fn contact_card(c: &Contact, company: Option<&Company>, fields: &[FieldDefin
     if !c.tags.is_empty() {
         lines.push(format!("🏷 {}", c.tags.join(", ")));
     }
-    lines.extend(custom_lines(fields, &c.custom));
+    lines.extend(custom_lines(fields, &c.custom, lang));
     lines.join("\n")
 }
 
@@ -90,7 +90,7 @@ pub fn company_card(c: &Company, fields: &[FieldDefinition], lang: Language) -> 
     if let Some(p) = &c.phone {
         lines.push(format!("📞 {p}"));
     }
-    lines.extend(custom_lines(fields, &c.custom));
+    lines.extend(custom_lines(fields, &c.custom, lang));
     lines.join("\n")
 }
 
@@ -125,7 +125,7 @@ pub fn deal_card(
     if let Some(date) = d.expected_close {
         lines.push(t!(lang, "card-expected-close", date = date.to_string()));
     }
-    lines.extend(custom_lines(fields, &d.custom));
+    lines.extend(custom_lines(fields, &d.custom, lang));
     lines.join("\n")
 }
 
@@ -139,9 +139,15 @@ pub fn task_line(task: &Task, zone: Tz, lang: Language) -> String {
 
 /// A record's custom fields, one line each: the defined ones under their labels in the
 /// order they were defined, then free-form keys as they are (an automation's `lead_score`).
-pub fn custom_lines(fields: &[FieldDefinition], custom: &CustomFields) -> Vec<String> {
+/// A yes/no field reads in `lang`; labels and values stay as they were written.
+pub fn custom_lines(fields: &[FieldDefinition], custom: &CustomFields, lang: Language) -> Vec<String> {
+    let shown = |f: &FieldDefinition, v: &serde_json::Value| match (f.field_type, v) {
+        (FieldType::YesNo, serde_json::Value::Bool(true)) => t!(lang, "yes"),
+        (FieldType::YesNo, serde_json::Value::Bool(false)) => t!(lang, "no"),
+        _ => f.display(v),
+    };
     let defined = fields.iter().filter_map(|f| {
-        custom.get(&f.key).filter(|v| !v.is_null()).map(|v| format!("▫️ {}: {}", f.label, f.display(v)))
+        custom.get(&f.key).filter(|v| !v.is_null()).map(|v| format!("▫️ {}: {}", f.label, shown(f, v)))
     });
     let free = custom
         .iter()

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use crm_concepts::money::{Locale, MoneyError};
 use crm_concepts::{fields, local_time};
 
 use crate::t;
@@ -89,8 +90,26 @@ pub fn domain(answer: &str, lang: Language) -> Result<String, String> {
     Ok(host.to_string())
 }
 
-/// An amount of money (`1500`, `1 500.50`, `1,500.50 EUR`, `$99`): the CRM's one parser.
-pub use crm_concepts::money::parse_in as money;
+/// An amount of money (`1500`, `1 500.50`, `1,500.50 EUR`, `$99`), read by the CRM's one
+/// parser; why it is not one is said in `lang`.
+pub fn money(answer: &str, default_currency: &str, locale: Locale, lang: Language) -> Result<(i64, String), String> {
+    crm_concepts::money::parse_in(answer, default_currency, locale).map_err(|e| money_error(&e, lang))
+}
+
+/// Why a typed amount is not one, in `lang`.
+pub fn money_error(e: &MoneyError, lang: Language) -> String {
+    match e {
+        MoneyError::NotAnAmount => t!(lang, "invalid-money"),
+        MoneyError::UnknownCurrency(code) => t!(lang, "invalid-money-currency", code = code.as_str()),
+        MoneyError::UnknownDefault(code) => t!(lang, "invalid-money-default-currency", code = code.as_str()),
+        MoneyError::Negative => t!(lang, "invalid-money-negative"),
+        MoneyError::NoMinorUnit(code) => t!(lang, "invalid-money-whole", code = code.as_str()),
+        MoneyError::TooManyDecimals { code, decimals } => {
+            t!(lang, "invalid-money-decimals", code = code.as_str(), decimals = *decimals)
+        }
+        MoneyError::TooLarge => t!(lang, "invalid-money-too-large"),
+    }
+}
 
 /// A date: `today`, `tomorrow`, `+3` (days), `2026-12-01`.
 pub fn date(answer: &str, today: NaiveDate, lang: Language) -> Result<NaiveDate, String> {

@@ -208,6 +208,7 @@ fn custom_choices(lang: Language, d: &Dialogue) -> Vec<Choice> {
 }
 
 /// A typed answer for a custom field, read by the field's type; `-` clears an optional one.
+/// A refusal is said in the user's language; the field's label stays as the admin wrote it.
 fn custom_answer(req: &Req<'_>, d: &Dialogue, text: &str) -> Result<Vec<(&'static str, Value)>, String> {
     let Some(f) = d.custom() else { return Err(t!(req.lang, "form-pick-field")) };
     if validate::is_skip(text) {
@@ -216,13 +217,28 @@ fn custom_answer(req: &Req<'_>, d: &Dialogue, text: &str) -> Result<Vec<(&'stati
         }
         return Ok(vec![("custom", d.custom_with(None))]);
     }
-    let value = if f.field_type == FieldType::Date {
-        let today = crm_concepts::local_time::today(req.zone(), chrono::Utc::now());
-        f.check_value(&json!(validate::date(text, today, req.lang)?.to_string())).map_err(|e| e.message)?
-    } else {
-        f.parse_text(text, req.locale, &req.ctx.default_currency).map_err(|e| e.message)?
+    let label = f.label.as_str();
+    let value = match f.field_type {
+        FieldType::Date => {
+            let today = crm_concepts::local_time::today(req.zone(), chrono::Utc::now());
+            f.check_value(&json!(validate::date(text, today, req.lang)?.to_string()))
+        }
+        FieldType::Money => {
+            // The amount's own refusal (a currency, its decimals) says more than the field's.
+            validate::money(text, &req.ctx.default_currency, req.locale, req.lang)
+                .map_err(|why| t!(req.lang, "form-custom-money", label = label, error = why))?;
+            f.parse_text(text, req.locale, &req.ctx.default_currency)
+        }
+        _ => f.parse_text(text, req.locale, &req.ctx.default_currency),
     };
-    Ok(vec![("custom", d.custom_with(Some(value)))])
+    value.map(|v| vec![("custom", d.custom_with(Some(v)))]).map_err(|_| match f.field_type {
+        FieldType::Number => t!(req.lang, "form-custom-number", label = label),
+        FieldType::YesNo => t!(req.lang, "form-custom-yes-no", label = label),
+        FieldType::Choice => t!(req.lang, "form-custom-choice", label = label, choices = f.choices.join(", ")),
+        FieldType::Text => t!(req.lang, "form-custom-text", label = label, max = crm_concepts::custom_fields::MAX_TEXT),
+        FieldType::Date => t!(req.lang, "invalid-date"),
+        FieldType::Money => t!(req.lang, "invalid-money"),
+    })
 }
 
 fn choice_rows(d: &Dialogue) -> render::Rows {
@@ -345,7 +361,7 @@ async fn parse_answer(
         Field::Phone => vec![("phone", json!(validate::phone(text, req.lang)?))],
         Field::Domain => vec![("domain", json!(validate::domain(text, req.lang)?))],
         Field::Amount => {
-            let (minor, currency) = validate::money(text, &req.ctx.default_currency, req.locale)?;
+            let (minor, currency) = validate::money(text, &req.ctx.default_currency, req.locale, req.lang)?;
             vec![("amount_minor", json!(minor)), ("currency", json!(currency))]
         }
         Field::ExpectedClose => {

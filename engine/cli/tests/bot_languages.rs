@@ -61,6 +61,14 @@ async fn a_russian_speaking_user_gets_russian_texts_until_they_choose_english() 
     assert_eq!(refused.text(), "Неизвестная команда /frobnicate. Отправьте /help, чтобы увидеть список.");
     let settings = bot.say(&ivan, "/settings").await;
     assert!(settings.text().contains("🌐 Язык: русский (язык вашего приложения Telegram)"), "{}", settings.text());
+    // An amount the CRM cannot read is refused in Russian too, the currency code as typed.
+    bot.say(&ivan, "/adddeal").await;
+    bot.say(&ivan, "Поставка в Осаку").await;
+    let refused = bot.say(&ivan, "1500,5 JPY").await;
+    assert_eq!(refused.text(), "У JPY нет дробных единиц: введите целую сумму.");
+    let refused = bot.say(&ivan, "1,5055 KWD").await;
+    assert_eq!(refused.text(), "У KWD не больше 3 знаков после запятой.");
+    bot.say(&ivan, "/cancel").await;
 
     // Someone whose app is in English is unaffected.
     let help = bot.say(&ann, "/help").await;

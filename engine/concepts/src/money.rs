@@ -106,8 +106,8 @@ const SYMBOLS: &[(&str, &str)] = &[
 /// `EUR 99`, `¥1500`, `0.250 KWD`. Returns minor units and the ISO currency (the typed one,
 /// else `default_currency`). Exact: no floats; more decimals than the currency has is an
 /// error, never rounded.
-pub fn parse_in(answer: &str, default_currency: &str, locale: Locale) -> Result<(i64, String), String> {
-    let bad = || "Type an amount like 1500, 1 500.50 or 1500 EUR.".to_string();
+pub fn parse_in(answer: &str, default_currency: &str, locale: Locale) -> Result<(i64, String), MoneyError> {
+    let bad = || MoneyError::NotAnAmount;
     let mut text = answer.trim().to_string();
     let mut typed: Option<String> = None;
     for (symbol, code) in SYMBOLS {
@@ -135,13 +135,13 @@ pub fn parse_in(answer: &str, default_currency: &str, locale: Locale) -> Result<
     let code = typed.as_deref().unwrap_or(default_currency).to_ascii_uppercase();
     let Some(iso) = currency(&code) else {
         return Err(match typed {
-            Some(_) => format!("“{code}” is not an ISO 4217 currency code; type one after the amount, e.g. 1500 EUR."),
-            None => format!("The default currency “{code}” is not an ISO 4217 code; type one, e.g. 1500 EUR."),
+            Some(_) => MoneyError::UnknownCurrency(code),
+            None => MoneyError::UnknownDefault(code),
         });
     };
     let code = iso.code().to_string();
     if text.starts_with('-') {
-        return Err("The amount cannot be negative.".into());
+        return Err(MoneyError::Negative);
     }
     let (whole, frac) = split_number(&text, locale).ok_or_else(bad)?;
     if whole.is_empty() && frac.is_empty() {
@@ -150,11 +150,11 @@ pub fn parse_in(answer: &str, default_currency: &str, locale: Locale) -> Result<
     let exp = exponent(&code);
     if frac.len() > exp as usize {
         return Err(match exp {
-            0 => format!("{code} has no smaller unit: type a whole amount."),
-            n => format!("{code} has at most {n} decimals."),
+            0 => MoneyError::NoMinorUnit(code),
+            decimals => MoneyError::TooManyDecimals { code, decimals },
         });
     }
-    let too_large = || "That amount is too large.".to_string();
+    let too_large = || MoneyError::TooLarge;
     let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
     let frac_minor: i64 =
         if exp == 0 { 0 } else { format!("{frac:0<width$}", width = exp as usize).parse().unwrap_or(0) };
@@ -162,8 +162,28 @@ pub fn parse_in(answer: &str, default_currency: &str, locale: Locale) -> Result<
     Ok((minor, code))
 }
 
+/// Why a typed amount is not one. Its English is what the API and the web app say; the bot
+/// says each in the reader's language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("Type an amount like 1500, 1 500.50 or 1500 EUR.")]
+    NotAnAmount,
+    #[error("“{0}” is not an ISO 4217 currency code; type one after the amount, e.g. 1500 EUR.")]
+    UnknownCurrency(String),
+    #[error("The default currency “{0}” is not an ISO 4217 code; type one, e.g. 1500 EUR.")]
+    UnknownDefault(String),
+    #[error("The amount cannot be negative.")]
+    Negative,
+    #[error("{0} has no smaller unit: type a whole amount.")]
+    NoMinorUnit(String),
+    #[error("{code} has at most {decimals} decimals.")]
+    TooManyDecimals { code: String, decimals: u32 },
+    #[error("That amount is too large.")]
+    TooLarge,
+}
+
 /// [`parse_in`] for people who write a decimal point.
-pub fn parse(answer: &str, default_currency: &str) -> Result<(i64, String), String> {
+pub fn parse(answer: &str, default_currency: &str) -> Result<(i64, String), MoneyError> {
     parse_in(answer, default_currency, Locale::DecimalPoint)
 }
 
@@ -266,10 +286,10 @@ mod tests {
     fn minor_units_follow_iso_4217() {
         assert_eq!(parse("¥1500", "USD").unwrap(), (1500, "JPY".into()));
         assert_eq!(parse("1,500 JPY", "USD").unwrap(), (1500, "JPY".into()));
-        assert!(parse("1500.5 JPY", "USD").unwrap_err().contains("no smaller unit"));
+        assert!(parse("1500.5 JPY", "USD").unwrap_err().to_string().contains("no smaller unit"));
         assert_eq!(parse("1.250 KWD", "USD").unwrap(), (1250, "KWD".into()));
         assert_eq!(parse("1500 KWD", "USD").unwrap(), (1_500_000, "KWD".into()));
-        assert!(parse("0.0005 KWD", "USD").unwrap_err().contains("at most 3 decimals"));
+        assert!(parse("0.0005 KWD", "USD").unwrap_err().to_string().contains("at most 3 decimals"));
         assert_eq!(exponent("JPY"), 0);
         assert_eq!(exponent("KWD"), 3);
         assert_eq!(exponent("eur"), 2);
@@ -277,8 +297,8 @@ mod tests {
 
     #[test]
     fn currency_codes_are_checked_against_iso_4217() {
-        assert!(parse("5 XYZ", "USD").unwrap_err().contains("not an ISO 4217"));
-        assert!(parse("5", "ABC").unwrap_err().contains("default currency"));
+        assert!(parse("5 XYZ", "USD").unwrap_err().to_string().contains("not an ISO 4217"));
+        assert!(parse("5", "ABC").unwrap_err().to_string().contains("default currency"));
         assert_eq!(parse("5", "usd").unwrap(), (500, "USD".into()));
         assert!(currency("usd").is_some());
         assert!(currency("ZZZ").is_none());

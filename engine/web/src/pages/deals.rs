@@ -274,8 +274,8 @@ impl DealForm {
         let (amount_minor, currency) = match forms::text(&self.amount) {
             Some(text) => match crm_concepts::money::parse(&text, default_currency) {
                 Ok((minor, currency)) => (minor, Some(currency)),
-                Err(message) => {
-                    problems.add("amount_minor", message);
+                Err(e) => {
+                    problems.add("amount_minor", e.to_string());
                     (0, None)
                 }
             },
