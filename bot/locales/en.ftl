@@ -296,6 +296,7 @@ deal-moved = Moved.
 ## Workflows, runs, approvals, schedules
 
 args-unreadable = { $error }. Usage: { $usage }
+args-quote-open = A quote is not closed
 args-missing = Missing { $name }. Usage: { $usage }
 args-bad = { $name } must be { $what }, not “{ $value }”. Usage: { $usage }
 args-integer = a whole number

@@ -309,6 +309,7 @@ deal-moved = Переведена.
 ## Сценарии, запуски, согласования, расписания
 
 args-unreadable = { $error }. Использование: { $usage }
+args-quote-open = Кавычка не закрыта
 args-missing = Не хватает { $name }. Использование: { $usage }
 args-bad = { $name } должен быть { $what }, а не «{ $value }». Использование: { $usage }
 args-integer = целым числом

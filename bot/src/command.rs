@@ -49,9 +49,13 @@ pub fn parse<'a>(text: &'a str, bot_username: &str) -> Parsed<'a> {
     Parsed::Command(CommandText { name, args })
 }
 
+/// A quote opened in a command's arguments and never closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnclosedQuote;
+
 /// Splits arguments on whitespace, keeping `"quoted text"` together. Unbalanced quotes
 /// are an error so `/run x "oops` is refused rather than guessed at.
-pub fn split_args(args: &str) -> Result<Vec<String>, String> {
+pub fn split_args(args: &str) -> Result<Vec<String>, UnclosedQuote> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut in_quotes = false;
@@ -75,7 +79,7 @@ pub fn split_args(args: &str) -> Result<Vec<String>, String> {
         }
     }
     if in_quotes {
-        return Err("a quote is not closed".into());
+        return Err(UnclosedQuote);
     }
     if has_token {
         out.push(current);

@@ -176,7 +176,8 @@ impl WorkflowCatalog {
 
 /// Maps the words after a command onto the declared arguments, typed.
 pub fn build_input(args: &[ArgSpec], text: &str, usage: &str, lang: Language) -> Result<Value, String> {
-    let tokens = split_args(text).map_err(|e| t!(lang, "args-unreadable", error = e.to_string(), usage = usage))?;
+    let tokens = split_args(text)
+        .map_err(|_| t!(lang, "args-unreadable", error = t!(lang, "args-quote-open"), usage = usage))?;
     let mut input = Map::new();
     let mut rest = tokens.into_iter();
     for (i, spec) in args.iter().enumerate() {
@@ -254,7 +255,9 @@ pub async fn run_command(req: &Req<'_>, args: &str) {
             &format!("/run {workflow} {}", cmd.usage().split_once(' ').map_or("", |x| x.1)),
             req.lang,
         ),
-        None => split_args(rest).map(|a| if a.is_empty() { json!({}) } else { json!({ "args": a }) }),
+        None => split_args(rest)
+            .map(|a| if a.is_empty() { json!({}) } else { json!({ "args": a }) })
+            .map_err(|_| t!(req.lang, "args-quote-open")),
     };
     match input {
         Ok(input) => start_run(req, workflow, input).await,
@@ -424,7 +427,11 @@ mod tests {
         let flags = vec![arg("force", ArgKind::Boolean, true)];
         assert_eq!(build_input(&flags, "yes", "u", Language::En).unwrap(), json!({"force": true}));
         assert!(build_input(&flags, "yes no", "u", Language::En).unwrap_err().contains("Too many"));
-        assert!(build_input(&flags, "\"yes", "u", Language::En).is_err());
+        assert_eq!(build_input(&flags, "\"yes", "/x", Language::En).unwrap_err(), "A quote is not closed. Usage: /x");
+        assert_eq!(
+            build_input(&flags, "\"yes", "/x", Language::Ru).unwrap_err(),
+            "Кавычка не закрыта. Использование: /x"
+        );
     }
 
     #[test]
