@@ -38,8 +38,16 @@ fn menu_description(bot: &ChatBot, language_code: Option<&str>, name: &str) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_russian_speaking_user_gets_russian_texts_until_they_choose_english() {
     let stack = TestStack::start("bot_languages").await;
-    let (status, anna) =
-        stack.post("/api/contacts", json!({"name": "Анна Петрова", "email": "anna@example.com"})).await;
+    for body in [
+        json!({"kind": "contact", "key": "seats", "label": "Seats", "type": "number"}),
+        json!({"kind": "contact", "key": "vip", "label": "VIP", "type": "yes_no"}),
+    ] {
+        let (status, field) = stack.post("/api/fields", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{field}");
+    }
+    let (status, anna) = stack
+        .post("/api/contacts", json!({"name": "Анна Петрова", "email": "anna@example.com", "custom": {"vip": true}}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{anna}");
     let ivan = TgUser::new(9501, "Иван").speaking("ru");
     let user = crm_testing::users::linked(&stack.db, "Иван", Role::Manager, ivan.id, None).await;
@@ -57,6 +65,13 @@ async fn a_russian_speaking_user_gets_russian_texts_until_they_choose_english() 
     let card = bot.press_for_reply(&ivan, list.message_id().expect("list"), &button(&list, "Анна Петрова")).await;
     assert!(card.text().contains(&format!("контакт #{}", anna["id"])), "{}", card.text());
     assert!(card.buttons().iter().any(|(label, _)| label == "📝 Заметка"), "{:?}", card.buttons());
+    assert!(card.text().contains("▫️ VIP: Да"), "a yes/no field reads in Russian: {}", card.text());
+    // A custom field's value that does not fit is refused in Russian; the label stays as written.
+    let fields = bot.press_for_reply(&ivan, &card, &button(&card, "Изменить")).await;
+    bot.press_for_reply(&ivan, &fields, &button(&fields, "Seats")).await;
+    let refused = bot.say(&ivan, "много").await;
+    assert_eq!(refused.text(), "Поле «Seats» — число, например 42 или 3,5.");
+    bot.say(&ivan, "/cancel").await;
     let refused = bot.say(&ivan, "/frobnicate").await;
     assert_eq!(refused.text(), "Неизвестная команда /frobnicate. Отправьте /help, чтобы увидеть список.");
     let settings = bot.say(&ivan, "/settings").await;
