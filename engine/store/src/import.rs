@@ -15,6 +15,10 @@
 //!    row, and the search words are collected by the tables' statement triggers); updates
 //!    lock their rows, write, and log set-based too.
 //!
+//! Postgres does the work, on one core per connection, so contacts (where it is safe, see
+//! [`two_lanes`]) are written on two connections at once, a batch beside the one before
+//! unless they share an email. Batches still commit in file order.
+//!
 //! A write that the database refuses (a constraint no check here knows of, a record deleted
 //! meanwhile) is retried in halves under savepoints until the refused rows are found and
 //! reported; the rest of the batch stays. Anything else (the database going away) ends the
