@@ -1,5 +1,5 @@
 //! CSV in and out: `crm import` and `POST /api/import/{kind}` read a file in batches of
-//! 5,000 rows, each one transaction (bad rows reported by line, duplicates skipped or
+//! 5,000 rows, each one transaction, contacts two batches at a time (bad rows reported by line, duplicates skipped or
 //! updated, the search index and the activity log kept, a dry run writes nothing), and `GET /api/{kind}/export.csv` writes what the list filters select in a form
 //! that imports again as it is.
 
@@ -317,4 +317,42 @@ async fn a_row_only_the_database_refuses_is_reported_and_the_rest_written() {
     assert_eq!(report["rejected"][0]["line"], 3, "{report}");
     assert_eq!(s.count("SELECT count(*) FROM deals").await, 2);
     assert_eq!(s.count("SELECT count(*) FROM outbox WHERE record_kind = 'deal'").await, 2);
+}
+
+#[tokio::test]
+async fn contact_batches_written_side_by_side_share_new_search_words() {
+    let s = TestStack::start("csv_side_by_side").await;
+    // Batch 0 and batch 1 start together on two connections; batch 2 (one row) follows
+    // batch 0 while batch 1 is still updating one contact 300 times in turn, and batch 1's
+    // last update brings the word "quokka" that batch 2 adds too. Batch 1 must not wait for
+    // batch 2's word: batch 2 commits only after batch 1.
+    let mut csv = String::from("name,email\n");
+    for i in 0..5_000 {
+        csv.push_str(&format!("Warm{i} Up,warm{i}@example.com\n"));
+    }
+    for i in 0..4_700 {
+        csv.push_str(&format!("Filler{i} Row,filler{i}@example.com\n"));
+    }
+    for i in 0..299 {
+        csv.push_str(&format!("Chain{i} Link,chain@example.com\n"));
+    }
+    csv.push_str("Quokka Chain,chain@example.com\n");
+    csv.push_str("Quokka Last,last@example.com\n");
+    let request = s
+        .request_as(&s.admin_token, Method::POST, "/api/import/contacts?on_duplicate=update")
+        .header("content-type", "text/csv")
+        .timeout(std::time::Duration::from_secs(120))
+        .body(csv);
+    let (st, report) = send(request).await;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    assert_eq!((report["created"].as_u64(), report["updated"].as_u64()), (Some(9_702), Some(299)), "{report}");
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    for name in ["Quokka Chain", "Quokka Last", "Warm4999 Up"] {
+        let (st, hits) = s.get(&format!("/api/search?q={}", name.replace(' ', "%20"))).await;
+        assert_eq!(st, StatusCode::OK, "{hits}");
+        let titles: Vec<&str> =
+            hits["items"].as_array().into_iter().flatten().filter_map(|h| h["title"].as_str()).collect();
+        assert!(titles.contains(&name), "search for {name} found {titles:?}");
+    }
+    assert_eq!(s.count("SELECT count(*) FROM outbox WHERE record_kind = 'contact'").await, 10_001);
 }
