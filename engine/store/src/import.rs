@@ -326,10 +326,19 @@ impl Pipeline<'_> {
         rows: Vec<Row>,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, ImportReport), StoreError> {
         let mut part = ImportReport::new(writer.kind, false);
-        if two_lanes(writer.kind) {
+        let mut tx = if two_lanes(writer.kind) {
             collect_words(self.db, &rows).await?;
-        }
-        let mut tx = self.db.pool.begin().await?;
+            // A batch holds its locks while it waits for the batch before it to commit, a
+            // wait Postgres cannot see: an outside transaction caught between the two would
+            // hang all three. A bound on lock waits turns that into a failed batch instead
+            // (the import stops there, every earlier batch written).
+            self.db
+                .pool
+                .begin_with(sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL lock_timeout = '{LANE_LOCK_TIMEOUT}'")))
+                .await?
+        } else {
+            self.db.pool.begin().await?
+        };
         writer.write(&mut tx, rows, &mut part).await?;
         Ok((tx, part))
     }
@@ -343,6 +352,9 @@ impl Pipeline<'_> {
         }
     }
 }
+
+/// The longest a batch written beside another waits for a row lock.
+const LANE_LOCK_TIMEOUT: &str = "60s";
 
 /// Waits until every batch before `index` is written (true) or one of them failed (false).
 async fn my_turn(turn: &mut watch::Receiver<Turn>, index: usize) -> bool {
