@@ -66,9 +66,11 @@ pub fn digest_of(bytes: &[u8]) -> Digest {
 /// memory: pages dropped by madvise on reset fault back in (copied from the snapshot) on the
 /// next step. With Linux's PAGEMAP_SCAN (6.7+) a reset finds the pages the step dirtied and
 /// copies back only those, up to `memory` per slot, keeping them resident: a Python step
-/// dirties a few MB of its interpreter's heap, a Rust step a few pages. Measured on a Python
-/// step: 191 -> 127 page faults per fresh instance. Without the scan a reset would memset
-/// all of `memory` every time, so older kernels keep only the first 64 KiB.
+/// dirties a few MB of its interpreter's heap in hundreds of scattered runs of pages, a Rust
+/// step a few pages. The scan must go on past its first 32 runs for that (the patched
+/// wasmtime in `vendor/`): measured per fresh instance and call, Python 188 -> 0 page
+/// faults, JavaScript 61 -> 0. Without the scan a reset would memset all of `memory` every
+/// time, so older kernels keep only the first 64 KiB.
 struct KeepResident {
     scan: bool,
     memory: usize,

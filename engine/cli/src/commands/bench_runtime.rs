@@ -105,6 +105,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
         rt.run(&component, call(), services.clone()).await;
     }
 
+    let faults_before = minor_faults();
     let mut inst = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
         let t = Instant::now();
@@ -112,6 +113,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
         inst.push(t.elapsed());
     }
     inst.sort();
+    let faults_after_inst = minor_faults();
 
     let mut calls = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
@@ -123,6 +125,12 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
         }
     }
     calls.sort();
+    let per_call = |from: Option<u64>, to: Option<u64>| match (from, to) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / args.iterations.max(1) as f64),
+        _ => None,
+    };
+    let inst_faults = per_call(faults_before, faults_after_inst);
+    let call_faults = per_call(faults_after_inst, minor_faults());
 
     let (elapsed, failures) = throughput(rt.clone(), services, &digest, &args).await?;
     if failures > 0 {
@@ -140,6 +148,8 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
                 "instantiate_p99_us": us(percentile(&inst, 0.99)),
                 "call_median_us": us(percentile(&calls, 0.5)),
                 "call_p99_us": us(percentile(&calls, 0.99)),
+                "instantiate_page_faults": inst_faults,
+                "call_page_faults": call_faults,
                 "steps": args.steps,
                 "concurrency": args.concurrency,
                 "threads": args.threads,
@@ -159,12 +169,24 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
             us(percentile(&calls, 0.5)),
             us(percentile(&calls, 0.99))
         );
+        if let (Some(inst), Some(call)) = (inst_faults, call_faults) {
+            println!("page faults          {inst:.1} per instantiate, {call:.1} per instantiate + call");
+        }
         println!(
             "throughput           {:>10.0} steps/s on {} thread(s), {} in flight = {:.0} steps/s per core (goal: >= 20,000)",
             per_sec, args.threads, args.concurrency, per_core
         );
     }
     Ok(())
+}
+
+/// The process's minor page faults so far (`/proc/self/stat`, Linux): a fresh instance
+/// whose pool slot was not reset in place faults its memory back in on every step.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces;
+    // minflt is field 10 of the whole line.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// Runs `args.steps` steps through the worker's `execute` on a dedicated tokio runtime.
