@@ -49,6 +49,17 @@ pub enum StartError {
     Key(#[from] crm_store::StoreError),
 }
 
+/// A pool of the scheduler's own beside `pool`: the same server and session settings, plus
+/// `settings`.
+async fn side_pool(pool: &PgPool, settings: &[(&str, &str)]) -> Result<PgPool, sqlx::Error> {
+    let options = (*pool.connect_options()).clone().options(settings.iter().copied());
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+}
+
 impl Scheduler {
     pub async fn start(db: &Db, redis_url: &str, config: SchedulerConfig) -> Result<Scheduler, StartError> {
         let redis_err =
@@ -59,28 +70,17 @@ impl Scheduler {
         // The scheduler's statements join arrays against tables that grow with every run.
         // A plan cached while a table was small (a seq scan) would stay cached while the
         // table grows, so these connections plan each statement for the data at hand.
-        let mut options = (*pool.connect_options()).clone();
-        options = match config.durability {
-            Durability::Strict => options.options([("plan_cache_mode", "force_custom_plan")]),
+        let state_pool = match config.durability {
+            Durability::Strict => side_pool(&pool, &[("plan_cache_mode", "force_custom_plan")]).await?,
             Durability::Runs => {
-                options.options([("plan_cache_mode", "force_custom_plan"), ("synchronous_commit", "off")])
+                side_pool(&pool, &[("plan_cache_mode", "force_custom_plan"), ("synchronous_commit", "off")]).await?
             }
         };
-        let state_pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
         // A step's read is one statement with no transaction around it, so the step's
         // deadline cannot be set per call without a round trip: these connections stop any
         // statement at a fixed bound instead, and the call itself waits no longer than the
         // step's deadline (`host_calls::read`).
-        let reads_options = (*pool.connect_options()).clone().options([("statement_timeout", READ_STATEMENT_TIMEOUT)]);
-        let reads_pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(reads_options)
-            .await?;
+        let reads_pool = side_pool(&pool, &[("statement_timeout", READ_STATEMENT_TIMEOUT)]).await?;
         let (arrivals, arrivals_rx) = mpsc::channel(4096);
         let clock = if config.test_clock { crate::clock::Clock::adjustable() } else { crate::clock::Clock::real() };
         let core = Arc::new(Core {
