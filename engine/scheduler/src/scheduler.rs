@@ -53,11 +53,7 @@ pub enum StartError {
 /// `settings`.
 async fn side_pool(pool: &PgPool, settings: &[(&str, &str)]) -> Result<PgPool, sqlx::Error> {
     let options = (*pool.connect_options()).clone().options(settings.iter().copied());
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
+    crm_store::database::pool_options(8).connect_with(options).await
 }
 
 impl Scheduler {

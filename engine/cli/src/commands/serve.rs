@@ -72,14 +72,14 @@ pub async fn serve(
         tracing::info!(sealed, key = vault.id(), "sealed secrets stored before sealing existed");
     }
     crm_store::users::set_default_time_zone(&db, &config.time_zone).await.context("recording CRM_TIME_ZONE")?;
-    let mut state = crm_api::AppState::new(db, redis, vault.clone());
+    let mut state = crm_api::Shared::new(db, redis, vault.clone());
     state.request_timeout = Duration::from_secs(config.request_timeout_secs);
     state.limits = std::sync::Arc::new(crm_api::limits::Limits::new(&config.limits()));
     state.public_url = Some(public_url.clone());
     state.default_currency = config.default_currency.clone();
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db, vault, test_clock).await?;
-    let state = state.with_scheduler(scheduler.clone());
+    let state = crm_api::AppState::from(state.with_scheduler(scheduler.clone()));
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
     let web = crm_web::WebState {
