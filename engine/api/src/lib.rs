@@ -28,7 +28,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach: one `Arc` around [`Shared`], because axum clones the
 /// state for every extractor and middleware of every request (cloning the fields one by
-/// one cost 2–4 % of the engine's CPU on host calls).
+/// one, with the drops and cancellation-token counts that go with it, was about 8 % of
+/// the engine's CPU samples in `perf` during `crm bench hostcalls`).
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
