@@ -22,3 +22,21 @@ pub async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     };
     (status, body)
 }
+
+/// Sends a fresh `request()` until it is answered `want`, for at most `within`; returns the
+/// last status. For a change made outside the engine's process (another engine, the CLI, an
+/// operator's SQL), which the engine hears of from Postgres a moment after it commits.
+pub async fn answered_within(
+    within: std::time::Duration,
+    want: StatusCode,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> StatusCode {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = request().send().await.expect("request to crm serve").status();
+        if status == want || tokio::time::Instant::now() >= deadline {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -10,6 +10,7 @@ use crm_concepts::user::{TokenScope, User};
 use crm_store::{tokens, users};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -116,13 +117,7 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| ApiError::bad_request("X-Crm-Acting-User must be a CRM user id"))?;
-    caller.user = match users::get(&state.db, acting_id).await {
-        Ok(u) if u.disabled_at.is_none() => u,
-        Ok(_) | Err(crm_store::StoreError::NotFound { .. }) => {
-            return Err(ApiError::forbidden(format!("acting user {acting_id} does not exist or is disabled")));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    caller.user = acting_user(state, acting_id).await?;
     caller.acting = true;
     Ok(caller)
 }
@@ -176,12 +171,41 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, tokens::
                 .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))
         });
     let found = match secret {
-        Ok(secret) => tokens::authenticate(&state.db, secret)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid or revoked token")),
+        Ok(secret) => {
+            let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+            if let Some(hit) = state.tokens.token(&hash) {
+                metrics::counter!("crm_api_token_lookups_total", "source" => "cache").increment(1);
+                return Ok(hit);
+            }
+            let stamp = state.tokens.before_lookup();
+            metrics::counter!("crm_api_token_lookups_total", "source" => "database").increment(1);
+            let found = tokens::authenticate(&state.db, secret).await?;
+            if let Some((user, token)) = &found {
+                state.tokens.keep_token(stamp, hash, user, token);
+            }
+            found.ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))
+        }
         Err(e) => Err(e),
     };
     found.map_err(|e| failed(state, ip, e))
+}
+
+/// The active user a token acts for.
+async fn acting_user(state: &AppState, id: Id) -> Result<User, ApiError> {
+    if let Some(user) = state.tokens.user(id) {
+        return Ok(user);
+    }
+    let stamp = state.tokens.before_lookup();
+    match users::get(&state.db, id).await {
+        Ok(u) if u.disabled_at.is_none() => {
+            state.tokens.keep_user(stamp, &u);
+            Ok(u)
+        }
+        Ok(_) | Err(crm_store::StoreError::NotFound { .. }) => {
+            Err(ApiError::forbidden(format!("acting user {id} does not exist or is disabled")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Counts a failed authentication against its address.

@@ -11,6 +11,7 @@ pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod run_watch;
+pub mod token_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub struct Shared {
     pub scheduler: Option<crm_scheduler::Scheduler>,
     /// worker credentials verified recently
     pub worker_credentials: Arc<routes::workers::WorkerCredentials>,
+    /// API tokens and acting users verified recently; used only while
+    /// [`token_cache::TokenCache::follow`] runs
+    pub tokens: Arc<token_cache::TokenCache>,
     /// where people's browsers reach this engine (`CRM_PUBLIC_URL`): sign-in links point
     /// there; `None` gives links relative to the engine
     pub public_url: Option<String>,
@@ -92,6 +96,7 @@ impl Shared {
             run_starter: None,
             scheduler: None,
             worker_credentials: Arc::default(),
+            tokens: Arc::default(),
             public_url: None,
             default_currency: "USD".into(),
         }

@@ -11,6 +11,7 @@ pub mod board;
 pub mod companies;
 pub mod components;
 pub mod contacts;
+pub mod credential_changes;
 pub mod cursor;
 pub mod custom_fields;
 pub mod database;

@@ -28,11 +28,12 @@ pub struct NewToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// A token that authenticated: its id and what it may do.
+/// A token that authenticated: its id, what it may do, and until when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presented {
     pub id: Id,
     pub scope: TokenScope,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a full token for `user_id`; the returned string is the only copy of the secret.
@@ -71,8 +72,17 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Present
     if !secret.starts_with(PREFIX) || secret.len() > 200 {
         return Ok(None);
     }
-    let row: Option<(serde_json::Value, Id, String, bool)> = sqlx::query_as(
-        "SELECT to_jsonb(u.*), t.id, t.scope, (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        user: serde_json::Value,
+        token_id: Id,
+        scope: String,
+        expires_at: Option<DateTime<Utc>>,
+        stale: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT to_jsonb(u.*) AS user, t.id AS token_id, t.scope, t.expires_at,
+                (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute') AS stale
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
            AND u.disabled_at IS NULL",
@@ -80,7 +90,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Present
     .bind(hash(secret))
     .fetch_optional(&db.pool)
     .await?;
-    let Some((user, token_id, scope, stale)) = row else {
+    let Some(Row { user, token_id, scope, expires_at, stale }) = row else {
         return Ok(None);
     };
     let scope = scope.parse().map_err(|e: String| StoreError::Db(sqlx::Error::Decode(e.into())))?;
@@ -92,7 +102,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(User, Present
             .execute(&db.pool)
             .await?;
     }
-    Ok(Some((table::to_record(user)?, Presented { id: token_id, scope })))
+    Ok(Some((table::to_record(user)?, Presented { id: token_id, scope, expires_at })))
 }
 
 pub async fn revoke(db: &Db, token_id: Id) -> Result<(), StoreError> {
@@ -100,6 +110,7 @@ pub async fn revoke(db: &Db, token_id: Id) -> Result<(), StoreError> {
         .bind(token_id)
         .execute(&db.pool)
         .await?;
+    crate::credential_changes::changed();
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict(format!("token {token_id} does not exist or is already revoked")));
     }

@@ -86,7 +86,7 @@ pub async fn link_telegram(
     let mut fields = serde_json::Map::new();
     fields.insert("telegram_user_id".into(), serde_json::json!(telegram_user_id));
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
-    table::finish_update(tx, before, after).await
+    finish(tx, before, after).await
 }
 
 pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<User>, StoreError> {
@@ -101,7 +101,7 @@ pub async fn set_role(db: &Db, actor: &Actor, user_id: Id, role: crm_concepts::u
     let mut fields = serde_json::Map::new();
     fields.insert("role".into(), serde_json::json!(role));
     let after = TABLE.update_audited(&mut tx, actor, &before, &fields, "updated").await?;
-    table::finish_update(tx, before, after).await
+    finish(tx, before, after).await
 }
 
 fn check_zone(name: &str) -> Result<String, StoreError> {
@@ -137,7 +137,18 @@ pub async fn set_settings(db: &Db, actor: &Actor, user_id: Id, settings: &UserSe
         return table::to_record(before);
     }
     let after = TABLE.update_audited(&mut tx, actor, &before, &changes, "updated").await?;
-    table::finish_update(tx, before, after).await
+    finish(tx, before, after).await
+}
+
+/// Commits a change to a user, which the engines' caches of verified tokens must not outlive.
+async fn finish(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    before: serde_json::Value,
+    after: Option<serde_json::Value>,
+) -> Result<User, StoreError> {
+    let user = table::finish_update(tx, before, after).await;
+    crate::credential_changes::changed();
+    user
 }
 
 /// The zone users get when they are created without one (`CRM_TIME_ZONE`); the engine

@@ -80,6 +80,12 @@ pub async fn serve(
     // The run scheduler (dispatcher, results appliers, reconciler) lives in this process.
     let scheduler = start_scheduler(config, &state.db, vault, test_clock).await?;
     let state = crm_api::AppState::from(state.with_scheduler(scheduler.clone()));
+    // Requests trust recently verified tokens only while this hears of every change to them.
+    let credentials_stop = tokio_util::sync::CancellationToken::new();
+    let credentials = tokio::spawn({
+        let (tokens, db, stop) = (state.tokens.clone(), state.db.clone(), credentials_stop.clone());
+        async move { tokens.follow(db, stop).await }
+    });
     // Cron ticks and record events: every replica runs them, Postgres arbitrates.
     let triggers = crm_triggers::spawn(state.db.pool.clone(), std::sync::Arc::new(scheduler.admission()));
     let web = crm_web::WebState {
@@ -109,7 +115,9 @@ pub async fn serve(
     );
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
     prune_stop.cancel();
+    credentials_stop.cancel();
     let _ = pruner.await;
+    let _ = credentials.await;
     triggers.shutdown().await;
     scheduler.shutdown().await;
     served
