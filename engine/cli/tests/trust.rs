@@ -58,9 +58,9 @@ async fn a_job_the_engine_did_not_sign_runs_nothing() {
     let widened = serde_json::to_vec(&widened).unwrap();
     forge_job(&h, &widened, Some(&signature)).await;
     forge_job(&h, &payload, None).await;
-    forge_job(&h, &payload, Some(&forger().sign(&payload))).await;
+    forge_job(&h, &payload, Some(&forger().sign_jobs(&[&payload])[0])).await;
     let by_path = serde_json::to_vec(&StepJob { component: "../../../etc/passwd".into(), ..job.clone() }).unwrap();
-    forge_job(&h, &by_path, Some(&forger().sign(&by_path))).await;
+    forge_job(&h, &by_path, Some(&forger().sign_jobs(&[&by_path])[0])).await;
     forge_job(&h, b"not even json", Some("00")).await;
 
     h.start_worker(&[]).await;

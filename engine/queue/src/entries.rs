@@ -1,6 +1,8 @@
 //! What stream entries carry: bytes and the proof that the engine wrote them.
 
-/// A job as the engine sends it: the serialized job and its Ed25519 signature (hex).
+/// A job as the engine sends it: the serialized job, and the proof that the engine signed
+/// it (`crm_trust`: one Ed25519 signature for the batch it was sent with, and the job's
+/// path to what it signs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedJob {
     pub payload: Vec<u8>,

@@ -19,14 +19,14 @@ use crate::jobs::{self, Dispatch, RunContext};
 
 /// Sends jobs whose rows are committed; the dispatcher covers for a failure here.
 pub(crate) async fn send_now(core: &Core, jobs: Vec<Dispatch>) {
-    let signed: Vec<_> = jobs.iter().map(|j| j.signed.clone()).collect();
+    let (keys, signed) = jobs::sign(core, jobs);
     match core.queue.enqueue(&signed).await {
         Ok(_) => {
-            core.metrics.steps_sent_fast.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            core.confirmer.sent(jobs.into_iter().map(|j| j.key));
+            core.metrics.steps_sent_fast.fetch_add(keys.len() as u64, Ordering::Relaxed);
+            core.confirmer.sent(keys);
         }
         Err(e) => {
-            tracing::warn!(error = %e, jobs = jobs.len(), "sending steps failed; the dispatcher will send them");
+            tracing::warn!(error = %e, jobs = keys.len(), "sending steps failed; the dispatcher will send them");
             core.dispatch_wake.notify_one();
         }
     }
@@ -79,7 +79,6 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
     // Read only when an on_failure step is due: the failures they get as input.
     let mut failures: Option<HashMap<Uuid, Value>> = None;
     let mut jobs = Vec::with_capacity(due.len());
-    let mut keys = Vec::with_capacity(due.len());
     for d in &due {
         let v = core.versions.get(&d.workflow, d.version).await?;
         let Some(spec) = v.manifest.step(&d.step) else {
@@ -97,10 +96,10 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
         };
         let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
         if let Some(job) = jobs::build(core, &v, &ctx, &d.step, d.attempt, deps) {
-            jobs.push(job.signed);
-            keys.push(job.key);
+            jobs.push(job);
         }
     }
+    let (keys, jobs) = jobs::sign(core, jobs);
     core.queue.enqueue(&jobs).await.map_err(|e| DispatchError::Transport(e.to_string()))?;
     runs::mark_enqueued(&mut tx, &keys).await?;
     tx.commit().await.map_err(WorkflowError::from)?;

@@ -1,6 +1,6 @@
 //! Building the job a worker receives for one attempt of one step: what the deployed
 //! version says the step may do, the attempt's ticket, and the engine's signature over all
-//! of it.
+//! of it (one for each batch of jobs sent together).
 
 use std::collections::BTreeMap;
 
@@ -26,10 +26,17 @@ pub struct RunContext<'a> {
     pub acting_user: Option<i64>,
 }
 
-/// A job ready to send, and the attempt it is for.
+/// A job ready to sign and send, and the attempt it is for.
 pub(crate) struct Dispatch {
     pub key: Key,
-    pub signed: SignedJob,
+    pub payload: Vec<u8>,
+}
+
+/// Signs jobs sent together under one signature: their attempts, and the jobs as they go
+/// onto Redis, in order.
+pub(crate) fn sign(core: &Core, jobs: Vec<Dispatch>) -> (Vec<Key>, Vec<SignedJob>) {
+    let proofs = core.key.sign_jobs(&jobs.iter().map(|j| j.payload.as_slice()).collect::<Vec<_>>());
+    jobs.into_iter().zip(proofs).map(|(j, signature)| (j.key, SignedJob { payload: j.payload, signature })).unzip()
 }
 
 /// `None` when the version has no such step or its component is missing, which a
@@ -82,6 +89,5 @@ pub(crate) fn build(
         trace: crm_traces::traceparent(&span),
     };
     let payload = serde_json::to_vec(&job).ok()?;
-    let signature = core.key.sign(&payload);
-    Some(Dispatch { key: (run.run_id, step.to_string(), attempt), signed: SignedJob { payload, signature } })
+    Some(Dispatch { key: (run.run_id, step.to_string(), attempt), payload })
 }

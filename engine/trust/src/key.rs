@@ -6,6 +6,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::batch;
 use crate::ticket::{Ticket, TicketError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -44,9 +45,25 @@ impl EngineKey {
         hex::encode(self.signing.verifying_key().as_bytes())
     }
 
-    /// The signature of a job's exact bytes, as hex.
-    pub fn sign(&self, payload: &[u8]) -> String {
-        hex::encode(self.signing.sign(payload).to_bytes())
+    /// Proofs for jobs sent together, one per payload in order: one signature for the
+    /// batch (see [`crate::batch`]), and each job's path to what it signs.
+    pub fn sign_jobs<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Vec<String> {
+        let mut proofs = Vec::with_capacity(payloads.len());
+        for chunk in payloads.chunks(batch::MAX_BATCH) {
+            let leaves: Vec<batch::Hash> = chunk.iter().map(|p| batch::leaf(p.as_ref())).collect();
+            let root = batch::root(&leaves);
+            let signature = self.signing.sign(&batch::signed_message(&root)).to_bytes();
+            for index in 0..leaves.len() {
+                let proof = batch::Proof {
+                    signature,
+                    size: leaves.len() as u32,
+                    index: index as u32,
+                    path: batch::path(&leaves, index),
+                };
+                proofs.push(proof.encode());
+            }
+        }
+        proofs
     }
 
     /// A ticket for one attempt: its claims, and a MAC over them.
@@ -112,11 +129,24 @@ mod tests {
     fn jobs_verify_under_the_public_key_only() {
         let key = EngineKey::from_seed([1; 32]);
         let verifier = JobVerifier::from_hex(&key.public_key()).unwrap();
-        let sig = key.sign(b"job");
-        assert!(verifier.verify(b"job", &sig));
-        assert!(!verifier.verify(b"job!", &sig));
-        assert!(!verifier.verify(b"job", &EngineKey::from_seed([2; 32]).sign(b"job")));
-        assert!(!verifier.verify(b"job", "zz"));
+        let jobs: Vec<&[u8]> = vec![b"job a", b"job b", b"job c"];
+        let proofs = key.sign_jobs(&jobs);
+        assert_eq!(proofs.len(), 3);
+        for (job, proof) in jobs.iter().zip(&proofs) {
+            assert!(verifier.verify(job, proof));
+            assert!(!verifier.verify(b"job!", proof), "another payload under a checked root");
+        }
+        // each proof holds for its own job only
+        assert!(!verifier.verify(jobs[0], &proofs[1]));
+        // another key's signature over a batch the worker checked already
+        let forged = EngineKey::from_seed([2; 32]).sign_jobs(&jobs);
+        assert!(!verifier.verify(jobs[0], &forged[0]));
+        let forged = EngineKey::from_seed([2; 32]).sign_jobs(&[b"job z"]);
+        assert!(!verifier.verify(b"job z", &forged[0]));
+        assert!(!verifier.verify(b"job a", "zz"));
+        // a lone job is a batch of one
+        let lone = key.sign_jobs(&[b"lone"]);
+        assert!(verifier.verify(b"lone", &lone[0]));
     }
 
     #[test]
