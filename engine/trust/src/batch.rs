@@ -37,35 +37,27 @@ fn split(n: usize) -> usize {
     k
 }
 
-pub(crate) fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            node(&root(&leaves[..k]), &root(&leaves[k..]))
-        }
-    }
-}
-
-/// The audit path of leaf `index`, from the leaf's sibling up.
-pub(crate) fn path(leaves: &[Hash], index: usize) -> Vec<Hash> {
-    let mut out = Vec::new();
-    fn walk(leaves: &[Hash], index: usize, out: &mut Vec<Hash>) {
-        if leaves.len() <= 1 {
-            return;
+/// The tree's root, and every leaf's audit path (from the leaf's sibling up), with each
+/// node hashed once: a batch of n jobs costs n - 1 inner hashes, not n per job.
+pub(crate) fn tree(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
+    fn build(leaves: &[Hash], paths: &mut [Vec<Hash>]) -> Hash {
+        if leaves.len() == 1 {
+            return leaves[0];
         }
         let k = split(leaves.len());
-        if index < k {
-            walk(&leaves[..k], index, out);
-            out.push(root(&leaves[k..]));
-        } else {
-            walk(&leaves[k..], index - k, out);
-            out.push(root(&leaves[..k]));
-        }
+        let (left_paths, right_paths) = paths.split_at_mut(k);
+        let left = build(&leaves[..k], left_paths);
+        let right = build(&leaves[k..], right_paths);
+        left_paths.iter_mut().for_each(|p| p.push(right));
+        right_paths.iter_mut().for_each(|p| p.push(left));
+        node(&left, &right)
     }
-    walk(leaves, index, &mut out);
-    out
+    if leaves.is_empty() {
+        return (Sha256::digest([]).into(), Vec::new());
+    }
+    let mut paths = vec![Vec::new(); leaves.len()];
+    let root = build(leaves, &mut paths);
+    (root, paths)
 }
 
 /// The root that `leaf` at `index` of a tree of `size` leaves reaches along `path`; `None`
@@ -157,16 +149,16 @@ mod tests {
     fn every_leaf_of_every_size_reaches_the_root_and_no_other_place_does() {
         for n in 1..=20usize {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf(format!("job {i}").as_bytes())).collect();
-            let r = root(&leaves);
+            let (r, paths) = tree(&leaves);
             for i in 0..n {
-                let p = path(&leaves, i);
-                assert_eq!(root_from_path(leaves[i], i, n, &p), Some(r), "leaf {i} of {n}");
+                let p = &paths[i];
+                assert_eq!(root_from_path(leaves[i], i, n, p), Some(r), "leaf {i} of {n}");
                 // the same path from another index, or under another size, misses
                 for j in (0..n).filter(|&j| j != i) {
-                    assert_ne!(root_from_path(leaves[i], j, n, &p), Some(r), "leaf {i} of {n} at {j}");
+                    assert_ne!(root_from_path(leaves[i], j, n, p), Some(r), "leaf {i} of {n} at {j}");
                 }
-                assert_ne!(root_from_path(leaf(b"other"), i, n, &p), Some(r));
-                assert_eq!(root_from_path(leaves[i], n, n, &p), None);
+                assert_ne!(root_from_path(leaf(b"other"), i, n, p), Some(r));
+                assert_eq!(root_from_path(leaves[i], n, n, p), None);
             }
         }
     }

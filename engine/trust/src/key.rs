@@ -51,15 +51,10 @@ impl EngineKey {
         let mut proofs = Vec::with_capacity(payloads.len());
         for chunk in payloads.chunks(batch::MAX_BATCH) {
             let leaves: Vec<batch::Hash> = chunk.iter().map(|p| batch::leaf(p.as_ref())).collect();
-            let root = batch::root(&leaves);
+            let (root, paths) = batch::tree(&leaves);
             let signature = self.signing.sign(&batch::signed_message(&root)).to_bytes();
-            for index in 0..leaves.len() {
-                let proof = batch::Proof {
-                    signature,
-                    size: leaves.len() as u32,
-                    index: index as u32,
-                    path: batch::path(&leaves, index),
-                };
+            for (index, path) in paths.into_iter().enumerate() {
+                let proof = batch::Proof { signature, size: leaves.len() as u32, index: index as u32, path };
                 proofs.push(proof.encode());
             }
         }
