@@ -59,7 +59,12 @@ impl Db {
             // Search corrects typos against its word dictionary with the `%` operator; one
             // typo in a short word leaves little trigram overlap ("jonh"/"john" = 0.25), so
             // the default 0.3 would miss it. Set per session, so search needs no transaction.
-            .options([("pg_trgm.similarity_threshold", crate::search::WORD_THRESHOLD)]);
+            .options([("pg_trgm.similarity_threshold", crate::search::WORD_THRESHOLD)])
+            // The engine's statements are short; a plan whose estimated cost passes
+            // `jit_above_cost` (a batch's UNNEST joins, a scan of a grown table) had LLVM
+            // compile it on every execution: 15 % of Postgres' CPU under `crm bench runs`
+            // went to libLLVM, for queries that run in well under a millisecond.
+            .options([("jit", "off")]);
         let pool = pool_options(max_connections)
             .connect_with(opts)
             .await
