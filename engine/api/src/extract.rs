@@ -177,7 +177,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, tokens::
                 metrics::counter!("crm_api_token_lookups_total", "source" => "cache").increment(1);
                 return Ok(hit);
             }
-            let stamp = state.tokens.before_lookup();
+            let stamp = state.tokens.stamp();
             metrics::counter!("crm_api_token_lookups_total", "source" => "database").increment(1);
             let found = tokens::authenticate(&state.db, secret).await?;
             if let Some((user, token)) = &found {
@@ -195,7 +195,7 @@ async fn acting_user(state: &AppState, id: Id) -> Result<User, ApiError> {
     if let Some(user) = state.tokens.user(id) {
         return Ok(user);
     }
-    let stamp = state.tokens.before_lookup();
+    let stamp = state.tokens.stamp();
     match users::get(&state.db, id).await {
         Ok(u) if u.disabled_at.is_none() => {
             state.tokens.keep_user(stamp, &u);

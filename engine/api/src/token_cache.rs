@@ -58,14 +58,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    fn stamp(&self) -> Stamp {
+    /// The changes counted so far. Taken before a lookup in the database:
+    /// [`TokenCache::keep_token`] keeps the answer only if nothing changed in between, and
+    /// any other cache of credentials can tell the same way whether an entry is stale.
+    pub fn stamp(&self) -> Stamp {
         Stamp { here: credential_changes::made_here(), announced: self.announced.load(Ordering::Acquire) }
-    }
-
-    /// Taken before a lookup in the database; [`TokenCache::keep_token`] keeps the answer
-    /// only if nothing changed in between.
-    pub fn before_lookup(&self) -> Stamp {
-        self.stamp()
     }
 
     fn fresh<T>(&self, entry: &Entry<T>) -> bool {

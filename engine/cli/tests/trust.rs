@@ -12,8 +12,10 @@ use crm_concepts::host_call::HostCall;
 use crm_concepts::records::NewContact;
 use crm_concepts::step::{StepJob, StepLimits, StepOutcome, StepResult, StepUsage, TicketedResult};
 use crm_testing::WorkerHarness;
+use crm_testing::http::answered_within;
 use crm_trust::{EngineKey, Ticket};
 use futures::StreamExt;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn forger() -> EngineKey {
@@ -198,6 +200,16 @@ async fn every_host_call_is_checked_against_the_deployed_grants() {
     crm_store::worker_credentials::revoke(&h.db, c.id).await.unwrap();
     let resp = h.flow.client.get(format!("{}/worker/v1/hello", h.flow.url)).bearer_auth(secret).send().await.unwrap();
     assert_eq!(resp.status(), 401);
+
+    // One the engine verified a moment ago, revoked by another process (here the test's),
+    // stops working when Postgres announces the revoke, well before the engine would have
+    // asked Postgres again.
+    let (c, secret) = crm_store::worker_credentials::create(&h.db, "stolen").await.unwrap();
+    let hello = || h.flow.client.get(format!("{}/worker/v1/hello", h.flow.url)).bearer_auth(&secret);
+    assert_eq!(hello().send().await.unwrap().status(), 200);
+    crm_store::worker_credentials::revoke(&h.db, c.id).await.unwrap();
+    let status = answered_within(Duration::from_secs(2), StatusCode::UNAUTHORIZED, hello).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     h.finish().await;
 }
 

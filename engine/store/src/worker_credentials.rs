@@ -53,6 +53,7 @@ pub async fn revoke(db: &Db, id: Id) -> Result<(), StoreError> {
         .bind(id)
         .execute(&db.pool)
         .await?;
+    crate::credential_changes::changed();
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict(format!("worker credential {id} does not exist or is already revoked")));
     }

@@ -24,6 +24,7 @@ use crate::AppState;
 use crate::error::{ApiError, CallerErrors, NotFound};
 use crate::extract::{Json, Path, failed, too_many_failures};
 use crate::limits::client_ip;
+use crate::token_cache::Stamp;
 
 /// A batch of results may carry many outputs; the rest of the API keeps its 1 MiB.
 const RESULTS_BODY_LIMIT: usize = 64 << 20;
@@ -39,14 +40,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// How long a verified credential is believed without asking Postgres again: a host call
-/// should not cost a database round trip for authentication. A revoked credential stops
-/// working within this time.
+/// should not cost a database round trip for authentication. A revoke forgets it at once
+/// (this engine's own, or one Postgres announces: the same changes as
+/// [`crate::token_cache`] follows); this bounds it for an engine that is not listening.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(5);
 
-/// Credentials verified recently, by the SHA-256 of their secret.
+/// Credentials verified recently, by the SHA-256 of their secret, with when and under
+/// which count of credential changes.
 #[derive(Default)]
 pub struct WorkerCredentials {
-    seen: Mutex<HashMap<[u8; 32], Instant>>,
+    seen: Mutex<HashMap<[u8; 32], (Instant, Stamp)>>,
 }
 
 /// A request from a worker with a live credential.
@@ -70,17 +73,19 @@ impl FromRequestParts<AppState> for Worker {
             return Err(failed(state, ip, e));
         };
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let stamp = state.tokens.stamp();
+        let fresh = |(at, taken): &(Instant, Stamp)| at.elapsed() < CREDENTIAL_TTL && *taken == stamp;
         {
             let seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.get(&hash).is_some_and(|at| at.elapsed() < CREDENTIAL_TTL) {
+            if seen.get(&hash).is_some_and(fresh) {
                 return Ok(Worker);
             }
         }
         match worker_credentials::authenticate(&state.db, secret).await? {
             Some(_) => {
                 let mut seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
-                seen.retain(|_, at| at.elapsed() < CREDENTIAL_TTL);
-                seen.insert(hash, Instant::now());
+                seen.retain(|_, entry| fresh(&*entry));
+                seen.insert(hash, (Instant::now(), stamp));
                 Ok(Worker)
             }
             None => Err(failed(state, ip, ApiError::unauthorized("unknown or revoked worker credential"))),
