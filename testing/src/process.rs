@@ -86,6 +86,24 @@ pub fn rust_log(default: &str) -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string())
 }
 
+/// The metrics URL a process printed (`crm ROLE metrics on http://ADDR/metrics`) in the log
+/// `log` reads, waiting up to 30 s for it.
+pub async fn metrics_url(log: impl Fn() -> String) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = log();
+        if let Some(url) = text
+            .lines()
+            .find(|l| l.contains(" metrics on http://"))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        {
+            return url.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no metrics address printed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A running process, killed and reaped when dropped. Its stdout and stderr go to one log
 /// file, so a test shows a process's output only when it fails (the log's tail is printed
 /// when a test panics while this is alive).

@@ -22,7 +22,6 @@ impl AclRedis {
     /// Starts one whose users may use the keys of `prefix`.
     pub async fn start(prefix: &str) -> AclRedis {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let pw = |who: &str| format!("{who}-{}", uuid::Uuid::new_v4().simple());
         let (admin_pw, engine_pw, worker_pw) = (pw("admin"), pw("engine"), pw("worker"));
         let acl = format!(
@@ -32,30 +31,36 @@ impl AclRedis {
         );
         let aclfile = dir.path().join("users.acl");
         std::fs::write(&aclfile, acl).expect("write the ACL file");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--aclfile")
-            .arg(&aclfile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian: redis-server)");
-        let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{port}");
-        let redis = AclRedis {
-            engine_url: url("crm-engine", &engine_pw),
-            worker_url: url("crm-worker", &worker_pw),
-            admin_url: url("default", &admin_pw),
-            child,
-            _dir: dir,
-        };
-        redis.wait_ready().await;
-        redis
-    }
-
-    async fn wait_ready(&self) {
-        wait_for_ping(&self.admin_url, "the private redis-server").await;
+        // A free port can be taken between finding it and redis-server binding it (by another
+        // test, or by an outgoing connection's source port): then redis-server exits, and
+        // another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--aclfile")
+                .arg(&aclfile)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (Debian: redis-server)");
+            let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{port}");
+            if !answers_ping(&mut child, &url("default", &admin_pw)).await {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
+            return AclRedis {
+                engine_url: url("crm-engine", &engine_pw),
+                worker_url: url("crm-worker", &worker_pw),
+                admin_url: url("default", &admin_pw),
+                child,
+                _dir: dir,
+            };
+        }
+        panic!("the private redis-server did not start on any of 5 free ports");
     }
 
     /// Everything gone, as after a restart without persistence; returns how many keys there were.
@@ -81,6 +86,25 @@ impl Drop for AclRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `child`, a redis-server just started, answers PING at `url` within 5 s; false
+/// as soon as it exits (its port was taken).
+async fn answers_ping(child: &mut Child, url: &str) -> bool {
+    let client = redis::Client::open(url).expect("a valid URL");
+    for _ in 0..100 {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+            if pong.is_ok() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 fn free_port() -> u16 {

@@ -9,28 +9,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use crm_concepts::records::Actor;
 use crm_concepts::user::{NewUser, Role};
-use crm_testing::process::{Process, crm, rust_log};
+use crm_testing::process::{Process, crm, metrics_url, rust_log};
 use crm_testing::{LocalBotApi, Options, TestStack, TgUser};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The metrics URL a process printed (`crm ROLE metrics on http://ADDR/metrics`).
-async fn metrics_url(log: impl Fn() -> String) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let text = log();
-        if let Some(url) = text
-            .lines()
-            .find(|l| l.contains(" metrics on http://"))
-            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
-        {
-            return url.to_string();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no metrics address printed:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn scrape(url: &str) -> String {
     let resp = reqwest::get(url).await.expect("scrape");

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crm_testing::http::answered_within;
+use crm_testing::process::metrics_url;
 use crm_testing::{Options, TestStack, send};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -19,22 +20,6 @@ async fn lookups(metrics: &str, source: &str) -> f64 {
         .filter(|l| l.starts_with("crm_api_token_lookups_total{") && l.contains(&format!("source=\"{source}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-async fn metrics_url(stack: &TestStack) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let log = stack.log();
-        if let Some(url) = log
-            .lines()
-            .find(|l| l.contains(" metrics on http://"))
-            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
-        {
-            return url.to_string();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no metrics address printed:\n{log}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Sends `token`'s `GET /api/me` until the engine answers it from its cache.
@@ -54,7 +39,7 @@ async fn until_cached(stack: &TestStack, metrics: &str, token: &str) {
 async fn stack(purpose: &str) -> (TestStack, String) {
     let options = Options { env: vec![("CRM_METRICS_LISTEN".into(), "127.0.0.1:0".into())], ..Options::default() };
     let stack = TestStack::start_with(purpose, options).await;
-    let metrics = metrics_url(&stack).await;
+    let metrics = metrics_url(|| stack.log()).await;
     (stack, metrics)
 }
 
