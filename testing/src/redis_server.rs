@@ -47,7 +47,7 @@ impl AclRedis {
                 .spawn()
                 .expect("redis-server is installed (Debian: redis-server)");
             let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{port}");
-            if !answers_ping(&mut child, &url("default", &admin_pw)).await {
+            if !answers_ping(&url("default", &admin_pw), || child.try_wait().ok().flatten().is_some()).await {
                 let _ = child.kill();
                 let _ = child.wait();
                 continue;
@@ -88,12 +88,12 @@ impl Drop for AclRedis {
     }
 }
 
-/// Whether `child`, a redis-server just started, answers PING at `url` within 5 s; false
-/// as soon as it exits (its port was taken).
-async fn answers_ping(child: &mut Child, url: &str) -> bool {
+/// Whether the Redis at `url` answers PING within 5 s; false as soon as `exited` says its
+/// server process is gone (a private one whose port was taken).
+async fn answers_ping(url: &str, mut exited: impl FnMut() -> bool) -> bool {
     let client = redis::Client::open(url).expect("a valid URL");
     for _ in 0..100 {
-        if child.try_wait().ok().flatten().is_some() {
+        if exited() {
             return false;
         }
         if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
@@ -113,15 +113,7 @@ fn free_port() -> u16 {
 
 /// Waits up to 5 s until the Redis at `url` answers PING; panics naming `what` otherwise.
 pub(crate) async fn wait_for_ping(url: &str, what: &str) {
-    let client = redis::Client::open(url).expect("a valid URL");
-    for _ in 0..100 {
-        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-            if pong.is_ok() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !answers_ping(url, || false).await {
+        panic!("{what} did not start");
     }
-    panic!("{what} did not start");
 }

@@ -159,10 +159,9 @@ impl TokenCache {
                                 self.listening.store(false, Ordering::Release);
                                 return;
                             }
-                            Some(Ok(Some(_))) => self.forget(),
-                            // The connection was lost and made again: what was announced
-                            // meanwhile is gone.
-                            Some(Ok(None)) => self.forget(),
+                            // A change was announced (`Some`), or the connection was lost
+                            // and made again (`None`), taking what was announced meanwhile.
+                            Some(Ok(_)) => self.forget(),
                             Some(Err(e)) => {
                                 tracing::warn!(error = %e, "lost the listener for credential changes; tokens are looked up until it is back");
                                 break;

@@ -90,8 +90,11 @@ pub(crate) fn root_from_path(leaf: Hash, index: usize, size: usize, path: &[Hash
     Some(h)
 }
 
-/// Most jobs under one signature: a path of at most 16 hashes.
-pub(crate) const MAX_BATCH: usize = 1 << 16;
+/// The longest path a proof may carry.
+const MAX_PATH: usize = 16;
+
+/// Most jobs under one signature: a path of at most [`MAX_PATH`] hashes.
+pub(crate) const MAX_BATCH: usize = 1 << MAX_PATH;
 
 /// The text a job's proof travels as: `m1.` and, base64url, the signature (64 bytes), the
 /// batch's size and the job's index in it (4 bytes each, little-endian), then the path.
@@ -125,7 +128,7 @@ impl Proof {
 
     pub fn decode(text: &str) -> Option<Proof> {
         let bytes = URL_SAFE_NO_PAD.decode(text.strip_prefix(PREFIX)?).ok()?;
-        if bytes.len() < 72 || (bytes.len() - 72) % 32 != 0 || (bytes.len() - 72) / 32 > 16 {
+        if bytes.len() < 72 || (bytes.len() - 72) % 32 != 0 || (bytes.len() - 72) / 32 > MAX_PATH {
             return None;
         }
         let signature: [u8; 64] = bytes[..64].try_into().ok()?;
