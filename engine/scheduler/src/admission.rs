@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use crm_concepts::run::{RunRequest, RunStatus, StepStatus};
-use crm_store::runs::{self, Inserted, NewRun};
+use crm_store::runs::{self, Inserted, NewRun, RunState, StepState};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::workflows::{self, WorkflowVersion};
 use serde::Serialize;
@@ -22,6 +22,7 @@ use crate::apply::{Incoming, Staged};
 use crate::core::Core;
 use crate::hold::Wake;
 use crate::jobs::{self, Dispatch, RunContext};
+use crate::known_runs::Known;
 use crate::machine::RunMachine;
 
 /// The answer to a run request.
@@ -40,6 +41,8 @@ pub struct Accepted {
 #[derive(Default)]
 pub struct Admitted {
     jobs: Vec<Dispatch>,
+    /// the new runs as inserted, for their first results to start from
+    known: Vec<Known>,
     /// waits ended in the same transaction ([`Admission::wake`])
     woken: Option<Staged>,
 }
@@ -52,6 +55,7 @@ impl Admitted {
     /// Adds the runs another admission in the same transaction started.
     pub fn extend(&mut self, other: Admitted) {
         self.jobs.extend(other.jobs);
+        self.known.extend(other.known);
         if let Some(w) = other.woken {
             self.woken.get_or_insert_with(Staged::default).extend(w);
         }
@@ -170,6 +174,7 @@ impl Admission {
                             admitted.jobs.push(job);
                         }
                     }
+                    admitted.known.push(inserted_state(run));
                     Ok(Accepted {
                         id: run.id,
                         workflow: run.workflow.clone(),
@@ -219,11 +224,42 @@ impl Admission {
 
     /// The transaction that admitted these runs committed: send their first steps now.
     pub async fn committed(&self, admitted: Admitted) {
+        self.core.known.remember(admitted.known);
         if !admitted.jobs.is_empty() {
             crate::dispatch::send_now(&self.core, admitted.jobs).await;
         }
         if let Some(woken) = admitted.woken {
             woken.after_commit(&self.core).await;
         }
+    }
+}
+
+/// A run as [`runs::insert_runs`] writes it: revision 0, steps at attempt 1 unless they
+/// wait for others.
+fn inserted_state(run: &NewRun) -> Known {
+    Known {
+        rev: 0,
+        run: RunState {
+            id: run.id,
+            workflow: run.workflow.clone(),
+            version: run.version,
+            status: run.status,
+            input: run.input.clone(),
+            acting_user: run.acting_user,
+            notify: run.notify.clone(),
+            error: None,
+        },
+        steps: run
+            .steps
+            .iter()
+            .map(|(step, status)| StepState {
+                run_id: run.id,
+                step: step.clone(),
+                status: *status,
+                attempt: runs::first_attempt(*status),
+                output: None,
+                next: None,
+            })
+            .collect(),
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
 use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepResult, StepUsage};
-use crm_store::runs::{self, AttemptRecord};
+use crm_store::runs::{self, AttemptRecord, Expect};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::{approvals, run_waits};
 use rand::Rng;
@@ -27,6 +27,7 @@ use crate::core::Core;
 use crate::hold::Wake;
 use crate::intake::Arrival;
 use crate::jobs::{self, RunContext};
+use crate::known_runs::Known;
 use crate::machine::{Applied, RunMachine};
 
 /// Something that ends an attempt: a worker's result, the engine's verdict that the
@@ -105,19 +106,100 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
     }
 }
 
-/// Applies results (and lost verdicts) in one transaction, then sends what became ready
-/// and publishes what finished.
+/// Applies results (and lost verdicts), then sends what became ready and publishes what
+/// finished. Results for runs this engine remembers are applied first, in one guarded
+/// statement without a transaction around it; the rest, and any whose run moved on
+/// meanwhile, in one transaction that locks their runs.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
-    // One span per attempt in its run's trace, over the batch's transaction and what
-    // follows it (sending the next steps, publishing completions).
+    // One span per attempt in its run's trace, over the batch's writes and what follows
+    // them (sending the next steps, publishing completions).
     let spans: Vec<tracing::Span> =
         if crm_traces::exporting() { incoming.iter().map(Incoming::span).collect() } else { Vec::new() };
-    let mut tx = core.state_pool.begin().await?;
-    let staged = stage(core, &mut tx, incoming).await?;
-    tx.commit().await?;
-    staged.after_commit(core).await;
+    let (known, items, mut rest) = take_known(core, incoming);
+    if !known.is_empty() {
+        let (staged, missed) = apply_known(core, known, items).await;
+        rest.extend(missed);
+        staged.after_commit(core).await;
+    }
+    if !rest.is_empty() {
+        let mut tx = core.state_pool.begin().await?;
+        let staged = stage(core, &mut tx, rest).await?;
+        tx.commit().await?;
+        staged.after_commit(core).await;
+    }
     drop(spans);
     Ok(())
+}
+
+/// Splits off the results for runs this engine remembers (taking them out of its memory
+/// while they are applied). A run with anything but results in the batch (a lost verdict)
+/// stays with the rest.
+fn take_known(core: &Core, incoming: Vec<Incoming>) -> (HashMap<Uuid, Known>, Vec<Incoming>, Vec<Incoming>) {
+    let others: std::collections::HashSet<Uuid> =
+        incoming.iter().filter(|i| !matches!(i, Incoming::Result(_))).map(|i| i.key().0).collect();
+    let mut known: HashMap<Uuid, Known> = HashMap::new();
+    let mut asked = std::collections::HashSet::new();
+    let (mut items, mut rest) = (Vec::new(), Vec::new());
+    for item in incoming {
+        let run = item.key().0;
+        if !others.contains(&run)
+            && asked.insert(run)
+            && let Some(k) = core.known.take(&run)
+        {
+            known.insert(run, k);
+        }
+        if known.contains_key(&run) { items.push(item) } else { rest.push(item) }
+    }
+    (known, items, rest)
+}
+
+/// Applies results to remembered runs with one statement, each run's rows guarded by its
+/// revision. Returns what to do after (the statement has committed) and the results whose
+/// run changed elsewhere, which started or ended a wait, or which could not be written.
+async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<Incoming>) -> (Staged, Vec<Incoming>) {
+    let (items, duplicates) = dedup(items);
+    let revs: HashMap<Uuid, i64> = known.iter().map(|(id, k)| (*id, k.rev)).collect();
+    let mut machines = HashMap::with_capacity(known.len());
+    for (id, k) in known {
+        match core.versions.get(&k.run.workflow, k.run.version).await {
+            Ok(v) => {
+                machines.insert(id, RunMachine::new(v, k.run, k.steps).at(core.clock.now()));
+            }
+            // the locking path reads it again and says what is wrong
+            Err(_) => continue,
+        }
+    }
+    let (mut attempts, mut applied) = drive(&mut machines, &items);
+    machines.retain(|_, m| !m.touches_waits());
+    attempts.retain(|a| machines.contains_key(&a.run_id));
+    applied.retain(|k| machines.contains_key(&k.0));
+    let plan = plan(core, &mut machines);
+    let write = async {
+        let mut conn = core.guarded_pool.acquire().await?;
+        runs::write_changes(&mut conn, &attempts, &plan.step_updates, &plan.run_updates, Expect::Revisions(&revs)).await
+    };
+    let written: HashMap<Uuid, i64> = match write.await {
+        Ok(w) => w.into_iter().collect(),
+        Err(e) => {
+            // Nothing was written (one statement): the locking path applies them all.
+            tracing::debug!(error = %e, "a guarded write failed; applying under locks");
+            HashMap::new()
+        }
+    };
+    core.metrics.guard_misses.fetch_add((machines.len() - written.len()) as u64, Ordering::Relaxed);
+    let missed: Vec<Incoming> = items.into_iter().filter(|i| !written.contains_key(&i.key().0)).collect();
+    let stale = attempts.iter().filter(|a| written.contains_key(&a.run_id) && !a.applied).count() as u64;
+    let applied: Vec<Key> = applied.into_iter().filter(|k| written.contains_key(&k.0)).collect();
+    core.metrics.results_applied_guarded.fetch_add(applied.len() as u64, Ordering::Relaxed);
+    let staged = Staged {
+        jobs_now: plan.jobs_now.into_iter().filter(|j| written.contains_key(&j.key.0)).collect(),
+        completions: plan.completions.into_iter().filter(|c| written.contains_key(&c.run_id)).collect(),
+        applied,
+        stale: stale + duplicates,
+        wake_dispatcher: plan.wake_dispatcher,
+        known: remembered(machines, &written),
+    };
+    (staged, missed)
 }
 
 /// Ends a held step with a person's decision; false when it had ended already.
@@ -138,6 +220,8 @@ pub(crate) struct Staged {
     applied: Vec<Key>,
     stale: u64,
     wake_dispatcher: bool,
+    /// the runs as written, for the next result to start from
+    known: Vec<Known>,
 }
 
 impl Staged {
@@ -152,6 +236,7 @@ impl Staged {
         self.applied.extend(other.applied);
         self.stale += other.stale;
         self.wake_dispatcher |= other.wake_dispatcher;
+        self.known.extend(other.known);
     }
 
     /// The transaction committed: count, send the next steps, publish the completions.
@@ -163,6 +248,7 @@ impl Staged {
             metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
                 .increment(1);
         }
+        core.known.remember(self.known);
         core.confirmer.settled(self.applied.iter());
         if self.wake_dispatcher {
             // a retry with a short backoff: let the dispatcher look sooner than its poll
@@ -203,11 +289,7 @@ pub(crate) async fn stage_with(
     incoming: Vec<Incoming>,
     locks: RunLocks,
 ) -> Result<Staged, WorkflowError> {
-    // The same attempt twice in one batch (a redelivery): the first one counts.
-    let mut seen = std::collections::HashSet::new();
-    let delivered = incoming.len();
-    let incoming: Vec<Incoming> = incoming.into_iter().filter(|i| seen.insert(i.key())).collect();
-    let duplicates = (delivered - incoming.len()) as u64;
+    let (incoming, duplicates) = dedup(incoming);
     let mut run_ids: Vec<Uuid> = incoming.iter().map(|i| i.key().0).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
@@ -227,106 +309,7 @@ pub(crate) async fn stage_with(
         machines.insert(run.id, RunMachine::new(v, run, steps).at(core.clock.now()));
     }
 
-    let now = Utc::now();
-    let applied_us = crm_concepts::timeline::now_us();
-    let mut attempts = Vec::with_capacity(incoming.len());
-    let mut applied_keys = Vec::with_capacity(incoming.len());
-    {
-        let mut rng = rand::rng();
-        for item in &incoming {
-            let key = item.key();
-            let Some(m) = machines.get_mut(&key.0) else {
-                // Not a run of this database (a stray result on a shared Redis): nothing to do.
-                continue;
-            };
-            let (applied, record) = match item {
-                Incoming::Result(r) => {
-                    metrics::histogram!(
-                        "crm_step_duration_seconds",
-                        "workflow" => m.run.workflow.clone(),
-                        "step" => key.1.clone(),
-                    )
-                    .record(r.usage.duration_us as f64 / 1e6);
-                    let applied = match &r.outcome {
-                        StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
-                        StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),
-                    };
-                    let (status, error) = match &r.outcome {
-                        StepOutcome::Ok { .. } => (AttemptStatus::Succeeded, None),
-                        StepOutcome::Failed { error } => (AttemptStatus::Failed, serde_json::to_value(error).ok()),
-                    };
-                    let record = AttemptRecord {
-                        run_id: key.0,
-                        step: key.1.clone(),
-                        attempt: key.2,
-                        status,
-                        worker: r.worker.clone(),
-                        error,
-                        logs: serde_json::to_value(&r.logs).unwrap_or_default(),
-                        usage: {
-                            let mut usage = r.usage.clone();
-                            usage.timeline.applied_us = applied_us;
-                            serde_json::to_value(&usage).unwrap_or_default()
-                        },
-                        applied: applied == Applied::Yes,
-                    };
-                    (applied, record)
-                }
-                Incoming::Woken { wake, .. } => {
-                    let attempt = m.attempt_of(&key.1);
-                    let applied = m.wake(&key.1, wake);
-                    if applied == Applied::Stale {
-                        // ended already (cancelled, or the other of a timeout and an event)
-                        continue;
-                    }
-                    let record = AttemptRecord {
-                        run_id: key.0,
-                        step: key.1.clone(),
-                        attempt,
-                        status: AttemptStatus::Succeeded,
-                        worker: "engine".into(),
-                        error: None,
-                        logs: serde_json::json!([]),
-                        usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
-                        applied: true,
-                    };
-                    (applied, record)
-                }
-                Incoming::Lost { after, .. } => {
-                    let error = StepError::retryable(
-                        StepErrorCode::Lost,
-                        format!(
-                            "no result arrived within {}s of sending the step; the worker or Redis lost it",
-                            after.as_secs()
-                        ),
-                    );
-                    let applied = m.fail(&key.1, key.2, &error, now, rng.random::<f64>());
-                    let record = AttemptRecord {
-                        run_id: key.0,
-                        step: key.1.clone(),
-                        attempt: key.2,
-                        status: AttemptStatus::Lost,
-                        worker: "engine".into(),
-                        error: serde_json::to_value(&error).ok(),
-                        logs: serde_json::json!([]),
-                        usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
-                        applied: applied == Applied::Yes,
-                    };
-                    (applied, record)
-                }
-            };
-            if applied == Applied::Yes {
-                applied_keys.push(key);
-            }
-            attempts.push(record);
-        }
-    }
-
-    let fallback = now + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
-    let mut step_updates = Vec::new();
-    let mut run_updates = Vec::new();
-    let mut completions = Vec::new();
-    let mut jobs_now = Vec::new();
+    let (attempts, applied_keys) = drive(&mut machines, &incoming);
     let mut holds = Vec::new();
     let mut released = Vec::new();
     let mut approvals_ended = Vec::new();
@@ -335,40 +318,178 @@ pub(crate) async fn stage_with(
         holds.extend(h);
         released.extend(r);
         approvals_ended.extend(m.take_approvals_ended());
-        let ready = m.take_ready();
-        let (s, r) = m.updates(&ready, fallback);
-        step_updates.extend(s);
-        if let Some(r) = r {
-            if r.status.is_final() {
-                completions.push(m.completion(r.rendered.clone().unwrap_or_default(), r.result.clone()));
-            }
-            run_updates.push(r);
-        }
-        let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
-        for r in ready.iter().filter(|r| r.not_before.is_none()) {
-            if let Some(job) = jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
-                jobs_now.push(job);
-            }
-        }
     }
-
-    let fresh = runs::write_changes(tx, &attempts, &step_updates, &run_updates).await?;
-    if fresh < applied_keys.len() as i64 {
-        // An applied result whose attempt row already existed means two engines applied
-        // the same attempt, which the run lock rules out; refuse rather than corrupt.
-        return Err(WorkflowError::Conflict("an attempt was recorded twice; batch rolled back".into()));
-    }
+    let plan = plan(core, &mut machines);
+    let written: HashMap<Uuid, i64> =
+        runs::write_changes(tx, &attempts, &plan.step_updates, &plan.run_updates, Expect::Locked)
+            .await?
+            .into_iter()
+            .collect();
     run_waits::delete(tx, &released).await?;
     run_waits::insert(tx, &holds).await?;
     approvals::close(tx, &approvals_ended).await?;
     approvals::open(tx, &holds).await?;
     Ok(Staged {
         stale: (attempts.len() - applied_keys.len()) as u64 + duplicates,
-        wake_dispatcher: step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback)),
+        wake_dispatcher: plan.wake_dispatcher,
         applied: applied_keys,
-        jobs_now,
-        completions,
+        jobs_now: plan.jobs_now,
+        completions: plan.completions,
+        known: remembered(machines, &written),
     })
+}
+
+/// The batch without repeats: the same attempt twice (a redelivery), the first one counts.
+fn dedup(incoming: Vec<Incoming>) -> (Vec<Incoming>, u64) {
+    let mut seen = std::collections::HashSet::new();
+    let delivered = incoming.len();
+    let incoming: Vec<Incoming> = incoming.into_iter().filter(|i| seen.insert(i.key())).collect();
+    let duplicates = (delivered - incoming.len()) as u64;
+    (incoming, duplicates)
+}
+
+/// Moves each run's machine by what came in for it; returns the attempts to record and
+/// the keys of those that moved their run on.
+fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Vec<AttemptRecord>, Vec<Key>) {
+    let now = Utc::now();
+    let applied_us = crm_concepts::timeline::now_us();
+    let mut attempts = Vec::with_capacity(incoming.len());
+    let mut applied_keys = Vec::with_capacity(incoming.len());
+    let mut rng = rand::rng();
+    for item in incoming {
+        let key = item.key();
+        let Some(m) = machines.get_mut(&key.0) else {
+            // Not a run of this database (a stray result on a shared Redis): nothing to do.
+            continue;
+        };
+        let (applied, record) = match item {
+            Incoming::Result(r) => {
+                let applied = match &r.outcome {
+                    StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
+                    StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),
+                };
+                let (status, error) = match &r.outcome {
+                    StepOutcome::Ok { .. } => (AttemptStatus::Succeeded, None),
+                    StepOutcome::Failed { error } => (AttemptStatus::Failed, serde_json::to_value(error).ok()),
+                };
+                let record = AttemptRecord {
+                    run_id: key.0,
+                    step: key.1.clone(),
+                    attempt: key.2,
+                    status,
+                    worker: r.worker.clone(),
+                    error,
+                    logs: serde_json::to_value(&r.logs).unwrap_or_default(),
+                    usage: {
+                        let mut usage = r.usage.clone();
+                        usage.timeline.applied_us = applied_us;
+                        serde_json::to_value(&usage).unwrap_or_default()
+                    },
+                    applied: applied == Applied::Yes,
+                };
+                (applied, record)
+            }
+            Incoming::Woken { wake, .. } => {
+                let attempt = m.attempt_of(&key.1);
+                let applied = m.wake(&key.1, wake);
+                if applied == Applied::Stale {
+                    // ended already (cancelled, or the other of a timeout and an event)
+                    continue;
+                }
+                let record = AttemptRecord {
+                    run_id: key.0,
+                    step: key.1.clone(),
+                    attempt,
+                    status: AttemptStatus::Succeeded,
+                    worker: "engine".into(),
+                    error: None,
+                    logs: serde_json::json!([]),
+                    usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                    applied: true,
+                };
+                (applied, record)
+            }
+            Incoming::Lost { after, .. } => {
+                let error = StepError::retryable(
+                    StepErrorCode::Lost,
+                    format!(
+                        "no result arrived within {}s of sending the step; the worker or Redis lost it",
+                        after.as_secs()
+                    ),
+                );
+                let applied = m.fail(&key.1, key.2, &error, now, rng.random::<f64>());
+                let record = AttemptRecord {
+                    run_id: key.0,
+                    step: key.1.clone(),
+                    attempt: key.2,
+                    status: AttemptStatus::Lost,
+                    worker: "engine".into(),
+                    error: serde_json::to_value(&error).ok(),
+                    logs: serde_json::json!([]),
+                    usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                    applied: applied == Applied::Yes,
+                };
+                (applied, record)
+            }
+        };
+        if applied == Applied::Yes {
+            applied_keys.push(key);
+        }
+        attempts.push(record);
+    }
+    (attempts, applied_keys)
+}
+
+/// What moved machines ask to write, and to do once it is committed.
+struct Plan {
+    step_updates: Vec<runs::StepUpdate>,
+    run_updates: Vec<runs::RunUpdate>,
+    completions: Vec<Completion>,
+    jobs_now: Vec<jobs::Dispatch>,
+    /// a retry is due before the dispatcher's fallback
+    wake_dispatcher: bool,
+}
+
+fn plan(core: &Core, machines: &mut HashMap<Uuid, RunMachine>) -> Plan {
+    let fallback = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
+    let mut plan = Plan {
+        step_updates: Vec::new(),
+        run_updates: Vec::new(),
+        completions: Vec::new(),
+        jobs_now: Vec::new(),
+        wake_dispatcher: false,
+    };
+    for m in machines.values_mut() {
+        let ready = m.take_ready();
+        let (s, r) = m.updates(&ready, fallback);
+        plan.step_updates.extend(s);
+        if let Some(r) = r {
+            if r.status.is_final() {
+                plan.completions.push(m.completion(r.rendered.clone().unwrap_or_default(), r.result.clone()));
+            }
+            plan.run_updates.push(r);
+        }
+        let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
+        for r in ready.iter().filter(|r| r.not_before.is_none()) {
+            if let Some(job) = jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
+                plan.jobs_now.push(job);
+            }
+        }
+    }
+    plan.wake_dispatcher = plan.step_updates.iter().any(|u| u.dispatch_after.is_some_and(|d| d < fallback));
+    plan
+}
+
+/// The written runs' states, at their new revisions.
+fn remembered(machines: HashMap<Uuid, RunMachine>, written: &HashMap<Uuid, i64>) -> Vec<Known> {
+    machines
+        .into_iter()
+        .filter_map(|(id, m)| {
+            let rev = *written.get(&id)?;
+            let (run, steps) = m.into_state();
+            Some(Known { rev, run, steps })
+        })
+        .collect()
 }
 
 pub(crate) async fn publish(core: &Core, completions: &[Completion]) {
@@ -388,7 +509,7 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
     }
     let (steps, run) = m.updates(&[], Utc::now());
     let completion = run.as_ref().map(|r| m.completion(r.rendered.clone().unwrap_or_default(), None));
-    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
+    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>(), Expect::Locked).await?;
     run_waits::delete(&mut tx, &m.take_waits().1).await?;
     approvals::close(&mut tx, &m.take_approvals_ended()).await?;
     tx.commit().await?;
@@ -420,7 +541,7 @@ pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowEr
         .as_ref()
         .filter(|r| r.status.is_final())
         .map(|r| m.completion(r.rendered.clone().unwrap_or_default(), r.result.clone()));
-    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>()).await?;
+    runs::write_changes(&mut tx, &[], &steps, &run.into_iter().collect::<Vec<_>>(), Expect::Locked).await?;
     run_waits::delete(&mut tx, &released).await?;
     run_waits::insert(&mut tx, &holds).await?;
     approvals::close(&mut tx, &m.take_approvals_ended()).await?;

@@ -101,6 +101,11 @@ pub struct Metrics {
     pub redis_resets: AtomicU64,
     pub apply_batches: AtomicU64,
     pub waits_woken: AtomicU64,
+    /// results applied to a remembered run under its revision's guard, without a lock
+    pub results_applied_guarded: AtomicU64,
+    /// remembered runs whose guarded write missed (changed elsewhere, or the write
+    /// failed): applied again under locks
+    pub guard_misses: AtomicU64,
 }
 
 impl Metrics {
@@ -119,6 +124,8 @@ impl Metrics {
             "redis_resets": g(&self.redis_resets),
             "apply_batches": g(&self.apply_batches),
             "waits_woken": g(&self.waits_woken),
+            "results_applied_guarded": g(&self.results_applied_guarded),
+            "guard_misses": g(&self.guard_misses),
         })
     }
 }
@@ -132,6 +139,8 @@ pub(crate) struct Core {
     pub pool: PgPool,
     /// step transitions (applier, dispatcher, reconciler), per [`Durability`]
     pub state_pool: PgPool,
+    /// guarded writes to remembered runs: one statement each, planned once per connection
+    pub guarded_pool: PgPool,
     /// host calls that only read, served without a transaction; each connection stops a
     /// statement after [`READ_STATEMENT_TIMEOUT`]
     pub reads_pool: PgPool,
@@ -149,4 +158,6 @@ pub(crate) struct Core {
     /// results handed in by workers, waiting for an applier
     pub arrivals: mpsc::Sender<Arrival>,
     pub metrics: Metrics,
+    /// unfinished runs as this engine last wrote them
+    pub known: crate::known_runs::KnownRuns,
 }

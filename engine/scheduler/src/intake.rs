@@ -129,6 +129,8 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {}", TicketError::Mismatch);
             continue;
         }
+        metrics::histogram!("crm_step_duration_seconds", "workflow" => t.workflow.clone(), "step" => t.step.clone())
+            .record(result.usage.duration_us as f64 / 1e6);
         bound(&mut result);
         redact(core, &t, &mut result).await?;
         results.push(result);

@@ -505,6 +505,19 @@ impl RunMachine {
             .collect()
     }
 
+    /// Whether this batch started or ended a wait: its `run_waits` and approval rows are
+    /// written only by a transaction that holds the run's lock.
+    pub fn touches_waits(&self) -> bool {
+        !self.holds.is_empty() || !self.released.is_empty() || !self.approvals_ended.is_empty()
+    }
+
+    /// The run and its steps as the rows written from [`RunMachine::updates`] hold them.
+    pub fn into_state(self) -> (RunState, Vec<StepState>) {
+        let mut run = self.run;
+        run.error = self.error;
+        (run, self.steps.into_values().collect())
+    }
+
     pub fn take_ready(&mut self) -> Vec<Ready> {
         std::mem::take(&mut self.ready)
     }

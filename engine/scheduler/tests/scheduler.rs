@@ -393,3 +393,71 @@ async fn idempotency_keys_cancel_and_version_pinning() {
     assert!(unknown.to_string().contains("not found"));
     s.teardown().await;
 }
+
+/// The scheduler's counters once `pred` holds for them (appliers answer before they count).
+async fn metrics_when(s: &Setup, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = s.scheduler.metrics();
+        if pred(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn results_for_runs_the_engine_wrote_last_apply_without_locks_and_a_change_elsewhere_is_caught() {
+    let s = Setup::new("known", &[CHAIN]).await;
+    let id = s.submit("chain", json!({"n": 1})).await;
+    let (e, job) = s.job().await;
+    s.ok(&e, &job, json!({"from": "a"})).await;
+    // the engine inserted the run, so it applies a's result from what it wrote
+    metrics_when(&s, "a's result applied under the guard", |m| m["results_applied_guarded"] == 1).await;
+
+    // Another engine (here: SQL) changed the run since: the guard misses, the result is
+    // applied under the run's lock, from what Postgres holds.
+    sqlx::query("UPDATE runs SET rev = rev + 1 WHERE id = $1").bind(id).execute(&s.db.pool).await.unwrap();
+    let (e, job) = s.job().await;
+    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
+    s.ok(&e, &job, json!({"from": "b"})).await;
+    metrics_when(&s, "b's result missed the guard", |m| m["guard_misses"] == 1 && m["results_applied"] == 2).await;
+    assert_eq!(s.scheduler.metrics()["results_applied_guarded"], 1);
+
+    // The locked apply wrote the run, so the engine knows it again.
+    let (e, job) = s.job().await;
+    assert_eq!(job.input.deps, BTreeMap::from([("b".to_string(), json!({"from": "b"}))]));
+    s.ok(&e, &job, json!({"said": "hi"})).await;
+    let run = s.wait_final(id).await;
+    assert_eq!((run.summary.status, run.rendered.as_deref()), (RunStatus::Succeeded, Some("c said hi")));
+    metrics_when(&s, "c's result applied under the guard", |m| m["results_applied_guarded"] == 2).await;
+    let rev: i64 =
+        sqlx::query_scalar("SELECT rev FROM runs WHERE id = $1").bind(id).fetch_one(&s.db.pool).await.unwrap();
+    assert_eq!(rev, 4, "three applies and the change elsewhere");
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_run_cancelled_while_its_step_runs_ignores_the_steps_result() {
+    let s = Setup::new("cancel_known", &[CHAIN]).await;
+    let id = s.submit("chain", json!({"n": 1})).await;
+    let (e, job) = s.job().await;
+    // The engine remembers the run as it inserted it; the cancel changes it under its lock.
+    assert_eq!(s.scheduler.cancel(id).await.unwrap().status, RunStatus::Cancelled);
+    s.ok(&e, &job, json!({"from": "a"})).await;
+    metrics_when(&s, "a's result missed the guard and went stale", |m| {
+        m["guard_misses"] == 1 && m["results_stale"] == 1
+    })
+    .await;
+    assert_eq!(s.status(id).await, RunStatus::Cancelled);
+    assert_eq!(s.attempts(id).await, vec![("a".into(), 1, "succeeded".into(), false)]);
+    let steps: Vec<(String, String)> =
+        sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
+            .bind(id)
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert!(steps.iter().all(|(_, status)| status == "cancelled"), "{steps:?}");
+    s.teardown().await;
+}

@@ -82,7 +82,7 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
             s_runs.push(r.id);
             s_steps.push(step.as_str());
             s_status.push(status.as_str());
-            s_attempt.push(i32::from(*status != StepStatus::Waiting));
+            s_attempt.push(first_attempt(*status));
             s_after.push((*status == StepStatus::Queued).then_some(r.dispatch_after));
         }
     }
@@ -158,6 +158,12 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
             Ok(Inserted::Existing { id: *id, status: *status, same_input: input == &r.input })
         })
         .collect()
+}
+
+/// The attempt a new run's step starts at: 1 for one that starts (queued or held), 0 for
+/// one waiting for others (it counts up when it becomes ready).
+pub fn first_attempt(status: StepStatus) -> i32 {
+    i32::from(status != StepStatus::Waiting)
 }
 
 pub(crate) fn status_of(row: &PgRow) -> Result<RunStatus, sqlx::Error> {
@@ -302,15 +308,31 @@ pub struct RunUpdate {
     pub error: Option<RunError>,
 }
 
-/// Writes a batch's changes in one statement: the attempt records (a key already present
-/// is a duplicate delivery and is skipped), the steps' and the runs' new states. Returns
-/// how many attempt records were new.
+/// What a [`write_changes`] may assume about the runs it writes.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    /// the caller's transaction holds the runs' locks ([`lock_runs`]): every run is written
+    Locked,
+    /// each run must still be at this revision, or nothing of it is written; the statement
+    /// commits on its own when the connection has no transaction open
+    Revisions(&'a std::collections::HashMap<Uuid, i64>),
+}
+
+/// Writes a batch's changes in one statement: the attempt records, the steps' and the runs'
+/// new states, and a new revision for every run it touches. Returns the runs written, each
+/// with its new revision; under [`Expect::Revisions`] a run that moved on since is left
+/// out, with nothing of it written.
+///
+/// A record of an attempt that was not applied (a late or repeated delivery) is skipped
+/// when its key is there already; an applied attempt whose key is there means two engines
+/// applied it, and the whole statement fails with [`WorkflowError::Conflict`].
 pub async fn write_changes(
     conn: &mut PgConnection,
     attempts: &[AttemptRecord],
     steps: &[StepUpdate],
     runs: &[RunUpdate],
-) -> Result<i64, WorkflowError> {
+    expect: Expect<'_>,
+) -> Result<Vec<(Uuid, i64)>, WorkflowError> {
     let a_run: Vec<Uuid> = attempts.iter().map(|a| a.run_id).collect();
     let a_step: Vec<&str> = attempts.iter().map(|a| a.step.as_str()).collect();
     let a_attempt: Vec<i32> = attempts.iter().map(|a| a.attempt).collect();
@@ -332,19 +354,61 @@ pub async fn write_changes(
         steps.iter().map(|u| u.next.as_ref().map(|n| serde_json::json!(n))).collect();
     let s_after: Vec<Option<DateTime<Utc>>> = steps.iter().map(|u| u.dispatch_after).collect();
 
-    let r_id: Vec<Uuid> = runs.iter().map(|u| u.id).collect();
-    let r_status: Vec<&str> = runs.iter().map(|u| u.status.as_str()).collect();
-    let r_result: Vec<Option<&serde_json::Value>> = runs.iter().map(|u| u.result.as_ref()).collect();
-    let r_rendered: Vec<Option<&str>> = runs.iter().map(|u| u.rendered.as_deref()).collect();
-    let r_error: Vec<Option<serde_json::Value>> =
-        runs.iter().map(|u| u.error.as_ref().and_then(|e| serde_json::to_value(e).ok())).collect();
+    // Every run the batch touches gets a row here, whether or not its own columns change:
+    // its revision moves with any change to its steps.
+    let mut touched: Vec<Uuid> = a_run.iter().chain(&s_run).chain(runs.iter().map(|u| &u.id)).copied().collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let updates: std::collections::HashMap<Uuid, &RunUpdate> = runs.iter().map(|u| (u.id, u)).collect();
+    let r_rev: Vec<Option<i64>> = touched
+        .iter()
+        .map(|id| match expect {
+            Expect::Locked => None,
+            Expect::Revisions(revs) => Some(revs.get(id).copied().unwrap_or(-1)),
+        })
+        .collect();
+    let r_update: Vec<bool> = touched.iter().map(|id| updates.contains_key(id)).collect();
+    let r_status: Vec<Option<&str>> = touched.iter().map(|id| updates.get(id).map(|u| u.status.as_str())).collect();
+    let r_result: Vec<Option<&serde_json::Value>> =
+        touched.iter().map(|id| updates.get(id).and_then(|u| u.result.as_ref())).collect();
+    let r_rendered: Vec<Option<&str>> =
+        touched.iter().map(|id| updates.get(id).and_then(|u| u.rendered.as_deref())).collect();
+    let r_error: Vec<Option<serde_json::Value>> = touched
+        .iter()
+        .map(|id| updates.get(id).and_then(|u| u.error.as_ref()).and_then(|e| serde_json::to_value(e).ok()))
+        .collect();
 
-    let inserted: i64 = sqlx::query_scalar(
-        "WITH a AS (
-            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+    // The guard is the runs' UPDATE: under READ COMMITTED a run changed by a transaction
+    // that committed meanwhile is re-checked against its new revision, fails it, and
+    // drops out of `g`; everything else joins `g`, so nothing of that run is written.
+    let written = sqlx::query_as::<_, (Uuid, i64)>(
+        "WITH g AS (
+            UPDATE runs r SET rev = r.rev + 1,
+                status = CASE WHEN u.upd THEN u.st ELSE r.status END,
+                result = CASE WHEN u.upd THEN u.res ELSE r.result END,
+                rendered = CASE WHEN u.upd THEN u.ren ELSE r.rendered END,
+                error = CASE WHEN u.upd THEN u.e ELSE r.error END,
+                started_at = CASE WHEN u.upd THEN COALESCE(r.started_at, now()) ELSE r.started_at END,
+                finished_at = CASE
+                    WHEN NOT u.upd THEN r.finished_at
+                    WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN now()
+                END
+            FROM UNNEST($18::uuid[], $19::int8[], $20::bool[], $21::text[], $22::jsonb[], $23::text[], $24::jsonb[])
+                 AS u (id, rev, upd, st, res, ren, e)
+            WHERE r.id = u.id AND (u.rev IS NULL OR r.rev = u.rev)
+            RETURNING r.id, r.rev
+         ), u AS (
             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::bool[])
+                AS u (r, s, a, st, w, e, l, us, ap)
+            WHERE u.r IN (SELECT id FROM g)
+         ), applied AS (
+            -- no ON CONFLICT: an applied attempt recorded before is an error, not a no-op
+            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            SELECT * FROM u WHERE u.ap
+         ), late AS (
+            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            SELECT * FROM u WHERE NOT u.ap
             ON CONFLICT DO NOTHING
-            RETURNING 1
          ), s AS (
             UPDATE run_steps s SET
                 status = u.st, attempt = u.a, output = COALESCE(u.o, s.output), error = u.e,
@@ -355,18 +419,10 @@ pub async fn write_changes(
                 finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE now() END
             FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
                  AS u (r, s, st, a, o, e, n, d)
-            WHERE s.run_id = u.r AND s.step = u.s
-            RETURNING 1
-         ), r AS (
-            UPDATE runs r SET status = u.st, result = u.res, rendered = u.ren, error = u.e,
-                started_at = COALESCE(r.started_at, now()),
-                finished_at = CASE WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN now() END
-            FROM UNNEST($18::uuid[], $19::text[], $20::jsonb[], $21::text[], $22::jsonb[]) AS u (id, st, res, ren, e)
-            WHERE r.id = u.id
-            RETURNING 1
+            WHERE s.run_id = u.r AND s.step = u.s AND u.r IN (SELECT id FROM g)
          )
          -- data-modifying CTEs always run to completion, read or not
-         SELECT count(*) FROM a",
+         SELECT id, rev FROM g",
     )
     .bind(&a_run)
     .bind(&a_step)
@@ -385,14 +441,22 @@ pub async fn write_changes(
     .bind(&s_error)
     .bind(&s_next)
     .bind(&s_after)
-    .bind(&r_id)
+    .bind(&touched)
+    .bind(&r_rev)
+    .bind(&r_update)
     .bind(&r_status)
     .bind(&r_result)
     .bind(&r_rendered)
     .bind(&r_error)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(inserted)
+    .fetch_all(&mut *conn)
+    .await;
+    match written {
+        Ok(w) => Ok(w),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("step_attempts_pkey") => Err(WorkflowError::Conflict(
+            "an attempt was applied twice (two engines applied the same result); batch rolled back".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A step ready to go to Redis, with what its job needs from the run.
