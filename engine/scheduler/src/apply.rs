@@ -182,7 +182,7 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
         Ok(w) => w.into_iter().collect(),
         Err(e) => {
             // Nothing was written (one statement): the locking path applies them all.
-            tracing::debug!(error = %e, "a guarded write failed; applying under locks");
+            tracing::warn!(error = %e, "a guarded write failed; applying under locks");
             HashMap::new()
         }
     };

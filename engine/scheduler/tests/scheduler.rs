@@ -114,6 +114,14 @@ impl Setup {
         .unwrap()
     }
 
+    async fn step_statuses(&self, id: Uuid) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
+            .bind(id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
     /// Simulates Redis losing everything of this installation (FLUSHALL without touching
     /// other tests' keys on the shared Redis).
     async fn wipe_redis(&self) {
@@ -207,16 +215,10 @@ async fn outputs_flow_through_a_chain_and_every_attempt_is_recorded_once() {
         .unwrap();
     // two appliers may see the deliveries in either order: one of them counts, once
     assert!(b == json!({"from": "b"}) || b == json!({"from": "b", "dup": true}), "{b}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let m = s.scheduler.metrics();
-        let counts = (m["results_applied"].as_u64(), m["results_stale"].as_u64());
-        if counts == (Some(3), Some(1)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "3 applied and 1 stale result expected: {m}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metrics_when(&s, "3 applied and 1 stale result expected", |m| {
+        (m["results_applied"].as_u64(), m["results_stale"].as_u64()) == (Some(3), Some(1))
+    })
+    .await;
     s.teardown().await;
 }
 
@@ -241,12 +243,7 @@ async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dea
     assert_eq!(run.summary.status, RunStatus::Failed);
     let err = run.summary.error.unwrap();
     assert_eq!((err.step.as_deref(), err.code.as_str()), (Some("b"), "guest"));
-    let steps: Vec<(String, String)> =
-        sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
-            .bind(id)
-            .fetch_all(&s.db.pool)
-            .await
-            .unwrap();
+    let steps = s.step_statuses(id).await;
     assert_eq!(
         steps,
         vec![("a".into(), "succeeded".into()), ("b".into(), "failed".into()), ("c".into(), "cancelled".into())]
@@ -452,12 +449,7 @@ async fn a_run_cancelled_while_its_step_runs_ignores_the_steps_result() {
     .await;
     assert_eq!(s.status(id).await, RunStatus::Cancelled);
     assert_eq!(s.attempts(id).await, vec![("a".into(), 1, "succeeded".into(), false)]);
-    let steps: Vec<(String, String)> =
-        sqlx::query_as("SELECT step, status FROM run_steps WHERE run_id = $1 ORDER BY step")
-            .bind(id)
-            .fetch_all(&s.db.pool)
-            .await
-            .unwrap();
+    let steps = s.step_statuses(id).await;
     assert!(steps.iter().all(|(_, status)| status == "cancelled"), "{steps:?}");
     s.teardown().await;
 }
