@@ -41,25 +41,9 @@ impl RedisCluster {
         let mut children = Vec::new();
         let mut ports = Vec::new();
         for i in 0..3 {
-            let (port, bus) = (free_port(), free_port());
             let node_dir = dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(&node_dir).expect("a node directory");
-            let mut cmd = Command::new("redis-server");
-            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-                // The bus port defaults to port + 10000, which may be taken or past 65535.
-                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
-                .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"])
-                .args(["--masterauth", &password])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            match &users {
-                // The default user's password is in the ACL file, with the others.
-                Some(users) => cmd.arg("--aclfile").arg(&users.file),
-                None => cmd.args(["--requirepass", &password]),
-            };
-            let child = cmd.spawn().expect("redis-server is installed (Debian: redis-server)");
+            let (child, port) = start_node(&node_dir, &password, users.as_ref()).await;
             children.push(child);
             ports.push(port);
         }
@@ -72,9 +56,6 @@ impl RedisCluster {
         };
         let cluster =
             RedisCluster { url: url("", &password), nodes, engine_url, worker_url, password, children, _dir: dir };
-        for node in &cluster.nodes {
-            crate::redis_server::wait_for_ping(node, "a redis-server of the test cluster").await;
-        }
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&hosts)
@@ -232,6 +213,37 @@ impl Drop for RedisCluster {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+/// Starts one node on free ports and waits until it answers. As with a private
+/// [`crate::redis_server::AclRedis`], a port can be taken between finding it and
+/// redis-server binding it; redis-server then exits, and other ports are tried.
+async fn start_node(dir: &std::path::Path, password: &str, users: Option<&AclUsers>) -> (Child, u16) {
+    use crate::redis_server::{answers_ping, free_port};
+    for _ in 0..5 {
+        let (port, bus) = (free_port(), free_port());
+        // what a node that exited may have written about itself
+        let _ = std::fs::remove_file(dir.join("nodes.conf"));
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            // The bus port defaults to port + 10000, which may be taken or past 65535.
+            .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+            .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"])
+            .args(["--masterauth", password])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match users {
+            // The default user's password is in the ACL file, with the others.
+            Some(users) => cmd.arg("--aclfile").arg(&users.file),
+            None => cmd.args(["--requirepass", password]),
+        };
+        let mut child = cmd.spawn().expect("redis-server is installed (Debian: redis-server)");
+        let url = format!("redis://:{password}@127.0.0.1:{port}");
+        if answers_ping(&url, || child.try_wait().ok().flatten().is_some()).await {
+            return (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("a redis-server of the test cluster did not start on any of 5 pairs of free ports");
 }

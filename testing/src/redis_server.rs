@@ -90,7 +90,7 @@ impl Drop for AclRedis {
 
 /// Whether the Redis at `url` answers PING within 5 s; false as soon as `exited` says its
 /// server process is gone (a private one whose port was taken).
-async fn answers_ping(url: &str, mut exited: impl FnMut() -> bool) -> bool {
+pub(crate) async fn answers_ping(url: &str, mut exited: impl FnMut() -> bool) -> bool {
     let client = redis::Client::open(url).expect("a valid URL");
     for _ in 0..100 {
         if exited() {
@@ -107,13 +107,6 @@ async fn answers_ping(url: &str, mut exited: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// Waits up to 5 s until the Redis at `url` answers PING; panics naming `what` otherwise.
-pub(crate) async fn wait_for_ping(url: &str, what: &str) {
-    if !answers_ping(url, || false).await {
-        panic!("{what} did not start");
-    }
 }
