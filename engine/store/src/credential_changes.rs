@@ -15,8 +15,8 @@ pub const CHANNEL: &str = "crm_credentials";
 
 static HERE: AtomicU64 = AtomicU64::new(0);
 
-/// How many changes to tokens, users and worker credentials this process has made: a cache entry taken before
-/// the count moved may describe a credential as it no longer is.
+/// How many changes to tokens, users and worker credentials this process has made: a cache
+/// entry taken before the count moved may describe a credential as it no longer is.
 pub fn made_here() -> u64 {
     HERE.load(Ordering::Acquire)
 }

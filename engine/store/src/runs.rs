@@ -364,10 +364,11 @@ pub async fn write_changes(
         .iter()
         .map(|id| match expect {
             Expect::Locked => None,
+            // a run the caller gave no revision for matches none, and is not written
             Expect::Revisions(revs) => Some(revs.get(id).copied().unwrap_or(-1)),
         })
         .collect();
-    let r_update: Vec<bool> = touched.iter().map(|id| updates.contains_key(id)).collect();
+    // A run with an update of its own has a status; one without keeps its columns.
     let r_status: Vec<Option<&str>> = touched.iter().map(|id| updates.get(id).map(|u| u.status.as_str())).collect();
     let r_result: Vec<Option<&serde_json::Value>> =
         touched.iter().map(|id| updates.get(id).and_then(|u| u.result.as_ref())).collect();
@@ -384,17 +385,17 @@ pub async fn write_changes(
     let written = sqlx::query_as::<_, (Uuid, i64)>(
         "WITH g AS (
             UPDATE runs r SET rev = r.rev + 1,
-                status = CASE WHEN u.upd THEN u.st ELSE r.status END,
-                result = CASE WHEN u.upd THEN u.res ELSE r.result END,
-                rendered = CASE WHEN u.upd THEN u.ren ELSE r.rendered END,
-                error = CASE WHEN u.upd THEN u.e ELSE r.error END,
-                started_at = CASE WHEN u.upd THEN COALESCE(r.started_at, now()) ELSE r.started_at END,
+                status = COALESCE(u.st, r.status),
+                result = CASE WHEN u.st IS NULL THEN r.result ELSE u.res END,
+                rendered = CASE WHEN u.st IS NULL THEN r.rendered ELSE u.ren END,
+                error = CASE WHEN u.st IS NULL THEN r.error ELSE u.e END,
+                started_at = CASE WHEN u.st IS NULL THEN r.started_at ELSE COALESCE(r.started_at, now()) END,
                 finished_at = CASE
-                    WHEN NOT u.upd THEN r.finished_at
+                    WHEN u.st IS NULL THEN r.finished_at
                     WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN now()
                 END
-            FROM UNNEST($18::uuid[], $19::int8[], $20::bool[], $21::text[], $22::jsonb[], $23::text[], $24::jsonb[])
-                 AS u (id, rev, upd, st, res, ren, e)
+            FROM UNNEST($18::uuid[], $19::int8[], $20::text[], $21::jsonb[], $22::text[], $23::jsonb[])
+                 AS u (id, rev, st, res, ren, e)
             WHERE r.id = u.id AND (u.rev IS NULL OR r.rev = u.rev)
             RETURNING r.id, r.rev
          ), u AS (
@@ -443,7 +444,6 @@ pub async fn write_changes(
     .bind(&s_after)
     .bind(&touched)
     .bind(&r_rev)
-    .bind(&r_update)
     .bind(&r_status)
     .bind(&r_result)
     .bind(&r_rendered)
