@@ -224,9 +224,28 @@ async fn the_api_import_is_for_writers_bounded_and_all_or_nothing() {
     let (st, body) = import(&s, &s.admin_token, "companies", "domain\nx.test\n").await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
+    // The engine refuses a body over the limit once it has read past it, and closes the
+    // connection while the client may still be writing: then the client sees a broken pipe
+    // instead of the answer. Only that is sent again; the answer must be the refusal.
     let huge = format!("name\n{}", "A company with a long name\n".repeat(400_000));
-    let (st, _) = import(&s, &s.admin_token, "companies", &huge).await;
-    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut answered = None;
+    for _ in 0..5 {
+        let sent = s
+            .request_as(&s.admin_token, Method::POST, "/api/import/companies")
+            .header("content-type", "text/csv")
+            .body(huge.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                answered = Some(resp.status());
+                break;
+            }
+            Err(e) if e.is_request() => continue,
+            Err(e) => panic!("request to crm serve: {e}"),
+        }
+    }
+    assert_eq!(answered, Some(StatusCode::PAYLOAD_TOO_LARGE));
     assert_eq!(s.count("SELECT count(*) FROM companies").await, 3);
 
     // Both ends are in the API's OpenAPI document.
