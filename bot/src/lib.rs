@@ -190,10 +190,15 @@ pub async fn run(config: BotConfig, stop: CancellationToken) -> Result<(), BotEr
             let url = reqwest::Url::parse(&hook.public_url)
                 .map_err(|e| BotError::Config(format!("CRM_BOT_WEBHOOK_URL {:?}: {e}", hook.public_url)))?;
             let path = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
+            // Bound before Telegram is told: a bot that cannot take the updates must not
+            // have them sent to an address nobody serves.
+            let listener = tokio::net::TcpListener::bind(hook.listen)
+                .await
+                .map_err(|e| BotError::Config(format!("CRM_BOT_WEBHOOK_LISTEN {}: {e}", hook.listen)))?;
             bot.set_webhook(url).secret_token(hook.secret.clone()).allowed_updates(updates::ALLOWED).await?;
-            let (listen, secret, stop) = (hook.listen, hook.secret.clone(), stop.clone());
+            let (secret, stop) = (hook.secret.clone(), stop.clone());
             tokio::spawn(async move {
-                if let Err(e) = updates::serve_webhook(listen, path, secret, tx, stop.clone()).await {
+                if let Err(e) = updates::serve_webhook(listener, path, secret, tx, stop.clone()).await {
                     tracing::error!(error = %e, "webhook server failed");
                     stop.cancel();
                 }

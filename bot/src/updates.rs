@@ -4,7 +4,6 @@
 //! own update; the chat's worker carries on.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,10 +131,10 @@ pub async fn poll(bot: Bot, timeout: Duration, tx: mpsc::Sender<Update>, stop: C
     }
 }
 
-/// Webhook mode: Telegram POSTs updates to `listen`; the secret token header proves the
+/// Webhook mode: Telegram POSTs updates to `listener`; the secret token header proves the
 /// sender is Telegram (it was given to Telegram in `setWebhook`).
 pub async fn serve_webhook(
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     path: String,
     secret: String,
     tx: mpsc::Sender<Update>,
@@ -172,7 +171,8 @@ pub async fn serve_webhook(
         .route(&path, axum::routing::post(receive))
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .with_state(Hook { secret, tx });
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, %path, "webhook listening");
+    if let Ok(listen) = listener.local_addr() {
+        tracing::info!(%listen, %path, "webhook listening");
+    }
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
 }

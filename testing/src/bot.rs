@@ -38,6 +38,15 @@ pub struct ChatBot {
     starts: usize,
 }
 
+/// Why a `crm bot` did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("crm bot exited ({status}) after calling {called:?}:\n{log}")]
+    Exited { status: std::process::ExitStatus, log: String, called: Vec<String> },
+    #[error("{0}")]
+    NotReady(String),
+}
+
 /// The message a button is under: its Telegram message id, or the call that sent it.
 pub trait ButtonMessage {
     fn message_id(&self) -> i64;
@@ -79,6 +88,20 @@ impl ChatBot {
         env: &[(&str, &str)],
         ready: &str,
     ) -> ChatBot {
+        Self::try_launch(tg_token, engine_url, engine_token, env, ready)
+            .await
+            .unwrap_or_else(|e| panic!("the bot never called {ready}: {e}"))
+    }
+
+    /// [`ChatBot::launch`] that returns what went wrong instead of panicking, for a test
+    /// that tries again or expects the bot to refuse to start.
+    pub async fn try_launch(
+        tg_token: &str,
+        engine_url: &str,
+        engine_token: &str,
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> Result<ChatBot, LaunchError> {
         let mut bot = ChatBot {
             api: LocalBotApi::start(tg_token).await.expect("local Bot API server"),
             process: None,
@@ -88,11 +111,19 @@ impl ChatBot {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             starts: 0,
         };
-        bot.spawn(ready).await;
-        bot
+        bot.try_spawn(ready).await?;
+        Ok(bot)
     }
 
     async fn spawn(&mut self, ready: &str) {
+        if let Err(e) = self.try_spawn(ready).await {
+            panic!("the bot never called {ready}: {e}");
+        }
+    }
+
+    /// Starts the bot and waits for its call `ready`; an error if it exits first or takes
+    /// longer than [`ChatBot::WAIT`].
+    async fn try_spawn(&mut self, ready: &str) -> Result<(), LaunchError> {
         assert!(self.process.is_none(), "the bot is already running");
         let since = self.api.seq();
         let mut cmd = crate::process::crm();
@@ -102,11 +133,30 @@ impl ChatBot {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.starts += 1;
         let log = self.data.path().join(format!("bot-{}.log", self.starts));
-        self.process = Some(crate::process::Process::spawn("crm bot", cmd, &log).expect("start crm bot"));
-        self.api
-            .wait_for(since, Self::WAIT, |c| c.method == ready && c.result.is_some())
-            .await
-            .unwrap_or_else(|e| panic!("the bot never called {ready}: {e}"));
+        let mut process = crate::process::Process::spawn("crm bot", cmd, &log).expect("start crm bot");
+        let called = self.api.wait_for(since, Self::WAIT, |c| c.method == ready && c.result.is_some());
+        let exited = async {
+            loop {
+                if let Some(status) = process.exit_status() {
+                    return (status, process.log_tail());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        let outcome = tokio::select! {
+            called = called => called.map(drop).map_err(LaunchError::NotReady),
+            (status, log) = exited => {
+                let called = self.api.calls().into_iter().skip(since as usize).map(|c| c.method).collect();
+                Err(LaunchError::Exited { status, log, called })
+            }
+        };
+        self.process = Some(process);
+        outcome
+    }
+
+    /// The bot's exit status once it has exited on its own.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.as_mut().and_then(crate::process::Process::exit_status)
     }
 
     /// Kills the bot (SIGKILL: it finishes nothing) and leaves it down until [`ChatBot::restart`].

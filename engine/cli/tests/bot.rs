@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crm_concepts::user::Role;
-use crm_testing::bot::button;
+use crm_testing::bot::{ChatBot, LaunchError, button};
 use crm_testing::{BotStack, Call, TestStack, TgUser, send};
 use serde_json::{Value, json};
 
@@ -418,17 +418,41 @@ async fn a_workflow_runs_from_the_chat_and_its_result_replaces_running() {
     assert!(resumed.text().contains("Lena Lead"), "{}", resumed.text());
 }
 
+/// The webhook settings for a bot listening on `listen`.
+fn webhook_env(listen: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CRM_BOT_WEBHOOK_URL", format!("http://{listen}/telegram/hook")),
+        ("CRM_BOT_WEBHOOK_LISTEN", listen.to_string()),
+        ("CRM_BOT_WEBHOOK_SECRET", "s3cret-token".to_string()),
+    ]
+}
+
+async fn launch_webhook_bot(stack: &TestStack, listen: &str) -> Result<ChatBot, LaunchError> {
+    let env = webhook_env(listen);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ChatBot::try_launch(TOKEN, &stack.url, &stack.bot_token, &env, "setWebhook").await
+}
+
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_takes_updates_posted_with_the_secret() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-    let listen = format!("127.0.0.1:{port}");
+    let stack = TestStack::start("bot_webhook").await;
+    // A free port can be taken by another process before the bot binds it; the bot then
+    // exits (see the test below), and another port is tried.
+    let mut tries = 0;
+    let (bot, listen) = loop {
+        let listen = format!("127.0.0.1:{}", free_loopback_port());
+        match launch_webhook_bot(&stack, &listen).await {
+            Ok(bot) => break (bot, listen),
+            Err(LaunchError::Exited { log, .. }) if log.contains("in use") && tries < 5 => tries += 1,
+            Err(e) => panic!("the webhook bot did not start: {e}"),
+        }
+    };
     let hook = format!("http://{listen}/telegram/hook");
-    let env = [
-        ("CRM_BOT_WEBHOOK_URL", hook.as_str()),
-        ("CRM_BOT_WEBHOOK_LISTEN", listen.as_str()),
-        ("CRM_BOT_WEBHOOK_SECRET", "s3cret-token"),
-    ];
-    let h = BotStack::launch(TestStack::start("bot_webhook").await, TOKEN, &env, "setWebhook").await;
+    let h = BotStack { bot, stack };
     let set = h.bot.api.calls().into_iter().find(|c| c.method == "setWebhook").expect("setWebhook");
     assert_eq!(set.params["url"], hook.as_str());
     let (max, _) = h.user(9001, "Max Manager", Role::Manager).await;
@@ -447,6 +471,23 @@ async fn webhook_mode_takes_updates_posted_with_the_secret() {
         .await
         .expect("post to the webhook");
     assert_eq!(forged.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_bot_whose_address_is_taken_exits_without_pointing_telegram_at_it() {
+    let stack = TestStack::start("bot_webhook_taken").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let listen = taken.local_addr().expect("addr").to_string();
+
+    match launch_webhook_bot(&stack, &listen).await {
+        Err(LaunchError::Exited { status, log, called }) => {
+            assert!(!status.success(), "{status}");
+            assert!(log.contains("CRM_BOT_WEBHOOK_LISTEN") && log.contains(&listen), "{log}");
+            assert!(!called.iter().any(|m| m == "setWebhook"), "Telegram was pointed at it: {called:?}");
+        }
+        Ok(_) => panic!("the bot started on an address another process holds"),
+        Err(e) => panic!("expected the bot to exit: {e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
