@@ -22,6 +22,7 @@ use crate::apply::{Incoming, Staged};
 use crate::core::Core;
 use crate::hold::Wake;
 use crate::jobs::{self, Dispatch, RunContext};
+use crate::known_facts::Facts;
 use crate::known_runs::Known;
 use crate::machine::RunMachine;
 
@@ -87,10 +88,20 @@ fn check(request: &RunRequest) -> Result<(), WorkflowError> {
     Ok(())
 }
 
+/// How many times a run is built before it is answered "try again": once from the facts
+/// at hand, then again from facts read afresh each time they changed under it (a deploy or
+/// a disable racing the admission).
+const PASSES: usize = 3;
+
 impl Admission {
     /// Admits `requests` in `conn`'s open transaction (or as one atomic statement when the
     /// connection has none): the answers match the requests one to one. `Err` is a failure
     /// of the whole batch (the database), after which the caller rolls back.
+    ///
+    /// The facts a run is built from (the workflow's current version, whether it is
+    /// enabled, whether its acting user is active) come from this engine's memory when it
+    /// has them all, else from Postgres; the insert checks them again, and runs whose facts
+    /// changed are built again from a fresh read.
     pub async fn admit(
         &self,
         conn: &mut PgConnection,
@@ -100,21 +111,66 @@ impl Admission {
         let core = &self.core;
         let mut answers: Vec<Option<Result<Accepted, WorkflowError>>> =
             requests.iter().map(|r| check(r).err().map(Err)).collect();
-        let mut names: Vec<&str> = requests.iter().map(|r| r.workflow.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let users: Vec<i64> = requests.iter().filter_map(|r| r.acting_user).collect();
-        let (current, active_users) = workflows::admission_facts(conn, &names, &users).await?;
+        let mut pending: Vec<usize> = (0..requests.len()).filter(|&i| answers[i].is_none()).collect();
+        for pass in 1..=PASSES {
+            if pending.is_empty() {
+                break;
+            }
+            let mut names: Vec<&str> = pending.iter().map(|&i| requests[i].workflow.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let users: Vec<i64> = pending.iter().filter_map(|&i| requests[i].acting_user).collect();
+            let known = if pass == 1 { core.known_facts.lookup(&names, &users) } else { None };
+            let facts = match known {
+                Some(facts) => facts,
+                None => {
+                    core.metrics.admission_fact_reads.fetch_add(1, Ordering::Relaxed);
+                    let (current, active_users) = workflows::admission_facts(conn, &names, &users).await?;
+                    let facts = Facts { current, active_users };
+                    core.known_facts.remember(&facts);
+                    facts
+                }
+            };
+            let stale = self.admit_with(conn, requests, &pending, &facts, &mut answers, admitted).await?;
+            core.metrics.admissions_stale.fetch_add(stale.len() as u64, Ordering::Relaxed);
+            for &i in &stale {
+                core.known_facts.forget(&requests[i].workflow, requests[i].acting_user);
+                if pass == PASSES {
+                    answers[i] = Some(Err(WorkflowError::Unavailable(format!(
+                        "workflow {:?} changed while the run was admitted; try again",
+                        requests[i].workflow
+                    ))));
+                }
+            }
+            pending = stale;
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())))
+            })
+            .collect())
+    }
 
+    /// Builds and inserts the runs of `requests[pending]` from `facts`, answering each in
+    /// `answers`, except those whose facts no longer held at the insert: those are returned.
+    async fn admit_with(
+        &self,
+        conn: &mut PgConnection,
+        requests: &[RunRequest],
+        pending: &[usize],
+        facts: &Facts,
+        answers: &mut [Option<Result<Accepted, WorkflowError>>],
+        admitted: &mut Admitted,
+    ) -> Result<Vec<usize>, WorkflowError> {
+        let core = &self.core;
         let dispatch_after = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
         let mut new_runs = Vec::new();
         let mut index = Vec::new();
         let mut versions: Vec<Arc<WorkflowVersion>> = Vec::new();
-        for (i, r) in requests.iter().enumerate() {
-            if answers[i].is_some() {
-                continue;
-            }
-            let Some(&(version, enabled)) = current.get(&r.workflow) else {
+        for &i in pending {
+            let r = &requests[i];
+            let Some(&(version, enabled)) = facts.current.get(&r.workflow) else {
                 answers[i] = Some(Err(WorkflowError::WorkflowNotFound(r.workflow.clone())));
                 continue;
             };
@@ -123,7 +179,7 @@ impl Admission {
                 continue;
             }
             if let Some(u) = r.acting_user
-                && !active_users.contains(&u)
+                && !facts.active_users.contains(&u)
             {
                 answers[i] = Some(Err(WorkflowError::validation("acting_user", format!("no active user with id {u}"))));
                 continue;
@@ -161,8 +217,13 @@ impl Admission {
             }
         }
 
+        let mut stale = Vec::new();
         for (((run, outcome), i), v) in new_runs.iter().zip(inserted).zip(index).zip(versions) {
             answers[i] = Some(match outcome {
+                Inserted::Stale => {
+                    stale.push(i);
+                    continue;
+                }
                 Inserted::Created => {
                     core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
                     crm_traces::started_run(run.id, &run.workflow, &run.trigger);
@@ -193,12 +254,7 @@ impl Admission {
                 }
             });
         }
-        Ok(answers
-            .into_iter()
-            .map(|a| {
-                a.unwrap_or_else(|| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())))
-            })
-            .collect())
+        Ok(stale)
     }
 
     /// Ends `wait_event` steps in `conn`'s open transaction: each `(run, step, event)` is a

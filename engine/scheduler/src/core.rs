@@ -106,6 +106,10 @@ pub struct Metrics {
     /// remembered runs whose guarded write missed (changed elsewhere, or the write
     /// failed): applied again under locks
     pub guard_misses: AtomicU64,
+    /// admissions that read their facts from Postgres (the others knew them all)
+    pub admission_fact_reads: AtomicU64,
+    /// runs whose facts had changed by the insert: built again from a fresh read
+    pub admissions_stale: AtomicU64,
 }
 
 impl Metrics {
@@ -126,6 +130,8 @@ impl Metrics {
             "waits_woken": g(&self.waits_woken),
             "results_applied_guarded": g(&self.results_applied_guarded),
             "guard_misses": g(&self.guard_misses),
+            "admission_fact_reads": g(&self.admission_fact_reads),
+            "admissions_stale": g(&self.admissions_stale),
         })
     }
 }
@@ -160,4 +166,6 @@ pub(crate) struct Core {
     pub metrics: Metrics,
     /// unfinished runs as this engine last wrote them
     pub known: crate::known_runs::KnownRuns,
+    /// the workflows' current versions and the active users, as admissions last read them
+    pub known_facts: crate::known_facts::KnownFacts,
 }

@@ -14,6 +14,7 @@ mod dispatch;
 pub mod hold;
 mod intake;
 mod jobs;
+mod known_facts;
 mod known_runs;
 pub mod machine;
 mod recover;

@@ -108,6 +108,7 @@ impl Scheduler {
             arrivals,
             metrics: Default::default(),
             known: Default::default(),
+            known_facts: Default::default(),
         });
         let (submit_tx, submit_rx) = mpsc::channel::<Pending>(65_536);
         let submit_rx = Arc::new(Mutex::new(submit_rx));

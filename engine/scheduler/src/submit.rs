@@ -47,9 +47,9 @@ pub(crate) async fn run_submitter(
 async fn create_batch(admission: &Admission, batch: Vec<Pending>) {
     let requests: Vec<RunRequest> = batch.iter().map(|p| p.request.clone()).collect();
     let mut admitted = Admitted::default();
-    // No explicit transaction: the lookup and the insert (one statement, atomic on its
-    // own) are two round trips instead of four. A workflow disabled in between still gets
-    // this batch's runs, as if they had come a moment earlier.
+    // No explicit transaction: the insert is one statement, atomic on its own, that checks
+    // the facts the runs were built from (read just before, or known from an earlier
+    // batch). Usually one round trip.
     let answers = match admission.core.pool.acquire().await {
         Ok(mut conn) => admission.admit(&mut conn, &requests, &mut admitted).await,
         Err(e) => Err(e.into()),

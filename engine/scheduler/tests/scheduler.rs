@@ -391,6 +391,56 @@ async fn idempotency_keys_cancel_and_version_pinning() {
     s.teardown().await;
 }
 
+#[tokio::test]
+async fn runs_are_admitted_from_the_facts_the_engine_knows_and_a_change_since_is_caught_at_the_insert() {
+    let s = Setup::new("facts", &[CHAIN]).await;
+    let user: i64 = sqlx::query_scalar("INSERT INTO users (name, role) VALUES ('Ann', 'manager') RETURNING id")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    let req = |acting_user: Option<i64>| RunRequest {
+        workflow: "chain".into(),
+        input: json!({}),
+        acting_user,
+        notify: None,
+        idempotency_key: None,
+        trigger: None,
+    };
+    let reads = |s: &Setup| s.scheduler.metrics()["admission_fact_reads"].as_u64().unwrap();
+    let version = |id: Uuid| {
+        sqlx::query_scalar::<_, i32>("SELECT version FROM runs WHERE id = $1").bind(id).fetch_one(&s.db.pool)
+    };
+    let runs = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs").fetch_one(&s.db.pool);
+
+    // The first run reads the facts; the next ones know them.
+    s.scheduler.submit(req(Some(user))).await.unwrap();
+    assert_eq!(reads(&s), 1);
+    let known = s.scheduler.submit(req(Some(user))).await.unwrap();
+    s.scheduler.submit(req(None)).await.unwrap();
+    assert_eq!((reads(&s), version(known.id).await.unwrap()), (1, 1), "admitted from what the engine knew");
+
+    // A version deployed behind the engine's back: the run built for version 1 is caught
+    // at the insert and built again for version 2.
+    assert_eq!(deploy(&s.db, &CHAIN.replace("comp-b", "comp-b2")).await, 2);
+    let after_deploy = s.scheduler.submit(req(None)).await.unwrap();
+    assert_eq!((after_deploy.version, version(after_deploy.id).await.unwrap()), (2, 2));
+    assert_eq!(s.scheduler.metrics()["admissions_stale"], 1);
+
+    // Disabled, or its acting user switched off: refused, and nothing written.
+    let before = runs().await.unwrap();
+    sqlx::query("UPDATE workflows SET enabled = false").execute(&s.db.pool).await.unwrap();
+    let disabled = s.scheduler.submit(req(None)).await.unwrap_err();
+    assert!(disabled.to_string().contains("disabled"), "{disabled}");
+    sqlx::query("UPDATE workflows SET enabled = true").execute(&s.db.pool).await.unwrap();
+    s.scheduler.submit(req(Some(user))).await.unwrap();
+    sqlx::query("UPDATE users SET disabled_at = now() WHERE id = $1").bind(user).execute(&s.db.pool).await.unwrap();
+    let switched_off = s.scheduler.submit(req(Some(user))).await.unwrap_err();
+    assert!(switched_off.to_string().contains("no active user"), "{switched_off}");
+    assert_eq!(runs().await.unwrap(), before + 1, "only the run between the two changes");
+    assert_eq!(s.scheduler.metrics()["admissions_stale"], 3);
+    s.teardown().await;
+}
+
 /// The scheduler's counters once `pred` holds for them (appliers answer before they count).
 async fn metrics_when(s: &Setup, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -36,6 +36,10 @@ pub struct NewRun {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
     Created,
+    /// nothing was written: its version is no longer the workflow's current one, the
+    /// workflow is disabled, or its acting user is no longer active (the admission read
+    /// these facts before the insert, maybe from memory)
+    Stale,
     /// an earlier run holds the idempotency key
     Existing {
         id: Uuid,
@@ -86,12 +90,20 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
             s_after.push((*status == StepStatus::Queued).then_some(r.dispatch_after));
         }
     }
-    // One statement: the runs, and the steps of those that went in (a run whose
-    // idempotency key is taken inserts nothing). Atomic on its own, one round trip.
-    let created: Vec<Uuid> = sqlx::query_scalar(
-        "WITH r AS (
+    // One statement: the runs whose facts still hold (`ok`: the version is current, the
+    // workflow enabled, the acting user active), and the steps of those that went in (a
+    // run whose idempotency key is taken inserts nothing). Atomic on its own, one round
+    // trip. It answers each run that passed the guard, and whether it was inserted.
+    let passed: Vec<(Uuid, bool)> = sqlx::query_as(
+        "WITH ok AS (
+            SELECT u.* FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[], $14::text[])
+                AS u (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
+            JOIN workflows w ON w.name = u.workflow AND w.current_version = u.version AND w.enabled
+            WHERE u.acting_user IS NULL
+               OR EXISTS (SELECT 1 FROM users a WHERE a.id = u.acting_user AND a.disabled_at IS NULL)
+         ), r AS (
             INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
-            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[], $14::text[])
+            SELECT * FROM ok
             ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id
          ), s AS (
@@ -100,7 +112,7 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
             FROM UNNEST($9::uuid[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) AS u (r, s, st, a, d)
             JOIN r ON r.id = u.r
          )
-         SELECT id FROM r",
+         SELECT ok.id, r.id IS NOT NULL FROM ok LEFT JOIN r ON r.id = ok.id",
     )
     .bind(&ids)
     .bind(&workflows)
@@ -118,12 +130,13 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     .bind(&statuses)
     .fetch_all(&mut *conn)
     .await?;
-    let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+    let created: std::collections::HashSet<Uuid> = passed.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let passed: std::collections::HashSet<Uuid> = passed.into_iter().map(|p| p.0).collect();
     let waits: Vec<crate::run_waits::NewWait> =
         runs.iter().filter(|r| created.contains(&r.id)).flat_map(|r| r.waits.iter().cloned()).collect();
     crate::run_waits::insert(conn, &waits).await?;
 
-    let clashed: Vec<&NewRun> = runs.iter().filter(|r| !created.contains(&r.id)).collect();
+    let clashed: Vec<&NewRun> = runs.iter().filter(|r| passed.contains(&r.id) && !created.contains(&r.id)).collect();
     let mut existing = std::collections::HashMap::new();
     if !clashed.is_empty() {
         let wf: Vec<&str> = clashed.iter().map(|r| r.workflow.as_str()).collect();
@@ -148,6 +161,9 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
         .map(|r| {
             if created.contains(&r.id) {
                 return Ok(Inserted::Created);
+            }
+            if !passed.contains(&r.id) {
+                return Ok(Inserted::Stale);
             }
             let k = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
             // A run without a key always inserts, so a clash always has a key and a row;
