@@ -1,6 +1,7 @@
 //! Run retention: finished runs older than their workflow's retention are deleted with
-//! everything hanging off them (steps, attempts with their logs, the host-call journal by
-//! cascade; trigger lineage), and settled notifications likewise. One small batch per
+//! everything hanging off them (steps and the host-call journal by cascade; attempts with
+//! their logs, and trigger lineage, by the same statement), and settled notifications
+//! likewise. One small batch per
 //! transaction, skipping rows another pruner holds, so pruning never holds the locks the
 //! scheduler needs for long. Runs still queued or running, and notifications still pending,
 //! are never touched.
@@ -61,7 +62,8 @@ pub async fn prune_runs(pool: &PgPool, policy: &RetentionPolicy) -> Result<u64, 
               LIMIT $2
               FOR UPDATE SKIP LOCKED
          ),
-         lineage AS (DELETE FROM triggered_runs WHERE run_id IN (SELECT id FROM doomed))
+         lineage AS (DELETE FROM triggered_runs WHERE run_id IN (SELECT id FROM doomed)),
+         attempts AS (DELETE FROM step_attempts WHERE run_id IN (SELECT id FROM doomed))
          DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",
         days = days_of("r.workflow")
     );
