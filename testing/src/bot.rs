@@ -154,11 +154,6 @@ impl ChatBot {
         outcome
     }
 
-    /// The bot's exit status once it has exited on its own.
-    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
-        self.process.as_mut().and_then(crate::process::Process::exit_status)
-    }
-
     /// Kills the bot (SIGKILL: it finishes nothing) and leaves it down until [`ChatBot::restart`].
     pub fn kill(&mut self) {
         if let Some(mut p) = self.process.take() {

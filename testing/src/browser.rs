@@ -59,7 +59,7 @@ impl Browser {
             "the web tests need Chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
         );
         let profile = tempfile::tempdir().expect("a browser profile directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = crate::ports::free_port();
         let mut cmd = Command::new(&chromedriver);
         cmd.args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()]);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -114,7 +114,8 @@ impl Flow {
             url: String::new(),
             worker_credential,
             client: crate::http::client(),
-            listen: free_loopback_address(),
+            // the engine listens there for the whole flow, restarts included
+            listen: crate::ports::free_address(),
             engine_args,
             env,
             engine: None,
@@ -403,12 +404,4 @@ impl Drop for Flow {
             self.kill_worker(i);
         }
     }
-}
-
-/// A loopback address with a port that was free a moment ago: the engine listens there
-/// for the whole flow, restarts included.
-fn free_loopback_address() -> String {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = probe.local_addr().expect("the probe's address");
-    addr.to_string()
 }

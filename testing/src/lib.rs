@@ -30,6 +30,7 @@ pub mod flow;
 pub mod http;
 pub mod manifests;
 pub mod otlp;
+pub mod ports;
 pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;

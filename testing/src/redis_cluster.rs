@@ -217,7 +217,8 @@ impl Drop for RedisCluster {
 /// [`crate::redis_server::AclRedis`], a port can be taken between finding it and
 /// redis-server binding it; redis-server then exits, and other ports are tried.
 async fn start_node(dir: &std::path::Path, password: &str, users: Option<&AclUsers>) -> (Child, u16) {
-    use crate::redis_server::{answers_ping, free_port};
+    use crate::ports::free_port;
+    use crate::redis_server::answers_ping;
     for _ in 0..5 {
         let (port, bus) = (free_port(), free_port());
         // what a node that exited may have written about itself

@@ -35,7 +35,7 @@ impl AclRedis {
         // test, or by an outgoing connection's source port): then redis-server exits, and
         // another port is tried.
         for _ in 0..5 {
-            let port = free_port();
+            let port = crate::ports::free_port();
             let mut child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
                 .arg("--dir")
@@ -105,8 +105,4 @@ pub(crate) async fn answers_ping(url: &str, mut exited: impl FnMut() -> bool) ->
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }

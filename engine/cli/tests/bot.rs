@@ -433,10 +433,6 @@ async fn launch_webhook_bot(stack: &TestStack, listen: &str) -> Result<ChatBot, 
     ChatBot::try_launch(TOKEN, &stack.url, &stack.bot_token, &env, "setWebhook").await
 }
 
-fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_takes_updates_posted_with_the_secret() {
     let stack = TestStack::start("bot_webhook").await;
@@ -444,7 +440,7 @@ async fn webhook_mode_takes_updates_posted_with_the_secret() {
     // exits (see the test below), and another port is tried.
     let mut tries = 0;
     let (bot, listen) = loop {
-        let listen = format!("127.0.0.1:{}", free_loopback_port());
+        let listen = crm_testing::ports::free_address();
         match launch_webhook_bot(&stack, &listen).await {
             Ok(bot) => break (bot, listen),
             Err(LaunchError::Exited { log, .. }) if log.contains("in use") && tries < 5 => tries += 1,

@@ -1,10 +1,9 @@
 //! Run retention: finished runs older than their workflow's retention are deleted with
 //! everything hanging off them (steps and the host-call journal by cascade; attempts with
 //! their logs, and trigger lineage, by the same statement), and settled notifications
-//! likewise. One small batch per
-//! transaction, skipping rows another pruner holds, so pruning never holds the locks the
-//! scheduler needs for long. Runs still queued or running, and notifications still pending,
-//! are never touched.
+//! likewise. One small batch per transaction, skipping rows another pruner holds, so
+//! pruning never holds the locks the scheduler needs for long. Runs still queued or
+//! running, and notifications still pending, are never touched.
 
 use sqlx::PgPool;
 

@@ -130,13 +130,14 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     .bind(&statuses)
     .fetch_all(&mut *conn)
     .await?;
-    let created: std::collections::HashSet<Uuid> = passed.iter().filter(|p| p.1).map(|p| p.0).collect();
-    let passed: std::collections::HashSet<Uuid> = passed.into_iter().map(|p| p.0).collect();
+    // Each run that passed the guard, and whether it went in; one missing failed the guard.
+    let passed: std::collections::HashMap<Uuid, bool> = passed.into_iter().collect();
+    let created = |r: &NewRun| passed.get(&r.id) == Some(&true);
     let waits: Vec<crate::run_waits::NewWait> =
-        runs.iter().filter(|r| created.contains(&r.id)).flat_map(|r| r.waits.iter().cloned()).collect();
+        runs.iter().filter(|r| created(r)).flat_map(|r| r.waits.iter().cloned()).collect();
     crate::run_waits::insert(conn, &waits).await?;
 
-    let clashed: Vec<&NewRun> = runs.iter().filter(|r| passed.contains(&r.id) && !created.contains(&r.id)).collect();
+    let clashed: Vec<&NewRun> = runs.iter().filter(|r| passed.get(&r.id) == Some(&false)).collect();
     let mut existing = std::collections::HashMap::new();
     if !clashed.is_empty() {
         let wf: Vec<&str> = clashed.iter().map(|r| r.workflow.as_str()).collect();
@@ -159,11 +160,10 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     }
     runs.iter()
         .map(|r| {
-            if created.contains(&r.id) {
-                return Ok(Inserted::Created);
-            }
-            if !passed.contains(&r.id) {
-                return Ok(Inserted::Stale);
+            match passed.get(&r.id) {
+                Some(true) => return Ok(Inserted::Created),
+                None => return Ok(Inserted::Stale),
+                Some(false) => {}
             }
             let k = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
             // A run without a key always inserts, so a clash always has a key and a row;
