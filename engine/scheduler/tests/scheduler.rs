@@ -291,6 +291,39 @@ async fn a_run_survives_redis_losing_its_data() {
 }
 
 #[tokio::test]
+async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_published_again() {
+    let s = Setup::new("republish", &[CHAIN]).await;
+    let succeeded = s.submit("chain", json!({})).await;
+    for output in [json!("a"), json!("b"), json!({"said": "c"})] {
+        let (e, job) = s.job().await;
+        s.ok(&e, &job, output).await;
+    }
+    assert_eq!(s.wait_final(succeeded).await.summary.status, RunStatus::Succeeded);
+    // finished by the API, not by a step's result
+    let cancelled = s.submit("chain", json!({})).await;
+    assert_eq!(s.scheduler.cancel(cancelled).await.unwrap().status, RunStatus::Cancelled);
+    let open = s.submit("chain", json!({})).await;
+
+    s.wipe_redis().await;
+    // the reconciler notices the new Redis epoch and publishes recent completions again
+    let mut feed = s.scheduler.completion_feed().await.unwrap();
+    let (mut after, mut seen) = ("0-0".to_string(), BTreeMap::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(seen.contains_key(&succeeded) && seen.contains_key(&cancelled)) {
+        assert!(Instant::now() < deadline, "republished within 10 s: {seen:?}");
+        for (id, completion) in feed.read(&after, 100, 200).await.unwrap() {
+            after = id;
+            let c = completion.expect("sealed by the engine");
+            seen.insert(c.run_id, c.status);
+        }
+    }
+    assert_eq!(seen[&succeeded], RunStatus::Succeeded);
+    assert_eq!(seen[&cancelled], RunStatus::Cancelled);
+    assert!(!seen.contains_key(&open), "a run still open has no completion");
+    s.teardown().await;
+}
+
+#[tokio::test]
 async fn a_step_nobody_answers_is_retried_as_lost() {
     let quick = CHAIN.replace("id = \"a\"\n", "id = \"a\"\ntimeout = \"300ms\"\n");
     assert!(quick.contains("300ms"));

@@ -1,9 +1,9 @@
 //! Run retention: finished runs older than their workflow's retention are deleted with
-//! everything hanging off them (steps and the host-call journal by cascade; attempts with
-//! their logs, and trigger lineage, by the same statement), and settled notifications
-//! likewise. One small batch per transaction, skipping rows another pruner holds, so
-//! pruning never holds the locks the scheduler needs for long. Runs still queued or
-//! running, and notifications still pending, are never touched.
+//! everything hanging off them (steps, attempts with their logs, and trigger lineage by
+//! the same statement; the steps' journal, waits and approvals by cascade), and settled
+//! notifications likewise. One small batch per transaction, skipping rows another pruner
+//! holds, so pruning never holds the locks the scheduler needs for long. Runs still queued
+//! or running, and notifications still pending, are never touched.
 
 use sqlx::PgPool;
 
@@ -28,8 +28,8 @@ fn days_of(column: &str) -> String {
 }
 
 /// The shortest retention in force (the default and every workflow's own), so each batch
-/// walks the `finished_at` index from the oldest row and stops at this cutoff, however
-/// many runs are younger. `None`: nothing expires.
+/// walks an index from the oldest row and stops at this cutoff, however many rows are
+/// younger. `None`: nothing expires.
 async fn shortest(pool: &PgPool, default_days: Option<i32>) -> Result<Option<i32>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT min(d) FROM (
@@ -49,20 +49,27 @@ fn default_days(policy: &RetentionPolicy) -> Option<i32> {
 }
 
 /// Deletes one batch of expired finished runs; returns how many.
+///
+/// The walk is over `runs_created`, oldest first: a run that finished before the cutoff
+/// was created before it, and `finished_at` has no index of its own (migration 0025). Old
+/// runs still open are passed over by every batch; there are few of them.
 pub async fn prune_runs(pool: &PgPool, policy: &RetentionPolicy) -> Result<u64, sqlx::Error> {
     let default = default_days(policy);
     let Some(shortest) = shortest(pool, default).await? else { return Ok(0) };
     let sql = format!(
         "WITH doomed AS (
              SELECT r.id FROM runs r
-              WHERE r.finished_at < now() - make_interval(days => $3)
+              WHERE r.created_at < now() - make_interval(days => $3)
+                AND r.finished_at < now() - make_interval(days => $3)
                 AND r.finished_at < now() - make_interval(days => {days})
-              ORDER BY r.finished_at
+              ORDER BY r.created_at
               LIMIT $2
               FOR UPDATE SKIP LOCKED
          ),
          lineage AS (DELETE FROM triggered_runs WHERE run_id IN (SELECT id FROM doomed)),
-         attempts AS (DELETE FROM step_attempts WHERE run_id IN (SELECT id FROM doomed))
+         attempts AS (DELETE FROM step_attempts WHERE run_id IN (SELECT id FROM doomed)),
+         -- their journal, waits and approvals go with them (foreign keys to run_steps)
+         steps AS (DELETE FROM run_steps WHERE run_id IN (SELECT id FROM doomed))
          DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",
         days = days_of("r.workflow")
     );

@@ -630,11 +630,20 @@ pub async fn in_flight_since(
 }
 
 /// Runs that finished after `since`, for republishing completions Redis may have lost.
+///
+/// Found through their steps: `runs.finished_at` has no index, so that finishing a run can
+/// update its row in place (migration 0025). A run finishes in the [`write_changes`] that
+/// settles its last open step (a result, a cancel, a failure), and both rows take that
+/// statement's `now()`.
 pub async fn finished_since(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<Uuid>, WorkflowError> {
-    let ids = sqlx::query_scalar("SELECT id FROM runs WHERE finished_at > $1 ORDER BY finished_at")
-        .bind(since)
-        .fetch_all(pool)
-        .await?;
+    let ids = sqlx::query_scalar(
+        "SELECT r.id FROM runs r
+         WHERE r.id IN (SELECT s.run_id FROM run_steps s WHERE s.finished_at > $1) AND r.finished_at > $1
+         ORDER BY r.finished_at",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
     Ok(ids)
 }
 
