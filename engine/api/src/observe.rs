@@ -10,20 +10,25 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+use crate::request_id::MakeRequestUuid;
 
 /// The route label of a request no route matched.
 const UNMATCHED: &str = "unmatched";
 
 /// Wraps every route and fallback of `router`.
 pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    // The last layer added runs first: the id is set, echoed, in the span, then counted.
-    router
-        .layer(middleware::from_fn(record))
-        .layer(TraceLayer::new_for_http().make_span_with(span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    // Outermost first: the id is set, echoed, in the span, then counted. One `layer` call,
+    // for the reason given at `crate::router`.
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(TraceLayer::new_for_http().make_span_with(span))
+            .layer(middleware::from_fn(record)),
+    )
 }
 
 fn route(req: &Request) -> String {

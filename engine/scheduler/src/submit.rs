@@ -45,7 +45,7 @@ pub(crate) async fn run_submitter(
 }
 
 async fn create_batch(admission: &Admission, batch: Vec<Pending>) {
-    let requests: Vec<RunRequest> = batch.iter().map(|p| p.request.clone()).collect();
+    let (requests, replies): (Vec<RunRequest>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
     let mut admitted = Admitted::default();
     // No explicit transaction: the insert is one statement, atomic on its own, that checks
     // the facts the runs were built from (read just before, or known from an earlier
@@ -60,13 +60,13 @@ async fn create_batch(admission: &Admission, batch: Vec<Pending>) {
             answers
         }
         Err(e) => {
-            tracing::error!(error = %e, runs = batch.len(), "inserting runs failed");
-            (0..batch.len())
+            tracing::error!(error = %e, runs = requests.len(), "inserting runs failed");
+            (0..requests.len())
                 .map(|_| Err(WorkflowError::Unavailable("the run could not be stored; try again".into())))
                 .collect()
         }
     };
-    for (p, a) in batch.into_iter().zip(answers) {
-        let _ = p.reply.send(a);
+    for (reply, a) in replies.into_iter().zip(answers) {
+        let _ = reply.send(a);
     }
 }
