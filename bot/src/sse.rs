@@ -25,20 +25,28 @@ pub struct SseEvent {
 }
 
 /// Incremental SSE parser: feed bytes, take complete events.
+///
+/// Bytes are kept until their line is complete, and a line is decoded as a whole: a chunk
+/// may end inside a character (Cyrillic is two bytes in UTF-8), and decoding each chunk
+/// on its own would turn both halves into replacement characters. Lines are read in place
+/// and the buffer is compacted once per chunk, so a chunk of many events costs time in
+/// proportion to its length.
 #[derive(Default)]
 pub struct SseParser {
-    buf: String,
+    buf: Vec<u8>,
     pending: SseEvent,
     has_data: bool,
 }
 
 impl SseParser {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.push_str(&String::from_utf8_lossy(chunk));
+        self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some(i) = self.buf.find('\n') {
-            let line: String = self.buf.drain(..=i).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
+        let mut start = 0;
+        while let Some(n) = self.buf[start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&self.buf[start..start + n]);
+            start += n + 1;
+            let line = line.trim_end_matches('\r');
             if line.is_empty() {
                 if self.has_data {
                     out.push(std::mem::take(&mut self.pending));
@@ -68,6 +76,7 @@ impl SseParser {
                 _ => {}
             }
         }
+        self.buf.drain(..start);
         out
     }
 }
@@ -197,6 +206,27 @@ mod tests {
         assert_eq!(events[0].event.as_deref(), Some("completion"));
         assert_eq!(events[0].data, "{\"a\":\n1}");
         assert_eq!(events[1].data, "x");
+    }
+
+    #[test]
+    fn a_character_split_across_chunks_arrives_whole() {
+        let event = "id: 1-0\ndata: {\"rendered\":\"Сделка закрыта\"}\n\n".as_bytes();
+        for cut in 0..event.len() {
+            let mut p = SseParser::default();
+            let mut events = p.feed(&event[..cut]);
+            events.extend(p.feed(&event[cut..]));
+            assert_eq!(events.len(), 1, "cut at {cut}");
+            assert_eq!(events[0].data, "{\"rendered\":\"Сделка закрыта\"}", "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_of_many_events_yields_each_in_order() {
+        let chunk: String =
+            (0..5000).map(|i| format!("id: {i}-0\nevent: completion\ndata: {{\"n\":{i}}}\n\n")).collect();
+        let events = SseParser::default().feed(chunk.as_bytes());
+        assert_eq!(events.len(), 5000);
+        assert!(events.iter().enumerate().all(|(i, e)| e.data == format!("{{\"n\":{i}}}")));
     }
 
     /// A cursor kept in memory, refused once as `stale`.

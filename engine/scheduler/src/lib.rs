@@ -26,7 +26,7 @@ mod versions;
 mod wake;
 
 pub use admission::{Accepted, Admission, Admitted, TRIGGERS};
-pub use completions::{CompletionFeed, FeedEntry};
+pub use completions::{CompletionFeed, FeedEntry, SealedCompletion};
 pub use core::{Durability, Metrics, SchedulerConfig};
 pub use crm_queue::is_entry_id;
 pub use intake::IntakeError;

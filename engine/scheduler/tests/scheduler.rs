@@ -270,6 +270,63 @@ async fn retryable_errors_are_retried_permanent_ones_fail_and_exhausted_ones_dea
     s.teardown().await;
 }
 
+/// The attempt that settles a step lives in the step's row and the others in
+/// `earlier_attempts`; whichever holds it, the history shows every attempt once, including
+/// the settling attempt of a step that a retried run made to run again.
+#[tokio::test]
+async fn a_retried_run_keeps_every_attempt_of_its_steps() {
+    let s = Setup::new("history", &[CHAIN]).await;
+    let id = s.submit("chain", json!({})).await;
+    let (e, job) = s.job().await;
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::retryable(StepErrorCode::Unavailable, "try later") })
+        .await;
+    let (e, job) = s.job().await;
+    s.ok(&e, &job, json!(1)).await;
+    let (e, job) = s.job().await;
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::permanent(StepErrorCode::Guest, "bad config") }).await;
+    assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Failed);
+    // a late repeat of the failure that settled b is not recorded again
+    s.answer(&e, &job, StepOutcome::Failed { error: StepError::permanent(StepErrorCode::Guest, "bad config") }).await;
+
+    s.scheduler.retry(id).await.unwrap();
+    let (e, job) = s.job().await;
+    assert_eq!((job.key.step.as_str(), job.key.attempt), ("b", 2));
+    s.ok(&e, &job, json!(2)).await;
+    let (e, job) = s.job().await;
+    s.ok(&e, &job, json!({"said": "again"})).await;
+    assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
+
+    assert_eq!(
+        s.attempts(id).await,
+        vec![
+            ("a".into(), 1, "failed".into(), true),
+            ("a".into(), 2, "succeeded".into(), true),
+            ("b".into(), 1, "failed".into(), true),
+            ("b".into(), 2, "succeeded".into(), true),
+            ("c".into(), 1, "succeeded".into(), true),
+        ],
+        "c, cancelled before it was ever queued, ran once"
+    );
+    let kept: Vec<(String, i32, Option<Value>)> = sqlx::query_as(
+        "SELECT step, attempt, error->'message' FROM earlier_attempts WHERE run_id = $1 ORDER BY step, attempt",
+    )
+    .bind(id)
+    .fetch_all(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        vec![("a".into(), 1, Some(json!("try later"))), ("b".into(), 1, Some(json!("bad config")))],
+        "the retried failure, and the failure that settled b until the run was retried"
+    );
+    let steps = crm_store::run_history::steps(&s.db.pool, id).await.unwrap();
+    let b = steps.iter().find(|st| st.step == "b").unwrap();
+    let shown: Vec<(i32, &str, Option<u64>)> =
+        b.attempts.iter().map(|a| (a.attempt, a.worker.as_str(), a.usage["duration_us"].as_u64())).collect();
+    assert_eq!(shown, vec![(1, "test-worker", Some(42)), (2, "test-worker", Some(42))]);
+    s.teardown().await;
+}
+
 #[tokio::test]
 async fn a_run_survives_redis_losing_its_data() {
     let s = Setup::new("wipe", &[CHAIN]).await;
@@ -314,7 +371,8 @@ async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_publis
         for (id, completion) in feed.read(&after, 100, 200).await.unwrap() {
             after = id;
             let c = completion.expect("sealed by the engine");
-            seen.insert(c.run_id, c.status);
+            assert_eq!(c.completion().unwrap().run_id, c.run_id(), "the head is the completion's");
+            seen.insert(c.run_id(), c.status());
         }
     }
     assert_eq!(seen[&succeeded], RunStatus::Succeeded);

@@ -67,7 +67,7 @@ pub async fn prune_runs(pool: &PgPool, policy: &RetentionPolicy) -> Result<u64, 
               FOR UPDATE SKIP LOCKED
          ),
          lineage AS (DELETE FROM triggered_runs WHERE run_id IN (SELECT id FROM doomed)),
-         attempts AS (DELETE FROM step_attempts WHERE run_id IN (SELECT id FROM doomed)),
+         attempts AS (DELETE FROM earlier_attempts WHERE run_id IN (SELECT id FROM doomed)),
          -- their journal, waits and approvals go with them (foreign keys to run_steps)
          steps AS (DELETE FROM run_steps WHERE run_id IN (SELECT id FROM doomed))
          DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",

@@ -339,9 +339,12 @@ pub enum Expect<'a> {
 /// with its new revision; under [`Expect::Revisions`] a run that moved on since is left
 /// out, with nothing of it written.
 ///
-/// A record of an attempt that was not applied (a late or repeated delivery) is skipped
-/// when its key is there already; an applied attempt whose key is there means two engines
-/// applied it, and the whole statement fails with [`WorkflowError::Conflict`].
+/// The attempt that settles its step (applied, with the step's final update at the same
+/// attempt) is kept in the step's row; the others go to `earlier_attempts`, and a step made
+/// to wait again (a retried run) moves its settling attempt there first. A record of an
+/// attempt that was not applied (a late or repeated delivery) is skipped when its key is
+/// there already; an applied attempt whose key is there means two engines applied it, and
+/// the whole statement fails with [`WorkflowError::Conflict`].
 pub async fn write_changes(
     conn: &mut PgConnection,
     attempts: &[AttemptRecord],
@@ -349,6 +352,18 @@ pub async fn write_changes(
     runs: &[RunUpdate],
     expect: Expect<'_>,
 ) -> Result<Vec<(Uuid, i64)>, WorkflowError> {
+    // Which step update each settling attempt goes with. Its error must be the one the
+    // step records, since the folded attempt reads its error from the step's row.
+    let settles = |a: &AttemptRecord, u: &StepUpdate| {
+        a.applied && u.status.is_final() && u.attempt == a.attempt && u.error == a.error
+    };
+    let step_at: std::collections::HashMap<(Uuid, &str), &StepUpdate> =
+        steps.iter().map(|u| ((u.run_id, u.step.as_str()), u)).collect();
+    let (settling, attempts): (Vec<&AttemptRecord>, Vec<&AttemptRecord>) =
+        attempts.iter().partition(|a| step_at.get(&(a.run_id, a.step.as_str())).is_some_and(|u| settles(a, u)));
+    let settled_by: std::collections::HashMap<(Uuid, &str), &AttemptRecord> =
+        settling.iter().map(|a| ((a.run_id, a.step.as_str()), *a)).collect();
+
     let a_run: Vec<Uuid> = attempts.iter().map(|a| a.run_id).collect();
     let a_step: Vec<&str> = attempts.iter().map(|a| a.step.as_str()).collect();
     let a_attempt: Vec<i32> = attempts.iter().map(|a| a.attempt).collect();
@@ -369,6 +384,11 @@ pub async fn write_changes(
     let s_next: Vec<Option<serde_json::Value>> =
         steps.iter().map(|u| u.next.as_ref().map(|n| serde_json::json!(n))).collect();
     let s_after: Vec<Option<DateTime<Utc>>> = steps.iter().map(|u| u.dispatch_after).collect();
+    let settling_of = |u: &StepUpdate| settled_by.get(&(u.run_id, u.step.as_str())).copied();
+    let s_settled_by: Vec<Option<&str>> = steps.iter().map(|u| settling_of(u).map(|a| a.status.as_str())).collect();
+    let s_worker: Vec<Option<&str>> = steps.iter().map(|u| settling_of(u).map(|a| a.worker.as_str())).collect();
+    let s_logs: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| settling_of(u).map(|a| &a.logs)).collect();
+    let s_usage: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| settling_of(u).map(|a| &a.usage)).collect();
 
     // Every run the batch touches gets a row here, whether or not its own columns change:
     // its revision moves with any change to its steps.
@@ -420,12 +440,26 @@ pub async fn write_changes(
             WHERE u.r IN (SELECT id FROM g)
          ), applied AS (
             -- no ON CONFLICT: an applied attempt recorded before is an error, not a no-op
-            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
             SELECT * FROM u WHERE u.ap
          ), late AS (
-            INSERT INTO step_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
             SELECT * FROM u WHERE NOT u.ap
+              -- a repeat of the attempt that settled its step, kept in the step's row
+              AND NOT EXISTS (SELECT FROM run_steps s
+                              WHERE s.run_id = u.r AND s.step = u.s AND s.attempt = u.a AND s.settled_by IS NOT NULL)
             ON CONFLICT DO NOTHING
+         ), su AS (
+            SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[],
+                                 $24::text[], $25::text[], $26::jsonb[], $27::jsonb[])
+                AS u (r, s, st, a, o, e, n, d, sb, w, l, us)
+            WHERE u.r IN (SELECT id FROM g)
+         ), moved AS (
+            -- the statement's snapshot: the settling attempt as it was before this update
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied, received_at)
+            SELECT s.run_id, s.step, s.attempt, s.settled_by, s.worker, s.error, s.logs, s.usage, true, s.finished_at
+            FROM su u JOIN run_steps s ON s.run_id = u.r AND s.step = u.s
+            WHERE s.settled_by IS NOT NULL AND u.st IN ('waiting', 'queued', 'held')
          ), s AS (
             UPDATE run_steps s SET
                 status = u.st, attempt = u.a, output = COALESCE(u.o, s.output), error = u.e,
@@ -433,10 +467,18 @@ pub async fn write_changes(
                 dispatch_after = u.d,
                 enqueued_at = NULL,
                 queued_at = CASE WHEN u.st IN ('queued', 'held') AND s.status <> u.st THEN now() ELSE s.queued_at END,
-                finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE now() END
-            FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
-                 AS u (r, s, st, a, o, e, n, d)
-            WHERE s.run_id = u.r AND s.step = u.s AND u.r IN (SELECT id FROM g)
+                finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE now() END,
+                settled_by = CASE
+                    WHEN u.sb IS NOT NULL AND s.settled_by IS NOT NULL THEN crm_attempt_applied_twice(u.r, u.s, u.a)
+                    WHEN u.sb IS NOT NULL THEN u.sb
+                    WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL
+                    ELSE s.settled_by
+                END,
+                worker = CASE WHEN u.sb IS NOT NULL THEN u.w WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.worker END,
+                logs = CASE WHEN u.sb IS NOT NULL THEN u.l WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.logs END,
+                usage = CASE WHEN u.sb IS NOT NULL THEN u.us WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.usage END
+            FROM su u
+            WHERE s.run_id = u.r AND s.step = u.s
          )
          -- data-modifying CTEs always run to completion, read or not
          SELECT id, rev FROM g",
@@ -464,13 +506,21 @@ pub async fn write_changes(
     .bind(&r_result)
     .bind(&r_rendered)
     .bind(&r_error)
+    .bind(&s_settled_by)
+    .bind(&s_worker)
+    .bind(&s_logs)
+    .bind(&s_usage)
     .fetch_all(&mut *conn)
     .await;
     match written {
         Ok(w) => Ok(w),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("step_attempts_pkey") => Err(WorkflowError::Conflict(
-            "an attempt was applied twice (two engines applied the same result); batch rolled back".into(),
-        )),
+        Err(sqlx::Error::Database(e))
+            if matches!(e.constraint(), Some("earlier_attempts_pkey" | "attempt_applied_once")) =>
+        {
+            Err(WorkflowError::Conflict(
+                "an attempt was applied twice (two engines applied the same result); batch rolled back".into(),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }

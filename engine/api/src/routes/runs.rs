@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use crm_concepts::records::Page;
 use crm_concepts::run::{Completion, RunRequest, RunStatus};
-use crm_scheduler::{Accepted, Scheduler};
+use crm_scheduler::{Accepted, FeedEntry, Scheduler};
 use crm_store::run_history::{self, RunDetail, RunQuery, RunSummary};
 use futures::Stream;
 use serde::Deserialize;
@@ -293,8 +293,7 @@ async fn completions(
                     for (id, genuine) in entries {
                         after = id.clone();
                         if let Some(c) = genuine {
-                            let data = serde_json::to_string(&c).unwrap_or_default();
-                            yield Ok(Event::default().id(id).event("completion").data(data));
+                            yield Ok(Event::default().id(id).event("completion").data(c.into_json()));
                         }
                     }
                 }
@@ -314,18 +313,18 @@ async fn completions(
 /// bot writes its status line and buttons in it: one query per batch read. Without the
 /// database the completions go as they are (the bot falls back to the Telegram app's
 /// language) rather than stall the stream.
-async fn with_languages(db: &crm_store::Db, entries: &mut [(String, Option<Completion>)]) {
-    let users: Vec<i64> = entries
-        .iter()
-        .filter_map(|(_, c)| c.as_ref().filter(|c| c.notify.is_some()).and_then(|c| c.acting_user))
-        .collect();
+async fn with_languages(db: &crm_store::Db, entries: &mut [FeedEntry]) {
+    let users: Vec<i64> = entries.iter().filter_map(|(_, c)| c.as_ref()?.answers_chat_of()).collect();
     if users.is_empty() {
         return;
     }
     match crm_store::users::languages(db, &users).await {
         Ok(languages) => {
             for c in entries.iter_mut().filter_map(|(_, c)| c.as_mut()) {
-                c.language = c.acting_user.and_then(|u| languages.get(&u).copied());
+                let Some(language) = c.answers_chat_of().and_then(|u| languages.get(&u).copied()) else { continue };
+                if let Err(e) = c.set_language(language) {
+                    tracing::warn!(run = %c.run_id(), error = %e, "cannot add the user's language to a completion");
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the users' languages for completions"),

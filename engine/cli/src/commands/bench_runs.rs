@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use crm_bot::sse::SseParser;
+use crm_concepts::run::RunStatus;
 use crm_store::Db;
 use crm_store::database::with_database;
 use futures::StreamExt;
@@ -74,6 +76,13 @@ pub struct RunsArgs {
 struct Waiters {
     waiting: HashMap<Uuid, oneshot::Sender<Seen>>,
     early: HashMap<Uuid, Seen>,
+}
+
+/// What the client reads of a completion event.
+#[derive(serde::Deserialize)]
+struct Finished {
+    run_id: Uuid,
+    status: RunStatus,
 }
 
 /// When a completion event arrived: for latencies, and as a wall clock for the breakdown.
@@ -158,26 +167,18 @@ impl Client {
         }
         let _ = ready.send(());
         let mut stream = resp.bytes_stream();
-        let mut buf = Vec::new();
+        let mut parser = SseParser::default();
         while let Some(chunk) = stream.next().await {
             let now = Seen { at: Instant::now(), wall_us: now_us() };
-            buf.extend_from_slice(&chunk.context("reading completions")?);
             let mut ids = Vec::new();
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let frame: Vec<u8> = buf.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&frame);
-                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")) else {
+            for event in parser.feed(&chunk.context("reading completions")?) {
+                let Ok(c) = serde_json::from_str::<Finished>(&event.data) else {
                     continue;
                 };
-                let Ok(c) = serde_json::from_str::<Value>(data.trim()) else {
-                    continue;
-                };
-                if c["status"] != "succeeded" {
+                if c.status != RunStatus::Succeeded {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                if let Some(id) = c["run_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()) {
-                    ids.push(id);
-                }
+                ids.push(c.run_id);
             }
             if ids.is_empty() {
                 continue;
