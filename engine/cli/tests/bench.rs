@@ -67,3 +67,53 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
     let prefix = report["redis_prefix"].as_str().expect("the bench's key prefix");
     assert!(keys_under(prefix).await.is_empty(), "keys under {prefix} were left behind");
 }
+
+/// `crm bench runs`: one-step throughput with the CPU of every process on the path, and
+/// three-step runs timed hop by hop, idle and under load, with the completion's hop split
+/// where Redis put it on the stream. Every run succeeds, and the bench leaves neither its
+/// database nor its keys behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
+    let database = unique_name("bench_runs");
+    let mut cmd = crm();
+    with_redis_url(&mut cmd, &redis_url());
+    let out = cmd
+        .env("CRM_DATABASE_URL", postgres_url())
+        .args(["bench", "runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--under-load", "0.2"])
+        .args(["--database", &database, "--json"])
+        .output()
+        .expect("run crm bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "crm bench runs failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+
+    let one = &report["one_step"];
+    assert!(one["completed"].as_u64().unwrap_or(0) > 0 && one["runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{one}");
+    for process in ["engine", "workers", "postgres", "redis", "total"] {
+        assert!(one["cpu_us_per_run"][process].is_number(), "{process}: {one}");
+    }
+    assert_eq!(report["runs_not_succeeded"], 0, "{report}");
+
+    for phase in ["three_step", "three_step_under_load"] {
+        let timed = &report[phase];
+        assert_eq!(timed["runs"], 20, "{phase}: {timed}");
+        let hops = timed["hops"].as_array().unwrap_or_else(|| panic!("{phase} has no hops: {timed}"));
+        let samples = |name: &str| {
+            let row = hops.iter().find(|h| h["hop"].as_str().is_some_and(|h| h.contains(name)));
+            row.unwrap_or_else(|| panic!("{phase}: no hop {name:?} in {timed}"))["samples"].as_u64().unwrap()
+        };
+        // each run's three steps count once each in a per-step hop, its completion once
+        assert_eq!(samples("on Redis -> read by a worker"), 60, "{phase}");
+        assert_eq!(samples("staged -> next step on Redis"), 40, "{phase}");
+        assert_eq!(samples("last step staged -> completion seen"), 20, "{phase}");
+        assert_eq!(samples("staged -> on the completions stream"), 20, "{phase}");
+        assert_eq!(samples("on the stream -> seen"), 20, "{phase}");
+        assert_eq!(samples("total"), 20, "{phase}");
+    }
+
+    assert_eq!(report["database"], database.as_str());
+    assert!(!database_exists(&database).await, "the scratch database was left behind");
+    let prefix = report["redis_prefix"].as_str().expect("the bench's key prefix");
+    assert!(keys_under(prefix).await.is_empty(), "keys under {prefix} were left behind");
+}

@@ -90,6 +90,8 @@ struct Finished {
 struct Seen {
     at: Instant,
     wall_us: u64,
+    /// the stream entry's time (its id is `<ms>-<seq>` of Redis' clock), in µs; 0 if unknown
+    published_us: u64,
 }
 
 struct Client {
@@ -113,7 +115,7 @@ impl Client {
     fn finished(&self, workflow: &str, id: Uuid, start: Instant, submitted_us: u64, seen: Seen) -> Duration {
         self.completed.fetch_add(1, Ordering::Relaxed);
         if workflow == "bench-three-steps" {
-            let run = TimedRun { id, submitted_us, seen_us: seen.wall_us };
+            let run = TimedRun { id, submitted_us, seen_us: seen.wall_us, published_us: seen.published_us };
             self.timed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(run);
         }
         seen.at.duration_since(start)
@@ -169,28 +171,32 @@ impl Client {
         let mut stream = resp.bytes_stream();
         let mut parser = SseParser::default();
         while let Some(chunk) = stream.next().await {
-            let now = Seen { at: Instant::now(), wall_us: now_us() };
+            let (at, wall_us) = (Instant::now(), now_us());
             let mut ids = Vec::new();
             for event in parser.feed(&chunk.context("reading completions")?) {
+                let published_ms = event.id.as_deref().and_then(|id| id.split_once('-')?.0.parse::<u64>().ok());
+                // the middle of the entry's millisecond: off by at most half of one, either way
+                let published_us = published_ms.map_or(0, |ms| ms * 1000 + 500);
+                let seen = Seen { at, wall_us, published_us };
                 let Ok(c) = serde_json::from_str::<Finished>(&event.data) else {
                     continue;
                 };
                 if c.status != RunStatus::Succeeded {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                ids.push(c.run_id);
+                ids.push((c.run_id, seen));
             }
             if ids.is_empty() {
                 continue;
             }
             let mut w = self.waiters.lock().await;
-            for id in ids {
+            for (id, seen) in ids {
                 match w.waiting.remove(&id) {
                     Some(tx) => {
-                        let _ = tx.send(now);
+                        let _ = tx.send(seen);
                     }
                     None => {
-                        w.early.insert(id, now);
+                        w.early.insert(id, seen);
                     }
                 }
             }
@@ -324,6 +330,8 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         "worker_concurrency": args.worker_concurrency,
         "runs_not_succeeded": failed,
         "scheduler": metrics,
+        "database": args.database,
+        "redis_prefix": scratch.prefix,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
