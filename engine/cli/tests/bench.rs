@@ -12,20 +12,8 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_with_two_engines() {
     let database = unique_name("bench_timers");
-    let mut cmd = crm();
-    // The test's Postgres server and Redis; the bench makes its database (the name given)
-    // and its key prefix (under the test's `crm_t_` one) itself.
-    with_redis_url(&mut cmd, &redis_url());
-    let out = cmd
-        .env("CRM_DATABASE_URL", postgres_url())
-        .args(["bench", "timers", "--waiting", "0,200", "--seconds", "1", "--due", "200", "--engines", "2"])
-        .args(["--database", &database, "--json"])
-        .output()
-        .expect("run crm bench timers");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "crm bench timers failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let report =
+        bench(&["timers", "--waiting", "0,200", "--seconds", "1", "--due", "200", "--engines", "2"], &database);
 
     // One row per number of waiting runs, each measured with that many runs waiting and
     // nothing of them on Redis.
@@ -61,11 +49,7 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
         }
     }
 
-    // Its own database and key prefix, both gone.
-    assert_eq!(report["database"], database.as_str());
-    assert!(!database_exists(&database).await, "the scratch database was left behind");
-    let prefix = report["redis_prefix"].as_str().expect("the bench's key prefix");
-    assert!(keys_under(prefix).await.is_empty(), "keys under {prefix} were left behind");
+    left_nothing_behind(&report, &database).await;
 }
 
 /// `crm bench runs`: one-step throughput with the CPU of every process on the path, and
@@ -75,18 +59,10 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
     let database = unique_name("bench_runs");
-    let mut cmd = crm();
-    with_redis_url(&mut cmd, &redis_url());
-    let out = cmd
-        .env("CRM_DATABASE_URL", postgres_url())
-        .args(["bench", "runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--under-load", "0.2"])
-        .args(["--database", &database, "--json"])
-        .output()
-        .expect("run crm bench runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "crm bench runs failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let report = bench(
+        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--under-load", "0.2"],
+        &database,
+    );
 
     let one = &report["one_step"];
     assert!(one["completed"].as_u64().unwrap_or(0) > 0 && one["runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{one}");
@@ -112,8 +88,32 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
         assert_eq!(samples("total"), 20, "{phase}");
     }
 
-    assert_eq!(report["database"], database.as_str());
-    assert!(!database_exists(&database).await, "the scratch database was left behind");
+    left_nothing_behind(&report, &database).await;
+}
+
+/// Runs `crm bench <args> --database <database> --json` against the test's Postgres server
+/// and Redis, and returns its report. The bench makes its database (the name given) and its
+/// key prefix (under the test's `crm_t_` one) itself.
+fn bench(args: &[&str], database: &str) -> Value {
+    let mut cmd = crm();
+    with_redis_url(&mut cmd, &redis_url());
+    let out = cmd
+        .env("CRM_DATABASE_URL", postgres_url())
+        .arg("bench")
+        .args(args)
+        .args(["--database", database, "--json"])
+        .output()
+        .expect("run crm bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "crm bench {} failed: {stderr}", args[0]);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The bench's own database and key prefix are both gone.
+async fn left_nothing_behind(report: &Value, database: &str) {
+    assert_eq!(report["database"], database);
+    assert!(!database_exists(database).await, "the scratch database was left behind");
     let prefix = report["redis_prefix"].as_str().expect("the bench's key prefix");
     assert!(keys_under(prefix).await.is_empty(), "keys under {prefix} were left behind");
 }
