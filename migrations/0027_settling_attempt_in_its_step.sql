@@ -9,16 +9,21 @@ ALTER INDEX step_attempts_pkey RENAME TO earlier_attempts_pkey;
 
 -- Set only by `crm_store::runs::write_changes`, with the step's final status, and only
 -- when the step's attempt settled it. `error` and `finished_at` are the attempt's error
--- and the time its result was recorded.
+-- and the time its result was recorded. Existing steps keep their attempts where they are.
+-- The checks hold for every existing row, whose new columns are all NULL. NOT VALID skips
+-- scanning them under this statement's exclusive lock, which on a large installation would
+-- stop every run for as long as the scan takes. New and updated rows are checked.
 ALTER TABLE run_steps
-    ADD COLUMN settled_by TEXT CHECK (settled_by IN ('succeeded', 'failed', 'lost')),
+    ADD COLUMN settled_by TEXT,
     ADD COLUMN worker TEXT,
     ADD COLUMN logs JSONB,
     ADD COLUMN usage JSONB,
-    ADD CHECK ((settled_by IS NULL) = (worker IS NULL)
+    ADD CONSTRAINT run_steps_settled_by CHECK (settled_by IN ('succeeded', 'failed', 'lost')) NOT VALID,
+    ADD CONSTRAINT run_steps_settling_attempt_whole
+        CHECK ((settled_by IS NULL) = (worker IS NULL)
                AND (settled_by IS NULL) = (logs IS NULL)
-               AND (settled_by IS NULL) = (usage IS NULL)),
-    ADD CHECK (settled_by IS NULL OR finished_at IS NOT NULL);
+               AND (settled_by IS NULL) = (usage IS NULL)) NOT VALID,
+    ADD CONSTRAINT run_steps_settled_when_finished CHECK (settled_by IS NULL OR finished_at IS NOT NULL) NOT VALID;
 
 CREATE VIEW step_attempts AS
     SELECT run_id, step, attempt, settled_by AS status, worker, error, logs, usage,
