@@ -54,7 +54,7 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
 
 /// `crm bench runs`: one-step throughput with the CPU of every process on the path, and
 /// three-step runs timed hop by hop, idle and under load, with the completion's hop split
-/// where Redis put it on the stream. Every run succeeds, and the bench leaves neither its
+/// where Redis put it on the stream, and what the load cost. Every run succeeds, and the bench leaves neither its
 /// database nor its keys behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
@@ -70,6 +70,15 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
         assert!(one["cpu_us_per_run"][process].is_number(), "{process}: {one}");
     }
     assert_eq!(report["runs_not_succeeded"], 0, "{report}");
+
+    // Under load, what the load cost and how near the machine was to saturation: the
+    // rate that was actually offered, and the CPU of every process over that window.
+    let load = &report["three_step_under_load"];
+    assert!(load["one_step_runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{load}");
+    assert!(load["cpu_us_per_run"]["total"].as_f64().unwrap_or(0.0) > 0.0, "{load}");
+    let busy = load["cores_busy"].as_f64().unwrap_or(-1.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    assert!(busy > 0.0 && busy <= cores * 1.1, "{busy} cores busy of {cores}: {load}");
 
     for phase in ["three_step", "three_step_under_load"] {
         let timed = &report[phase];

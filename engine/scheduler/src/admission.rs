@@ -281,9 +281,7 @@ impl Admission {
     /// The transaction that admitted these runs committed: send their first steps now.
     pub async fn committed(&self, admitted: Admitted) {
         self.core.known.remember(admitted.known);
-        if !admitted.jobs.is_empty() {
-            crate::dispatch::send_now(&self.core, admitted.jobs).await;
-        }
+        crate::dispatch::send_now(&self.core, admitted.jobs);
         if let Some(woken) = admitted.woken {
             woken.after_commit(&self.core).await;
         }

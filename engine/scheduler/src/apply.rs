@@ -254,13 +254,8 @@ impl Staged {
             // a retry with a short backoff: let the dispatcher look sooner than its poll
             core.dispatch_wake.notify_one();
         }
-        // Independent round trips: the next steps out and the completions out, together.
-        let send = async {
-            if !self.jobs_now.is_empty() {
-                crate::dispatch::send_now(core, self.jobs_now).await;
-            }
-        };
-        tokio::join!(send, publish(core, &self.completions));
+        crate::dispatch::send_now(core, self.jobs_now);
+        publish(core, &self.completions).await;
     }
 }
 
@@ -553,9 +548,7 @@ pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowEr
         .filter(|r| r.not_before.is_none())
         .filter_map(|r| jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)))
         .collect();
-    if !jobs.is_empty() {
-        crate::dispatch::send_now(core, jobs).await;
-    }
+    crate::dispatch::send_now(core, jobs);
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
     Ok(true)
 }

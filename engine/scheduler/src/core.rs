@@ -163,6 +163,8 @@ pub(crate) struct Core {
     pub wake_now: Notify,
     /// results handed in by workers, waiting for an applier
     pub arrivals: mpsc::Sender<Arrival>,
+    /// committed ready steps' jobs, waiting for the sender (`dispatch::run_sender`)
+    pub outgoing: mpsc::UnboundedSender<Vec<crate::jobs::Dispatch>>,
     pub metrics: Metrics,
     /// unfinished runs as this engine last wrote them
     pub known: crate::known_runs::KnownRuns,

@@ -2,6 +2,13 @@
 //! that made it ready commits; the dispatcher is the outbox relay behind it: it claims due
 //! outbox rows with `FOR UPDATE SKIP LOCKED` (so engines never send the same row at once),
 //! sends them pipelined, and marks them enqueued in the same transaction.
+//!
+//! The fast path has one sender per engine. The tasks that commit ready steps (the
+//! submitters, the appliers, the waker) hand their jobs to it and go on; the jobs handed
+//! over while one send is on its way leave together in the next, under one signature and
+//! one pipelined round trip. Each committing task sending its own made a signature, which
+//! every worker taking one of its jobs must check, for every two or three jobs once load
+//! was steady: about a seventh of a worker's CPU at half load.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,14 +18,53 @@ use std::time::Duration;
 use crm_store::runs;
 use crm_store::workflow_error::WorkflowError;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::core::Core;
 use crate::jobs::{self, Dispatch, RunContext};
 
-/// Sends jobs whose rows are committed; the dispatcher covers for a failure here.
-pub(crate) async fn send_now(core: &Core, jobs: Vec<Dispatch>) {
+/// Hands jobs whose rows are committed to the engine's sender; the dispatcher covers for
+/// a send that fails, and for jobs still in hand when the engine stops.
+pub(crate) fn send_now(core: &Core, jobs: Vec<Dispatch>) {
+    if jobs.is_empty() {
+        return;
+    }
+    if core.outgoing.send(jobs).is_err() {
+        // the sender has stopped with the engine: the next engine's dispatcher sends them
+        tracing::debug!("the engine is stopping; ready steps are left to the dispatcher");
+    }
+}
+
+/// The engine's sender: takes every job handed over so far, up to a batch, and sends them
+/// at once. Once `stop` is cancelled it goes on until nothing has come for a moment: the
+/// appliers finish the batch they hold, and what that batch made ready is sent rather than
+/// left to the next engine's dispatcher.
+pub(crate) async fn run_sender(
+    core: Arc<Core>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Dispatch>>,
+    stop: CancellationToken,
+) {
+    const QUIET: Duration = Duration::from_millis(50);
+    loop {
+        let first = tokio::select! {
+            biased;
+            jobs = rx.recv() => jobs,
+            _ = stop.cancelled() => tokio::time::timeout(QUIET, rx.recv()).await.ok().flatten(),
+        };
+        let Some(mut jobs) = first else { return };
+        while jobs.len() < core.config.batch {
+            match rx.try_recv() {
+                Ok(more) => jobs.extend(more),
+                Err(_) => break,
+            }
+        }
+        send(&core, jobs).await;
+    }
+}
+
+async fn send(core: &Core, jobs: Vec<Dispatch>) {
     let (keys, signed) = jobs::sign(core, jobs);
     match core.queue.enqueue(&signed).await {
         Ok(_) => {

@@ -90,6 +90,7 @@ impl Scheduler {
         // step's deadline (`host_calls::read`).
         let reads_pool = side_pool(&pool, 8, &[("statement_timeout", READ_STATEMENT_TIMEOUT)]).await?;
         let (arrivals, arrivals_rx) = mpsc::channel(4096);
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let clock = if config.test_clock { crate::clock::Clock::adjustable() } else { crate::clock::Clock::real() };
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
@@ -106,6 +107,7 @@ impl Scheduler {
             clock,
             wake_now: Notify::new(),
             arrivals,
+            outgoing,
             metrics: Default::default(),
             known: Default::default(),
             known_facts: Default::default(),
@@ -119,6 +121,7 @@ impl Scheduler {
         for _ in 0..core.config.submitters.max(1) {
             tasks.spawn(crate::submit::run_submitter(admission.clone(), submit_rx.clone(), stop.clone()));
         }
+        tasks.spawn(crate::dispatch::run_sender(core.clone(), outgoing_rx, stop.clone()));
         tasks.spawn(crate::dispatch::run_dispatcher(core.clone(), stop.clone()));
         tasks.spawn(crate::dispatch::run_confirmer(core.clone(), stop.clone()));
         for _ in 0..core.config.appliers.max(1) {

@@ -74,6 +74,17 @@ impl CpuSample {
         out.insert("total".into(), json!(total.round() as i64));
         Value::Object(out)
     }
+
+    /// Cores kept busy between `before` and `self`, `wall` apart, by every role together:
+    /// how near the machine was to saturation.
+    pub fn cores_busy_since(&self, before: &CpuSample, wall: Duration) -> f64 {
+        let spent: Duration = self
+            .0
+            .iter()
+            .map(|(name, after)| after.saturating_sub(before.0.get(name).copied().unwrap_or_default()))
+            .sum();
+        spent.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+    }
 }
 
 struct Process {

@@ -56,6 +56,11 @@ pub struct RunsArgs {
     /// the throughput just measured (0 to skip).
     #[arg(long, default_value_t = 0.5)]
     pub under_load: f64,
+    /// How often the load's runs are submitted, in ms: each time, those due by the clock.
+    /// At 1, arrivals are as smooth as the timer allows: smaller batches all along the
+    /// path, so more CPU per run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub load_tick_ms: u64,
     /// Also measure throughput with 1, 2 and 4 workers and with 2 engines (a fresh set of
     /// processes for each row, each a window of `--seconds`).
     #[arg(long)]
@@ -254,9 +259,10 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         if !args.json {
             eprintln!("three-step runs: timing {} while one-step runs arrive at {rate:.0}/s…", args.latency_runs);
         }
-        let lat = stack.latency_under_load(rate, args.latency_runs).await?;
+        let tick = Duration::from_millis(args.load_tick_ms);
+        let load = stack.latency_under_load(rate, tick, args.latency_runs).await?;
         let hops = bench_hops::breakdown(&db, &stack.client.take_timed()).await?;
-        Some((rate, lat, hops))
+        Some((load, hops))
     } else {
         None
     };
@@ -318,9 +324,12 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             "goal_cpu_us_per_run": 200,
         },
         "three_step": idle_report,
-        "three_step_under_load": under_load.as_ref().map(|(rate, lat, hops)| {
-            let mut r = three_step(lat);
-            r["one_step_runs_per_s"] = json!(rate.round());
+        "three_step_under_load": under_load.as_ref().map(|(load, hops)| {
+            let mut r = three_step(&load.latencies);
+            r["one_step_runs_per_s"] = json!(load.one_step_runs_per_s.round());
+            r["cpu_us_per_run"] = load.cpu_us_per_run.clone();
+            r["cores_busy"] = json!((load.cores_busy * 100.0).round() / 100.0);
+            r["load_tick_ms"] = json!(args.load_tick_ms);
             r["hops"] = hops.clone();
             r
         }),
@@ -369,17 +378,20 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     let l = &report["three_step_under_load"];
     if !l.is_null() {
         println!(
-            "                 under load ({} one-step runs/s): p50 {:.2} ms, p99 {:.2} ms",
+            "                 under load ({} one-step runs/s): p50 {:.2} ms, p99 {:.2} ms; {} µs CPU per one-step run, {:.2} of {} cores busy",
             l["one_step_runs_per_s"],
             f(&l["p50_ms"]),
-            f(&l["p99_ms"])
+            f(&l["p99_ms"]),
+            l["cpu_us_per_run"]["total"],
+            f(&l["cores_busy"]),
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         );
     }
     bench_hops::print(
         "                 where an idle three-step run's time goes (per-step hops count each of its three steps):",
         &idle_hops,
     );
-    if let Some((_, _, hops)) = &under_load {
+    if let Some((_, hops)) = &under_load {
         bench_hops::print("                 and under load:", hops);
     }
     for row in &scale_out {
@@ -475,6 +487,16 @@ impl Setup<'_> {
     }
 }
 
+/// Three-step latency while one-step runs arrive at a fixed rate, and what the load cost.
+struct UnderLoad {
+    latencies: Vec<Duration>,
+    /// the rate at which one-step runs were submitted while the three-step runs were timed
+    one_step_runs_per_s: f64,
+    cpu_us_per_run: Value,
+    /// CPU of every process on the path, the client's included, per second of the window
+    cores_busy: f64,
+}
+
 struct Throughput {
     runs_per_s: f64,
     completed: u64,
@@ -554,23 +576,24 @@ impl Stack {
 
     /// Three-step latency, one at a time, while one-step runs arrive at `rate` per second
     /// (an open loop: they keep coming whether or not earlier ones are done).
-    async fn latency_under_load(&self, rate: f64, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    async fn latency_under_load(&self, rate: f64, tick: Duration, runs: usize) -> anyhow::Result<UnderLoad> {
         let stop = Arc::new(AtomicBool::new(false));
+        let submitted = Arc::new(AtomicU64::new(0));
         let load = {
-            let (client, stop) = (self.client.clone(), stop.clone());
-            // Timers tick at best every millisecond: submit in small batches every 10 ms.
-            let tick = Duration::from_millis(10);
-            let per_tick = rate * tick.as_secs_f64();
+            let (client, stop, submitted) = (self.client.clone(), stop.clone(), submitted.clone());
             tokio::spawn(async move {
+                // Each tick submits what is due by the clock, so a late tick catches up and
+                // the rate holds (counting ticks fell short of it whenever one was late).
                 let mut interval = tokio::time::interval(tick);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let (mut owed, mut n) = (0.0, 0u64);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let start = Instant::now();
+                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     interval.tick().await;
-                    owed += per_tick;
-                    while owed >= 1.0 {
-                        owed -= 1.0;
+                    let due = (start.elapsed().as_secs_f64() * rate) as u64;
+                    while n < due {
                         n += 1;
+                        submitted.fetch_add(1, Ordering::Relaxed);
                         let client = client.clone();
                         tokio::spawn(async move { client.run("bench-one-step", 500_000_000 + n).await });
                     }
@@ -579,10 +602,20 @@ impl Stack {
         };
         // Let the load settle before timing.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let meter = cpu_meter(&self.redis_url, &self.procs, self.workers);
+        let (before, cpu_before, t0) = (submitted.load(Ordering::Relaxed), meter.sample(), Instant::now());
         let lat = self.latency(runs, 1).await;
+        let (elapsed, cpu_after) = (t0.elapsed(), meter.sample());
+        let one_step = submitted.load(Ordering::Relaxed) - before;
         stop.store(true, Ordering::Relaxed);
         let _ = load.await;
-        lat
+        Ok(UnderLoad {
+            latencies: lat?,
+            one_step_runs_per_s: one_step as f64 / elapsed.as_secs_f64(),
+            // the timed three-step runs' share is small beside the load's
+            cpu_us_per_run: cpu_after.per_unit_since(&cpu_before, one_step, &["bench_client"]),
+            cores_busy: cpu_after.cores_busy_since(&cpu_before, elapsed),
+        })
     }
 }
 
