@@ -54,8 +54,8 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
 
 /// `crm bench runs`: one-step throughput with the CPU of every process on the path, and
 /// three-step runs timed hop by hop, idle and under load, with the completion's hop split
-/// where Redis put it on the stream, and what the load cost. Every run succeeds, and the bench leaves neither its
-/// database nor its keys behind.
+/// where Redis put it on the stream, and what the load cost. Every run succeeds, and the
+/// bench leaves neither its database nor its keys behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
     let database = unique_name("bench_runs");
