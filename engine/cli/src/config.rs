@@ -111,7 +111,14 @@ pub struct Config {
     pub run_retention_days: Option<u32>,
     /// CRM_RETENTION_INTERVAL_SECS: how often the engine looks for what to prune
     pub retention_interval_secs: u64,
+    /// CRM_THREADS: threads of this process's async runtime; one per core when unset.
+    /// Every process sizes its own: on a small machine shared by the engine, workers,
+    /// Postgres and Redis, fewer threads per process spend less CPU waking each other.
+    pub threads: Option<usize>,
 }
+
+/// The most runtime threads a process may ask for.
+const MAX_THREADS: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -158,6 +165,7 @@ impl Default for Config {
             redis_bin_dir: None,
             run_retention_days: None,
             retention_interval_secs: 3600,
+            threads: None,
         }
     }
 }
@@ -201,6 +209,11 @@ impl Config {
         };
         config.apply_env(|k| std::env::var(k).ok())?;
         config.read_secret_files(|k| std::env::var(k).ok())?;
+        if let Some(n) = config.threads
+            && !(1..=MAX_THREADS).contains(&n)
+        {
+            anyhow::bail!("threads must be from 1 to {MAX_THREADS}, not {n}");
+        }
         Ok(config)
     }
 
@@ -311,6 +324,17 @@ impl Config {
                 .filter(|s| *s > 0)
                 .context("CRM_RETENTION_INTERVAL_SECS must be a positive number of seconds")?;
         }
+        if let Some(v) = get("CRM_THREADS") {
+            self.threads = match v.trim() {
+                "" => None,
+                n => Some(
+                    n.parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_THREADS).contains(n))
+                        .with_context(|| format!("CRM_THREADS must be a number of threads from 1 to {MAX_THREADS} (unset: one per core), not {v:?}"))?,
+                ),
+            };
+        }
         if let Some(v) = get("CRM_REDIS_PREFIX") {
             self.redis_prefix = v;
         }
@@ -410,5 +434,22 @@ mod tests {
         let missing = |k: &str| (k == "CRM_WORKER_CREDENTIAL_FILE").then(|| "/nonexistent/credential".to_string());
         let err = Config::default().read_secret_files(missing).expect_err("a missing file is an error");
         assert!(format!("{err:#}").contains("CRM_WORKER_CREDENTIAL_FILE"), "{err:#}");
+    }
+
+    #[test]
+    fn runtime_threads_are_one_per_core_unless_set_within_bounds() {
+        let with = |v: &str| {
+            let mut config = Config::default();
+            let v = v.to_string();
+            config.apply_env(move |k| (k == "CRM_THREADS").then(|| v.clone())).map(|()| config.threads)
+        };
+        assert_eq!(Config::default().threads, None, "unset: one per core");
+        assert_eq!(with("1").unwrap(), Some(1));
+        assert_eq!(with(" 4 ").unwrap(), Some(4));
+        assert_eq!(with("").unwrap(), None);
+        for bad in ["0", "-1", "two", "1025"] {
+            let err = with(bad).expect_err(bad);
+            assert!(format!("{err:#}").contains("CRM_THREADS must be a number of threads from 1 to 1024"), "{err:#}");
+        }
     }
 }

@@ -114,7 +114,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Read before the runtime starts: it says how many threads the runtime gets.
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.threads {
+        runtime.worker_threads(threads);
+    }
+    let rt = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -122,7 +134,6 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let config = Config::load(cli.config.as_deref())?;
         match cli.command {
             Command::Migrate => commands::migrate::run(&config).await,
             Command::Bootstrap(args) => commands::bootstrap::run(&config, args).await,

@@ -59,10 +59,14 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
     let database = unique_name("bench_runs");
-    let report = bench(
+    // Every process of the stack on one runtime thread (as on a small shared machine): the
+    // bench passes the setting on to the engine and the workers it starts.
+    let report = bench_with(
         &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--under-load", "0.2"],
         &database,
+        &[("CRM_THREADS", "1")],
     );
+    assert_eq!(report["runtime_threads"], 1, "{report}");
 
     let one = &report["one_step"];
     assert!(one["completed"].as_u64().unwrap_or(0) > 0 && one["runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{one}");
@@ -100,13 +104,29 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     left_nothing_behind(&report, &database).await;
 }
 
+#[test]
+fn a_thread_count_out_of_bounds_is_refused_before_anything_starts() {
+    for bad in ["0", "many"] {
+        let out = crm().env("CRM_THREADS", bad).args(["bench", "runs", "--seconds", "1"]).output().expect("run crm");
+        assert!(!out.status.success(), "CRM_THREADS={bad} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("CRM_THREADS must be a number of threads from 1 to 1024"), "{stderr}");
+    }
+}
+
 /// Runs `crm bench <args> --database <database> --json` against the test's Postgres server
 /// and Redis, and returns its report. The bench makes its database (the name given) and its
 /// key prefix (under the test's `crm_t_` one) itself.
 fn bench(args: &[&str], database: &str) -> Value {
+    bench_with(args, database, &[])
+}
+
+/// [`bench`] with more environment.
+fn bench_with(args: &[&str], database: &str, env: &[(&str, &str)]) -> Value {
     let mut cmd = crm();
     with_redis_url(&mut cmd, &redis_url());
     let out = cmd
+        .envs(env.iter().copied())
         .env("CRM_DATABASE_URL", postgres_url())
         .arg("bench")
         .args(args)

@@ -234,8 +234,14 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     let stack = setup.start(1, args.workers).await?;
     if !args.json {
         eprintln!(
-            "one-step runs: {} in flight, {} worker(s) x {}, warming up…",
-            args.in_flight, args.workers, args.worker_concurrency
+            "one-step runs: {} in flight, {} worker(s) x {}, {}, warming up…",
+            args.in_flight,
+            args.workers,
+            args.worker_concurrency,
+            match config.threads {
+                Some(n) => format!("{n} runtime thread(s) per process (CRM_THREADS)"),
+                None => "a runtime thread per core in each process".to_string(),
+            }
         );
     }
     let one_step = stack.throughput(args).await;
@@ -337,6 +343,8 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
         "durability": config.scheduler_durability,
         "workers": args.workers,
         "worker_concurrency": args.worker_concurrency,
+        // null: a thread per core
+        "runtime_threads": config.threads,
         "runs_not_succeeded": failed,
         "scheduler": metrics,
         "database": args.database,
@@ -438,7 +446,8 @@ impl Drop for Stack {
 
 impl Setup<'_> {
     async fn start(&self, engines: usize, workers: usize) -> anyhow::Result<Stack> {
-        let env = self.scratch.engine_env(self.config, self.db_url);
+        let mut env = self.scratch.engine_env(self.config, self.db_url);
+        env.extend(runtime_threads(self.config));
         let exe = std::env::current_exe().context("locating the crm binary")?;
         let mut procs = Processes(Vec::new());
         let mut urls = Vec::new();
@@ -456,7 +465,10 @@ impl Setup<'_> {
                 ("CRM_REDIS_URL", self.config.redis_url.clone()),
                 ("CRM_REDIS_PREFIX", self.scratch.prefix.clone()),
                 ("CRM_DATA_DIR", self.scratch.data_dir.display().to_string()),
-            ];
+            ]
+            .into_iter()
+            .chain(runtime_threads(self.config))
+            .collect::<Vec<_>>();
             let id = format!("bench-worker-{i}");
             let conc = self.args.worker_concurrency.to_string();
             procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &worker_env, Stdio::null())?);
@@ -485,6 +497,12 @@ impl Setup<'_> {
         }
         Ok(stack)
     }
+}
+
+/// The bench's own runtime threads for the engines and workers it starts, whether they
+/// came from the environment or the configuration file.
+fn runtime_threads(config: &Config) -> Option<(&'static str, String)> {
+    config.threads.map(|n| ("CRM_THREADS", n.to_string()))
 }
 
 /// Three-step latency while one-step runs arrive at a fixed rate, and what the load cost.
