@@ -63,13 +63,12 @@ impl CpuSample {
         let units = units.max(1) as f64;
         let mut out = serde_json::Map::new();
         let mut total = 0.0;
-        for (name, after) in &self.0 {
-            let spent = after.saturating_sub(before.0.get(name).copied().unwrap_or_default());
+        for (name, spent) in self.spent_since(before) {
             let us = spent.as_secs_f64() * 1e6 / units;
-            if !exclude_from_total.contains(name) {
+            if !exclude_from_total.contains(&name) {
                 total += us;
             }
-            out.insert((*name).to_string(), json!(us.round() as i64));
+            out.insert(name.to_string(), json!(us.round() as i64));
         }
         out.insert("total".into(), json!(total.round() as i64));
         Value::Object(out)
@@ -78,12 +77,15 @@ impl CpuSample {
     /// Cores kept busy between `before` and `self`, `wall` apart, by every role together:
     /// how near the machine was to saturation.
     pub fn cores_busy_since(&self, before: &CpuSample, wall: Duration) -> f64 {
-        let spent: Duration = self
-            .0
-            .iter()
-            .map(|(name, after)| after.saturating_sub(before.0.get(name).copied().unwrap_or_default()))
-            .sum();
+        let spent: Duration = self.spent_since(before).map(|(_, spent)| spent).sum();
         spent.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Each role's CPU time between `before` and `self`.
+    fn spent_since<'a>(&'a self, before: &'a CpuSample) -> impl Iterator<Item = (&'static str, Duration)> + 'a {
+        self.0
+            .iter()
+            .map(|(name, after)| (*name, after.saturating_sub(before.0.get(name).copied().unwrap_or_default())))
     }
 }
 
