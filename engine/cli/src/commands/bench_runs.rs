@@ -458,17 +458,15 @@ impl Setup<'_> {
         }
         let (_, credential) = crm_store::worker_credentials::create(self.db, "bench").await?;
         for i in 0..workers {
-            let worker_env = [
+            let mut worker_env = vec![
                 // Workers spread over the engines, as behind a load balancer.
                 ("CRM_ENGINE_URL", urls[i % urls.len()].clone()),
                 ("CRM_WORKER_CREDENTIAL", credential.clone()),
                 ("CRM_REDIS_URL", self.config.redis_url.clone()),
                 ("CRM_REDIS_PREFIX", self.scratch.prefix.clone()),
                 ("CRM_DATA_DIR", self.scratch.data_dir.display().to_string()),
-            ]
-            .into_iter()
-            .chain(runtime_threads(self.config))
-            .collect::<Vec<_>>();
+            ];
+            worker_env.extend(runtime_threads(self.config));
             let id = format!("bench-worker-{i}");
             let conc = self.args.worker_concurrency.to_string();
             procs.0.push(spawn(&exe, &["worker", "--concurrency", &conc, "--id", &id], &worker_env, Stdio::null())?);
