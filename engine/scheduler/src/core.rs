@@ -23,7 +23,8 @@ pub struct SchedulerConfig {
     pub consumer: String,
     /// most results applied in one transaction, most runs inserted in one
     pub batch: usize,
-    /// concurrent run-insert transactions
+    /// most run-insert batches in flight at once; beyond the first, only full ones
+    /// (see `gather.rs`)
     pub submitters: usize,
     /// concurrent result-applying loops
     pub appliers: usize,

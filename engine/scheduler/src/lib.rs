@@ -11,6 +11,7 @@ mod confirmer;
 mod core;
 pub mod deploy;
 mod dispatch;
+mod gather;
 pub mod hold;
 mod intake;
 mod jobs;

@@ -26,6 +26,7 @@ use crate::admission::{Accepted, Admission};
 use crate::completions::CompletionFeed;
 use crate::confirmer::Confirmer;
 use crate::core::{Core, Durability, READ_STATEMENT_TIMEOUT, SchedulerConfig};
+use crate::gather::Gather;
 use crate::intake::IntakeError;
 use crate::submit::Pending;
 use crate::versions::Versions;
@@ -113,13 +114,13 @@ impl Scheduler {
             known_facts: Default::default(),
         });
         let (submit_tx, submit_rx) = mpsc::channel::<Pending>(65_536);
-        let submit_rx = Arc::new(Mutex::new(submit_rx));
+        let door = Arc::new(Gather::new(submit_rx));
         let arrivals_rx = Arc::new(Mutex::new(arrivals_rx));
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let admission = Admission { core: core.clone() };
         for _ in 0..core.config.submitters.max(1) {
-            tasks.spawn(crate::submit::run_submitter(admission.clone(), submit_rx.clone(), stop.clone()));
+            tasks.spawn(crate::submit::run_submitter(admission.clone(), door.clone(), stop.clone()));
         }
         tasks.spawn(crate::dispatch::run_sender(core.clone(), outgoing_rx, stop.clone()));
         tasks.spawn(crate::dispatch::run_dispatcher(core.clone(), stop.clone()));

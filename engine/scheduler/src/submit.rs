@@ -1,46 +1,27 @@
 //! Run requests from the API and the bot. Requests that arrive together share one
-//! admission (a few submitter tasks each take whatever is waiting), which is what lets
-//! thousands of runs a second through one Postgres: the commit, not the request, is the
-//! unit of cost.
+//! admission: a few submitter tasks take them from a [`Gather`], where the next batch
+//! gathers behind the one on its way to Postgres. That is what lets thousands of runs a
+//! second through one Postgres: the commit, not the request, is the unit of cost.
 
 use std::sync::Arc;
 
 use crm_concepts::run::RunRequest;
 use crm_store::workflow_error::WorkflowError;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Accepted, Admission, Admitted};
+use crate::gather::Gather;
 
 pub(crate) struct Pending {
     pub request: RunRequest,
     pub reply: oneshot::Sender<Result<Accepted, WorkflowError>>,
 }
 
-pub(crate) async fn run_submitter(
-    admission: Admission,
-    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
-    stop: CancellationToken,
-) {
+pub(crate) async fn run_submitter(admission: Admission, door: Arc<Gather<Pending>>, stop: CancellationToken) {
     let max = admission.core.config.batch;
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            let first = tokio::select! {
-                p = rx.recv() => p,
-                _ = stop.cancelled() => None,
-            };
-            let Some(first) = first else { return };
-            batch.push(first);
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
-            }
-        }
-        create_batch(&admission, batch).await;
+    while let Some(mut batch) = door.next(max, &stop).await {
+        create_batch(&admission, std::mem::take(&mut batch.items)).await;
     }
 }
 
