@@ -114,7 +114,7 @@ impl Scheduler {
             known_facts: Default::default(),
         });
         let (submit_tx, submit_rx) = mpsc::channel::<Pending>(65_536);
-        let door = Arc::new(Gather::new(submit_rx));
+        let door = Arc::new(Gather::new(submit_rx, crate::submit::PATIENCE));
         let arrivals_rx = Arc::new(Mutex::new(arrivals_rx));
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();

@@ -4,6 +4,7 @@
 //! second through one Postgres: the commit, not the request, is the unit of cost.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crm_concepts::run::RunRequest;
 use crm_store::workflow_error::WorkflowError;
@@ -12,6 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Accepted, Admission, Admitted};
 use crate::gather::Gather;
+
+/// How long run requests gather behind an admission in flight before they go beside it:
+/// far above what an insert takes (about a millisecond), so only a batch stuck on a lock
+/// (another transaction inserting the same idempotency key) is gone around.
+pub(crate) const PATIENCE: Duration = Duration::from_millis(20);
 
 pub(crate) struct Pending {
     pub request: RunRequest,
