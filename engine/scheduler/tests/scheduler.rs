@@ -483,6 +483,44 @@ async fn idempotency_keys_cancel_and_version_pinning() {
 }
 
 #[tokio::test]
+async fn a_request_stuck_behind_another_transactions_idempotency_key_holds_up_no_other() {
+    let s = Setup::new("stuck", &[CHAIN]).await;
+    let req = |key: Option<&str>| RunRequest {
+        workflow: "chain".into(),
+        input: json!({}),
+        acting_user: None,
+        notify: None,
+        idempotency_key: key.map(Into::into),
+        trigger: None,
+    };
+    // A trigger's transaction has admitted a run with key "held" and not committed yet.
+    let mut tx = s.db.pool.begin().await.unwrap();
+    let mut admitted = crm_scheduler::Admitted::default();
+    let held = s.scheduler.admission().admit(&mut tx, &[req(Some("held"))], &mut admitted).await.unwrap();
+    let held = held.into_iter().next().unwrap().unwrap();
+
+    // The same key through the API: its insert waits for that transaction.
+    let stuck = tokio::spawn({
+        let scheduler = s.scheduler.clone();
+        async move { scheduler.submit(req(Some("held"))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stuck.is_finished(), "the insert waits for the transaction holding its key");
+
+    // Requests behind it are admitted while it waits, not after.
+    for _ in 0..3 {
+        let answered = tokio::time::timeout(Duration::from_secs(5), s.scheduler.submit(req(None))).await;
+        assert!(answered.expect("admitted while another admission waits on a lock").unwrap().created);
+    }
+
+    tx.commit().await.unwrap();
+    s.scheduler.admission().committed(admitted).await;
+    let same = tokio::time::timeout(Duration::from_secs(10), stuck).await.unwrap().unwrap().unwrap();
+    assert_eq!((same.id, same.created), (held.id, false), "the key's run, once its transaction committed");
+    s.teardown().await;
+}
+
+#[tokio::test]
 async fn runs_are_admitted_from_the_facts_the_engine_knows_and_a_change_since_is_caught_at_the_insert() {
     let s = Setup::new("facts", &[CHAIN]).await;
     let user: i64 = sqlx::query_scalar("INSERT INTO users (name, role) VALUES ('Ann', 'manager') RETURNING id")
