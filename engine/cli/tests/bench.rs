@@ -62,7 +62,7 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     // Every process of the stack on one runtime thread (as on a small shared machine): the
     // bench passes the setting on to the engine and the workers it starts.
     let report = bench_with(
-        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--under-load", "0.2"],
+        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--load-rate", "300"],
         &database,
         &[("CRM_THREADS", "1")],
     );
@@ -76,9 +76,12 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     assert_eq!(report["runs_not_succeeded"], 0, "{report}");
 
     // Under load, what the load cost and how near the machine was to saturation: the
-    // rate that was actually offered, and the CPU of every process over that window.
+    // rate that was actually offered (the one asked for, up to the load's 10 ms ticks at
+    // either end of the window), and the CPU of every process over that window.
     let load = &report["three_step_under_load"];
-    assert!(load["one_step_runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{load}");
+    assert_eq!(load["load_rate_asked"], 300.0, "{load}");
+    let offered = load["one_step_runs_per_s"].as_f64().unwrap_or(0.0);
+    assert!((150.0..=450.0).contains(&offered), "asked for 300 one-step runs a second, offered {offered}: {load}");
     assert!(load["cpu_us_per_run"]["total"].as_f64().unwrap_or(0.0) > 0.0, "{load}");
     let busy = load["cores_busy"].as_f64().unwrap_or(-1.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -102,6 +105,17 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     }
 
     left_nothing_behind(&report, &database).await;
+}
+
+#[test]
+fn a_load_rate_that_is_no_rate_is_refused_before_anything_starts() {
+    for bad in ["0", "-5", "fast", "inf"] {
+        let arg = format!("--load-rate={bad}");
+        let out = crm().args(["bench", "runs", "--seconds", "1", &arg]).output().expect("run crm");
+        assert!(!out.status.success(), "--load-rate {bad} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is not a rate: give one-step runs a second, more than 0"), "{stderr}");
+    }
 }
 
 #[test]

@@ -56,6 +56,11 @@ pub struct RunsArgs {
     /// the throughput just measured (0 to skip).
     #[arg(long, default_value_t = 0.5)]
     pub under_load: f64,
+    /// Offer that load at this many one-step runs a second instead: the same load for two
+    /// builds whose throughput differs (a fraction of each one's own puts the faster one
+    /// under more).
+    #[arg(long, value_parser = positive_rate)]
+    pub load_rate: Option<f64>,
     /// How often the load's runs are submitted, in ms: each time, those due by the clock.
     /// At 1, arrivals are as smooth as the timer allows: smaller batches all along the
     /// path, so more CPU per run.
@@ -260,8 +265,12 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     )
     .fetch_one(&db.pool)
     .await?;
-    let under_load = if args.under_load > 0.0 && one_step.runs_per_s > 0.0 {
-        let rate = one_step.runs_per_s * args.under_load;
+    let load_rate = match args.load_rate {
+        Some(rate) => Some(rate),
+        None if args.under_load > 0.0 && one_step.runs_per_s > 0.0 => Some(one_step.runs_per_s * args.under_load),
+        None => None,
+    };
+    let under_load = if let Some(rate) = load_rate {
         if !args.json {
             eprintln!("three-step runs: timing {} while one-step runs arrive at {rate:.0}/s…", args.latency_runs);
         }
@@ -336,6 +345,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             r["cpu_us_per_run"] = load.cpu_us_per_run.clone();
             r["cores_busy"] = json!((load.cores_busy * 100.0).round() / 100.0);
             r["load_tick_ms"] = json!(args.load_tick_ms);
+            r["load_rate_asked"] = json!(load_rate.map(f64::round));
             r["hops"] = hops.clone();
             r
         }),
@@ -499,6 +509,13 @@ impl Setup<'_> {
 
 /// The bench's own runtime threads for the engines and workers it starts, whether they
 /// came from the environment or the configuration file.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{s:?} is not a rate: give one-step runs a second, more than 0")),
+    }
+}
+
 fn runtime_threads(config: &Config) -> Option<(&'static str, String)> {
     config.threads.map(|n| ("CRM_THREADS", n.to_string()))
 }
