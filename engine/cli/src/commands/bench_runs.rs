@@ -265,11 +265,9 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     )
     .fetch_one(&db.pool)
     .await?;
-    let load_rate = match args.load_rate {
-        Some(rate) => Some(rate),
-        None if args.under_load > 0.0 && one_step.runs_per_s > 0.0 => Some(one_step.runs_per_s * args.under_load),
-        None => None,
-    };
+    let load_rate = args.load_rate.or_else(|| {
+        (args.under_load > 0.0 && one_step.runs_per_s > 0.0).then_some(one_step.runs_per_s * args.under_load)
+    });
     let under_load = if let Some(rate) = load_rate {
         if !args.json {
             eprintln!("three-step runs: timing {} while one-step runs arrive at {rate:.0}/s…", args.latency_runs);
@@ -507,8 +505,7 @@ impl Setup<'_> {
     }
 }
 
-/// The bench's own runtime threads for the engines and workers it starts, whether they
-/// came from the environment or the configuration file.
+/// `--load-rate`: a finite number of one-step runs a second, more than 0.
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
@@ -516,6 +513,8 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The bench's own runtime threads for the engines and workers it starts, whether they
+/// came from the environment or the configuration file.
 fn runtime_threads(config: &Config) -> Option<(&'static str, String)> {
     config.threads.map(|n| ("CRM_THREADS", n.to_string()))
 }
