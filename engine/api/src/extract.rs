@@ -1,6 +1,7 @@
 //! Request extractors whose rejections speak the API's error shape, and the caller
 //! identity every handler starts from.
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -17,9 +18,35 @@ use crate::error::ApiError;
 use crate::limits::client_ip;
 
 /// JSON body in and out; a malformed or mistyped body is a 400 naming the problem.
-#[derive(Debug, Clone, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+#[derive(Debug, Clone)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    /// As `axum::Json`, which tracks the path of every field it reads (`serde_path_to_error`)
+    /// so that a bad body's error can name where it went wrong. That doubles the cost of
+    /// reading a worker's results (3.1–3.3 µs a result against 1.6), for bodies that are
+    /// almost always good: a body sent as plain `application/json` is read without it, and
+    /// read again with it only when it fails, so the error is word for word what it was.
+    /// Any other content type goes to `axum::Json` as it comes, which accepts the other
+    /// JSON types and refuses the rest.
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let plain_json =
+            req.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");
+        if !plain_json {
+            return axum::Json::<T>::from_request(req, state)
+                .await
+                .map(|axum::Json(v)| Json(v))
+                .map_err(ApiError::from);
+        }
+        let body = bytes::Bytes::from_request(req, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        match serde_json::from_slice(&body) {
+            Ok(v) => Ok(Json(v)),
+            Err(_) => axum::Json::<T>::from_bytes(&body).map(|axum::Json(v)| Json(v)).map_err(ApiError::from),
+        }
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -324,5 +351,93 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Listing<T> {
         let uri: axum::http::Uri = format!("/?{rest}").parse().map_err(ApiError::internal)?;
         let axum::extract::Query(typed) = axum::extract::Query::<T>::try_from_uri(&uri)?;
         Ok(Listing(typed, fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Order {
+        name: String,
+        lines: Vec<Line>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        qty: u32,
+    }
+
+    fn request(content_type: Option<&str>, body: &'static str) -> Request<Body> {
+        let mut r = Request::builder().method("POST").uri("/");
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        r.body(Body::from(body)).expect("a request")
+    }
+
+    /// What a client sees: the value, or the error's status and body.
+    async fn seen(result: Result<Order, ApiError>) -> Result<Order, (StatusCode, String)> {
+        match result {
+            Ok(order) => Ok(order),
+            Err(e) => {
+                let resp = e.into_response();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("a body");
+                Err((status, String::from_utf8_lossy(&body).into_owned()))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_body_reads_as_axum_json_reads_it_word_for_word() {
+        let bodies = [
+            r#"{"name": "Ann", "lines": [{"qty": 2}]}"#,
+            r#"{"name": "Ann", "lines": [{"qty": 2}]}   "#,
+            r#"{"name": "Ann", "lines": [{"qty": 2}]} trailing"#,
+            r#"{"name": "Ann", "lines": [{"qty": "two"}]}"#,
+            r#"{"name": "Ann", "lines": [{"qty": 2, "price": 1}]}"#,
+            r#"{"name": "Ann""#,
+            r#"{"name": 42, "lines": []}"#,
+            r#"[]"#,
+            "",
+        ];
+        let types = [
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/vnd.x+json"),
+            Some("text/plain"),
+            None,
+        ];
+        for body in bodies {
+            for content_type in types {
+                let ours =
+                    seen(Json::<Order>::from_request(request(content_type, body), &()).await.map(|Json(o)| o)).await;
+                let axum = seen(
+                    axum::Json::<Order>::from_request(request(content_type, body), &())
+                        .await
+                        .map(|axum::Json(o)| o)
+                        .map_err(ApiError::from),
+                )
+                .await;
+                assert_eq!(ours, axum, "body {body:?} sent as {content_type:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_body_is_refused_naming_where_it_went_wrong() {
+        let body = r#"{"name": "Ann", "lines": [{"qty": 1}, {"qty": "two"}]}"#;
+        let refused = Json::<Order>::from_request(request(Some("application/json"), body), &()).await;
+        let (status, message) = seen(refused.map(|Json(o)| o)).await.expect_err("refused");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(message.contains("lines[1].qty: invalid type"), "{message}");
     }
 }
