@@ -21,6 +21,20 @@ pub struct Completions {
     queue: Queue,
 }
 
+/// What the completions stream holds (see [`Completions::published_since`]).
+#[derive(Debug, Default)]
+pub struct Published {
+    /// the run ids of the entries read
+    pub runs: std::collections::HashSet<String>,
+    /// set when the stream is at its cap: the time (ms, Redis' clock) of its oldest entry
+    pub trimmed_before_ms: Option<u64>,
+}
+
+/// The millisecond an entry id (`<ms>-<seq>`) was added at.
+fn entry_ms(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
+}
+
 /// A reader's own connection: its blocking reads must not stall the shared one.
 pub struct CompletionReader {
     conn: Connection,
@@ -64,6 +78,44 @@ impl Completions {
         // itself bounds the wait, so this connection has none.
         let conn = self.queue.redis.connect_reader().await?;
         Ok(CompletionReader { conn, stream: self.queue.keys.completions.clone() })
+    }
+
+    /// What the stream holds from `since_ms` (Redis' clock) on: the runs of those entries,
+    /// and whether it was trimmed to its cap, which means it no longer holds what is older
+    /// than its oldest entry (`trimmed_before_ms`).
+    pub async fn published_since(&self, since_ms: u64) -> Result<Published, QueueError> {
+        /// Entries per read: a full stream is read in about ten.
+        const PAGE: usize = 10_000;
+        let mut conn = self.queue.conn.clone();
+        let key = &self.queue.keys.completions;
+        let len: usize = redis::cmd("XLEN").arg(key).query_async(&mut conn).await?;
+        let trimmed_before_ms = if len >= MAX_COMPLETIONS {
+            let oldest: StreamRangeReply =
+                redis::cmd("XRANGE").arg(key).arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut conn).await?;
+            oldest.ids.first().and_then(|e| entry_ms(&e.id))
+        } else {
+            None
+        };
+        let mut runs = std::collections::HashSet::new();
+        let mut start = format!("{since_ms}-0");
+        loop {
+            let page: StreamRangeReply = redis::cmd("XRANGE")
+                .arg(key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(&mut conn)
+                .await?;
+            let Some(last) = page.ids.last() else { break };
+            start = format!("({}", last.id);
+            let full = page.ids.len() == PAGE;
+            runs.extend(page.ids.iter().filter_map(|e| String::from_utf8(field(e, RUN)?).ok()));
+            if !full {
+                break;
+            }
+        }
+        Ok(Published { runs, trimmed_before_ms })
     }
 
     /// The id of the newest entry, so a reader without a resume point starts after it.

@@ -85,8 +85,34 @@ pub(crate) async fn republish_recent(core: Arc<Core>, since: DateTime<Utc>) {
     }
 }
 
+/// Only what the completions stream does not hold goes out again. Every engine republishes
+/// at its start, and publishing every run of the last two minutes again (more than a
+/// hundred thousand at full throughput) flooded the stream past its cap: live completions
+/// were trimmed before the bot or the API's followers had read them, and the flood took
+/// the CPU of seconds of runs. A stream at its cap holds nothing older than its oldest
+/// entry, so runs finished before that (less a margin for the two servers' clocks) are
+/// past every reader that keeps up, and are left alone too.
 async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<(), WorkflowError> {
-    let ids = runs::finished_since(&core.pool, since).await?;
+    /// How far Redis' clock and Postgres' may disagree without a completion being missed.
+    const CLOCK_MARGIN_MS: i64 = 60_000;
+    /// How far before a full stream's oldest entry a finished run still counts as one the
+    /// stream may have held (a hundred thousand completions back, no reader needs more).
+    const TRIMMED_MARGIN_MS: i64 = 5_000;
+    let published = core
+        .queue
+        .completions()
+        .published_since(u64::try_from(since.timestamp_millis() - CLOCK_MARGIN_MS).unwrap_or(0))
+        .await
+        .map_err(|e| WorkflowError::Unavailable(format!("reading the completions stream: {e}")))?;
+    let since = match published.trimmed_before_ms.and_then(|ms| i64::try_from(ms).ok()) {
+        Some(oldest) => since.max(DateTime::from_timestamp_millis(oldest - TRIMMED_MARGIN_MS).unwrap_or(since)),
+        None => since,
+    };
+    let ids: Vec<Uuid> = runs::finished_since(&core.pool, since)
+        .await?
+        .into_iter()
+        .filter(|id| !published.runs.contains(&id.to_string()))
+        .collect();
     if ids.is_empty() {
         return Ok(());
     }

@@ -382,6 +382,137 @@ async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_publis
 }
 
 #[tokio::test]
+async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_lacks() {
+    let s = Setup::new("republish_missing", &[CHAIN]).await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let id = s.submit("chain", json!({})).await;
+        for output in [json!("a"), json!("b"), json!({"said": "c"})] {
+            let (e, job) = s.job().await;
+            s.ok(&e, &job, output).await;
+        }
+        assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
+        runs.push(id);
+    }
+    let (published, lost) = (runs[0], runs[1]);
+    let entries_of = |stream: &[(String, Uuid)], id: Uuid| stream.iter().filter(|(_, r)| *r == id).count();
+    let stream = read_completions(&s).await;
+    assert_eq!((entries_of(&stream, published), entries_of(&stream, lost)), (1, 1), "{stream:?}");
+
+    // The engine finished the second run and died before publishing it: its entry is gone.
+    s.scheduler.shutdown().await;
+    let mut redis = redis::Client::open(s.redis.redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = crm_queue::Keys::new(s.redis.as_str()).completions;
+    let lost_entry = &stream.iter().find(|(_, r)| *r == lost).unwrap().0;
+    let () = redis::cmd("XDEL").arg(&key).arg(lost_entry).query_async(&mut redis).await.unwrap();
+
+    // The next engine to start publishes that one again, and nothing the stream holds.
+    let mut config = s.redis.scheduler_config();
+    config.reconcile_every = Duration::from_millis(100);
+    let next = Scheduler::start(&s.db, s.redis.redis_url(), config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        let stream = read_completions(&s).await;
+        if entries_of(&stream, lost) > 0 {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "the lost completion was not published again within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entries_of(&stream, lost), 1);
+    assert_eq!(entries_of(&stream, published), 1, "a completion the stream held was published again");
+    next.shutdown().await;
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_run_older_than_everything_a_full_completions_stream_holds_is_not_published_again() {
+    let s = Setup::new("republish_trimmed", &[CHAIN]).await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let id = s.submit("chain", json!({})).await;
+        for output in [json!("a"), json!("b"), json!({"said": "c"})] {
+            let (e, job) = s.job().await;
+            s.ok(&e, &job, output).await;
+        }
+        assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
+        runs.push(id);
+    }
+    let (old, lost) = (runs[0], runs[1]);
+    // The first run finished a minute ago; neither completion is on the stream any more.
+    for moved_back in [
+        "UPDATE runs SET finished_at = finished_at - interval '1 minute' WHERE id = $1",
+        "UPDATE run_steps SET finished_at = finished_at - interval '1 minute' WHERE run_id = $1",
+    ] {
+        sqlx::query(moved_back).bind(old).execute(&s.db.pool).await.unwrap();
+    }
+    let stream = read_completions(&s).await;
+    s.scheduler.shutdown().await;
+    let mut redis = redis::Client::open(s.redis.redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = crm_queue::Keys::new(s.redis.as_str()).completions;
+    for (entry, _) in &stream {
+        let () = redis::cmd("XDEL").arg(&key).arg(entry).query_async(&mut redis).await.unwrap();
+    }
+    // Other runs' completions since have filled the stream to its cap.
+    for _ in 0..crm_queue::MAX_COMPLETIONS / 10_000 {
+        let mut pipe = redis::pipe();
+        for _ in 0..10_000 {
+            pipe.cmd("XADD").arg(&key).arg("*").arg("run_id").arg("another").arg("data").arg("{}").ignore();
+        }
+        let () = pipe.query_async(&mut redis).await.unwrap();
+    }
+    let filled: String = redis::cmd("XREVRANGE")
+        .arg(&key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async::<redis::streams::StreamRangeReply>(&mut redis)
+        .await
+        .unwrap()
+        .ids[0]
+        .id
+        .clone();
+
+    // The next engine publishes the run that finished just now again, not the older one,
+    // which every reader of a stream this full is past.
+    let next = Scheduler::start(&s.db, s.redis.redis_url(), s.redis.scheduler_config()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let republished = loop {
+        let page: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(&key).arg(format!("({filled}")).arg("+").query_async(&mut redis).await.unwrap();
+        let runs: Vec<String> = page
+            .ids
+            .iter()
+            .filter_map(|e| match e.map.get("run_id") {
+                Some(redis::Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+                _ => None,
+            })
+            .collect();
+        if runs.contains(&lost.to_string()) {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "the lost completion was not published again within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(republished, vec![lost.to_string()], "only the run finished after the stream's oldest entry");
+    next.shutdown().await;
+    s.teardown().await;
+}
+
+/// Every entry of the completions stream, as (entry id, run id), oldest first.
+async fn read_completions(s: &Setup) -> Vec<(String, Uuid)> {
+    let mut feed = s.scheduler.completion_feed().await.unwrap();
+    let (mut after, mut stream) = ("0-0".to_string(), Vec::new());
+    loop {
+        let page = feed.read(&after, 100, 1).await.unwrap();
+        let Some((last, _)) = page.last() else { return stream };
+        after = last.clone();
+        stream.extend(page.into_iter().map(|(id, c)| (id, c.expect("sealed by the engine").run_id())));
+    }
+}
+
+#[tokio::test]
 async fn a_step_nobody_answers_is_retried_as_lost() {
     let quick = CHAIN.replace("id = \"a\"\n", "id = \"a\"\ntimeout = \"300ms\"\n");
     assert!(quick.contains("300ms"));
