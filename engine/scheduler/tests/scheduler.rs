@@ -88,6 +88,17 @@ impl Setup {
         self.answer(entry, job, StepOutcome::Ok { output, next: None }).await;
     }
 
+    /// A run of `chain` taken through its three steps to success.
+    async fn finish_chain(&self) -> Uuid {
+        let id = self.submit("chain", json!({})).await;
+        for output in [json!("a"), json!("b"), json!({"said": "c"})] {
+            let (e, job) = self.job().await;
+            self.ok(&e, &job, output).await;
+        }
+        assert_eq!(self.wait_final(id).await.summary.status, RunStatus::Succeeded);
+        id
+    }
+
     async fn status(&self, id: Uuid) -> RunStatus {
         crm_store::run_history::get(&self.db.pool, id).await.unwrap().summary.status
     }
@@ -350,12 +361,7 @@ async fn a_run_survives_redis_losing_its_data() {
 #[tokio::test]
 async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_published_again() {
     let s = Setup::new("republish", &[CHAIN]).await;
-    let succeeded = s.submit("chain", json!({})).await;
-    for output in [json!("a"), json!("b"), json!({"said": "c"})] {
-        let (e, job) = s.job().await;
-        s.ok(&e, &job, output).await;
-    }
-    assert_eq!(s.wait_final(succeeded).await.summary.status, RunStatus::Succeeded);
+    let succeeded = s.finish_chain().await;
     // finished by the API, not by a step's result
     let cancelled = s.submit("chain", json!({})).await;
     assert_eq!(s.scheduler.cancel(cancelled).await.unwrap().status, RunStatus::Cancelled);
@@ -384,17 +390,7 @@ async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_publis
 #[tokio::test]
 async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_lacks() {
     let s = Setup::new("republish_missing", &[CHAIN]).await;
-    let mut runs = Vec::new();
-    for _ in 0..2 {
-        let id = s.submit("chain", json!({})).await;
-        for output in [json!("a"), json!("b"), json!({"said": "c"})] {
-            let (e, job) = s.job().await;
-            s.ok(&e, &job, output).await;
-        }
-        assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
-        runs.push(id);
-    }
-    let (published, lost) = (runs[0], runs[1]);
+    let (published, lost) = (s.finish_chain().await, s.finish_chain().await);
     let entries_of = |stream: &[(String, Uuid)], id: Uuid| stream.iter().filter(|(_, r)| *r == id).count();
     let stream = read_completions(&s).await;
     assert_eq!((entries_of(&stream, published), entries_of(&stream, lost)), (1, 1), "{stream:?}");
@@ -428,17 +424,7 @@ async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_l
 #[tokio::test]
 async fn a_run_older_than_everything_a_full_completions_stream_holds_is_not_published_again() {
     let s = Setup::new("republish_trimmed", &[CHAIN]).await;
-    let mut runs = Vec::new();
-    for _ in 0..2 {
-        let id = s.submit("chain", json!({})).await;
-        for output in [json!("a"), json!("b"), json!({"said": "c"})] {
-            let (e, job) = s.job().await;
-            s.ok(&e, &job, output).await;
-        }
-        assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
-        runs.push(id);
-    }
-    let (old, lost) = (runs[0], runs[1]);
+    let (old, lost) = (s.finish_chain().await, s.finish_chain().await);
     // The first run finished a minute ago; neither completion is on the stream any more.
     for moved_back in [
         "UPDATE runs SET finished_at = finished_at - interval '1 minute' WHERE id = $1",
