@@ -60,9 +60,12 @@ async fn bench_timers_holds_runs_without_workers_and_fires_each_due_wait_once_wi
 async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behind() {
     let database = unique_name("bench_runs");
     // Every process of the stack on one runtime thread (as on a small shared machine): the
-    // bench passes the setting on to the engine and the workers it starts.
+    // bench passes the setting on to the engine and the workers it starts. The load is
+    // asked for by rate, and kept far below what a debug build does on a slow machine (362
+    // one-step runs a second on one 2-core machine): 300 a second swamped it, the engine
+    // fell minutes behind and the bench gave up on a run.
     let report = bench_with(
-        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--load-rate", "300"],
+        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "20", "--load-rate", "50"],
         &database,
         &[("CRM_THREADS", "1")],
     );
@@ -79,9 +82,9 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     // rate that was actually offered (the one asked for, up to the load's 10 ms ticks at
     // either end of the window), and the CPU of every process over that window.
     let load = &report["three_step_under_load"];
-    assert_eq!(load["load_rate_asked"], 300.0, "{load}");
+    assert_eq!(load["load_rate_asked"], 50.0, "{load}");
     let offered = load["one_step_runs_per_s"].as_f64().unwrap_or(0.0);
-    assert!((150.0..=450.0).contains(&offered), "asked for 300 one-step runs a second, offered {offered}: {load}");
+    assert!((25.0..=75.0).contains(&offered), "asked for 50 one-step runs a second, offered {offered}: {load}");
     assert!(load["cpu_us_per_run"]["total"].as_f64().unwrap_or(0.0) > 0.0, "{load}");
     let busy = load["cores_busy"].as_f64().unwrap_or(-1.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
