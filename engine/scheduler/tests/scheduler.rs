@@ -397,7 +397,7 @@ async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_l
 
     // The engine finished the second run and died before publishing it: its entry is gone.
     s.scheduler.shutdown().await;
-    let mut redis = redis::Client::open(s.redis.redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis = s.redis.connection().await;
     let key = crm_queue::Keys::new(s.redis.as_str()).completions;
     let lost_entry = &stream.iter().find(|(_, r)| *r == lost).unwrap().0;
     let () = redis::cmd("XDEL").arg(&key).arg(lost_entry).query_async(&mut redis).await.unwrap();
@@ -434,7 +434,7 @@ async fn a_run_older_than_everything_a_full_completions_stream_holds_is_not_publ
     }
     let stream = read_completions(&s).await;
     s.scheduler.shutdown().await;
-    let mut redis = redis::Client::open(s.redis.redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis = s.redis.connection().await;
     let key = crm_queue::Keys::new(s.redis.as_str()).completions;
     for (entry, _) in &stream {
         let () = redis::cmd("XDEL").arg(&key).arg(entry).query_async(&mut redis).await.unwrap();
