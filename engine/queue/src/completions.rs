@@ -30,11 +30,6 @@ pub struct Published {
     pub trimmed_before_ms: Option<u64>,
 }
 
-/// The millisecond an entry id (`<ms>-<seq>`) was added at.
-fn entry_ms(id: &str) -> Option<u64> {
-    id.split('-').next()?.parse().ok()
-}
-
 /// A reader's own connection: its blocking reads must not stall the shared one.
 pub struct CompletionReader {
     conn: Connection,
@@ -165,4 +160,9 @@ pub fn is_entry_id(id: &str) -> bool {
     let ok =
         |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next())
+}
+
+/// The millisecond (Redis' clock) at which the entry with id `<ms>-<seq>` was added.
+pub fn entry_ms(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
 }

@@ -25,7 +25,7 @@ mod keys;
 mod queue;
 mod workers;
 
-pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, Published, is_entry_id};
+pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, Published, entry_ms, is_entry_id};
 pub use connection::{Connection, Redis};
 pub use entries::{CompletionEntry, RawJob, SignedJob};
 pub use keys::Keys;

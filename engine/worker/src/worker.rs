@@ -343,7 +343,7 @@ fn spawn_step(
 /// millisecond Redis added it (Redis's clock; a job taken over from a dead worker counts its
 /// whole wait).
 fn queue_wait(entry_id: &str) -> Option<f64> {
-    let added_ms: u128 = entry_id.split('-').next()?.parse().ok()?;
+    let added_ms = u128::from(crm_queue::entry_ms(entry_id)?);
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
     Some(now_ms.saturating_sub(added_ms) as f64 / 1000.0)
 }

@@ -184,7 +184,7 @@ impl Client {
             let (at, wall_us) = (Instant::now(), now_us());
             let mut ids = Vec::new();
             for event in parser.feed(&chunk.context("reading completions")?) {
-                let published_ms = event.id.as_deref().and_then(|id| id.split_once('-')?.0.parse::<u64>().ok());
+                let published_ms = event.id.as_deref().and_then(crm_queue::entry_ms);
                 // the middle of the entry's millisecond: off by at most half of one, either way
                 let published_us = published_ms.map_or(0, |ms| ms * 1000 + 500);
                 let seen = Seen { at, wall_us, published_us };

@@ -442,7 +442,7 @@ async fn published_at(redis_url: &str, prefix: &str) -> anyhow::Result<HashMap<U
         let Some(last) = reply.ids.last() else { break };
         from = format!("({}", last.id);
         for entry in &reply.ids {
-            let ms = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+            let ms = crm_queue::entry_ms(&entry.id);
             let run = entry.get::<String>("run_id").and_then(|r| r.parse().ok());
             if let (Some(ms), Some(run)) = (ms, run) {
                 out.entry(run).or_default().push(ms);
