@@ -88,15 +88,16 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
         }
         let incoming: Vec<Incoming> =
             arrivals.iter().flat_map(|a| a.results.iter().cloned().map(Incoming::Result)).collect();
-        let outcome = apply(&core, incoming).await;
-        if let Err(e) = &outcome {
-            // The workers keep their results and hand them in again.
-            tracing::error!(error = %e, "applying step results failed");
-        }
-        let failed = outcome.is_err();
-        for a in arrivals {
-            let _ = a.reply.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        }
+        let answer = |outcome: &Result<(), WorkflowError>| {
+            if let Err(e) = outcome {
+                // The workers keep their results and hand them in again.
+                tracing::error!(error = %e, "applying step results failed");
+            }
+            for a in arrivals {
+                let _ = a.reply.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            }
+        };
+        let failed = apply_answering(&core, incoming, answer).await.is_err();
         if failed {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -111,24 +112,44 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
 /// statement without a transaction around it; the rest, and any whose run moved on
 /// meanwhile, in one transaction that locks their runs.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
+    apply_answering(core, incoming, |_| {}).await
+}
+
+/// [`apply`], calling `answer` once everything is committed (or has failed) and the next
+/// steps are on their way, before the completions are published: a worker waiting for the
+/// answer before it hands in its next results does not wait for that Redis round trip
+/// too. Its ack needs only the commit; a completion lost with the engine in between is
+/// published again at the next start, as when it dies between the commit and the publish.
+async fn apply_answering(
+    core: &Arc<Core>,
+    incoming: Vec<Incoming>,
+    answer: impl FnOnce(&Result<(), WorkflowError>),
+) -> Result<(), WorkflowError> {
     // One span per attempt in its run's trace, over the batch's writes and what follows
     // them (sending the next steps, publishing completions).
     let spans: Vec<tracing::Span> =
         if crm_traces::exporting() { incoming.iter().map(Incoming::span).collect() } else { Vec::new() };
     let (known, items, mut rest) = take_known(core, incoming);
+    let mut completions = Vec::new();
     if !known.is_empty() {
         let (staged, missed) = apply_known(core, known, items).await;
         rest.extend(missed);
-        staged.after_commit(core).await;
+        completions.extend(staged.settle(core));
     }
-    if !rest.is_empty() {
-        let mut tx = core.state_pool.begin().await?;
-        let staged = stage(core, &mut tx, rest).await?;
-        tx.commit().await?;
-        staged.after_commit(core).await;
+    let outcome = async {
+        if !rest.is_empty() {
+            let mut tx = core.state_pool.begin().await?;
+            let staged = stage(core, &mut tx, rest).await?;
+            tx.commit().await?;
+            completions.extend(staged.settle(core));
+        }
+        Ok(())
     }
+    .await;
+    answer(&outcome);
+    publish(core, &completions).await;
     drop(spans);
-    Ok(())
+    outcome
 }
 
 /// Splits off the results for runs this engine remembers (taking them out of its memory
@@ -241,6 +262,12 @@ impl Staged {
 
     /// The transaction committed: count, send the next steps, publish the completions.
     pub(crate) async fn after_commit(self, core: &Core) {
+        let completions = self.settle(core);
+        publish(core, &completions).await;
+    }
+
+    /// [`Staged::after_commit`] but the publishing: returns the completions to publish.
+    fn settle(self, core: &Core) -> Vec<Completion> {
         core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
         core.metrics.results_applied.fetch_add(self.applied.len() as u64, Ordering::Relaxed);
         core.metrics.results_stale.fetch_add(self.stale, Ordering::Relaxed);
@@ -255,7 +282,7 @@ impl Staged {
             core.dispatch_wake.notify_one();
         }
         crate::dispatch::send_now(core, self.jobs_now);
-        publish(core, &self.completions).await;
+        self.completions
     }
 }
 
