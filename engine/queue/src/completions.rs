@@ -79,8 +79,6 @@ impl Completions {
     /// and whether it was trimmed to its cap, which means it no longer holds what is older
     /// than its oldest entry (`trimmed_before_ms`).
     pub async fn published_since(&self, since_ms: u64) -> Result<Published, QueueError> {
-        /// Entries per read: a full stream is read in about ten.
-        const PAGE: usize = 10_000;
         let mut conn = self.queue.conn.clone();
         let key = &self.queue.keys.completions;
         let len: usize = redis::cmd("XLEN").arg(key).query_async(&mut conn).await?;
@@ -91,11 +89,22 @@ impl Completions {
         } else {
             None
         };
-        let mut runs = std::collections::HashSet::new();
+        let runs = self.entries_since(since_ms).await?.into_iter().map(|(run, _)| run).collect();
+        Ok(Published { runs, trimmed_before_ms })
+    }
+
+    /// Every entry from `since_ms` (Redis' clock) on, oldest first: its run id and the
+    /// millisecond it was published. Read in pages, so that no one reply of a full stream
+    /// outlasts a client's response timeout.
+    pub async fn entries_since(&self, since_ms: u64) -> Result<Vec<(String, u64)>, QueueError> {
+        /// Entries per read: a full stream is read in about ten.
+        const PAGE: usize = 10_000;
+        let mut conn = self.queue.conn.clone();
+        let mut entries = Vec::new();
         let mut start = format!("{since_ms}-0");
         loop {
             let page: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(key)
+                .arg(&self.queue.keys.completions)
                 .arg(&start)
                 .arg("+")
                 .arg("COUNT")
@@ -105,12 +114,15 @@ impl Completions {
             let Some(last) = page.ids.last() else { break };
             start = format!("({}", last.id);
             let full = page.ids.len() == PAGE;
-            runs.extend(page.ids.iter().filter_map(|e| String::from_utf8(field(e, RUN)?).ok()));
+            entries.extend(page.ids.iter().filter_map(|e| {
+                let run = String::from_utf8(field(e, RUN)?).ok()?;
+                Some((run, entry_ms(&e.id)?))
+            }));
             if !full {
                 break;
             }
         }
-        Ok(Published { runs, trimmed_before_ms })
+        Ok(entries)
     }
 
     /// The id of the newest entry, so a reader without a resume point starts after it.

@@ -430,23 +430,11 @@ async fn waits_woken(http: &reqwest::Client, token: &str, urls: &[String]) -> an
 /// the installation's completions stream (Redis's clock). More than one for a run would be
 /// a wait that fired twice.
 async fn published_at(redis_url: &str, prefix: &str) -> anyhow::Result<HashMap<Uuid, Vec<u64>>> {
-    let client = redis::Client::open(redis_url).context("the Redis URL")?;
-    let mut conn = client.get_multiplexed_async_connection().await.context("connecting to Redis")?;
-    let key = crm_queue::Keys::new(prefix).completions;
+    let queue = crm_queue::Queue::connect(redis_url, prefix).await.context("connecting to Redis")?;
     let mut out: HashMap<Uuid, Vec<u64>> = HashMap::new();
-    // In pages: one reply of every entry could outlast the client's response timeout.
-    let mut from = "-".to_string();
-    loop {
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XRANGE").arg(&key).arg(&from).arg("+").arg("COUNT").arg(1000).query_async(&mut conn).await?;
-        let Some(last) = reply.ids.last() else { break };
-        from = format!("({}", last.id);
-        for entry in &reply.ids {
-            let ms = crm_queue::entry_ms(&entry.id);
-            let run = entry.get::<String>("run_id").and_then(|r| r.parse().ok());
-            if let (Some(ms), Some(run)) = (ms, run) {
-                out.entry(run).or_default().push(ms);
-            }
+    for (run, ms) in queue.completions().entries_since(0).await? {
+        if let Ok(run) = run.parse() {
+            out.entry(run).or_default().push(ms);
         }
     }
     Ok(out)
