@@ -12,6 +12,7 @@ mod core;
 pub mod deploy;
 mod dispatch;
 mod gather;
+mod handback;
 pub mod hold;
 mod intake;
 mod jobs;

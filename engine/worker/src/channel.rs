@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crm_concepts::host_call::{HostCallError, HostReply};
 use crm_concepts::step::TicketedResult;
-use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
+use crm_concepts::worker_channel::{
+    self as wire, CallAnswer, CallRequest, HandedJob, Hello, ResultsAnswer, ResultsRequest, Take,
+};
 use reqwest::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -142,20 +144,26 @@ impl EngineChannel {
         Ok(answer.into())
     }
 
-    /// Hands in results; `Ok` once the engine has committed them.
-    pub async fn results(&self, results: Vec<TicketedResult>) -> Result<(), ChannelError> {
+    /// Hands in results, offering to `take` the steps they make ready; `Ok` once the
+    /// engine has committed them, with the steps it handed to this worker.
+    pub async fn results(
+        &self,
+        results: Vec<TicketedResult>,
+        take: Option<Take>,
+    ) -> Result<Vec<HandedJob>, ChannelError> {
         let resp = self
             .http
             .post(self.url(wire::RESULTS))
             .bearer_auth(&self.credential)
             .timeout(Duration::from_secs(60))
-            .json(&ResultsRequest { results })
+            .json(&ResultsRequest { results, take })
             .send()
             .await
             .map_err(unreachable)?;
         if !resp.status().is_success() {
             return Err(failure(resp).await);
         }
-        Ok(())
+        let answer: ResultsAnswer = resp.json().await.map_err(unreachable)?;
+        Ok(answer.jobs)
     }
 }
