@@ -283,27 +283,22 @@ impl Flow {
         send(self.request(reqwest::Method::POST, path).json(&body)).await
     }
 
-    /// Jobs that workers have taken but not finished (the pending lists of both job
-    /// streams). Read with plain commands rather than a `Queue`, whose connecting would
-    /// recreate the streams after a wipe.
+    /// Jobs that workers have taken but not finished (the jobs group's pending list).
     pub async fn jobs_in_progress(&self) -> usize {
         let mut conn = self.redis.connection().await;
-        let keys = crm_queue::Keys::new(&self.prefix);
-        let mut held = 0;
-        for stream in [keys.jobs, keys.handed] {
-            let reply: redis::Value = redis::cmd("XPENDING")
-                .arg(stream)
-                .arg("workers")
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(redis::Value::Nil);
-            if let redis::Value::Array(items) = reply
-                && let Some(redis::Value::Int(n)) = items.first()
-            {
-                held += *n as usize;
-            }
+        let reply: redis::Value = redis::cmd("XPENDING")
+            .arg(crm_queue::Keys::new(&self.prefix).jobs)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(redis::Value::Nil);
+        match reply {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as usize,
+                _ => 0,
+            },
+            _ => 0,
         }
-        held
     }
 
     pub async fn start_run(&self, workflow: &str, input: Value) -> Uuid {

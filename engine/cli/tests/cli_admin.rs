@@ -98,10 +98,10 @@ fn redis_acl_prints_the_users_the_readme_shows() {
     let (_, shown_commands) = shown.split_once("<connection commands> ").expect("the README's shape");
     assert!(lines[1].starts_with("user crm-worker on #"), "{}", lines[1]);
     assert!(
-        lines[1].contains(&format!("resetkeys ~{{{p}}}:jobs ~{{{p}}}:handed ~{{{p}}}:workers resetchannels -@all ")),
+        lines[1].contains(&format!("resetkeys ~{{{p}}}:jobs ~{{{p}}}:workers resetchannels -@all ")),
         "{}",
         lines[1]
     );
-    assert!(shown.contains("resetkeys ~{crm}:jobs ~{crm}:handed ~{crm}:workers resetchannels -@all "), "{shown}");
+    assert!(shown.contains("resetkeys ~{crm}:jobs ~{crm}:workers resetchannels -@all "), "{shown}");
     assert!(lines[1].ends_with(shown_commands), "README: {shown_commands}\nprinted: {}", lines[1]);
 }

@@ -103,10 +103,6 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
     assert!(run["rendered"].as_str().unwrap().contains("No follow-up for now."), "{}", run["rendered"]);
 
     flow.assert_clean_history(&[warm, cold]).await;
-    // Every step after a run's first went straight to the worker whose result made it
-    // ready, in the engine's answer: follow_up and summary, and the cold lead's summary.
-    let (_, metrics) = flow.get("/api/scheduler/metrics").await;
-    assert_eq!(metrics["steps_handed"], 3, "{metrics}");
 
     // History through the API list and the CLI.
     let (_, page) = flow.get("/api/runs?workflow=qualify-lead&status=succeeded").await;

@@ -135,19 +135,10 @@ async fn a_result_must_carry_the_ticket_of_its_own_attempt() {
         sqlx::query_scalar("SELECT status FROM runs WHERE id = $1").bind(run).fetch_one(&h.db.pool).await.unwrap();
     assert_eq!(status, "queued");
 
-    // The attempt's own ticket and key, with an offer to take next steps that names no
-    // consumer: refused as a whole, saying why.
+    // The attempt's own ticket and key: applied.
     let genuine = TicketedResult { ticket: job.ticket.clone(), result: result(1) };
-    let bad_offer = json!({ "results": [genuine], "take": { "consumer": "", "most": 1 } });
-    let resp = worker_post(&h, "/worker/v1/results", bad_offer).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("consumer name"));
-    assert_eq!(attempts(&h, run).await, 0);
-
-    // Without the offer: applied; the run's one step made nothing ready to hand over.
     let resp = worker_post(&h, "/worker/v1/results", json!({ "results": [genuine] })).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({ "jobs": [] }));
+    assert_eq!(resp.status(), 204);
     assert_eq!(attempts(&h, run).await, 1);
     h.finish().await;
 }

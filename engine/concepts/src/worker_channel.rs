@@ -7,8 +7,7 @@
 //!   for a worker to compile before their first job;
 //! - `GET  /worker/v1/components/{digest}` → the component's bytes;
 //! - `POST /worker/v1/calls` [`CallRequest`] → [`CallAnswer`]: one host call of an attempt;
-//! - `POST /worker/v1/results` [`ResultsRequest`] → [`ResultsAnswer`] once the results are
-//!   committed: the steps they made ready that the engine handed to this worker.
+//! - `POST /worker/v1/results` [`ResultsRequest`] → 204 once the results are committed.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -78,61 +77,4 @@ impl From<CallAnswer> for Result<HostReply, HostCallError> {
 #[serde(deny_unknown_fields)]
 pub struct ResultsRequest {
     pub results: Vec<TicketedResult>,
-    /// how many of the steps these results make ready the worker will start at once;
-    /// absent: none, every next step goes through the shared jobs stream
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub take: Option<Take>,
-}
-
-/// A worker's offer to run next steps straight away, in its consumer's name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Take {
-    /// the worker's consumer name in the jobs group: a handed step is pending in that name,
-    /// so that another worker takes it over if this one dies
-    pub consumer: String,
-    /// most steps to hand over (the worker's free slots)
-    pub most: u32,
-}
-
-/// Longest consumer name a worker may give.
-pub const MAX_CONSUMER_LEN: usize = 200;
-/// Most steps one answer hands over, whatever a worker offers.
-pub const MAX_TAKE: u32 = 4096;
-
-impl Take {
-    /// Why the engine will not hand steps to this offer, if it will not.
-    pub fn check(&self) -> Result<(), String> {
-        if self.consumer.is_empty() || self.consumer.len() > MAX_CONSUMER_LEN {
-            return Err(format!("a consumer name has 1 to {MAX_CONSUMER_LEN} bytes, not {}", self.consumer.len()));
-        }
-        if self.consumer.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!("the consumer name {:?} has a space or control character", self.consumer));
-        }
-        if self.most > MAX_TAKE {
-            return Err(format!("a worker may take at most {MAX_TAKE} steps at once, not {}", self.most));
-        }
-        Ok(())
-    }
-}
-
-/// The answer to handed-in results, once they are committed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ResultsAnswer {
-    /// steps the results made ready, handed to this worker (at most what it offered to
-    /// take): already pending in its name on the handed jobs stream
-    pub jobs: Vec<HandedJob>,
-}
-
-/// A job as the engine hands it over: what it put on the handed stream, so the worker
-/// checks it exactly as a job it read there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct HandedJob {
-    /// the entry on the handed stream, which the worker acks
-    pub entry: String,
-    /// the signed job (JSON)
-    pub payload: String,
-    pub signature: String,
-    /// when the engine handed it, µs since the Unix epoch
-    pub sent_us: u64,
 }

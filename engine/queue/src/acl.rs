@@ -2,8 +2,8 @@
 //! Redis, and nothing more (Redis 6+). `crm redis-acl` prints these lines for an
 //! installation's prefix; the recovery tests run the engine and workers as these users.
 //!
-//! A worker may take, hold and finish jobs and say it is alive: read the job streams through
-//! their consumer group, claim and acknowledge entries, recreate the group after a wipe, and
+//! A worker may take, hold and finish jobs and say it is alive: read the jobs stream through
+//! its consumer group, claim and acknowledge entries, recreate the group after a wipe, and
 //! write its heartbeat. It cannot add a job, read completions, or touch any other key: with
 //! a worker's Redis password one can at most disturb delivery, which the engine's lost-step
 //! sweep repairs. (Results go to the engine over HTTP, not through Redis.)
@@ -21,7 +21,7 @@ use crate::keys::Keys;
 /// slot.
 const CONNECTION: &str = "+@connection -@admin -@dangerous +cluster|slots";
 
-/// What a worker runs against the job streams and the heartbeat set.
+/// What a worker runs against the jobs stream and the heartbeat set.
 const WORKER: &str = "+multi +exec +discard +xreadgroup +xautoclaim +xclaim +xack +xdel +xgroup|create +zadd +zrem";
 
 /// What the engine runs against every key of the installation.
@@ -37,13 +37,13 @@ pub fn engine_user(name: &str, password: &str, prefix: &str) -> String {
     format!("user {name} on #{hash} resetkeys ~{} resetchannels -@all {CONNECTION} {ENGINE}", keys.all)
 }
 
-/// The ACL line of a worker's user: the job streams and the heartbeat set, nothing else.
+/// The ACL line of a worker's user: the jobs stream and the heartbeat set, nothing else.
 pub fn worker_user(name: &str, password: &str, prefix: &str) -> String {
     let keys = Keys::new(prefix);
     let hash = hashed(password);
     format!(
-        "user {name} on #{hash} resetkeys ~{} ~{} ~{} resetchannels -@all {CONNECTION} {WORKER}",
-        keys.jobs, keys.handed, keys.workers
+        "user {name} on #{hash} resetkeys ~{} ~{} resetchannels -@all {CONNECTION} {WORKER}",
+        keys.jobs, keys.workers
     )
 }
 
@@ -64,7 +64,7 @@ mod tests {
         assert!(!engine.contains("e-pass"), "the password is only hashed: {engine}");
         assert!(rules.starts_with("~{crm}:* resetchannels -@all "), "{engine}");
         let worker = worker_user("crm-worker", "w-pass", "crm");
-        assert!(worker.contains("~{crm}:jobs ~{crm}:handed ~{crm}:workers resetchannels -@all"));
+        assert!(worker.contains("~{crm}:jobs ~{crm}:workers resetchannels -@all"));
         assert!(!worker.contains("xadd") && !worker.contains("+get"), "{worker}");
         for line in [engine, worker] {
             for forbidden in ["flushall", "keys ", "config", "@all ", "eval", "publish"] {

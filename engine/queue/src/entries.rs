@@ -9,31 +9,11 @@ pub struct SignedJob {
     pub signature: String,
 }
 
-/// Which of the two job streams an entry is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// `{prefix}:jobs`, which every worker reads: a run's first steps, retries, and every
-    /// step the engine did not hand straight to a worker
-    Shared,
-    /// `{prefix}:handed`: steps the engine handed to the worker whose results made them
-    /// ready, in its answer to those results. Entered as already delivered to that worker,
-    /// so no other worker reads them; another takes one over only once it is stale.
-    Handed,
-}
-
-/// An entry of a job stream: what a worker acks, touches and takes over. Entry ids are
-/// unique within one stream only, so the lane is part of the name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntryId {
-    pub lane: Lane,
-    pub id: String,
-}
-
 /// A job as a worker reads it: nothing about it is believed until the signature verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawJob {
-    /// the stream entry, what the worker acks
-    pub entry: EntryId,
+    /// the stream entry id, what the worker acks
+    pub id: String,
     pub payload: Vec<u8>,
     /// absent on an entry that was not written by the engine
     pub signature: Option<String>,

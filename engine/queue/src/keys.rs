@@ -7,8 +7,6 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     pub jobs: String,
-    /// jobs handed straight to one worker (see `Lane::Handed`)
-    pub handed: String,
     pub workers: String,
     pub completions: String,
     pub epoch: String,
@@ -21,7 +19,6 @@ impl Keys {
         let tag = format!("{{{prefix}}}");
         Keys {
             jobs: format!("{tag}:jobs"),
-            handed: format!("{tag}:handed"),
             workers: format!("{tag}:workers"),
             completions: format!("{tag}:completions"),
             epoch: format!("{tag}:epoch"),
@@ -52,7 +49,7 @@ mod tests {
     #[test]
     fn every_key_carries_the_prefix_as_its_hash_tag() {
         let keys = Keys::new("crm");
-        for key in [&keys.jobs, &keys.handed, &keys.workers, &keys.completions, &keys.epoch] {
+        for key in [&keys.jobs, &keys.workers, &keys.completions, &keys.epoch] {
             assert!(key.starts_with("{crm}:"), "{key}");
         }
         assert_eq!(keys.all, "{crm}:*");

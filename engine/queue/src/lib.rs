@@ -5,8 +5,6 @@
 //! Every key of an installation is under its prefix, so tests and tenants do not collide,
 //! and the prefix in braces is the keys' Redis Cluster hash tag (one slot per installation):
 //! - `{prefix}:jobs` — stream of signed step jobs, consumer group `workers`;
-//! - `{prefix}:handed` — stream of signed step jobs the engine handed to one worker in its
-//!   answer to that worker's results, entered as delivered to it (same group);
 //! - `{prefix}:workers` — sorted set of worker ids scored by their last heartbeat (ms);
 //! - `{prefix}:completions` — stream of sealed run completions, read by the API's SSE;
 //! - `{prefix}:epoch` — a marker naming Redis' current "life", to notice a wipe.
@@ -16,10 +14,6 @@
 //! [`Queue::ack_jobs`] (acks and deletes) it, so a result is never lost in between. A job
 //! held by a worker that died stays pending; live workers take it over with
 //! [`Queue::claim_stale_jobs`] once it has been idle longer than the visibility timeout.
-//! A step made ready by a worker's results may instead be [`Queue::hand`]ed to that worker:
-//! it goes onto the handed stream as that worker's pending entry and into the engine's
-//! answer, skipping the trip through Redis to a reader; it is acked, kept fresh and taken
-//! over like any other.
 
 pub mod acl;
 mod completions;
@@ -33,8 +27,7 @@ mod workers;
 
 pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, Published, entry_ms, is_entry_id};
 pub use connection::{Connection, Redis};
-pub use entries::{CompletionEntry, EntryId, Lane, RawJob, SignedJob};
-pub use jobs::{Hand, Handed};
+pub use entries::{CompletionEntry, RawJob, SignedJob};
 pub use keys::Keys;
 pub use queue::{Queue, QueueError, redact};
 pub use workers::WorkerInfo;

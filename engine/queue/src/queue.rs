@@ -70,22 +70,16 @@ impl Queue {
         &self.keys
     }
 
-    /// Creates the groups; also the recovery after Redis lost its keys (FLUSHALL, restart
-    /// without persistence), which readers call when Redis says a group is missing. The
-    /// handed stream's group starts at its end: its entries are delivered as they are
-    /// added (see [`Queue::hand`]), and one left behind by a hand that failed halfway is
-    /// never read as new.
+    /// Creates the group; also the recovery after Redis lost its keys (FLUSHALL, restart
+    /// without persistence), which readers call when Redis says the group is missing.
     pub async fn ensure_groups(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
-        for (stream, start) in [(&self.keys.jobs, "0"), (&self.keys.handed, "$")] {
-            let created: Result<(), RedisError> =
-                redis::AsyncCommands::xgroup_create_mkstream(&mut conn, stream, WORKERS_GROUP, start).await;
-            match created {
-                Err(e) if e.code() != Some("BUSYGROUP") => return Err(e.into()),
-                _ => {}
-            }
+        let created: Result<(), RedisError> =
+            redis::AsyncCommands::xgroup_create_mkstream(&mut conn, &self.keys.jobs, WORKERS_GROUP, "0").await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) async fn read_group(

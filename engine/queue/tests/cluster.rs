@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crm_queue::{EntryId, Hand, Keys, Lane, SignedJob};
+use crm_queue::{Keys, SignedJob};
 use crm_testing::TestPrefix;
 
 fn job(name: &str) -> SignedJob {
@@ -25,23 +25,15 @@ async fn every_queue_operation_works_on_a_cluster_within_one_slot() {
     assert_eq!(taken[0].signature.as_deref(), Some("sig-a"));
     assert_eq!(q.pending_jobs().await.unwrap(), 2);
     assert_eq!(q.undelivered_jobs().await.unwrap(), 1);
-    q.touch_jobs("w1", &[taken[0].entry.clone()]).await.unwrap();
+    q.touch_jobs("w1", &[taken[0].id.clone()]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let claimed = q.claim_stale_jobs("w2", Duration::from_millis(100), 10).await.unwrap();
     assert_eq!(claimed.len(), 2, "both held jobs went idle past the timeout");
     let rest = q.read_jobs("w2", 10, Duration::ZERO).await.unwrap();
     assert_eq!(rest.len(), 1);
-    let all: Vec<EntryId> = claimed.iter().chain(&rest).map(|e| e.entry.clone()).collect();
+    let all: Vec<String> = claimed.iter().chain(&rest).map(|e| e.id.clone()).collect();
     q.ack_jobs(&all).await.unwrap();
     assert_eq!(q.jobs_len().await.unwrap(), 0, "acked jobs are deleted");
-
-    // A hand: added and delivered to its worker in one MULTI over both job streams' slot.
-    let handed = q.hand(&[Hand { consumer: "w1", jobs: &[job("next")] }]).await.unwrap();
-    let entry = EntryId { lane: Lane::Handed, id: handed[0][0].clone().expect("handed").id };
-    assert_eq!(q.pending_jobs().await.unwrap(), 1);
-    q.touch_jobs("w1", std::slice::from_ref(&entry)).await.unwrap();
-    q.ack_jobs(&[entry]).await.unwrap();
-    assert_eq!(q.jobs_len().await.unwrap(), 0);
 
     // A blocking read waits for a job enqueued meanwhile, on its own connection.
     let reader = q.reader().await.unwrap();
@@ -70,13 +62,13 @@ async fn every_queue_operation_works_on_a_cluster_within_one_slot() {
     // One slot, one node: every key of the installation sits with the jobs stream.
     let keys = Keys::new(prefix.as_str());
     let (slot, node) = cluster.slot_of(&keys.jobs).await;
-    for key in [&keys.handed, &keys.workers, &keys.completions, &keys.epoch] {
+    for key in [&keys.workers, &keys.completions, &keys.epoch] {
         assert_eq!(cluster.slot_of(key).await.0, slot, "{key}");
     }
     let per_node = cluster.keys_per_node().await;
     assert_eq!(per_node.len(), 3);
     for (url, n) in per_node {
-        let expected = if url == node { 5 } else { 0 };
+        let expected = if url == node { 4 } else { 0 };
         assert_eq!(n, expected, "keys on {}", crm_queue::redact(&url));
     }
 

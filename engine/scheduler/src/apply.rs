@@ -88,7 +88,16 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
         }
         let incoming: Vec<Incoming> =
             arrivals.iter().flat_map(|a| a.results.iter().cloned().map(Incoming::Result)).collect();
-        let failed = apply_answering(&core, incoming, arrivals).await.is_err();
+        let answer = |outcome: &Result<(), WorkflowError>| {
+            if let Err(e) = outcome {
+                // The workers keep their results and hand them in again.
+                tracing::error!(error = %e, "applying step results failed");
+            }
+            for a in arrivals {
+                let _ = a.reply.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            }
+        };
+        let failed = apply_answering(&core, incoming, answer).await.is_err();
         if failed {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -103,65 +112,42 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
 /// statement without a transaction around it; the rest, and any whose run moved on
 /// meanwhile, in one transaction that locks their runs.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
-    apply_answering(core, incoming, Vec::new()).await
+    apply_answering(core, incoming, |_| {}).await
 }
 
-/// [`apply`] for results that arrived from workers: once everything is committed (or has
-/// failed) and the next steps are on their way, some of them handed to the workers whose
-/// results made them ready (`handback`), each arrival is answered, without waiting for
-/// the completions' publish: a worker waiting for the answer before it hands in its next
-/// results does not wait for that Redis round trip too. Its ack needs only the commit; a
-/// completion lost with the engine in between is published again at the next start, as
-/// when it dies between the commit and the publish.
+/// [`apply`], calling `answer` once everything is committed (or has failed) and the next
+/// steps are on their way, before the completions are published: a worker waiting for the
+/// answer before it hands in its next results does not wait for that Redis round trip
+/// too. Its ack needs only the commit; a completion lost with the engine in between is
+/// published again at the next start, as when it dies between the commit and the publish.
 async fn apply_answering(
     core: &Arc<Core>,
     incoming: Vec<Incoming>,
-    arrivals: Vec<Arrival>,
+    answer: impl FnOnce(&Result<(), WorkflowError>),
 ) -> Result<(), WorkflowError> {
     // One span per attempt in its run's trace, over the batch's writes and what follows
     // them (sending the next steps, publishing completions).
     let spans: Vec<tracing::Span> =
         if crm_traces::exporting() { incoming.iter().map(Incoming::span).collect() } else { Vec::new() };
     let (known, items, mut rest) = take_known(core, incoming);
-    let mut ready = Vec::new();
     let mut completions = Vec::new();
     if !known.is_empty() {
         let (staged, missed) = apply_known(core, known, items).await;
         rest.extend(missed);
-        let (jobs, done) = staged.settle(core);
-        ready.extend(jobs);
-        completions.extend(done);
+        completions.extend(staged.settle(core));
     }
-    let outcome: Result<(), WorkflowError> = async {
+    let outcome = async {
         if !rest.is_empty() {
             let mut tx = core.state_pool.begin().await?;
             let staged = stage(core, &mut tx, rest).await?;
             tx.commit().await?;
-            let (jobs, done) = staged.settle(core);
-            ready.extend(jobs);
-            completions.extend(done);
+            completions.extend(staged.settle(core));
         }
         Ok(())
     }
     .await;
-    let answering = async {
-        // Nothing is handed to a worker told its results failed: it would never see them.
-        let handed = match &outcome {
-            Ok(()) => crate::handback::hand_back(core, &arrivals, ready).await,
-            Err(e) => {
-                crate::dispatch::send_now(core, ready);
-                // The workers keep their results and hand them in again.
-                tracing::error!(error = %e, "applying step results failed");
-                arrivals.iter().map(|_| Vec::new()).collect()
-            }
-        };
-        for (a, jobs) in arrivals.into_iter().zip(handed) {
-            let _ = a.reply.send(outcome.as_ref().map(|_| jobs).map_err(|e| e.to_string()));
-        }
-    };
-    // The hand's round trip and the publish's share the connection: neither waits for the
-    // other.
-    tokio::join!(answering, publish(core, &completions));
+    answer(&outcome);
+    publish(core, &completions).await;
     drop(spans);
     outcome
 }
@@ -276,14 +262,12 @@ impl Staged {
 
     /// The transaction committed: count, send the next steps, publish the completions.
     pub(crate) async fn after_commit(self, core: &Core) {
-        let (jobs, completions) = self.settle(core);
-        crate::dispatch::send_now(core, jobs);
+        let completions = self.settle(core);
         publish(core, &completions).await;
     }
 
-    /// [`Staged::after_commit`] but the sending and the publishing: returns the jobs to
-    /// send and the completions to publish.
-    fn settle(self, core: &Core) -> (Vec<jobs::Dispatch>, Vec<Completion>) {
+    /// [`Staged::after_commit`] but the publishing: returns the completions to publish.
+    fn settle(self, core: &Core) -> Vec<Completion> {
         core.metrics.apply_batches.fetch_add(1, Ordering::Relaxed);
         core.metrics.results_applied.fetch_add(self.applied.len() as u64, Ordering::Relaxed);
         core.metrics.results_stale.fetch_add(self.stale, Ordering::Relaxed);
@@ -297,7 +281,8 @@ impl Staged {
             // a retry with a short backoff: let the dispatcher look sooner than its poll
             core.dispatch_wake.notify_one();
         }
-        (self.jobs_now, self.completions)
+        crate::dispatch::send_now(core, self.jobs_now);
+        self.completions
     }
 }
 

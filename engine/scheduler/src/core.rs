@@ -92,8 +92,6 @@ impl SchedulerConfig {
 pub struct Metrics {
     pub runs_created: AtomicU64,
     pub steps_sent_fast: AtomicU64,
-    /// of those, steps handed to the worker whose results made them ready
-    pub steps_handed: AtomicU64,
     pub steps_dispatched: AtomicU64,
     pub results_applied: AtomicU64,
     pub results_stale: AtomicU64,
@@ -121,7 +119,6 @@ impl Metrics {
         serde_json::json!({
             "runs_created": g(&self.runs_created),
             "steps_sent_fast": g(&self.steps_sent_fast),
-            "steps_handed": g(&self.steps_handed),
             "steps_dispatched": g(&self.steps_dispatched),
             "results_applied": g(&self.results_applied),
             "results_stale": g(&self.results_stale),

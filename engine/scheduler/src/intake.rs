@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::step::{LogLine, StepOutcome, StepResult, TicketedResult};
-use crm_concepts::worker_channel::{HandedJob, Take};
 use crm_store::host_calls::{self, Caller};
 use crm_store::secrets::Namespace;
 use crm_trust::{Ticket, TicketError};
@@ -18,13 +17,10 @@ use tokio::sync::oneshot;
 use crate::core::Core;
 use crate::redaction;
 
-/// Results handed in by one request, and where to say whether they were applied (and
-/// which next steps were handed to the worker that sent them).
+/// Results handed in by one request, and where to say whether they were applied.
 pub(crate) struct Arrival {
     pub results: Vec<StepResult>,
-    /// the worker's offer to run the steps these results make ready
-    pub take: Option<Take>,
-    pub reply: oneshot::Sender<Result<Vec<HandedJob>, String>>,
+    pub reply: oneshot::Sender<Result<(), String>>,
 }
 
 /// Why the engine did not serve a worker's request.
@@ -33,10 +29,6 @@ pub enum IntakeError {
     /// the ticket or the call is not one the engine would ever allow: nothing was done
     #[error("refused: {0}")]
     Refused(String),
-    /// the request does not say what it must (a malformed offer to take steps): nothing
-    /// was done
-    #[error("invalid: {0}")]
-    Invalid(String),
     /// the engine cannot take it now (shutting down, the database down): send it again
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -117,16 +109,8 @@ pub(crate) async fn host_call(
 }
 
 /// Checks results against their tickets and hands them to an applier; returns once they
-/// are applied (committed), so the worker may ack their jobs, with the steps they made
-/// ready that were handed to the worker (up to what `take` offers).
-pub(crate) async fn results(
-    core: &Core,
-    batch: Vec<TicketedResult>,
-    take: Option<Take>,
-) -> Result<Vec<HandedJob>, IntakeError> {
-    if let Some(t) = &take {
-        t.check().map_err(IntakeError::Invalid)?;
-    }
+/// are applied (committed), so the worker may ack their jobs.
+pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(), IntakeError> {
     let mut results = Vec::with_capacity(batch.len());
     let received_us = crm_concepts::timeline::now_us();
     for TicketedResult { ticket, mut result } in batch {
@@ -152,11 +136,11 @@ pub(crate) async fn results(
         results.push(result);
     }
     if results.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let (reply, answer) = oneshot::channel();
     core.arrivals
-        .send(Arrival { results, take, reply })
+        .send(Arrival { results, reply })
         .await
         .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?;
     answer

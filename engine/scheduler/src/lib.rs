@@ -12,7 +12,6 @@ mod core;
 pub mod deploy;
 mod dispatch;
 mod gather;
-mod handback;
 pub mod hold;
 mod intake;
 mod jobs;

@@ -217,14 +217,9 @@ impl Scheduler {
         crate::intake::host_call(&self.core, ticket, write_seq, remaining_ms, call).await
     }
 
-    /// Applies results a worker hands in; returns once they are committed, with the steps
-    /// they made ready that were handed to that worker (at most what `take` offers).
-    pub async fn accept_results(
-        &self,
-        results: Vec<TicketedResult>,
-        take: Option<crm_concepts::worker_channel::Take>,
-    ) -> Result<Vec<crm_concepts::worker_channel::HandedJob>, IntakeError> {
-        crate::intake::results(&self.core, results, take).await
+    /// Applies results a worker hands in; returns once they are committed.
+    pub async fn accept_results(&self, results: Vec<TicketedResult>) -> Result<(), IntakeError> {
+        crate::intake::results(&self.core, results).await
     }
 
     /// Decides a held `approval` step for user `by` (whom the caller checked may decide);

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use crm_concepts::run::{RunRequest, RunStatus};
 use crm_concepts::step::{StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult};
-use crm_concepts::worker_channel::Take;
-use crm_queue::{EntryId, Lane, Queue};
-use crm_scheduler::{IntakeError, Scheduler};
+use crm_queue::Queue;
+use crm_scheduler::Scheduler;
 use crm_store::Db;
 use crm_testing::{ScratchDb, TestPrefix};
 use crm_trust::JobVerifier;
@@ -59,26 +58,33 @@ impl Setup {
     }
 
     /// The next job, as a worker would take it.
-    async fn job(&self) -> (EntryId, StepJob) {
+    async fn job(&self) -> (String, StepJob) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut jobs = self.worker.read_jobs("test-worker", 1, Duration::from_millis(200)).await.unwrap();
             if let Some(j) = jobs.pop() {
                 let verifier = JobVerifier::from_hex(&self.scheduler.public_key()).unwrap();
                 assert!(verifier.verify(&j.payload, j.signature.as_deref().unwrap_or_default()), "a signed job");
-                return (j.entry, serde_json::from_slice(&j.payload).expect("a step job"));
+                return (j.id, serde_json::from_slice(&j.payload).expect("a step job"));
             }
             assert!(Instant::now() < deadline, "no job arrived within 10 s");
         }
     }
 
-    async fn answer(&self, entry: &EntryId, job: &StepJob, outcome: StepOutcome) {
-        let handed = self.scheduler.accept_results(vec![result_of(job, outcome)], None).await.unwrap();
-        assert!(handed.is_empty(), "nothing is handed to a worker that did not offer to take it");
-        self.worker.ack_jobs(std::slice::from_ref(entry)).await.unwrap();
+    async fn answer(&self, entry: &str, job: &StepJob, outcome: StepOutcome) {
+        let result = StepResult {
+            key: job.key.clone(),
+            outcome,
+            usage: StepUsage { duration_us: 42, ..Default::default() },
+            logs: vec![],
+            worker: "test-worker".into(),
+        };
+        let handed_in = TicketedResult { ticket: job.ticket.clone(), result };
+        self.scheduler.accept_results(vec![handed_in]).await.unwrap();
+        self.worker.ack_jobs(&[entry.to_string()]).await.unwrap();
     }
 
-    async fn ok(&self, entry: &EntryId, job: &StepJob, output: Value) {
+    async fn ok(&self, entry: &str, job: &StepJob, output: Value) {
         self.answer(entry, job, StepOutcome::Ok { output, next: None }).await;
     }
 
@@ -139,22 +145,6 @@ impl Setup {
         self.db.pool.close().await;
         self.scratch.close().await;
     }
-}
-
-/// A worker's result for `job`, as it hands it in.
-fn result_of(job: &StepJob, outcome: StepOutcome) -> TicketedResult {
-    let result = StepResult {
-        key: job.key.clone(),
-        outcome,
-        usage: StepUsage { duration_us: 42, ..Default::default() },
-        logs: vec![],
-        worker: "test-worker".into(),
-    };
-    TicketedResult { ticket: job.ticket.clone(), result }
-}
-
-fn succeeded(output: Value) -> StepOutcome {
-    StepOutcome::Ok { output, next: None }
 }
 
 async fn deploy(db: &Db, manifest: &str) -> i32 {
@@ -757,91 +747,5 @@ async fn a_run_cancelled_while_its_step_runs_ignores_the_steps_result() {
     assert_eq!(s.attempts(id).await, vec![("a".into(), 1, "succeeded".into(), false)]);
     let steps = s.step_statuses(id).await;
     assert!(steps.iter().all(|(_, status)| status == "cancelled"), "{steps:?}");
-    s.teardown().await;
-}
-
-#[tokio::test]
-async fn the_next_step_goes_to_the_worker_that_offered_to_take_it_pending_in_its_name() {
-    let s = Setup::new("handback", &[CHAIN]).await;
-    let id = s.submit("chain", json!({"n": 1})).await;
-    let (e, a) = s.job().await;
-    let offer = |most| Some(Take { consumer: "test-worker".into(), most });
-
-    let handed =
-        s.scheduler.accept_results(vec![result_of(&a, succeeded(json!({"from": "a"})))], offer(4)).await.unwrap();
-    s.worker.ack_jobs(&[e]).await.unwrap();
-    assert_eq!(handed.len(), 1, "b, made ready by a's result");
-    let verifier = JobVerifier::from_hex(&s.scheduler.public_key()).unwrap();
-    assert!(verifier.verify(handed[0].payload.as_bytes(), &handed[0].signature), "signed as a job on Redis is");
-    let b: StepJob = serde_json::from_str(&handed[0].payload).unwrap();
-    assert_eq!((b.key.step.as_str(), b.key.attempt), ("b", 1));
-    assert_eq!(b.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
-    // Already the worker's: no reader of the shared stream gets it, and none waits for one.
-    assert!(s.worker.read_jobs("another-worker", 10, Duration::ZERO).await.unwrap().is_empty());
-    assert_eq!(s.worker.undelivered_jobs().await.unwrap(), 0);
-    assert_eq!(s.worker.pending_jobs().await.unwrap(), 1);
-
-    // With no free slot on offer, the next step goes through the shared stream.
-    let none =
-        s.scheduler.accept_results(vec![result_of(&b, succeeded(json!({"from": "b"})))], offer(0)).await.unwrap();
-    assert!(none.is_empty());
-    s.worker.ack_jobs(&[EntryId { lane: Lane::Handed, id: handed[0].entry.clone() }]).await.unwrap();
-    let (e, c) = s.job().await;
-    assert_eq!(c.key.step, "c");
-    s.ok(&e, &c, json!({"said": "handed"})).await;
-    assert_eq!(s.wait_final(id).await.rendered.as_deref(), Some("c said handed"));
-    assert_eq!(s.scheduler.metrics()["steps_handed"], 1);
-    assert_eq!(s.worker.jobs_len().await.unwrap(), 0, "every job acked, on both streams");
-    s.teardown().await;
-}
-
-#[tokio::test]
-async fn a_step_handed_to_a_worker_that_died_with_it_is_taken_over_by_another() {
-    let s = Setup::new("handback_dead", &[CHAIN]).await;
-    let id = s.submit("chain", json!({"n": 1})).await;
-    let (e, a) = s.job().await;
-    let offer = Some(Take { consumer: "doomed-worker".into(), most: 1 });
-    let handed = s.scheduler.accept_results(vec![result_of(&a, succeeded(json!("a")))], offer).await.unwrap();
-    s.worker.ack_jobs(&[e]).await.unwrap();
-    assert_eq!(handed.len(), 1);
-    // Its worker never runs it: once idle past the visibility timeout, another takes it.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let taken = s.worker.claim_stale_jobs("test-worker", Duration::from_millis(100), 10).await.unwrap();
-    assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].payload, handed[0].payload.as_bytes());
-    let b: StepJob = serde_json::from_slice(&taken[0].payload).unwrap();
-    s.ok(&taken[0].entry, &b, json!("b")).await;
-    let (e, c) = s.job().await;
-    s.ok(&e, &c, json!({"said": "taken over"})).await;
-    assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
-    s.teardown().await;
-}
-
-#[tokio::test]
-async fn an_offer_that_names_no_proper_consumer_is_refused_and_nothing_is_applied() {
-    let s = Setup::new("handback_bad", &[CHAIN]).await;
-    let id = s.submit("chain", json!({"n": 1})).await;
-    let (_e, a) = s.job().await;
-    for (consumer, most) in [("", 1), ("two words", 1), ("w\n", 1), ("fine", 1_000_000)] {
-        let offer = Some(Take { consumer: consumer.into(), most });
-        let err = s.scheduler.accept_results(vec![result_of(&a, succeeded(json!("a")))], offer).await.unwrap_err();
-        assert!(matches!(err, IntakeError::Invalid(_)), "{consumer:?} {most}: {err}");
-    }
-    assert!(s.attempts(id).await.is_empty(), "no result applied");
-    s.teardown().await;
-}
-
-#[tokio::test]
-async fn a_run_cancelled_while_its_step_runs_hands_nothing_to_the_worker() {
-    let s = Setup::new("handback_cancel", &[CHAIN]).await;
-    let id = s.submit("chain", json!({"n": 1})).await;
-    let (e, a) = s.job().await;
-    s.scheduler.cancel(id).await.unwrap();
-    let offer = Some(Take { consumer: "test-worker".into(), most: 4 });
-    let handed = s.scheduler.accept_results(vec![result_of(&a, succeeded(json!("a")))], offer).await.unwrap();
-    s.worker.ack_jobs(&[e]).await.unwrap();
-    assert!(handed.is_empty(), "{handed:?}");
-    assert_eq!(s.status(id).await, RunStatus::Cancelled);
-    assert_eq!(s.worker.jobs_len().await.unwrap(), 0);
     s.teardown().await;
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use crm_concepts::host_call::{HostCallError, HostReply};
 use crm_concepts::step::TicketedResult;
-use crm_concepts::worker_channel::{
-    self as wire, CallAnswer, CallRequest, HandedJob, Hello, ResultsAnswer, ResultsRequest, Take,
-};
+use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
 use reqwest::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -144,26 +142,20 @@ impl EngineChannel {
         Ok(answer.into())
     }
 
-    /// Hands in results, offering to `take` the steps they make ready; `Ok` once the
-    /// engine has committed them, with the steps it handed to this worker.
-    pub async fn results(
-        &self,
-        results: Vec<TicketedResult>,
-        take: Option<Take>,
-    ) -> Result<Vec<HandedJob>, ChannelError> {
+    /// Hands in results; `Ok` once the engine has committed them.
+    pub async fn results(&self, results: Vec<TicketedResult>) -> Result<(), ChannelError> {
         let resp = self
             .http
             .post(self.url(wire::RESULTS))
             .bearer_auth(&self.credential)
             .timeout(Duration::from_secs(60))
-            .json(&ResultsRequest { results, take })
+            .json(&ResultsRequest { results })
             .send()
             .await
             .map_err(unreachable)?;
         if !resp.status().is_success() {
             return Err(failure(resp).await);
         }
-        let answer: ResultsAnswer = resp.json().await.map_err(unreachable)?;
-        Ok(answer.jobs)
+        Ok(())
     }
 }

@@ -1,18 +1,16 @@
 //! The worker loop: intake (with the check that each job is the engine's), takeover of
-//! stale jobs, heartbeats, batched hand-in of results (whose answers may hand back the
-//! steps they made ready), and a draining shutdown.
+//! stale jobs, heartbeats, batched hand-in of results, and a draining shutdown.
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crm_concepts::step::{
     StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult, is_digest,
 };
 use crm_concepts::timeline::{StepTimeline, now_us};
-use crm_concepts::worker_channel::{HandedJob, MAX_TAKE, Take};
-use crm_queue::{EntryId, Lane, Queue, RawJob};
+use crm_queue::{Queue, RawJob};
 use crm_runtime::{HostCalls, Runtime, StepCall, StepRun};
 use crm_trust::JobVerifier;
 use tokio::sync::{Semaphore, mpsc};
@@ -62,26 +60,16 @@ pub struct Worker {
     verifier: JobVerifier,
 }
 
-/// Entries of jobs taken and not yet acked: kept fresh against the visibility timeout.
-type InFlight = Arc<Mutex<HashSet<EntryId>>>;
+/// Entry ids of jobs taken and not yet acked: kept fresh against the visibility timeout.
+type InFlight = Arc<Mutex<HashSet<String>>>;
 
 struct Shared {
     runtime: Arc<Runtime<EngineHost>>,
     host: Arc<EngineHost>,
     channel: EngineChannel,
     in_flight: InFlight,
-    results: mpsc::UnboundedSender<(TicketedResult, EntryId)>,
+    results: mpsc::UnboundedSender<(TicketedResult, String)>,
     worker_id: String,
-}
-
-/// What the publisher needs to start the steps the engine hands back with its answers.
-struct Handoff {
-    /// weak: the publisher runs until every holder of the results sender is gone, itself
-    /// included otherwise
-    shared: Weak<Shared>,
-    permits: Arc<Semaphore>,
-    verifier: JobVerifier,
-    consumer: String,
 }
 
 /// Why a job read from Redis is not run: nothing about it is the engine's word.
@@ -200,14 +188,8 @@ impl Worker {
             results: tx,
             worker_id: config.id.clone(),
         });
-        let handoff = Handoff {
-            shared: Arc::downgrade(&shared),
-            permits: permits.clone(),
-            verifier: verifier.clone(),
-            consumer: config.id.clone(),
-        };
         let publisher =
-            tokio::spawn(publish(queue.clone(), channel, rx, in_flight.clone(), config.publish_batch.max(1), handoff));
+            tokio::spawn(publish(queue.clone(), channel, rx, in_flight.clone(), config.publish_batch.max(1)));
         queue.heartbeat(&config.id).await?;
         let beat = tokio::spawn(heartbeat(queue.clone(), in_flight, config.clone()));
         let warmer =
@@ -265,11 +247,11 @@ impl Worker {
                 match admit(&verifier, &raw) {
                     Ok(job) => {
                         let timeline = StepTimeline { sent_us: raw.sent_us, picked_us, ..Default::default() };
-                        admitted.push((raw.entry, job, timeline))
+                        admitted.push((raw.id, job, timeline))
                     }
                     Err(why) => {
-                        tracing::warn!(entry = %raw.entry.id, "refused a job from Redis: {why}");
-                        refused.push(raw.entry);
+                        tracing::warn!(entry = %raw.id, "refused a job from Redis: {why}");
+                        refused.push(raw.id);
                     }
                 }
             }
@@ -294,9 +276,6 @@ impl Worker {
         // Every permit back means every step has finished and sent its result.
         let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
         let _drained = permits.acquire_many(all).await;
-        // A step handed back after the drain began and still waiting for a slot is left
-        // pending for another worker to take over.
-        permits.close();
         beat.abort();
         if let Some(warmer) = warmer {
             warmer.abort();
@@ -316,11 +295,11 @@ impl Worker {
 
 fn spawn_step(
     shared: Arc<Shared>,
-    (entry, job, mut timeline): (EntryId, StepJob, StepTimeline),
+    (entry_id, job, mut timeline): (String, StepJob, StepTimeline),
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry.clone());
-    if let Some(waited) = queue_wait(&entry.id) {
+    shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(entry_id.clone());
+    if let Some(waited) = queue_wait(&entry_id) {
         metrics::histogram!("crm_step_queue_wait_seconds", "workflow" => job.workflow.clone()).record(waited);
     }
     // The step's span, in the run's trace under the engine's dispatch of it.
@@ -354,7 +333,7 @@ fn spawn_step(
             worker: shared.worker_id.clone(),
         };
         // The receiver lives until every sender is gone, so this cannot fail in practice.
-        let _ = shared.results.send((TicketedResult { ticket: job.ticket, result }, entry));
+        let _ = shared.results.send((TicketedResult { ticket: job.ticket, result }, entry_id));
         drop(permit);
     };
     tokio::spawn(tracing::Instrument::instrument(step, span));
@@ -371,16 +350,15 @@ fn queue_wait(entry_id: &str) -> Option<f64> {
 
 /// Hands results to the engine in batches until every sender (the worker loop's `Shared`
 /// and the running steps' clones of it) is gone; acks each batch's jobs once the engine has
-/// committed it, and starts the steps the engine handed back in its answer.
+/// committed it.
 async fn publish(
     queue: Queue,
     channel: EngineChannel,
-    mut rx: mpsc::UnboundedReceiver<(TicketedResult, EntryId)>,
+    mut rx: mpsc::UnboundedReceiver<(TicketedResult, String)>,
     in_flight_ids: InFlight,
     batch_max: usize,
-    handoff: Handoff,
 ) {
-    let done = |ids: &[EntryId]| {
+    let done = |ids: &[String]| {
         let mut set = in_flight_ids.lock().unwrap_or_else(PoisonError::into_inner);
         for id in ids {
             set.remove(id);
@@ -395,23 +373,17 @@ async fn publish(
                 Err(_) => break,
             }
         }
-        let (results, ids): (Vec<TicketedResult>, Vec<EntryId>) = std::mem::take(&mut batch).into_iter().unzip();
+        let (results, ids): (Vec<TicketedResult>, Vec<String>) = std::mem::take(&mut batch).into_iter().unzip();
         let mut backoff = Duration::from_millis(50);
         let mut tries = 0u32;
         loop {
-            // Offered afresh on each try: only slots free now. (Steps handed in an answer
-            // that never arrived are pending in this worker's name; they are taken over
-            // after the visibility timeout, by this worker or another.)
-            let free = u32::try_from(handoff.permits.available_permits()).unwrap_or(MAX_TAKE).min(MAX_TAKE);
-            let take = (free > 0).then(|| Take { consumer: handoff.consumer.clone(), most: free });
-            match channel.results(results.clone(), take).await {
-                Ok(handed) => {
+            match channel.results(results.clone()).await {
+                Ok(()) => {
                     if let Err(e) = queue.ack_jobs(&ids).await {
                         // Redelivered later and run again: the journal and the idempotent
                         // results make that harmless.
                         tracing::warn!("acking handed-in jobs failed: {e}");
                     }
-                    start_handed(&queue, &handoff, handed).await;
                     break;
                 }
                 Err(e) => {
@@ -429,53 +401,6 @@ async fn publish(
             }
         }
         done(&ids);
-    }
-}
-
-/// Starts the steps the engine handed back, each checked as a job read from Redis is: the
-/// engine's answer is believed no more than its stream.
-async fn start_handed(queue: &Queue, handoff: &Handoff, handed: Vec<HandedJob>) {
-    if handed.is_empty() {
-        return;
-    }
-    let picked_us = now_us();
-    let mut refused = Vec::new();
-    for h in handed {
-        let raw = RawJob {
-            entry: EntryId { lane: Lane::Handed, id: h.entry },
-            payload: h.payload.into_bytes(),
-            signature: Some(h.signature),
-            sent_us: h.sent_us,
-        };
-        let job = match admit(&handoff.verifier, &raw) {
-            Ok(job) => job,
-            Err(why) => {
-                tracing::warn!(entry = %raw.entry.id, "refused a handed job: {why}");
-                refused.push(raw.entry);
-                continue;
-            }
-        };
-        let Some(shared) = handoff.shared.upgrade() else {
-            // stopped: the step stays pending in this worker's name for another to take over
-            continue;
-        };
-        let entry = (raw.entry, job, StepTimeline { sent_us: raw.sent_us, picked_us, ..Default::default() });
-        match handoff.permits.clone().try_acquire_owned() {
-            Ok(permit) => spawn_step(shared, entry, permit),
-            // Offered slots were taken meanwhile: start it once one frees.
-            Err(_) => {
-                let permits = handoff.permits.clone();
-                tokio::spawn(async move {
-                    match permits.acquire_owned().await {
-                        Ok(permit) => spawn_step(shared, entry, permit),
-                        Err(_) => tracing::info!(entry = %entry.0.id, "stopping: a handed step is left for takeover"),
-                    }
-                });
-            }
-        }
-    }
-    if let Err(e) = queue.ack_jobs(&refused).await {
-        tracing::warn!("cannot remove refused jobs: {e}");
     }
 }
 
@@ -527,7 +452,7 @@ async fn heartbeat(queue: Queue, in_flight: InFlight, config: WorkerConfig) {
     let mut every = tokio::time::interval(config.heartbeat);
     loop {
         every.tick().await;
-        let ids: Vec<EntryId> = in_flight.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+        let ids: Vec<String> = in_flight.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
         if let Err(e) = queue.heartbeat(&config.id).await {
             tracing::warn!("heartbeat failed: {e}");
         }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use crm_concepts::step::is_digest;
-use crm_concepts::worker_channel::{CallAnswer, CallRequest, CurrentComponents, Hello, ResultsAnswer, ResultsRequest};
+use crm_concepts::worker_channel::{CallAnswer, CallRequest, CurrentComponents, Hello, ResultsRequest};
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::worker_credentials;
 use sha2::{Digest, Sha256};
@@ -100,7 +100,6 @@ fn scheduler(s: &AppState) -> Result<&Scheduler, ApiError> {
 fn intake_error(e: IntakeError) -> ApiError {
     match e {
         IntakeError::Refused(m) => ApiError::forbidden(m),
-        IntakeError::Invalid(m) => ApiError::bad_request(m),
         IntakeError::Unavailable(m) => ApiError::unavailable(m),
     }
 }
@@ -177,19 +176,16 @@ async fn call(
 #[utoipa::path(
     post, path = "/worker/v1/results", tag = "workers", operation_id = "worker_results",
     request_body = ResultsRequest,
-    responses(
-        (status = 200, description = "applied: the worker may ack the jobs, and starts the steps handed to it", body = ResultsAnswer),
-        CallerErrors,
-    ),
+    responses((status = 204, description = "applied: the worker may ack the jobs"), CallerErrors),
     security(("worker" = [])),
 )]
 async fn results(
     State(s): State<AppState>,
     _: Worker,
     Json(request): Json<ResultsRequest>,
-) -> Result<Json<ResultsAnswer>, ApiError> {
-    let jobs = scheduler(&s)?.accept_results(request.results, request.take).await.map_err(intake_error)?;
-    Ok(Json(ResultsAnswer { jobs }))
+) -> Result<StatusCode, ApiError> {
+    scheduler(&s)?.accept_results(request.results).await.map_err(intake_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
