@@ -2,11 +2,11 @@
 //! `crm worker` processes, back to Postgres — with the engine and K workers as separate
 //! processes on this machine. A machine's speed drifts by half from round to round, so the
 //! goals are set against the Celery peer (`../shared/peers/celery`) run right after in the
-//! same round: ≥ 17× its one-step tasks/s, three-step p50 ≤ 0.4× its `chain3`, and p99
-//! ≤ 8 ms while one-step runs hold the system at half its throughput; and ≤ 200 µs of CPU
-//! per one-step run over every process involved, which noise moves least. The output
-//! states each goal beside its figure; the ratios need the peer's figures from the same
-//! round.
+//! same round: ≥ 17× its one-step tasks/s and three-step p50 ≤ 0.4× its `chain3`; besides,
+//! three-step p99 ≤ 8 ms (held here, more strictly than the issue asks, also while one-step
+//! runs keep the system at half its throughput) and ≤ 200 µs of CPU per one-step run over
+//! every process involved, which noise moves least. The output states each goal beside its
+//! figure; the ratios need the peer's figures from the same round.
 //!
 //! Completion is observed the way the bot observes it: on the `/api/completions` stream,
 //! so the latency is what a client sees, submit to notification.
@@ -40,7 +40,7 @@ const THREE_STEPS: &str = include_str!("../../../../workflows/bench-three-steps/
 /// the same round, whose figures this bench does not have.
 const GOAL_RUNS: &str = ">= 17x the Celery peer's tasks/s in the same round";
 const GOAL_P50: &str = "p50 <= 0.4x the Celery peer's chain3 p50 in the same round";
-const GOAL_P99_UNDER_LOAD_MS: u64 = 8;
+const GOAL_P99_MS: u64 = 8;
 
 #[derive(clap::Args, Debug)]
 pub struct RunsArgs {
@@ -333,6 +333,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     idle_report["engine_p50_ms"] = json!(db_side.0);
     idle_report["engine_p99_ms"] = json!(db_side.1);
     idle_report["goal"] = json!(GOAL_P50);
+    idle_report["goal_p99_ms"] = json!(GOAL_P99_MS);
     idle_report["hops"] = idle_hops.clone();
     let report = json!({
         "one_step": {
@@ -354,7 +355,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             r["load_tick_ms"] = json!(args.load_tick_ms);
             r["load_rate_asked"] = json!(load_rate.map(f64::round));
             r["hops"] = hops.clone();
-            r["goal_p99_ms"] = json!(GOAL_P99_UNDER_LOAD_MS);
+            r["goal_p99_ms"] = json!(GOAL_P99_MS);
             r
         }),
         "scale_out": scale_out,
@@ -388,7 +389,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     );
     let t = &report["three_step"];
     println!(
-        "three-step runs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} runs at concurrency {} (goal: {GOAL_P50})",
+        "three-step runs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} runs at concurrency {} (goal: {GOAL_P50}, p99 <= {GOAL_P99_MS} ms)",
         f(&t["p50_ms"]),
         f(&t["p90_ms"]),
         f(&t["p99_ms"]),
@@ -404,7 +405,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     let l = &report["three_step_under_load"];
     if !l.is_null() {
         println!(
-            "                 under load ({} one-step runs/s): p50 {:.2} ms, p99 {:.2} ms (goal: p99 <= {GOAL_P99_UNDER_LOAD_MS} ms); {} µs CPU per one-step run, {:.2} of {} cores busy",
+            "                 under load ({} one-step runs/s): p50 {:.2} ms, p99 {:.2} ms (goal: p99 <= {GOAL_P99_MS} ms); {} µs CPU per one-step run, {:.2} of {} cores busy",
             l["one_step_runs_per_s"],
             f(&l["p50_ms"]),
             f(&l["p99_ms"]),
