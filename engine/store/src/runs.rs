@@ -418,19 +418,21 @@ macro_rules! changes_steps {
     };
 }
 
+/// What the statement returns: the runs written. Data-modifying CTEs always run to
+/// completion, read or not.
+macro_rules! changes_written {
+    () => {
+        " SELECT id, rev FROM g"
+    };
+}
+
 /// [`write_changes`] with attempts to keep outside their steps' rows.
-const WRITE_CHANGES: &str = concat!(
-    changes_guard!(),
-    changes_attempts!(),
-    changes_steps!(),
-    // data-modifying CTEs always run to completion, read or not
-    " SELECT id, rev FROM g"
-);
+const WRITE_CHANGES: &str = concat!(changes_guard!(), changes_attempts!(), changes_steps!(), changes_written!());
 
 /// [`write_changes`] when every attempt settles its step, as a batch of results in order
 /// does: without the attempts' three CTEs, which unnest nothing then and still cost about
 /// 8 % of a batch of one's statement (`docs/performance.md`). `$1`–`$9` go unread.
-const WRITE_CHANGES_SETTLING: &str = concat!(changes_guard!(), changes_steps!(), " SELECT id, rev FROM g");
+const WRITE_CHANGES_SETTLING: &str = concat!(changes_guard!(), changes_steps!(), changes_written!());
 
 /// Writes a batch's changes in one statement: the attempt records, the steps' and the runs'
 /// new states, and a new revision for every run it touches. Returns the runs written, each
