@@ -198,3 +198,64 @@ async fn next_completion(
         buf.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// A loopback server that answers every request with `hello`, counting the requests.
+async fn serve_hello() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                if sock.read(&mut buf).await.unwrap_or(0) > 0 {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let reply = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                }
+            });
+        }
+    });
+    (port, served)
+}
+
+/// A step after a run's first leaves for a worker beside the write that records its
+/// predecessor's result; its outbound request waits for the engine to confirm that write,
+/// and then goes once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_sent_beside_its_record_makes_its_request_once_the_record_commits() {
+    let (port, served) = serve_hello().await;
+    let mut flow = Flow::start("runs_ahead").await;
+    flow.deploy_manifest(&format!(
+        r#"
+name = "fetch-after"
+version = "1"
+
+[[steps]]
+id = "first"
+component = "fixture-echo"
+
+[[steps]]
+id = "fetch"
+component = "fixture-http-get"
+needs = ["first"]
+capabilities = ["http:http://127.0.0.1:{port}"]
+"#
+    ));
+    flow.start_worker_with(4, "w-ahead", &[("CRM_EGRESS_ALLOW", "127.0.0.1")]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(flow.start_run("fetch-after", json!({"url": url})).await);
+    }
+    assert_eq!(flow.wait_final(&ids, Duration::from_secs(60)).await, vec!["succeeded"; 20]);
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 20, "one request per run");
+    let (_, run) = flow.get(&format!("/api/runs/{}", ids[0])).await;
+    assert_eq!(step(&run, "fetch")["output"]["body"], "hello", "{run}");
+    let (_, metrics) = flow.get("/api/scheduler/metrics").await;
+    assert!(metrics["steps_sent_ahead"].as_u64() >= Some(20), "every fetch left beside its record: {metrics}");
+    assert_eq!(metrics["provisional_void"], 0, "{metrics}");
+}

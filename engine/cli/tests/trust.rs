@@ -100,6 +100,7 @@ async fn a_result_must_carry_the_ticket_of_its_own_attempt() {
         version: 1,
         acting_user: job.acting_user,
         expires_at_ms: i64::MAX,
+        provisional: None,
     };
     let forged = TicketedResult { ticket: forger().mint(&claims), result: result(1) };
     let borrowed = TicketedResult { ticket: job.ticket.clone(), result: result(2) };
@@ -171,6 +172,7 @@ async fn every_host_call_is_checked_against_the_deployed_grants() {
         version: 1,
         acting_user: None,
         expires_at_ms: i64::MAX,
+        provisional: None,
     };
     let forged = forger().mint(&claims);
     let resp = worker_post(&h, "/worker/v1/calls", call(&forged, &create, Some(1))).send().await.unwrap();

@@ -70,6 +70,11 @@ pub struct StepJob {
     /// exports traces: the worker's span of the step joins the run's trace under it
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// the engine sent the job before the statement recording its attempt committed: the
+    /// step may compute at once, but must ask the engine (`worker_channel::CONFIRM`) before
+    /// its first outbound request. Its host calls and result the engine holds back itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 /// Whether `digest` is a SHA-256 in lowercase hex: the only form a component is named by,

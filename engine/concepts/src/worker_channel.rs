@@ -7,6 +7,8 @@
 //!   for a worker to compile before their first job;
 //! - `GET  /worker/v1/components/{digest}` → the component's bytes;
 //! - `POST /worker/v1/calls` [`CallRequest`] → [`CallAnswer`]: one host call of an attempt;
+//! - `POST /worker/v1/confirm` [`ConfirmRequest`] → 204 once the attempt of a provisional
+//!   job is recorded (403 if it never will be): asked before its first outbound request;
 //! - `POST /worker/v1/results` [`ResultsRequest`] → 204 once the results are committed.
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,17 @@ pub const HELLO: &str = "/worker/v1/hello";
 pub const COMPONENTS: &str = "/worker/v1/components";
 pub const CALLS: &str = "/worker/v1/calls";
 pub const RESULTS: &str = "/worker/v1/results";
+pub const CONFIRM: &str = "/worker/v1/confirm";
+
+/// Asks whether a provisional job's attempt is recorded, so its step may act outside its
+/// sandbox (see `StepJob::provisional`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub ticket: String,
+    /// what is left of the step's deadline: the engine waits no longer for the record
+    pub remaining_ms: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Hello {

@@ -21,6 +21,10 @@ pub struct CallContext {
     pub ticket: String,
     /// the step's wall-clock deadline: no call outlives it
     pub deadline: Instant,
+    /// the attempt may not be recorded yet: [`HostCalls::confirm`] it before anything
+    /// leaves the sandbox other than through [`HostCalls::call`] (which the engine holds
+    /// back itself)
+    pub provisional: bool,
 }
 
 pub trait HostCalls: Send + Sync + 'static {
@@ -33,4 +37,13 @@ pub trait HostCalls: Send + Sync + 'static {
         write_seq: Option<u32>,
         call: HostCall,
     ) -> impl Future<Output = Result<HostReply, HostCallError>> + Send;
+
+    /// Returns once the attempt is recorded, so its step may act outside its sandbox; an
+    /// error when it never will be (its run changed before the record was written). Asked
+    /// only for a [`CallContext::provisional`] attempt; a local host records nothing and
+    /// has nothing to wait for.
+    fn confirm(&self, cx: &CallContext) -> impl Future<Output = Result<(), HostCallError>> + Send {
+        let _ = cx;
+        async { Ok(()) }
+    }
 }

@@ -6,7 +6,7 @@
 //! ```ignore
 //! let rt = Runtime::<MyHost>::new(RuntimeConfig::default())?;
 //! let component = rt.load(&digest, bytes).await?;
-//! let run = rt.run(&component, StepCall { key, workflow, acting_user, ticket, input: &input, grants, limits: &limits }, host).await;
+//! let run = rt.run(&component, StepCall { key, workflow, acting_user, ticket, provisional: false, input: &input, grants, limits: &limits }, host).await;
 //! ```
 //!
 //! [`HostCall`]: crm_concepts::host_call::HostCall

@@ -128,6 +128,7 @@ fn state_for<H: HostCalls>(rt: &Runtime<H>, call: &StepCall<'_>, host: Arc<H>, d
         acting_user: call.acting_user,
         ticket: call.ticket.clone(),
         deadline,
+        provisional: call.provisional,
     };
     StepState::new(cx, call.grants.clone(), call.limits, host, rt.http().clone())
 }

@@ -175,6 +175,9 @@ pub struct StepCall<'a> {
     pub acting_user: Option<i64>,
     /// the engine's credential for this attempt, handed to the host with every call
     pub ticket: String,
+    /// the attempt may not be recorded yet: the host confirms it before the step's first
+    /// outbound request (`StepJob::provisional`)
+    pub provisional: bool,
     pub input: &'a StepInput,
     pub grants: Arc<Grants>,
     pub limits: &'a StepLimits,

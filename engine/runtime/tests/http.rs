@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{failure, input, output, run};
+use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::step::{ErrorKind, StepLimits};
 use crm_memory::MemoryCrm;
-use crm_runtime::{EgressPolicy, Runtime, RuntimeConfig};
+use crm_runtime::{CallContext, EgressPolicy, HostCalls, Runtime, RuntimeConfig, StepCall, digest_of};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -148,4 +149,58 @@ async fn headers_that_steer_the_connection_are_the_hosts() {
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
     let fine = get(&rt, json!({"url": url, "headers": [["x-request-id", "42"]]}), &grant).await;
     assert_eq!(output(&fine)["status"], 200);
+}
+
+/// A host that answers no calls and says whether a provisional attempt was recorded,
+/// counting the times it was asked.
+struct Recorder {
+    recorded: bool,
+    asked: AtomicUsize,
+}
+
+impl HostCalls for Recorder {
+    async fn call(&self, _: &CallContext, _: Option<u32>, _: HostCall) -> Result<HostReply, HostCallError> {
+        Err(HostCallError::Unavailable("no calls here".into()))
+    }
+
+    async fn confirm(&self, _: &CallContext) -> Result<(), HostCallError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.recorded { Ok(()) } else { Err(HostCallError::Unavailable("never recorded".into())) }
+    }
+}
+
+/// Runs the step that fetches `/` as a provisional attempt under `host`.
+async fn provisional_get(port: u16, host: Arc<Recorder>) -> crm_runtime::StepRun {
+    let rt: Runtime<Recorder> = Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        egress: EgressPolicy::parse("127.0.0.0/8").expect("a valid range list"),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts");
+    let bytes = std::fs::read(crm_guests::HTTP_GET).expect("the component was built");
+    let component = rt.load(&digest_of(&bytes), Arc::new(bytes)).await.expect("the component loads");
+    let input = input(json!({"url": format!("http://127.0.0.1:{port}/")}), json!(null));
+    let limits = StepLimits::default();
+    let call = StepCall {
+        provisional: true,
+        ..common::call("s", &input, common::grants(&[&format!("http:http://127.0.0.1:{port}")]), &limits)
+    };
+    rt.run(&component, call, host).await
+}
+
+#[tokio::test]
+async fn a_step_sent_ahead_of_its_record_sends_nothing_until_the_engine_confirms_it() {
+    let (port, accepted) = serve().await;
+
+    let voided = Arc::new(Recorder { recorded: false, asked: AtomicUsize::new(0) });
+    let refused = provisional_get(port, voided.clone()).await;
+    assert!(failure(&refused).message.contains("never recorded"), "{}", failure(&refused));
+    assert_eq!(voided.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a voided attempt reached no server");
+
+    let recorded = Arc::new(Recorder { recorded: true, asked: AtomicUsize::new(0) });
+    let ok = provisional_get(port, recorded.clone()).await;
+    assert_eq!(output(&ok)["status"], 200);
+    assert_eq!(recorded.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

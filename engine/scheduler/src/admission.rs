@@ -230,7 +230,7 @@ impl Admission {
                     let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
                     for (step, status) in &run.steps {
                         if *status == StepStatus::Queued
-                            && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default())
+                            && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default(), None)
                         {
                             admitted.jobs.push(job);
                         }

@@ -4,7 +4,9 @@
 //! commit it answers the workers (who only then ack their jobs on Redis), sends the steps
 //! that became ready and publishes the completions; a crash anywhere leaves either a result
 //! still with its worker, or an applied one that a redelivery cannot apply twice (results
-//! are idempotent by (run, step, attempt)).
+//! are idempotent by (run, step, attempt)). Results applied from the engine's memory of a
+//! run send the steps they make ready beside their one statement instead, provisionally
+//! (see `crate::provisional`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,7 +196,15 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
     machines.retain(|_, m| !m.touches_waits());
     attempts.retain(|a| machines.contains_key(&a.run_id));
     applied.retain(|k| machines.contains_key(&k.0));
-    let plan = plan(core, &mut machines);
+    let mut plan = plan(core, &mut machines, Send::AheadOfWrite);
+    // The steps this batch makes ready leave now, beside the write that records them: their
+    // trip to a worker overlaps it, and what they do outside their sandbox waits for its
+    // verdict (see `crate::provisional`).
+    let ahead = std::mem::take(&mut plan.jobs_now);
+    let ahead_keys: Vec<Key> = ahead.iter().map(|j| j.key.clone()).collect();
+    core.provisional.begin(ahead.iter().filter_map(|j| Some((j.key.clone(), j.provisional?))));
+    core.metrics.steps_sent_ahead.fetch_add(ahead.len() as u64, Ordering::Relaxed);
+    crate::dispatch::send_now(core, ahead);
     let write = async {
         let mut conn = core.guarded_pool.acquire().await?;
         runs::write_changes(&mut conn, &attempts, &plan.step_updates, &plan.run_updates, Expect::Revisions(&revs)).await
@@ -207,13 +217,15 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
             HashMap::new()
         }
     };
+    let voided = core.provisional.decide(&ahead_keys, |k| written.contains_key(&k.0));
+    core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
     core.metrics.guard_misses.fetch_add((machines.len() - written.len()) as u64, Ordering::Relaxed);
     let missed: Vec<Incoming> = items.into_iter().filter(|i| !written.contains_key(&i.key().0)).collect();
     let stale = attempts.iter().filter(|a| written.contains_key(&a.run_id) && !a.applied).count() as u64;
     let applied: Vec<Key> = applied.into_iter().filter(|k| written.contains_key(&k.0)).collect();
     core.metrics.results_applied_guarded.fetch_add(applied.len() as u64, Ordering::Relaxed);
     let staged = Staged {
-        jobs_now: plan.jobs_now.into_iter().filter(|j| written.contains_key(&j.key.0)).collect(),
+        jobs_now: Vec::new(),
         completions: plan.completions.into_iter().filter(|c| written.contains_key(&c.run_id)).collect(),
         applied,
         stale: stale + duplicates,
@@ -277,6 +289,7 @@ impl Staged {
         }
         core.known.remember(self.known);
         core.confirmer.settled(self.applied.iter());
+        core.provisional.settled(self.applied.iter());
         if self.wake_dispatcher {
             // a retry with a short backoff: let the dispatcher look sooner than its poll
             core.dispatch_wake.notify_one();
@@ -341,7 +354,7 @@ pub(crate) async fn stage_with(
         released.extend(r);
         approvals_ended.extend(m.take_approvals_ended());
     }
-    let plan = plan(core, &mut machines);
+    let plan = plan(core, &mut machines, Send::AfterCommit);
     let written: HashMap<Uuid, i64> =
         runs::write_changes(tx, &attempts, &plan.step_updates, &plan.run_updates, Expect::Locked)
             .await?
@@ -472,7 +485,16 @@ struct Plan {
     wake_dispatcher: bool,
 }
 
-fn plan(core: &Core, machines: &mut HashMap<Uuid, RunMachine>) -> Plan {
+/// When the steps a plan makes ready are sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Send {
+    /// beside the one statement that records them, provisionally
+    AheadOfWrite,
+    /// once the transaction that records them commits
+    AfterCommit,
+}
+
+fn plan(core: &Core, machines: &mut HashMap<Uuid, RunMachine>, send: Send) -> Plan {
     let fallback = Utc::now() + chrono::Duration::from_std(core.config.fast_path_grace).unwrap_or_default();
     let mut plan = Plan {
         step_updates: Vec::new(),
@@ -493,7 +515,9 @@ fn plan(core: &Core, machines: &mut HashMap<Uuid, RunMachine>) -> Plan {
         }
         let ctx = RunContext { run_id: m.run.id, input: &m.run.input, acting_user: m.run.acting_user };
         for r in ready.iter().filter(|r| r.not_before.is_none()) {
-            if let Some(job) = jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)) {
+            let provisional = (send == Send::AheadOfWrite).then(rand::random::<u64>);
+            if let Some(job) = jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step), provisional)
+            {
                 plan.jobs_now.push(job);
             }
         }
@@ -573,7 +597,7 @@ pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowEr
     let jobs: Vec<_> = ready
         .iter()
         .filter(|r| r.not_before.is_none())
-        .filter_map(|r| jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step)))
+        .filter_map(|r| jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step), None))
         .collect();
     crate::dispatch::send_now(core, jobs);
     publish(core, &completion.into_iter().collect::<Vec<_>>()).await;

@@ -111,6 +111,11 @@ pub struct Metrics {
     pub admission_fact_reads: AtomicU64,
     /// runs whose facts had changed by the insert: built again from a fresh read
     pub admissions_stale: AtomicU64,
+    /// steps sent beside the write that records them (see `crate::provisional`)
+    pub steps_sent_ahead: AtomicU64,
+    /// steps sent ahead of the write that was to record them, whose write did not commit:
+    /// their host calls are refused and their results dropped
+    pub provisional_void: AtomicU64,
 }
 
 impl Metrics {
@@ -133,6 +138,8 @@ impl Metrics {
             "guard_misses": g(&self.guard_misses),
             "admission_fact_reads": g(&self.admission_fact_reads),
             "admissions_stale": g(&self.admissions_stale),
+            "steps_sent_ahead": g(&self.steps_sent_ahead),
+            "provisional_void": g(&self.provisional_void),
         })
     }
 }
@@ -169,6 +176,8 @@ pub(crate) struct Core {
     pub metrics: Metrics,
     /// unfinished runs as this engine last wrote them
     pub known: crate::known_runs::KnownRuns,
+    /// steps sent ahead of the write that records them, and what became of that write
+    pub provisional: crate::provisional::Provisional,
     /// the workflows' current versions and the active users, as admissions last read them
     pub known_facts: crate::known_facts::KnownFacts,
 }

@@ -141,7 +141,7 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
             spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect()
         };
         let ctx = RunContext { run_id: d.run_id, input: &d.input, acting_user: d.acting_user };
-        if let Some(job) = jobs::build(core, &v, &ctx, &d.step, d.attempt, deps) {
+        if let Some(job) = jobs::build(core, &v, &ctx, &d.step, d.attempt, deps, None) {
             jobs.push(job);
         }
     }
@@ -169,6 +169,7 @@ pub(crate) async fn run_confirmer(core: Arc<Core>, stop: CancellationToken) {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.cancelled() => return,
         }
+        core.provisional.prune();
         let due = core.confirmer.due(tick);
         if due.is_empty() {
             continue;

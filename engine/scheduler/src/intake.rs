@@ -15,6 +15,7 @@ use crm_trust::{Ticket, TicketError};
 use tokio::sync::oneshot;
 
 use crate::core::Core;
+use crate::provisional::Verdict;
 use crate::redaction;
 
 /// Results handed in by one request, and where to say whether they were applied.
@@ -50,6 +51,42 @@ const MAX_OUTPUT_BYTES: usize = 16 << 20;
 
 fn ticket_for(core: &Core, ticket: &str) -> Result<Ticket, IntakeError> {
     Ok(core.key.check(ticket)?)
+}
+
+/// Longest a result waits for the write that records its attempt (a provisional attempt's
+/// result normally arrives well after it committed).
+const RESULT_WAITS_FOR_RECORD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the attempt a provisional ticket names is recorded, waiting up to `wait` for
+/// a write in flight. A ticket not sent provisionally was recorded before it left.
+async fn recorded(core: &Core, t: &Ticket, wait: std::time::Duration) -> Result<bool, IntakeError> {
+    let Some(dispatch) = t.provisional else { return Ok(true) };
+    let key = (t.run_id, t.step.clone(), t.attempt as i32);
+    match core.provisional.verdict(&key, dispatch, wait).await {
+        Some(Verdict::Recorded) => Ok(true),
+        Some(Verdict::Void) => Ok(false),
+        Some(Verdict::Undecided) => Err(IntakeError::Unavailable("the attempt's record is still being written".into())),
+        None => crm_store::runs::attempt_recorded(&core.pool, t.run_id, &t.step, t.attempt as i32)
+            .await
+            .map_err(|e| IntakeError::Unavailable(format!("reading whether the attempt is recorded: {e}"))),
+    }
+}
+
+const NEVER_RECORDED: &str =
+    "the attempt was sent ahead of its record, and its run changed before the record was written: it may do nothing";
+
+/// Returns once the attempt `ticket` names is recorded, so its step may act outside its
+/// sandbox.
+pub(crate) async fn confirm(core: &Core, ticket: &str, remaining_ms: u64) -> Result<(), IntakeError> {
+    let t = ticket_for(core, ticket)?;
+    if Utc::now().timestamp_millis() > t.expires_at_ms {
+        return Err(TicketError::Expired.into());
+    }
+    let wait = std::time::Duration::from_millis(remaining_ms.max(1)).min(RESULT_WAITS_FOR_RECORD);
+    if !recorded(core, &t, wait).await? {
+        return Err(IntakeError::Refused(NEVER_RECORDED.into()));
+    }
+    Ok(())
 }
 
 /// Serves one host call for the attempt `ticket` names.
@@ -92,6 +129,10 @@ pub(crate) async fn host_call(
     if let Err(e) = call.check() {
         return Ok(Err(e));
     }
+    let wait = std::time::Duration::from_millis(remaining_ms.max(1)).min(RESULT_WAITS_FOR_RECORD);
+    if !recorded(core, &t, wait).await? {
+        return Err(refuse(NEVER_RECORDED.into()));
+    }
     core.metrics.host_calls.fetch_add(1, Ordering::Relaxed);
     let caller = Caller {
         run_id: t.run_id,
@@ -127,6 +168,12 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
         if (t.run_id, t.step.as_str(), t.attempt) != (result.key.run_id, result.key.step.as_str(), result.key.attempt) {
             core.metrics.results_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {}", TicketError::Mismatch);
+            continue;
+        }
+        if !recorded(core, &t, RESULT_WAITS_FOR_RECORD).await? {
+            // Its step runs again as the write that does record it sent it.
+            core.metrics.results_stale.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(run = %result.key.run_id, step = %result.key.step, "dropped the result of a voided provisional attempt");
             continue;
         }
         metrics::histogram!("crm_step_duration_seconds", "workflow" => t.workflow.clone(), "step" => t.step.clone())

@@ -30,6 +30,9 @@ pub struct RunContext<'a> {
 pub(crate) struct Dispatch {
     pub key: Key,
     pub payload: Vec<u8>,
+    /// the id of a dispatch sent ahead of the write that records its attempt
+    /// (see `crate::provisional`)
+    pub provisional: Option<u64>,
 }
 
 /// Signs jobs sent together under one signature: their attempts, and the jobs as they go
@@ -40,7 +43,8 @@ pub(crate) fn sign(core: &Core, jobs: Vec<Dispatch>) -> (Vec<Key>, Vec<SignedJob
 }
 
 /// `None` when the version has no such step or its component is missing, which a
-/// validated deploy rules out.
+/// validated deploy rules out. `provisional` is the dispatch's id when the job leaves
+/// before the write that records its attempt has committed.
 pub(crate) fn build(
     core: &Core,
     version: &WorkflowVersion,
@@ -48,6 +52,7 @@ pub(crate) fn build(
     step: &str,
     attempt: i32,
     deps: BTreeMap<String, Value>,
+    provisional: Option<u64>,
 ) -> Option<Dispatch> {
     let spec = version.manifest.step(step)?;
     let component = version.components.get(&spec.component)?;
@@ -68,6 +73,7 @@ pub(crate) fn build(
         version: version.version,
         acting_user: run.acting_user,
         expires_at_ms: (Utc::now() + lifetime).timestamp_millis(),
+        provisional,
     };
     // The dispatch span ends with this function; its context travels in the signed job.
     let span = if crm_traces::exporting() {
@@ -87,7 +93,8 @@ pub(crate) fn build(
         acting_user: run.acting_user,
         ticket: core.key.mint(&ticket),
         trace: crm_traces::traceparent(&span),
+        provisional: provisional.is_some(),
     };
     let payload = serde_json::to_vec(&job).ok()?;
-    Some(Dispatch { key: (run.run_id, step.to_string(), attempt), payload })
+    Some(Dispatch { key: (run.run_id, step.to_string(), attempt), payload, provisional })
 }

@@ -18,6 +18,7 @@ mod jobs;
 mod known_facts;
 mod known_runs;
 pub mod machine;
+mod provisional;
 mod recover;
 mod redaction;
 pub mod retention;

@@ -111,6 +111,7 @@ impl Scheduler {
             outgoing,
             metrics: Default::default(),
             known: Default::default(),
+            provisional: Default::default(),
             known_facts: Default::default(),
         });
         let (submit_tx, submit_rx) = mpsc::channel::<Pending>(65_536);
@@ -215,6 +216,12 @@ impl Scheduler {
         call: HostCall,
     ) -> Result<Result<HostReply, HostCallError>, IntakeError> {
         crate::intake::host_call(&self.core, ticket, write_seq, remaining_ms, call).await
+    }
+
+    /// Returns once the attempt `ticket` names is recorded (at once for one that was not
+    /// sent provisionally); refused when it never will be.
+    pub async fn confirm(&self, ticket: &str, remaining_ms: u64) -> Result<(), IntakeError> {
+        crate::intake::confirm(&self.core, ticket, remaining_ms).await
     }
 
     /// Applies results a worker hands in; returns once they are committed.

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crm_concepts::host_call::{HostCall, HostCallError};
 use crm_concepts::run::{RunRequest, RunStatus};
 use crm_concepts::step::{StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult};
 use crm_queue::Queue;
-use crm_scheduler::Scheduler;
+use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::Db;
 use crm_testing::{ScratchDb, TestPrefix};
 use crm_trust::JobVerifier;
@@ -174,6 +175,7 @@ id = "b"
 component = "comp-b"
 needs = ["a"]
 config = { flavour = "b" }
+capabilities = ["records:read"]
 [[steps]]
 id = "c"
 component = "comp-c"
@@ -713,13 +715,21 @@ async fn results_for_runs_the_engine_wrote_last_apply_without_locks_and_a_change
     // applied under the run's lock, from what Postgres holds.
     sqlx::query("UPDATE runs SET rev = rev + 1 WHERE id = $1").bind(id).execute(&s.db.pool).await.unwrap();
     let (e, job) = s.job().await;
+    assert!(job.provisional, "b was sent beside the write that recorded a's result");
     assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
     s.ok(&e, &job, json!({"from": "b"})).await;
     metrics_when(&s, "b's result missed the guard", |m| m["guard_misses"] == 1 && m["results_applied"] == 2).await;
     assert_eq!(s.scheduler.metrics()["results_applied_guarded"], 1);
 
-    // The locked apply wrote the run, so the engine knows it again.
+    // c left beside the write that missed: that dispatch is void, whatever it does.
+    let (e, void) = s.job().await;
+    assert!(void.provisional);
+    assert_eq!(s.scheduler.metrics()["provisional_void"], 1);
+    s.ok(&e, &void, json!({"said": "too soon"})).await;
+    // The locked apply sent c again, recorded first; it wrote the run, so the engine knows
+    // it again.
     let (e, job) = s.job().await;
+    assert!(!job.provisional);
     assert_eq!(job.input.deps, BTreeMap::from([("b".to_string(), json!({"from": "b"}))]));
     s.ok(&e, &job, json!({"said": "hi"})).await;
     let run = s.wait_final(id).await;
@@ -728,6 +738,35 @@ async fn results_for_runs_the_engine_wrote_last_apply_without_locks_and_a_change
     let rev: i64 =
         sqlx::query_scalar("SELECT rev FROM runs WHERE id = $1").bind(id).fetch_one(&s.db.pool).await.unwrap();
     assert_eq!(rev, 4, "three applies and the change elsewhere");
+    assert_eq!(s.attempts(id).await.len(), 3, "the void dispatch's result left no attempt");
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_step_sent_beside_the_write_that_records_it_acts_once_that_write_commits() {
+    let s = Setup::new("ahead", &[CHAIN]).await;
+    let id = s.submit("chain", json!({})).await;
+    let (e, a) = s.job().await;
+    assert!(!a.provisional, "a run's first step leaves once the run's insert has committed");
+    s.ok(&e, &a, json!("a")).await;
+
+    // b left beside the write that recorded a's result; its calls wait for that write and
+    // are served once it committed.
+    let (e, b) = s.job().await;
+    assert!(b.provisional);
+    s.scheduler.confirm(&b.ticket, 5_000).await.unwrap();
+    let reply = s.scheduler.host_call(&b.ticket, None, 5_000, HostCall::GetContact { id: 1 }).await.unwrap();
+    assert!(matches!(reply, Err(HostCallError::NotFound(_))), "served: there is no contact 1: {reply:?}");
+    s.ok(&e, &b, json!("b")).await;
+    // Once b's result is applied the engine forgets the dispatch; Postgres answers for it.
+    s.scheduler.confirm(&b.ticket, 5_000).await.unwrap();
+
+    let (e, c) = s.job().await;
+    assert!(c.provisional);
+    s.ok(&e, &c, json!({"said": "c"})).await;
+    assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
+    assert_eq!(s.scheduler.metrics()["provisional_void"], 0);
+    assert_eq!(s.attempts(id).await.len(), 3);
     s.teardown().await;
 }
 
@@ -747,5 +786,18 @@ async fn a_run_cancelled_while_its_step_runs_ignores_the_steps_result() {
     assert_eq!(s.attempts(id).await, vec![("a".into(), 1, "succeeded".into(), false)]);
     let steps = s.step_statuses(id).await;
     assert!(steps.iter().all(|(_, status)| status == "cancelled"), "{steps:?}");
+
+    // b left for a worker beside the write that missed, before the engine knew of the
+    // cancel: it may compute, but nothing of it reaches outside its sandbox.
+    let (e, b) = s.job().await;
+    assert!(b.provisional);
+    assert_eq!(s.scheduler.metrics()["provisional_void"], 1);
+    let refused = s.scheduler.host_call(&b.ticket, None, 5_000, HostCall::GetContact { id: 1 }).await;
+    assert!(matches!(&refused, Err(IntakeError::Refused(m)) if m.contains("changed before the record")), "{refused:?}");
+    let refused = s.scheduler.confirm(&b.ticket, 5_000).await;
+    assert!(matches!(&refused, Err(IntakeError::Refused(_))), "{refused:?}");
+    s.ok(&e, &b, json!({"from": "b"})).await;
+    assert_eq!(s.attempts(id).await.len(), 1, "b's result was dropped");
+    assert_eq!(s.status(id).await, RunStatus::Cancelled);
     s.teardown().await;
 }

@@ -216,6 +216,24 @@ pub struct StepState {
     pub next: Option<Vec<String>>,
 }
 
+/// Whether attempt `attempt` of the step was ever recorded as queued: the step is at that
+/// attempt or past it. A cancelled run's steps keep the attempt they reached.
+pub async fn attempt_recorded(
+    pool: &sqlx::PgPool,
+    run_id: Uuid,
+    step: &str,
+    attempt: i32,
+) -> Result<bool, WorkflowError> {
+    let recorded =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM run_steps WHERE run_id = $1 AND step = $2 AND attempt >= $3)")
+            .bind(run_id)
+            .bind(step)
+            .bind(attempt)
+            .fetch_one(pool)
+            .await?;
+    Ok(recorded)
+}
+
 /// Locks the runs (in id order, so two appliers never deadlock) and reads them with their
 /// steps. Everything that changes a run's state takes this lock first.
 pub async fn lock_runs(

@@ -102,6 +102,7 @@ mod tests {
             version: 2,
             acting_user: Some(7),
             expires_at_ms: 1_000,
+            provisional: None,
         }
     }
 

@@ -16,6 +16,11 @@ pub struct Ticket {
     pub acting_user: Option<i64>,
     /// milliseconds since the epoch after which no host call is served for the attempt
     pub expires_at_ms: i64,
+    /// set when the job left before the statement recording its attempt had committed: that
+    /// dispatch's id. The attempt's host calls, outbound requests and result wait for the
+    /// engine's word that the statement committed (and are refused if it never does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisional: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

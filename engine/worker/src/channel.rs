@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crm_concepts::host_call::{HostCallError, HostReply};
 use crm_concepts::step::TicketedResult;
-use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, Hello, ResultsRequest};
+use crm_concepts::worker_channel::{self as wire, CallAnswer, CallRequest, ConfirmRequest, Hello, ResultsRequest};
 use reqwest::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,23 @@ impl EngineChannel {
         }
         let answer: CallAnswer = resp.json().await.map_err(unreachable)?;
         Ok(answer.into())
+    }
+
+    /// Waits, at most `timeout`, for the engine to say a provisional attempt is recorded.
+    pub async fn confirm(&self, request: &ConfirmRequest, timeout: Duration) -> Result<(), ChannelError> {
+        let resp = self
+            .http
+            .post(self.url(wire::CONFIRM))
+            .bearer_auth(&self.credential)
+            .timeout(timeout)
+            .json(request)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        Ok(())
     }
 
     /// Hands in results; `Ok` once the engine has committed them.

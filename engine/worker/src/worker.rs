@@ -150,6 +150,7 @@ pub async fn execute<H: HostCalls, C: ComponentSource>(
         workflow: job.workflow.clone(),
         acting_user: job.acting_user,
         ticket: job.ticket.clone(),
+        provisional: job.provisional,
         input: &job.input,
         grants: Arc::new(job.grants.clone()),
         limits: &job.limits,

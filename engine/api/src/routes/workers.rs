@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use crm_concepts::step::is_digest;
-use crm_concepts::worker_channel::{CallAnswer, CallRequest, CurrentComponents, Hello, ResultsRequest};
+use crm_concepts::worker_channel::{CallAnswer, CallRequest, ConfirmRequest, CurrentComponents, Hello, ResultsRequest};
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::worker_credentials;
 use sha2::{Digest, Sha256};
@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(current_components))
         .routes(routes!(component))
         .routes(routes!(call))
+        .routes(routes!(confirm))
         .merge(results)
 }
 
@@ -172,6 +173,25 @@ async fn call(
     Ok(Json(answer.into()))
 }
 
+/// Waits until a provisionally sent attempt is recorded: its step may then act outside its sandbox
+#[utoipa::path(
+    post, path = "/worker/v1/confirm", tag = "workers", operation_id = "worker_confirm",
+    request_body = ConfirmRequest,
+    responses(
+        (status = 204, description = "the attempt is recorded (403: it never will be, as its run changed first)"),
+        CallerErrors,
+    ),
+    security(("worker" = [])),
+)]
+async fn confirm(
+    State(s): State<AppState>,
+    _: Worker,
+    Json(request): Json<ConfirmRequest>,
+) -> Result<StatusCode, ApiError> {
+    scheduler(&s)?.confirm(&request.ticket, request.remaining_ms).await.map_err(intake_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Results of attempts the worker held; answered once committed
 #[utoipa::path(
     post, path = "/worker/v1/results", tag = "workers", operation_id = "worker_results",
@@ -196,7 +216,9 @@ mod tests {
     #[test]
     fn the_workers_client_and_these_routes_name_the_same_paths() {
         let doc = crate::openapi::to_json(&crate::routes::all().split_for_parts().1);
-        for path in [wire::HELLO, wire::CALLS, wire::RESULTS, &format!("{}/{{digest}}", wire::COMPONENTS)] {
+        for path in
+            [wire::HELLO, wire::CALLS, wire::CONFIRM, wire::RESULTS, &format!("{}/{{digest}}", wire::COMPONENTS)]
+        {
             assert!(doc["paths"].get(path).is_some(), "{path} is not a route");
         }
     }

@@ -93,6 +93,7 @@ pub async fn run(
                 workflow: version.workflow.clone(),
                 acting_user,
                 ticket: String::new(),
+                provisional: false,
                 input: &step_input,
                 grants: Arc::new(spec.grants()),
                 limits: &limits,

@@ -61,6 +61,7 @@ fn job(digest: &str, n: usize) -> StepJob {
         acting_user: None,
         ticket: String::new(),
         trace: None,
+        provisional: false,
     }
 }
 
@@ -95,6 +96,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
         workflow: "bench".into(),
         acting_user: None,
         ticket: String::new(),
+        provisional: false,
         input: &input,
         grants: grants.clone(),
         limits: &limits,

@@ -148,6 +148,7 @@ async fn run_step(settings: &Config, args: RunArgs) -> anyhow::Result<()> {
         workflow: "local".into(),
         acting_user: args.acting_user,
         ticket: String::new(),
+        provisional: false,
         input: &input,
         grants: Arc::new(grants.clone()),
         limits: &limits,

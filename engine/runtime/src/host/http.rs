@@ -58,6 +58,15 @@ impl<H: HostCalls> Host for StepState<H> {
         if let Some((name, _)) = req.headers.iter().find(|(name, _)| is_forbidden_header(name)) {
             return Ok(Err(HostError::Invalid(format!("header {name:?} is set by the host, not by a step"))));
         }
+        if self.cx.provisional {
+            // A step sent beside the write that records it computes at once, but nothing
+            // it sends may leave before that write commits: its run may have been
+            // cancelled meanwhile.
+            if let Err(e) = self.host.confirm(&self.cx).await {
+                return Ok(Err(crate::convert::host_error(e)));
+            }
+            self.cx.provisional = false;
+        }
         Ok(fetch(&self.http, self.cx.deadline, url, req).await)
     }
 }

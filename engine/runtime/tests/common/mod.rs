@@ -24,6 +24,7 @@ pub fn call<'a>(step: &str, input: &'a StepInput, grants: Arc<Grants>, limits: &
         workflow: "test".into(),
         acting_user: Some(7),
         ticket: String::new(),
+        provisional: false,
         input,
         grants,
         limits,
