@@ -3,7 +3,9 @@
 //! user, trigger, idempotency key, the workflow's current version and whether it is
 //! enabled), the same first steps (`RunMachine::initial`), the same fast path: the
 //! ready steps go to Redis right after the caller's commit, and the outbox row with its
-//! grace period is the fallback.
+//! grace period is the fallback. Runs requested through the API and the bot without an
+//! idempotency key are inserted with no transaction around the insert, and their first
+//! steps go beside it, provisionally (see `crate::provisional`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,9 +40,13 @@ pub struct Accepted {
 }
 
 /// Runs admitted in a transaction that has not committed yet: their first steps leave for
-/// the workers in [`Admission::committed`], never before.
+/// the workers in [`Admission::committed`], never before (but see [`Admitted::ahead`]).
 #[derive(Default)]
 pub struct Admitted {
+    /// set by a caller whose connection has no transaction open, so the insert commits
+    /// as it returns: the first steps then leave beside it, provisionally (see
+    /// `crate::provisional`), and are confirmed or voided by its outcome
+    ahead: bool,
     jobs: Vec<Dispatch>,
     /// the new runs as inserted, for their first results to start from
     known: Vec<Known>,
@@ -49,6 +55,11 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// For runs admitted on a connection with no transaction open: see the field.
+    pub(crate) fn ahead() -> Admitted {
+        Admitted { ahead: true, ..Admitted::default() }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty() && self.woken.is_none()
     }
@@ -210,7 +221,42 @@ impl Admission {
             versions.push(v);
             index.push(i);
         }
-        let inserted = runs::insert_runs(conn, &new_runs).await?;
+        // Sent ahead, a run's first steps reach a worker while the insert commits; nothing
+        // they do outside their sandbox happens before it has. A run with an idempotency key
+        // may turn out to exist already, and its steps wait for the insert to say.
+        let ahead: Vec<Dispatch> = if admitted.ahead {
+            new_runs
+                .iter()
+                .zip(&versions)
+                .filter(|(run, _)| run.idempotency_key.is_none())
+                .flat_map(|(run, v)| {
+                    let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
+                    run.steps
+                        .iter()
+                        .filter(|(_, status)| *status == StepStatus::Queued)
+                        .filter_map(|(step, _)| {
+                            jobs::build(core, v, &ctx, step, 1, Default::default(), Some(rand::random()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ahead_keys: Vec<crate::confirmer::Key> = ahead.iter().map(|j| j.key.clone()).collect();
+        if !ahead.is_empty() {
+            core.provisional.begin(ahead.iter().filter_map(|j| Some((j.key.clone(), j.provisional?))));
+            core.metrics.steps_sent_ahead.fetch_add(ahead.len() as u64, Ordering::Relaxed);
+            crate::dispatch::send_now(core, ahead);
+        }
+        let inserted = match runs::insert_runs(conn, &new_runs).await {
+            Ok(inserted) => inserted,
+            Err(e) => {
+                let voided = core.provisional.decide(&ahead_keys, |_| false);
+                core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         for (run, outcome) in new_runs.iter().zip(&inserted) {
             if matches!(outcome, Inserted::Created) {
                 crm_store::approvals::open(conn, &run.waits).await?;
@@ -228,8 +274,10 @@ impl Admission {
                     core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
                     crm_traces::started_run(run.id, &run.workflow, &run.trigger);
                     let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
+                    let sent = admitted.ahead && run.idempotency_key.is_none();
                     for (step, status) in &run.steps {
-                        if *status == StepStatus::Queued
+                        if !sent
+                            && *status == StepStatus::Queued
                             && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default(), None)
                         {
                             admitted.jobs.push(job);
@@ -253,6 +301,14 @@ impl Admission {
                     Ok(Accepted { id, workflow: run.workflow.clone(), version: run.version, status, created: false })
                 }
             });
+        }
+        if !ahead_keys.is_empty() {
+            // The runs are remembered before their first steps may act, so those steps'
+            // results find them (and skip the locking path).
+            let created: std::collections::HashSet<Uuid> = admitted.known.iter().map(|k| k.run.id).collect();
+            core.known.remember(std::mem::take(&mut admitted.known));
+            let voided = core.provisional.decide(&ahead_keys, |k| created.contains(&k.0));
+            core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
         }
         Ok(stale)
     }

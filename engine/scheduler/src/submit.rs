@@ -33,10 +33,10 @@ pub(crate) async fn run_submitter(admission: Admission, door: Arc<Gather<Pending
 
 async fn create_batch(admission: &Admission, batch: Vec<Pending>) {
     let (requests, replies): (Vec<RunRequest>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-    let mut admitted = Admitted::default();
     // No explicit transaction: the insert is one statement, atomic on its own, that checks
     // the facts the runs were built from (read just before, or known from an earlier
-    // batch). Usually one round trip.
+    // batch). Usually one round trip, and the first steps leave beside it.
+    let mut admitted = Admitted::ahead();
     let answers = match admission.core.pool.acquire().await {
         Ok(mut conn) => admission.admit(&mut conn, &requests, &mut admitted).await,
         Err(e) => Err(e.into()),
