@@ -5,6 +5,7 @@
 //! sandboxed code, never to decide what that code may do.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use chrono::Utc;
 use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
@@ -53,13 +54,18 @@ fn ticket_for(core: &Core, ticket: &str) -> Result<Ticket, IntakeError> {
     Ok(core.key.check(ticket)?)
 }
 
-/// Longest a result waits for the write that records its attempt (a provisional attempt's
-/// result normally arrives well after it committed).
-const RESULT_WAITS_FOR_RECORD: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest a call, a confirmation or a result of a provisional attempt waits for the write
+/// that records it, which has normally committed by the time they arrive.
+const LONGEST_WAIT_FOR_RECORD: Duration = Duration::from_secs(10);
+
+/// What is left of a step's deadline, as long as a call may wait for its record.
+fn wait_for_record(remaining_ms: u64) -> Duration {
+    Duration::from_millis(remaining_ms.max(1)).min(LONGEST_WAIT_FOR_RECORD)
+}
 
 /// Whether the attempt a provisional ticket names is recorded, waiting up to `wait` for
 /// a write in flight. A ticket not sent provisionally was recorded before it left.
-async fn recorded(core: &Core, t: &Ticket, wait: std::time::Duration) -> Result<bool, IntakeError> {
+async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, IntakeError> {
     let Some(dispatch) = t.provisional else { return Ok(true) };
     let key = (t.run_id, t.step.clone(), t.attempt as i32);
     match core.provisional.verdict(&key, dispatch, wait).await {
@@ -82,8 +88,7 @@ pub(crate) async fn confirm(core: &Core, ticket: &str, remaining_ms: u64) -> Res
     if Utc::now().timestamp_millis() > t.expires_at_ms {
         return Err(TicketError::Expired.into());
     }
-    let wait = std::time::Duration::from_millis(remaining_ms.max(1)).min(RESULT_WAITS_FOR_RECORD);
-    if !recorded(core, &t, wait).await? {
+    if !recorded(core, &t, wait_for_record(remaining_ms)).await? {
         return Err(IntakeError::Refused(NEVER_RECORDED.into()));
     }
     Ok(())
@@ -129,8 +134,7 @@ pub(crate) async fn host_call(
     if let Err(e) = call.check() {
         return Ok(Err(e));
     }
-    let wait = std::time::Duration::from_millis(remaining_ms.max(1)).min(RESULT_WAITS_FOR_RECORD);
-    if !recorded(core, &t, wait).await? {
+    if !recorded(core, &t, wait_for_record(remaining_ms)).await? {
         return Err(refuse(NEVER_RECORDED.into()));
     }
     core.metrics.host_calls.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +174,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {}", TicketError::Mismatch);
             continue;
         }
-        if !recorded(core, &t, RESULT_WAITS_FOR_RECORD).await? {
+        if !recorded(core, &t, LONGEST_WAIT_FOR_RECORD).await? {
             // Its step runs again as the write that does record it sent it.
             core.metrics.results_stale.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(run = %result.key.run_id, step = %result.key.step, "dropped the result of a voided provisional attempt");
