@@ -120,59 +120,45 @@ impl EngineChannel {
         Ok(resp.bytes().await.map_err(unreachable)?.to_vec())
     }
 
+    /// POSTs `body` to `path`, bounded by `timeout`; the response if it succeeded.
+    async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ChannelError> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.credential)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        Ok(resp)
+    }
+
     /// One host call, bounded by `timeout`.
     pub async fn call(
         &self,
         request: &CallRequest,
         timeout: Duration,
     ) -> Result<Result<HostReply, HostCallError>, ChannelError> {
-        let resp = self
-            .http
-            .post(self.url(wire::CALLS))
-            .bearer_auth(&self.credential)
-            .timeout(timeout)
-            .json(request)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        let answer: CallAnswer = resp.json().await.map_err(unreachable)?;
+        let answer: CallAnswer = self.post(wire::CALLS, request, timeout).await?.json().await.map_err(unreachable)?;
         Ok(answer.into())
     }
 
     /// Waits, at most `timeout`, for the engine to say a provisional attempt is recorded.
     pub async fn confirm(&self, request: &ConfirmRequest, timeout: Duration) -> Result<(), ChannelError> {
-        let resp = self
-            .http
-            .post(self.url(wire::CONFIRM))
-            .bearer_auth(&self.credential)
-            .timeout(timeout)
-            .json(request)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        Ok(())
+        self.post(wire::CONFIRM, request, timeout).await.map(drop)
     }
 
     /// Hands in results; `Ok` once the engine has committed them.
     pub async fn results(&self, results: Vec<TicketedResult>) -> Result<(), ChannelError> {
-        let resp = self
-            .http
-            .post(self.url(wire::RESULTS))
-            .bearer_auth(&self.credential)
-            .timeout(Duration::from_secs(60))
-            .json(&ResultsRequest { results })
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        Ok(())
+        self.post(wire::RESULTS, &ResultsRequest { results }, Duration::from_secs(60)).await.map(drop)
     }
 }
