@@ -63,18 +63,41 @@ fn wait_for_record(remaining_ms: u64) -> Duration {
     Duration::from_millis(remaining_ms.max(1)).min(LONGEST_WAIT_FOR_RECORD)
 }
 
+/// How long after a provisional dispatch left its recording statement has surely ended,
+/// committed or not, whichever engine ran it: far beyond any one statement.
+const RECORD_SETTLED_AFTER_MS: i64 = 30_000;
+
 /// Whether the attempt a provisional ticket names is recorded, waiting up to `wait` for
 /// a write in flight. A ticket not sent provisionally was recorded before it left.
 async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, IntakeError> {
-    let Some(dispatch) = t.provisional else { return Ok(true) };
+    let Some(sent) = t.provisional else { return Ok(true) };
     let key = (t.run_id, t.step.clone(), t.attempt as i32);
-    match core.provisional.verdict(&key, dispatch, wait).await {
-        Some(Verdict::Recorded) => Ok(true),
-        Some(Verdict::Void) => Ok(false),
-        Some(Verdict::Undecided) => Err(IntakeError::Unavailable("the attempt's record is still being written".into())),
-        None => crm_store::runs::attempt_recorded(&core.pool, t.run_id, &t.step, t.attempt as i32)
+    let still_writing = || IntakeError::Unavailable("the attempt's record is still being written".into());
+    match core.provisional.verdict(&key, sent.dispatch, wait).await {
+        Some(Verdict::Recorded) => return Ok(true),
+        Some(Verdict::Void) => return Ok(false),
+        Some(Verdict::Undecided) => return Err(still_writing()),
+        None => {}
+    }
+    // Sent by another engine, or by this one before it restarted: Postgres knows once the
+    // statement has committed, and "not yet" becomes "never" once it cannot be running.
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let recorded = crm_store::runs::attempt_recorded(&core.pool, t.run_id, &t.step, t.attempt as i32)
             .await
-            .map_err(|e| IntakeError::Unavailable(format!("reading whether the attempt is recorded: {e}"))),
+            .map_err(|e| IntakeError::Unavailable(format!("reading whether the attempt is recorded: {e}")))?;
+        if recorded {
+            return Ok(true);
+        }
+        if Utc::now().timestamp_millis() - sent.sent_at_ms > RECORD_SETTLED_AFTER_MS {
+            return Ok(false);
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(still_writing());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 use crm_concepts::step::{AttemptKey, StepInput, StepJob};
 use crm_queue::SignedJob;
 use crm_store::workflows::WorkflowVersion;
-use crm_trust::Ticket;
+use crm_trust::{SentAhead, Ticket};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ pub(crate) fn build(
         version: version.version,
         acting_user: run.acting_user,
         expires_at_ms: (Utc::now() + lifetime).timestamp_millis(),
-        provisional,
+        provisional: provisional.map(|dispatch| SentAhead { dispatch, sent_at_ms: Utc::now().timestamp_millis() }),
     };
     // The dispatch span ends with this function; its context travels in the signed job.
     let span = if crm_traces::exporting() {

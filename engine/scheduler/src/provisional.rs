@@ -11,7 +11,8 @@
 //!
 //! What is here is this engine's knowledge of its own writes. An engine that does not know
 //! a dispatch (it restarted, or another engine sent it) asks Postgres whether the attempt
-//! is recorded ([`crm_store::runs::attempt_recorded`]).
+//! is recorded ([`crm_store::runs::attempt_recorded`]), again until the dispatch is too old
+//! for its statement to be still running (`intake::recorded`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

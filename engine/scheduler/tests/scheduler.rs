@@ -14,7 +14,7 @@ use crm_queue::Queue;
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::Db;
 use crm_testing::{ScratchDb, TestPrefix};
-use crm_trust::JobVerifier;
+use crm_trust::{EngineKey, JobVerifier, SentAhead, Ticket};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -785,6 +785,52 @@ async fn a_step_sent_beside_the_write_that_records_it_acts_once_that_write_commi
     assert_eq!(s.wait_final(id).await.summary.status, RunStatus::Succeeded);
     assert_eq!(s.scheduler.metrics()["provisional_void"], 0);
     assert_eq!(s.attempts(id).await.len(), 3);
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn an_engine_that_did_not_send_a_step_ahead_waits_for_postgres_to_record_it() {
+    let s = Setup::new("ahead_elsewhere", &[CHAIN]).await;
+    let mut config = s.redis.scheduler_config();
+    config.lost_after = Duration::from_secs(2);
+    let other = Scheduler::start(&s.db, s.redis.redis_url(), config).await.unwrap();
+    let key = EngineKey::from_seed(crm_store::engine_keys::seed(&s.db).await.unwrap());
+    let id = s.submit("chain", json!({})).await;
+    let (e, a) = s.job().await;
+    let ticket = |step: &str, sent_at_ms: i64| {
+        key.mint(&Ticket {
+            run_id: id,
+            step: step.into(),
+            attempt: 1,
+            workflow: "chain".into(),
+            version: 1,
+            acting_user: None,
+            expires_at_ms: i64::MAX,
+            provisional: Some(SentAhead { dispatch: 7, sent_at_ms }),
+        })
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // b is not recorded yet: the other engine, which knows nothing of the dispatch, waits
+    // for Postgres rather than call it void, and lets it act once a's result records it.
+    let b = ticket("b", now);
+    let waiting = {
+        let b = b.clone();
+        let other = other.clone();
+        tokio::spawn(async move { other.confirm(&b, 10_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "b is not recorded yet");
+    s.ok(&e, &a, json!("a")).await;
+    waiting.await.unwrap().unwrap();
+
+    // Not recorded, and sent longer ago than any statement runs: void for good.
+    let refused = other.confirm(&ticket("c", now - 60_000), 10_000).await;
+    assert!(matches!(&refused, Err(IntakeError::Refused(_))), "{refused:?}");
+    // Not recorded and sent just now: "not yet", for the worker to ask again.
+    let later = other.confirm(&ticket("c", now), 300).await;
+    assert!(matches!(&later, Err(IntakeError::Unavailable(_))), "{later:?}");
+    other.shutdown().await;
     s.teardown().await;
 }
 

@@ -21,5 +21,5 @@ mod ticket;
 mod verifier;
 
 pub use key::EngineKey;
-pub use ticket::{Ticket, TicketError};
+pub use ticket::{SentAhead, Ticket, TicketError};
 pub use verifier::JobVerifier;

@@ -16,11 +16,22 @@ pub struct Ticket {
     pub acting_user: Option<i64>,
     /// milliseconds since the epoch after which no host call is served for the attempt
     pub expires_at_ms: i64,
-    /// set when the job left before the statement recording its attempt had committed: that
-    /// dispatch's id. The attempt's host calls, outbound requests and result wait for the
-    /// engine's word that the statement committed (and are refused if it never does).
+    /// set when the job left before the statement recording its attempt had committed. The
+    /// attempt's host calls, outbound requests and result wait for the engine's word that
+    /// the statement committed (and are refused if it never does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisional: Option<u64>,
+    pub provisional: Option<SentAhead>,
+}
+
+/// A dispatch that left ahead of the statement recording its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentAhead {
+    /// tells this dispatch from another of the same attempt
+    pub dispatch: u64,
+    /// milliseconds since the epoch when it left: an engine that did not send it reads the
+    /// attempt's record from Postgres, and takes "not recorded" as final only once no
+    /// statement could still be on its way
+    pub sent_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
