@@ -60,6 +60,12 @@ impl Admitted {
         Admitted { ahead: true, ..Admitted::default() }
     }
 
+    /// Whether `run`'s first steps leave beside its insert. A run with an idempotency key
+    /// may turn out to exist already, and its steps wait for the insert to say.
+    fn sends_ahead(&self, run: &NewRun) -> bool {
+        self.ahead && run.idempotency_key.is_none()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty() && self.woken.is_none()
     }
@@ -222,38 +228,18 @@ impl Admission {
             index.push(i);
         }
         // Sent ahead, a run's first steps reach a worker while the insert commits; nothing
-        // they do outside their sandbox happens before it has. A run with an idempotency key
-        // may turn out to exist already, and its steps wait for the insert to say.
-        let ahead: Vec<Dispatch> = if admitted.ahead {
-            new_runs
-                .iter()
-                .zip(&versions)
-                .filter(|(run, _)| run.idempotency_key.is_none())
-                .flat_map(|(run, v)| {
-                    let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
-                    run.steps
-                        .iter()
-                        .filter(|(_, status)| *status == StepStatus::Queued)
-                        .filter_map(|(step, _)| {
-                            jobs::build(core, v, &ctx, step, 1, Default::default(), Some(rand::random()))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ahead_keys: Vec<crate::confirmer::Key> = ahead.iter().map(|j| j.key.clone()).collect();
-        if !ahead.is_empty() {
-            core.provisional.begin(ahead.iter().filter_map(|j| Some((j.key.clone(), j.provisional?))));
-            core.metrics.steps_sent_ahead.fetch_add(ahead.len() as u64, Ordering::Relaxed);
-            crate::dispatch::send_now(core, ahead);
-        }
+        // they do outside their sandbox happens before it has.
+        let ahead: Vec<Dispatch> = new_runs
+            .iter()
+            .zip(&versions)
+            .filter(|(run, _)| admitted.sends_ahead(run))
+            .flat_map(|(run, v)| first_jobs(core, v, run, true))
+            .collect();
+        let ahead = crate::dispatch::send_ahead(core, ahead);
         let inserted = match runs::insert_runs(conn, &new_runs).await {
             Ok(inserted) => inserted,
             Err(e) => {
-                let voided = core.provisional.decide(&ahead_keys, |_| false);
-                core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
+                crate::dispatch::decide_ahead(core, &ahead, |_| false);
                 return Err(e);
             }
         };
@@ -273,15 +259,8 @@ impl Admission {
                 Inserted::Created => {
                     core.metrics.runs_created.fetch_add(1, Ordering::Relaxed);
                     crm_traces::started_run(run.id, &run.workflow, &run.trigger);
-                    let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
-                    let sent = admitted.ahead && run.idempotency_key.is_none();
-                    for (step, status) in &run.steps {
-                        if !sent
-                            && *status == StepStatus::Queued
-                            && let Some(job) = jobs::build(core, &v, &ctx, step, 1, Default::default(), None)
-                        {
-                            admitted.jobs.push(job);
-                        }
+                    if !admitted.sends_ahead(run) {
+                        admitted.jobs.extend(first_jobs(core, &v, run, false));
                     }
                     admitted.known.push(inserted_state(run));
                     Ok(Accepted {
@@ -302,13 +281,12 @@ impl Admission {
                 }
             });
         }
-        if !ahead_keys.is_empty() {
-            // The runs are remembered before their first steps may act, so those steps'
-            // results find them (and skip the locking path).
+        if admitted.ahead {
+            // The insert has committed. The runs are remembered before their first steps
+            // may act, so those steps' results find them (and skip the locking path).
             let created: std::collections::HashSet<Uuid> = admitted.known.iter().map(|k| k.run.id).collect();
             core.known.remember(std::mem::take(&mut admitted.known));
-            let voided = core.provisional.decide(&ahead_keys, |k| created.contains(&k.0));
-            core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
+            crate::dispatch::decide_ahead(core, &ahead, |k| created.contains(&k.0));
         }
         Ok(stale)
     }
@@ -342,6 +320,18 @@ impl Admission {
             woken.after_commit(&self.core).await;
         }
     }
+}
+
+/// The jobs of a new run's first steps, `provisional` when they leave ahead of its insert.
+fn first_jobs(core: &Core, v: &WorkflowVersion, run: &NewRun, provisional: bool) -> Vec<Dispatch> {
+    let ctx = RunContext { run_id: run.id, input: &run.input, acting_user: run.acting_user };
+    run.steps
+        .iter()
+        .filter(|(_, status)| *status == StepStatus::Queued)
+        .filter_map(|(step, _)| {
+            jobs::build(core, v, &ctx, step, 1, Default::default(), provisional.then(rand::random::<u64>))
+        })
+        .collect()
 }
 
 /// A run as [`runs::insert_runs`] writes it: revision 0, steps at attempt 1 unless they

@@ -200,11 +200,7 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
     // The steps this batch makes ready leave now, beside the write that records them: their
     // trip to a worker overlaps it, and what they do outside their sandbox waits for its
     // verdict (see `crate::provisional`).
-    let ahead = std::mem::take(&mut plan.jobs_now);
-    let ahead_keys: Vec<Key> = ahead.iter().map(|j| j.key.clone()).collect();
-    core.provisional.begin(ahead.iter().filter_map(|j| Some((j.key.clone(), j.provisional?))));
-    core.metrics.steps_sent_ahead.fetch_add(ahead.len() as u64, Ordering::Relaxed);
-    crate::dispatch::send_now(core, ahead);
+    let ahead = crate::dispatch::send_ahead(core, std::mem::take(&mut plan.jobs_now));
     let write = async {
         let mut conn = core.guarded_pool.acquire().await?;
         runs::write_changes(&mut conn, &attempts, &plan.step_updates, &plan.run_updates, Expect::Revisions(&revs)).await
@@ -217,8 +213,7 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
             HashMap::new()
         }
     };
-    let voided = core.provisional.decide(&ahead_keys, |k| written.contains_key(&k.0));
-    core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
+    crate::dispatch::decide_ahead(core, &ahead, |k| written.contains_key(&k.0));
     core.metrics.guard_misses.fetch_add((machines.len() - written.len()) as u64, Ordering::Relaxed);
     let missed: Vec<Incoming> = items.into_iter().filter(|i| !written.contains_key(&i.key().0)).collect();
     let stale = attempts.iter().filter(|a| written.contains_key(&a.run_id) && !a.applied).count() as u64;

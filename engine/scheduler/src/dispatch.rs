@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::confirmer::Key;
 use crate::core::Core;
 use crate::jobs::{self, Dispatch, RunContext};
 
@@ -35,6 +36,24 @@ pub(crate) fn send_now(core: &Core, jobs: Vec<Dispatch>) {
         // the sender has stopped with the engine: the next engine's dispatcher sends them
         tracing::debug!("the engine is stopping; ready steps are left to the dispatcher");
     }
+}
+
+/// Hands jobs to the sender ahead of the statement that records their attempts (see
+/// `crate::provisional`); returns those attempts, for [`decide_ahead`] once the statement
+/// is over.
+pub(crate) fn send_ahead(core: &Core, jobs: Vec<Dispatch>) -> Vec<Key> {
+    let keys = jobs.iter().map(|j| j.key.clone()).collect();
+    core.provisional.begin(jobs.iter().filter_map(|j| Some((j.key.clone(), j.provisional?))));
+    core.metrics.steps_sent_ahead.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+    send_now(core, jobs);
+    keys
+}
+
+/// The statement that was to record jobs sent ahead is over: `recorded` says for which
+/// of their attempts it committed; the others are void.
+pub(crate) fn decide_ahead(core: &Core, keys: &[Key], recorded: impl Fn(&Key) -> bool) {
+    let voided = core.provisional.decide(keys, recorded);
+    core.metrics.provisional_void.fetch_add(voided, Ordering::Relaxed);
 }
 
 /// The engine's sender: takes every job handed over so far, up to a batch, and sends them

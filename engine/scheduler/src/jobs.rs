@@ -65,6 +65,7 @@ pub(crate) fn build(
     let lifetime = chrono::Duration::milliseconds(i64::try_from(limits.timeout_ms).unwrap_or(i64::MAX / 4))
         + chrono::Duration::from_std(core.config.lost_after).unwrap_or_default()
         + TICKET_QUEUE_ALLOWANCE;
+    let now = Utc::now();
     let ticket = Ticket {
         run_id: run.run_id,
         step: step.to_string(),
@@ -72,8 +73,8 @@ pub(crate) fn build(
         workflow: version.workflow.clone(),
         version: version.version,
         acting_user: run.acting_user,
-        expires_at_ms: (Utc::now() + lifetime).timestamp_millis(),
-        provisional: provisional.map(|dispatch| SentAhead { dispatch, sent_at_ms: Utc::now().timestamp_millis() }),
+        expires_at_ms: (now + lifetime).timestamp_millis(),
+        provisional: provisional.map(|dispatch| SentAhead { dispatch, sent_at_ms: now.timestamp_millis() }),
     };
     // The dispatch span ends with this function; its context travels in the signed job.
     let span = if crm_traces::exporting() {
