@@ -47,7 +47,7 @@ async fn serve() -> (u16, Arc<AtomicUsize>) {
 }
 
 /// A runtime whose operator allows `allow` (a CRM_EGRESS_ALLOW list).
-fn runtime(allow: &str) -> Runtime<MemoryCrm> {
+fn runtime<H: HostCalls>(allow: &str) -> Runtime<H> {
     Runtime::new(RuntimeConfig {
         max_instances: 8,
         egress: EgressPolicy::parse(allow).expect("a valid range list"),
@@ -171,12 +171,7 @@ impl HostCalls for Recorder {
 
 /// Runs the step that fetches `/` as a provisional attempt under `host`.
 async fn provisional_get(port: u16, host: Arc<Recorder>) -> crm_runtime::StepRun {
-    let rt: Runtime<Recorder> = Runtime::new(RuntimeConfig {
-        max_instances: 8,
-        egress: EgressPolicy::parse("127.0.0.0/8").expect("a valid range list"),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime starts");
+    let rt: Runtime<Recorder> = runtime("127.0.0.0/8");
     let bytes = std::fs::read(crm_guests::HTTP_GET).expect("the component was built");
     let component = rt.load(&digest_of(&bytes), Arc::new(bytes)).await.expect("the component loads");
     let input = input(json!({"url": format!("http://127.0.0.1:{port}/")}), json!(null));
