@@ -199,35 +199,12 @@ async fn next_completion(
     }
 }
 
-/// A loopback server that answers every request with `hello`, counting the requests.
-async fn serve_hello() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    let port = listener.local_addr().expect("its address").port();
-    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = served.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                if sock.read(&mut buf).await.unwrap_or(0) > 0 {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let reply = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
-                    let _ = sock.write_all(reply.as_bytes()).await;
-                }
-            });
-        }
-    });
-    (port, served)
-}
-
 /// A step after a run's first leaves for a worker beside the write that records its
 /// predecessor's result; its outbound request waits for the engine to confirm that write,
 /// and then goes once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_step_sent_beside_its_record_makes_its_request_once_the_record_commits() {
-    let (port, served) = serve_hello().await;
+    let (port, served) = crm_testing::http::hello_server().await;
     let mut flow = Flow::start("runs_ahead").await;
     flow.deploy_manifest(&format!(
         r#"

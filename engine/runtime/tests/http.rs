@@ -14,37 +14,6 @@ use crm_concepts::step::{ErrorKind, StepLimits};
 use crm_memory::MemoryCrm;
 use crm_runtime::{CallContext, EgressPolicy, HostCalls, Runtime, RuntimeConfig, StepCall, digest_of};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A one-route HTTP server on a free loopback port: `/` answers `hello`, `/away` redirects.
-/// Counts the connections it accepts, so a test can tell nothing reached it.
-async fn serve() -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let reply = if request.starts_with("GET /away") {
-                    "HTTP/1.1 302 Found\r\nlocation: http://example.com/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        .to_string()
-                } else {
-                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_string()
-                };
-                let _ = sock.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    (port, accepted)
-}
 
 /// A runtime whose operator allows `allow` (a CRM_EGRESS_ALLOW list).
 fn runtime<H: HostCalls>(allow: &str) -> Runtime<H> {
@@ -70,7 +39,7 @@ async fn get(rt: &Runtime<MemoryCrm>, run_input: Value, grant: &str) -> crm_runt
 
 #[tokio::test]
 async fn a_request_needs_its_scheme_host_and_port_granted() {
-    let (port, _) = serve().await;
+    let (port, _) = crm_testing::http::hello_server().await;
     let rt = runtime("127.0.0.0/8");
     let url = format!("http://127.0.0.1:{port}/");
     let exact = format!("http:http://127.0.0.1:{port}");
@@ -102,7 +71,7 @@ async fn a_request_needs_its_scheme_host_and_port_granted() {
 
 #[tokio::test]
 async fn internal_addresses_are_refused_even_when_granted() {
-    let (port, accepted) = serve().await;
+    let (port, accepted) = crm_testing::http::hello_server().await;
     let rt = runtime("");
     for (url, grant) in [
         (format!("http://127.0.0.1:{port}/"), format!("http:http://127.0.0.1:{port}")),
@@ -136,7 +105,7 @@ async fn internal_addresses_are_refused_even_when_granted() {
 
 #[tokio::test]
 async fn headers_that_steer_the_connection_are_the_hosts() {
-    let (port, accepted) = serve().await;
+    let (port, accepted) = crm_testing::http::hello_server().await;
     let rt = runtime("127.0.0.0/8");
     let url = format!("http://127.0.0.1:{port}/");
     let grant = format!("http:http://127.0.0.1:{port}");
@@ -185,7 +154,7 @@ async fn provisional_get(port: u16, host: Arc<Recorder>) -> crm_runtime::StepRun
 
 #[tokio::test]
 async fn a_step_sent_ahead_of_its_record_sends_nothing_until_the_engine_confirms_it() {
-    let (port, accepted) = serve().await;
+    let (port, accepted) = crm_testing::http::hello_server().await;
 
     let voided = Arc::new(Recorder { recorded: false, asked: AtomicUsize::new(0) });
     let refused = provisional_get(port, voided.clone()).await;
