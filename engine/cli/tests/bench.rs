@@ -110,6 +110,37 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
     left_nothing_behind(&report, &database).await;
 }
 
+/// `crm bench runs --scale-out`: a row for each set of processes (one engine with 1, 2 and
+/// 4 workers, two engines with 2 and 4), each with its throughput, its CPU per run and
+/// every engine's counters. Two engines each apply results, among them those of steps the
+/// other sent ahead of its record, and every run succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_runs_scale_out_reports_each_set_of_processes_and_what_each_engine_did() {
+    let database = unique_name("bench_scale_out");
+    let report = bench_with(
+        &["runs", "--seconds", "1", "--in-flight", "64", "--latency-runs", "0", "--under-load", "0", "--scale-out"],
+        &database,
+        &[("CRM_THREADS", "1")],
+    );
+    let rows = report["scale_out"].as_array().unwrap_or_else(|| panic!("no scale-out rows: {report}"));
+    let shape: Vec<(u64, u64)> =
+        rows.iter().map(|r| (r["engines"].as_u64().unwrap(), r["workers"].as_u64().unwrap())).collect();
+    assert_eq!(shape, [(1, 1), (1, 2), (1, 4), (2, 2), (2, 4)], "{report}");
+    for row in rows {
+        assert!(row["runs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+        assert!(row["cpu_us_per_run"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+        let engines = row["schedulers"].as_array().unwrap_or_else(|| panic!("no counters: {row}"));
+        assert_eq!(engines.len() as u64, row["engines"].as_u64().unwrap(), "{row}");
+        for counters in engines {
+            assert!(counters["results_applied"].as_u64().unwrap_or(0) > 0, "every engine applied results: {row}");
+            assert_eq!(counters["provisional_void"], 0, "{row}");
+            assert_eq!(counters["results_refused"], 0, "{row}");
+        }
+    }
+    assert_eq!(report["runs_not_succeeded"], 0, "{report}");
+    left_nothing_behind(&report, &database).await;
+}
+
 #[test]
 fn a_load_rate_that_is_no_rate_is_refused_before_anything_starts() {
     for bad in ["0", "-5", "fast", "inf"] {

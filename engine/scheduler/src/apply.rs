@@ -8,14 +8,14 @@
 //! run send the steps they make ready beside their one statement instead, provisionally
 //! (see `crate::provisional`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
-use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepResult, StepUsage};
+use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepUsage};
 use crm_store::runs::{self, AttemptRecord, Expect};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::{approvals, run_waits};
@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::confirmer::Key;
 use crate::core::Core;
 use crate::hold::Wake;
-use crate::intake::Arrival;
+use crate::intake::{Arrival, Handed};
 use crate::jobs::{self, RunContext};
 use crate::known_runs::Known;
 use crate::machine::{Applied, RunMachine};
@@ -35,7 +35,7 @@ use crate::machine::{Applied, RunMachine};
 /// Something that ends an attempt: a worker's result, the engine's verdict that the
 /// attempt was lost, or the end of a held step's wait.
 pub(crate) enum Incoming {
-    Result(StepResult),
+    Result(Handed),
     Lost { run_id: Uuid, step: String, attempt: i32, after: Duration },
     Woken { run_id: Uuid, step: String, wake: Wake },
 }
@@ -43,7 +43,7 @@ pub(crate) enum Incoming {
 impl Incoming {
     fn key(&self) -> Key {
         match self {
-            Incoming::Result(r) => (r.key.run_id, r.key.step.clone(), r.key.attempt as i32),
+            Incoming::Result(h) => h.key(),
             Incoming::Lost { run_id, step, attempt, .. } => (*run_id, step.clone(), *attempt),
             // a held step is at attempt 1 and is woken once
             Incoming::Woken { run_id, step, .. } => (*run_id, step.clone(), 1),
@@ -90,13 +90,17 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
         }
         let incoming: Vec<Incoming> =
             arrivals.iter().flat_map(|a| a.results.iter().cloned().map(Incoming::Result)).collect();
-        let answer = |outcome: &Result<(), WorkflowError>| {
+        let answer = |outcome: &Result<HashSet<Key>, WorkflowError>| {
             if let Err(e) = outcome {
                 // The workers keep their results and hand them in again.
                 tracing::error!(error = %e, "applying step results failed");
             }
             for a in arrivals {
-                let _ = a.reply.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                let reply = match outcome {
+                    Ok(not_yet) => Ok(a.results.into_iter().filter(|h| not_yet.contains(&h.key())).collect()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = a.reply.send(reply);
             }
         };
         let failed = apply_answering(&core, incoming, answer).await.is_err();
@@ -114,7 +118,7 @@ pub(crate) async fn run_applier(core: Arc<Core>, rx: Arc<Mutex<mpsc::Receiver<Ar
 /// statement without a transaction around it; the rest, and any whose run moved on
 /// meanwhile, in one transaction that locks their runs.
 pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(), WorkflowError> {
-    apply_answering(core, incoming, |_| {}).await
+    apply_answering(core, incoming, |_| {}).await.map(|_| ())
 }
 
 /// [`apply`], calling `answer` once everything is committed (or has failed) and the next
@@ -122,11 +126,13 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
 /// answer before it hands in its next results does not wait for that Redis round trip
 /// too. Its ack needs only the commit; a completion lost with the engine in between is
 /// published again at the next start, as when it dies between the commit and the publish.
+/// Returns the results not taken because another engine's write recording their attempt
+/// has not committed yet (see [`Handed::unseen_since_ms`]).
 async fn apply_answering(
     core: &Arc<Core>,
     incoming: Vec<Incoming>,
-    answer: impl FnOnce(&Result<(), WorkflowError>),
-) -> Result<(), WorkflowError> {
+    answer: impl FnOnce(&Result<HashSet<Key>, WorkflowError>),
+) -> Result<HashSet<Key>, WorkflowError> {
     // One span per attempt in its run's trace, over the batch's writes and what follows
     // them (sending the next steps, publishing completions).
     let spans: Vec<tracing::Span> =
@@ -139,13 +145,15 @@ async fn apply_answering(
         completions.extend(staged.settle(core));
     }
     let outcome = async {
-        if !rest.is_empty() {
-            let mut tx = core.state_pool.begin().await?;
-            let staged = stage(core, &mut tx, rest).await?;
-            tx.commit().await?;
-            completions.extend(staged.settle(core));
+        if rest.is_empty() {
+            return Ok(HashSet::new());
         }
-        Ok(())
+        let mut tx = core.state_pool.begin().await?;
+        let mut staged = stage(core, &mut tx, rest).await?;
+        tx.commit().await?;
+        let not_yet = std::mem::take(&mut staged.not_yet).into_iter().collect();
+        completions.extend(staged.settle(core));
+        Ok(not_yet)
     }
     .await;
     answer(&outcome);
@@ -155,13 +163,16 @@ async fn apply_answering(
 }
 
 /// Splits off the results for runs this engine remembers (taking them out of its memory
-/// while they are applied). A run with anything but results in the batch (a lost verdict)
-/// stays with the rest.
+/// while they are applied). A run with anything but results in the batch (a lost verdict),
+/// or with a result whose record this engine did not see written, stays with the rest.
 fn take_known(core: &Core, incoming: Vec<Incoming>) -> (HashMap<Uuid, Known>, Vec<Incoming>, Vec<Incoming>) {
-    let others: std::collections::HashSet<Uuid> =
-        incoming.iter().filter(|i| !matches!(i, Incoming::Result(_))).map(|i| i.key().0).collect();
+    let others: HashSet<Uuid> = incoming
+        .iter()
+        .filter(|i| !matches!(i, Incoming::Result(Handed { unseen_since_ms: None, .. })))
+        .map(|i| i.key().0)
+        .collect();
     let mut known: HashMap<Uuid, Known> = HashMap::new();
-    let mut asked = std::collections::HashSet::new();
+    let mut asked = HashSet::new();
     let (mut items, mut rest) = (Vec::new(), Vec::new());
     for item in incoming {
         let run = item.key().0;
@@ -226,6 +237,7 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
         stale: stale + duplicates,
         wake_dispatcher: plan.wake_dispatcher,
         known: remembered(machines, &written),
+        not_yet: Vec::new(),
     };
     (staged, missed)
 }
@@ -250,6 +262,8 @@ pub(crate) struct Staged {
     wake_dispatcher: bool,
     /// the runs as written, for the next result to start from
     known: Vec<Known>,
+    /// results left out because their attempt is not recorded yet
+    not_yet: Vec<Key>,
 }
 
 impl Staged {
@@ -265,6 +279,7 @@ impl Staged {
         self.stale += other.stale;
         self.wake_dispatcher |= other.wake_dispatcher;
         self.known.extend(other.known);
+        self.not_yet.extend(other.not_yet);
     }
 
     /// The transaction committed: count, send the next steps, publish the completions.
@@ -328,6 +343,7 @@ pub(crate) async fn stage_with(
         RunLocks::Take => runs::lock_runs(tx, &run_ids).await?,
         RunLocks::Held => runs::read_locked(tx, &run_ids).await?,
     };
+    let (incoming, not_yet, void) = recorded_only(incoming, &step_rows);
     let mut steps_by_run: HashMap<Uuid, Vec<runs::StepState>> = HashMap::new();
     for s in step_rows {
         steps_by_run.entry(s.run_id).or_default().push(s);
@@ -360,13 +376,41 @@ pub(crate) async fn stage_with(
     approvals::close(tx, &approvals_ended).await?;
     approvals::open(tx, &holds).await?;
     Ok(Staged {
-        stale: (attempts.len() - applied_keys.len()) as u64 + duplicates,
+        stale: (attempts.len() - applied_keys.len()) as u64 + duplicates + void,
         wake_dispatcher: plan.wake_dispatcher,
         applied: applied_keys,
         jobs_now: plan.jobs_now,
         completions: plan.completions,
         known: remembered(machines, &written),
+        not_yet,
     })
+}
+
+/// Keeps what may be applied: a result whose step was sent ahead of a write this engine
+/// did not see end counts once the run's rows, read under its lock, record its attempt.
+/// The lock waits for such a write of the run in flight; a run's first write, its insert,
+/// is not there to wait for, so a result that comes before it goes back to be handed in
+/// again (the keys returned second). One whose write cannot still be running never will
+/// be recorded: it is dropped (counted third), and nothing of it is written, as the
+/// attempt may yet be recorded and sent again under the same number.
+fn recorded_only(incoming: Vec<Incoming>, steps: &[runs::StepState]) -> (Vec<Incoming>, Vec<Key>, u64) {
+    let reached: HashMap<(Uuid, &str), i32> = steps.iter().map(|s| ((s.run_id, s.step.as_str()), s.attempt)).collect();
+    let (mut kept, mut not_yet, mut void) = (Vec::with_capacity(incoming.len()), Vec::new(), 0);
+    for item in incoming {
+        if let Incoming::Result(Handed { unseen_since_ms: Some(sent_at_ms), .. }) = &item {
+            let key = item.key();
+            if reached.get(&(key.0, key.1.as_str())).is_none_or(|a| *a < key.2) {
+                if crate::provisional::past_its_write(*sent_at_ms) {
+                    void += 1;
+                } else {
+                    not_yet.push(key);
+                }
+                continue;
+            }
+        }
+        kept.push(item);
+    }
+    (kept, not_yet, void)
 }
 
 /// The batch without repeats: the same attempt twice (a redelivery), the first one counts.
@@ -393,7 +437,7 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
             continue;
         };
         let (applied, record) = match item {
-            Incoming::Result(r) => {
+            Incoming::Result(Handed { result: r, .. }) => {
                 let applied = match &r.outcome {
                     StepOutcome::Ok { output, next } => m.succeed(&key.1, key.2, output.clone(), next.clone()),
                     StepOutcome::Failed { error } => m.fail(&key.1, key.2, error, now, rng.random::<f64>()),

@@ -116,6 +116,9 @@ pub struct Metrics {
     /// steps sent ahead of the write that was to record them, whose write did not commit:
     /// their host calls are refused and their results dropped
     pub provisional_void: AtomicU64,
+    /// results of steps sent ahead by a write this engine did not see, handed in before
+    /// that write committed: handed back to their worker's request, which hands them in again
+    pub results_before_record: AtomicU64,
 }
 
 impl Metrics {
@@ -140,6 +143,7 @@ impl Metrics {
             "admissions_stale": g(&self.admissions_stale),
             "steps_sent_ahead": g(&self.steps_sent_ahead),
             "provisional_void": g(&self.provisional_void),
+            "results_before_record": g(&self.results_before_record),
         })
     }
 }

@@ -12,17 +12,36 @@ use crm_concepts::host_call::{HostCall, HostCallError, HostReply};
 use crm_concepts::step::{LogLine, StepOutcome, StepResult, TicketedResult};
 use crm_store::host_calls::{self, Caller};
 use crm_store::secrets::Namespace;
-use crm_trust::{Ticket, TicketError};
+use crm_trust::{SentAhead, Ticket, TicketError};
 use tokio::sync::oneshot;
 
+use crate::confirmer::Key;
 use crate::core::Core;
 use crate::provisional::Verdict;
 use crate::redaction;
 
-/// Results handed in by one request, and where to say whether they were applied.
+/// Results handed in by one request, and where to say which of them the applier could not
+/// take yet (see [`Handed::unseen_since_ms`]); the rest are applied.
 pub(crate) struct Arrival {
-    pub results: Vec<StepResult>,
-    pub reply: oneshot::Sender<Result<(), String>>,
+    pub results: Vec<Handed>,
+    pub reply: oneshot::Sender<Result<Vec<Handed>, String>>,
+}
+
+/// A result that passed its ticket's checks.
+#[derive(Clone)]
+pub(crate) struct Handed {
+    pub result: StepResult,
+    /// set when the step was sent ahead of its record by a write this engine did not see
+    /// end (another engine's, or its own before a restart): milliseconds since the epoch
+    /// when it left. The applier reads the record under the run's lock; until the write
+    /// has committed it hands the result back, to be handed in again.
+    pub unseen_since_ms: Option<i64>,
+}
+
+impl Handed {
+    pub fn key(&self) -> Key {
+        (self.result.key.run_id, self.result.key.step.clone(), self.result.key.attempt as i32)
+    }
 }
 
 /// Why the engine did not serve a worker's request.
@@ -63,26 +82,44 @@ fn wait_for_record(remaining_ms: u64) -> Duration {
     Duration::from_millis(remaining_ms.max(1)).min(LONGEST_WAIT_FOR_RECORD)
 }
 
-/// How long after a provisional dispatch left its recording statement has surely ended,
-/// committed or not, whichever engine ran it: far beyond any one statement.
-const RECORD_SETTLED_AFTER_MS: i64 = 30_000;
+/// What this engine knows, without asking Postgres, of a provisional attempt's record.
+enum Standing {
+    Recorded,
+    Void,
+    /// sent by another engine, or by this one before it restarted
+    Unseen(SentAhead),
+}
+
+/// Whether the attempt a ticket names is recorded, as far as this engine's own writes tell,
+/// waiting up to `wait` for one in flight. A ticket not sent provisionally was recorded
+/// before it left.
+async fn standing(core: &Core, t: &Ticket, wait: Duration) -> Result<Standing, IntakeError> {
+    let Some(sent) = t.provisional else { return Ok(Standing::Recorded) };
+    let key = (t.run_id, t.step.clone(), t.attempt as i32);
+    match core.provisional.verdict(&key, sent.dispatch, wait).await {
+        Some(Verdict::Recorded) => Ok(Standing::Recorded),
+        Some(Verdict::Void) => Ok(Standing::Void),
+        Some(Verdict::Undecided) => Err(still_writing()),
+        None => Ok(Standing::Unseen(sent)),
+    }
+}
+
+fn still_writing() -> IntakeError {
+    IntakeError::Unavailable("the attempt's record is still being written".into())
+}
 
 /// Whether the attempt a provisional ticket names is recorded, waiting up to `wait` for
-/// a write in flight. A ticket not sent provisionally was recorded before it left.
+/// a write in flight, and asking Postgres about a write this engine did not see.
 async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, IntakeError> {
-    let Some(sent) = t.provisional else { return Ok(true) };
-    let key = (t.run_id, t.step.clone(), t.attempt as i32);
-    let still_writing = || IntakeError::Unavailable("the attempt's record is still being written".into());
-    match core.provisional.verdict(&key, sent.dispatch, wait).await {
-        Some(Verdict::Recorded) => return Ok(true),
-        Some(Verdict::Void) => return Ok(false),
-        Some(Verdict::Undecided) => return Err(still_writing()),
-        None => {}
-    }
-    // Sent by another engine, or by this one before it restarted: Postgres knows once the
-    // statement has committed, and "not yet" becomes "never" once it cannot be running.
+    let sent = match standing(core, t, wait).await? {
+        Standing::Recorded => return Ok(true),
+        Standing::Void => return Ok(false),
+        Standing::Unseen(sent) => sent,
+    };
+    // Postgres knows once the statement has committed, and "not yet" becomes "never" once
+    // it cannot be running.
     let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = Duration::from_millis(2);
+    let mut pause = Duration::from_millis(1);
     loop {
         let recorded = crm_store::runs::attempt_recorded(&core.pool, t.run_id, &t.step, t.attempt as i32)
             .await
@@ -90,7 +127,7 @@ async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, Intak
         if recorded {
             return Ok(true);
         }
-        if Utc::now().timestamp_millis() - sent.sent_at_ms > RECORD_SETTLED_AFTER_MS {
+        if crate::provisional::past_its_write(sent.sent_at_ms) {
             return Ok(false);
         }
         if tokio::time::Instant::now() + pause > deadline {
@@ -197,30 +234,48 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             tracing::warn!(run = %result.key.run_id, step = %result.key.step, "refused a result: {}", TicketError::Mismatch);
             continue;
         }
-        if !recorded(core, &t, LONGEST_WAIT_FOR_RECORD).await? {
-            // Its step runs again as the write that does record it sent it.
-            core.metrics.results_stale.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(run = %result.key.run_id, step = %result.key.step, "dropped the result of a voided provisional attempt");
-            continue;
-        }
+        let unseen_since_ms = match standing(core, &t, LONGEST_WAIT_FOR_RECORD).await? {
+            Standing::Recorded => None,
+            Standing::Void => {
+                // Its step runs again as the write that does record it sent it.
+                core.metrics.results_stale.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(run = %result.key.run_id, step = %result.key.step, "dropped the result of a voided provisional attempt");
+                continue;
+            }
+            Standing::Unseen(sent) => Some(sent.sent_at_ms),
+        };
         metrics::histogram!("crm_step_duration_seconds", "workflow" => t.workflow.clone(), "step" => t.step.clone())
             .record(result.usage.duration_us as f64 / 1e6);
         bound(&mut result);
         redact(core, &t, &mut result).await?;
-        results.push(result);
+        results.push(Handed { result, unseen_since_ms });
     }
-    if results.is_empty() {
-        return Ok(());
+    // The applier hands back results whose record another engine's write has not
+    // committed yet; they go again, the next time with the batch after.
+    let deadline = tokio::time::Instant::now() + LONGEST_WAIT_FOR_RECORD;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        core.arrivals
+            .send(Arrival { results, reply })
+            .await
+            .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?;
+        results = answer
+            .await
+            .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?
+            .map_err(IntakeError::Unavailable)?;
+        if !results.is_empty() {
+            core.metrics.results_before_record.fetch_add(results.len() as u64, Ordering::Relaxed);
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(still_writing());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
-    let (reply, answer) = oneshot::channel();
-    core.arrivals
-        .send(Arrival { results, reply })
-        .await
-        .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?;
-    answer
-        .await
-        .map_err(|_| IntakeError::Unavailable("the engine is shutting down".into()))?
-        .map_err(IntakeError::Unavailable)
 }
 
 /// Cuts the values of the step's granted secrets out of its result (see `redaction`).

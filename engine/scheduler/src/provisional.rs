@@ -10,9 +10,12 @@
 //! it again.
 //!
 //! What is here is this engine's knowledge of its own writes. An engine that does not know
-//! a dispatch (it restarted, or another engine sent it) asks Postgres whether the attempt
-//! is recorded ([`crm_store::runs::attempt_recorded`]), again until the dispatch is too old
-//! for its statement to be still running (`intake::recorded`).
+//! a dispatch (it restarted, or another engine sent it) reads the attempt's record from
+//! Postgres, again until the dispatch is too old for its statement to be still running
+//! ([`past_its_write`]): a host call or a confirmation asks
+//! [`crm_store::runs::attempt_recorded`] (`intake::recorded`); a result is checked by the
+//! applier under its run's lock, which also waits for a write of the run in flight
+//! (`apply::stage_with`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,6 +54,15 @@ pub(crate) struct Provisional {
 const VOID_KEPT: Duration = Duration::from_secs(6 * 3600);
 /// How long a recorded or undecided one is: Postgres answers for it after that.
 const RECORDED_KEPT: Duration = Duration::from_secs(60);
+/// How long after a provisional dispatch left the statement that was to record it has
+/// surely ended, committed or not, whichever engine ran it: far beyond any one statement.
+const SETTLED_AFTER_MS: i64 = 30_000;
+
+/// Whether an attempt sent ahead at `sent_at_ms` and not recorded now never will be.
+pub(crate) fn past_its_write(sent_at_ms: i64) -> bool {
+    chrono::Utc::now().timestamp_millis() - sent_at_ms > SETTLED_AFTER_MS
+}
+
 /// Voided dispatches are rare (a guard miss with a successor in flight); past this many
 /// the oldest are forgotten rather than grow without bound.
 const CAPACITY: usize = 65_536;

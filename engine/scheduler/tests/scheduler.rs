@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crm_concepts::host_call::{HostCall, HostCallError};
 use crm_concepts::run::{RunRequest, RunStatus};
-use crm_concepts::step::{StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult};
+use crm_concepts::step::{
+    AttemptKey, StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult,
+};
 use crm_queue::Queue;
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::Db;
@@ -830,6 +832,68 @@ async fn an_engine_that_did_not_send_a_step_ahead_waits_for_postgres_to_record_i
     // Not recorded and sent just now: "not yet", for the worker to ask again.
     let later = other.confirm(&ticket("c", now), 300).await;
     assert!(matches!(&later, Err(IntakeError::Unavailable(_))), "{later:?}");
+    other.shutdown().await;
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_result_handed_to_an_engine_that_did_not_send_its_step_is_applied_once_its_record_commits() {
+    let s = Setup::new("ahead_result_elsewhere", &[CHAIN]).await;
+    let other = Scheduler::start(&s.db, s.redis.redis_url(), s.redis.scheduler_config()).await.unwrap();
+    let key = EngineKey::from_seed(crm_store::engine_keys::seed(&s.db).await.unwrap());
+    let handed = |run_id: Uuid, step: &str, attempt: u32, sent_at_ms: i64| {
+        let ticket = key.mint(&Ticket {
+            run_id,
+            step: step.into(),
+            attempt,
+            workflow: "chain".into(),
+            version: 1,
+            acting_user: None,
+            expires_at_ms: i64::MAX,
+            provisional: Some(SentAhead { dispatch: 7, sent_at_ms }),
+        });
+        let result = StepResult {
+            key: AttemptKey { run_id, step: step.into(), attempt },
+            outcome: StepOutcome::Ok { output: json!(step), next: None },
+            usage: StepUsage::default(),
+            logs: vec![],
+            worker: "test-worker".into(),
+        };
+        vec![TicketedResult { ticket, result }]
+    };
+    let id = s.submit("chain", json!({})).await;
+    let (e, a) = s.job().await;
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // b's result reaches the other engine before the write that records b has committed:
+    // it is neither applied as stale nor dropped, but waits, and counts once it is there.
+    let waiting = {
+        let other = other.clone();
+        let b = handed(id, "b", 1, now);
+        tokio::spawn(async move { other.accept_results(b).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "b is not recorded yet");
+    assert!(s.attempts(id).await.iter().all(|(step, ..)| step == "a"), "nothing of b is written");
+    s.ok(&e, &a, json!("a")).await;
+    waiting.await.unwrap().unwrap();
+    let attempts = s.attempts(id).await;
+    assert!(attempts.contains(&("b".into(), 1, "succeeded".into(), true)), "{attempts:?}");
+    assert!(other.metrics()["results_before_record"].as_u64() >= Some(1), "b came back to be handed in again");
+
+    // Not recorded, and sent longer ago than any statement runs: a later attempt of c, and
+    // the first step of a run whose insert never committed. Both are dropped, and nothing
+    // of them is written, since the attempt may still be recorded and sent under its number.
+    other.accept_results(handed(id, "c", 2, now - 60_000)).await.unwrap();
+    let never_inserted = Uuid::new_v4();
+    other.accept_results(handed(never_inserted, "a", 1, now - 60_000)).await.unwrap();
+    assert_eq!(other.metrics()["results_stale"], 2);
+    assert!(s.attempts(id).await.iter().all(|(step, ..)| step != "c"));
+    assert!(s.attempts(never_inserted).await.is_empty());
+
+    // Not recorded and sent just now: handed back, for the worker to hand in again.
+    let early = other.accept_results(handed(never_inserted, "a", 1, now)).await;
+    assert!(matches!(&early, Err(IntakeError::Unavailable(_))), "{early:?}");
     other.shutdown().await;
     s.teardown().await;
 }

@@ -290,16 +290,7 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
     } else {
         None
     };
-    let metrics: Value = stack
-        .client
-        .http
-        .get(format!("{}/api/scheduler/metrics", stack.client.urls[0]))
-        .bearer_auth(&stack.client.token)
-        .send()
-        .await?
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let metrics = stack.counters().await?.into_iter().next().unwrap_or(Value::Null);
     let failed = stack.client.failed.load(Ordering::Relaxed);
     drop(stack);
 
@@ -309,12 +300,14 @@ async fn bench(config: &Config, args: &RunsArgs, db_url: &str) -> anyhow::Result
             if !args.json {
                 eprintln!("scale-out: {engines} engine(s), {workers} worker(s)…");
             }
+            forget_runs(&db).await?;
             let stack = setup.start(engines, workers).await?;
             let t = stack.throughput(args).await;
             scale_out.push(json!({
                 "engines": engines, "workers": workers,
                 "runs_per_s": (t.runs_per_s * 10.0).round() / 10.0,
                 "cpu_us_per_run": t.cpu["total"],
+                "schedulers": stack.counters().await?,
             }));
         }
     }
@@ -517,6 +510,28 @@ impl Setup<'_> {
     }
 }
 
+/// Empties the runs of the bench's database, so that every set of processes starts on
+/// what the first one did. Runs left by the row before made each row slower than the last
+/// (larger tables and indexes), and every engine's start read those of the last two
+/// minutes to republish any it found missing from the completions stream: a hundred
+/// thousand runs, seconds of CPU inside the window it was being measured in.
+async fn forget_runs(db: &Db) -> anyhow::Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND column_name = 'run_id'
+           AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    // names from the catalog, quoted
+    let all = std::iter::once("runs".to_string()).chain(tables).map(|t| format!("\"{t}\"")).collect::<Vec<_>>();
+    sqlx::query(sqlx::AssertSqlSafe(format!("TRUNCATE {}", all.join(", "))))
+        .execute(&db.pool)
+        .await
+        .context("emptying the bench's runs")?;
+    Ok(())
+}
+
 /// `--load-rate`: a finite number of one-step runs a second, more than 0.
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -550,6 +565,16 @@ struct Throughput {
 }
 
 impl Stack {
+    /// Each engine's scheduler counters, in the order the engines started.
+    async fn counters(&self) -> anyhow::Result<Vec<Value>> {
+        let mut all = Vec::with_capacity(self.client.urls.len());
+        for url in &self.client.urls {
+            let get = self.client.http.get(format!("{url}/api/scheduler/metrics")).bearer_auth(&self.client.token);
+            all.push(get.send().await?.error_for_status()?.json().await?);
+        }
+        Ok(all)
+    }
+
     /// One-step runs in a closed loop keeping `in_flight` going: a warm-up of a quarter of
     /// the window, then the window.
     async fn throughput(&self, args: &RunsArgs) -> Throughput {
