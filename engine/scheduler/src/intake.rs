@@ -108,6 +108,29 @@ fn still_writing() -> IntakeError {
     IntakeError::Unavailable("the attempt's record is still being written".into())
 }
 
+/// Pauses between looks at a record another engine is writing: doubling from `first` up
+/// to `most`, until `wait` is spent, then "still being written".
+struct Patience {
+    deadline: tokio::time::Instant,
+    pause: Duration,
+    most: Duration,
+}
+
+impl Patience {
+    fn new(wait: Duration, first: Duration, most: Duration) -> Patience {
+        Patience { deadline: tokio::time::Instant::now() + wait, pause: first, most }
+    }
+
+    async fn pause(&mut self) -> Result<(), IntakeError> {
+        if tokio::time::Instant::now() + self.pause > self.deadline {
+            return Err(still_writing());
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(self.most);
+        Ok(())
+    }
+}
+
 /// Whether the attempt a provisional ticket names is recorded, waiting up to `wait` for
 /// a write in flight, and asking Postgres about a write this engine did not see.
 async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, IntakeError> {
@@ -118,8 +141,7 @@ async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, Intak
     };
     // Postgres knows once the statement has committed, and "not yet" becomes "never" once
     // it cannot be running.
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = Duration::from_millis(1);
+    let mut patience = Patience::new(wait, Duration::from_millis(1), Duration::from_millis(200));
     loop {
         let recorded = crm_store::runs::attempt_recorded(&core.pool, t.run_id, &t.step, t.attempt as i32)
             .await
@@ -130,11 +152,7 @@ async fn recorded(core: &Core, t: &Ticket, wait: Duration) -> Result<bool, Intak
         if crate::provisional::past_its_write(sent.sent_at_ms) {
             return Ok(false);
         }
-        if tokio::time::Instant::now() + pause > deadline {
-            return Err(still_writing());
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
+        patience.pause().await?;
     }
 }
 
@@ -252,8 +270,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
     }
     // The applier hands back results whose record another engine's write has not
     // committed yet; they go again, the next time with the batch after.
-    let deadline = tokio::time::Instant::now() + LONGEST_WAIT_FOR_RECORD;
-    let mut pause = Duration::from_micros(500);
+    let mut patience = Patience::new(LONGEST_WAIT_FOR_RECORD, Duration::from_micros(500), Duration::from_millis(100));
     loop {
         if results.is_empty() {
             return Ok(());
@@ -269,11 +286,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             .map_err(IntakeError::Unavailable)?;
         if !results.is_empty() {
             core.metrics.results_before_record.fetch_add(results.len() as u64, Ordering::Relaxed);
-            if tokio::time::Instant::now() + pause > deadline {
-                return Err(still_writing());
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            patience.pause().await?;
         }
     }
 }
