@@ -517,9 +517,9 @@ impl Setup<'_> {
 /// thousand runs, seconds of CPU inside the window it was being measured in.
 async fn forget_runs(db: &Db) -> anyhow::Result<()> {
     let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.columns
-         WHERE table_schema = current_schema() AND column_name = 'run_id'
-           AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')",
+        "SELECT c.table_name::text FROM information_schema.columns c
+         JOIN information_schema.tables t USING (table_schema, table_name)
+         WHERE c.table_schema = current_schema() AND c.column_name = 'run_id' AND t.table_type = 'BASE TABLE'",
     )
     .fetch_all(&db.pool)
     .await?;
