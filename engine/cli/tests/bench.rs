@@ -135,6 +135,9 @@ async fn bench_runs_scale_out_reports_each_set_of_processes_and_what_each_engine
             assert!(counters["results_applied"].as_u64().unwrap_or(0) > 0, "every engine applied results: {row}");
             assert_eq!(counters["provisional_void"], 0, "{row}");
             assert_eq!(counters["results_refused"], 0, "{row}");
+            // The set before stopped cleanly and left no mark: nothing is read back.
+            assert_eq!(counters["engines_taken_over"], 0, "{row}");
+            assert_eq!(counters["completions_republished"], 0, "{row}");
         }
     }
     assert_eq!(report["runs_not_succeeded"], 0, "{report}");

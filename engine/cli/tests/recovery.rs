@@ -106,6 +106,12 @@ async fn an_engine_killed_and_restarted_mid_run_loses_no_run() {
 
     let statuses = flow.wait_final(&ids, Duration::from_secs(60)).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
+    // The killed engine left its mark behind, and its lock went with its process: the new
+    // engine published again what it may have finished without publishing, and removed it.
+    wait_until("the new engine takes over the killed one's mark", Duration::from_secs(10), async || {
+        flow.get("/api/scheduler/metrics").await.1["engines_taken_over"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
     flow.assert_clean_history(&ids).await;
     // and the restarted engine serves the whole history
     let (_, run) = flow.get(&format!("/api/runs/{}", ids[0])).await;

@@ -31,6 +31,7 @@ use crate::intake::{Arrival, Handed};
 use crate::jobs::{self, RunContext};
 use crate::known_runs::Known;
 use crate::machine::{Applied, RunMachine};
+use crate::publication::Ticket;
 
 /// Something that ends an attempt: a worker's result, the engine's verdict that the
 /// attempt was lost, or the end of a held step's wait.
@@ -125,7 +126,8 @@ pub(crate) async fn apply(core: &Arc<Core>, incoming: Vec<Incoming>) -> Result<(
 /// steps are on their way, before the completions are published: a worker waiting for the
 /// answer before it hands in its next results does not wait for that Redis round trip
 /// too. Its ack needs only the commit; a completion lost with the engine in between is
-/// published again at the next start, as when it dies between the commit and the publish.
+/// published again by the engine that takes over its mark, as when it dies between the
+/// commit and the publish (`crate::publication`).
 /// Returns the results not taken because another engine's write recording their attempt
 /// has not committed yet (see [`Handed::unseen_since_ms`]).
 async fn apply_answering(
@@ -137,6 +139,7 @@ async fn apply_answering(
     // them (sending the next steps, publishing completions).
     let spans: Vec<tracing::Span> =
         if crm_traces::exporting() { incoming.iter().map(Incoming::span).collect() } else { Vec::new() };
+    let ticket = core.ledger.open();
     let (known, items, mut rest) = take_known(core, incoming);
     let mut completions = Vec::new();
     if !known.is_empty() {
@@ -157,7 +160,7 @@ async fn apply_answering(
     }
     .await;
     answer(&outcome);
-    publish(core, &completions).await;
+    publish(core, completions, ticket).await;
     drop(spans);
     outcome
 }
@@ -238,6 +241,8 @@ async fn apply_known(core: &Arc<Core>, known: HashMap<Uuid, Known>, items: Vec<I
         wake_dispatcher: plan.wake_dispatcher,
         known: remembered(machines, &written),
         not_yet: Vec::new(),
+        // the caller's covers it
+        ticket: None,
     };
     (staged, missed)
 }
@@ -264,6 +269,8 @@ pub(crate) struct Staged {
     known: Vec<Known>,
     /// results left out because their attempt is not recorded yet
     not_yet: Vec<Key>,
+    /// held from before the batch's statements until its completions are published
+    ticket: Option<Ticket>,
 }
 
 impl Staged {
@@ -280,12 +287,17 @@ impl Staged {
         self.wake_dispatcher |= other.wake_dispatcher;
         self.known.extend(other.known);
         self.not_yet.extend(other.not_yet);
+        self.ticket = match (self.ticket.take(), other.ticket) {
+            (Some(a), Some(b)) => Some(Ticket::earlier(a, b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// The transaction committed: count, send the next steps, publish the completions.
-    pub(crate) async fn after_commit(self, core: &Core) {
+    pub(crate) async fn after_commit(mut self, core: &Core) {
+        let ticket = self.ticket.take().unwrap_or_else(|| core.ledger.open());
         let completions = self.settle(core);
-        publish(core, &completions).await;
+        publish(core, completions, ticket).await;
     }
 
     /// [`Staged::after_commit`] but the publishing: returns the completions to publish.
@@ -334,6 +346,7 @@ pub(crate) async fn stage_with(
     incoming: Vec<Incoming>,
     locks: RunLocks,
 ) -> Result<Staged, WorkflowError> {
+    let ticket = core.ledger.open();
     let (incoming, duplicates) = dedup(incoming);
     let mut run_ids: Vec<Uuid> = incoming.iter().map(|i| i.key().0).collect();
     run_ids.sort_unstable();
@@ -383,6 +396,7 @@ pub(crate) async fn stage_with(
         completions: plan.completions,
         known: remembered(machines, &written),
         not_yet,
+        ticket: Some(ticket),
     })
 }
 
@@ -577,13 +591,20 @@ fn remembered(machines: HashMap<Uuid, RunMachine>, written: &HashMap<Uuid, i64>)
         .collect()
 }
 
-pub(crate) async fn publish(core: &Core, completions: &[Completion]) {
-    if let Err(e) = crate::completions::publish(core, completions).await {
-        tracing::warn!(error = %e, runs = completions.len(), "publishing completions failed; they are republished after Redis recovers");
+/// Puts completions on the stream; `ticket` (see [`crate::publication`]) closes once they
+/// are there. Those Redis refuses are kept, with their ticket, and tried again each tick.
+pub(crate) async fn publish(core: &Core, completions: Vec<Completion>, ticket: Ticket) {
+    if completions.is_empty() {
+        return;
+    }
+    if let Err(e) = crate::completions::publish(core, &completions).await {
+        tracing::warn!(error = %e, runs = completions.len(), "publishing completions failed; they are published again at the next tick");
+        core.ledger.refused(completions, ticket);
     }
 }
 
 pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowError> {
+    let ticket = core.ledger.open();
     let mut tx = core.state_pool.begin().await?;
     let (mut run_rows, steps) = runs::lock_runs(&mut tx, &[id]).await?;
     let run = run_rows.pop().ok_or(WorkflowError::RunNotFound(id))?;
@@ -602,13 +623,14 @@ pub(crate) async fn cancel(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowE
         metrics::counter!("crm_runs_finished_total", "workflow" => c.workflow.clone(), "status" => c.status.as_str())
             .increment(1);
     }
-    publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
+    publish(core, completion.into_iter().collect(), ticket).await;
     Ok(true)
 }
 
 /// Runs a failed run again from its failed steps (see [`RunMachine::retry`]); false for a
 /// run that is not failed.
 pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowError> {
+    let ticket = core.ledger.open();
     let mut tx = core.state_pool.begin().await?;
     let (mut run_rows, steps) = runs::lock_runs(&mut tx, &[id]).await?;
     let run = run_rows.pop().ok_or(WorkflowError::RunNotFound(id))?;
@@ -639,7 +661,7 @@ pub(crate) async fn retry(core: &Arc<Core>, id: Uuid) -> Result<bool, WorkflowEr
         .filter_map(|r| jobs::build(core, &m.version, &ctx, &r.step, r.attempt, m.deps_of(&r.step), None))
         .collect();
     crate::dispatch::send_now(core, jobs);
-    publish(core, &completion.into_iter().collect::<Vec<_>>()).await;
+    publish(core, completion.into_iter().collect(), ticket).await;
     Ok(true)
 }
 

@@ -3,8 +3,9 @@
 //! verifies, so a completion forged on Redis never reaches a chat.
 //!
 //! Publishing happens after the run's transaction commits. If the engine dies in between,
-//! the completion is published again at the next start (runs finished shortly before
-//! it), and after Redis lost its data: delivery is at least once, readers dedupe by run id.
+//! the completion is published again by the first engine to see it gone (from its mark:
+//! `crate::publication`), and after Redis lost its data: delivery is at least once, readers
+//! dedupe by run id.
 
 use crm_concepts::language::Language;
 use crm_concepts::run::{Completion, RunStatus};

@@ -119,6 +119,10 @@ pub struct Metrics {
     /// results of steps sent ahead by a write this engine did not see, handed in before
     /// that write committed: handed back to their worker's request, which hands them in again
     pub results_before_record: AtomicU64,
+    /// completions published again (after Redis lost its data, or for a dead engine)
+    pub completions_republished: AtomicU64,
+    /// dead engines whose unpublished completions this one published again
+    pub engines_taken_over: AtomicU64,
 }
 
 impl Metrics {
@@ -144,6 +148,8 @@ impl Metrics {
             "steps_sent_ahead": g(&self.steps_sent_ahead),
             "provisional_void": g(&self.provisional_void),
             "results_before_record": g(&self.results_before_record),
+            "completions_republished": g(&self.completions_republished),
+            "engines_taken_over": g(&self.engines_taken_over),
         })
     }
 }
@@ -184,4 +190,8 @@ pub(crate) struct Core {
     pub provisional: crate::provisional::Provisional,
     /// the workflows' current versions and the active users, as admissions last read them
     pub known_facts: crate::known_facts::KnownFacts,
+    /// work that may finish runs, until its completions are on the stream
+    pub ledger: crate::publication::Ledger,
+    /// how far this engine has published, where the other engines read it
+    pub mark: tokio::sync::Mutex<crate::publication::Mark>,
 }

@@ -19,6 +19,7 @@ mod known_facts;
 mod known_runs;
 pub mod machine;
 mod provisional;
+mod publication;
 mod recover;
 mod redaction;
 pub mod retention;

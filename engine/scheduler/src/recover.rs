@@ -36,6 +36,9 @@ pub(crate) async fn run_reconciler(core: Arc<Core>, stop: CancellationToken) {
         if let Err(e) = sweep_lost(&core).await {
             tracing::warn!(error = %e, "sweeping lost steps failed");
         }
+        if let Err(e) = crate::publication::keep(&core).await {
+            tracing::warn!(error = %e, "keeping the engine's publication mark failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(core.config.reconcile_every) => {}
             _ = stop.cancelled() => return,
@@ -77,22 +80,16 @@ async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(),
     }
 }
 
-/// Publishes again the completions of runs finished since `since` (at start: whatever a
-/// previous process may have finished without publishing).
-pub(crate) async fn republish_recent(core: Arc<Core>, since: DateTime<Utc>) {
-    if let Err(e) = republish_since(&core, since).await {
-        tracing::warn!(error = %e, "republishing recent completions failed");
-    }
-}
-
-/// Only what the completions stream does not hold goes out again. Every engine republishes
-/// at its start, and publishing every run of the last two minutes again (more than a
-/// hundred thousand at full throughput) flooded the stream past its cap: live completions
-/// were trimmed before the bot or the API's followers had read them, and the flood took
-/// the CPU of seconds of runs. A stream at its cap holds nothing older than its oldest
+/// Publishes again the completions of runs finished after `since` (after Redis lost its
+/// data, and after a dead engine's mark: `crate::publication`); returns how many went out.
+///
+/// Only what the completions stream does not hold goes out again. Publishing every run of
+/// the last minutes again (more than a hundred thousand at full throughput) flooded the
+/// stream past its cap: live completions were trimmed before the bot or the API's
+/// followers had read them, and the flood took the CPU of seconds of runs. A stream at its cap holds nothing older than its oldest
 /// entry, so runs finished before that (less a margin for the two servers' clocks) are
 /// past every reader that keeps up, and are left alone too.
-async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<(), WorkflowError> {
+pub(crate) async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<usize, WorkflowError> {
     /// How far Redis' clock and Postgres' may disagree without a completion being missed.
     const CLOCK_MARGIN_MS: i64 = 60_000;
     /// How far before a full stream's oldest entry a finished run still counts as one the
@@ -114,14 +111,17 @@ async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<(), W
         .filter(|id| !published.runs.contains(&id.to_string()))
         .collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let completions = apply::completions_of(core, &ids).await?;
     for chunk in completions.chunks(500) {
-        apply::publish(core, chunk).await;
+        crate::completions::publish(core, chunk)
+            .await
+            .map_err(|e| WorkflowError::Unavailable(format!("publishing completions again: {e}")))?;
     }
+    core.metrics.completions_republished.fetch_add(completions.len() as u64, Ordering::Relaxed);
     tracing::info!(runs = completions.len(), "republished recent completions");
-    Ok(())
+    Ok(completions.len())
 }
 
 async fn sweep_lost(core: &Arc<Core>) -> Result<(), WorkflowError> {

@@ -48,6 +48,8 @@ pub enum StartError {
     Db(#[from] sqlx::Error),
     #[error("cannot read the engine key: {0}")]
     Key(#[from] crm_store::StoreError),
+    #[error("cannot register the engine's publication mark: {0}")]
+    Mark(#[from] crm_store::workflow_error::WorkflowError),
 }
 
 /// A pool of the scheduler's own beside `pool`, of up to `size` connections: the same
@@ -92,6 +94,8 @@ impl Scheduler {
         let reads_pool = side_pool(&pool, 8, &[("statement_timeout", READ_STATEMENT_TIMEOUT)]).await?;
         let (arrivals, arrivals_rx) = mpsc::channel(4096);
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        // before any work that could finish a run
+        let mark = crate::publication::Mark::register(&pool).await?;
         let clock = if config.test_clock { crate::clock::Clock::adjustable() } else { crate::clock::Clock::real() };
         let core = Arc::new(Core {
             versions: Versions::new(pool.clone()),
@@ -113,6 +117,8 @@ impl Scheduler {
             known: Default::default(),
             provisional: Default::default(),
             known_facts: Default::default(),
+            ledger: Default::default(),
+            mark: tokio::sync::Mutex::new(mark),
         });
         let (submit_tx, submit_rx) = mpsc::channel::<Pending>(65_536);
         let door = Arc::new(Gather::new(submit_rx, crate::submit::PATIENCE));
@@ -136,7 +142,6 @@ impl Scheduler {
         for _ in 0..core.config.appliers.max(1) {
             tasks.spawn(crate::wake::run_waker(core.clone(), stop.clone()));
         }
-        tasks.spawn(crate::recover::republish_recent(core.clone(), Utc::now() - chrono::Duration::seconds(120)));
         Ok(Scheduler { core, submit_tx, tasks: Arc::new(Mutex::new(tasks)), stop })
     }
 
@@ -308,8 +313,14 @@ impl Scheduler {
         loop {
             tokio::select! {
                 next = tasks.join_next() => if next.is_none() { break },
-                _ = &mut deadline => { tasks.abort_all(); break }
+                _ = &mut deadline => {
+                    // Work cut off may have committed runs it did not publish: the row
+                    // and its last mark stay for the next engine to take over from.
+                    tasks.abort_all();
+                    return;
+                }
             }
         }
+        crate::publication::retire(&self.core).await;
     }
 }

@@ -142,6 +142,27 @@ impl Setup {
         self.redis.clear().await;
     }
 
+    /// Leaves the row of an engine that died (its lock free) with its mark just before
+    /// `run` finished: everything the engine finished from then on may be unpublished.
+    async fn engine_died_before(&self, run: Uuid) {
+        sqlx::query(
+            "INSERT INTO engine_marks (engine, published_through)
+             SELECT gen_random_uuid(), finished_at - interval '1 millisecond' FROM runs WHERE id = $1",
+        )
+        .bind(run)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Every engine's row: its id and mark, oldest mark first.
+    async fn marks(&self) -> Vec<(Uuid, chrono::DateTime<chrono::Utc>)> {
+        sqlx::query_as("SELECT engine, published_through FROM engine_marks ORDER BY published_through")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
     async fn teardown(self) {
         self.scheduler.shutdown().await;
         self.wipe_redis().await;
@@ -392,19 +413,21 @@ async fn completions_of_runs_that_finished_before_redis_lost_its_data_are_publis
 }
 
 #[tokio::test]
-async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_lacks() {
+async fn an_engine_that_died_has_only_what_the_stream_lacks_published_again() {
     let s = Setup::new("republish_missing", &[CHAIN]).await;
     let (published, lost) = (s.finish_chain().await, s.finish_chain().await);
     let entries_of = |stream: &[(String, Uuid)], id: Uuid| stream.iter().filter(|(_, r)| *r == id).count();
     let stream = read_completions(&s).await;
     assert_eq!((entries_of(&stream, published), entries_of(&stream, lost)), (1, 1), "{stream:?}");
 
-    // The engine finished the second run and died before publishing it: its entry is gone.
+    // The engine finished the second run and died before publishing it: its entry is gone,
+    // and its row marks it published only up to before both runs.
     s.scheduler.shutdown().await;
     let mut redis = s.redis.connection().await;
     let key = crm_queue::Keys::new(s.redis.as_str()).completions;
     let lost_entry = &stream.iter().find(|(_, r)| *r == lost).unwrap().0;
     let () = redis::cmd("XDEL").arg(&key).arg(lost_entry).query_async(&mut redis).await.unwrap();
+    s.engine_died_before(published).await;
 
     // The next engine to start publishes that one again, and nothing the stream holds.
     let mut config = s.redis.scheduler_config();
@@ -421,7 +444,47 @@ async fn an_engine_that_starts_publishes_again_only_the_completions_the_stream_l
     };
     assert_eq!(entries_of(&stream, lost), 1);
     assert_eq!(entries_of(&stream, published), 1, "a completion the stream held was published again");
+    assert_eq!(next.metrics()["engines_taken_over"], 1);
+    assert_eq!(s.marks().await.len(), 1, "the dead engine's row is gone, the live one's stays");
     next.shutdown().await;
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn an_engine_marks_how_far_it_published_and_a_clean_stop_leaves_nothing_to_publish_again() {
+    let s = Setup::new("marks", &[CHAIN]).await;
+    // The row standing for the engines that ran before marks were kept is taken over at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.marks().await.len() != 1 {
+        assert!(Instant::now() < deadline, "one row, the engine's own, within 10 s: {:?}", s.marks().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.scheduler.metrics()["engines_taken_over"], 1);
+
+    let id = s.finish_chain().await;
+    let finished: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT finished_at FROM runs WHERE id = $1").bind(id).fetch_one(&s.db.pool).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.marks().await[0].1 < finished {
+        assert!(Instant::now() < deadline, "the mark passes the run's end within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A second engine leaves a live one's row alone.
+    let mut config = s.redis.scheduler_config();
+    config.reconcile_every = Duration::from_millis(100);
+    let next = Scheduler::start(&s.db, s.redis.redis_url(), config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(s.marks().await.len(), 2);
+    // A clean stop removes the engine's row: nothing is left to take over or publish again.
+    s.scheduler.shutdown().await;
+    let marks = s.marks().await;
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(next.metrics()["engines_taken_over"], 0);
+    assert_eq!(next.metrics()["completions_republished"], 0);
+    next.shutdown().await;
+    assert!(s.marks().await.is_empty());
     s.teardown().await;
 }
 
@@ -438,6 +501,7 @@ async fn a_run_older_than_everything_a_full_completions_stream_holds_is_not_publ
     }
     let stream = read_completions(&s).await;
     s.scheduler.shutdown().await;
+    s.engine_died_before(old).await;
     let mut redis = s.redis.connection().await;
     let key = crm_queue::Keys::new(s.redis.as_str()).completions;
     for (entry, _) in &stream {

@@ -17,6 +17,7 @@ pub mod custom_fields;
 pub mod database;
 pub mod deals;
 pub mod engine_keys;
+pub mod engine_marks;
 pub mod error;
 pub mod export;
 pub mod host_calls;

@@ -367,7 +367,7 @@ macro_rules! changes_guard {
                 started_at = CASE WHEN u.st IS NULL THEN r.started_at ELSE COALESCE(r.started_at, now()) END,
                 finished_at = CASE
                     WHEN u.st IS NULL THEN r.finished_at
-                    WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN now()
+                    WHEN u.st IN ('succeeded', 'failed', 'cancelled') THEN statement_timestamp()
                 END
             FROM UNNEST($18::uuid[], $19::int8[], $20::text[], $21::jsonb[], $22::text[], $23::jsonb[])
                  AS u (id, rev, st, res, ren, e)
@@ -420,7 +420,7 @@ macro_rules! changes_steps {
                 dispatch_after = u.d,
                 enqueued_at = NULL,
                 queued_at = CASE WHEN u.st IN ('queued', 'held') AND s.status <> u.st THEN now() ELSE s.queued_at END,
-                finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE now() END,
+                finished_at = CASE WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE statement_timestamp() END,
                 settled_by = CASE
                     WHEN u.sb IS NOT NULL AND s.settled_by IS NOT NULL THEN crm_attempt_applied_twice(u.r, u.s, u.a)
                     WHEN u.sb IS NOT NULL THEN u.sb
@@ -736,7 +736,9 @@ pub async fn in_flight_since(
 /// Found through their steps: `runs.finished_at` has no index, so that finishing a run can
 /// update its row in place (migration 0025). A run finishes in the [`write_changes`] that
 /// settles its last open step (a result, a cancel, a failure), and both rows take that
-/// statement's `now()`.
+/// statement's start (`statement_timestamp()`, not the transaction's `now()`): an engine
+/// marks how far it has published by times it read before such statements
+/// ([`crate::engine_marks`]), so a run must not finish at a time older than its statement.
 pub async fn finished_since(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<Uuid>, WorkflowError> {
     let ids = sqlx::query_scalar(
         "SELECT r.id FROM runs r

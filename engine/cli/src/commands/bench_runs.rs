@@ -511,10 +511,8 @@ impl Setup<'_> {
 }
 
 /// Empties the runs of the bench's database, so that every set of processes starts on
-/// what the first one did. Runs left by the row before made each row slower than the last
-/// (larger tables and indexes), and every engine's start read those of the last two
-/// minutes to republish any it found missing from the completions stream: a hundred
-/// thousand runs, seconds of CPU inside the window it was being measured in.
+/// what the first one did: runs left by the row before made each row slower than the last
+/// (larger tables and indexes).
 async fn forget_runs(db: &Db) -> anyhow::Result<()> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.table_name::text FROM information_schema.columns c
