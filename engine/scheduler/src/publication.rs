@@ -5,9 +5,9 @@
 //! engine that dies in between leaves a completion no listener will see. Each piece of
 //! work that may finish runs holds a [`Ticket`] from before its statements until its
 //! completions are on the stream (or kept to be published again, when Redis refused them).
-//! Once a tick, the engine notes Postgres' time and the tickets handed out by then; once
-//! every one of those is closed, every run it finished before that time is on the stream,
-//! and the time becomes its mark. A run's end takes its statement's start, later than any
+//! Once a tick (`reconcile_every`), the engine notes Postgres' time and the tickets handed
+//! out by then; once every one of those is closed, every run it finished before that time
+//! is on the stream, and the time becomes its mark. A run's end takes its statement's start, later than any
 //! ticket its work holds, so no run finishes behind a mark that does not cover it.
 //!
 //! An engine holds an advisory lock for as long as its session lives. A row whose lock is
@@ -19,12 +19,14 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crm_concepts::run::Completion;
 use crm_store::engine_marks;
 use crm_store::workflow_error::WorkflowError;
 use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::core::Core;
@@ -145,16 +147,38 @@ impl Mark {
     }
 }
 
+/// How long one tick may take, a take-over's publishing included, before its connection
+/// is given up for a new one: a session that stopped answering must not hold the mark.
+const TICK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Keeps the mark, once every `reconcile_every`, in a task of its own: its connection
+/// stalling holds up no other recovery.
+pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
+    loop {
+        if let Err(e) = keep(&core).await {
+            tracing::warn!(error = %e, "keeping the engine's publication mark failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(core.config.reconcile_every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 /// One tick: publishes what Redis refused before, moves the mark, and publishes again what
 /// dead engines may have left unpublished.
-pub(crate) async fn keep(core: &Arc<Core>) -> Result<(), WorkflowError> {
+async fn keep(core: &Arc<Core>) -> Result<(), WorkflowError> {
     for (completions, ticket) in core.ledger.take_refused() {
         crate::apply::publish(core, completions, ticket).await;
     }
     let mut mark = core.mark.lock().await;
-    let result = tick(core, &mut mark).await;
+    let result = match tokio::time::timeout(TICK_TIMEOUT, tick(core, &mut mark)).await {
+        Ok(r) => r,
+        Err(_) => Err(WorkflowError::Unavailable(format!("no answer within {TICK_TIMEOUT:?}"))),
+    };
     if result.is_err() {
         // Its session (and lock) may be gone: a new one takes the lock again next tick.
+        // Dropping this one ends its session, and with it any lock it held.
         mark.conn = None;
     }
     result

@@ -36,9 +36,6 @@ pub(crate) async fn run_reconciler(core: Arc<Core>, stop: CancellationToken) {
         if let Err(e) = sweep_lost(&core).await {
             tracing::warn!(error = %e, "sweeping lost steps failed");
         }
-        if let Err(e) = crate::publication::keep(&core).await {
-            tracing::warn!(error = %e, "keeping the engine's publication mark failed");
-        }
         tokio::select! {
             _ = tokio::time::sleep(core.config.reconcile_every) => {}
             _ = stop.cancelled() => return,

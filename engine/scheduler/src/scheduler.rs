@@ -136,6 +136,7 @@ impl Scheduler {
             tasks.spawn(crate::apply::run_applier(core.clone(), arrivals_rx.clone(), stop.clone()));
         }
         tasks.spawn(crate::recover::run_reconciler(core.clone(), stop.clone()));
+        tasks.spawn(crate::publication::run(core.clone(), stop.clone()));
         // As many wakers as appliers: ending a batch of waits is mostly round trips to
         // Postgres, so a burst of due waits goes through two transactions at a time, each
         // claiming its own rows (SKIP LOCKED).
