@@ -295,6 +295,7 @@ impl Staged {
 
     /// The transaction committed: count, send the next steps, publish the completions.
     pub(crate) async fn after_commit(mut self, core: &Core) {
+        // Only an empty `Staged::default()` has none, and it finishes no run.
         let ticket = self.ticket.take().unwrap_or_else(|| core.ledger.open());
         let completions = self.settle(core);
         publish(core, completions, ticket).await;

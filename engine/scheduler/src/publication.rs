@@ -133,17 +133,27 @@ impl Ledger {
 pub(crate) struct Mark {
     engine: Uuid,
     conn: Option<PgConnection>,
-    /// the furthest mark written
+    /// the furthest mark reached, written with the row when it is written again
     reached: Option<DateTime<Utc>>,
 }
 
 impl Mark {
     /// Takes the engine's lock and writes its row. Before anything it finishes.
     pub(crate) async fn register(pool: &PgPool) -> Result<Mark, WorkflowError> {
-        let engine = Uuid::new_v4();
-        let mut conn = pool.acquire().await?.detach();
-        engine_marks::register(&mut conn, engine, None).await?;
-        Ok(Mark { engine, conn: Some(conn), reached: None })
+        let mut mark = Mark { engine: Uuid::new_v4(), conn: None, reached: None };
+        mark.session(pool).await?;
+        Ok(mark)
+    }
+
+    /// The connection holding the engine's lock; after one was lost, a new one that takes
+    /// the lock again and writes the row back with the mark reached.
+    async fn session(&mut self, pool: &PgPool) -> Result<&mut PgConnection, WorkflowError> {
+        if self.conn.is_none() {
+            let mut conn = pool.acquire().await?.detach();
+            engine_marks::register(&mut conn, self.engine, self.reached).await?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("opened above"))
     }
 }
 
@@ -185,20 +195,15 @@ async fn keep(core: &Arc<Core>) -> Result<(), WorkflowError> {
 }
 
 async fn tick(core: &Arc<Core>, mark: &mut Mark) -> Result<(), WorkflowError> {
-    let engine = mark.engine;
-    if mark.conn.is_none() {
-        let mut conn = core.pool.acquire().await?.detach();
-        engine_marks::register(&mut conn, engine, mark.reached).await?;
-        mark.conn = Some(conn);
-    }
-    let Some(conn) = mark.conn.as_mut() else { return Ok(()) };
     let through = core.ledger.published_through();
+    mark.reached = mark.reached.max(through);
+    let (engine, reached) = (mark.engine, mark.reached);
+    let conn = mark.session(&core.pool).await?;
     match engine_marks::beat(conn, engine, through).await? {
         Some(at) => core.ledger.note(at),
         // taken for dead while its connection was down: stand up again
-        None => engine_marks::register(conn, engine, through.or(mark.reached)).await?,
+        None => engine_marks::register(conn, engine, reached).await?,
     }
-    mark.reached = mark.reached.max(through);
 
     let dead = engine_marks::dead(conn, engine).await?;
     let Some(since) = dead.iter().map(|d| d.published_through).min() else { return Ok(()) };

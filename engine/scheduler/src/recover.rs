@@ -83,9 +83,10 @@ async fn check_epoch(core: &Arc<Core>, known: &mut Option<String>) -> Result<(),
 /// Only what the completions stream does not hold goes out again. Publishing every run of
 /// the last minutes again (more than a hundred thousand at full throughput) flooded the
 /// stream past its cap: live completions were trimmed before the bot or the API's
-/// followers had read them, and the flood took the CPU of seconds of runs. A stream at its cap holds nothing older than its oldest
-/// entry, so runs finished before that (less a margin for the two servers' clocks) are
-/// past every reader that keeps up, and are left alone too.
+/// followers had read them, and the flood took the CPU of seconds of runs. A stream at its
+/// cap holds nothing older than its oldest entry, so runs finished before that (less a
+/// margin for the two servers' clocks) are past every reader that keeps up, and are left
+/// alone too.
 pub(crate) async fn republish_since(core: &Arc<Core>, since: DateTime<Utc>) -> Result<usize, WorkflowError> {
     /// How far Redis' clock and Postgres' may disagree without a completion being missed.
     const CLOCK_MARGIN_MS: i64 = 60_000;
