@@ -68,6 +68,11 @@ async fn repeated_authentication_failures_from_one_address_are_slowed_down() {
     let (st, body) = send(s.request(Method::GET, "/api/contacts")).await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("wait a minute"), "{body}");
+    // The budget is that address's alone: a client from another one is answered on its
+    // merits (loopback is all of 127/8).
+    let other = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let (st, body) = send(other.get(format!("{}/api/contacts", s.url)).bearer_auth(&s.admin_token)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
     // Successful requests never spend the budget.
     let t = TestStack::start_with("budget_auth_ok", with_env(&[("CRM_AUTH_FAILURES_PER_MINUTE", "2")])).await;
     for _ in 0..20 {

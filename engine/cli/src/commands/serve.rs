@@ -113,7 +113,7 @@ pub async fn serve(
         Duration::from_secs(config.retention_interval_secs),
         prune_stop.clone(),
     );
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving the API");
+    let served = crm_api::serve(listener, app, shutdown).await.context("serving the API");
     prune_stop.cancel();
     credentials_stop.cancel();
     let _ = pruner.await;
