@@ -12,6 +12,7 @@ pub mod openapi;
 mod request_id;
 pub mod routes;
 pub mod run_watch;
+mod serve;
 pub mod token_cache;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use axum::{Extension, Router};
 use crm_store::Db;
 
 use crate::error::{ApiError, ErrorCode};
+pub use crate::serve::serve;
 
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -147,18 +149,6 @@ async fn close_after_refused_body(req: Request, next: Next) -> Response {
         res.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     }
     res
-}
-
-/// Serves `app` (the API, with whatever else the process serves beside it) on `listener`
-/// until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Connection info gives the per-address budgets their key.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn not_found() -> ApiError {
