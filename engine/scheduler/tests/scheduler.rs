@@ -433,13 +433,15 @@ async fn an_engine_that_died_has_only_what_the_stream_lacks_published_again() {
     let mut config = s.redis.scheduler_config();
     config.reconcile_every = Duration::from_millis(100);
     let next = Scheduler::start(&s.db, s.redis.redis_url(), config).await.unwrap();
+    // The takeover is counted once the dead engine's row is gone, a statement after the
+    // publishing: wait for both, or the check races the engine's own tick.
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
         let stream = read_completions(&s).await;
-        if entries_of(&stream, lost) > 0 {
+        if entries_of(&stream, lost) > 0 && next.metrics()["engines_taken_over"] == 1 {
             break stream;
         }
-        assert!(Instant::now() < deadline, "the lost completion was not published again within 10 s");
+        assert!(Instant::now() < deadline, "the lost completion was not published again within 10 s: {stream:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(entries_of(&stream, lost), 1);
@@ -454,12 +456,12 @@ async fn an_engine_that_died_has_only_what_the_stream_lacks_published_again() {
 async fn an_engine_marks_how_far_it_published_and_a_clean_stop_leaves_nothing_to_publish_again() {
     let s = Setup::new("marks", &[CHAIN]).await;
     // The row standing for the engines that ran before marks were kept is taken over at once.
+    // (counted just after the row goes: wait for both)
     let deadline = Instant::now() + Duration::from_secs(10);
-    while s.marks().await.len() != 1 {
+    while s.marks().await.len() != 1 || s.scheduler.metrics()["engines_taken_over"] != 1 {
         assert!(Instant::now() < deadline, "one row, the engine's own, within 10 s: {:?}", s.marks().await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(s.scheduler.metrics()["engines_taken_over"], 1);
 
     let id = s.finish_chain().await;
     let finished: chrono::DateTime<chrono::Utc> =
