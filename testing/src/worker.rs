@@ -187,7 +187,7 @@ impl WorkerHarness {
         .await
         .expect("read the step's attempt");
         let outcome = if status == "succeeded" {
-            StepOutcome::Ok { output: output.unwrap_or(Value::Null), next }
+            StepOutcome::Ok { output: output.unwrap_or(Value::Null).into(), next }
         } else {
             let error: StepError = serde_json::from_value(error.unwrap_or(Value::Null)).expect("a recorded step error");
             StepOutcome::Failed { error }

@@ -26,7 +26,7 @@ fn error_of(results: &std::collections::BTreeMap<String, StepResult>, step: &str
 
 fn output_of(results: &std::collections::BTreeMap<String, StepResult>, step: &str) -> serde_json::Value {
     match &results[step].outcome {
-        StepOutcome::Ok { output, .. } => output.clone(),
+        StepOutcome::Ok { output, .. } => serde_json::Value::clone(output),
         StepOutcome::Failed { error } => panic!("{step} failed: {error}"),
     }
 }

@@ -131,7 +131,7 @@ async fn python_and_js_steps_start_from_their_snapshot_on_every_run() {
             };
             match rt.run(&prepared, call, Arc::new(MemoryCrm::empty())).await.outcome {
                 StepOutcome::Ok { output, .. } => {
-                    assert_eq!(output, json!({"runs": 1, "kept": 266}), "{example}, run {attempt}")
+                    assert_eq!(*output, json!({"runs": 1, "kept": 266}), "{example}, run {attempt}")
                 }
                 StepOutcome::Failed { error } => panic!("{example}, run {attempt}: {error}"),
             }

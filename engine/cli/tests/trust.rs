@@ -87,7 +87,7 @@ async fn a_result_must_carry_the_ticket_of_its_own_attempt() {
     let (job, _, _) = h.sent_job(run).await;
     let result = |attempt: u32| StepResult {
         key: crm_concepts::step::AttemptKey { attempt, ..job.key.clone() },
-        outcome: StepOutcome::Ok { output: json!({"forged": true}), next: None },
+        outcome: StepOutcome::Ok { output: json!({"forged": true}).into(), next: None },
         usage: StepUsage::default(),
         logs: vec![],
         worker: "forger".into(),

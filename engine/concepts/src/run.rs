@@ -153,7 +153,8 @@ pub struct Completion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acting_user: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub result: Option<std::sync::Arc<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
     /// the acting user's language setting, filled in by the stream that serves the

@@ -3,6 +3,7 @@
 //! never changes a run twice.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,7 +46,8 @@ impl Default for StepLimits {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepInput {
     pub run_input: serde_json::Value,
-    pub deps: BTreeMap<String, serde_json::Value>,
+    #[schema(value_type = BTreeMap<String, serde_json::Value>)]
+    pub deps: BTreeMap<String, Arc<serde_json::Value>>,
     pub config: serde_json::Value,
 }
 
@@ -225,7 +227,10 @@ impl StepError {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepOutcome {
     Ok {
-        output: serde_json::Value,
+        /// shared, not copied, by everything that carries it on (the step's row, the run's
+        /// result, its completion, the next steps' inputs)
+        #[schema(value_type = serde_json::Value)]
+        output: Arc<serde_json::Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next: Option<Vec<String>>,
     },

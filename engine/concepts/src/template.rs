@@ -3,6 +3,7 @@
 //! are, other values as compact JSON, missing values as nothing. No logic, no loops: a
 //! template that needs them belongs in a step that composes the message.
 
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,40 +69,43 @@ impl Template {
             .collect()
     }
 
-    pub fn render(&self, context: &serde_json::Value) -> String {
+    pub fn render(&self, context: &impl Lookup) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Text(t) => out.push_str(t),
-                Part::Var(path) => {
-                    let mut v = context;
-                    let mut found = true;
-                    for seg in path {
-                        let next = match v {
-                            serde_json::Value::Object(m) => m.get(seg),
-                            serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
-                            _ => None,
-                        };
-                        match next {
-                            Some(n) => v = n,
-                            None => {
-                                found = false;
-                                break;
-                            }
-                        }
-                    }
-                    if found {
-                        match v {
-                            serde_json::Value::String(s) => out.push_str(s),
-                            serde_json::Value::Null => {}
-                            other => out.push_str(&other.to_string()),
-                        }
-                    }
-                }
+                Part::Var(path) => match context.lookup(path).as_deref() {
+                    Some(serde_json::Value::String(s)) => out.push_str(s),
+                    Some(serde_json::Value::Null) | None => {}
+                    Some(other) => out.push_str(&other.to_string()),
+                },
             }
         }
         out
     }
+}
+
+/// What a template's variables are looked up in. A JSON value is one; a caller whose
+/// context is spread over its own types resolves paths itself, so that rendering a few
+/// variables does not first copy everything they might name into one JSON tree.
+pub trait Lookup {
+    /// The value at `path`, or `None` when there is none.
+    fn lookup(&self, path: &[String]) -> Option<Cow<'_, serde_json::Value>>;
+}
+
+impl Lookup for serde_json::Value {
+    fn lookup(&self, path: &[String]) -> Option<Cow<'_, serde_json::Value>> {
+        walk(self, path).map(Cow::Borrowed)
+    }
+}
+
+/// The value at `path` inside `value`: object keys, and array indexes as numbers.
+pub fn walk<'a>(value: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(value, |v, seg| match v {
+        serde_json::Value::Object(m) => m.get(seg),
+        serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

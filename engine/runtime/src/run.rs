@@ -211,7 +211,7 @@ fn read_output(out: crate::bindings::StepOutput, cap: u64) -> StepOutcome {
             error: StepError::permanent(StepErrorCode::InvalidOutput, format!("{bad:?} is not a step id")),
         };
     }
-    StepOutcome::Ok { output, next: out.next }
+    StepOutcome::Ok { output: std::sync::Arc::new(output), next: out.next }
 }
 
 /// Captured stdout/stderr become log lines, one per line of text.

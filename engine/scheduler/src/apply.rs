@@ -468,11 +468,11 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     status,
                     worker: r.worker.clone(),
                     error,
-                    logs: serde_json::to_value(&r.logs).unwrap_or_default(),
+                    logs: raw(&r.logs),
                     usage: {
                         let mut usage = r.usage.clone();
                         usage.timeline.applied_us = applied_us;
-                        serde_json::to_value(&usage).unwrap_or_default()
+                        raw(&usage)
                     },
                     applied: applied == Applied::Yes,
                 };
@@ -492,8 +492,8 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     status: AttemptStatus::Succeeded,
                     worker: "engine".into(),
                     error: None,
-                    logs: serde_json::json!([]),
-                    usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                    logs: raw(&[(); 0]),
+                    usage: raw(&StepUsage::default()),
                     applied: true,
                 };
                 (applied, record)
@@ -514,8 +514,8 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     status: AttemptStatus::Lost,
                     worker: "engine".into(),
                     error: serde_json::to_value(&error).ok(),
-                    logs: serde_json::json!([]),
-                    usage: serde_json::to_value(StepUsage::default()).unwrap_or_default(),
+                    logs: raw(&[(); 0]),
+                    usage: raw(&StepUsage::default()),
                     applied: applied == Applied::Yes,
                 };
                 (applied, record)
@@ -527,6 +527,12 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
         attempts.push(record);
     }
     (attempts, applied_keys)
+}
+
+/// A value as the JSON text its column takes.
+fn raw(value: &impl serde::Serialize) -> Box<serde_json::value::RawValue> {
+    // Logs and usage are plain data: serializing them cannot fail.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
 }
 
 /// What moved machines ask to write, and to do once it is committed.
@@ -691,7 +697,7 @@ pub(crate) async fn completions_of(core: &Arc<Core>, ids: &[Uuid]) -> Result<Vec
                 rendered: if own { rendered.unwrap_or_default() } else { String::new() },
                 notify: notify.and_then(|n| serde_json::from_value(n).ok()),
                 acting_user,
-                result,
+                result: result.map(Arc::new),
                 error: error.and_then(|e| serde_json::from_value(e).ok()),
                 language: None,
             });

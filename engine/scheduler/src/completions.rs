@@ -148,7 +148,7 @@ mod tests {
             rendered: "Qualified: hot".into(),
             notify,
             acting_user,
-            result: Some(serde_json::json!({"score": 90})),
+            result: Some(serde_json::json!({"score": 90}).into()),
             error: None,
             language: None,
         }

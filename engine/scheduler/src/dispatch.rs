@@ -137,7 +137,7 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
     let mut run_ids: Vec<Uuid> = due.iter().map(|d| d.run_id).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
-    let mut outputs: HashMap<Uuid, BTreeMap<String, Value>> = HashMap::new();
+    let mut outputs: HashMap<Uuid, BTreeMap<String, Arc<Value>>> = HashMap::new();
     for (run, step, output) in runs::outputs_of(&mut tx, &run_ids).await? {
         outputs.entry(run).or_default().insert(step, output);
     }
@@ -155,7 +155,7 @@ pub(crate) async fn dispatch_once(core: &Arc<Core>, limit: i64) -> Result<usize,
                 failures = Some(runs::errors_of(&mut tx, &run_ids).await?.into_iter().collect());
             }
             let failure = failures.as_ref().and_then(|f| f.get(&d.run_id)).cloned().unwrap_or(Value::Null);
-            BTreeMap::from([("failure".to_string(), failure)])
+            BTreeMap::from([("failure".to_string(), Arc::new(failure))])
         } else {
             spec.needs.iter().filter_map(|n| Some((n.clone(), run_outputs?.get(n)?.clone()))).collect()
         };

@@ -4,6 +4,7 @@
 //! version grants the step, whatever the worker believed. A worker is trusted to run
 //! sandboxed code, never to decide what that code may do.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ pub(crate) struct Arrival {
 /// A result that passed its ticket's checks.
 #[derive(Clone)]
 pub(crate) struct Handed {
-    pub result: StepResult,
+    /// shared between the request that handed it in (which may have to hand it in again)
+    /// and the applier
+    pub result: Arc<StepResult>,
     /// set when the step was sent ahead of its record by a write this engine did not see
     /// end (another engine's, or its own before a restart): milliseconds since the epoch
     /// when it left. The applier reads the record under the run's lock; until the write
@@ -266,7 +269,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             .record(result.usage.duration_us as f64 / 1e6);
         bound(&mut result);
         redact(core, &t, &mut result).await?;
-        results.push(Handed { result, unseen_since_ms });
+        results.push(Handed { result: Arc::new(result), unseen_since_ms });
     }
     // The applier hands back results whose record another engine's write has not
     // committed yet; they go again, the next time with the batch after.
@@ -289,6 +292,24 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             patience.pause().await?;
         }
     }
+}
+
+/// How long `value` is as compact JSON, without writing it anywhere.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // writing to a counter cannot fail, and a JSON value always serializes
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Cuts the values of the step's granted secrets out of its result (see `redaction`).
@@ -318,7 +339,7 @@ fn bound(result: &mut StepResult) {
     let mut bytes = 0;
     let mut keep = 0;
     for line in &result.logs {
-        bytes += line.message.len() + line.fields.to_string().len();
+        bytes += line.message.len() + json_len(&line.fields);
         if keep >= MAX_LOG_LINES || bytes > MAX_LOG_BYTES {
             break;
         }
@@ -334,7 +355,7 @@ fn bound(result: &mut StepResult) {
         });
     }
     if let StepOutcome::Ok { output, .. } = &result.outcome
-        && output.to_string().len() > MAX_OUTPUT_BYTES
+        && json_len(output) > MAX_OUTPUT_BYTES
     {
         result.outcome = StepOutcome::Failed {
             error: crm_concepts::step::StepError::permanent(

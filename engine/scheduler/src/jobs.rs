@@ -3,6 +3,7 @@
 //! of it (one for each batch of jobs sent together).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use crm_concepts::step::{AttemptKey, StepInput, StepJob};
@@ -51,7 +52,7 @@ pub(crate) fn build(
     run: &RunContext<'_>,
     step: &str,
     attempt: i32,
-    deps: BTreeMap<String, Value>,
+    deps: BTreeMap<String, Arc<Value>>,
     provisional: Option<u64>,
 ) -> Option<Dispatch> {
     let spec = version.manifest.step(step)?;

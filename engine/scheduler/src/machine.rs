@@ -20,6 +20,7 @@
 //!   `run_waits` row ([`crate::hold`]) and succeeds when the waker, a record event or a
 //!   decision ends the wait. A run with no step in flight and one held is `waiting`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use chrono::{DateTime, Utc};
 use crm_concepts::manifest::{DEFAULT_FAILURE_TEMPLATE, DEFAULT_SUCCESS_TEMPLATE};
 use crm_concepts::run::{Completion, RunError, RunStatus, StepStatus};
 use crm_concepts::step::{StepError, StepErrorCode};
-use crm_concepts::template::Template;
+use crm_concepts::template::{Lookup, Template, walk};
 use crm_concepts::wait::StepKind;
 use crm_store::approvals::Ended;
 use crm_store::run_waits::NewWait;
@@ -193,7 +194,7 @@ impl RunMachine {
         }
         let s = self.steps.get_mut(step).expect("checked above");
         s.status = StepStatus::Succeeded;
-        s.output = Some(output);
+        s.output = Some(Arc::new(output));
         s.next = next;
         self.changed.insert(step.to_string());
         self.released.push((self.run.id, step.to_string()));
@@ -226,7 +227,7 @@ impl RunMachine {
         json!({"workflow": self.run.workflow, "run_id": self.run.id, "input": self.run.input, "steps": steps})
     }
 
-    pub fn succeed(&mut self, step: &str, attempt: i32, output: Value, next: Option<Vec<String>>) -> Applied {
+    pub fn succeed(&mut self, step: &str, attempt: i32, output: Arc<Value>, next: Option<Vec<String>>) -> Applied {
         if !self.current(step, attempt) {
             return Applied::Stale;
         }
@@ -489,18 +490,19 @@ impl RunMachine {
 
     /// The outputs of the succeeded steps a step needs: its `deps`.
     /// An on_failure step's is the run's failure, as `failure`.
-    pub fn deps_of(&self, step: &str) -> BTreeMap<String, Value> {
+    pub fn deps_of(&self, step: &str) -> BTreeMap<String, Arc<Value>> {
         let Some(spec) = self.version.manifest.step(step) else {
             return BTreeMap::new();
         };
         if spec.on_failure {
-            return BTreeMap::from([("failure".to_string(), serde_json::to_value(&self.error).unwrap_or(Value::Null))]);
+            let failure = serde_json::to_value(&self.error).unwrap_or(Value::Null);
+            return BTreeMap::from([("failure".to_string(), Arc::new(failure))]);
         }
         spec.needs
             .iter()
             .filter_map(|n| {
                 let d = self.steps.get(n)?;
-                (d.status == StepStatus::Succeeded).then(|| (n.clone(), d.output.clone().unwrap_or(Value::Null)))
+                (d.status == StepStatus::Succeeded).then(|| (n.clone(), d.output.clone().unwrap_or_default()))
             })
             .collect()
     }
@@ -546,7 +548,7 @@ impl RunMachine {
         }
         let (result, rendered) = if self.run.status.is_final() {
             let result = (self.run.status == RunStatus::Succeeded).then(|| self.result());
-            let rendered = self.render(result.as_ref());
+            let rendered = self.render(result.as_deref());
             (result, Some(rendered))
         } else {
             (None, None)
@@ -558,14 +560,14 @@ impl RunMachine {
 
     /// The run's result: the chosen step's output, else the only final step's output,
     /// else an object of every final step's output.
-    fn result(&self) -> Value {
+    fn result(&self) -> Arc<Value> {
         let m = &self.version.manifest;
         let output = |id: &str| {
             self.steps
                 .get(id)
                 .filter(|s| s.status == StepStatus::Succeeded)
                 .and_then(|s| s.output.clone())
-                .unwrap_or(Value::Null)
+                .unwrap_or_default()
         };
         if let Some(id) = &m.result.output {
             return output(id);
@@ -574,34 +576,24 @@ impl RunMachine {
         if sinks.len() == 1 {
             return output(&sinks[0].id);
         }
-        Value::Object(sinks.iter().map(|s| (s.id.clone(), output(&s.id))).collect())
+        Arc::new(Value::Object(sinks.iter().map(|s| (s.id.clone(), Value::clone(&output(&s.id)))).collect()))
     }
 
     fn render(&self, result: Option<&Value>) -> String {
         let m = &self.version.manifest;
-        let succeeded = self.run.status == RunStatus::Succeeded;
-        let src = if succeeded {
-            m.result.template.as_deref().unwrap_or(DEFAULT_SUCCESS_TEMPLATE)
-        } else if self.run.status == RunStatus::Cancelled {
-            "{{workflow}} was cancelled."
-        } else {
-            m.result.failure_template.as_deref().unwrap_or(DEFAULT_FAILURE_TEMPLATE)
+        let own = match self.run.status {
+            RunStatus::Succeeded => m.result.template.as_deref(),
+            RunStatus::Cancelled => None,
+            _ => m.result.failure_template.as_deref(),
         };
-        let steps: serde_json::Map<String, Value> =
-            self.steps.values().map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output}))).collect();
-        let ctx = json!({
-            "workflow": self.run.workflow,
-            "run_id": self.run.id,
-            "status": self.run.status,
-            "input": self.run.input,
-            "result": result,
-            "error": self.error,
-            "steps": steps,
-        });
+        let context = RenderContext { machine: self, result };
+        let Some(src) = own else {
+            return defaults().for_status(self.run.status).render(&context);
+        };
         // Validated at deploy; an unparsable template here would be a bug, so fall back to
         // the plain default rather than lose the completion.
         match Template::parse(src) {
-            Ok(t) => t.render(&ctx),
+            Ok(t) => t.render(&context),
             Err(_) => format!("{} {}", self.run.workflow, self.run.status),
         }
     }
@@ -609,7 +601,7 @@ impl RunMachine {
     /// The run's completion for the bot. It carries the rendering only when the workflow
     /// has a template of its own: otherwise the bot writes the status line in the reader's
     /// language (the run's row keeps the English default for the API and the web app).
-    pub fn completion(&self, rendered: String, result: Option<Value>) -> Completion {
+    pub fn completion(&self, rendered: String, result: Option<Arc<Value>>) -> Completion {
         let own = self.version.manifest.result.has_own_template(self.run.status);
         Completion {
             run_id: self.run.id,
@@ -621,6 +613,71 @@ impl RunMachine {
             result,
             error: self.error.clone(),
             language: None,
+        }
+    }
+}
+
+/// The templates a workflow without its own renders its run's end with, parsed once.
+struct Defaults {
+    succeeded: Template,
+    failed: Template,
+    cancelled: Template,
+}
+
+impl Defaults {
+    fn for_status(&self, status: RunStatus) -> &Template {
+        match status {
+            RunStatus::Succeeded => &self.succeeded,
+            RunStatus::Cancelled => &self.cancelled,
+            _ => &self.failed,
+        }
+    }
+}
+
+fn defaults() -> &'static Defaults {
+    static DEFAULTS: std::sync::LazyLock<Defaults> = std::sync::LazyLock::new(|| Defaults {
+        succeeded: Template::parse(DEFAULT_SUCCESS_TEMPLATE).expect("a valid template"),
+        failed: Template::parse(DEFAULT_FAILURE_TEMPLATE).expect("a valid template"),
+        cancelled: Template::parse("{{workflow}} was cancelled.").expect("a valid template"),
+    });
+    &DEFAULTS
+}
+
+/// What a run's end renders with: `workflow`, `run_id`, `status`, `input`, `result`,
+/// `error` and `steps.<id>.status` / `steps.<id>.output`, read from the machine where a
+/// template names them (every run renders one, mostly a default naming one or two).
+struct RenderContext<'a> {
+    machine: &'a RunMachine,
+    result: Option<&'a Value>,
+}
+
+impl Lookup for RenderContext<'_> {
+    fn lookup(&self, path: &[String]) -> Option<Cow<'_, Value>> {
+        let (first, rest) = path.split_first()?;
+        let m = self.machine;
+        let owned = |v: Value| walk(&v, rest).cloned().map(Cow::Owned);
+        match first.as_str() {
+            "workflow" => owned(Value::String(m.run.workflow.clone())),
+            "run_id" => owned(Value::String(m.run.id.to_string())),
+            "status" => owned(json!(m.run.status)),
+            "input" => walk(&m.run.input, rest).map(Cow::Borrowed),
+            "result" => walk(self.result?, rest).map(Cow::Borrowed),
+            "error" => owned(json!(m.error)),
+            "steps" => {
+                let Some((id, rest)) = rest.split_first() else {
+                    let all =
+                        m.steps.values().map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})));
+                    return Some(Cow::Owned(Value::Object(all.collect())));
+                };
+                let s = m.steps.get(id)?;
+                match rest.split_first() {
+                    None => Some(Cow::Owned(json!({"status": s.status, "output": s.output}))),
+                    Some((field, rest)) if field == "status" => walk(&json!(s.status), rest).cloned().map(Cow::Owned),
+                    Some((field, rest)) if field == "output" => walk(s.output.as_ref()?, rest).map(Cow::Borrowed),
+                    Some(_) => None,
+                }
+            }
+            _ => None,
         }
     }
 }
@@ -688,7 +745,7 @@ needs = ["pause"]
     fn a_wait_holds_the_run_without_sending_anything_until_woken() {
         let v = version(DRIP);
         let mut m = start(&v);
-        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}), None);
+        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}).into(), None);
         assert!(m.take_ready().is_empty(), "a wait goes to no worker");
         assert_eq!(status(&m, "pause"), StepStatus::Held);
         assert_eq!(m.run.status, RunStatus::Waiting);
@@ -706,13 +763,13 @@ needs = ["pause"]
     fn a_wait_that_cannot_tell_its_time_fails_the_run_and_cancel_releases_a_held_step() {
         let v = version(DRIP);
         let mut m = start(&v);
-        m.succeed("welcome", 1, json!({"at": "soon"}), None);
+        m.succeed("welcome", 1, json!({"at": "soon"}).into(), None);
         assert_eq!(status(&m, "pause"), StepStatus::Failed);
         assert_eq!(m.run.status, RunStatus::Failed);
         assert_eq!(m.error.as_ref().unwrap().code, "bad_wait");
 
         let mut m = start(&v);
-        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}), None);
+        m.succeed("welcome", 1, json!({"at": "2030-01-01T00:00:00Z"}).into(), None);
         m.take_waits();
         assert!(m.cancel());
         assert_eq!(status(&m, "pause"), StepStatus::Cancelled);
@@ -747,29 +804,53 @@ failure_template = "{{error.step}} broke: {{error.code}}"
     fn outputs_flow_along_the_chain_and_the_run_succeeds_with_rendered_text() {
         let v = version(CHAIN);
         let mut m = start(&v);
-        assert_eq!(m.succeed("a", 1, json!({"n": 1}), None), Applied::Yes);
+        assert_eq!(m.succeed("a", 1, json!({"n": 1}).into(), None), Applied::Yes);
         let ready = m.take_ready();
         assert_eq!(ready.iter().map(|r| r.step.as_str()).collect::<Vec<_>>(), vec!["b"]);
-        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), json!({"n": 1}))]));
+        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), Arc::new(json!({"n": 1})))]));
         assert_eq!(m.run.status, RunStatus::Running);
-        m.succeed("b", 1, json!({"n": 2}), None);
-        m.succeed("c", 1, json!({"n": 3}), None);
+        m.succeed("b", 1, json!({"n": 2}).into(), None);
+        m.succeed("c", 1, json!({"n": 3}).into(), None);
         let (steps, run) = m.updates(&[], Utc::now());
         assert_eq!(steps.len(), 3);
         let run = run.unwrap();
         assert_eq!(run.status, RunStatus::Succeeded);
-        assert_eq!(run.result, Some(json!({"n": 3})));
+        assert_eq!(run.result, Some(Arc::new(json!({"n": 3}))));
         assert_eq!(run.rendered.as_deref(), Some("got 3 from 7"));
+    }
+
+    #[test]
+    fn a_runs_end_renders_what_the_whole_context_as_one_json_tree_would() {
+        let v = version(CHAIN);
+        let mut m = start(&v);
+        m.succeed("a", 1, json!({"n": 1, "tags": ["x", "y"]}).into(), None);
+        m.succeed("b", 1, json!("two").into(), None);
+        m.fail("c", 1, &StepError::permanent(StepErrorCode::Trap, "no deal"), Utc::now(), 0.0);
+        let result = json!({"n": 3});
+        let steps: serde_json::Map<String, Value> =
+            m.steps.values().map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output}))).collect();
+        let whole = json!({
+            "workflow": m.run.workflow, "run_id": m.run.id, "status": m.run.status, "input": m.run.input,
+            "result": result, "error": m.error, "steps": steps,
+        });
+        let every = "{{workflow}} {{run_id}} {{status}} {{input}} {{input.contact_id}} {{result}} {{result.n}} \
+            {{error}} {{error.message}} {{error.step}} {{steps}} {{steps.a}} {{steps.a.status}} {{steps.a.output}} \
+            {{steps.a.output.tags.1}} {{steps.b.output}} {{steps.c.output}} {{steps.c.status}} {{steps.zz.output}} \
+            {{steps.a.other}} {{workflow.name}} {{nothing.here}} {{input.contact_id.more}}";
+        let t = Template::parse(every).unwrap();
+        let lazily = t.render(&RenderContext { machine: &m, result: Some(&result) });
+        assert_eq!(lazily, t.render(&whole));
+        assert!(lazily.contains("no deal") && lazily.contains(" y "), "{lazily}");
     }
 
     #[test]
     fn duplicate_and_late_results_are_stale() {
         let v = version(CHAIN);
         let mut m = start(&v);
-        assert_eq!(m.succeed("a", 1, json!(1), None), Applied::Yes);
-        assert_eq!(m.succeed("a", 1, json!(2), None), Applied::Stale);
-        assert_eq!(m.succeed("b", 2, json!(2), None), Applied::Stale);
-        assert_eq!(m.steps["a"].output, Some(json!(1)));
+        assert_eq!(m.succeed("a", 1, json!(1).into(), None), Applied::Yes);
+        assert_eq!(m.succeed("a", 1, json!(2).into(), None), Applied::Stale);
+        assert_eq!(m.succeed("b", 2, json!(2).into(), None), Applied::Stale);
+        assert_eq!(m.steps["a"].output, Some(Arc::new(json!(1))));
     }
 
     #[test]
@@ -799,7 +880,7 @@ failure_template = "{{error.step}} broke: {{error.code}}"
         let v = version(CHAIN);
         let mut m = start(&v);
         assert!(!m.retry(), "only a failed run is retried");
-        m.succeed("a", 1, json!({"n": 1}), None);
+        m.succeed("a", 1, json!({"n": 1}).into(), None);
         m.take_ready();
         m.fail("b", 1, &StepError::permanent(StepErrorCode::Guest, "no contact"), Utc::now(), 0.5);
         assert_eq!((m.run.status, status(&m, "c")), (RunStatus::Failed, StepStatus::Cancelled));
@@ -808,15 +889,15 @@ failure_template = "{{error.step}} broke: {{error.code}}"
         assert_eq!(m.run.status, RunStatus::Running);
         let ready = m.take_ready();
         assert_eq!(ready.iter().map(|r| (r.step.as_str(), r.attempt)).collect::<Vec<_>>(), vec![("b", 2)]);
-        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), json!({"n": 1}))]));
+        assert_eq!(m.deps_of("b"), BTreeMap::from([("a".to_string(), Arc::new(json!({"n": 1})))]));
         assert_eq!(status(&m, "c"), StepStatus::Waiting);
         let (_, run) = m.updates(&ready, Utc::now());
         let run = run.unwrap();
         assert_eq!((run.status, run.error), (RunStatus::Running, None));
         assert!(!m.retry(), "a running run is not retried");
-        m.succeed("b", 2, json!({"n": 2}), None);
+        m.succeed("b", 2, json!({"n": 2}).into(), None);
         assert_eq!(m.take_ready()[0].attempt, 1, "c never ran: its first attempt");
-        m.succeed("c", 1, json!({"n": 3}), None);
+        m.succeed("c", 1, json!({"n": 3}).into(), None);
         assert_eq!(m.run.status, RunStatus::Succeeded);
     }
 
@@ -849,16 +930,16 @@ on_failure = true
         assert_eq!(m.deps_of("tell")["failure"]["message"], "no deal 9");
         let (_, run) = m.updates(&[], Utc::now());
         assert_eq!(run.unwrap().error.unwrap().step.as_deref(), Some("a"), "the failure is kept meanwhile");
-        m.succeed("tell", 1, json!({"told": true}), None);
+        m.succeed("tell", 1, json!({"told": true}).into(), None);
         assert_eq!(m.run.status, RunStatus::Failed);
         let (_, run) = m.updates(&[], Utc::now());
         assert_eq!(run.unwrap().error.unwrap().message, "no deal 9");
 
         let mut m = start(&v);
-        m.succeed("a", 1, json!(1), None);
-        m.succeed("b", 1, json!(2), None);
+        m.succeed("a", 1, json!(1).into(), None);
+        m.succeed("b", 1, json!(2).into(), None);
         assert_eq!((m.run.status, status(&m, "tell")), (RunStatus::Succeeded, StepStatus::Skipped));
-        assert_eq!(m.result(), json!(2), "an on_failure step is not a result");
+        assert_eq!(*m.result(), json!(2), "an on_failure step is not a result");
     }
 
     #[test]
@@ -898,15 +979,15 @@ needs = ["hot", "cold"]
     fn branching_skips_untaken_successors_and_joins_run_with_the_taken_branch() {
         let v = version(BRANCH);
         let mut m = start(&v);
-        m.succeed("score", 1, json!({"grade": "hot"}), Some(vec!["hot".into()]));
+        m.succeed("score", 1, json!({"grade": "hot"}).into(), Some(vec!["hot".into()]));
         assert_eq!(status(&m, "hot"), StepStatus::Queued);
         assert_eq!(status(&m, "cold"), StepStatus::Skipped);
         assert_eq!(status(&m, "after_cold"), StepStatus::Skipped);
         assert_eq!(status(&m, "join"), StepStatus::Waiting);
-        m.succeed("hot", 1, json!("h"), None);
+        m.succeed("hot", 1, json!("h").into(), None);
         assert_eq!(status(&m, "join"), StepStatus::Queued);
-        assert_eq!(m.deps_of("join"), BTreeMap::from([("hot".to_string(), json!("h"))]));
-        m.succeed("join", 1, json!("done"), None);
+        assert_eq!(m.deps_of("join"), BTreeMap::from([("hot".to_string(), Arc::new(json!("h")))]));
+        m.succeed("join", 1, json!("done").into(), None);
         assert_eq!(m.run.status, RunStatus::Succeeded);
     }
 
@@ -914,7 +995,7 @@ needs = ["hot", "cold"]
     fn choosing_a_step_that_is_not_a_successor_fails_the_step() {
         let v = version(BRANCH);
         let mut m = start(&v);
-        m.succeed("score", 1, json!({}), Some(vec!["join".into()]));
+        m.succeed("score", 1, json!({}).into(), Some(vec!["join".into()]));
         assert_eq!(status(&m, "score"), StepStatus::Failed);
         assert_eq!(m.error.as_ref().unwrap().code, "bad_next");
     }
@@ -926,7 +1007,7 @@ needs = ["hot", "cold"]
         assert!(m.cancel());
         assert!(!m.cancel());
         assert_eq!(status(&m, "a"), StepStatus::Cancelled);
-        assert_eq!(m.succeed("a", 1, json!(1), None), Applied::Stale);
+        assert_eq!(m.succeed("a", 1, json!(1).into(), None), Applied::Stale);
         let (_, run) = m.updates(&[], Utc::now());
         assert_eq!(run.unwrap().status, RunStatus::Cancelled);
     }

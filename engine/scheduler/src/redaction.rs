@@ -36,7 +36,7 @@ pub fn scrub(result: &mut StepResult, secrets: &[(String, String)]) -> usize {
         n += scrub_value(&mut line.fields, &secrets);
     }
     match &mut result.outcome {
-        StepOutcome::Ok { output, .. } => n += scrub_value(output, &secrets),
+        StepOutcome::Ok { output, .. } => n += scrub_value(std::sync::Arc::make_mut(output), &secrets),
         StepOutcome::Failed { error } => n += scrub_str(&mut error.message, &secrets),
     }
     n
@@ -95,7 +95,9 @@ mod tests {
         let secrets = vec![("STRIPE".to_string(), "sk_live_abc123".to_string()), ("PIN".to_string(), "42".to_string())];
         let mut r = result(
             StepOutcome::Ok {
-                output: json!({"key": "sk_live_abc123", "nested": ["Bearer sk_live_abc123"], "sk_live_abc123": 1, "n": 42}),
+                output:
+                    json!({"key": "sk_live_abc123", "nested": ["Bearer sk_live_abc123"], "sk_live_abc123": 1, "n": 42})
+                        .into(),
                 next: None,
             },
             vec![LogLine {

@@ -88,7 +88,7 @@ impl Setup {
     }
 
     async fn ok(&self, entry: &str, job: &StepJob, output: Value) {
-        self.answer(entry, job, StepOutcome::Ok { output, next: None }).await;
+        self.answer(entry, job, StepOutcome::Ok { output: output.into(), next: None }).await;
     }
 
     /// A run of `chain` taken through its three steps to success.
@@ -221,7 +221,7 @@ async fn outputs_flow_through_a_chain_and_every_attempt_is_recorded_once() {
 
     let (e, job) = s.job().await;
     assert_eq!(job.key.step, "b");
-    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
+    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}).into())]));
     assert_eq!(job.input.config, json!({"flavour": "b"}));
     // a duplicate delivery of the same result must not be applied twice
     s.ok(&e, &job, json!({"from": "b"})).await;
@@ -617,7 +617,7 @@ async fn a_step_chooses_its_successors() {
     let s = Setup::new("branch", &[BRANCH]).await;
     let id = s.submit("branch", json!({})).await;
     let (e, job) = s.job().await;
-    s.answer(&e, &job, StepOutcome::Ok { output: json!({}), next: Some(vec!["yes".into()]) }).await;
+    s.answer(&e, &job, StepOutcome::Ok { output: json!({}).into(), next: Some(vec!["yes".into()]) }).await;
     let (e, job) = s.job().await;
     assert_eq!(job.key.step, "yes");
     s.ok(&e, &job, json!("went yes")).await;
@@ -801,7 +801,7 @@ async fn results_for_runs_the_engine_wrote_last_apply_without_locks_and_a_change
     sqlx::query("UPDATE runs SET rev = rev + 1 WHERE id = $1").bind(id).execute(&s.db.pool).await.unwrap();
     let (e, job) = s.job().await;
     assert!(job.provisional, "b was sent beside the write that recorded a's result");
-    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}))]));
+    assert_eq!(job.input.deps, BTreeMap::from([("a".to_string(), json!({"from": "a"}).into())]));
     s.ok(&e, &job, json!({"from": "b"})).await;
     metrics_when(&s, "b's result missed the guard", |m| m["guard_misses"] == 1 && m["results_applied"] == 2).await;
     assert_eq!(s.scheduler.metrics()["results_applied_guarded"], 1);
@@ -815,7 +815,7 @@ async fn results_for_runs_the_engine_wrote_last_apply_without_locks_and_a_change
     // it again.
     let (e, job) = s.job().await;
     assert!(!job.provisional);
-    assert_eq!(job.input.deps, BTreeMap::from([("b".to_string(), json!({"from": "b"}))]));
+    assert_eq!(job.input.deps, BTreeMap::from([("b".to_string(), json!({"from": "b"}).into())]));
     s.ok(&e, &job, json!({"said": "hi"})).await;
     let run = s.wait_final(id).await;
     assert_eq!((run.summary.status, run.rendered.as_deref()), (RunStatus::Succeeded, Some("c said hi")));
@@ -920,7 +920,7 @@ async fn a_result_handed_to_an_engine_that_did_not_send_its_step_is_applied_once
         });
         let result = StepResult {
             key: AttemptKey { run_id, step: step.into(), attempt },
-            outcome: StepOutcome::Ok { output: json!(step), next: None },
+            outcome: StepOutcome::Ok { output: json!(step).into(), next: None },
             usage: StepUsage::default(),
             logs: vec![],
             worker: "test-worker".into(),

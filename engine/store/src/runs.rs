@@ -2,9 +2,13 @@
 //! (one statement per batch, arrays bound with UNNEST), so a batch of a thousand results
 //! costs a handful of round trips, not thousands.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use crm_concepts::run::{AttemptStatus, Notify, RunError, RunStatus, StepStatus};
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -212,7 +216,7 @@ pub struct StepState {
     pub step: String,
     pub status: StepStatus,
     pub attempt: i32,
-    pub output: Option<serde_json::Value>,
+    pub output: Option<Arc<serde_json::Value>>,
     pub next: Option<Vec<String>>,
 }
 
@@ -296,7 +300,7 @@ pub async fn read_locked(
             step: r.try_get("step")?,
             status: st.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             attempt: r.try_get("attempt")?,
-            output: r.try_get("output")?,
+            output: r.try_get::<Option<serde_json::Value>, _>("output")?.map(Arc::new),
             next: r.try_get("next")?,
         });
     }
@@ -310,7 +314,7 @@ pub struct StepUpdate {
     pub step: String,
     pub status: StepStatus,
     pub attempt: i32,
-    pub output: Option<serde_json::Value>,
+    pub output: Option<Arc<serde_json::Value>>,
     pub error: Option<serde_json::Value>,
     pub next: Option<Vec<String>>,
     /// for queued steps: when the dispatcher may send it (after a backoff, or as fallback)
@@ -326,8 +330,10 @@ pub struct AttemptRecord {
     pub status: AttemptStatus,
     pub worker: String,
     pub error: Option<serde_json::Value>,
-    pub logs: serde_json::Value,
-    pub usage: serde_json::Value,
+    /// the log lines and the usage as JSON text, bound as they are: written from the
+    /// worker's types straight to text, never held as a JSON tree
+    pub logs: Box<RawValue>,
+    pub usage: Box<RawValue>,
     /// false when the result came after the step had moved on
     pub applied: bool,
 }
@@ -337,7 +343,7 @@ pub struct AttemptRecord {
 pub struct RunUpdate {
     pub id: Uuid,
     pub status: RunStatus,
-    pub result: Option<serde_json::Value>,
+    pub result: Option<Arc<serde_json::Value>>,
     pub rendered: Option<String>,
     pub error: Option<RunError>,
 }
@@ -488,15 +494,15 @@ pub async fn write_changes(
     let a_status: Vec<&str> = attempts.iter().map(|a| a.status.as_str()).collect();
     let a_worker: Vec<&str> = attempts.iter().map(|a| a.worker.as_str()).collect();
     let a_error: Vec<Option<&serde_json::Value>> = attempts.iter().map(|a| a.error.as_ref()).collect();
-    let a_logs: Vec<&serde_json::Value> = attempts.iter().map(|a| &a.logs).collect();
-    let a_usage: Vec<&serde_json::Value> = attempts.iter().map(|a| &a.usage).collect();
+    let a_logs: Vec<Json<&RawValue>> = attempts.iter().map(|a| Json(&*a.logs)).collect();
+    let a_usage: Vec<Json<&RawValue>> = attempts.iter().map(|a| Json(&*a.usage)).collect();
     let a_applied: Vec<bool> = attempts.iter().map(|a| a.applied).collect();
 
     let s_run: Vec<Uuid> = steps.iter().map(|u| u.run_id).collect();
     let s_step: Vec<&str> = steps.iter().map(|u| u.step.as_str()).collect();
     let s_status: Vec<&str> = steps.iter().map(|u| u.status.as_str()).collect();
     let s_attempt: Vec<i32> = steps.iter().map(|u| u.attempt).collect();
-    let s_output: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| u.output.as_ref()).collect();
+    let s_output: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| u.output.as_deref()).collect();
     let s_error: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| u.error.as_ref()).collect();
     // Postgres has no array of arrays of varying length: `next` travels as JSON.
     let s_next: Vec<Option<serde_json::Value>> =
@@ -505,8 +511,8 @@ pub async fn write_changes(
     let settling_of = |u: &StepUpdate| settled_by.get(&(u.run_id, u.step.as_str())).copied();
     let s_settled_by: Vec<Option<&str>> = steps.iter().map(|u| settling_of(u).map(|a| a.status.as_str())).collect();
     let s_worker: Vec<Option<&str>> = steps.iter().map(|u| settling_of(u).map(|a| a.worker.as_str())).collect();
-    let s_logs: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| settling_of(u).map(|a| &a.logs)).collect();
-    let s_usage: Vec<Option<&serde_json::Value>> = steps.iter().map(|u| settling_of(u).map(|a| &a.usage)).collect();
+    let s_logs: Vec<Option<Json<&RawValue>>> = steps.iter().map(|u| settling_of(u).map(|a| Json(&*a.logs))).collect();
+    let s_usage: Vec<Option<Json<&RawValue>>> = steps.iter().map(|u| settling_of(u).map(|a| Json(&*a.usage))).collect();
 
     // Every run the batch touches gets a row here, whether or not its own columns change:
     // its revision moves with any change to its steps.
@@ -525,7 +531,7 @@ pub async fn write_changes(
     // A run with an update of its own has a status; one without keeps its columns.
     let r_status: Vec<Option<&str>> = touched.iter().map(|id| updates.get(id).map(|u| u.status.as_str())).collect();
     let r_result: Vec<Option<&serde_json::Value>> =
-        touched.iter().map(|id| updates.get(id).and_then(|u| u.result.as_ref())).collect();
+        touched.iter().map(|id| updates.get(id).and_then(|u| u.result.as_deref())).collect();
     let r_rendered: Vec<Option<&str>> =
         touched.iter().map(|id| updates.get(id).and_then(|u| u.rendered.as_deref())).collect();
     let r_error: Vec<Option<serde_json::Value>> = touched
@@ -635,7 +641,7 @@ pub async fn errors_of(
 pub async fn outputs_of(
     conn: &mut PgConnection,
     run_ids: &[Uuid],
-) -> Result<Vec<(Uuid, String, serde_json::Value)>, WorkflowError> {
+) -> Result<Vec<(Uuid, String, Arc<serde_json::Value>)>, WorkflowError> {
     let rows =
         sqlx::query("SELECT run_id, step, output FROM run_steps WHERE run_id = ANY($1) AND status = 'succeeded'")
             .bind(run_ids)
@@ -646,7 +652,7 @@ pub async fn outputs_of(
             Ok((
                 r.try_get("run_id")?,
                 r.try_get("step")?,
-                r.try_get::<Option<serde_json::Value>, _>("output")?.unwrap_or(serde_json::Value::Null),
+                Arc::new(r.try_get::<Option<serde_json::Value>, _>("output")?.unwrap_or(serde_json::Value::Null)),
             ))
         })
         .collect::<Result<_, sqlx::Error>>()

@@ -74,7 +74,7 @@ pub async fn run(
             held.extend(machine.take_waits().0.into_iter().map(|w| w.step));
             let (updates, run_update) = machine.updates(&taken, Utc::now());
             for u in updates {
-                statuses.insert(u.step.clone(), (u.status.to_string(), u.output.clone()));
+                statuses.insert(u.step.clone(), (u.status.to_string(), u.output.as_deref().cloned()));
             }
             if let Some(run) = run_update
                 && run.status.is_final()
@@ -136,7 +136,7 @@ pub async fn run(
             held.extend(machine.take_waits().0.into_iter().map(|w| w.step));
             let (updates, run_update) = machine.updates(&taken, Utc::now());
             for u in updates {
-                statuses.insert(u.step.clone(), (u.status.to_string(), u.output.clone()));
+                statuses.insert(u.step.clone(), (u.status.to_string(), u.output.as_deref().cloned()));
             }
             if let Some(run) = run_update
                 && run.status.is_final()
@@ -149,7 +149,7 @@ pub async fn run(
         println!("── notify user {}: {}", n.user_id, n.text);
     }
     let (status, message, result) = match outcome {
-        Some(run) => (run.status.to_string(), run.rendered.unwrap_or_default(), run.result),
+        Some(run) => (run.status.to_string(), run.rendered.unwrap_or_default(), run.result.as_deref().cloned()),
         None => ("unfinished".to_string(), String::new(), None),
     };
     println!("── run {status}: {message}");

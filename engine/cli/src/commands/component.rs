@@ -102,7 +102,7 @@ async fn run_step(settings: &Config, args: RunArgs) -> anyhow::Result<()> {
     let bytes = read(&args.file)?;
     let run_input = parse_json(&args.input, "--input")?;
     let config = parse_json(&args.step_config, "--step-config")?;
-    let deps: std::collections::BTreeMap<String, serde_json::Value> =
+    let deps: std::collections::BTreeMap<String, std::sync::Arc<serde_json::Value>> =
         serde_json::from_str(&args.deps).context("--deps must be a JSON object of step id to output")?;
     let (services, secret_names) = match &args.records {
         Some(path) => {
