@@ -222,7 +222,7 @@ impl RunMachine {
             .steps
             .values()
             .filter(|s| s.status == StepStatus::Succeeded)
-            .map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})))
+            .map(|s| (s.step.clone(), step_view(s)))
             .collect();
         json!({"workflow": self.run.workflow, "run_id": self.run.id, "input": self.run.input, "steps": steps})
     }
@@ -617,6 +617,11 @@ impl RunMachine {
     }
 }
 
+/// A step as a template sees it under `steps.<id>`.
+fn step_view(s: &StepState) -> Value {
+    json!({"status": s.status, "output": s.output})
+}
+
 /// The templates a workflow without its own renders its run's end with, parsed once.
 struct Defaults {
     succeeded: Template,
@@ -665,13 +670,12 @@ impl Lookup for RenderContext<'_> {
             "error" => owned(json!(m.error)),
             "steps" => {
                 let Some((id, rest)) = rest.split_first() else {
-                    let all =
-                        m.steps.values().map(|s| (s.step.clone(), json!({"status": s.status, "output": s.output})));
+                    let all = m.steps.values().map(|s| (s.step.clone(), step_view(s)));
                     return Some(Cow::Owned(Value::Object(all.collect())));
                 };
                 let s = m.steps.get(id)?;
                 match rest.split_first() {
-                    None => Some(Cow::Owned(json!({"status": s.status, "output": s.output}))),
+                    None => Some(Cow::Owned(step_view(s))),
                     Some((field, rest)) if field == "status" => walk(&json!(s.status), rest).cloned().map(Cow::Owned),
                     Some((field, rest)) if field == "output" => walk(s.output.as_ref()?, rest).map(Cow::Borrowed),
                     Some(_) => None,
