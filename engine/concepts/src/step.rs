@@ -223,8 +223,12 @@ impl StepError {
 
 /// What a step produced. `next` lets a step choose which successors run (branching):
 /// `None` means all of them.
+///
+/// Read through [`OutcomeWire`] rather than serde's internally tagged form, which first
+/// copies the whole object, output and all, into a buffer of its own and then reads the
+/// variant out of that copy: every result a worker hands in was parsed twice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "snake_case", try_from = "OutcomeWire")]
 pub enum StepOutcome {
     Ok {
         /// shared, not copied, by everything that carries it on (the step's row, the run's
@@ -237,6 +241,44 @@ pub enum StepOutcome {
     Failed {
         error: StepError,
     },
+}
+
+/// [`StepOutcome`] as it is written: `status` names the variant, and the variant's fields
+/// sit beside it. Fields of the other variant are ignored, as serde's tagged form does.
+#[derive(Deserialize)]
+struct OutcomeWire {
+    status: OutcomeStatus,
+    /// `Some` whenever the field is there, `null` included
+    #[serde(default, deserialize_with = "present")]
+    output: Option<Arc<serde_json::Value>>,
+    #[serde(default)]
+    next: Option<Vec<String>>,
+    #[serde(default)]
+    error: Option<StepError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OutcomeStatus {
+    Ok,
+    Failed,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Arc<serde_json::Value>>, D::Error> {
+    Arc::<serde_json::Value>::deserialize(d).map(Some)
+}
+
+impl TryFrom<OutcomeWire> for StepOutcome {
+    type Error = &'static str;
+
+    fn try_from(wire: OutcomeWire) -> Result<StepOutcome, Self::Error> {
+        match wire.status {
+            OutcomeStatus::Ok => {
+                Ok(StepOutcome::Ok { output: wire.output.ok_or("missing field `output`")?, next: wire.next })
+            }
+            OutcomeStatus::Failed => Ok(StepOutcome::Failed { error: wire.error.ok_or("missing field `error`")? }),
+        }
+    }
 }
 
 /// Resources one attempt used.

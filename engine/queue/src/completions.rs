@@ -114,8 +114,8 @@ impl Completions {
             let Some(last) = page.ids.last() else { break };
             start = format!("({}", last.id);
             let full = page.ids.len() == PAGE;
-            entries.extend(page.ids.iter().filter_map(|e| {
-                let run = String::from_utf8(field(e, RUN)?).ok()?;
+            entries.extend(page.ids.into_iter().filter_map(|mut e| {
+                let run = String::from_utf8(field(&mut e, RUN)?).ok()?;
                 Some((run, entry_ms(&e.id)?))
             }));
             if !full {
@@ -157,9 +157,9 @@ impl CompletionReader {
             .unwrap_or_default()
             .into_iter()
             .flat_map(|k| k.ids)
-            .map(|entry| CompletionEntry {
-                data: field(&entry, DATA).unwrap_or_default(),
-                seal: field(&entry, SEAL).and_then(|s| String::from_utf8(s).ok()),
+            .map(|mut entry| CompletionEntry {
+                data: field(&mut entry, DATA).unwrap_or_default(),
+                seal: field(&mut entry, SEAL).and_then(|s| String::from_utf8(s).ok()),
                 id: entry.id,
             })
             .collect())

@@ -14,10 +14,10 @@ const PAYLOAD: &str = "p";
 const SIGNATURE: &str = "s";
 const SENT: &str = "t";
 
-fn raw(entry: StreamId) -> RawJob {
-    let payload = field(&entry, PAYLOAD).unwrap_or_default();
-    let signature = field(&entry, SIGNATURE).and_then(|s| String::from_utf8(s).ok());
-    let sent_us = field(&entry, SENT).and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
+fn raw(mut entry: StreamId) -> RawJob {
+    let payload = field(&mut entry, PAYLOAD).unwrap_or_default();
+    let signature = field(&mut entry, SIGNATURE).and_then(|s| String::from_utf8(s).ok());
+    let sent_us = field(&mut entry, SENT).and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
     RawJob { id: entry.id, payload, signature, sent_us }
 }
 

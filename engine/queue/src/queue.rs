@@ -35,10 +35,11 @@ pub struct Queue {
     pub(crate) keys: Keys,
 }
 
-/// The bytes of one field of a stream entry.
-pub(crate) fn field(entry: &StreamId, name: &str) -> Option<Vec<u8>> {
-    match entry.map.get(name) {
-        Some(Value::BulkString(bytes)) => Some(bytes.clone()),
+/// The bytes of one field of a stream entry, taken out of it: a job's payload or a
+/// completion is read once, so it is moved rather than copied.
+pub(crate) fn field(entry: &mut StreamId, name: &str) -> Option<Vec<u8>> {
+    match entry.map.remove(name) {
+        Some(Value::BulkString(bytes)) => Some(bytes),
         _ => None,
     }
 }

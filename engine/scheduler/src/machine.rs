@@ -120,14 +120,19 @@ impl RunMachine {
         input: &Value,
         now: DateTime<Utc>,
     ) -> Result<Initial, (String, String)> {
-        let ctx = json!({"workflow": version.workflow, "run_id": run_id, "input": input, "steps": {}});
+        // Only a step that waits from the start renders a template here: most runs never
+        // build the context (a copy of the whole input).
+        let mut ctx = None;
         let mut steps = Vec::with_capacity(version.manifest.steps.len());
         let mut waits = Vec::new();
         for spec in &version.manifest.steps {
             let status = if spec.on_failure || !spec.needs.is_empty() {
                 StepStatus::Waiting
             } else if spec.kind().holds() {
-                waits.push(hold::hold(run_id, spec, &ctx, now).map_err(|e| (spec.id.clone(), e))?);
+                let ctx = ctx.get_or_insert_with(
+                    || json!({"workflow": version.workflow, "run_id": run_id, "input": input, "steps": {}}),
+                );
+                waits.push(hold::hold(run_id, spec, ctx, now).map_err(|e| (spec.id.clone(), e))?);
                 StepStatus::Held
             } else {
                 StepStatus::Queued
