@@ -244,7 +244,10 @@ pub enum StepOutcome {
 }
 
 /// [`StepOutcome`] as it is written: `status` names the variant, and the variant's fields
-/// sit beside it. Fields of the other variant are ignored, as serde's tagged form does.
+/// sit beside it. `status` may come last, so `next` and `error` are kept as they came and
+/// read only for the variant that has them: the other variant's fields are ignored however
+/// they are written, as serde's tagged form does. (Any JSON is an output, so `output` is
+/// read at once.)
 #[derive(Deserialize)]
 struct OutcomeWire {
     status: OutcomeStatus,
@@ -252,9 +255,9 @@ struct OutcomeWire {
     #[serde(default, deserialize_with = "present")]
     output: Option<Arc<serde_json::Value>>,
     #[serde(default)]
-    next: Option<Vec<String>>,
+    next: Option<serde_json::Value>,
     #[serde(default)]
-    error: Option<StepError>,
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -269,14 +272,18 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Arc<serde_js
 }
 
 impl TryFrom<OutcomeWire> for StepOutcome {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(wire: OutcomeWire) -> Result<StepOutcome, Self::Error> {
         match wire.status {
-            OutcomeStatus::Ok => {
-                Ok(StepOutcome::Ok { output: wire.output.ok_or("missing field `output`")?, next: wire.next })
-            }
-            OutcomeStatus::Failed => Ok(StepOutcome::Failed { error: wire.error.ok_or("missing field `error`")? }),
+            OutcomeStatus::Ok => Ok(StepOutcome::Ok {
+                output: wire.output.ok_or("missing field `output`")?,
+                next: wire.next.map(serde_json::from_value).transpose().map_err(|e| format!("next: {e}"))?,
+            }),
+            OutcomeStatus::Failed => Ok(StepOutcome::Failed {
+                error: serde_json::from_value(wire.error.ok_or("missing field `error`")?)
+                    .map_err(|e| format!("error: {e}"))?,
+            }),
         }
     }
 }

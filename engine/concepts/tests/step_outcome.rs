@@ -51,6 +51,9 @@ fn it_reads_what_the_tagged_form_reads_and_refuses_what_it_refuses() {
         r#"{"status":"ok","output":{},"error":{"kind":"permanent","code":"guest","message":"m"}}"#,
         r#"{"status":"failed","error":{"kind":"retryable","code":"timeout","message":"too slow"}}"#,
         r#"{"error":{"kind":"permanent","code":"guest","message":"m"},"status":"failed","output":1}"#,
+        // the other variant's fields are not read, however they are written
+        r#"{"status":"ok","output":1,"error":"not an object"}"#,
+        r#"{"status":"failed","error":{"kind":"permanent","code":"guest","message":"m"},"next":"b"}"#,
         // refused by both
         r#"{"status":"ok"}"#,
         r#"{"status":"ok","next":["b"]}"#,
