@@ -206,7 +206,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(User, tokens::
             }
             let stamp = state.tokens.stamp();
             metrics::counter!("crm_api_token_lookups_total", "source" => "database").increment(1);
-            let found = tokens::authenticate(&state.db, secret).await?;
+            // Boxed: a query's future is kilobytes, and kept inline it would be part of
+            // every handler's future, which the router moves into a box of its own at each
+            // layer on every request, though a cached token never reaches it.
+            let found = Box::pin(tokens::authenticate(&state.db, secret)).await?;
             if let Some((user, token)) = &found {
                 state.tokens.keep_token(stamp, hash, user, token);
             }
@@ -223,7 +226,8 @@ async fn acting_user(state: &AppState, id: Id) -> Result<User, ApiError> {
         return Ok(user);
     }
     let stamp = state.tokens.stamp();
-    match users::get(&state.db, id).await {
+    // Boxed for the same reason as the token's look-up in `authenticate`.
+    match Box::pin(users::get(&state.db, id)).await {
         Ok(u) if u.disabled_at.is_none() => {
             state.tokens.keep_user(stamp, &u);
             Ok(u)

@@ -3,11 +3,12 @@
 //! last entry id it saw, so nothing is lost while it reconnects; the stream keeps about
 //! the latest [`MAX_COMPLETIONS`] entries.
 
-use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::streams::StreamRangeReply;
 
 use crate::connection::Connection;
 use crate::entries::CompletionEntry;
 use crate::queue::{Queue, QueueError, field};
+use crate::stream_reply::StreamEntries;
 
 pub const MAX_COMPLETIONS: usize = 100_000;
 
@@ -50,7 +51,10 @@ impl Completions {
         }
         let mut pipe = redis::pipe();
         for (run, data, seal) in entries {
-            pipe.cmd("XADD")
+            // Sized up front, as a job's XADD is (`Queue::enqueue`).
+            let size = self.queue.keys.completions.len() + run.len() + data.len() + seal.len() + 48;
+            let mut xadd = redis::Cmd::with_capacity(12, size);
+            xadd.arg("XADD")
                 .arg(&self.queue.keys.completions)
                 .arg("MAXLEN")
                 .arg("~")
@@ -61,8 +65,8 @@ impl Completions {
                 .arg(DATA)
                 .arg(data)
                 .arg(SEAL)
-                .arg(seal)
-                .ignore();
+                .arg(seal);
+            pipe.add_command(xadd).ignore();
         }
         let () = pipe.query_async(&mut self.queue.conn.clone()).await?;
         Ok(())
@@ -142,7 +146,7 @@ impl Completions {
 impl CompletionReader {
     /// Entries after `after`, waiting up to `block_ms` for the first one.
     pub async fn read(&mut self, after: &str, count: usize, block_ms: u64) -> Result<Vec<CompletionEntry>, QueueError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+        let StreamEntries(entries) = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
@@ -152,11 +156,8 @@ impl CompletionReader {
             .arg(after)
             .query_async(&mut self.conn)
             .await?;
-        Ok(reply
-            .map(|r| r.keys)
-            .unwrap_or_default()
+        Ok(entries
             .into_iter()
-            .flat_map(|k| k.ids)
             .map(|mut entry| CompletionEntry {
                 data: field(&mut entry, DATA).unwrap_or_default(),
                 seal: field(&mut entry, SEAL).and_then(|s| String::from_utf8(s).ok()),

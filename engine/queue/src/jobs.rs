@@ -34,7 +34,11 @@ impl Queue {
             .unwrap_or(0)
             .to_string();
         for job in jobs {
-            pipe.cmd("XADD")
+            // Sized for its arguments up front: grown as they are added, a command's buffer
+            // was copied over again several times for each job.
+            let size = self.keys.jobs.len() + job.payload.len() + job.signature.len() + sent_us.len() + 32;
+            let mut xadd = redis::Cmd::with_capacity(8, size);
+            xadd.arg("XADD")
                 .arg(&self.keys.jobs)
                 .arg("*")
                 .arg(PAYLOAD)
@@ -43,6 +47,7 @@ impl Queue {
                 .arg(&job.signature)
                 .arg(SENT)
                 .arg(&sent_us);
+            pipe.add_command(xadd);
         }
         Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }

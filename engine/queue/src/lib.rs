@@ -23,6 +23,7 @@ mod epoch;
 mod jobs;
 mod keys;
 mod queue;
+mod stream_reply;
 mod workers;
 
 pub use completions::{CompletionReader, Completions, MAX_COMPLETIONS, Published, entry_ms, is_entry_id};

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamReadReply};
+use redis::streams::StreamId;
 use redis::{RedisError, Value};
 
 use crate::connection::{Connection, Redis};
 use crate::keys::Keys;
+use crate::stream_reply::StreamEntries;
 
 pub(crate) const WORKERS_GROUP: &str = "workers";
 /// Slack on top of a blocking read's own timeout before the client gives up on Redis.
@@ -99,10 +100,10 @@ impl Queue {
         cmd.arg("STREAMS").arg(stream).arg(">");
         let mut conn = self.blocking.clone();
         let limit = block + BLOCK_SLACK;
-        let reply: Result<Option<StreamReadReply>, RedisError> =
+        let reply: Result<StreamEntries, RedisError> =
             tokio::time::timeout(limit, cmd.query_async(&mut conn)).await.map_err(|_| QueueError::Timeout(limit))?;
         match reply {
-            Ok(reply) => Ok(reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_default()),
+            Ok(StreamEntries(entries)) => Ok(entries),
             Err(e) if e.code() == Some("NOGROUP") => {
                 // Redis lost the stream (FLUSHALL, restart): recreate and read again next time.
                 tracing::warn!(stream, "consumer group missing; recreating it");

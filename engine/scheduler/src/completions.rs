@@ -18,7 +18,11 @@ pub(crate) async fn publish(core: &Core, completions: &[Completion]) -> Result<(
     let entries: Vec<(String, Vec<u8>, String)> = completions
         .iter()
         .map(|c| {
-            let data = serde_json::to_vec(c).unwrap_or_default();
+            // room for a typical completion, as for a job (`crate::jobs::build`)
+            let mut data = Vec::with_capacity(768);
+            if serde_json::to_writer(&mut data, c).is_err() {
+                data.clear();
+            }
             let seal = core.key.seal(&data);
             (c.run_id.to_string(), data, seal)
         })

@@ -82,7 +82,9 @@ impl FromRequestParts<AppState> for Worker {
                 return Ok(Worker);
             }
         }
-        match worker_credentials::authenticate(&state.db, secret).await? {
+        // Boxed, as in `crate::extract`: kept inline, the query's future would be moved
+        // with every worker request's future, though a credential seen lately never reaches it.
+        match Box::pin(worker_credentials::authenticate(&state.db, secret)).await? {
             Some(_) => {
                 let mut seen = state.worker_credentials.seen.lock().unwrap_or_else(|p| p.into_inner());
                 seen.retain(|_, entry| fresh(&*entry));
