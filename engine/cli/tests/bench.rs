@@ -105,6 +105,19 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
         assert_eq!(samples("staged -> on the completions stream"), 20, "{phase}");
         assert_eq!(samples("on the stream -> seen"), 20, "{phase}");
         assert_eq!(samples("total"), 20, "{phase}");
+        // The mean run's time, hop by hop along the path (the completion's split aside),
+        // adds up to its total, each row rounded to 0.01 ms.
+        let per_run = |h: &Value| h["per_run_ms"].as_f64().unwrap_or_else(|| panic!("{phase}: no per_run_ms in {h}"));
+        let path: f64 = hops
+            .iter()
+            .filter(|h| h["hop"].as_str().is_some_and(|n| !n.starts_with("  of it") && !n.starts_with("total")))
+            .map(per_run)
+            .sum();
+        let total = per_run(hops.last().unwrap());
+        assert!(
+            total > 0.0 && (path - total).abs() <= 0.1,
+            "{phase}: hops add up to {path} ms, total {total} ms: {timed}"
+        );
     }
 
     left_nothing_behind(&report, &database).await;

@@ -40,7 +40,10 @@ const HOPS: [&str; 11] = [
     "total: submit -> completion seen",
 ];
 
-/// p50/p99 of every hop over `runs`, as JSON rows (`hop`, `p50_ms`, `p99_ms`, `samples`).
+/// p50/p99 of every hop over `runs`, as JSON rows (`hop`, `p50_ms`, `p99_ms`, `samples`,
+/// `per_run_ms`). Percentiles do not add up along a path (a run slow at one hop is often
+/// slow at the next), so each row also has the hop's time in the mean run (its steps'
+/// times added up): the path's rows, the completion's split aside, add up to the total's.
 pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
     let rows: Vec<(Uuid, Option<Value>)> =
@@ -86,12 +89,19 @@ pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
         }
         samples[10].push(gap(run.submitted_us, run.seen_us));
     }
+    let timed_runs = samples[HOPS.len() - 1].len().max(1) as i64;
     let rows: Vec<Value> = HOPS
         .iter()
         .zip(samples.iter_mut())
         .map(|(hop, s)| {
             s.sort_unstable();
-            json!({ "hop": hop, "p50_ms": ms(quantile(s, 0.5)), "p99_ms": ms(quantile(s, 0.99)), "samples": s.len() })
+            json!({
+                "hop": hop,
+                "p50_ms": ms(quantile(s, 0.5)),
+                "p99_ms": ms(quantile(s, 0.99)),
+                "per_run_ms": ms(s.iter().sum::<i64>() / timed_runs),
+                "samples": s.len(),
+            })
         })
         .collect();
     Ok(Value::Array(rows))
@@ -113,10 +123,11 @@ pub fn print(title: &str, rows: &Value) {
     println!("{title}");
     for r in rows.as_array().into_iter().flatten() {
         println!(
-            "    {:<62} p50 {:>7.2} ms   p99 {:>7.2} ms",
+            "    {:<62} p50 {:>7.2} ms   p99 {:>7.2} ms   mean run {:>7.2} ms",
             r["hop"].as_str().unwrap_or(""),
             r["p50_ms"].as_f64().unwrap_or(0.0),
-            r["p99_ms"].as_f64().unwrap_or(0.0)
+            r["p99_ms"].as_f64().unwrap_or(0.0),
+            r["per_run_ms"].as_f64().unwrap_or(0.0)
         );
     }
 }
