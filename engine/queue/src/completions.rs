@@ -7,7 +7,7 @@ use redis::streams::StreamRangeReply;
 
 use crate::connection::Connection;
 use crate::entries::CompletionEntry;
-use crate::queue::{Queue, QueueError, field};
+use crate::queue::{Queue, QueueError, field, xadd};
 use crate::stream_reply::StreamEntries;
 
 pub const MAX_COMPLETIONS: usize = 100_000;
@@ -50,23 +50,22 @@ impl Completions {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        let max_len = MAX_COMPLETIONS.to_string();
         for (run, data, seal) in entries {
-            // Sized up front, as a job's XADD is (`Queue::enqueue`).
-            let size = self.queue.keys.completions.len() + run.len() + data.len() + seal.len() + 48;
-            let mut xadd = redis::Cmd::with_capacity(12, size);
-            xadd.arg("XADD")
-                .arg(&self.queue.keys.completions)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(MAX_COMPLETIONS)
-                .arg("*")
-                .arg(RUN)
-                .arg(run)
-                .arg(DATA)
-                .arg(data)
-                .arg(SEAL)
-                .arg(seal);
-            pipe.add_command(xadd).ignore();
+            let add = xadd(&[
+                self.queue.keys.completions.as_bytes(),
+                b"MAXLEN",
+                b"~",
+                max_len.as_bytes(),
+                b"*",
+                RUN.as_bytes(),
+                run.as_bytes(),
+                DATA.as_bytes(),
+                data,
+                SEAL.as_bytes(),
+                seal.as_bytes(),
+            ]);
+            pipe.add_command(add).ignore();
         }
         let () = pipe.query_async(&mut self.queue.conn.clone()).await?;
         Ok(())

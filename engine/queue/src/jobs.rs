@@ -7,7 +7,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId};
 use redis::{RedisError, Value};
 
 use crate::entries::{RawJob, SignedJob};
-use crate::queue::{Queue, QueueError, WORKERS_GROUP, field};
+use crate::queue::{Queue, QueueError, WORKERS_GROUP, field, xadd};
 
 /// The fields of a job entry: the payload and its signature.
 const PAYLOAD: &str = "p";
@@ -34,20 +34,16 @@ impl Queue {
             .unwrap_or(0)
             .to_string();
         for job in jobs {
-            // Sized for its arguments up front: grown as they are added, a command's buffer
-            // was copied over again several times for each job.
-            let size = self.keys.jobs.len() + job.payload.len() + job.signature.len() + sent_us.len() + 32;
-            let mut xadd = redis::Cmd::with_capacity(8, size);
-            xadd.arg("XADD")
-                .arg(&self.keys.jobs)
-                .arg("*")
-                .arg(PAYLOAD)
-                .arg(&job.payload)
-                .arg(SIGNATURE)
-                .arg(&job.signature)
-                .arg(SENT)
-                .arg(&sent_us);
-            pipe.add_command(xadd);
+            pipe.add_command(xadd(&[
+                self.keys.jobs.as_bytes(),
+                b"*",
+                PAYLOAD.as_bytes(),
+                &job.payload,
+                SIGNATURE.as_bytes(),
+                job.signature.as_bytes(),
+                SENT.as_bytes(),
+                sent_us.as_bytes(),
+            ]));
         }
         Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }

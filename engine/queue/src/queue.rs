@@ -36,6 +36,17 @@ pub struct Queue {
     pub(crate) keys: Keys,
 }
 
+/// `XADD` with `args`, its buffer sized for them up front: grown as they were added, a
+/// command's buffer was copied over again several times for each entry.
+pub(crate) fn xadd(args: &[&[u8]]) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(args.len() + 1, 4 + args.iter().map(|a| a.len()).sum::<usize>());
+    cmd.arg("XADD");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd
+}
+
 /// The bytes of one field of a stream entry, taken out of it: a job's payload or a
 /// completion is read once, so it is moved rather than copied.
 pub(crate) fn field(entry: &mut StreamId, name: &str) -> Option<Vec<u8>> {

@@ -33,19 +33,18 @@ fn keyed(key: &[u8]) -> HmacSha256 {
 }
 
 impl EngineKey {
+    pub fn from_seed(seed: [u8; 32]) -> EngineKey {
+        let mut derive = keyed(&seed);
+        derive.update(b"crm attempt tickets v1");
+        EngineKey { signing: SigningKey::from_bytes(&seed), mac: keyed(&derive.finalize().into_bytes()) }
+    }
+
+    /// The MAC of `data` under `domain`, from a copy of the keyed state.
     fn mac(&self, domain: &[u8], data: &[u8]) -> HmacSha256 {
         let mut mac = self.mac.clone();
         mac.update(domain);
         mac.update(data);
         mac
-    }
-}
-
-impl EngineKey {
-    pub fn from_seed(seed: [u8; 32]) -> EngineKey {
-        let mut derive = keyed(&seed);
-        derive.update(b"crm attempt tickets v1");
-        EngineKey { signing: SigningKey::from_bytes(&seed), mac: keyed(&derive.finalize().into_bytes()) }
     }
 
     /// The public key workers verify jobs with, as hex.
