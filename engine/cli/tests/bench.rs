@@ -100,6 +100,9 @@ async fn bench_runs_reports_throughput_cpu_and_every_hop_and_leaves_nothing_behi
         };
         // each run's three steps count once each in a per-step hop, its completion once
         assert_eq!(samples("on Redis -> read by a worker"), 60, "{phase}");
+        // every result's wait for the record of its attempt is timed, whether or not its
+        // step went ahead of that record
+        assert_eq!(samples("at the engine -> its record committed"), 60, "{phase}");
         assert_eq!(samples("staged -> next step on Redis"), 40, "{phase}");
         assert_eq!(samples("last step staged -> completion seen"), 20, "{phase}");
         assert_eq!(samples("staged -> on the completions stream"), 20, "{phase}");

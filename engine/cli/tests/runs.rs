@@ -81,10 +81,11 @@ async fn qualify_lead_runs_three_steps_on_real_workers_and_records_its_history()
         assert!(s["duration_ms"].as_f64().is_some());
         // Where the attempt's time went: every point of its path, in path order.
         let t = &a["usage"]["timeline"];
-        let points: Vec<u64> = ["sent_us", "picked_us", "started_us", "finished_us", "received_us", "applied_us"]
-            .iter()
-            .map(|p| t[p].as_u64().unwrap_or_else(|| panic!("{p} missing: {t}")))
-            .collect();
+        let points: Vec<u64> =
+            ["sent_us", "picked_us", "started_us", "finished_us", "received_us", "recorded_us", "applied_us"]
+                .iter()
+                .map(|p| t[p].as_u64().unwrap_or_else(|| panic!("{p} missing: {t}")))
+                .collect();
         assert!(points[0] > 0 && points.windows(2).all(|w| w[0] <= w[1]), "timeline out of order: {t}");
     }
     // ...and each step was sent only after the one before it was applied.

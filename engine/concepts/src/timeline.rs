@@ -25,6 +25,11 @@ pub struct StepTimeline {
     /// the engine took the result in
     #[serde(default)]
     pub received_us: u64,
+    /// the engine knew the attempt recorded: at once for a step sent after its record
+    /// committed; for one sent ahead of it (`crm_scheduler::provisional`), when that write
+    /// committed, which a fast step can beat
+    #[serde(default)]
+    pub recorded_us: u64,
     /// an applier staged it into the run's transaction
     #[serde(default)]
     pub applied_us: u64,

@@ -265,6 +265,7 @@ pub(crate) async fn results(core: &Core, batch: Vec<TicketedResult>) -> Result<(
             }
             Standing::Unseen(sent) => Some(sent.sent_at_ms),
         };
+        result.usage.timeline.recorded_us = crm_concepts::timeline::now_us();
         metrics::histogram!("crm_step_duration_seconds", "workflow" => t.workflow.clone(), "step" => t.step.clone())
             .record(result.usage.duration_us as f64 / 1e6);
         bound(&mut result);

@@ -26,13 +26,14 @@ pub struct TimedRun {
 }
 
 /// The hops, in path order; each step of a run contributes one sample to each per-step hop.
-const HOPS: [&str; 11] = [
+const HOPS: [&str; 12] = [
     "submit -> first step on Redis",
     "on Redis -> read by a worker",
     "read -> step started",
     "step (instantiate + call)",
     "step done -> result at the engine",
-    "at the engine -> staged by an applier",
+    "at the engine -> its record committed (sent ahead of it)",
+    "record committed -> staged by an applier",
     "staged -> next step on Redis (commit, send)",
     "last step staged -> completion seen (commit, publish, SSE)",
     "  of it: staged -> on the completions stream (+-0.5 ms)",
@@ -63,7 +64,9 @@ pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
         let Some(mut path) = steps.remove(&run.id) else { continue };
         // A run whose every point was seen (not one ended by the engine, say).
         let complete = |t: &StepTimeline| {
-            [t.sent_us, t.picked_us, t.started_us, t.finished_us, t.received_us, t.applied_us].iter().all(|&x| x > 0)
+            [t.sent_us, t.picked_us, t.started_us, t.finished_us, t.received_us, t.recorded_us, t.applied_us]
+                .iter()
+                .all(|&x| x > 0)
         };
         if path.is_empty() || !path.iter().all(complete) {
             continue;
@@ -75,19 +78,20 @@ pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
             samples[2].push(gap(t.picked_us, t.started_us));
             samples[3].push(gap(t.started_us, t.finished_us));
             samples[4].push(gap(t.finished_us, t.received_us));
-            samples[5].push(gap(t.received_us, t.applied_us));
+            samples[5].push(gap(t.received_us, t.recorded_us));
+            samples[6].push(gap(t.recorded_us, t.applied_us));
             match path.get(i + 1) {
-                Some(next) => samples[6].push(gap(t.applied_us, next.sent_us)),
+                Some(next) => samples[7].push(gap(t.applied_us, next.sent_us)),
                 None => {
-                    samples[7].push(gap(t.applied_us, run.seen_us));
+                    samples[8].push(gap(t.applied_us, run.seen_us));
                     if run.published_us > 0 {
-                        samples[8].push(gap(t.applied_us, run.published_us));
-                        samples[9].push(gap(run.published_us, run.seen_us));
+                        samples[9].push(gap(t.applied_us, run.published_us));
+                        samples[10].push(gap(run.published_us, run.seen_us));
                     }
                 }
             }
         }
-        samples[10].push(gap(run.submitted_us, run.seen_us));
+        samples[11].push(gap(run.submitted_us, run.seen_us));
     }
     let timed_runs = samples[HOPS.len() - 1].len().max(1) as i64;
     let rows: Vec<Value> = HOPS

@@ -228,9 +228,10 @@ fn timeline(t: &Value) -> Option<String> {
         at("started_us")?,
         at("finished_us")?,
         at("received_us")?,
+        at("recorded_us")?,
         at("applied_us")?,
     ];
-    let hops = ["on Redis", "to start", "run", "back to engine", "until applied"];
+    let hops = ["on Redis", "to start", "run", "back to engine", "until recorded", "until applied"];
     let parts: Vec<String> = hops
         .iter()
         .zip(points.windows(2))
