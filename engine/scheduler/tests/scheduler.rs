@@ -669,6 +669,53 @@ async fn idempotency_keys_cancel_and_version_pinning() {
     s.teardown().await;
 }
 
+/// A batch of runs goes in with one statement, in one of two forms: with `ON CONFLICT` when
+/// some run has an idempotency key, without it when none has (Postgres then inserts each
+/// row outright rather than speculatively). Either way a run without a key always goes in,
+/// and a key an earlier run holds keeps its run out.
+#[tokio::test]
+async fn runs_go_in_with_or_without_keys_and_a_taken_key_keeps_its_run_out() {
+    use crm_concepts::run::StepStatus;
+    use crm_store::runs::{Inserted, NewRun, insert_runs};
+    let s = Setup::new("insert_forms", &[CHAIN]).await;
+    let run = |key: Option<&str>| NewRun {
+        id: Uuid::new_v4(),
+        workflow: "chain".into(),
+        version: 1,
+        input: json!({}),
+        acting_user: None,
+        notify: None,
+        idempotency_key: key.map(String::from),
+        trigger: "api".into(),
+        steps: vec![("a".into(), StepStatus::Queued)],
+        status: RunStatus::Queued,
+        waits: Vec::new(),
+        dispatch_after: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
+    let mut conn = s.db.pool.acquire().await.unwrap();
+    let unkeyed = vec![run(None), run(None)];
+    assert_eq!(insert_runs(&mut conn, &unkeyed).await.unwrap(), vec![Inserted::Created, Inserted::Created]);
+    let first = vec![run(Some("k"))];
+    assert_eq!(insert_runs(&mut conn, &first).await.unwrap(), vec![Inserted::Created]);
+    // a mixed batch: the keyed form, and the taken key keeps only its own run out
+    let mixed = vec![run(None), run(Some("k")), run(Some("other"))];
+    let inserted = insert_runs(&mut conn, &mixed).await.unwrap();
+    assert_eq!(inserted[0], Inserted::Created);
+    assert!(
+        matches!(inserted[1], Inserted::Existing { id, same_input: true, .. } if id == first[0].id),
+        "{inserted:?}"
+    );
+    assert_eq!(inserted[2], Inserted::Created);
+    let (runs, steps): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM run_steps)")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((runs, steps), (5, 5), "each run that went in has its step, the one kept out has none");
+    drop(conn);
+    s.teardown().await;
+}
+
 #[tokio::test]
 async fn a_request_stuck_behind_another_transactions_idempotency_key_holds_up_no_other() {
     let s = Setup::new("stuck", &[CHAIN]).await;

@@ -52,6 +52,44 @@ pub enum Inserted {
     },
 }
 
+/// [`insert_runs`]'s statement, a macro so that both forms stay literals: `$conflict` is
+/// what the runs' insert does about an idempotency key already taken.
+macro_rules! insert_runs {
+    ($conflict:literal) => {
+        concat!(
+            "WITH ok AS (
+                SELECT u.* FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[], $14::text[])
+                    AS u (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
+                JOIN workflows w ON w.name = u.workflow AND w.current_version = u.version AND w.enabled
+                WHERE u.acting_user IS NULL
+                   OR EXISTS (SELECT 1 FROM users a WHERE a.id = u.acting_user AND a.disabled_at IS NULL)
+             ), r AS (
+                INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
+                SELECT * FROM ok ",
+            $conflict,
+            " RETURNING id
+             ), s AS (
+                INSERT INTO run_steps (run_id, step, status, attempt, dispatch_after, queued_at)
+                SELECT u.r, u.s, u.st, u.a, u.d, CASE WHEN u.st IN ('queued', 'held') THEN now() END
+                FROM UNNEST($9::uuid[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) AS u (r, s, st, a, d)
+                JOIN r ON r.id = u.r
+             )
+             SELECT ok.id, r.id IS NOT NULL FROM ok LEFT JOIN r ON r.id = ok.id"
+        )
+    };
+}
+
+/// [`insert_runs`] when some run has an idempotency key: one whose key an earlier run of its
+/// workflow holds is not inserted.
+const INSERT_RUNS_KEYED: &str =
+    insert_runs!("ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
+
+/// [`insert_runs`] when no run has an idempotency key, as the API's and the bot's runs
+/// mostly do: none can clash on one (the unique index holds only keyed runs), and without
+/// `ON CONFLICT` Postgres inserts each row outright instead of speculatively (a token, a
+/// lock and one more WAL record per row; `docs/performance.md`).
+const INSERT_RUNS: &str = insert_runs!("");
+
 /// Inserts runs and their steps in the caller's transaction; the result matches `runs`
 /// one to one. Callers that start runs inside their own transaction (triggers) use this
 /// directly; the dispatcher picks their ready steps up once `dispatch_after` passes.
@@ -98,42 +136,24 @@ pub async fn insert_runs(conn: &mut PgConnection, runs: &[NewRun]) -> Result<Vec
     // workflow enabled, the acting user active), and the steps of those that went in (a
     // run whose idempotency key is taken inserts nothing). Atomic on its own, one round
     // trip. It answers each run that passed the guard, and whether it was inserted.
-    let passed: Vec<(Uuid, bool)> = sqlx::query_as(
-        "WITH ok AS (
-            SELECT u.* FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::int8[], $6::jsonb[], $7::text[], $8::text[], $14::text[])
-                AS u (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
-            JOIN workflows w ON w.name = u.workflow AND w.current_version = u.version AND w.enabled
-            WHERE u.acting_user IS NULL
-               OR EXISTS (SELECT 1 FROM users a WHERE a.id = u.acting_user AND a.disabled_at IS NULL)
-         ), r AS (
-            INSERT INTO runs (id, workflow, version, input, acting_user, notify, idempotency_key, trigger, status)
-            SELECT * FROM ok
-            ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING id
-         ), s AS (
-            INSERT INTO run_steps (run_id, step, status, attempt, dispatch_after, queued_at)
-            SELECT u.r, u.s, u.st, u.a, u.d, CASE WHEN u.st IN ('queued', 'held') THEN now() END
-            FROM UNNEST($9::uuid[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) AS u (r, s, st, a, d)
-            JOIN r ON r.id = u.r
-         )
-         SELECT ok.id, r.id IS NOT NULL FROM ok LEFT JOIN r ON r.id = ok.id",
-    )
-    .bind(&ids)
-    .bind(&workflows)
-    .bind(&versions)
-    .bind(&inputs)
-    .bind(&users)
-    .bind(&notifies)
-    .bind(&keys)
-    .bind(&triggers)
-    .bind(&s_runs)
-    .bind(&s_steps)
-    .bind(&s_status)
-    .bind(&s_attempt)
-    .bind(&s_after)
-    .bind(&statuses)
-    .fetch_all(&mut *conn)
-    .await?;
+    let statement = if keys.iter().any(Option::is_some) { INSERT_RUNS_KEYED } else { INSERT_RUNS };
+    let passed: Vec<(Uuid, bool)> = sqlx::query_as(statement)
+        .bind(&ids)
+        .bind(&workflows)
+        .bind(&versions)
+        .bind(&inputs)
+        .bind(&users)
+        .bind(&notifies)
+        .bind(&keys)
+        .bind(&triggers)
+        .bind(&s_runs)
+        .bind(&s_steps)
+        .bind(&s_status)
+        .bind(&s_attempt)
+        .bind(&s_after)
+        .bind(&statuses)
+        .fetch_all(&mut *conn)
+        .await?;
     // Each run that passed the guard, and whether it went in; one missing failed the guard.
     let passed: std::collections::HashMap<Uuid, bool> = passed.into_iter().collect();
     let created = |r: &NewRun| passed.get(&r.id) == Some(&true);
