@@ -26,8 +26,11 @@ pub struct StepTimeline {
     #[serde(default)]
     pub received_us: u64,
     /// the engine knew the attempt recorded: at once for a step sent after its record
-    /// committed; for one sent ahead of it (`crm_scheduler::provisional`), when that write
-    /// committed, which a fast step can beat
+    /// committed; for one this engine sent ahead of it (`crm_scheduler::provisional`), when
+    /// that write committed, which a fast step can beat. One sent ahead by a write this
+    /// engine did not see end (another engine's, or its own before a restart) passes at
+    /// once: the applier checks its record under the run's lock, so that wait falls in the
+    /// next hop.
     #[serde(default)]
     pub recorded_us: u64,
     /// an applier staged it into the run's transaction
