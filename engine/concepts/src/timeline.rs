@@ -42,6 +42,19 @@ impl StepTimeline {
     pub fn is_empty(&self) -> bool {
         *self == StepTimeline::default()
     }
+
+    /// Every point in path order, the one list readers walk: consecutive points bound a hop.
+    pub fn path(&self) -> [u64; 7] {
+        [
+            self.sent_us,
+            self.picked_us,
+            self.started_us,
+            self.finished_us,
+            self.received_us,
+            self.recorded_us,
+            self.applied_us,
+        ]
+    }
 }
 
 /// Now, in the timeline's unit.

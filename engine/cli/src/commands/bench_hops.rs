@@ -63,23 +63,17 @@ pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
     for run in runs {
         let Some(mut path) = steps.remove(&run.id) else { continue };
         // A run whose every point was seen (not one ended by the engine, say).
-        let complete = |t: &StepTimeline| {
-            [t.sent_us, t.picked_us, t.started_us, t.finished_us, t.received_us, t.recorded_us, t.applied_us]
-                .iter()
-                .all(|&x| x > 0)
-        };
+        let complete = |t: &StepTimeline| t.path().iter().all(|&x| x > 0);
         if path.is_empty() || !path.iter().all(complete) {
             continue;
         }
         path.sort_by_key(|t| t.sent_us);
         samples[0].push(gap(run.submitted_us, path[0].sent_us));
         for (i, t) in path.iter().enumerate() {
-            samples[1].push(gap(t.sent_us, t.picked_us));
-            samples[2].push(gap(t.picked_us, t.started_us));
-            samples[3].push(gap(t.started_us, t.finished_us));
-            samples[4].push(gap(t.finished_us, t.received_us));
-            samples[5].push(gap(t.received_us, t.recorded_us));
-            samples[6].push(gap(t.recorded_us, t.applied_us));
+            // the per-step hops, HOPS[1..=6], one between each two points of the path
+            for (k, w) in t.path().windows(2).enumerate() {
+                samples[1 + k].push(gap(w[0], w[1]));
+            }
             match path.get(i + 1) {
                 Some(next) => samples[7].push(gap(t.applied_us, next.sent_us)),
                 None => {

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use crm_concepts::timeline::StepTimeline;
 use serde_json::{Value, json};
 
 use crate::commands::engine_client::{EngineArgs, EngineClient};
@@ -221,16 +222,10 @@ fn print_run(run: &Value) {
 
 /// An attempt's way through the system as milliseconds per hop, when its timeline is whole.
 fn timeline(t: &Value) -> Option<String> {
-    let at = |p: &str| t[p].as_u64().filter(|&v| v > 0);
-    let points = [
-        at("sent_us")?,
-        at("picked_us")?,
-        at("started_us")?,
-        at("finished_us")?,
-        at("received_us")?,
-        at("recorded_us")?,
-        at("applied_us")?,
-    ];
+    let points = serde_json::from_value::<StepTimeline>(t.clone()).ok()?.path();
+    if points.contains(&0) {
+        return None;
+    }
     let hops = ["on Redis", "to start", "run", "back to engine", "until recorded", "until applied"];
     let parts: Vec<String> = hops
         .iter()
