@@ -1,6 +1,8 @@
 //! When one attempt passed each point of its path from the engine through Redis and a
-//! worker back to the engine. Kept with the attempt's usage, so `crm run show` and the
-//! benchmark's per-hop breakdown read where a run's time went without a tracing backend.
+//! worker back to the engine. Part of the attempt's usage as the API shows it, so `crm run
+//! show` and the benchmark's per-hop breakdown read where a run's time went without a
+//! tracing backend. Postgres keeps it beside the usage, as an `int8[]` of [`StepTimeline::path`]
+//! (`migrations/0029_timeline_beside_usage.sql`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,8 +45,11 @@ impl StepTimeline {
         *self == StepTimeline::default()
     }
 
+    /// How many points a path has.
+    pub const POINTS: usize = 7;
+
     /// Every point in path order, the one list readers walk: consecutive points bound a hop.
-    pub fn path(&self) -> [u64; 7] {
+    pub fn path(&self) -> [u64; Self::POINTS] {
         [
             self.sent_us,
             self.picked_us,
@@ -54,6 +59,14 @@ impl StepTimeline {
             self.recorded_us,
             self.applied_us,
         ]
+    }
+
+    /// The timeline of a [`StepTimeline::path`], or `None` if `points` is not one.
+    pub fn from_path(points: &[u64]) -> Option<StepTimeline> {
+        let &[sent_us, picked_us, started_us, finished_us, received_us, recorded_us, applied_us] = points else {
+            return None;
+        };
+        Some(StepTimeline { sent_us, picked_us, started_us, finished_us, received_us, recorded_us, applied_us })
     }
 }
 

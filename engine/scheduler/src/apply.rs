@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crm_concepts::run::{AttemptStatus, Completion};
 use crm_concepts::step::{StepError, StepErrorCode, StepOutcome, StepUsage};
+use crm_concepts::timeline::StepTimeline;
 use crm_store::runs::{self, AttemptRecord, Expect};
 use crm_store::workflow_error::WorkflowError;
 use crm_store::{approvals, run_waits};
@@ -469,11 +470,8 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     worker: r.worker.clone(),
                     error,
                     logs: raw(&r.logs),
-                    usage: {
-                        let mut usage = r.usage.clone();
-                        usage.timeline.applied_us = applied_us;
-                        raw(&usage)
-                    },
+                    usage: raw(&StepUsage { timeline: StepTimeline::default(), ..r.usage.clone() }),
+                    timeline: StepTimeline { applied_us, ..r.usage.timeline },
                     applied: applied == Applied::Yes,
                 };
                 (applied, record)
@@ -494,6 +492,7 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     error: None,
                     logs: raw(&[(); 0]),
                     usage: raw(&StepUsage::default()),
+                    timeline: StepTimeline::default(),
                     applied: true,
                 };
                 (applied, record)
@@ -516,6 +515,7 @@ fn drive(machines: &mut HashMap<Uuid, RunMachine>, incoming: &[Incoming]) -> (Ve
                     error: serde_json::to_value(&error).ok(),
                     logs: raw(&[(); 0]),
                     usage: raw(&StepUsage::default()),
+                    timeline: StepTimeline::default(),
                     applied: applied == Applied::Yes,
                 };
                 (applied, record)

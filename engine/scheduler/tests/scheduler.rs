@@ -12,6 +12,7 @@ use crm_concepts::run::{RunRequest, RunStatus};
 use crm_concepts::step::{
     AttemptKey, StepError, StepErrorCode, StepJob, StepOutcome, StepResult, StepUsage, TicketedResult,
 };
+use crm_concepts::timeline::StepTimeline;
 use crm_queue::Queue;
 use crm_scheduler::{IntakeError, Scheduler};
 use crm_store::Db;
@@ -22,6 +23,17 @@ use uuid::Uuid;
 
 /// The smallest bytes the deploy accepts as a component; no worker runs them here.
 const FAKE_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+/// What [`Setup::answer`] says of where its attempt went before the engine took it in.
+const WORKERS_POINTS: StepTimeline = StepTimeline {
+    sent_us: 1_000,
+    picked_us: 2_000,
+    started_us: 3_000,
+    finished_us: 4_000,
+    received_us: 0,
+    recorded_us: 0,
+    applied_us: 0,
+};
 
 struct Setup {
     db: Db,
@@ -78,7 +90,8 @@ impl Setup {
         let result = StepResult {
             key: job.key.clone(),
             outcome,
-            usage: StepUsage { duration_us: 42, ..Default::default() },
+            // the worker's points of the path; the engine stamps its own
+            usage: StepUsage { duration_us: 42, timeline: WORKERS_POINTS, ..Default::default() },
             logs: vec![],
             worker: "test-worker".into(),
         };
@@ -360,6 +373,44 @@ async fn a_retried_run_keeps_every_attempt_of_its_steps() {
     let shown: Vec<(i32, &str, Option<u64>)> =
         b.attempts.iter().map(|a| (a.attempt, a.worker.as_str(), a.usage["duration_us"].as_u64())).collect();
     assert_eq!(shown, vec![(1, "test-worker", Some(42)), (2, "test-worker", Some(42))]);
+
+    // Every attempt keeps its whole path, wherever it is kept: the worker's points as it
+    // handed them in, then the engine's, in order.
+    let steps = crm_store::run_history::steps(&s.db.pool, id).await.unwrap();
+    for a in steps.iter().flat_map(|st| &st.attempts) {
+        let t: StepTimeline = serde_json::from_value(a.usage["timeline"].clone()).unwrap();
+        assert_eq!(t.path()[..4], WORKERS_POINTS.path()[..4], "{}", a.usage);
+        assert!(t.path().windows(2).all(|w| w[0] <= w[1]), "{}", a.usage);
+    }
+    // Postgres holds it beside the usage, which no longer repeats it.
+    let in_usage: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM step_attempts WHERE run_id = $1 AND usage ? 'timeline'")
+            .bind(id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    let whole: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM step_attempts WHERE run_id = $1 AND cardinality(timeline) = 7")
+            .bind(id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((in_usage, whole), (0, 5));
+
+    // An attempt recorded before the timeline had a column of its own keeps it in its
+    // usage, and the history shows it the same way.
+    sqlx::query(
+        "UPDATE earlier_attempts SET usage = usage || jsonb_build_object('timeline', jsonb_build_object('sent_us', 7)),
+                                     timeline = NULL
+         WHERE run_id = $1 AND step = 'a'",
+    )
+    .bind(id)
+    .execute(&s.db.pool)
+    .await
+    .unwrap();
+    let steps = crm_store::run_history::steps(&s.db.pool, id).await.unwrap();
+    let a1 = &steps.iter().find(|st| st.step == "a").unwrap().attempts[0];
+    assert_eq!((a1.usage["timeline"].clone(), a1.usage["duration_us"].as_u64()), (json!({"sent_us": 7}), Some(42)));
     s.teardown().await;
 }
 
@@ -593,6 +644,10 @@ async fn a_step_nobody_answers_is_retried_as_lost() {
     let attempts = s.attempts(id).await;
     assert_eq!(attempts[0], ("a".into(), 1, "lost".into(), true));
     assert_eq!(attempts[1], ("a".into(), 2, "succeeded".into(), true));
+    // The engine ended the lost attempt: no point of its path was seen, so it has none.
+    let steps = crm_store::run_history::steps(&s.db.pool, id).await.unwrap();
+    let lost = &steps.iter().find(|st| st.step == "a").unwrap().attempts[0];
+    assert_eq!(lost.usage.get("timeline"), None, "{}", lost.usage);
     s.teardown().await;
 }
 

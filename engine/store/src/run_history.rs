@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::run_waits::WaitView;
-use crate::runs::{status_of, step_status_of};
+use crate::runs::{status_of, step_status_of, timeline_from_column};
 use crate::workflow_error::WorkflowError;
 use crate::workflows;
 
@@ -204,11 +204,26 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<RunRecord, WorkflowError> {
     })
 }
 
+/// An attempt's usage as the API shows it, its timeline inside. Postgres keeps the timeline
+/// in a column of its own; an attempt recorded before that has it inside the usage already.
+fn usage_of(a: &PgRow) -> Result<Value, sqlx::Error> {
+    let mut usage: Value = a.try_get("usage")?;
+    let timeline: Option<Vec<i64>> = a.try_get("timeline")?;
+    if let Some(points) = timeline {
+        let timeline = timeline_from_column(&points)
+            .ok_or_else(|| sqlx::Error::Decode(format!("a timeline of {} points", points.len()).into()))?;
+        if let Some(fields) = usage.as_object_mut() {
+            fields.insert("timeline".into(), serde_json::to_value(timeline).unwrap_or_default());
+        }
+    }
+    Ok(usage)
+}
+
 /// A run's steps with every attempt, in no particular order (the caller orders them by
 /// the manifest).
 pub async fn steps(pool: &PgPool, id: Uuid) -> Result<Vec<StepRecord>, WorkflowError> {
     let attempts = sqlx::query(
-        "SELECT step, attempt, status, worker, error, logs, usage, applied, received_at
+        "SELECT step, attempt, status, worker, error, logs, usage, timeline, applied, received_at
          FROM step_attempts WHERE run_id = $1 ORDER BY step, attempt",
     )
     .bind(id)
@@ -223,7 +238,7 @@ pub async fn steps(pool: &PgPool, id: Uuid) -> Result<Vec<StepRecord>, WorkflowE
             worker: a.try_get("worker")?,
             error: a.try_get("error")?,
             logs: a.try_get("logs")?,
-            usage: a.try_get("usage")?,
+            usage: usage_of(a)?,
             applied: a.try_get("applied")?,
             received_at: a.try_get("received_at")?,
         });

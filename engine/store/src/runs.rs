@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crm_concepts::run::{AttemptStatus, Notify, RunError, RunStatus, StepStatus};
+use crm_concepts::timeline::StepTimeline;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -353,7 +354,12 @@ pub struct AttemptRecord {
     /// the log lines and the usage as JSON text, bound as they are: written from the
     /// worker's types straight to text, never held as a JSON tree
     pub logs: Box<RawValue>,
+    /// without its timeline, which goes in a column of its own
     pub usage: Box<RawValue>,
+    /// where the attempt's time went; an empty one (an attempt the engine ended) is kept
+    /// as NULL. In a column of its own since as JSON it cost Postgres three times the rest
+    /// of the usage to parse (`migrations/0029_timeline_beside_usage.sql`).
+    pub timeline: StepTimeline,
     /// false when the result came after the step had moved on
     pub applied: bool,
 }
@@ -403,19 +409,20 @@ macro_rules! changes_guard {
     };
 }
 
-/// The attempts kept outside their step's row (`$1`–`$9`).
+/// The attempts kept outside their step's row (`$1`–`$9`, their timelines `$28`).
 macro_rules! changes_attempts {
     () => {
         ", u AS (
-            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::bool[])
-                AS u (r, s, a, st, w, e, l, us, ap)
+            SELECT u.r, u.s, u.a, u.st, u.w, u.e, u.l, u.us, u.ap, crm_timeline_at($28::int8[], u.k) AS t
+            FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::bool[])
+                WITH ORDINALITY AS u (r, s, a, st, w, e, l, us, ap, k)
             WHERE u.r IN (SELECT id FROM g)
          ), applied AS (
             -- no ON CONFLICT: an applied attempt recorded before is an error, not a no-op
-            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied, timeline)
             SELECT * FROM u WHERE u.ap
          ), late AS (
-            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied)
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied, timeline)
             SELECT * FROM u WHERE NOT u.ap
               -- a repeat of the attempt that settled its step, kept in the step's row
               AND NOT EXISTS (SELECT FROM run_steps s
@@ -425,18 +432,19 @@ macro_rules! changes_attempts {
     };
 }
 
-/// The steps' new states (`$10`–`$17`, `$24`–`$27`).
+/// The steps' new states (`$10`–`$17`, `$24`–`$27`, the settling attempts' timelines `$29`).
 macro_rules! changes_steps {
     () => {
         ", su AS (
-            SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[],
-                                 $24::text[], $25::text[], $26::jsonb[], $27::jsonb[])
-                AS u (r, s, st, a, o, e, n, d, sb, w, l, us)
+            SELECT u.r, u.s, u.st, u.a, u.o, u.e, u.n, u.d, u.sb, u.w, u.l, u.us, crm_timeline_at($29::int8[], u.k) AS t
+            FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::int[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::timestamptz[],
+                        $24::text[], $25::text[], $26::jsonb[], $27::jsonb[])
+                WITH ORDINALITY AS u (r, s, st, a, o, e, n, d, sb, w, l, us, k)
             WHERE u.r IN (SELECT id FROM g)
          ), moved AS (
             -- the statement's snapshot: the settling attempt as it was before this update
-            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied, received_at)
-            SELECT s.run_id, s.step, s.attempt, s.settled_by, s.worker, s.error, s.logs, s.usage, true, s.finished_at
+            INSERT INTO earlier_attempts (run_id, step, attempt, status, worker, error, logs, usage, applied, received_at, timeline)
+            SELECT s.run_id, s.step, s.attempt, s.settled_by, s.worker, s.error, s.logs, s.usage, true, s.finished_at, s.timeline
             FROM su u JOIN run_steps s ON s.run_id = u.r AND s.step = u.s
             WHERE s.settled_by IS NOT NULL AND u.st IN ('waiting', 'queued', 'held')
          ), s AS (
@@ -455,7 +463,8 @@ macro_rules! changes_steps {
                 END,
                 worker = CASE WHEN u.sb IS NOT NULL THEN u.w WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.worker END,
                 logs = CASE WHEN u.sb IS NOT NULL THEN u.l WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.logs END,
-                usage = CASE WHEN u.sb IS NOT NULL THEN u.us WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.usage END
+                usage = CASE WHEN u.sb IS NOT NULL THEN u.us WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.usage END,
+                timeline = CASE WHEN u.sb IS NOT NULL THEN u.t WHEN u.st IN ('waiting', 'queued', 'held') THEN NULL ELSE s.timeline END
             FROM su u
             WHERE s.run_id = u.r AND s.step = u.s
          )"
@@ -475,7 +484,7 @@ const WRITE_CHANGES: &str = concat!(changes_guard!(), changes_attempts!(), chang
 
 /// [`write_changes`] when every attempt settles its step, as a batch of results in order
 /// does: without the attempts' three CTEs, which unnest nothing then and still cost about
-/// 8 % of a batch of one's statement (`docs/performance.md`). `$1`–`$9` go unread.
+/// 8 % of a batch of one's statement (`docs/performance.md`). `$1`–`$9` and `$28` go unread.
 const WRITE_CHANGES_SETTLING: &str = concat!(changes_guard!(), changes_steps!(), changes_written!());
 
 /// Writes a batch's changes in one statement: the attempt records, the steps' and the runs'
@@ -517,6 +526,7 @@ pub async fn write_changes(
     let a_logs: Vec<Json<&RawValue>> = attempts.iter().map(|a| Json(&*a.logs)).collect();
     let a_usage: Vec<Json<&RawValue>> = attempts.iter().map(|a| Json(&*a.usage)).collect();
     let a_applied: Vec<bool> = attempts.iter().map(|a| a.applied).collect();
+    let a_timeline: Vec<i64> = attempts.iter().flat_map(|a| path_of(&a.timeline)).collect();
 
     let s_run: Vec<Uuid> = steps.iter().map(|u| u.run_id).collect();
     let s_step: Vec<&str> = steps.iter().map(|u| u.step.as_str()).collect();
@@ -533,6 +543,8 @@ pub async fn write_changes(
     let s_worker: Vec<Option<&str>> = steps.iter().map(|u| settling_of(u).map(|a| a.worker.as_str())).collect();
     let s_logs: Vec<Option<Json<&RawValue>>> = steps.iter().map(|u| settling_of(u).map(|a| Json(&*a.logs))).collect();
     let s_usage: Vec<Option<Json<&RawValue>>> = steps.iter().map(|u| settling_of(u).map(|a| Json(&*a.usage))).collect();
+    let s_timeline: Vec<i64> =
+        steps.iter().flat_map(|u| path_of(&settling_of(u).map(|a| a.timeline).unwrap_or_default())).collect();
 
     // Every run the batch touches gets a row here, whether or not its own columns change:
     // its revision moves with any change to its steps.
@@ -588,6 +600,8 @@ pub async fn write_changes(
         .bind(&s_worker)
         .bind(&s_logs)
         .bind(&s_usage)
+        .bind(&a_timeline)
+        .bind(&s_timeline)
         .fetch_all(&mut *conn)
         .await;
     match written {
@@ -601,6 +615,18 @@ pub async fn write_changes(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A timeline as its column holds it: `crm_timeline_at` cuts each row's out of one array of
+/// them all, [`StepTimeline::POINTS`] apiece, since Postgres has no array of arrays to unnest.
+fn path_of(t: &StepTimeline) -> [i64; StepTimeline::POINTS] {
+    t.path().map(|us| i64::try_from(us).unwrap_or(i64::MAX))
+}
+
+/// A timeline read back from its column, or `None` if `points` is not one.
+pub fn timeline_from_column(points: &[i64]) -> Option<StepTimeline> {
+    let points: Vec<u64> = points.iter().map(|&us| u64::try_from(us).unwrap_or(0)).collect();
+    StepTimeline::from_path(&points)
 }
 
 /// A step ready to go to Redis, with what its job needs from the run.

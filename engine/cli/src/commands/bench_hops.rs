@@ -47,15 +47,15 @@ const HOPS: [&str; 12] = [
 /// times added up): the path's rows, the completion's split aside, add up to the total's.
 pub async fn breakdown(db: &Db, runs: &[TimedRun]) -> anyhow::Result<Value> {
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
-    let rows: Vec<(Uuid, Option<Value>)> =
-        sqlx::query_as("SELECT run_id, usage->'timeline' FROM step_attempts WHERE run_id = ANY($1) AND applied")
+    let rows: Vec<(Uuid, Option<Vec<i64>>)> =
+        sqlx::query_as("SELECT run_id, timeline FROM step_attempts WHERE run_id = ANY($1) AND applied")
             .bind(&ids)
             .fetch_all(&db.pool)
             .await
             .context("reading the timed runs' step timelines")?;
     let mut steps: HashMap<Uuid, Vec<StepTimeline>> = HashMap::new();
     for (run, timeline) in rows {
-        let t: StepTimeline = timeline.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        let t = timeline.and_then(|points| crm_store::runs::timeline_from_column(&points)).unwrap_or_default();
         steps.entry(run).or_default().push(t);
     }
     let mut samples: Vec<Vec<i64>> = vec![Vec::new(); HOPS.len()];
