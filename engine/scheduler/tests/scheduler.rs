@@ -383,18 +383,14 @@ async fn a_retried_run_keeps_every_attempt_of_its_steps() {
         assert!(t.path().windows(2).all(|w| w[0] <= w[1]), "{}", a.usage);
     }
     // Postgres holds it beside the usage, which no longer repeats it.
-    let in_usage: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM step_attempts WHERE run_id = $1 AND usage ? 'timeline'")
-            .bind(id)
-            .fetch_one(&s.db.pool)
-            .await
-            .unwrap();
-    let whole: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM step_attempts WHERE run_id = $1 AND cardinality(timeline) = 7")
-            .bind(id)
-            .fetch_one(&s.db.pool)
-            .await
-            .unwrap();
+    let (in_usage, whole): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE usage ? 'timeline'), count(*) FILTER (WHERE cardinality(timeline) = 7)
+         FROM step_attempts WHERE run_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
     assert_eq!((in_usage, whole), (0, 5));
 
     // An attempt recorded before the timeline had a column of its own keeps it in its
